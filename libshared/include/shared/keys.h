@@ -1,0 +1,46 @@
+/* keys.h - the one registry of Redis key prefixes, with the service that
+ * owns each. A service reads and writes only keys under its own prefixes;
+ * the deployed stack enforces this with one Redis ACL user per service.
+ *
+ * Keys of one entity put its id in a hash tag ("progress:{abc}",
+ * "progress:{abc}:log") so they share a Redis Cluster slot. */
+#ifndef SHARED_KEYS_H
+#define SHARED_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SH_OWNER_PROGRESS "progress"
+#define SH_OWNER_COORDINATOR "coordinator"
+#define SH_OWNER_SYNC "sync-worker"
+
+#define SH_KEY_PROGRESS "progress:"   /* progress:{id} hash, progress:{id}:log list */
+#define SH_KEY_JOB "job:"             /* job:{id} hash */
+#define SH_KEY_JOB_INDEX "job_index:" /* job_index:{conversationId} -> jobId */
+#define SH_KEY_SQ "sq:"               /* claims of work items */
+#define SH_KEY_REFUND "refund:"       /* row reservations */
+#define SH_KEY_ACCOUNT "account:"     /* email accounts */
+#define SH_KEY_SCHED "sched:"         /* sync schedule */
+#define SH_KEY_MAIL "mail:"           /* synced mail */
+
+typedef struct sh_key_prefix {
+    const char *prefix;
+    const char *owner;
+    const char *what;
+} sh_key_prefix;
+
+/* Every prefix, ending in a row whose prefix is NULL. */
+extern const sh_key_prefix sh_key_prefixes[];
+
+/* sh_key_owner returns the owner of key (by its prefix) or NULL. */
+const char *sh_key_owner(const char *key, size_t len);
+
+/* The syntax of every entity id: [A-Za-z0-9._:-]{1,128}. */
+#define SH_ID_MAX 128
+bool sh_id_valid(const char *id, size_t len);
+
+/* sh_key_build writes prefix + "{" + id + "}" + suffix into buf (suffix may
+ * be NULL). Returns the length, or -1 if the id is invalid or buf too small. */
+int sh_key_build(char *buf, size_t len, const char *prefix, const char *id, const char *suffix);
+
+#endif

@@ -1,0 +1,118 @@
+/* store.h - the Redis connection of one thread: URL parsing, commands,
+ * pipelines, Lua scripts by EVALSHA with a NOSCRIPT fallback, and reconnects
+ * with backoff.
+ *
+ * A store is used by one thread at a time (give each worker its own). It
+ * connects lazily: sh_store_new succeeds while Redis is down, and every call
+ * made while it is down fails fast with SH_EUNAVAIL; the next call after the
+ * backoff delay (50 ms doubling to 1 s) tries to reconnect. A connection
+ * found dead (EOF, reset) is re-made at once and the command is sent once
+ * more on the new connection.
+ *
+ * Replies: sh_reply is a read-only tree owned by the caller of the call that
+ * returned it; free it with sh_reply_free (NULL is fine). */
+#ifndef SHARED_STORE_H
+#define SHARED_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/err.h"
+
+#define SH_URL_FIELD_MAX 256
+
+typedef struct sh_redis_url {
+    bool unix_socket;
+    bool tls;                         /* rediss:// */
+    char host[SH_URL_FIELD_MAX];      /* TCP host (brackets of IPv6 removed) */
+    int port;                         /* default 6379 */
+    char path[SH_URL_FIELD_MAX];      /* unix socket path */
+    char user[SH_URL_FIELD_MAX];      /* ACL user, "" for none */
+    char password[SH_URL_FIELD_MAX];  /* "" for none */
+    int db;                           /* SELECT, default 0 */
+} sh_redis_url;
+
+/* sh_redis_url_parse accepts
+ *   redis://[[user]:password@]host[:port][/db]
+ *   rediss://...            (TLS; needs hiredis 1.x at connect time)
+ *   unix:///path/to.sock[?db=N&password=P&user=U]
+ *   redis+unix:// and redis-socket:// as aliases of unix://
+ * with percent-escapes in user and password. err names the problem. */
+int sh_redis_url_parse(const char *url, sh_redis_url *out, sh_error *err);
+
+/* sh_redis_url_display writes the URL with the password masked. */
+void sh_redis_url_display(const sh_redis_url *u, char *buf, size_t len);
+
+typedef struct sh_store_opts {
+    int connect_timeout_ms; /* default 1000 */
+    int command_timeout_ms; /* default 2000 */
+} sh_store_opts;
+
+typedef struct sh_store sh_store;
+typedef struct sh_reply sh_reply;
+typedef struct sh_cmd sh_cmd;
+
+/* A Lua script. Declare scripts as static objects: SH_SCRIPT("name", body).
+ * Its SHA1 is learned from Redis (SCRIPT LOAD) on first use and shared by
+ * every store. */
+typedef struct sh_script {
+    const char *name;
+    const char *body;
+    char sha[41];
+    int loaded; /* accessed atomically */
+} sh_script;
+#define SH_SCRIPT(name_, body_) {(name_), (body_), {0}, 0}
+
+/* sh_store_new allocates a store for url (copied). It fails only on bad
+ * arguments, a TLS URL with a hiredis lacking TLS, or no memory; an
+ * unreachable Redis is not an error here. */
+int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **out,
+                 sh_error *err);
+void sh_store_free(sh_store *s);
+
+/* sh_store_connected reports whether the last attempt left a live link. */
+bool sh_store_connected(const sh_store *s);
+
+/* Command builder: arguments are copied; every adder returns SH_OK or
+ * SH_ENOMEM (which sticks: the call using the command then fails). */
+sh_cmd *sh_cmd_new(const char *name);
+/* sh_cmd_new_eval starts "EVALSHA <sha> <nkeys>"; add keys then args. */
+sh_cmd *sh_cmd_new_eval(sh_script *script, int nkeys);
+int sh_cmd_arg(sh_cmd *c, const void *p, size_t len);
+int sh_cmd_str(sh_cmd *c, const char *s);
+int sh_cmd_int(sh_cmd *c, long long v);
+int sh_cmd_fmt(sh_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sh_cmd_free(sh_cmd *c);
+
+/* sh_store_run sends one command and waits for its reply. A Redis error
+ * reply is returned as a reply of type SH_REPLY_ERROR with SH_OK, so the
+ * caller decides what it means. Transport failures return SH_EUNAVAIL. */
+int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err);
+
+/* sh_store_pipeline sends n commands in one write and reads n replies (one
+ * round trip). outs[i] receives reply i (caller frees each). */
+int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs,
+                      sh_error *err);
+
+/* sh_store_ping returns SH_OK when Redis answers PING. */
+int sh_store_ping(sh_store *s, sh_error *err);
+
+typedef enum sh_reply_type {
+    SH_REPLY_STRING,
+    SH_REPLY_ARRAY,
+    SH_REPLY_INTEGER,
+    SH_REPLY_NIL,
+    SH_REPLY_STATUS,
+    SH_REPLY_ERROR,
+} sh_reply_type;
+
+sh_reply_type sh_reply_kind(const sh_reply *r);
+long long sh_reply_integer(const sh_reply *r);
+/* String, status or error text (not NUL-safe for binary: use len). */
+const char *sh_reply_string(const sh_reply *r, size_t *len);
+size_t sh_reply_count(const sh_reply *r);
+const sh_reply *sh_reply_elem(const sh_reply *r, size_t i);
+void sh_reply_free(sh_reply *r);
+
+#endif

@@ -1,0 +1,516 @@
+/* store.c - the Redis connection: commands, pipelines, scripts, reconnects.
+ * The one file of the project that includes hiredis. */
+#include "shared/store.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/log.h"
+#include "shared/util.h"
+
+#define STORE_BACKOFF_MIN_MS 50
+#define STORE_BACKOFF_MAX_MS 1000
+
+struct sh_store {
+    sh_redis_url url;
+    sh_store_opts opts;
+    redisContext *c; /* NULL while disconnected */
+    int64_t next_attempt_ms;
+    int backoff_ms;
+    int was_down; /* to log the recovery once */
+    char last_err[300];
+};
+
+struct sh_cmd {
+    int argc, cap;
+    char **argv;
+    size_t *lens;
+    int oom;
+    sh_script *script; /* set for EVALSHA commands */
+};
+
+/* Script SHA1s are learned once per process and shared by every store. */
+static pthread_mutex_t store_script_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- commands ---------------------------------------------------------- */
+
+sh_cmd *sh_cmd_new(const char *name)
+{
+    sh_cmd *c = calloc(1, sizeof *c);
+    if (c && name)
+        sh_cmd_str(c, name);
+    return c;
+}
+
+sh_cmd *sh_cmd_new_eval(sh_script *script, int nkeys)
+{
+    sh_cmd *c = sh_cmd_new("EVALSHA");
+    if (!c)
+        return NULL;
+    c->script = script;
+    sh_cmd_str(c, "-"); /* the SHA1, filled in when the command is sent */
+    sh_cmd_int(c, nkeys);
+    return c;
+}
+
+int sh_cmd_arg(sh_cmd *c, const void *p, size_t len)
+{
+    if (!c)
+        return SH_ENOMEM;
+    if (c->oom)
+        return SH_ENOMEM;
+    if (c->argc == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 8;
+        char **argv = realloc(c->argv, (size_t)cap * sizeof *argv);
+        if (!argv)
+            goto oom;
+        c->argv = argv;
+        size_t *lens = realloc(c->lens, (size_t)cap * sizeof *lens);
+        if (!lens)
+            goto oom;
+        c->lens = lens;
+        c->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        goto oom;
+    if (len)
+        memcpy(copy, p, len);
+    copy[len] = '\0';
+    c->argv[c->argc] = copy;
+    c->lens[c->argc] = len;
+    c->argc++;
+    return SH_OK;
+oom:
+    c->oom = 1;
+    return SH_ENOMEM;
+}
+
+int sh_cmd_str(sh_cmd *c, const char *s)
+{
+    return sh_cmd_arg(c, s, strlen(s));
+}
+
+int sh_cmd_int(sh_cmd *c, long long v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%lld", v);
+    return sh_cmd_arg(c, tmp, (size_t)n);
+}
+
+int sh_cmd_fmt(sh_cmd *c, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+    {
+        if (c)
+            c->oom = 1;
+        return SH_ENOMEM;
+    }
+    return sh_cmd_arg(c, tmp, (size_t)n);
+}
+
+void sh_cmd_free(sh_cmd *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->argc; i++)
+        free(c->argv[i]);
+    free(c->argv);
+    free(c->lens);
+    free(c);
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **out,
+                 sh_error *err)
+{
+    *out = NULL;
+#if !(HIREDIS_MAJOR >= 1)
+    if (url->tls)
+        return sh_error_set(err, SH_EINVAL,
+                            "REDIS_URL uses rediss:// (TLS) but this build links hiredis %d.%d, "
+                            "which has no TLS support; use redis:// on a trusted network or "
+                            "build against hiredis 1.x with hiredis_ssl",
+                            HIREDIS_MAJOR, HIREDIS_MINOR);
+#else
+    if (url->tls)
+        return sh_error_set(err, SH_EINVAL,
+                            "REDIS_URL uses rediss:// (TLS), which this build does not enable");
+#endif
+    sh_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    s->url = *url;
+    s->opts.connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+                                                                       : 1000;
+    s->opts.command_timeout_ms = opts && opts->command_timeout_ms > 0 ? opts->command_timeout_ms
+                                                                       : 2000;
+    *out = s;
+    return SH_OK;
+}
+
+static void store_drop(sh_store *s, const char *why)
+{
+    if (s->c) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    snprintf(s->last_err, sizeof s->last_err, "%s", why);
+}
+
+void sh_store_free(sh_store *s)
+{
+    if (!s)
+        return;
+    store_drop(s, "closed");
+    free(s);
+}
+
+bool sh_store_connected(const sh_store *s)
+{
+    return s && s->c && !s->c->err;
+}
+
+static struct timeval store_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* store_handshake authenticates and selects the database on a new link. */
+static int store_handshake(sh_store *s)
+{
+    redisReply *r = NULL;
+    if (s->url.password[0]) {
+        if (s->url.user[0])
+            r = redisCommand(s->c, "AUTH %s %s", s->url.user, s->url.password);
+        else
+            r = redisCommand(s->c, "AUTH %s", s->url.password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(s->last_err, sizeof s->last_err, "AUTH failed: %s",
+                     r ? r->str : s->c->errstr);
+            freeReplyObject(r);
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    if (s->url.db) {
+        r = redisCommand(s->c, "SELECT %d", s->url.db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(s->last_err, sizeof s->last_err, "SELECT %d failed: %s", s->url.db,
+                     r ? r->str : s->c->errstr);
+            freeReplyObject(r);
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+/* store_connect makes sure there is a live link, honouring the backoff
+ * unless force is set. */
+static int store_connect(sh_store *s, int force, sh_error *err)
+{
+    if (s->c && !s->c->err)
+        return SH_OK;
+    if (s->c)
+        store_drop(s, s->c->errstr);
+    int64_t now = sh_mono_ms();
+    if (!force && now < s->next_attempt_ms)
+        return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s (next attempt in %lld ms)",
+                            s->last_err, (long long)(s->next_attempt_ms - now));
+    struct timeval tv = store_tv(s->opts.connect_timeout_ms);
+    s->c = s->url.unix_socket ? redisConnectUnixWithTimeout(s->url.path, tv)
+                              : redisConnectWithTimeout(s->url.host, s->url.port, tv);
+    if (!s->c || s->c->err) {
+        char where[SH_URL_FIELD_MAX + 16];
+        if (s->url.unix_socket)
+            snprintf(where, sizeof where, "%s", s->url.path);
+        else
+            snprintf(where, sizeof where, "%s:%d", s->url.host, s->url.port);
+        char why[256];
+        snprintf(why, sizeof why, "connect to %.100s: %.120s", where,
+                 s->c ? s->c->errstr : "out of memory");
+        store_drop(s, why);
+        goto down;
+    }
+    redisSetTimeout(s->c, store_tv(s->opts.command_timeout_ms));
+    if (!s->url.unix_socket)
+        redisEnableKeepAlive(s->c);
+    if (store_handshake(s) != 0) {
+        redisFree(s->c);
+        s->c = NULL;
+        goto down;
+    }
+    s->backoff_ms = 0;
+    s->next_attempt_ms = 0;
+    if (s->was_down) {
+        sh_log_info("redis_reconnected", "connection to Redis restored");
+        s->was_down = 0;
+    }
+    return SH_OK;
+down:
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : STORE_BACKOFF_MIN_MS;
+    if (s->backoff_ms > STORE_BACKOFF_MAX_MS)
+        s->backoff_ms = STORE_BACKOFF_MAX_MS;
+    s->next_attempt_ms = sh_mono_ms() + s->backoff_ms;
+    if (!s->was_down)
+        sh_log_warn("redis_down", "Redis unavailable: %s", s->last_err);
+    s->was_down = 1;
+    return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+}
+
+/* store_script_sha returns the SHA1 of script, loading it on this link the
+ * first time any store needs it. */
+static int store_script_sha(sh_store *s, sh_script *script, char sha[41], sh_error *err)
+{
+    if (__atomic_load_n(&script->loaded, __ATOMIC_ACQUIRE)) {
+        memcpy(sha, script->sha, 41);
+        return SH_OK;
+    }
+    redisReply *r = redisCommand(s->c, "SCRIPT LOAD %s", script->body);
+    if (!r) {
+        store_drop(s, s->c->errstr);
+        return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        int rc = sh_error_set(err, SH_EINTERNAL, "SCRIPT LOAD of %s failed: %s", script->name,
+                              r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return rc;
+    }
+    pthread_mutex_lock(&store_script_lock);
+    memcpy(script->sha, r->str, 40);
+    script->sha[40] = '\0';
+    __atomic_store_n(&script->loaded, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&store_script_lock);
+    memcpy(sha, r->str, 40);
+    sha[40] = '\0';
+    freeReplyObject(r);
+    return SH_OK;
+}
+
+static int store_is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* store_send_read appends every command, flushes once and reads every
+ * reply: one round trip. use_body sends EVAL with the script body instead of
+ * EVALSHA for the commands it marks. */
+static int store_send_read(sh_store *s, sh_cmd *const *cmds, size_t n, const char *shas,
+                           const unsigned char *use_body, redisReply **outs, sh_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        sh_cmd *c = cmds[i];
+        if (c->script) {
+            const char *argv0 = c->argv[0], *argv1 = c->argv[1];
+            size_t l0 = c->lens[0], l1 = c->lens[1];
+            if (use_body && use_body[i]) {
+                c->argv[0] = (char *)"EVAL";
+                c->lens[0] = 4;
+                c->argv[1] = (char *)c->script->body;
+                c->lens[1] = strlen(c->script->body);
+            } else {
+                c->argv[1] = (char *)(shas + 41 * i);
+                c->lens[1] = 40;
+            }
+            redisAppendCommandArgv(s->c, c->argc, (const char **)c->argv, c->lens);
+            c->argv[0] = (char *)argv0;
+            c->argv[1] = (char *)argv1;
+            c->lens[0] = l0;
+            c->lens[1] = l1;
+        } else {
+            redisAppendCommandArgv(s->c, c->argc, (const char **)c->argv, c->lens);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
+            for (size_t j = 0; j < i; j++) {
+                freeReplyObject(outs[j]);
+                outs[j] = NULL;
+            }
+            store_drop(s, s->c ? s->c->errstr : "connection lost");
+            return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+        }
+        outs[i] = r;
+    }
+    return SH_OK;
+}
+
+int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs,
+                      sh_error *err)
+{
+    redisReply **r = (redisReply **)outs;
+    for (size_t i = 0; i < n; i++) {
+        r[i] = NULL;
+        if (!cmds[i] || cmds[i]->oom)
+            return sh_error_set(err, SH_ENOMEM, "out of memory building a Redis command");
+    }
+    if (n == 0)
+        return SH_OK;
+    char *shas = calloc(n, 41);
+    unsigned char *redo = calloc(n, 1);
+    int rc = SH_ENOMEM;
+    if (!shas || !redo) {
+        sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* A link that was idle may have died with the server (restart, failover):
+     * that shows only when a command is sent. Such a command never reached
+     * the new server, so it is sent once more on a fresh link. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fresh = !(s->c && !s->c->err);
+        rc = store_connect(s, attempt > 0, err);
+        if (rc)
+            goto done;
+        for (size_t i = 0; i < n && rc == SH_OK; i++)
+            if (cmds[i]->script)
+                rc = store_script_sha(s, cmds[i]->script, shas + 41 * i, err);
+        if (rc == SH_OK)
+            rc = store_send_read(s, cmds, n, shas, NULL, r, err);
+        if (rc != SH_EUNAVAIL || fresh)
+            break;
+    }
+    if (rc)
+        goto done;
+    /* Scripts flushed from the server (SCRIPT FLUSH, a restart, a failover)
+     * come back as NOSCRIPT: send those again as EVAL, which reloads them. */
+    size_t nredo = 0;
+    for (size_t i = 0; i < n; i++)
+        if (cmds[i]->script && store_is_noscript(r[i]))
+            redo[i] = 1, nredo++;
+    if (nredo) {
+        sh_cmd **again = calloc(nredo, sizeof *again);
+        redisReply **rr = calloc(nredo, sizeof *rr);
+        char *shas2 = calloc(nredo, 41);
+        unsigned char *all = calloc(nredo, 1);
+        if (!again || !rr || !shas2 || !all) {
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        } else {
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++)
+                if (redo[i])
+                    again[k++] = cmds[i];
+            memset(all, 1, nredo);
+            rc = store_send_read(s, again, nredo, shas2, all, rr, err);
+            if (rc == SH_OK) {
+                k = 0;
+                for (size_t i = 0; i < n; i++) {
+                    if (redo[i]) {
+                        freeReplyObject(r[i]);
+                        r[i] = rr[k++];
+                    }
+                }
+            }
+        }
+        free(again);
+        free(rr);
+        free(shas2);
+        free(all);
+        if (rc) {
+            for (size_t i = 0; i < n; i++) {
+                freeReplyObject(r[i]);
+                r[i] = NULL;
+            }
+        }
+    }
+done:
+    free(shas);
+    free(redo);
+    return rc;
+}
+
+int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)
+{
+    return sh_store_pipeline(s, &cmd, 1, out, err);
+}
+
+int sh_store_ping(sh_store *s, sh_error *err)
+{
+    sh_cmd *c = sh_cmd_new("PING");
+    sh_reply *r = NULL;
+    int rc = sh_store_run(s, c, &r, err);
+    sh_cmd_free(c);
+    if (rc == SH_OK && sh_reply_kind(r) == SH_REPLY_ERROR) {
+        size_t len;
+        const char *e = sh_reply_string(r, &len);
+        rc = sh_error_set(err, SH_EUNAVAIL, "Redis answered PING with: %.*s", (int)len, e);
+    }
+    sh_reply_free(r);
+    return rc;
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+sh_reply_type sh_reply_kind(const sh_reply *r)
+{
+    const redisReply *x = (const redisReply *)r;
+    if (!x)
+        return SH_REPLY_NIL;
+    switch (x->type) {
+    case REDIS_REPLY_STRING:
+        return SH_REPLY_STRING;
+    case REDIS_REPLY_ARRAY:
+        return SH_REPLY_ARRAY;
+    case REDIS_REPLY_INTEGER:
+        return SH_REPLY_INTEGER;
+    case REDIS_REPLY_STATUS:
+        return SH_REPLY_STATUS;
+    case REDIS_REPLY_ERROR:
+        return SH_REPLY_ERROR;
+    default:
+        return SH_REPLY_NIL;
+    }
+}
+
+long long sh_reply_integer(const sh_reply *r)
+{
+    const redisReply *x = (const redisReply *)r;
+    return x && x->type == REDIS_REPLY_INTEGER ? x->integer : 0;
+}
+
+const char *sh_reply_string(const sh_reply *r, size_t *len)
+{
+    const redisReply *x = (const redisReply *)r;
+    if (!x || !(x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS ||
+                x->type == REDIS_REPLY_ERROR)) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = x->len;
+    return x->str;
+}
+
+size_t sh_reply_count(const sh_reply *r)
+{
+    const redisReply *x = (const redisReply *)r;
+    return x && x->type == REDIS_REPLY_ARRAY ? x->elements : 0;
+}
+
+const sh_reply *sh_reply_elem(const sh_reply *r, size_t i)
+{
+    const redisReply *x = (const redisReply *)r;
+    if (!x || x->type != REDIS_REPLY_ARRAY || i >= x->elements)
+        return NULL;
+    return (const sh_reply *)x->element[i];
+}
+
+void sh_reply_free(sh_reply *r)
+{
+    if (r)
+        freeReplyObject(r);
+}

@@ -1,0 +1,387 @@
+/* ops.c - the progress service's operations on Redis and its events. */
+#include "ops.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "keys.h"
+#include "record.h"
+#include "scripts.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+static int ops_bad_id(const char *what, const char *id, sh_error *err)
+{
+    return sh_error_set(err, SH_EINVAL, "invalid %s \"%.40s\": must match [A-Za-z0-9._:-]{1,128}",
+                        what, id ? id : "");
+}
+
+/* ops_redis_error maps an error reply of Redis or of our scripts. */
+static int ops_redis_error(const sh_reply *r, sh_error *err)
+{
+    size_t len;
+    const char *e = sh_reply_string(r, &len);
+    if (len >= 6 && memcmp(e, "LIMIT ", 6) == 0)
+        return sh_error_set(err, SH_ELIMIT, "%.*s", (int)(len - 6), e + 6);
+    static const char *down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
+    for (int i = 0; down[i]; i++)
+        if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)
+            return sh_error_set(err, SH_EUNAVAIL, "Redis cannot serve the request: %.*s",
+                                (int)len, e);
+    sh_log_error("redis_error", "%.*s", (int)len, e);
+    return sh_error_set(err, SH_EINTERNAL, "Redis refused the request: %.*s", (int)len, e);
+}
+
+/* ops_run sends cmd (freed here) and hands back a reply that is not an
+ * error. */
+static int ops_run(prog_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
+{
+    *out = NULL;
+    sh_reply *r = NULL;
+    int rc = sh_store_run(w->store, cmd, &r, err);
+    sh_cmd_free(cmd);
+    if (rc)
+        return rc;
+    if (sh_reply_kind(r) == SH_REPLY_ERROR) {
+        rc = ops_redis_error(r, err);
+        sh_reply_free(r);
+        return rc;
+    }
+    *out = r;
+    return SH_OK;
+}
+
+/* ops_publish sends {kind, id, version?, <key>: value} on topic; value is
+ * lent to the event and handed back. */
+static void ops_publish(prog_worker *w, const char *topic_prefix, const char *kind,
+                        const char *id, const char *key, sh_val **value)
+{
+    if (!w->env->pub)
+        return;
+    char topic[PROG_KEY_MAX];
+    snprintf(topic, sizeof topic, "%s%s", topic_prefix, id);
+    sh_val *ev = sh_val_new_map();
+    if (!ev || sh_val_set_cstr(ev, "kind", sh_val_new_cstr(kind)) ||
+        sh_val_set_cstr(ev, "id", sh_val_new_cstr(id))) {
+        sh_val_free(ev);
+        return;
+    }
+    const sh_val *version = value ? sh_val_get(*value, "version") : NULL;
+    if (version && sh_val_set_cstr(ev, "version", sh_val_clone(version))) {
+        sh_val_free(ev);
+        return;
+    }
+    if (value && *value) {
+        sh_val_set_cstr(ev, key, *value);
+        *value = NULL;
+    }
+    int rc = sh_pub_send(w->env->pub, topic, ev);
+    if (rc)
+        sh_log_debug("event_dropped", "topic=%s %s", topic, sh_strerror(rc));
+    if (value)
+        *value = sh_val_take(ev, key);
+    sh_val_free(ev);
+}
+
+int prog_ping(prog_worker *w, sh_error *err)
+{
+    return sh_store_ping(w->store, err);
+}
+
+/* ---- progress records -------------------------------------------------- */
+
+int prog_progress_get(prog_worker *w, const char *id, sh_val **record, sh_error *err)
+{
+    *record = NULL;
+    char key[PROG_KEY_MAX];
+    if (prog_key_record(key, sizeof key, id) < 0)
+        return ops_bad_id("id", id, err);
+    sh_cmd *c = sh_cmd_new("HGETALL");
+    sh_cmd_str(c, key);
+    sh_reply *r;
+    int rc = ops_run(w, c, &r, err);
+    if (rc)
+        return rc;
+    if (sh_reply_count(r) == 0)
+        rc = sh_error_set(err, SH_ENOTFOUND, "Session not found");
+    else
+        rc = prog_record_from_hash(r, record, err);
+    sh_reply_free(r);
+    return rc;
+}
+
+int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **record,
+                         sh_error *err)
+{
+    *record = NULL;
+    char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
+    if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
+        return ops_bad_id("id", id, err);
+    int rc = prog_check_progress_fields(id, fields, err);
+    if (rc)
+        return rc;
+    char now[SH_ISO_LEN];
+    sh_iso8601(sh_now_ms(), now);
+    sh_val *nowv = sh_val_new_cstr(now), *idv = sh_val_new_cstr(id);
+    sh_cmd *c = sh_cmd_new_eval(&prog_script_update, 2);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, logkey);
+    sh_cmd_int(c, w->env->ttl);
+    sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
+    rc = prog_cmd_add_value(c, NULL, 0, nowv); /* ARGV[3]: createdAt of a new record */
+    /* The server's fields go last so they win over anything the client sent. */
+    for (size_t i = 0; i < sh_val_len(fields) && rc == SH_OK; i++) {
+        size_t klen;
+        const char *k = sh_val_key_at(fields, i, &klen);
+        if ((klen == 9 && memcmp(k, "timestamp", 9) == 0) ||
+            (klen == 9 && memcmp(k, "sessionId", 9) == 0))
+            continue;
+        rc = prog_cmd_add_value(c, k, klen, sh_val_value_at(fields, i));
+    }
+    if (rc == SH_OK)
+        rc = prog_cmd_add_value(c, "sessionId", 9, idv);
+    if (rc == SH_OK)
+        rc = prog_cmd_add_value(c, "timestamp", 9, nowv);
+    sh_val_free(nowv);
+    sh_val_free(idv);
+    if (rc || !nowv || !idv) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    sh_reply *r;
+    if ((rc = ops_run(w, c, &r, err)))
+        return rc;
+    rc = prog_record_from_hash(r, record, err);
+    sh_reply_free(r);
+    if (rc == SH_OK)
+        ops_publish(w, SH_KEY_PROGRESS, "update", id, "record", record);
+    return rc;
+}
+
+int prog_progress_delete(prog_worker *w, const char *id, bool *deleted, sh_error *err)
+{
+    *deleted = false;
+    char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
+    if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
+        return ops_bad_id("id", id, err);
+    sh_cmd *c = sh_cmd_new("DEL");
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, logkey);
+    sh_reply *r;
+    int rc = ops_run(w, c, &r, err);
+    if (rc)
+        return rc;
+    *deleted = sh_reply_integer(r) > 0;
+    sh_reply_free(r);
+    if (*deleted)
+        ops_publish(w, SH_KEY_PROGRESS, "delete", id, NULL, NULL);
+    return SH_OK;
+}
+
+/* ---- error log --------------------------------------------------------- */
+
+int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val **stored,
+                    sh_error *err)
+{
+    *stored = NULL;
+    char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
+    if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
+        return ops_bad_id("id", id, err);
+    char now[SH_ISO_LEN];
+    sh_iso8601(sh_now_ms(), now);
+    sh_val *e;
+    int rc = prog_make_log_entry(entry, now, &e, err);
+    if (rc)
+        return rc;
+    sh_cmd *c = sh_cmd_new_eval(&prog_script_log_append, 2);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, logkey);
+    sh_cmd_int(c, w->env->ttl);
+    sh_cmd_int(c, w->env->log_cap);
+    if (prog_cmd_add_value(c, NULL, 0, e) != SH_OK) {
+        sh_cmd_free(c);
+        sh_val_free(e);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    sh_reply *r;
+    if ((rc = ops_run(w, c, &r, err))) {
+        sh_val_free(e);
+        return rc;
+    }
+    sh_reply_free(r);
+    ops_publish(w, SH_KEY_PROGRESS, "log", id, "entry", &e);
+    *stored = e;
+    return SH_OK;
+}
+
+int prog_log_list(prog_worker *w, const char *id, sh_val **entries, sh_error *err)
+{
+    *entries = NULL;
+    char logkey[PROG_KEY_MAX];
+    if (prog_key_log(logkey, sizeof logkey, id) < 0)
+        return ops_bad_id("id", id, err);
+    sh_cmd *c = sh_cmd_new("LRANGE");
+    sh_cmd_str(c, logkey);
+    sh_cmd_str(c, "0");
+    sh_cmd_str(c, "-1");
+    sh_reply *r;
+    int rc = ops_run(w, c, &r, err);
+    if (rc)
+        return rc;
+    sh_val *arr = sh_val_new_array();
+    for (size_t i = 0; arr && i < sh_reply_count(r); i++) {
+        size_t len;
+        const char *p = sh_reply_string(sh_reply_elem(r, i), &len);
+        sh_val *v = NULL;
+        sh_error e;
+        if (!p || prog_val_from_bytes(p, len, &v, &e) != SH_OK) {
+            sh_log_warn("log_entry_corrupt", "id=%s entry %zu skipped", id, i);
+            continue;
+        }
+        if (sh_val_push(arr, v) != SH_OK) {
+            sh_val_free(arr);
+            arr = NULL;
+        }
+    }
+    sh_reply_free(r);
+    if (!arr)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    *entries = arr;
+    return SH_OK;
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+static int ops_job_reply(prog_worker *w, sh_reply *r, const char *id, sh_val **job,
+                         sh_error *err)
+{
+    int rc;
+    if (sh_reply_kind(r) == SH_REPLY_NIL || (sh_reply_kind(r) == SH_REPLY_ARRAY &&
+                                              sh_reply_count(r) == 0))
+        rc = sh_error_set(err, SH_ENOTFOUND, "Job not found");
+    else
+        rc = prog_record_from_hash(r, job, err);
+    sh_reply_free(r);
+    if (rc == SH_OK)
+        ops_publish(w, SH_KEY_JOB, "job", id, "record", job);
+    return rc;
+}
+
+int prog_job_create(prog_worker *w, const sh_val *fields, sh_val **job, sh_error *err)
+{
+    *job = NULL;
+    int rc = prog_check_job_fields(fields, true, err);
+    if (rc)
+        return rc;
+    char jid[33], key[PROG_KEY_MAX], idx[PROG_KEY_MAX];
+    sh_random_hex(jid, 16);
+    const char *conv = sh_val_get_str(fields, "conversationId", NULL);
+    if (prog_key_job(key, sizeof key, jid) < 0 || prog_key_job_index(idx, sizeof idx, conv) < 0)
+        return ops_bad_id("conversationId", conv, err);
+    char now[SH_ISO_LEN];
+    sh_iso8601(sh_now_ms(), now);
+    sh_val *server = sh_val_new_map();
+    if (server) {
+        sh_val_set_cstr(server, "jobId", sh_val_new_cstr(jid));
+        if (!sh_val_get(fields, "status"))
+            sh_val_set_cstr(server, "status", sh_val_new_cstr("pending"));
+        sh_val_set_cstr(server, "createdAt", sh_val_new_cstr(now));
+        sh_val_set_cstr(server, "updatedAt", sh_val_new_cstr(now));
+    }
+    sh_cmd *c = sh_cmd_new_eval(&prog_script_job_create, 2);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, idx);
+    sh_cmd_int(c, w->env->ttl);
+    sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
+    sh_cmd_str(c, jid);
+    rc = server ? prog_cmd_add_fields(c, fields) : SH_ENOMEM;
+    if (rc == SH_OK)
+        rc = prog_cmd_add_fields(c, server);
+    sh_val_free(server);
+    if (rc) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    sh_reply *r;
+    if ((rc = ops_run(w, c, &r, err)))
+        return rc;
+    return ops_job_reply(w, r, jid, job, err);
+}
+
+int prog_job_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **job,
+                    sh_error *err)
+{
+    *job = NULL;
+    char key[PROG_KEY_MAX];
+    if (prog_key_job(key, sizeof key, id) < 0)
+        return ops_bad_id("job id", id, err);
+    int rc = prog_check_job_fields(fields, false, err);
+    if (rc)
+        return rc;
+    char now[SH_ISO_LEN];
+    sh_iso8601(sh_now_ms(), now);
+    sh_val *nowv = sh_val_new_cstr(now);
+    sh_cmd *c = sh_cmd_new_eval(&prog_script_job_update, 1);
+    sh_cmd_str(c, key);
+    sh_cmd_int(c, w->env->ttl);
+    sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
+    sh_cmd_str(c, SH_KEY_JOB_INDEX);
+    rc = nowv ? prog_cmd_add_value(c, NULL, 0, nowv) : SH_ENOMEM;
+    sh_val_free(nowv);
+    if (rc == SH_OK)
+        rc = prog_cmd_add_fields(c, fields);
+    if (rc) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    sh_reply *r;
+    if ((rc = ops_run(w, c, &r, err)))
+        return rc;
+    return ops_job_reply(w, r, id, job, err);
+}
+
+int prog_job_get(prog_worker *w, const char *id, sh_val **job, sh_error *err)
+{
+    *job = NULL;
+    char key[PROG_KEY_MAX];
+    if (prog_key_job(key, sizeof key, id) < 0)
+        return ops_bad_id("job id", id, err);
+    sh_cmd *c = sh_cmd_new("HGETALL");
+    sh_cmd_str(c, key);
+    sh_reply *r;
+    int rc = ops_run(w, c, &r, err);
+    if (rc)
+        return rc;
+    if (sh_reply_count(r) == 0)
+        rc = sh_error_set(err, SH_ENOTFOUND, "Job not found");
+    else
+        rc = prog_record_from_hash(r, job, err);
+    sh_reply_free(r);
+    return rc;
+}
+
+int prog_job_by_conversation(prog_worker *w, const char *conversation_id, sh_val **job,
+                             sh_error *err)
+{
+    *job = NULL;
+    char idx[PROG_KEY_MAX];
+    if (prog_key_job_index(idx, sizeof idx, conversation_id) < 0)
+        return ops_bad_id("conversation id", conversation_id, err);
+    sh_cmd *c = sh_cmd_new("GET");
+    sh_cmd_str(c, idx);
+    sh_reply *r;
+    int rc = ops_run(w, c, &r, err);
+    if (rc)
+        return rc;
+    size_t len;
+    const char *jid = sh_reply_string(r, &len);
+    char id[SH_ID_MAX + 1];
+    if (!jid || !sh_id_valid(jid, len)) {
+        sh_reply_free(r);
+        return sh_error_set(err, SH_ENOTFOUND, "Job not found");
+    }
+    memcpy(id, jid, len);
+    id[len] = '\0';
+    sh_reply_free(r);
+    return prog_job_get(w, id, job, err);
+}
