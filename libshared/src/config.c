@@ -40,11 +40,10 @@ static int config_one(const sh_setting *s, sh_error *err)
         errno = 0;
         long long n = strtoll(text, &end, 10);
         if (errno || end == text || *end != '\0')
-            return sh_error_set(err, SH_EINVAL, "%s must be an integer, got \"%.64s\"", used,
-                                text);
+            return sh_error_set(err, SH_EINVAL, "%s must be an integer, got \"%.64s\"", used, text);
         if (n < s->min || n > s->max)
-            return sh_error_set(err, SH_EINVAL, "%s must be between %lld and %lld, got %lld",
-                                used, s->min, s->max, n);
+            return sh_error_set(err, SH_EINVAL, "%s must be between %lld and %lld, got %lld", used,
+                                s->min, s->max, n);
         *(long long *)s->target = n;
         return SH_OK;
     }
@@ -63,8 +62,7 @@ static int config_one(const sh_setting *s, sh_error *err)
                 return SH_OK;
             }
         }
-        return sh_error_set(err, SH_EINVAL, "%s must be true or false, got \"%.64s\"", used,
-                            text);
+        return sh_error_set(err, SH_EINVAL, "%s must be true or false, got \"%.64s\"", used, text);
     }
     case SH_SET_STR:
     case SH_SET_SECRET:
@@ -72,9 +70,8 @@ static int config_one(const sh_setting *s, sh_error *err)
             return sh_error_set(err, SH_EINVAL, "%s is too long (%zu characters, at most %lld)",
                                 used, strlen(text), s->max);
         if (text && s->type == SH_SET_SECRET && (long long)strlen(text) < s->min)
-            return sh_error_set(err, SH_EINVAL,
-                                "%s is too short (%zu characters, at least %lld)", used,
-                                strlen(text), s->min);
+            return sh_error_set(err, SH_EINVAL, "%s is too short (%zu characters, at least %lld)",
+                                used, strlen(text), s->min);
         *(const char **)s->target = text;
         return SH_OK;
     }
@@ -111,8 +108,7 @@ char *sh_config_describe(const sh_setting *table)
             break;
         }
         case SH_SET_SECRET:
-            sh_buf_printf(&b, "%s=%s", s->name,
-                          *(const char **)s->target ? "<secret>" : "<unset>");
+            sh_buf_printf(&b, "%s=%s", s->name, *(const char **)s->target ? "<secret>" : "<unset>");
             break;
         }
     }

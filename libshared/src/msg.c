@@ -225,8 +225,7 @@ static int msg_read_map(msg_reader *r, int depth, uint64_t n, sh_val **out)
             const char *ks = sh_val_str(k, &klen);
             if (sh_val_get_n(m, ks, klen)) {
                 sh_val_free(v);
-                rc = sh_error_set(r->err, SH_EPROTO, "msgpack map has duplicate key \"%.64s\"",
-                                  ks);
+                rc = sh_error_set(r->err, SH_EPROTO, "msgpack map has duplicate key \"%.64s\"", ks);
             } else if (sh_val_set(m, ks, klen, v) != SH_OK) {
                 rc = sh_error_set(r->err, SH_ENOMEM, "out of memory decoding msgpack");
             }
@@ -244,8 +243,7 @@ static int msg_read_map(msg_reader *r, int depth, uint64_t n, sh_val **out)
 static int msg_read(msg_reader *r, int depth, sh_val **out)
 {
     if (depth > r->lim->max_depth)
-        return sh_error_set(r->err, SH_ELIMIT, "msgpack nesting deeper than %d",
-                            r->lim->max_depth);
+        return sh_error_set(r->err, SH_ELIMIT, "msgpack nesting deeper than %d", r->lim->max_depth);
     if (++r->items > r->lim->max_items)
         return sh_error_set(r->err, SH_ELIMIT, "msgpack has more than %zu values",
                             r->lim->max_items);
@@ -339,8 +337,7 @@ static int msg_read(msg_reader *r, int depth, sh_val **out)
                 return rc;
             return msg_read_map(r, depth, n, out);
         default:
-            return sh_error_set(r->err, SH_EPROTO, "msgpack type byte 0x%02x is not supported",
-                                t);
+            return sh_error_set(r->err, SH_EPROTO, "msgpack type byte 0x%02x is not supported", t);
         }
     }
     if (!*out)
@@ -365,8 +362,8 @@ int sh_msg_unpack(const void *data, size_t len, const sh_msg_limits *lim, sh_val
     }
     *out = NULL;
     if (len > lim->max_bytes)
-        return sh_error_set(err, SH_ETOOBIG, "message of %zu bytes exceeds the limit of %zu",
-                            len, lim->max_bytes);
+        return sh_error_set(err, SH_ETOOBIG, "message of %zu bytes exceeds the limit of %zu", len,
+                            lim->max_bytes);
     if (len == 0)
         return sh_error_set(err, SH_EPROTO, "empty message");
     msg_reader r = {data, len, 0, lim, err};

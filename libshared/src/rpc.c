@@ -79,9 +79,9 @@ static void rpc_serve(rpc_worker *w, const void *data, size_t len, sh_buf *out)
             sh_error_set(&err, rc, "%s", sh_strerror(rc));
         sh_reply_encode_err(call.id, rc, err.msg, out);
         int lvl = (rc == SH_EINTERNAL || rc == SH_ENOMEM || rc == SH_EUNAVAIL) ? SH_LOG_WARN
-                                                                                : SH_LOG_DEBUG;
-        sh_log(lvl, "rpc_error", "op=%s id=%llu code=%s %s", call.op,
-               (unsigned long long)call.id, sh_err_name(rc), err.msg);
+                                                                               : SH_LOG_DEBUG;
+        sh_log(lvl, "rpc_error", "op=%s id=%llu code=%s %s", call.op, (unsigned long long)call.id,
+               sh_err_name(rc), err.msg);
     }
     sh_log_debug("rpc", "op=%s id=%llu rc=%s ms=%lld", call.op, (unsigned long long)call.id,
                  sh_err_name(rc), (long long)(sh_mono_ms() - t0));
@@ -373,8 +373,7 @@ int sh_rpc_call(sh_rpc_client *c, const char *op, const sh_val *args, int timeou
     int rv = nng_ctx_open(&ctx, c->sock);
     if (rv) {
         nng_msg_free(m);
-        return sh_error_set(err, rpc_err_from_nng(rv), "cannot call %s: %s", op,
-                            nng_strerror(rv));
+        return sh_error_set(err, rpc_err_from_nng(rv), "cannot call %s: %s", op, nng_strerror(rv));
     }
     if ((rv = nng_aio_alloc(&aio, NULL, NULL))) {
         nng_msg_free(m);
@@ -388,8 +387,7 @@ int sh_rpc_call(sh_rpc_client *c, const char *op, const sh_val *args, int timeou
     nng_aio_wait(aio);
     if ((rv = nng_aio_result(aio))) {
         nng_msg_free(m);
-        rc = sh_error_set(err, rpc_err_from_nng(rv), "call %s not sent: %s", op,
-                          nng_strerror(rv));
+        rc = sh_error_set(err, rpc_err_from_nng(rv), "call %s not sent: %s", op, nng_strerror(rv));
         goto done;
     }
     int64_t left = deadline - sh_mono_ms();
@@ -400,8 +398,8 @@ int sh_rpc_call(sh_rpc_client *c, const char *op, const sh_val *args, int timeou
         if (rv == NNG_ETIMEDOUT)
             rc = sh_error_set(err, SH_ETIMEDOUT, "no reply to %s within %d ms", op, timeout_ms);
         else
-            rc = sh_error_set(err, rpc_err_from_nng(rv), "call %s failed: %s", op,
-                              nng_strerror(rv));
+            rc =
+                sh_error_set(err, rpc_err_from_nng(rv), "call %s failed: %s", op, nng_strerror(rv));
         goto done;
     }
     rc = rpc_finish(c, op, id, nng_aio_get_msg(aio), result, err);
@@ -463,8 +461,7 @@ static void rpc_async_cb(void *arg)
         if (rv == NNG_ETIMEDOUT)
             sh_error_set(&err, SH_ETIMEDOUT, "no reply to %s within %d ms", a->op, a->timeout_ms);
         else
-            sh_error_set(&err, rpc_err_from_nng(rv), "call %s failed: %s", a->op,
-                         nng_strerror(rv));
+            sh_error_set(&err, rpc_err_from_nng(rv), "call %s failed: %s", a->op, nng_strerror(rv));
         rpc_async_done(a, err.code, NULL, &err);
         return;
     }

@@ -109,8 +109,7 @@ int sh_cmd_fmt(sh_cmd *c, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-    {
+    if (n < 0 || (size_t)n >= sizeof tmp) {
         if (c)
             c->oom = 1;
         return SH_ENOMEM;
@@ -131,8 +130,7 @@ void sh_cmd_free(sh_cmd *c)
 
 /* ---- connection -------------------------------------------------------- */
 
-int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **out,
-                 sh_error *err)
+int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **out, sh_error *err)
 {
     *out = NULL;
 #if !(HIREDIS_MAJOR >= 1)
@@ -151,21 +149,23 @@ int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **
     if (!s)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     s->url = *url;
-    s->opts.connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                                                                       : 1000;
-    s->opts.command_timeout_ms = opts && opts->command_timeout_ms > 0 ? opts->command_timeout_ms
-                                                                       : 2000;
+    s->opts.connect_timeout_ms =
+        opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
+    s->opts.command_timeout_ms =
+        opts && opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 2000;
     *out = s;
     return SH_OK;
 }
 
+/* store_drop closes the link; why may point into it, so it is copied first. */
 static void store_drop(sh_store *s, const char *why)
 {
+    if (why != s->last_err)
+        snprintf(s->last_err, sizeof s->last_err, "%s", why);
     if (s->c) {
         redisFree(s->c);
         s->c = NULL;
     }
-    snprintf(s->last_err, sizeof s->last_err, "%s", why);
 }
 
 void sh_store_free(sh_store *s)
@@ -197,8 +197,7 @@ static int store_handshake(sh_store *s)
         else
             r = redisCommand(s->c, "AUTH %s", s->url.password);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(s->last_err, sizeof s->last_err, "AUTH failed: %s",
-                     r ? r->str : s->c->errstr);
+            snprintf(s->last_err, sizeof s->last_err, "AUTH failed: %s", r ? r->str : s->c->errstr);
             freeReplyObject(r);
             return -1;
         }
@@ -349,8 +348,7 @@ static int store_send_read(sh_store *s, sh_cmd *const *cmds, size_t n, const cha
     return SH_OK;
 }
 
-int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs,
-                      sh_error *err)
+int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs, sh_error *err)
 {
     redisReply **r = (redisReply **)outs;
     for (size_t i = 0; i < n; i++) {

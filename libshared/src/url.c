@@ -188,8 +188,8 @@ int sh_redis_url_parse(const char *url, sh_redis_url *u, sh_error *err)
         if (dlen > 0) {
             if (url_parse_int(db, dlen, 0, 1000000, &n))
                 return sh_error_set(err, SH_EINVAL,
-                                    "REDIS_URL: database must be a number, got \"%.*s\"",
-                                    (int)dlen, db);
+                                    "REDIS_URL: database must be a number, got \"%.*s\"", (int)dlen,
+                                    db);
             u->db = (int)n;
         }
         end = db + dlen;
@@ -208,6 +208,6 @@ void sh_redis_url_display(const sh_redis_url *u, char *buf, size_t len)
         snprintf(buf, len, "unix://%s?db=%d%s", u->path, u->db,
                  cred[0] ? " (with credentials)" : "");
     else
-        snprintf(buf, len, "%s://%s%s:%d/%d", u->tls ? "rediss" : "redis", cred, u->host,
-                 u->port, u->db);
+        snprintf(buf, len, "%s://%s%s:%d/%d", u->tls ? "rediss" : "redis", cred, u->host, u->port,
+                 u->db);
 }

@@ -132,8 +132,7 @@ static int h_job_get(void *state, const sh_val *args, sh_val **result, sh_error 
     return rc ? rc : prog_job_get(state, id, result, err);
 }
 
-static int h_job_by_conversation(void *state, const sh_val *args, sh_val **result,
-                                 sh_error *err)
+static int h_job_by_conversation(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const char *id;
     int rc = handler_id(args, "conversationId", &id, err);

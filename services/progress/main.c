@@ -17,8 +17,8 @@ static const char *cfg_redis_url, *cfg_rpc_url, *cfg_events_url, *cfg_log_level;
 static long long cfg_ttl, cfg_log_cap, cfg_workers, cfg_max_msg;
 
 static const sh_setting prog_settings[] = {
-    {"REDIS_URL", "KV_URL", SH_SET_SECRET, "redis://127.0.0.1:6379", 0, 4096, &cfg_redis_url,
-     false, "the Redis to use"},
+    {"REDIS_URL", "KV_URL", SH_SET_SECRET, "redis://127.0.0.1:6379", 0, 4096, &cfg_redis_url, false,
+     "the Redis to use"},
     {"PROGRESS_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7101", 0, 1024, &cfg_rpc_url, false,
      "where to listen for calls"},
     {"PROGRESS_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7102", 0, 1024, &cfg_events_url,

@@ -26,8 +26,8 @@ static int ops_redis_error(const sh_reply *r, sh_error *err)
     static const char *down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
     for (int i = 0; down[i]; i++)
         if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)
-            return sh_error_set(err, SH_EUNAVAIL, "Redis cannot serve the request: %.*s",
-                                (int)len, e);
+            return sh_error_set(err, SH_EUNAVAIL, "Redis cannot serve the request: %.*s", (int)len,
+                                e);
     sh_log_error("redis_error", "%.*s", (int)len, e);
     return sh_error_set(err, SH_EINTERNAL, "Redis refused the request: %.*s", (int)len, e);
 }
@@ -53,8 +53,8 @@ static int ops_run(prog_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
 
 /* ops_publish sends {kind, id, version?, <key>: value} on topic; value is
  * lent to the event and handed back. */
-static void ops_publish(prog_worker *w, const char *topic_prefix, const char *kind,
-                        const char *id, const char *key, sh_val **value)
+static void ops_publish(prog_worker *w, const char *topic_prefix, const char *kind, const char *id,
+                        const char *key, sh_val **value)
 {
     if (!w->env->pub)
         return;
@@ -252,12 +252,11 @@ int prog_log_list(prog_worker *w, const char *id, sh_val **entries, sh_error *er
 
 /* ---- jobs -------------------------------------------------------------- */
 
-static int ops_job_reply(prog_worker *w, sh_reply *r, const char *id, sh_val **job,
-                         sh_error *err)
+static int ops_job_reply(prog_worker *w, sh_reply *r, const char *id, sh_val **job, sh_error *err)
 {
     int rc;
-    if (sh_reply_kind(r) == SH_REPLY_NIL || (sh_reply_kind(r) == SH_REPLY_ARRAY &&
-                                              sh_reply_count(r) == 0))
+    if (sh_reply_kind(r) == SH_REPLY_NIL ||
+        (sh_reply_kind(r) == SH_REPLY_ARRAY && sh_reply_count(r) == 0))
         rc = sh_error_set(err, SH_ENOTFOUND, "Job not found");
     else
         rc = prog_record_from_hash(r, job, err);

@@ -18,14 +18,18 @@ typedef struct field_rule {
 
 /* The fields of seed 001 and their types; other fields are free-form. */
 static const field_rule progress_rules[] = {
-    {"currentStep", FT_INT}, {"completedSteps", FT_INT_ARRAY}, {"currentAction", FT_STR},
-    {"toolStatus", FT_MAP},  {"errors", FT_ARRAY},             {"phase", FT_STR},
-    {"complete", FT_BOOL},   {"timestamp", FT_STR},            {"sessionId", FT_STR},
-    {NULL, FT_ANY},
+    {"currentStep", FT_INT},   {"completedSteps", FT_INT_ARRAY},
+    {"currentAction", FT_STR}, {"toolStatus", FT_MAP},
+    {"errors", FT_ARRAY},      {"phase", FT_STR},
+    {"complete", FT_BOOL},     {"timestamp", FT_STR},
+    {"sessionId", FT_STR},     {NULL, FT_ANY},
 };
 
 static const field_rule job_rules[] = {
-    {"conversationId", FT_STR}, {"status", FT_STR}, {"result", FT_ANY}, {NULL, FT_ANY},
+    {"conversationId", FT_STR},
+    {"status", FT_STR},
+    {"result", FT_ANY},
+    {NULL, FT_ANY},
 };
 
 static const char *type_word(field_type t)
@@ -85,12 +89,10 @@ static const field_rule *rule_find(const field_rule *rules, const char *name)
 static int check_name(const char *k, size_t klen, sh_error *err)
 {
     if (klen == 0 || klen > PROG_MAX_FIELD_NAME)
-        return sh_error_set(err, SH_EINVAL, "field names must be 1..%d bytes",
-                            PROG_MAX_FIELD_NAME);
+        return sh_error_set(err, SH_EINVAL, "field names must be 1..%d bytes", PROG_MAX_FIELD_NAME);
     for (size_t i = 0; i < klen; i++)
         if ((unsigned char)k[i] < 0x20)
-            return sh_error_set(err, SH_EINVAL, "field name \"%.40s\" has a control character",
-                                k);
+            return sh_error_set(err, SH_EINVAL, "field name \"%.40s\" has a control character", k);
     return SH_OK;
 }
 
@@ -127,8 +129,8 @@ static int check_map(const sh_val *fields, const field_rule *rules, const char *
     if (rc)
         return sh_error_set(err, rc, "cannot encode the fields");
     if (size > max_bytes)
-        return sh_error_set(err, SH_ETOOBIG, "update of %zu bytes exceeds the limit of %zu",
-                            size, max_bytes);
+        return sh_error_set(err, SH_ETOOBIG, "update of %zu bytes exceeds the limit of %zu", size,
+                            max_bytes);
     return SH_OK;
 }
 
@@ -147,8 +149,7 @@ int prog_check_progress_fields(const char *id, const sh_val *fields, sh_error *e
 
 int prog_check_job_fields(const sh_val *fields, bool create, sh_error *err)
 {
-    static const char *const server_create[] = {"jobId", "createdAt", "updatedAt", "version",
-                                                NULL};
+    static const char *const server_create[] = {"jobId", "createdAt", "updatedAt", "version", NULL};
     static const char *const server_update[] = {"jobId",   "createdAt",      "updatedAt",
                                                 "version", "conversationId", NULL};
     int rc = check_map(fields, job_rules, create ? server_create : server_update,
@@ -186,8 +187,10 @@ int prog_check_job_fields(const sh_val *fields, bool create, sh_error *err)
 
 int prog_make_log_entry(const sh_val *entry, const char *iso, sh_val **out, sh_error *err)
 {
-    static const field_rule rules[] = {{"tool", FT_STR}, {"error", FT_STR},
-                                       {"suggestedFix", FT_STR}, {"step", FT_INT},
+    static const field_rule rules[] = {{"tool", FT_STR},
+                                       {"error", FT_STR},
+                                       {"suggestedFix", FT_STR},
+                                       {"step", FT_INT},
                                        {NULL, FT_ANY}};
     *out = NULL;
     if (sh_val_type_of(entry) != SH_VAL_MAP)

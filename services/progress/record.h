@@ -10,12 +10,12 @@
 #include "shared/store.h"
 #include "shared/val.h"
 
-#define PROG_MAX_FIELDS 256               /* client fields per record */
-#define PROG_MAX_UPDATE (256u * 1024u)    /* encoded size of one progress update */
+#define PROG_MAX_FIELDS     256            /* client fields per record */
+#define PROG_MAX_UPDATE     (256u * 1024u) /* encoded size of one progress update */
 #define PROG_MAX_FIELD_NAME 128
 #define PROG_JOB_RESULT_MAX (1024u * 1024u) /* a job result's data */
 #define PROG_MAX_JOB_UPDATE (PROG_JOB_RESULT_MAX + 64u * 1024u)
-#define PROG_LOG_TEXT_MAX 8192            /* tool, error, suggestedFix */
+#define PROG_LOG_TEXT_MAX   8192 /* tool, error, suggestedFix */
 
 /* prog_check_progress_fields validates a progress update for record id:
  * a map of at most PROG_MAX_FIELDS fields, the seed's fields with their

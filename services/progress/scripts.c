@@ -4,15 +4,15 @@
 
 /* Refuses a write that would take a hash past ARGV[2] fields; the field
  * names to write are ARGV[first], ARGV[first+2], ... */
-#define LUA_FIELD_LIMIT                                                                        \
-    "local function over(key, first, max)\n"                                                   \
-    "  local len = redis.call('HLEN', key)\n"                                                  \
-    "  if len + (#ARGV - first + 1) / 2 <= max then return false end\n"                        \
-    "  local new = 0\n"                                                                        \
-    "  for i = first, #ARGV, 2 do\n"                                                           \
-    "    if redis.call('HEXISTS', key, ARGV[i]) == 0 then new = new + 1 end\n"                 \
-    "  end\n"                                                                                  \
-    "  return len + new > max\n"                                                               \
+#define LUA_FIELD_LIMIT                                                                            \
+    "local function over(key, first, max)\n"                                                       \
+    "  local len = redis.call('HLEN', key)\n"                                                      \
+    "  if len + (#ARGV - first + 1) / 2 <= max then return false end\n"                            \
+    "  local new = 0\n"                                                                            \
+    "  for i = first, #ARGV, 2 do\n"                                                               \
+    "    if redis.call('HEXISTS', key, ARGV[i]) == 0 then new = new + 1 end\n"                     \
+    "  end\n"                                                                                      \
+    "  return len + new > max\n"                                                                   \
     "end\n"
 
 /* KEYS: record, log. ARGV: ttl, max fields, createdAt, then field/value
@@ -61,22 +61,22 @@ sh_script prog_script_job_create =
  * the job's conversation is kept alive with the job while it still points
  * at it (its key is derived from the stored conversationId, which is why it
  * cannot be declared in KEYS). */
-sh_script prog_script_job_update = SH_SCRIPT(
-    "job_update", LUA_FIELD_LIMIT
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
-    "if over(KEYS[1], 5, tonumber(ARGV[2])) then\n"
-    "  return redis.error_reply('LIMIT a job holds at most ' .. ARGV[2] .. ' fields')\n"
-    "end\n"
-    "redis.call('HINCRBY', KEYS[1], 'version', 1)\n"
-    "redis.call('HSET', KEYS[1], 'updatedAt', ARGV[4])\n"
-    "if #ARGV >= 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-    "local conv = redis.call('HGET', KEYS[1], 'conversationId')\n"
-    "local jid = redis.call('HGET', KEYS[1], 'jobId')\n"
-    "if conv and jid then\n"
-    "  local idx = ARGV[3] .. '{' .. cmsgpack.unpack(conv) .. '}'\n"
-    "  if redis.call('GET', idx) == cmsgpack.unpack(jid) then\n"
-    "    redis.call('EXPIRE', idx, ARGV[1])\n"
-    "  end\n"
-    "end\n"
-    "return redis.call('HGETALL', KEYS[1])\n");
+sh_script prog_script_job_update =
+    SH_SCRIPT("job_update", LUA_FIELD_LIMIT
+              "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
+              "if over(KEYS[1], 5, tonumber(ARGV[2])) then\n"
+              "  return redis.error_reply('LIMIT a job holds at most ' .. ARGV[2] .. ' fields')\n"
+              "end\n"
+              "redis.call('HINCRBY', KEYS[1], 'version', 1)\n"
+              "redis.call('HSET', KEYS[1], 'updatedAt', ARGV[4])\n"
+              "if #ARGV >= 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+              "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+              "local conv = redis.call('HGET', KEYS[1], 'conversationId')\n"
+              "local jid = redis.call('HGET', KEYS[1], 'jobId')\n"
+              "if conv and jid then\n"
+              "  local idx = ARGV[3] .. '{' .. cmsgpack.unpack(conv) .. '}'\n"
+              "  if redis.call('GET', idx) == cmsgpack.unpack(jid) then\n"
+              "    redis.call('EXPIRE', idx, ARGV[1])\n"
+              "  end\n"
+              "end\n"
+              "return redis.call('HGETALL', KEYS[1])\n");

@@ -1,11 +1,11 @@
 /* test_progress_service.c - the progress service as a running process
  * against a private Redis: concurrent writers, versions, TTLs, the log cap,
  * 1 MiB job results, bad input over the wire, and Redis going away. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -22,7 +22,7 @@
 #include "shared/store.h"
 #include "shared/util.h"
 
-#define TTL 100
+#define TTL     100
 #define LOG_CAP 20
 
 static tf_redis redis;
@@ -107,7 +107,7 @@ static int start_service(void)
     snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
     snprintf(e_rpc, sizeof e_rpc, "PROGRESS_RPC_URL=%s", rpc_url);
     snprintf(e_ev, sizeof e_ev, "PROGRESS_EVENTS_URL=%s", ev_url);
-    const char *env[] = {e_redis, e_rpc, e_ev, "PROGRESS_TTL=100", "PROGRESS_LOG_CAP=20",
+    const char *env[] = {e_redis,         e_rpc, e_ev, "PROGRESS_TTL=100", "PROGRESS_LOG_CAP=20",
                          "RPC_WORKERS=8", NULL};
     snprintf(logpath, sizeof logpath, "%s/progress.log", redis.dir);
     svc = tf_spawn(tf_build_path("services/progress/progress"), env, logpath);
@@ -158,7 +158,7 @@ static int group_teardown(void **state)
 /* ---- concurrent writers ------------------------------------------------ */
 
 #define WRITERS 8
-#define WRITES 200
+#define WRITES  200
 
 typedef struct writer_arg {
     int idx;

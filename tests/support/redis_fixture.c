@@ -39,9 +39,8 @@ int tf_redis_start(tf_redis *r, int port)
     r->pid = fork();
     if (r->pid == 0) {
         freopen("/dev/null", "w", stdout);
-        execlp("redis-server", "redis-server", "--port", portarg, "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", r->dir, "--daemonize", "no",
-               (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", portarg, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--dir", r->dir, "--daemonize", "no", (char *)NULL);
         perror("exec redis-server");
         _exit(127);
     }

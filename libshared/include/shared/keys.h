@@ -10,18 +10,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SH_OWNER_PROGRESS "progress"
+#define SH_OWNER_PROGRESS    "progress"
 #define SH_OWNER_COORDINATOR "coordinator"
-#define SH_OWNER_SYNC "sync-worker"
+#define SH_OWNER_SYNC        "sync-worker"
 
-#define SH_KEY_PROGRESS "progress:"   /* progress:{id} hash, progress:{id}:log list */
-#define SH_KEY_JOB "job:"             /* job:{id} hash */
+#define SH_KEY_PROGRESS  "progress:"  /* progress:{id} hash, progress:{id}:log list */
+#define SH_KEY_JOB       "job:"       /* job:{id} hash */
 #define SH_KEY_JOB_INDEX "job_index:" /* job_index:{conversationId} -> jobId */
-#define SH_KEY_SQ "sq:"               /* claims of work items */
-#define SH_KEY_REFUND "refund:"       /* row reservations */
-#define SH_KEY_ACCOUNT "account:"     /* email accounts */
-#define SH_KEY_SCHED "sched:"         /* sync schedule */
-#define SH_KEY_MAIL "mail:"           /* synced mail */
+#define SH_KEY_SQ        "sq:"        /* claims of work items */
+#define SH_KEY_REFUND    "refund:"    /* row reservations */
+#define SH_KEY_ACCOUNT   "account:"   /* email accounts */
+#define SH_KEY_SCHED     "sched:"     /* sync schedule */
+#define SH_KEY_MAIL      "mail:"      /* synced mail */
 
 typedef struct sh_key_prefix {
     const char *prefix;

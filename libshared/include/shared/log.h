@@ -17,8 +17,8 @@ void sh_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define sh_log_debug(ev, ...) sh_log(SH_LOG_DEBUG, ev, __VA_ARGS__)
-#define sh_log_info(ev, ...) sh_log(SH_LOG_INFO, ev, __VA_ARGS__)
-#define sh_log_warn(ev, ...) sh_log(SH_LOG_WARN, ev, __VA_ARGS__)
+#define sh_log_info(ev, ...)  sh_log(SH_LOG_INFO, ev, __VA_ARGS__)
+#define sh_log_warn(ev, ...)  sh_log(SH_LOG_WARN, ev, __VA_ARGS__)
 #define sh_log_error(ev, ...) sh_log(SH_LOG_ERROR, ev, __VA_ARGS__)
 
 #endif

@@ -26,7 +26,7 @@ typedef struct sh_msg_limits {
 #define SH_MSG_DEFAULT_MAX_BYTES (4u * 1024u * 1024u)
 #define SH_MSG_DEFAULT_MAX_DEPTH 32
 #define SH_MSG_DEFAULT_MAX_ITEMS 100000u
-#define SH_OP_MAX 64
+#define SH_OP_MAX                64
 
 /* sh_msg_limits_default fills lim with the defaults above. */
 void sh_msg_limits_default(sh_msg_limits *lim);

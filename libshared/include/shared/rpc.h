@@ -26,8 +26,7 @@
 /* A handler decodes and validates args, does the work and either sets
  * *result (a new tree the server frees after sending) and returns SH_OK, or
  * returns an error code with err describing it. */
-typedef int (*sh_rpc_handler_fn)(void *state, const sh_val *args, sh_val **result,
-                                 sh_error *err);
+typedef int (*sh_rpc_handler_fn)(void *state, const sh_val *args, sh_val **result, sh_error *err);
 
 typedef struct sh_rpc_op {
     const char *name;

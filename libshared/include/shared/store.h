@@ -24,13 +24,13 @@
 
 typedef struct sh_redis_url {
     bool unix_socket;
-    bool tls;                         /* rediss:// */
-    char host[SH_URL_FIELD_MAX];      /* TCP host (brackets of IPv6 removed) */
-    int port;                         /* default 6379 */
-    char path[SH_URL_FIELD_MAX];      /* unix socket path */
-    char user[SH_URL_FIELD_MAX];      /* ACL user, "" for none */
-    char password[SH_URL_FIELD_MAX];  /* "" for none */
-    int db;                           /* SELECT, default 0 */
+    bool tls;                        /* rediss:// */
+    char host[SH_URL_FIELD_MAX];     /* TCP host (brackets of IPv6 removed) */
+    int port;                        /* default 6379 */
+    char path[SH_URL_FIELD_MAX];     /* unix socket path */
+    char user[SH_URL_FIELD_MAX];     /* ACL user, "" for none */
+    char password[SH_URL_FIELD_MAX]; /* "" for none */
+    int db;                          /* SELECT, default 0 */
 } sh_redis_url;
 
 /* sh_redis_url_parse accepts
@@ -62,13 +62,15 @@ typedef struct sh_script {
     char sha[41];
     int loaded; /* accessed atomically */
 } sh_script;
-#define SH_SCRIPT(name_, body_) {(name_), (body_), {0}, 0}
+#define SH_SCRIPT(name_, body_)                                                                    \
+    {                                                                                              \
+        (name_), (body_), {0}, 0                                                                   \
+    }
 
 /* sh_store_new allocates a store for url (copied). It fails only on bad
  * arguments, a TLS URL with a hiredis lacking TLS, or no memory; an
  * unreachable Redis is not an error here. */
-int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **out,
-                 sh_error *err);
+int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **out, sh_error *err);
 void sh_store_free(sh_store *s);
 
 /* sh_store_connected reports whether the last attempt left a live link. */
@@ -92,8 +94,7 @@ int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err);
 
 /* sh_store_pipeline sends n commands in one write and reads n replies (one
  * round trip). outs[i] receives reply i (caller frees each). */
-int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs,
-                      sh_error *err);
+int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs, sh_error *err);
 
 /* sh_store_ping returns SH_OK when Redis answers PING. */
 int sh_store_ping(sh_store *s, sh_error *err);
