@@ -1,11 +1,13 @@
 /* test_progress_service.c - the progress service as a running process
  * against a private Redis: concurrent writers, versions, TTLs, the log cap,
  * 1 MiB job results, bad input over the wire, and Redis going away. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>

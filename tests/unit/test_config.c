@@ -1,10 +1,12 @@
 /* test_config.c - settings from the environment: defaults, aliases, bounds,
  * types and the messages that name the setting. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,12 @@
 /* test_keys.c - the key registry, id syntax and the progress service's key
  * builders. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
 
 #include <string.h>
 

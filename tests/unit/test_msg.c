@@ -1,10 +1,12 @@
 /* test_msg.c - msgpack values and the call/reply envelope: round trips and
  * every malformed case the decoder must refuse. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,11 @@
 /* test_record.c - what progress updates, log entries and jobs may hold. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>

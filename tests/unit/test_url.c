@@ -1,9 +1,11 @@
 /* test_url.c - REDIS_URL / KV_URL parsing. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
 
 #include <string.h>
 

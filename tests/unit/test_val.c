@@ -1,9 +1,11 @@
 /* test_val.c - the value tree: maps with many keys, replace, take, clone. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <string.h>
