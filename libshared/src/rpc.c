@@ -23,7 +23,8 @@
 typedef struct rpc_worker {
     sh_rpc_server *srv;
     nng_ctx ctx;
-    nng_aio *aio;
+    nng_aio *aio;      /* receives */
+    nng_aio *send_aio; /* sends, completing on its own while the next receive waits */
     void *state;
     pthread_t thread;
     int started;
@@ -115,17 +116,25 @@ static void *rpc_worker_main(void *arg)
             nng_msg_free(msg);
             continue;
         }
-        nng_aio_set_msg(w->aio, msg);
-        nng_aio_set_timeout(w->aio, 5000);
-        nng_ctx_send(w->ctx, w->aio);
-        nng_aio_wait(w->aio);
-        if (nng_aio_result(w->aio) != 0)
-            nng_msg_free(msg);
+        /* The reply goes out while this worker already waits for the next
+         * request: one wake-up per request instead of two. */
+        nng_aio_wait(w->send_aio);
+        nng_aio_set_msg(w->send_aio, msg);
+        nng_aio_set_timeout(w->send_aio, 5000);
+        nng_ctx_send(w->ctx, w->send_aio);
         if (out.cap > 1024 * 1024)
             sh_buf_fini(&out); /* do not keep a large reply's buffer forever */
     }
+    nng_aio_wait(w->send_aio);
     sh_buf_fini(&out);
     return NULL;
+}
+
+static void rpc_sent(void *arg)
+{
+    rpc_worker *w = arg;
+    if (nng_aio_result(w->send_aio) != 0)
+        nng_msg_free(nng_aio_get_msg(w->send_aio));
 }
 
 int sh_rpc_server_new(const sh_rpc_server_opts *opts, sh_rpc_server **out, sh_error *err)
@@ -156,7 +165,8 @@ int sh_rpc_server_new(const sh_rpc_server_opts *opts, sh_rpc_server **out, sh_er
         rpc_worker *w = &s->workers[i];
         w->srv = s;
         w->idx = i;
-        if ((rv = nng_ctx_open(&w->ctx, s->sock)) || (rv = nng_aio_alloc(&w->aio, NULL, NULL))) {
+        if ((rv = nng_ctx_open(&w->ctx, s->sock)) || (rv = nng_aio_alloc(&w->aio, NULL, NULL)) ||
+            (rv = nng_aio_alloc(&w->send_aio, rpc_sent, w))) {
             sh_error_set(err, SH_EINTERNAL, "cannot set up RPC worker: %s", nng_strerror(rv));
             goto fail;
         }
@@ -199,6 +209,8 @@ void sh_rpc_server_free(sh_rpc_server *s)
         rpc_worker *w = &s->workers[i];
         if (w->aio)
             nng_aio_free(w->aio);
+        if (w->send_aio)
+            nng_aio_free(w->send_aio);
         if (w->state && s->opts.worker_fini)
             s->opts.worker_fini(w->state);
     }
@@ -207,6 +219,33 @@ void sh_rpc_server_free(sh_rpc_server *s)
 }
 
 /* ---- client ------------------------------------------------------------ */
+
+/* A call in flight: a small state machine driven by its aio callback. Call
+ * objects (each with its own context and aio) are kept on a free list and
+ * reused, so a call costs no socket-wide setup. */
+typedef struct rpc_async rpc_async;
+struct rpc_async {
+    sh_rpc_client *c;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int receiving;
+    uint64_t id;
+    int timeout_ms;
+    int64_t deadline;
+    sh_rpc_done_fn cb;
+    void *arg;
+    char op[SH_OP_MAX + 1];
+    rpc_async *next_free;
+};
+
+/* A blocking call waits on its own aio (no callback): one wake-up when the
+ * reply arrives. Its context and aio come from a free list of their own. */
+typedef struct rpc_sync rpc_sync;
+struct rpc_sync {
+    nng_ctx ctx;
+    nng_aio *aio;
+    rpc_sync *next_free;
+};
 
 struct sh_rpc_client {
     nng_socket sock;
@@ -217,7 +256,9 @@ struct sh_rpc_client {
     uint64_t next_id; /* atomic */
     pthread_mutex_t lock;
     pthread_cond_t idle;
-    int inflight; /* async calls not yet completed */
+    int inflight; /* calls not yet completed */
+    rpc_async *free_calls;
+    rpc_sync *free_syncs;
 };
 
 static int rpc_err_from_nng(int rv)
@@ -254,7 +295,7 @@ int sh_rpc_client_new(const char *urls, int timeout_ms, size_t max_msg, sh_rpc_c
     c->next_id = ((uint64_t)sh_now_ms() << 16) & INT64_MAX;
     int rv = nng_req0_open(&c->sock);
     if (rv) {
-        free(c);
+        sh_rpc_client_free(c);
         return sh_error_set(err, SH_EINTERNAL, "cannot open REQ socket: %s", nng_strerror(rv));
     }
     c->sock_open = 1;
@@ -301,7 +342,22 @@ void sh_rpc_client_free(sh_rpc_client *c)
     pthread_mutex_lock(&c->lock);
     while (c->inflight > 0)
         pthread_cond_wait(&c->idle, &c->lock);
+    rpc_async *a = c->free_calls;
+    c->free_calls = NULL;
     pthread_mutex_unlock(&c->lock);
+    while (a) {
+        rpc_async *next = a->next_free;
+        nng_aio_free(a->aio);
+        free(a);
+        a = next;
+    }
+    rpc_sync *sy = c->free_syncs;
+    while (sy) {
+        rpc_sync *next = sy->next_free;
+        nng_aio_free(sy->aio);
+        free(sy);
+        sy = next;
+    }
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->idle);
     free(c);
@@ -325,11 +381,12 @@ static int rpc_build(sh_rpc_client *c, const char *op, const sh_val *args, uint6
         return sh_error_set(err, SH_ETOOBIG, "request of %zu bytes exceeds the limit of %zu", n,
                             c->max_msg);
     }
-    nng_msg *m;
-    if (nng_msg_alloc(&m, 0) || nng_msg_append(m, b.data, b.len)) {
+    nng_msg *m = NULL;
+    if (nng_msg_alloc(&m, b.len)) {
         sh_buf_fini(&b);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
+    memcpy(nng_msg_body(m), b.data, b.len);
     sh_buf_fini(&b);
     *out = m;
     return SH_OK;
@@ -343,7 +400,7 @@ static int rpc_finish(sh_rpc_client *c, const char *op, uint64_t id, nng_msg *m,
     int rc = sh_reply_decode(nng_msg_body(m), nng_msg_len(m), &c->lim, &env, err);
     nng_msg_free(m);
     if (rc)
-        return sh_error_set(err, SH_EPROTO, "bad reply to %s: %s", op, err ? err->msg : "");
+        return sh_error_set(err, SH_EPROTO, "bad reply to %s: %s", op, err->msg);
     if (env.id != id && env.id != 0) {
         sh_reply_env_fini(&env);
         return sh_error_set(err, SH_EPROTO, "reply to %s carries id %llu, expected %llu", op,
@@ -357,80 +414,18 @@ static int rpc_finish(sh_rpc_client *c, const char *op, uint64_t id, nng_msg *m,
     return SH_OK;
 }
 
-int sh_rpc_call(sh_rpc_client *c, const char *op, const sh_val *args, int timeout_ms,
-                sh_val **result, sh_error *err)
-{
-    *result = NULL;
-    if (timeout_ms <= 0)
-        timeout_ms = c->timeout_ms;
-    uint64_t id;
-    nng_msg *m;
-    int rc = rpc_build(c, op, args, &id, &m, err);
-    if (rc)
-        return rc;
-    nng_ctx ctx;
-    nng_aio *aio = NULL;
-    int rv = nng_ctx_open(&ctx, c->sock);
-    if (rv) {
-        nng_msg_free(m);
-        return sh_error_set(err, rpc_err_from_nng(rv), "cannot call %s: %s", op, nng_strerror(rv));
-    }
-    if ((rv = nng_aio_alloc(&aio, NULL, NULL))) {
-        nng_msg_free(m);
-        nng_ctx_close(ctx);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
-    int64_t deadline = sh_mono_ms() + timeout_ms;
-    nng_aio_set_timeout(aio, timeout_ms);
-    nng_aio_set_msg(aio, m);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio))) {
-        nng_msg_free(m);
-        rc = sh_error_set(err, rpc_err_from_nng(rv), "call %s not sent: %s", op, nng_strerror(rv));
-        goto done;
-    }
-    int64_t left = deadline - sh_mono_ms();
-    nng_aio_set_timeout(aio, left > 1 ? (nng_duration)left : 1);
-    nng_ctx_recv(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio))) {
-        if (rv == NNG_ETIMEDOUT)
-            rc = sh_error_set(err, SH_ETIMEDOUT, "no reply to %s within %d ms", op, timeout_ms);
-        else
-            rc =
-                sh_error_set(err, rpc_err_from_nng(rv), "call %s failed: %s", op, nng_strerror(rv));
-        goto done;
-    }
-    rc = rpc_finish(c, op, id, nng_aio_get_msg(aio), result, err);
-done:
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
-    return rc;
-}
-
-/* An asynchronous call: a small state machine driven by its aio callback. */
-typedef struct rpc_async {
-    sh_rpc_client *c;
-    nng_ctx ctx;
-    nng_aio *aio;
-    nng_msg *req;
-    int receiving;
-    uint64_t id;
-    int timeout_ms;
-    int64_t deadline;
-    sh_rpc_done_fn cb;
-    void *arg;
-    char op[SH_OP_MAX + 1];
-} rpc_async;
-
+/* rpc_async_done hands the outcome to the caller and the call object back
+ * to the free list. */
 static void rpc_async_done(rpc_async *a, int rc, sh_val *result, sh_error *err)
 {
     sh_rpc_client *c = a->c;
-    a->cb(a->arg, rc, result, err);
-    nng_ctx_close(a->ctx);
-    nng_aio_reap(a->aio); /* cannot free an aio from its own callback */
-    free(a);
+    sh_rpc_done_fn cb = a->cb;
+    void *arg = a->arg;
+    pthread_mutex_lock(&c->lock);
+    a->next_free = c->free_calls;
+    c->free_calls = a;
+    pthread_mutex_unlock(&c->lock);
+    cb(arg, rc, result, err);
     pthread_mutex_lock(&c->lock);
     if (--c->inflight == 0)
         pthread_cond_broadcast(&c->idle);
@@ -445,7 +440,7 @@ static void rpc_async_cb(void *arg)
     int rv = nng_aio_result(a->aio);
     if (!a->receiving) {
         if (rv) {
-            nng_msg_free(a->req);
+            nng_msg_free(nng_aio_get_msg(a->aio));
             sh_error_set(&err, rpc_err_from_nng(rv), "call %s not sent: %s", a->op,
                          nng_strerror(rv));
             rpc_async_done(a, err.code, NULL, &err);
@@ -470,43 +465,142 @@ static void rpc_async_cb(void *arg)
     rpc_async_done(a, rc, result, &err);
 }
 
+/* rpc_async_get takes a call object from the free list or makes one. */
+static int rpc_async_get(sh_rpc_client *c, rpc_async **out)
+{
+    pthread_mutex_lock(&c->lock);
+    rpc_async *a = c->free_calls;
+    if (a)
+        c->free_calls = a->next_free;
+    pthread_mutex_unlock(&c->lock);
+    if (!a) {
+        a = calloc(1, sizeof *a);
+        if (!a)
+            return SH_ENOMEM;
+        int rv = nng_ctx_open(&a->ctx, c->sock);
+        if (!rv)
+            rv = nng_aio_alloc(&a->aio, rpc_async_cb, a);
+        if (rv) {
+            if (a->ctx.id)
+                nng_ctx_close(a->ctx);
+            free(a);
+            return rpc_err_from_nng(rv);
+        }
+        a->c = c;
+    }
+    *out = a;
+    return SH_OK;
+}
+
 int sh_rpc_call_async(sh_rpc_client *c, const char *op, const sh_val *args, int timeout_ms,
                       sh_rpc_done_fn cb, void *arg)
 {
     sh_error err;
-    rpc_async *a = calloc(1, sizeof *a);
-    if (!a)
-        return SH_ENOMEM;
-    a->c = c;
-    a->cb = cb;
-    a->arg = arg;
-    a->timeout_ms = timeout_ms > 0 ? timeout_ms : c->timeout_ms;
-    snprintf(a->op, sizeof a->op, "%s", op);
-    int rc = rpc_build(c, op, args, &a->id, &a->req, &err);
-    if (rc) {
-        free(a);
+    uint64_t id;
+    nng_msg *m = NULL;
+    int rc = rpc_build(c, op, args, &id, &m, &err);
+    if (rc)
+        return rc;
+    rpc_async *a = NULL;
+    if ((rc = rpc_async_get(c, &a))) {
+        nng_msg_free(m);
         return rc;
     }
-    int rv = nng_ctx_open(&a->ctx, c->sock);
-    if (rv) {
-        nng_msg_free(a->req);
-        free(a);
-        return rpc_err_from_nng(rv);
-    }
-    if ((rv = nng_aio_alloc(&a->aio, rpc_async_cb, a))) {
-        nng_msg_free(a->req);
-        nng_ctx_close(a->ctx);
-        free(a);
-        return SH_ENOMEM;
-    }
+    a->id = id;
+    a->cb = cb;
+    a->arg = arg;
+    a->receiving = 0;
+    a->timeout_ms = timeout_ms > 0 ? timeout_ms : c->timeout_ms;
+    snprintf(a->op, sizeof a->op, "%s", op);
     pthread_mutex_lock(&c->lock);
     c->inflight++;
     pthread_mutex_unlock(&c->lock);
     a->deadline = sh_mono_ms() + a->timeout_ms;
     nng_aio_set_timeout(a->aio, a->timeout_ms);
-    nng_aio_set_msg(a->aio, a->req);
+    nng_aio_set_msg(a->aio, m);
     nng_ctx_send(a->ctx, a->aio);
     return SH_OK;
+}
+
+static int rpc_sync_get(sh_rpc_client *c, rpc_sync **out)
+{
+    pthread_mutex_lock(&c->lock);
+    rpc_sync *s = c->free_syncs;
+    if (s)
+        c->free_syncs = s->next_free;
+    pthread_mutex_unlock(&c->lock);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return SH_ENOMEM;
+        int rv = nng_ctx_open(&s->ctx, c->sock);
+        if (!rv)
+            rv = nng_aio_alloc(&s->aio, NULL, NULL);
+        if (rv) {
+            if (s->ctx.id)
+                nng_ctx_close(s->ctx);
+            free(s);
+            return rpc_err_from_nng(rv);
+        }
+    }
+    *out = s;
+    return SH_OK;
+}
+
+static void rpc_sync_put(sh_rpc_client *c, rpc_sync *s)
+{
+    pthread_mutex_lock(&c->lock);
+    s->next_free = c->free_syncs;
+    c->free_syncs = s;
+    pthread_mutex_unlock(&c->lock);
+}
+
+int sh_rpc_call(sh_rpc_client *c, const char *op, const sh_val *args, int timeout_ms,
+                sh_val **result, sh_error *err)
+{
+    sh_error local;
+    if (!err)
+        err = &local;
+    *result = NULL;
+    if (timeout_ms <= 0)
+        timeout_ms = c->timeout_ms;
+    uint64_t id;
+    nng_msg *m = NULL;
+    int rc = rpc_build(c, op, args, &id, &m, err);
+    if (rc)
+        return rc;
+    rpc_sync *s = NULL;
+    if ((rc = rpc_sync_get(c, &s))) {
+        nng_msg_free(m);
+        return sh_error_set(err, rc, "cannot call %s: %s", op, sh_strerror(rc));
+    }
+    int64_t deadline = sh_mono_ms() + timeout_ms;
+    nng_aio_set_timeout(s->aio, timeout_ms);
+    nng_aio_set_msg(s->aio, m);
+    nng_ctx_send(s->ctx, s->aio);
+    nng_aio_wait(s->aio);
+    int rv = nng_aio_result(s->aio);
+    if (rv) {
+        nng_msg_free(m);
+        rc = sh_error_set(err, rpc_err_from_nng(rv), "call %s not sent: %s", op, nng_strerror(rv));
+        goto done;
+    }
+    int64_t left = deadline - sh_mono_ms();
+    nng_aio_set_timeout(s->aio, left > 1 ? (nng_duration)left : 1);
+    nng_ctx_recv(s->ctx, s->aio);
+    nng_aio_wait(s->aio);
+    if ((rv = nng_aio_result(s->aio))) {
+        if (rv == NNG_ETIMEDOUT)
+            rc = sh_error_set(err, SH_ETIMEDOUT, "no reply to %s within %d ms", op, timeout_ms);
+        else
+            rc =
+                sh_error_set(err, rpc_err_from_nng(rv), "call %s failed: %s", op, nng_strerror(rv));
+        goto done;
+    }
+    rc = rpc_finish(c, op, id, nng_aio_get_msg(s->aio), result, err);
+done:
+    rpc_sync_put(c, s);
+    return rc;
 }
 
 void sh_rpc_fini(void)
