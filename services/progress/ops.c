@@ -10,6 +10,11 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
+static const prog_env *prog_env_of(const prog_worker *w)
+{
+    return w->env;
+}
+
 static int ops_bad_id(const char *what, const char *id, sh_error *err)
 {
     return sh_error_set(err, SH_EINVAL, "invalid %s \"%.40s\": must match [A-Za-z0-9._:-]{1,128}",
@@ -56,7 +61,7 @@ static int ops_run(prog_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
 static void ops_publish(prog_worker *w, const char *topic_prefix, const char *kind, const char *id,
                         const char *key, sh_val **value)
 {
-    if (!w->env->pub)
+    if (!w->pub)
         return;
     char topic[PROG_KEY_MAX];
     snprintf(topic, sizeof topic, "%s%s", topic_prefix, id);
@@ -75,7 +80,7 @@ static void ops_publish(prog_worker *w, const char *topic_prefix, const char *ki
         sh_val_set_cstr(ev, key, *value);
         *value = NULL;
     }
-    int rc = sh_pub_send(w->env->pub, topic, ev);
+    int rc = sh_pub_send(w->pub, topic, ev);
     if (rc)
         sh_log_debug("event_dropped", "topic=%s %s", topic, sh_strerror(rc));
     if (value)
@@ -126,7 +131,7 @@ int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, s
     sh_cmd *c = sh_cmd_new_eval(&prog_script_update, 2);
     sh_cmd_str(c, key);
     sh_cmd_str(c, logkey);
-    sh_cmd_int(c, w->env->ttl);
+    sh_cmd_int(c, prog_env_of(w)->ttl);
     sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
     rc = prog_cmd_add_value(c, NULL, 0, nowv); /* ARGV[3]: createdAt of a new record */
     /* The server's fields go last so they win over anything the client sent. */
@@ -196,8 +201,8 @@ int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val 
     sh_cmd *c = sh_cmd_new_eval(&prog_script_log_append, 2);
     sh_cmd_str(c, key);
     sh_cmd_str(c, logkey);
-    sh_cmd_int(c, w->env->ttl);
-    sh_cmd_int(c, w->env->log_cap);
+    sh_cmd_int(c, prog_env_of(w)->ttl);
+    sh_cmd_int(c, prog_env_of(w)->log_cap);
     if (prog_cmd_add_value(c, NULL, 0, e) != SH_OK) {
         sh_cmd_free(c);
         sh_val_free(e);
@@ -290,7 +295,7 @@ int prog_job_create(prog_worker *w, const sh_val *fields, sh_val **job, sh_error
     sh_cmd *c = sh_cmd_new_eval(&prog_script_job_create, 2);
     sh_cmd_str(c, key);
     sh_cmd_str(c, idx);
-    sh_cmd_int(c, w->env->ttl);
+    sh_cmd_int(c, prog_env_of(w)->ttl);
     sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
     sh_cmd_str(c, jid);
     rc = server ? prog_cmd_add_fields(c, fields) : SH_ENOMEM;
@@ -322,7 +327,7 @@ int prog_job_update(prog_worker *w, const char *id, const sh_val *fields, sh_val
     sh_val *nowv = sh_val_new_cstr(now);
     sh_cmd *c = sh_cmd_new_eval(&prog_script_job_update, 1);
     sh_cmd_str(c, key);
-    sh_cmd_int(c, w->env->ttl);
+    sh_cmd_int(c, prog_env_of(w)->ttl);
     sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
     sh_cmd_str(c, SH_KEY_JOB_INDEX);
     rc = nowv ? prog_cmd_add_value(c, NULL, 0, nowv) : SH_ENOMEM;

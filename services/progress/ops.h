@@ -10,22 +10,18 @@
 #include <stdbool.h>
 
 #include "shared/err.h"
-#include "shared/events.h"
-#include "shared/store.h"
+#include "shared/service.h"
 #include "shared/val.h"
 
-/* Shared by every worker; read-only once the service runs. */
+/* The service's settings, read-only once it runs (sh_worker.env). */
 typedef struct prog_env {
-    sh_pub *pub; /* may be NULL: no events */
     long long ttl;
     long long log_cap;
 } prog_env;
 
-/* One per RPC worker thread. */
-typedef struct prog_worker {
-    const prog_env *env;
-    sh_store *store;
-} prog_worker;
+/* Every operation runs on an RPC worker: its own Redis connection, the
+ * shared publisher (NULL: no events) and env pointing at a prog_env. */
+typedef sh_worker prog_worker;
 
 int prog_ping(prog_worker *w, sh_error *err);
 

@@ -1,0 +1,44 @@
+/* service.h - the common life of a service process: settings, logging,
+ * Redis, an event publisher, an RPC server whose workers each own a Redis
+ * connection, and an orderly stop on SIGTERM or SIGINT.
+ *
+ * A service's main() fills an sh_service_def and returns
+ * sh_service_main(&def). The common settings are REDIS_URL (alias KV_URL),
+ * RPC_WORKERS, RPC_MAX_MSG and LOG_LEVEL, plus the two URL variables the
+ * definition names. */
+#ifndef SHARED_SERVICE_H
+#define SHARED_SERVICE_H
+
+#include "shared/config.h"
+#include "shared/events.h"
+#include "shared/rpc.h"
+#include "shared/store.h"
+
+/* The state every handler of a service receives. */
+typedef struct sh_worker {
+    sh_store *store; /* this worker's own Redis connection */
+    sh_pub *pub;     /* the service's publisher (thread-safe) */
+    const void *env; /* the service's read-only settings (def->env) */
+    int idx;
+} sh_worker;
+
+typedef struct sh_service_def {
+    const char *name;           /* for logs: "progress" */
+    const sh_setting *settings; /* the service's own settings, NULL-terminated, or NULL */
+    const char *rpc_var;        /* e.g. "PROGRESS_RPC_URL" */
+    const char *rpc_default;
+    const char *events_var; /* e.g. "PROGRESS_EVENTS_URL" */
+    const char *events_default;
+    const sh_rpc_op *ops;
+    const void *env;
+    /* Optional: checks the loaded settings (and fills env) before anything
+     * starts; a non-zero return stops start-up with err logged. */
+    int (*validate)(sh_error *err);
+} sh_service_def;
+
+/* sh_service_main runs the service until SIGTERM/SIGINT and returns the
+ * process exit status: 0 after a clean stop, 1 when start-up failed (bad
+ * settings are named in the log). */
+int sh_service_main(const sh_service_def *def);
+
+#endif

@@ -1,0 +1,146 @@
+/* service.c - the common main loop of a service process. */
+#include "shared/service.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/log.h"
+
+static const char *svc_redis_url, *svc_log_level, *svc_rpc_url, *svc_events_url;
+static long long svc_workers, svc_max_msg;
+
+typedef struct svc_run {
+    const sh_service_def *def;
+    sh_redis_url url;
+    sh_pub *pub;
+} svc_run;
+
+static void *svc_worker_init(void *arg, int idx)
+{
+    svc_run *run = arg;
+    sh_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    sh_error err;
+    if (sh_store_new(&run->url, NULL, &w->store, &err) != SH_OK) {
+        sh_log_error("worker_init", "worker %d: %s", idx, err.msg);
+        free(w);
+        return NULL;
+    }
+    w->pub = run->pub;
+    w->env = run->def->env;
+    w->idx = idx;
+    return w;
+}
+
+static void svc_worker_fini(void *state)
+{
+    sh_worker *w = state;
+    sh_store_free(w->store);
+    free(w);
+}
+
+/* svc_config loads the common settings and the service's own. */
+static int svc_config(const sh_service_def *def, sh_error *err)
+{
+    const sh_setting common[] = {
+        {"REDIS_URL", "KV_URL", SH_SET_SECRET, "redis://127.0.0.1:6379", 0, 4096, &svc_redis_url,
+         false, "the Redis to use"},
+        {def->rpc_var, NULL, SH_SET_STR, def->rpc_default, 0, 1024, &svc_rpc_url, false,
+         "where to listen for calls"},
+        {def->events_var, NULL, SH_SET_STR, def->events_default, 0, 1024, &svc_events_url, false,
+         "where to publish events"},
+        {"RPC_WORKERS", NULL, SH_SET_INT, "16", 1, 1024, &svc_workers, false,
+         "requests served at once"},
+        {"RPC_MAX_MSG", NULL, SH_SET_INT, "4194304", 65536, 64LL * 1024 * 1024, &svc_max_msg, false,
+         "largest request accepted, bytes"},
+        {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &svc_log_level, false, "log level"},
+        {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
+    };
+    int rc = sh_config_load(common, err);
+    if (!rc && def->settings)
+        rc = sh_config_load(def->settings, err);
+    if (rc)
+        return rc;
+    int level;
+    if (sh_log_level_parse(svc_log_level, &level) != 0)
+        return sh_error_set(err, SH_EINVAL,
+                            "LOG_LEVEL must be debug, info, warn or error, got \"%s\"",
+                            svc_log_level);
+    sh_log_init(def->name, level);
+    char *desc = sh_config_describe(common);
+    char *own = def->settings ? sh_config_describe(def->settings) : NULL;
+    sh_log_info("config", "%s %s", desc ? desc : "", own ? own : "");
+    free(desc);
+    free(own);
+    return def->validate ? def->validate(err) : SH_OK;
+}
+
+int sh_service_main(const sh_service_def *def)
+{
+    sh_error err;
+    sh_log_init(def->name, SH_LOG_INFO);
+    svc_run run;
+    memset(&run, 0, sizeof run);
+    run.def = def;
+    if (svc_config(def, &err) != SH_OK ||
+        sh_redis_url_parse(svc_redis_url, &run.url, &err) != SH_OK) {
+        sh_log_error("config", "%s", err.msg);
+        return 1;
+    }
+    /* Refuse now a URL this build cannot honour (TLS without support). */
+    sh_store *probe = NULL;
+    if (sh_store_new(&run.url, NULL, &probe, &err) != SH_OK) {
+        sh_log_error("config", "%s", err.msg);
+        return 1;
+    }
+    char shown[600];
+    sh_redis_url_display(&run.url, shown, sizeof shown);
+    if (sh_store_ping(probe, &err) != SH_OK)
+        sh_log_warn("redis_down", "%s; serving anyway, calls fail until it is back", err.msg);
+    else
+        sh_log_info("redis_ok", "connected to %s", shown);
+    sh_store_free(probe);
+
+    /* Block the stop signals in every thread; this one waits for them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sh_rpc_server *srv = NULL;
+    int status = 1;
+    if (sh_pub_new(svc_events_url, &run.pub, &err) != SH_OK) {
+        sh_log_error("start", "events: %s", err.msg);
+        goto done;
+    }
+    sh_rpc_server_opts opts = {
+        .listen_url = svc_rpc_url,
+        .workers = (int)svc_workers,
+        .max_msg = (size_t)svc_max_msg,
+        .ops = def->ops,
+        .worker_init = svc_worker_init,
+        .worker_fini = svc_worker_fini,
+        .arg = &run,
+    };
+    if (sh_rpc_server_new(&opts, &srv, &err) != SH_OK) {
+        sh_log_error("start", "rpc: %s", err.msg);
+        goto done;
+    }
+    sh_log_info("started", "listening on %s, events on %s, %lld workers", svc_rpc_url,
+                svc_events_url, svc_workers);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    sh_log_info("stopping", "signal %d: finishing requests in flight", sig);
+    status = 0;
+done:
+    sh_rpc_server_free(srv);
+    sh_pub_free(run.pub);
+    sh_rpc_fini();
+    sh_log_info("stopped", "exit %d", status);
+    return status;
+}
