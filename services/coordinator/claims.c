@@ -1,0 +1,245 @@
+/* claims.c - claims of work items with fencing tokens. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "scripts.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+#define COORD_FENCE_TTL (30LL * 24 * 3600)
+
+const coord_env *coord_env_of(const sh_worker *w)
+{
+    return w->env;
+}
+
+int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
+{
+    *out = NULL;
+    sh_reply *r = NULL;
+    int rc = sh_store_run(w->store, cmd, &r, err);
+    sh_cmd_free(cmd);
+    if (rc)
+        return rc;
+    if (sh_reply_kind(r) == SH_REPLY_ERROR) {
+        size_t len;
+        const char *e = sh_reply_string(r, &len);
+        rc = strncmp(e, "OOM", 3) == 0 || strncmp(e, "LOADING", 7) == 0 ||
+                     strncmp(e, "READONLY", 8) == 0 || strncmp(e, "BUSY", 4) == 0
+                 ? SH_EUNAVAIL
+                 : SH_EINTERNAL;
+        if (rc == SH_EINTERNAL)
+            sh_log_error("redis_error", "%.*s", (int)len, e);
+        sh_error_set(err, rc, "Redis refused the request: %.*s", (int)len, e);
+        sh_reply_free(r);
+        return rc;
+    }
+    if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) < 6) {
+        sh_reply_free(r);
+        return sh_error_set(err, SH_EINTERNAL, "unexpected reply from a coordinator script");
+    }
+    *out = r;
+    return SH_OK;
+}
+
+long long coord_reply_ll(const sh_reply *r, size_t i)
+{
+    size_t len;
+    const char *s = sh_reply_string(sh_reply_elem(r, i), &len);
+    char tmp[32];
+    if (!s || len == 0 || len >= sizeof tmp)
+        return 0;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    return strtoll(tmp, NULL, 10);
+}
+
+void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len)
+{
+    size_t n;
+    const char *s = sh_reply_string(sh_reply_elem(r, i), &n);
+    if (!s)
+        n = 0;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, s ? s : "", n);
+    buf[n] = '\0';
+}
+
+void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *body)
+{
+    if (!body)
+        return;
+    if (w->pub && sh_val_set_cstr(body, "kind", sh_val_new_cstr(kind)) == SH_OK) {
+        int rc = sh_pub_send(w->pub, topic, body);
+        if (rc)
+            sh_log_debug("event_dropped", "topic=%s %s", topic, sh_strerror(rc));
+    }
+    sh_val_free(body);
+}
+
+static int claim_set_iso(sh_val *m, const char *key, long long ms)
+{
+    char iso[SH_ISO_LEN];
+    sh_iso8601(ms, iso);
+    return sh_val_set_cstr(m, key, sh_val_new_cstr(iso));
+}
+
+sh_val *coord_claim_val(const coord_claim *c)
+{
+    sh_val *m = sh_val_new_map();
+    if (!m || sh_val_set_cstr(m, "sq", sh_val_new_cstr(c->id)) ||
+        sh_val_set_cstr(m, "namespace", sh_val_new_cstr(c->ns)) ||
+        sh_val_set_cstr(m, "botId", sh_val_new_cstr(c->bot)) ||
+        sh_val_set_cstr(m, "token", sh_val_new_int(c->token)) ||
+        sh_val_set_cstr(m, "status", sh_val_new_cstr(c->status)) ||
+        claim_set_iso(m, "timestamp", c->timestamp_ms) ||
+        claim_set_iso(m, "expiresAt", c->expires_ms)) {
+        sh_val_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* claim_fill reads {outcome, botId, token, status, timestamp, expiresAt}. */
+static void claim_fill(const sh_reply *r, const char *ns, const char *id, coord_claim *out)
+{
+    snprintf(out->ns, sizeof out->ns, "%s", ns);
+    snprintf(out->id, sizeof out->id, "%s", id);
+    coord_reply_str(r, 1, out->bot, sizeof out->bot);
+    out->token = coord_reply_ll(r, 2);
+    coord_reply_str(r, 3, out->status, sizeof out->status);
+    out->timestamp_ms = coord_reply_ll(r, 4);
+    out->expires_ms = coord_reply_ll(r, 5);
+}
+
+static bool claim_outcome(const sh_reply *r, const char *what)
+{
+    size_t len;
+    const char *s = sh_reply_string(sh_reply_elem(r, 0), &len);
+    return s && len == strlen(what) && memcmp(s, what, len) == 0;
+}
+
+static void claim_event(sh_worker *w, const char *kind, const coord_claim *c)
+{
+    char topic[COORD_KEY_MAX];
+    if (coord_topic_claim(topic, sizeof topic, c->ns, c->id) >= 0)
+        coord_publish(w, topic, kind, coord_claim_val(c));
+}
+
+static int claim_keys(const char *ns, const char *id, char *key, char *fence, char *idx,
+                      sh_error *err)
+{
+    if (coord_key_claim(key, COORD_KEY_MAX, ns, id) < 0 ||
+        (fence && coord_key_fence(fence, COORD_KEY_MAX, ns, id) < 0) ||
+        coord_key_claim_index(idx, COORD_KEY_MAX, ns) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid namespace \"%.40s\" or id \"%.40s\"", ns, id);
+    return SH_OK;
+}
+
+int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
+                     const char *status, coord_claim *out, bool *renewed, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    *renewed = false;
+    char key[COORD_KEY_MAX], fence[COORD_KEY_MAX], idx[COORD_KEY_MAX];
+    int rc = claim_keys(ns, id, key, fence, idx, err);
+    if (rc)
+        return rc;
+    if (ttl_s <= 0)
+        ttl_s = coord_env_of(w)->default_ttl;
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_claim, 3);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, fence);
+    sh_cmd_str(c, idx);
+    sh_cmd_str(c, bot);
+    sh_cmd_int(c, ttl_s * 1000);
+    sh_cmd_str(c, status ? status : "CLAIMING");
+    sh_cmd_str(c, id);
+    sh_cmd_int(c, COORD_FENCE_TTL);
+    sh_reply *r;
+    if ((rc = coord_run_script(w, c, &r, err)))
+        return rc;
+    claim_fill(r, ns, id, out);
+    if (claim_outcome(r, "conflict")) {
+        out->token = 0; /* a holder's token is never shown to others */
+        rc = sh_error_set(err, SH_ECONFLICT, "%s is held by %s", id, out->bot);
+    } else if (claim_outcome(r, "renewed")) {
+        *renewed = true;
+        claim_event(w, "renewed", out);
+    } else {
+        if (claim_outcome(r, "claimed_after_expiry")) {
+            coord_claim gone = *out;
+            gone.bot[0] = '\0';
+            claim_event(w, "expired", &gone);
+        }
+        claim_event(w, "claimed", out);
+    }
+    sh_reply_free(r);
+    return rc;
+}
+
+/* claim_holder_op runs one of the scripts that need the holder's token. */
+static int claim_holder_op(sh_worker *w, sh_script *script, const char *ns, const char *id,
+                           const char *bot, long long token, const char *extra, const char *event,
+                           coord_claim *out, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char key[COORD_KEY_MAX], idx[COORD_KEY_MAX];
+    int rc = claim_keys(ns, id, key, NULL, idx, err);
+    if (rc)
+        return rc;
+    bool with_index = script != &coord_script_status;
+    sh_cmd *c = sh_cmd_new_eval(script, with_index ? 2 : 1);
+    sh_cmd_str(c, key);
+    if (with_index)
+        sh_cmd_str(c, idx);
+    sh_cmd_str(c, bot);
+    sh_cmd_int(c, token);
+    if (extra)
+        sh_cmd_str(c, extra);
+    sh_reply *r;
+    if ((rc = coord_run_script(w, c, &r, err)))
+        return rc;
+    claim_fill(r, ns, id, out);
+    if (claim_outcome(r, "lease_lost")) {
+        out->token = 0;
+        if (out->bot[0])
+            rc = sh_error_set(err, SH_ELEASE, "lease_lost: %s is held by %s with another token", id,
+                              out->bot);
+        else
+            rc = sh_error_set(err, SH_ELEASE,
+                              "lease_lost: %s is not claimed (released or "
+                              "expired)",
+                              id);
+    } else {
+        out->token = token;
+        claim_event(w, event, out);
+    }
+    sh_reply_free(r);
+    return rc;
+}
+
+int coord_renew(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
+                long long ttl_s, coord_claim *out, sh_error *err)
+{
+    char ttl[32] = "";
+    if (ttl_s > 0)
+        snprintf(ttl, sizeof ttl, "%lld", ttl_s * 1000);
+    return claim_holder_op(w, &coord_script_renew, ns, id, bot, token, ttl, "renewed", out, err);
+}
+
+int coord_release(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
+                  coord_claim *out, sh_error *err)
+{
+    return claim_holder_op(w, &coord_script_release, ns, id, bot, token, NULL, "released", out,
+                           err);
+}
+
+int coord_set_status(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
+                     const char *status, coord_claim *out, sh_error *err)
+{
+    return claim_holder_op(w, &coord_script_status, ns, id, bot, token, status, "status", out, err);
+}

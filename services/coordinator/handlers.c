@@ -1,0 +1,290 @@
+/* handlers.c - argument checking for each RPC operation of the coordinator. */
+#include "handlers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+
+/* The arguments an operation takes: a NULL-terminated list of names. */
+typedef const char *const arg_names[];
+
+static int args_known(const sh_val *args, arg_names names, sh_error *err)
+{
+    if (sh_val_type_of(args) != SH_VAL_MAP)
+        return sh_error_set(err, SH_EINVAL, "arguments must be an object, got %s",
+                            sh_val_type_name(sh_val_type_of(args)));
+    for (size_t i = 0; i < sh_val_len(args); i++) {
+        const char *k = sh_val_key_at(args, i, NULL);
+        bool ok = false;
+        for (size_t j = 0; names[j] && !ok; j++)
+            ok = strcmp(k, names[j]) == 0;
+        if (!ok) {
+            char list[256] = "";
+            for (size_t j = 0; names[j]; j++) {
+                strncat(list, j ? ", " : "", sizeof list - strlen(list) - 1);
+                strncat(list, names[j], sizeof list - strlen(list) - 1);
+            }
+            return sh_error_set(err, SH_EINVAL, "unknown field \"%.40s\" (allowed: %s)", k, list);
+        }
+    }
+    return SH_OK;
+}
+
+/* arg_id reads a required id-syntax string of at most max bytes. */
+static int arg_id(const sh_val *args, const char *name, size_t max, const char **out, sh_error *err)
+{
+    const sh_val *v = sh_val_get(args, name);
+    if (!v || sh_val_type_of(v) == SH_VAL_NIL)
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" is required", name);
+    if (sh_val_type_of(v) != SH_VAL_STR)
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be a string, got %s", name,
+                            sh_val_type_name(sh_val_type_of(v)));
+    size_t len;
+    const char *s = sh_val_str(v, &len);
+    if (len == 0 || len > max)
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be 1..%zu characters, got %zu", name,
+                            max, len);
+    if (!sh_id_valid(s, len))
+        return sh_error_set(err, SH_EINVAL,
+                            "field \"%s\" may only hold letters, digits and . _ : -", name);
+    *out = s;
+    return SH_OK;
+}
+
+/* arg_name reads an optional namespace or log name (default deflt). */
+static int arg_name(const sh_val *args, const char *name, const char *deflt, const char **out,
+                    sh_error *err)
+{
+    const sh_val *v = sh_val_get(args, name);
+    if (!v || sh_val_type_of(v) == SH_VAL_NIL) {
+        *out = deflt;
+        return SH_OK;
+    }
+    const char *s = sh_val_str(v, NULL);
+    if (sh_val_type_of(v) != SH_VAL_STR || !coord_name_valid(s))
+        return sh_error_set(err, SH_EINVAL,
+                            "field \"%s\" must match [a-z][a-z0-9_-]{0,31}, e.g. \"%s\"", name,
+                            deflt);
+    *out = s;
+    return SH_OK;
+}
+
+/* arg_int reads an integer in [lo, hi]; optional ones default to 0. */
+static int arg_int(const sh_val *args, const char *name, bool required, long long lo, long long hi,
+                   long long *out, sh_error *err)
+{
+    const sh_val *v = sh_val_get(args, name);
+    *out = 0;
+    if (!v || sh_val_type_of(v) == SH_VAL_NIL)
+        return required ? sh_error_set(err, SH_EINVAL, "field \"%s\" is required", name) : SH_OK;
+    if (sh_val_type_of(v) != SH_VAL_INT)
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be an integer, got %s", name,
+                            sh_val_type_name(sh_val_type_of(v)));
+    long long n = sh_val_int(v);
+    if (n < lo || n > hi)
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be between %lld and %lld, got %lld",
+                            name, lo, hi, n);
+    *out = n;
+    return SH_OK;
+}
+
+static int arg_status(const sh_val *args, bool required, const char **out, sh_error *err)
+{
+    *out = NULL;
+    if (!required && !sh_val_get(args, "status"))
+        return SH_OK;
+    return arg_id(args, "status", COORD_STATUS_MAX, out, err);
+}
+
+/* The item and owner every claim and reservation operation names. */
+typedef struct item_args {
+    const char *ns, *id, *bot;
+    long long token, ttl;
+} item_args;
+
+static int item_read(const sh_val *args, sh_worker *w, const char *ns_field, const char *deflt,
+                     bool token, bool ttl, item_args *a, sh_error *err)
+{
+    int rc = arg_name(args, ns_field, deflt, &a->ns, err);
+    if (!rc)
+        rc = arg_id(args, "sq", SH_ID_MAX, &a->id, err);
+    if (!rc)
+        rc = arg_id(args, "botId", SH_ID_MAX, &a->bot, err);
+    if (!rc && token)
+        rc = arg_int(args, "token", true, 1, INT64_MAX, &a->token, err);
+    if (!rc && ttl)
+        rc = arg_int(args, "ttlSeconds", false, 1, coord_env_of(w)->max_ttl, &a->ttl, err);
+    return rc;
+}
+
+static int reply_with(sh_val **result, const char *flag, bool value, const char *key, sh_val *body,
+                      sh_error *err)
+{
+    sh_val *m = sh_val_new_map();
+    int rc = m && body ? SH_OK : SH_ENOMEM;
+    if (!rc && flag)
+        rc = sh_val_set_cstr(m, flag, sh_val_new_bool(value));
+    if (!rc) {
+        rc = sh_val_set_cstr(m, key, body);
+        body = NULL;
+    }
+    sh_val_free(body);
+    if (rc) {
+        sh_val_free(m);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *result = m;
+    return SH_OK;
+}
+
+/* reply_conflict answers {flag: false, key: holder, error: message}: a
+ * conflict is an expected outcome, not a failure of the call. */
+static int reply_conflict(sh_val **result, const char *flag, const char *key, sh_val *holder,
+                          sh_error *err)
+{
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    int rc = reply_with(result, flag, false, key, holder, err);
+    if (rc == SH_OK && sh_val_set_cstr(*result, "error", sh_val_new_cstr(msg)) != SH_OK) {
+        sh_val_free(*result);
+        *result = NULL;
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
+static int h_claim(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "ttlSeconds", "status", "namespace", NULL};
+    item_args a;
+    const char *status;
+    coord_claim c;
+    bool renewed;
+    int rc = args_known(args, names, err);
+    if (!rc)
+        rc = item_read(args, state, "namespace", "sq", false, true, &a, err);
+    if (!rc)
+        rc = arg_status(args, false, &status, err);
+    if (!rc)
+        rc = coord_claim_item(state, a.ns, a.id, a.bot, a.ttl, status, &c, &renewed, err);
+    if (rc == SH_ECONFLICT) {
+        sh_val *holder = coord_claim_val(&c);
+        sh_val_free(sh_val_take(holder, "token"));
+        return reply_conflict(result, "claimed", "claim", holder, err);
+    }
+    if (rc)
+        return rc;
+    sh_val *body = coord_claim_val(&c);
+    if (body)
+        sh_val_set_cstr(body, "renewed", sh_val_new_bool(renewed));
+    return reply_with(result, "claimed", true, "claim", body, err);
+}
+
+static int h_renew(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "token", "ttlSeconds", "namespace", NULL};
+    item_args a;
+    coord_claim c;
+    int rc = args_known(args, names, err);
+    if (!rc)
+        rc = item_read(args, state, "namespace", "sq", true, true, &a, err);
+    if (!rc)
+        rc = coord_renew(state, a.ns, a.id, a.bot, a.token, a.ttl, &c, err);
+    return rc ? rc : reply_with(result, NULL, false, "claim", coord_claim_val(&c), err);
+}
+
+static int h_release(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "token", "namespace", NULL};
+    item_args a;
+    coord_claim c;
+    int rc = args_known(args, names, err);
+    if (!rc)
+        rc = item_read(args, state, "namespace", "sq", true, false, &a, err);
+    if (!rc)
+        rc = coord_release(state, a.ns, a.id, a.bot, a.token, &c, err);
+    return rc ? rc : reply_with(result, NULL, false, "claim", coord_claim_val(&c), err);
+}
+
+static int h_status(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "token", "status", "namespace", NULL};
+    item_args a;
+    const char *status;
+    coord_claim c;
+    int rc = args_known(args, names, err);
+    if (!rc)
+        rc = item_read(args, state, "namespace", "sq", true, false, &a, err);
+    if (!rc)
+        rc = arg_status(args, true, &status, err);
+    if (!rc)
+        rc = coord_set_status(state, a.ns, a.id, a.bot, a.token, status, &c, err);
+    return rc ? rc : reply_with(result, NULL, false, "claim", coord_claim_val(&c), err);
+}
+
+static int h_reserve(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "rowCount", "ttlSeconds", "log", NULL};
+    item_args a;
+    long long rows;
+    coord_reservation r;
+    int rc = args_known(args, names, err);
+    if (!rc)
+        rc = item_read(args, state, "log", "refund", false, true, &a, err);
+    if (!rc)
+        rc = arg_int(args, "rowCount", true, 1, coord_env_of(state)->max_rows, &rows, err);
+    if (!rc)
+        rc = coord_reserve(state, a.ns, a.id, a.bot, rows, a.ttl, &r, err);
+    if (rc == SH_ECONFLICT)
+        return reply_conflict(result, "reserved", "reservation", coord_reservation_val(&r), err);
+    return rc ? rc
+              : reply_with(result, "reserved", true, "reservation", coord_reservation_val(&r), err);
+}
+
+static int h_reserve_release(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "log", NULL};
+    item_args a;
+    coord_reservation r;
+    int rc = args_known(args, names, err);
+    if (!rc)
+        rc = item_read(args, state, "log", "refund", false, false, &a, err);
+    if (!rc)
+        rc = coord_reserve_release(state, a.ns, a.id, a.bot, &r, err);
+    return rc ? rc : reply_with(result, NULL, false, "reservation", coord_reservation_val(&r), err);
+}
+
+static int h_list(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static arg_names names = {"namespace", "log", NULL};
+    const char *ns = "sq", *log = "refund";
+    int rc = sh_val_type_of(args) == SH_VAL_NIL ? SH_OK : args_known(args, names, err);
+    if (!rc && sh_val_type_of(args) == SH_VAL_MAP) {
+        rc = arg_name(args, "namespace", "sq", &ns, err);
+        if (!rc)
+            rc = arg_name(args, "log", "refund", &log, err);
+    }
+    return rc ? rc : coord_list(state, ns, log, result, err);
+}
+
+static int h_ping(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    int rc = sh_store_ping(w->store, err);
+    if (rc)
+        return rc;
+    return reply_with(result, NULL, false, "redis", sh_val_new_cstr("ok"), err);
+}
+
+const sh_rpc_op coord_ops[] = {
+    {"ping", h_ping},
+    {"claim", h_claim},
+    {"claim.renew", h_renew},
+    {"claim.release", h_release},
+    {"claim.status", h_status},
+    {"reserve", h_reserve},
+    {"reserve.release", h_reserve_release},
+    {"list", h_list},
+    {NULL, NULL},
+};

@@ -1,0 +1,37 @@
+/* keys.h - the Redis keys of the coordinator, built only here from the
+ * registry prefixes of shared/keys.h:
+ *   sq:{id}                 claim of item id in namespace "sq" (the seed's key)
+ *   sq:<ns>:{id}            claim in another namespace
+ *   sq:{id}:fence           last fencing token of that item (same slot)
+ *   sq:index:<ns>           sorted set of claim keys by expiry
+ *   refund:{id}             reservation of item id in log "refund" (the seed's key)
+ *   refund:<log>:{id}       reservation in another log
+ *   refund:rows:<log>       rows handed out so far in that log
+ *   refund:index:<log>      sorted set of reservation keys by expiry
+ * Builders return the key's length, or -1 for an invalid name or id. */
+#ifndef COORDINATOR_KEYS_H
+#define COORDINATOR_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "shared/keys.h"
+
+#define COORD_KEY_MAX (SH_ID_MAX + 64)
+#define COORD_NS_MAX  32
+
+/* Namespaces and log names: [a-z][a-z0-9_-]{0,31}. */
+bool coord_name_valid(const char *name);
+
+int coord_key_claim(char *buf, size_t len, const char *ns, const char *id);
+int coord_key_fence(char *buf, size_t len, const char *ns, const char *id);
+int coord_key_claim_index(char *buf, size_t len, const char *ns);
+int coord_key_reservation(char *buf, size_t len, const char *log, const char *id);
+int coord_key_rows(char *buf, size_t len, const char *log);
+int coord_key_reservation_index(char *buf, size_t len, const char *log);
+
+/* The event topic of an item: "sq:<ns>:<id>" or "refund:<log>:<id>". */
+int coord_topic_claim(char *buf, size_t len, const char *ns, const char *id);
+int coord_topic_reservation(char *buf, size_t len, const char *log, const char *id);
+
+#endif

@@ -1,0 +1,86 @@
+/* ops.h - the coordinator's operations on Redis and its events, free of any
+ * RPC or wire-format concern. Each validates its input, makes one Redis
+ * round trip (a Lua script) and publishes an event for every change.
+ *
+ * Claims: an item (namespace + id) held by one owner at a time, with a
+ * fencing token that grows with every new claim of the item. Reservations:
+ * a block of rows of a named log held by one owner per item. */
+#ifndef COORDINATOR_OPS_H
+#define COORDINATOR_OPS_H
+
+#include "keys.h"
+#include "shared/service.h"
+#include "shared/val.h"
+
+/* The service's settings (sh_worker.env). */
+typedef struct coord_env {
+    long long default_ttl; /* seconds */
+    long long max_ttl;
+    long long max_rows;
+    long long first_row;
+    long long list_max;
+} coord_env;
+
+#define COORD_STATUS_MAX 64
+
+typedef struct coord_claim {
+    char ns[COORD_NS_MAX + 1];
+    char id[SH_ID_MAX + 1];
+    char bot[SH_ID_MAX + 1];
+    char status[COORD_STATUS_MAX + 1];
+    long long token;
+    long long timestamp_ms;
+    long long expires_ms;
+} coord_claim;
+
+typedef struct coord_reservation {
+    char log[COORD_NS_MAX + 1];
+    char id[SH_ID_MAX + 1];
+    char bot[SH_ID_MAX + 1];
+    char status[COORD_STATUS_MAX + 1];
+    long long start_row;
+    long long row_count;
+    long long timestamp_ms;
+    long long expires_ms;
+} coord_reservation;
+
+/* coord_claim_item claims ns/id for bot. ttl_s 0 uses the default; status
+ * NULL is "CLAIMING". SH_OK with *renewed false for a new claim (new token)
+ * or true when bot already held it (same token, TTL refreshed);
+ * SH_ECONFLICT when someone else holds it, with out describing the holder. */
+int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
+                     const char *status, coord_claim *out, bool *renewed, sh_error *err);
+/* The following need the holder's bot and token, else SH_ELEASE. */
+int coord_renew(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
+                long long ttl_s, coord_claim *out, sh_error *err);
+int coord_release(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
+                  coord_claim *out, sh_error *err);
+int coord_set_status(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
+                     const char *status, coord_claim *out, sh_error *err);
+
+/* coord_reserve reserves rows rows of log for item id. SH_OK (new block, or
+ * the same block again for the same owner, TTL refreshed); SH_ECONFLICT
+ * when another owner holds the item's reservation (out describes it). */
+int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot, long long rows,
+                  long long ttl_s, coord_reservation *out, sh_error *err);
+int coord_reserve_release(sh_worker *w, const char *log, const char *id, const char *bot,
+                          coord_reservation *out, sh_error *err);
+
+/* coord_list returns {claims: {id: claim}, reservations: {id: reservation}}
+ * for namespace ns and log, removing expired entries from the indexes (and
+ * publishing "expired" for each). */
+int coord_list(sh_worker *w, const char *ns, const char *log, sh_val **out, sh_error *err);
+
+/* Map forms of a claim and a reservation, as RPC results and event bodies
+ * carry them (times as ISO 8601 strings). */
+sh_val *coord_claim_val(const coord_claim *c);
+sh_val *coord_reservation_val(const coord_reservation *r);
+
+/* Helpers shared by claims.c, reservations.c and listing.c. */
+const coord_env *coord_env_of(const sh_worker *w);
+int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err);
+void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *body);
+long long coord_reply_ll(const sh_reply *r, size_t i);
+void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,132 @@
+/* reservations.c - blocks of rows of a named log, one per item and owner. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+#include "scripts.h"
+#include "shared/util.h"
+
+sh_val *coord_reservation_val(const coord_reservation *r)
+{
+    char ts[SH_ISO_LEN], exp[SH_ISO_LEN];
+    sh_iso8601(r->timestamp_ms, ts);
+    sh_iso8601(r->expires_ms, exp);
+    sh_val *m = sh_val_new_map();
+    if (!m || sh_val_set_cstr(m, "sq", sh_val_new_cstr(r->id)) ||
+        sh_val_set_cstr(m, "log", sh_val_new_cstr(r->log)) ||
+        sh_val_set_cstr(m, "botId", sh_val_new_cstr(r->bot)) ||
+        sh_val_set_cstr(m, "startRow", sh_val_new_int(r->start_row)) ||
+        sh_val_set_cstr(m, "rowCount", sh_val_new_int(r->row_count)) ||
+        sh_val_set_cstr(m, "status", sh_val_new_cstr(r->status)) ||
+        sh_val_set_cstr(m, "timestamp", sh_val_new_cstr(ts)) ||
+        sh_val_set_cstr(m, "expiresAt", sh_val_new_cstr(exp))) {
+        sh_val_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* res_fill reads {outcome, botId, startRow, rowCount, status, timestamp,
+ * expiresAt}. */
+static void res_fill(const sh_reply *r, const char *log, const char *id, coord_reservation *out)
+{
+    snprintf(out->log, sizeof out->log, "%s", log);
+    snprintf(out->id, sizeof out->id, "%s", id);
+    coord_reply_str(r, 1, out->bot, sizeof out->bot);
+    out->start_row = coord_reply_ll(r, 2);
+    out->row_count = coord_reply_ll(r, 3);
+    coord_reply_str(r, 4, out->status, sizeof out->status);
+    out->timestamp_ms = coord_reply_ll(r, 5);
+    out->expires_ms = coord_reply_ll(r, 6);
+}
+
+static const char *res_outcome(const sh_reply *r, char *buf, size_t len)
+{
+    coord_reply_str(r, 0, buf, len);
+    return buf;
+}
+
+static void res_event(sh_worker *w, const char *kind, const coord_reservation *res)
+{
+    char topic[COORD_KEY_MAX];
+    if (coord_topic_reservation(topic, sizeof topic, res->log, res->id) >= 0)
+        coord_publish(w, topic, kind, coord_reservation_val(res));
+}
+
+static int res_keys(const char *log, const char *id, char *key, char *rows, char *idx,
+                    sh_error *err)
+{
+    if (coord_key_reservation(key, COORD_KEY_MAX, log, id) < 0 ||
+        (rows && coord_key_rows(rows, COORD_KEY_MAX, log) < 0) ||
+        coord_key_reservation_index(idx, COORD_KEY_MAX, log) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid log \"%.40s\" or id \"%.40s\"", log, id);
+    return SH_OK;
+}
+
+int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot, long long rows,
+                  long long ttl_s, coord_reservation *out, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char key[COORD_KEY_MAX], rowkey[COORD_KEY_MAX], idx[COORD_KEY_MAX];
+    int rc = res_keys(log, id, key, rowkey, idx, err);
+    if (rc)
+        return rc;
+    if (ttl_s <= 0)
+        ttl_s = coord_env_of(w)->default_ttl;
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_reserve, 3);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, rowkey);
+    sh_cmd_str(c, idx);
+    sh_cmd_str(c, bot);
+    sh_cmd_int(c, rows);
+    sh_cmd_int(c, ttl_s * 1000);
+    sh_cmd_str(c, id);
+    sh_cmd_int(c, coord_env_of(w)->first_row);
+    sh_cmd_str(c, "WRITING");
+    sh_reply *r;
+    if ((rc = coord_run_script(w, c, &r, err)))
+        return rc;
+    if (sh_reply_count(r) < 7) {
+        sh_reply_free(r);
+        return sh_error_set(err, SH_EINTERNAL, "unexpected reply from the reserve script");
+    }
+    res_fill(r, log, id, out);
+    char outcome[32];
+    if (strcmp(res_outcome(r, outcome, sizeof outcome), "conflict") == 0)
+        rc = sh_error_set(err, SH_ECONFLICT, "%s is reserved by %s", id, out->bot);
+    else
+        res_event(w, strcmp(outcome, "renewed") == 0 ? "renewed" : "reserved", out);
+    sh_reply_free(r);
+    return rc;
+}
+
+int coord_reserve_release(sh_worker *w, const char *log, const char *id, const char *bot,
+                          coord_reservation *out, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char key[COORD_KEY_MAX], idx[COORD_KEY_MAX];
+    int rc = res_keys(log, id, key, NULL, idx, err);
+    if (rc)
+        return rc;
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_reserve_release, 2);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, idx);
+    sh_cmd_str(c, bot);
+    sh_reply *r;
+    if ((rc = coord_run_script(w, c, &r, err)))
+        return rc;
+    res_fill(r, log, id, out);
+    char outcome[32];
+    if (strcmp(res_outcome(r, outcome, sizeof outcome), "lease_lost") == 0) {
+        if (out->bot[0])
+            rc = sh_error_set(err, SH_ELEASE, "lease_lost: the reservation of %s is held by %s", id,
+                              out->bot);
+        else
+            rc = sh_error_set(err, SH_ELEASE,
+                              "lease_lost: %s has no reservation (released or expired)", id);
+    } else {
+        res_event(w, "released", out);
+    }
+    sh_reply_free(r);
+    return rc;
+}

@@ -1,0 +1,609 @@
+/* test_coordinator.c - three coordinator processes on one private Redis:
+ * claims never overlap and tokens only grow, whatever the concurrency;
+ * reservations are disjoint and gap-free; expiry hands an item over with a
+ * higher token and the old holder gets lease_lost; bad input is refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "shared/rpc.h"
+#include "shared/util.h"
+
+#define NCOORD   3
+#define CLIENTS  16
+#define ATTEMPTS 20000
+#define ITEMS    50
+
+static tf_redis redis;
+static pid_t coord[NCOORD];
+static char urls[512];
+static char logdir[300];
+
+static sh_val *obj(void)
+{
+    return sh_val_new_map();
+}
+
+static void put_s(sh_val *m, const char *k, const char *v)
+{
+    sh_val_set_cstr(m, k, sh_val_new_cstr(v));
+}
+
+static void put_i(sh_val *m, const char *k, int64_t v)
+{
+    sh_val_set_cstr(m, k, sh_val_new_int(v));
+}
+
+static int call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out, sh_error *err)
+{
+    sh_val *res = NULL;
+    sh_error e;
+    int rc = sh_rpc_call(c, op, args, 5000, &res, err ? err : &e);
+    sh_val_free(args);
+    if (out)
+        *out = res;
+    else
+        sh_val_free(res);
+    return rc;
+}
+
+static sh_rpc_client *client(void)
+{
+    sh_rpc_client *c = NULL;
+    sh_error err;
+    assert_int_equal(sh_rpc_client_new(urls, 5000, 0, &c, &err), SH_OK);
+    return c;
+}
+
+static int group_setup(void **state)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (tf_redis_start(&redis, 0) != 0)
+        return -1;
+    snprintf(logdir, sizeof logdir, "%s", redis.dir);
+    urls[0] = '\0';
+    for (int i = 0; i < NCOORD; i++) {
+        char url[64], e_redis[160], e_rpc[96], e_ev[96], logpath[400];
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tf_free_port());
+        snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
+        snprintf(e_rpc, sizeof e_rpc, "COORDINATOR_RPC_URL=%s", url);
+        snprintf(e_ev, sizeof e_ev, "COORDINATOR_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
+        snprintf(logpath, sizeof logpath, "%s/coordinator%d.log", logdir, i);
+        const char *env[] = {e_redis, e_rpc, e_ev, "RPC_WORKERS=8", NULL};
+        coord[i] = tf_spawn(tf_build_path("services/coordinator/coordinator"), env, logpath);
+        if (coord[i] <= 0)
+            return -1;
+        strcat(urls, i ? "," : "");
+        strcat(urls, url);
+    }
+    /* Every replica must answer before the race starts: enough pings that
+     * the client's round robin has reached each. */
+    sh_rpc_client *c = NULL;
+    sh_error err;
+    if (sh_rpc_client_new(urls, 1000, 0, &c, &err) != SH_OK)
+        return -1;
+    int ok = 0;
+    for (int i = 0; i < 500 && ok < 20; i++) {
+        sh_val *res = NULL;
+        if (sh_rpc_call(c, "ping", NULL, 200, &res, &err) == SH_OK)
+            ok++;
+        else
+            tf_sleep_ms(20);
+        sh_val_free(res);
+    }
+    sh_rpc_client_free(c);
+    if (ok < 20) {
+        fprintf(stderr, "coordinators did not answer; logs in %s\n", logdir);
+        return -1;
+    }
+    tf_sleep_ms(200); /* let every client connection reach every replica */
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    int bad = 0;
+    for (int i = 0; i < NCOORD; i++) {
+        int st = tf_stop(coord[i], SIGTERM, 10000);
+        if (st != 0) {
+            fprintf(stderr, "coordinator %d exited with %d\n", i, st);
+            bad = 1;
+        }
+    }
+    if (bad) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "cat %s/coordinator*.log >&2", logdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no logs)\n");
+    }
+    tf_redis_stop(&redis);
+    sh_rpc_fini();
+    return bad ? -1 : 0;
+}
+
+/* ---- the race ------------------------------------------------------------ */
+
+/* Shared by the racing threads: how many believe they hold each item, and
+ * the last token seen for it. A belief starts after a successful claim
+ * reply and ends before the release is sent (or when the holder abandons
+ * the item to let it expire), so it lies inside the lease: two beliefs at
+ * once would be two holders at once. */
+static int holders[ITEMS];
+static int64_t last_token[ITEMS];
+static pthread_mutex_t token_lock = PTHREAD_MUTEX_INITIALIZER;
+static int attempts_left = ATTEMPTS;
+
+typedef struct racer {
+    int idx;
+    int claims, conflicts, overlaps, token_regressions, errors, abandoned, lease_lost;
+    unsigned seed;
+    char first_error[256];
+} racer;
+
+static void *racer_main(void *p)
+{
+    racer *r = p;
+    sh_rpc_client *c = NULL;
+    sh_error err;
+    if (sh_rpc_client_new(urls, 5000, 0, &c, &err) != SH_OK) {
+        r->errors++;
+        return NULL;
+    }
+    char bot[16];
+    snprintf(bot, sizeof bot, "BOT%d", r->idx);
+    while (__atomic_sub_fetch(&attempts_left, 1, __ATOMIC_RELAXED) >= 0) {
+        int item = (int)(rand_r(&r->seed) % ITEMS);
+        char sq[16];
+        snprintf(sq, sizeof sq, "item-%d", item);
+        sh_val *a = obj(), *res = NULL;
+        put_s(a, "sq", sq);
+        put_s(a, "botId", bot);
+        put_i(a, "ttlSeconds", 1);
+        int rc = call(c, "claim", a, &res, &err);
+        if (rc != SH_OK) {
+            if (!r->errors++)
+                snprintf(r->first_error, sizeof r->first_error, "claim: %.200s", err.msg);
+            continue;
+        }
+        if (!sh_val_bool(sh_val_get(res, "claimed"))) {
+            r->conflicts++;
+            sh_val_free(res);
+            continue;
+        }
+        const sh_val *claim = sh_val_get(res, "claim");
+        int64_t token = sh_val_int(sh_val_get(claim, "token"));
+        bool renewed = sh_val_bool(sh_val_get(claim, "renewed"));
+        sh_val_free(res);
+        if (renewed) {
+            /* This bot abandoned the item earlier and it has not expired:
+             * claiming again hands back the same lease; let it go. */
+            continue;
+        }
+        if (__atomic_fetch_add(&holders[item], 1, __ATOMIC_SEQ_CST) != 0)
+            r->overlaps++;
+        pthread_mutex_lock(&token_lock);
+        if (token <= last_token[item])
+            r->token_regressions++;
+        last_token[item] = token;
+        pthread_mutex_unlock(&token_lock);
+        r->claims++;
+        bool abandon = rand_r(&r->seed) % 40 == 0;
+        __atomic_fetch_sub(&holders[item], 1, __ATOMIC_SEQ_CST);
+        if (abandon) {
+            r->abandoned++;
+            continue;
+        }
+        a = obj();
+        put_s(a, "sq", sq);
+        put_s(a, "botId", bot);
+        put_i(a, "token", token);
+        rc = call(c, "claim.release", a, NULL, &err);
+        if (rc == SH_ELEASE)
+            r->lease_lost++; /* possible only if the 1 s lease ran out first */
+        else if (rc != SH_OK && !r->errors++)
+            snprintf(r->first_error, sizeof r->first_error, "release: %.200s", err.msg);
+    }
+    sh_rpc_client_free(c);
+    return NULL;
+}
+
+static void test_race_never_two_holders(void **state)
+{
+    pthread_t t[CLIENTS];
+    racer r[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].idx = i + 1;
+        r[i].seed = (unsigned)(i * 7919 + 17);
+        pthread_create(&t[i], NULL, racer_main, &r[i]);
+    }
+    int claims = 0, conflicts = 0, abandoned = 0, lease_lost = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        if (r[i].errors)
+            fail_msg("client %d: %d errors, first: %s", i, r[i].errors, r[i].first_error);
+        assert_int_equal(r[i].overlaps, 0);
+        assert_int_equal(r[i].token_regressions, 0);
+        claims += r[i].claims;
+        conflicts += r[i].conflicts;
+        abandoned += r[i].abandoned;
+        lease_lost += r[i].lease_lost;
+    }
+    print_message("race: %d claims, %d conflicts, %d abandoned to expiry, %d late releases\n",
+                  claims, conflicts, abandoned, lease_lost);
+    /* The race must have been a race: many claims, many conflicts, and
+     * abandoned items taken over after expiry. */
+    assert_true(claims > 500);
+    assert_true(conflicts > 1000);
+    assert_true(abandoned > 10);
+}
+
+/* ---- reservations ------------------------------------------------------- */
+
+#define RES_PER_CLIENT 500
+
+typedef struct block {
+    int64_t start, count;
+} block;
+
+typedef struct reserver {
+    int idx;
+    block blocks[RES_PER_CLIENT];
+    int n, errors;
+    char first_error[256];
+} reserver;
+
+static void *reserver_main(void *p)
+{
+    reserver *r = p;
+    sh_rpc_client *c = NULL;
+    sh_error err;
+    if (sh_rpc_client_new(urls, 5000, 0, &c, &err) != SH_OK) {
+        r->errors++;
+        return NULL;
+    }
+    unsigned seed = (unsigned)r->idx * 31u;
+    char bot[16];
+    snprintf(bot, sizeof bot, "BOT%d", r->idx);
+    for (int i = 0; i < RES_PER_CLIENT; i++) {
+        char sq[32];
+        snprintf(sq, sizeof sq, "sq-%d-%d", r->idx, i);
+        int64_t rows = 1 + rand_r(&seed) % 25;
+        sh_val *a = obj(), *res = NULL;
+        put_s(a, "sq", sq);
+        put_s(a, "botId", bot);
+        put_i(a, "rowCount", rows);
+        put_s(a, "log", "racelog");
+        if (call(c, "reserve", a, &res, &err) != SH_OK ||
+            !sh_val_bool(sh_val_get(res, "reserved"))) {
+            if (!r->errors++)
+                snprintf(r->first_error, sizeof r->first_error, "%s", err.msg);
+            sh_val_free(res);
+            continue;
+        }
+        const sh_val *rv = sh_val_get(res, "reservation");
+        r->blocks[r->n].start = sh_val_int(sh_val_get(rv, "startRow"));
+        r->blocks[r->n].count = sh_val_int(sh_val_get(rv, "rowCount"));
+        assert_int_equal(r->blocks[r->n].count, rows);
+        r->n++;
+        sh_val_free(res);
+    }
+    sh_rpc_client_free(c);
+    return NULL;
+}
+
+static int block_cmp(const void *a, const void *b)
+{
+    const block *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void test_reservations_disjoint_without_gaps(void **state)
+{
+    pthread_t t[CLIENTS];
+    static reserver r[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].idx = i + 1;
+        pthread_create(&t[i], NULL, reserver_main, &r[i]);
+    }
+    static block all[CLIENTS * RES_PER_CLIENT];
+    size_t n = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        if (r[i].errors)
+            fail_msg("client %d: %d errors, first: %s", i, r[i].errors, r[i].first_error);
+        memcpy(all + n, r[i].blocks, (size_t)r[i].n * sizeof(block));
+        n += (size_t)r[i].n;
+    }
+    assert_int_equal(n, CLIENTS * RES_PER_CLIENT);
+    qsort(all, n, sizeof all[0], block_cmp);
+    assert_int_equal(all[0].start, 1);
+    for (size_t i = 1; i < n; i++)
+        if (all[i].start != all[i - 1].start + all[i - 1].count)
+            fail_msg("block %zu starts at %lld, previous ended at %lld", i, (long long)all[i].start,
+                     (long long)(all[i - 1].start + all[i - 1].count));
+
+    /* The same item and owner get the same block back; another owner a
+     * conflict naming the holder. */
+    sh_rpc_client *c = client();
+    sh_val *a = obj(), *res = NULL;
+    put_s(a, "sq", "sq-1-0");
+    put_s(a, "botId", "BOT1");
+    put_i(a, "rowCount", 3);
+    put_s(a, "log", "racelog");
+    assert_int_equal(call(c, "reserve", a, &res, NULL), SH_OK);
+    assert_true(sh_val_bool(sh_val_get(res, "reserved")));
+    assert_int_equal(sh_val_int(sh_val_get(sh_val_get(res, "reservation"), "startRow")),
+                     r[0].blocks[0].start);
+    sh_val_free(res);
+    a = obj();
+    put_s(a, "sq", "sq-1-0");
+    put_s(a, "botId", "BOT2");
+    put_i(a, "rowCount", 3);
+    put_s(a, "log", "racelog");
+    assert_int_equal(call(c, "reserve", a, &res, NULL), SH_OK);
+    assert_false(sh_val_bool(sh_val_get(res, "reserved")));
+    assert_string_equal(sh_val_get_str(sh_val_get(res, "reservation"), "botId", NULL), "BOT1");
+    sh_val_free(res);
+    /* Releasing needs the owner. */
+    a = obj();
+    put_s(a, "sq", "sq-1-0");
+    put_s(a, "botId", "BOT2");
+    put_s(a, "log", "racelog");
+    assert_int_equal(call(c, "reserve.release", a, NULL, NULL), SH_ELEASE);
+    a = obj();
+    put_s(a, "sq", "sq-1-0");
+    put_s(a, "botId", "BOT1");
+    put_s(a, "log", "racelog");
+    assert_int_equal(call(c, "reserve.release", a, NULL, NULL), SH_OK);
+    sh_rpc_client_free(c);
+}
+
+/* ---- expiry -------------------------------------------------------------- */
+
+static void test_expiry_hands_over_with_higher_token(void **state)
+{
+    sh_rpc_client *c = client();
+    sh_val *a = obj(), *res = NULL;
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT1");
+    put_i(a, "ttlSeconds", 1);
+    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    assert_true(sh_val_bool(sh_val_get(res, "claimed")));
+    int64_t t1 = sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token"));
+    assert_string_equal(sh_val_get_str(sh_val_get(res, "claim"), "status", NULL), "CLAIMING");
+    sh_val_free(res);
+
+    /* Before expiry BOT3 is refused, told who holds it. */
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT3");
+    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    assert_false(sh_val_bool(sh_val_get(res, "claimed")));
+    assert_string_equal(sh_val_get_str(sh_val_get(res, "claim"), "botId", NULL), "BOT1");
+    assert_null(sh_val_get(sh_val_get(res, "claim"), "token"));
+    sh_val_free(res);
+
+    /* The same owner claiming again keeps its token. */
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT1");
+    put_i(a, "ttlSeconds", 1);
+    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    assert_int_equal(sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token")), t1);
+    sh_val_free(res);
+
+    int64_t t0 = sh_mono_ms();
+    tf_sleep_ms(1100);
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT3");
+    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    assert_true(sh_val_bool(sh_val_get(res, "claimed")));
+    int64_t t3 = sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token"));
+    assert_true(t3 > t1);
+    sh_val_free(res);
+    assert_true(sh_mono_ms() - t0 < 1600); /* it expired on time */
+
+    const char *ops[] = {"claim.renew", "claim.release", "claim.status"};
+    for (int i = 0; i < 3; i++) {
+        a = obj();
+        put_s(a, "sq", "251019-164rmb");
+        put_s(a, "botId", "BOT1");
+        put_i(a, "token", t1);
+        if (i == 2)
+            put_s(a, "status", "WRITING");
+        sh_error err;
+        assert_int_equal(call(c, ops[i], a, NULL, &err), SH_ELEASE);
+        assert_non_null(strstr(err.msg, "lease_lost"));
+    }
+    /* The right owner with a stale token is refused too. */
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT3");
+    put_i(a, "token", t1);
+    assert_int_equal(call(c, "claim.release", a, NULL, NULL), SH_ELEASE);
+
+    /* The holder sets its status, renews and releases; then the item can be
+     * claimed again with a higher token. */
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT3");
+    put_i(a, "token", t3);
+    put_s(a, "status", "WRITING");
+    assert_int_equal(call(c, "claim.status", a, &res, NULL), SH_OK);
+    assert_string_equal(sh_val_get_str(sh_val_get(res, "claim"), "status", NULL), "WRITING");
+    sh_val_free(res);
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT3");
+    put_i(a, "token", t3);
+    put_i(a, "ttlSeconds", 60);
+    assert_int_equal(call(c, "claim.renew", a, NULL, NULL), SH_OK);
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT3");
+    put_i(a, "token", t3);
+    assert_int_equal(call(c, "claim.release", a, NULL, NULL), SH_OK);
+    a = obj();
+    put_s(a, "sq", "251019-164rmb");
+    put_s(a, "botId", "BOT2");
+    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    assert_true(sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token")) > t3);
+    sh_val_free(res);
+
+    /* The listing shows it, under its id, with the seed's fields. */
+    assert_int_equal(call(c, "list", NULL, &res, NULL), SH_OK);
+    const sh_val *cl = sh_val_get(sh_val_get(res, "claims"), "251019-164rmb");
+    assert_non_null(cl);
+    assert_string_equal(sh_val_get_str(cl, "botId", NULL), "BOT2");
+    assert_non_null(sh_val_get_str(cl, "timestamp", NULL));
+    assert_non_null(sh_val_get_str(cl, "expiresAt", NULL));
+    sh_val_free(res);
+    sh_rpc_client_free(c);
+}
+
+static void test_listing_sweeps_expired(void **state)
+{
+    sh_rpc_client *c = client();
+    sh_val *a = obj();
+    put_s(a, "sq", "short-lived");
+    put_s(a, "botId", "BOT9");
+    put_i(a, "ttlSeconds", 1);
+    put_s(a, "namespace", "sweep");
+    assert_int_equal(call(c, "claim", a, NULL, NULL), SH_OK);
+    sh_val *res = NULL, *la = obj();
+    put_s(la, "namespace", "sweep");
+    assert_int_equal(call(c, "list", la, &res, NULL), SH_OK);
+    assert_int_equal(sh_val_len(sh_val_get(res, "claims")), 1);
+    sh_val_free(res);
+    tf_sleep_ms(1100);
+    la = obj();
+    put_s(la, "namespace", "sweep");
+    assert_int_equal(call(c, "list", la, &res, NULL), SH_OK);
+    assert_int_equal(sh_val_len(sh_val_get(res, "claims")), 0);
+    sh_val_free(res);
+    sh_rpc_client_free(c);
+}
+
+/* ---- bad input ------------------------------------------------------------ */
+
+static void expect_invalid(sh_rpc_client *c, const char *op, sh_val *a, const char *words)
+{
+    sh_error err;
+    sh_error_clear(&err);
+    int rc = call(c, op, a, NULL, &err);
+    if (rc != SH_EINVAL)
+        fail_msg("%s: expected invalid_argument, got %s (%s)", op, sh_err_name(rc), err.msg);
+    if (!strstr(err.msg, words))
+        fail_msg("%s: \"%s\" lacks \"%s\"", op, err.msg, words);
+}
+
+static void test_bad_input_changes_nothing(void **state)
+{
+    sh_rpc_client *c = client();
+    char big[200];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    sh_val *a;
+
+    a = obj();
+    put_s(a, "botId", "B");
+    expect_invalid(c, "claim", a, "\"sq\" is required");
+    a = obj();
+    put_s(a, "sq", big);
+    put_s(a, "botId", "B");
+    expect_invalid(c, "claim", a, "1..128");
+    a = obj();
+    put_s(a, "sq", "bad id");
+    put_s(a, "botId", "B");
+    expect_invalid(c, "claim", a, "letters, digits");
+    a = obj();
+    put_i(a, "sq", 5);
+    put_s(a, "botId", "B");
+    expect_invalid(c, "claim", a, "must be a string");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_i(a, "ttlSeconds", -5);
+    expect_invalid(c, "claim", a, "ttlSeconds");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_i(a, "ttlSeconds", 99999999999LL);
+    expect_invalid(c, "claim", a, "between 1 and");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_s(a, "ttlSeconds", "60");
+    expect_invalid(c, "claim", a, "must be an integer");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_s(a, "namespace", "Bad NS");
+    expect_invalid(c, "claim", a, "namespace");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_s(a, "colour", "red");
+    expect_invalid(c, "claim", a, "unknown field \"colour\"");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_s(a, "token", "12");
+    expect_invalid(c, "claim.release", a, "token");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_i(a, "rowCount", 0);
+    expect_invalid(c, "reserve", a, "rowCount");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_i(a, "rowCount", -3);
+    expect_invalid(c, "reserve", a, "rowCount");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_i(a, "rowCount", 1LL << 40);
+    expect_invalid(c, "reserve", a, "rowCount");
+    a = obj();
+    put_s(a, "sq", "x1");
+    put_s(a, "botId", "B");
+    put_i(a, "rowCount", 2);
+    put_s(a, "log", "../etc");
+    expect_invalid(c, "reserve", a, "log");
+    expect_invalid(c, "claim", sh_val_new_cstr("x"), "must be an object");
+
+    /* Nothing of the above was stored. */
+    sh_val *res = NULL;
+    assert_int_equal(call(c, "list", NULL, &res, NULL), SH_OK);
+    assert_null(sh_val_get(sh_val_get(res, "claims"), "x1"));
+    assert_null(sh_val_get(sh_val_get(res, "reservations"), "x1"));
+    sh_val_free(res);
+    sh_rpc_client_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_race_never_two_holders),
+        cmocka_unit_test(test_reservations_disjoint_without_gaps),
+        cmocka_unit_test(test_expiry_hands_over_with_higher_token),
+        cmocka_unit_test(test_listing_sweeps_expired),
+        cmocka_unit_test(test_bad_input_changes_nothing),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
