@@ -1,0 +1,91 @@
+"""Base class of the end-to-end tests: one stack per test class, started in
+setUpClass and stopped (with a clean-exit check) in tearDownClass."""
+
+import itertools
+import os
+import re
+import sys
+import unittest
+import uuid
+
+from stack import Stack
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+_counter = itertools.count(1)
+
+
+class StackTestCase(unittest.TestCase):
+    STACK_ENV = {}
+    stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(env=cls.STACK_ENV).start()
+        cls.http = cls.stack.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.stack is not None:
+            cls.http.close()
+            cls.stack.stop()  # raises unless every service exited 0
+
+    def run(self, result=None):
+        # Print the services' logs next to any failure of this test.
+        before = (len(result.failures) + len(result.errors)) if result else 0
+        out = super().run(result)
+        if result is not None and len(result.failures) + len(result.errors) > before:
+            if self.stack is not None:
+                sys.stderr.write("\n===== logs after failure of %s =====\n" % self.id())
+                self.stack.dump_logs()
+        return out
+
+    def tearDown(self):
+        if self.stack is not None:
+            self.stack.assert_alive()
+
+    # -- helpers -----------------------------------------------------------
+    def new_id(self, prefix="t"):
+        return "%s-%d-%s" % (prefix, next(_counter), uuid.uuid4().hex[:8])
+
+    def assertStatus(self, resp, status, msg=None):
+        self.assertEqual(resp.status, status, msg or ("unexpected reply %r" % (resp,)))
+
+    def assertJsonError(self, resp, status, pattern):
+        """resp has the status, a JSON body with an "error" naming the problem
+        (pattern: a case-insensitive regex the message must match)."""
+        self.assertStatus(resp, status)
+        self.assertIsInstance(resp.json, dict, "error body is not a JSON object: %r" % (resp,))
+        self.assertIn("error", resp.json, "no \"error\" in %r" % (resp,))
+        err = resp.error()
+        self.assertTrue(err, "empty error message in %r" % (resp,))
+        self.assertRegex(err, re.compile(pattern, re.I),
+                         "error message does not name the problem: %r" % (resp,))
+        ctype = resp.headers.get("Content-Type", "")
+        self.assertIn("application/json", ctype, "error Content-Type %r" % ctype)
+
+    def assertIsoUtc(self, value):
+        self.assertIsInstance(value, str)
+        self.assertRegex(value, ISO_UTC)
+
+    def create_record(self, sid, fields=None):
+        body = fields if fields is not None else {
+            "currentStep": 1,
+            "completedSteps": [],
+            "currentAction": "starting",
+            "toolStatus": {"git": {"status": "pending"}},
+            "errors": [],
+            "phase": "phase1",
+            "complete": False,
+        }
+        r = self.http.post("/api/progress/%s" % sid, body)
+        self.assertStatus(r, 200)
+        return r.json
+
+    def get_record(self, sid):
+        r = self.http.get("/api/progress/%s" % sid)
+        self.assertStatus(r, 200)
+        return r.json
+
+
+def env_flag(name):
+    return os.environ.get(name, "") not in ("", "0", "no", "false")

@@ -1,0 +1,176 @@
+"""End to end over HTTP: tokens (API_TOKEN, API_READ_ONLY_TOKEN), health
+routes, metrics, and the gateway's refusal to listen beyond loopback without
+a token."""
+
+import os
+import re
+import shutil
+import tempfile
+import time
+import unittest
+
+from e2ebase import StackTestCase
+from stack import Service, free_port, read_tail
+
+RW = "rw-token-0123456789abcdef"
+RO = "ro-token-fedcba9876543210"
+
+
+class AuthTest(StackTestCase):
+    STACK_ENV = {"API_TOKEN": RW, "API_READ_ONLY_TOKEN": RO}
+
+    def setUp(self):
+        self.sid = self.new_id("auth")
+        self.before = self.create_record(self.sid)  # with the API token
+
+    def assertUnchanged(self):
+        self.assertEqual(self.get_record(self.sid), self.before)
+
+    def test_missing_or_wrong_token_is_401(self):
+        path = "/api/progress/%s" % self.sid
+        for token, hdrs in ((None, {}), ("wrong", {}), (RW + "x", {}), (RW[:-1], {}),
+                            (None, {"Authorization": "Basic " + RW}),
+                            (None, {"Authorization": "Bearer"}),
+                            (None, {"Authorization": RW})):
+            for method, body in (("GET", None), ("POST", {"currentStep": 99})):
+                r = self.http.request(method, path, body, headers=hdrs, token=token)
+                self.assertJsonError(r, 401, r"token|auth|unauthori[sz]ed|credential")
+        r = self.http.request("POST", "/api/progress/%s/log" % self.sid, {"error": "x"},
+                              token=None)
+        self.assertJsonError(r, 401, r"token|auth|unauthori[sz]ed|credential")
+        r = self.http.request("POST", "/api/jobs", {"conversationId": "c"}, token="nope")
+        self.assertJsonError(r, 401, r"token|auth|unauthori[sz]ed|credential")
+        r = self.http.request("GET", "/api/progress/%s/stream" % self.sid, token=None)
+        self.assertStatus(r, 401)
+        self.assertUnchanged()
+        self.assertEqual(self.http.get("/api/progress/%s/log" % self.sid).json, [])
+
+    def test_read_only_token_reads_but_cannot_write(self):
+        path = "/api/progress/%s" % self.sid
+        r = self.http.get(path, token=RO)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, self.before)
+        self.assertStatus(self.http.get(path + "/log", token=RO), 200)
+        r = self.http.post(path, {"currentStep": 42}, token=RO)
+        self.assertJsonError(r, 403, r"read.only|forbidden|permission|not allowed|write")
+        r = self.http.post(path + "/log", {"error": "x"}, token=RO)
+        self.assertJsonError(r, 403, r"read.only|forbidden|permission|not allowed|write")
+        r = self.http.request("DELETE", path, token=RO)
+        self.assertJsonError(r, 403, r"read.only|forbidden|permission|not allowed|write")
+        r = self.http.post("/api/jobs", {"conversationId": "c-ro"}, token=RO)
+        self.assertJsonError(r, 403, r"read.only|forbidden|permission|not allowed|write")
+        self.assertStatus(self.http.get("/api/conversations/c-ro/job", token=RO), 404)
+        self.assertUnchanged()
+        self.assertEqual(self.http.get(path + "/log").json, [])
+
+    def test_api_token_writes(self):
+        r = self.http.post("/api/progress/%s" % self.sid, {"currentStep": 2})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["version"], 2)
+        self.before = r.json
+
+    def test_health_without_token(self):
+        for path in ("/healthz", "/readyz"):
+            r = self.http.get(path, token=None)
+            self.assertStatus(r, 200)
+
+    def test_metrics_needs_token_and_counts(self):
+        self.assertStatus(self.http.get("/metrics", token=None), 401)
+        self.assertStatus(self.http.get("/metrics", token="wrong"), 401)
+        # Exercise a few routes so they show up.
+        self.http.get("/api/progress/%s" % self.sid)
+        self.http.get("/api/progress/missing-%s" % self.sid)
+        self.http.post("/api/jobs", {"conversationId": "m-" + self.sid})
+        self.http.get("/api/progress/%s" % self.sid, token=None)
+        r = self.http.get("/metrics")
+        self.assertStatus(r, 200)
+        self.assertIn("text/plain", r.headers.get("Content-Type", ""))
+        text = r.raw.decode()
+        samples = parse_prometheus(text)
+        self.assertTrue(samples, "no samples in /metrics:\n" + text[:2000])
+
+        def total(pred):
+            return sum(v for (name, labels), v in samples.items() if pred(name, labels))
+
+        def is_req(name):
+            return "request" in name and not name.endswith(("_bucket", "_sum"))
+        # Requests by route and status.
+        got = total(lambda n, l: is_req(n) and "progress" in l.get("route", l.get("path", ""))
+                    and l.get("status", l.get("code")) == "200")
+        self.assertGreaterEqual(got, 1, "no 200 request counter for a progress route:\n" + text)
+        got = total(lambda n, l: is_req(n) and l.get("status", l.get("code")) == "401")
+        self.assertGreaterEqual(got, 1, "no 401 request counter:\n" + text)
+        got = total(lambda n, l: is_req(n) and "job" in l.get("route", l.get("path", ""))
+                    and l.get("status", l.get("code")) == "201")
+        self.assertGreaterEqual(got, 1, "no 201 counter for the jobs route:\n" + text)
+        # A latency histogram and the SSE clients gauge.
+        self.assertTrue(any(n.endswith("_bucket") for n, _ in samples),
+                        "no latency histogram:\n" + text)
+        sse = [(n, v) for (n, l), v in samples.items() if "sse" in n.lower()]
+        self.assertTrue(sse, "no SSE gauge:\n" + text)
+        self.assertRegex(text, r"(?m)^# TYPE \S*sse\S* gauge")
+
+
+class HealthNoTokenTest(StackTestCase):
+    def test_healthz_readyz(self):
+        r = self.http.get("/healthz")
+        self.assertStatus(r, 200)
+        r = self.http.get("/readyz")
+        self.assertStatus(r, 200)
+        r = self.http.get("/metrics")
+        self.assertStatus(r, 200)
+        for method in ("POST", "PUT", "DELETE"):
+            r = self.http.request(method, "/healthz", {})
+            self.assertJsonError(r, 405, r"method|allowed")
+
+
+class LoopbackOnlyWithoutTokenTest(unittest.TestCase):
+    def test_refuses_public_listen_without_token(self):
+        workdir = tempfile.mkdtemp(prefix="e2e-gw-")
+        try:
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("API_TOKEN", "API_READ_ONLY_TOKEN")}
+            env.update({"GATEWAY_LISTEN": "0.0.0.0:%d" % free_port(),
+                        "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
+                        "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % free_port(),
+                        "REDIS_URL": "redis://127.0.0.1:%d" % free_port()})
+            svc = Service("gateway", env, workdir)
+            svc.start()
+            deadline = time.monotonic() + 30
+            while svc.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            log = read_tail(svc.log_path)
+            if svc.alive():
+                svc.stop()
+                self.fail("gateway kept running on 0.0.0.0 without a token:\n" + log)
+            self.assertNotEqual(svc.proc.returncode, 0, log)
+            self.assertRegex(log, r"API_TOKEN|GATEWAY_LISTEN|loopback", log)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text):
+    """{(name, frozen labels dict): value}; labels compared as dicts."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = LINE.match(line)
+        if not m:
+            raise AssertionError("bad Prometheus line: %r" % line)
+        labels = dict(LABEL.findall(m.group(3) or ""))
+        out[(m.group(1), Labels(labels))] = float(m.group(4))
+    return out
+
+
+class Labels(dict):
+    def __hash__(self):
+        return hash(tuple(sorted(self.items())))
+
+
+if __name__ == "__main__":
+    unittest.main()
