@@ -1,9 +1,7 @@
-/* util.c - clocks, timestamps, randomness and constant-time comparison.
- * The one file of libshared that includes libsodium. */
+/* util.c - clocks, timestamps and address checks. */
 #include "shared/util.h"
 
 #include <arpa/inet.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -35,25 +33,6 @@ void sh_iso8601(int64_t ms, char out[SH_ISO_LEN])
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
     memcpy(out, tmp, SH_ISO_LEN - 1);
     out[SH_ISO_LEN - 1] = '\0';
-}
-
-int sh_random_hex(char *out, size_t nbytes)
-{
-    unsigned char raw[64];
-    if (nbytes > sizeof raw || sodium_init() < 0)
-        return SH_EINVAL;
-    randombytes_buf(raw, nbytes);
-    sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
-    return SH_OK;
-}
-
-bool sh_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-    if (alen != blen)
-        return false;
-    if (alen == 0)
-        return true;
-    return sodium_memcmp(a, b, alen) == 0;
 }
 
 bool sh_is_loopback_host(const char *host)

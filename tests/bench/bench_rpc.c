@@ -4,7 +4,10 @@
  *
  *   rpc clients=32 ops=123456 ops_per_s=12345.6 p50_ms=1.234 p99_ms=4.567 errors=0
  *
- * Usage: bench_rpc [-u URL] [-c CLIENTS] [-d SECONDS] [-w WARMUP_SECONDS] [-p ID_PREFIX]
+ * Usage: bench_rpc [-m progress|claim] [-u URL] [-c CLIENTS] [-d SECONDS] [-w WARMUP_SECONDS]
+ *                  [-p ID_PREFIX]
+ * Mode progress (default) calls progress.update; mode claim calls claim then
+ * claim.release on the coordinator, one pair per operation counted.
  * URL defaults to $PROGRESS_RPC_URL, then tcp://127.0.0.1:7101. */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +28,7 @@
 #define BENCH_TIMEOUT_MS  5000
 
 typedef struct bench_opts {
+    const char *mode;
     const char *url;
     const char *prefix;
     int clients;
@@ -88,6 +92,35 @@ fail_args:
     return NULL;
 }
 
+/* bench_claim_pair claims an item of this thread and releases it. */
+static int bench_claim_pair(bench_thread *t, int64_t step, sh_error *err)
+{
+    char sq[160], bot[32];
+    snprintf(sq, sizeof sq, "%s%d-%d", t->opts->prefix, t->idx, (int)(step % 64));
+    snprintf(bot, sizeof bot, "bench%d", t->idx);
+    sh_val *args = sh_val_new_map(), *res = NULL;
+    sh_val_set_cstr(args, "sq", sh_val_new_cstr(sq));
+    sh_val_set_cstr(args, "botId", sh_val_new_cstr(bot));
+    int rc = sh_rpc_call(t->client, "claim", args, BENCH_TIMEOUT_MS, &res, err);
+    sh_val_free(args);
+    if (rc != SH_OK)
+        return rc;
+    const sh_val *claim = sh_val_get(res, "claim");
+    int64_t token = sh_val_int(sh_val_get(claim, "token"));
+    bool claimed = sh_val_bool(sh_val_get(res, "claimed"));
+    sh_val_free(res);
+    if (!claimed)
+        return sh_error_set(err, SH_ECONFLICT, "%s was held by someone else", sq);
+    args = sh_val_new_map();
+    sh_val_set_cstr(args, "sq", sh_val_new_cstr(sq));
+    sh_val_set_cstr(args, "botId", sh_val_new_cstr(bot));
+    sh_val_set_cstr(args, "token", sh_val_new_int(token));
+    rc = sh_rpc_call(t->client, "claim.release", args, BENCH_TIMEOUT_MS, &res, err);
+    sh_val_free(args);
+    sh_val_free(res);
+    return rc;
+}
+
 static void *bench_thread_main(void *arg)
 {
     bench_thread *t = arg;
@@ -100,18 +133,23 @@ static void *bench_thread_main(void *arg)
         double t0 = bench_now();
         if (t0 >= end)
             break;
-        sh_val *args = bench_args(t->opts->prefix, t->idx, ++step);
-        if (args == NULL) {
-            t->errors++;
-            break;
-        }
-        sh_val *result = NULL;
         sh_error err;
         sh_error_clear(&err);
-        int rc = sh_rpc_call(t->client, "progress.update", args, BENCH_TIMEOUT_MS, &result, &err);
+        int rc;
+        if (strcmp(t->opts->mode, "claim") == 0) {
+            rc = bench_claim_pair(t, ++step, &err);
+        } else {
+            sh_val *args = bench_args(t->opts->prefix, t->idx, ++step);
+            if (args == NULL) {
+                t->errors++;
+                break;
+            }
+            sh_val *result = NULL;
+            rc = sh_rpc_call(t->client, "progress.update", args, BENCH_TIMEOUT_MS, &result, &err);
+            sh_val_free(args);
+            sh_val_free(result);
+        }
         double t1 = bench_now();
-        sh_val_free(args);
-        sh_val_free(result);
         if (rc != SH_OK) {
             if (t->errors++ == 0)
                 snprintf(t->first_error, sizeof t->first_error, "%s: %s", sh_err_name(rc), err.msg);
@@ -149,7 +187,8 @@ static double bench_pct(const uint32_t *sorted, size_t n, double p)
 static void bench_usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [-u URL] [-c CLIENTS] [-d SECONDS] [-w WARMUP_SECONDS] [-p ID_PREFIX]\n"
+            "usage: %s [-m progress|claim] [-u URL] [-c CLIENTS] [-d SECONDS] [-w WARMUP_SECONDS]\n"
+            "       [-p ID_PREFIX]\n"
             "  URL defaults to $PROGRESS_RPC_URL, then tcp://127.0.0.1:7101\n",
             argv0);
 }
@@ -157,6 +196,7 @@ static void bench_usage(const char *argv0)
 int main(int argc, char **argv)
 {
     bench_opts o = {
+        .mode = "progress",
         .url = getenv("PROGRESS_RPC_URL"),
         .prefix = "bench-",
         .clients = 1,
@@ -166,8 +206,11 @@ int main(int argc, char **argv)
     if (o.url == NULL || o.url[0] == '\0')
         o.url = "tcp://127.0.0.1:7101";
     int opt;
-    while ((opt = getopt(argc, argv, "u:c:d:w:p:h")) != -1) {
+    while ((opt = getopt(argc, argv, "m:u:c:d:w:p:h")) != -1) {
         switch (opt) {
+        case 'm':
+            o.mode = optarg;
+            break;
         case 'u':
             o.url = optarg;
             break;
@@ -188,8 +231,8 @@ int main(int argc, char **argv)
             return opt == 'h' ? 0 : 2;
         }
     }
-    if (o.clients < 1 || o.clients > BENCH_MAX_CLIENTS || o.seconds <= 0 || o.warmup < 0 ||
-        strlen(o.prefix) > 100) {
+    if ((strcmp(o.mode, "progress") != 0 && strcmp(o.mode, "claim") != 0) || o.clients < 1 ||
+        o.clients > BENCH_MAX_CLIENTS || o.seconds <= 0 || o.warmup < 0 || strlen(o.prefix) > 100) {
         bench_usage(argv[0]);
         return 2;
     }
@@ -251,8 +294,9 @@ int main(int argc, char **argv)
     qsort(all, total, sizeof *all, bench_cmp_u32);
     if (elapsed <= 0)
         elapsed = o.seconds;
-    printf("rpc clients=%d ops=%zu ops_per_s=%.1f p50_ms=%.3f p99_ms=%.3f errors=%" PRIu64 "\n",
-           o.clients, total, (double)total / elapsed, bench_pct(all, total, 0.50),
+    printf("rpc mode=%s clients=%d ops=%zu ops_per_s=%.1f p50_ms=%.3f p99_ms=%.3f errors=%" PRIu64
+           "\n",
+           o.mode, o.clients, total, (double)total / elapsed, bench_pct(all, total, 0.50),
            bench_pct(all, total, 0.99), errors);
     fflush(stdout);
     if (first_error != NULL)

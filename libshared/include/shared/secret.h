@@ -1,0 +1,50 @@
+/* secret.h - encryption of secrets at rest (XChaCha20-Poly1305 AEAD), key
+ * parsing, randomness and constant-time comparison.
+ *
+ * A sealed secret is: one key-id byte, a 24-byte random nonce, then the
+ * ciphertext with its 16-byte tag. The key id is derived from the key
+ * itself, so a blob names the key that sealed it and ENCRYPTION_KEY can be
+ * rotated: open with the current key or the previous one. The associated
+ * data (the account id) binds a blob to its owner: moved to another
+ * account, it no longer opens. */
+#ifndef SHARED_SECRET_H
+#define SHARED_SECRET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/buf.h"
+#include "shared/err.h"
+
+#define SH_KEY_BYTES     32
+#define SH_SEAL_OVERHEAD (1 + 24 + 16)
+
+typedef struct sh_key {
+    unsigned char bytes[SH_KEY_BYTES];
+    uint8_t id;
+} sh_key;
+
+/* sh_key_parse reads 64 hex characters (as `openssl rand -hex 32` prints).
+ * name is the setting, for the error message. */
+int sh_key_parse(const char *hex, const char *name, sh_key *out, sh_error *err);
+
+/* sh_seal appends the sealed form of plain to out. */
+int sh_seal(const sh_key *key, const void *plain, size_t len, const char *ad, sh_buf *out);
+
+/* sh_open appends the plaintext of blob to out, trying each of nkeys keys
+ * whose id matches the blob's. Errors name what went wrong: a blob sealed
+ * with a key not given, or one that fails authentication (wrong key, wrong
+ * account, tampered). */
+int sh_open(const sh_key *const *keys, size_t nkeys, const void *blob, size_t len, const char *ad,
+            sh_buf *out, sh_error *err);
+
+/* sh_seal_key_id returns the key id a blob was sealed with (-1 if too short). */
+int sh_seal_key_id(const void *blob, size_t len);
+
+/* sh_random_hex and sh_secret_equal are declared in util.h. */
+
+/* sh_wipe overwrites memory that held a secret. */
+void sh_wipe(void *p, size_t len);
+
+#endif

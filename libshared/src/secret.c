@@ -1,0 +1,132 @@
+/* secret.c - sealing secrets, randomness and constant-time comparison. The
+ * one file of the project that includes libsodium. */
+#include "shared/secret.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "shared/util.h"
+
+static int secret_init(void)
+{
+    return sodium_init() < 0 ? SH_EINTERNAL : SH_OK;
+}
+
+int sh_key_parse(const char *hex, const char *name, sh_key *out, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (secret_init())
+        return sh_error_set(err, SH_EINTERNAL, "libsodium failed to initialise");
+    size_t len = hex ? strlen(hex) : 0;
+    if (len == 0)
+        return sh_error_set(err, SH_EINVAL,
+                            "%s is not set: generate one with `openssl rand -hex 32`", name);
+    if (len != SH_KEY_BYTES * 2)
+        return sh_error_set(err, SH_EINVAL,
+                            "%s must be 64 hex characters (32 bytes, `openssl rand -hex 32`), "
+                            "got %zu characters",
+                            name, len);
+    for (size_t i = 0; i < len; i++) {
+        char c = hex[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return sh_error_set(err, SH_EINVAL,
+                                "%s must be 64 hex characters; character %zu is not hex", name,
+                                i + 1);
+    }
+    size_t got = 0;
+    if (sodium_hex2bin(out->bytes, sizeof out->bytes, hex, len, NULL, &got, NULL) != 0 ||
+        got != SH_KEY_BYTES)
+        return sh_error_set(err, SH_EINVAL, "%s could not be decoded", name);
+    unsigned char h[16];
+    crypto_generichash(h, sizeof h, out->bytes, sizeof out->bytes, NULL, 0);
+    out->id = h[0];
+    sodium_memzero(h, sizeof h);
+    return SH_OK;
+}
+
+int sh_seal(const sh_key *key, const void *plain, size_t len, const char *ad, sh_buf *out)
+{
+    if (secret_init())
+        return SH_EINTERNAL;
+    size_t need = SH_SEAL_OVERHEAD + len;
+    int rc = sh_buf_reserve(out, need);
+    if (rc)
+        return rc;
+    unsigned char *p = (unsigned char *)out->data + out->len;
+    p[0] = key->id;
+    randombytes_buf(p + 1, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(p + 1 + 24, &clen, plain, len,
+                                               (const unsigned char *)ad, ad ? strlen(ad) : 0, NULL,
+                                               p + 1, key->bytes);
+    out->len += 1 + 24 + (size_t)clen;
+    out->data[out->len] = '\0';
+    return SH_OK;
+}
+
+int sh_seal_key_id(const void *blob, size_t len)
+{
+    return len < SH_SEAL_OVERHEAD ? -1 : ((const unsigned char *)blob)[0];
+}
+
+int sh_open(const sh_key *const *keys, size_t nkeys, const void *blob, size_t len, const char *ad,
+            sh_buf *out, sh_error *err)
+{
+    if (secret_init())
+        return sh_error_set(err, SH_EINTERNAL, "libsodium failed to initialise");
+    int id = sh_seal_key_id(blob, len);
+    if (id < 0)
+        return sh_error_set(err, SH_EPROTO, "sealed secret is truncated (%zu bytes)", len);
+    const unsigned char *p = blob;
+    size_t clen = len - 1 - 24;
+    bool tried = false;
+    for (size_t k = 0; k < nkeys; k++) {
+        if (!keys[k] || keys[k]->id != id)
+            continue;
+        tried = true;
+        int rc = sh_buf_reserve(out, clen);
+        if (rc)
+            return sh_error_set(err, rc, "out of memory");
+        unsigned long long plen = 0;
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+                (unsigned char *)out->data + out->len, &plen, NULL, p + 1 + 24, clen,
+                (const unsigned char *)ad, ad ? strlen(ad) : 0, p + 1, keys[k]->bytes) == 0) {
+            out->len += (size_t)plen;
+            out->data[out->len] = '\0';
+            return SH_OK;
+        }
+    }
+    if (!tried)
+        return sh_error_set(err, SH_EINVAL,
+                            "secret was sealed with another key (key id %d): set the key that "
+                            "sealed it as ENCRYPTION_KEY or ENCRYPTION_KEY_PREVIOUS",
+                            id);
+    return sh_error_set(err, SH_EINVAL,
+                        "secret does not decrypt: wrong ENCRYPTION_KEY, or the data was "
+                        "altered or moved to another account");
+}
+
+void sh_wipe(void *p, size_t len)
+{
+    if (p && len)
+        sodium_memzero(p, len);
+}
+
+int sh_random_hex(char *out, size_t nbytes)
+{
+    unsigned char raw[64];
+    if (nbytes > sizeof raw || secret_init())
+        return SH_EINVAL;
+    randombytes_buf(raw, nbytes);
+    sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
+    return SH_OK;
+}
+
+bool sh_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    if (alen == 0)
+        return true;
+    return sodium_memcmp(a, b, alen) == 0;
+}

@@ -1,0 +1,109 @@
+/* test_secret.c - sealing secrets: round trips, wrong keys, wrong owners,
+ * tampering, key parsing and rotation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "shared/secret.h"
+#include "shared/util.h"
+
+static bool contains(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return true;
+    return false;
+}
+
+#define K1 "8f3a0c5e7b9d1f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a"
+#define K2 "0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef"
+
+static void test_round_trip_and_binding(void **state)
+{
+    sh_key k1, k2;
+    sh_error err;
+    assert_int_equal(sh_key_parse(K1, "ENCRYPTION_KEY", &k1, &err), SH_OK);
+    assert_int_equal(sh_key_parse(K2, "ENCRYPTION_KEY", &k2, &err), SH_OK);
+    sh_buf blob, plain;
+    sh_buf_init(&blob);
+    sh_buf_init(&plain);
+    const char *pw = "hunter2-correct-horse";
+    assert_int_equal(sh_seal(&k1, pw, strlen(pw), "acct-1", &blob), SH_OK);
+    assert_int_equal(blob.len, strlen(pw) + SH_SEAL_OVERHEAD);
+    assert_false(contains(blob.data, blob.len, pw));
+    assert_int_equal(sh_seal_key_id(blob.data, blob.len), k1.id);
+
+    const sh_key *keys[] = {&k1};
+    assert_int_equal(sh_open(keys, 1, blob.data, blob.len, "acct-1", &plain, &err), SH_OK);
+    assert_string_equal(plain.data, pw);
+
+    /* Another account's id does not open it. */
+    sh_buf_reset(&plain);
+    assert_int_equal(sh_open(keys, 1, blob.data, blob.len, "acct-2", &plain, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "does not decrypt"));
+
+    /* A wrong key is named as such. */
+    const sh_key *wrong[] = {&k2};
+    assert_int_equal(sh_open(wrong, 1, blob.data, blob.len, "acct-1", &plain, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "another key"));
+
+    /* Tampering is detected. */
+    blob.data[blob.len - 1] ^= 1;
+    assert_int_equal(sh_open(keys, 1, blob.data, blob.len, "acct-1", &plain, &err), SH_EINVAL);
+    assert_int_equal(sh_open(keys, 1, blob.data, 10, "acct-1", &plain, &err), SH_EPROTO);
+
+    /* Rotation: a blob of the old key opens when both keys are given. */
+    sh_buf_reset(&blob);
+    sh_buf_reset(&plain);
+    assert_int_equal(sh_seal(&k2, pw, strlen(pw), "acct-1", &blob), SH_OK);
+    const sh_key *both[] = {&k1, &k2};
+    assert_int_equal(sh_open(both, 2, blob.data, blob.len, "acct-1", &plain, &err), SH_OK);
+    assert_string_equal(plain.data, pw);
+    sh_buf_fini(&blob);
+    sh_buf_fini(&plain);
+}
+
+static void test_key_parsing(void **state)
+{
+    sh_key k;
+    sh_error err;
+    assert_int_equal(sh_key_parse("", "ENCRYPTION_KEY", &k, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "openssl rand -hex 32"));
+    assert_int_equal(sh_key_parse("abcd", "ENCRYPTION_KEY", &k, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "got 4 characters"));
+    char bad[65];
+    memcpy(bad, K1, 65);
+    bad[10] = 'g';
+    assert_int_equal(sh_key_parse(bad, "ENCRYPTION_KEY", &k, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "character 11"));
+    assert_int_equal(sh_key_parse(K1 "00", "ENCRYPTION_KEY", &k, &err), SH_EINVAL);
+}
+
+static void test_random_and_compare(void **state)
+{
+    char a[33], b[33];
+    assert_int_equal(sh_random_hex(a, 16), SH_OK);
+    assert_int_equal(sh_random_hex(b, 16), SH_OK);
+    assert_int_equal(strlen(a), 32);
+    assert_string_not_equal(a, b);
+    assert_true(sh_secret_equal("abc", 3, "abc", 3));
+    assert_false(sh_secret_equal("abc", 3, "abd", 3));
+    assert_false(sh_secret_equal("abc", 3, "abcd", 4));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_and_binding),
+        cmocka_unit_test(test_key_parsing),
+        cmocka_unit_test(test_random_and_compare),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
