@@ -1,0 +1,145 @@
+/* config.c - the gateway's settings table and the checks that need more than
+ * one row (the listen address, tokens against a non-loopback address). */
+#include "gw_config.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/config.h"
+#include "shared/log.h"
+
+#define CONFIG_ROWS 13
+
+static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
+{
+    const sh_setting t[CONFIG_ROWS] = {
+        {"GATEWAY_LISTEN", NULL, SH_SET_STR, "127.0.0.1:8080", 0, 300, &c->listen, false,
+         "host:port to listen on ([::1]:8080 for IPv6)"},
+        {"API_TOKEN", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->api_token, false,
+         "bearer token allowing every request"},
+        {"API_READ_ONLY_TOKEN", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->ro_token, false,
+         "bearer token allowing GET and HEAD only"},
+        {"PROGRESS_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7101", 0, 4096, &c->rpc_url, false,
+         "progress service call URLs, comma-separated"},
+        {"PROGRESS_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7102", 0, 4096, &c->events_url,
+         false, "progress service event URLs, comma-separated"},
+        {"RPC_TIMEOUT_MS", NULL, SH_SET_INT, "3000", 10, 600000, &c->rpc_timeout_ms, false,
+         "timeout of every call to a service"},
+        {"GATEWAY_MAX_BODY", NULL, SH_SET_INT, "2162688", 1024, 1073741824, &c->max_body, false,
+         "largest request body in bytes"},
+        {"GATEWAY_THREADS", NULL, SH_SET_INT, "2", 1, 256, &c->threads, false,
+         "HTTP worker threads"},
+        {"GATEWAY_MAX_CONNECTIONS", NULL, SH_SET_INT, "4096", 1, 1000000, &c->max_connections,
+         false, "simultaneous HTTP connections"},
+        {"SSE_HEARTBEAT_SECONDS", NULL, SH_SET_INT, "15", 1, 3600, &c->heartbeat_s, false,
+         "period of heartbeats on event streams"},
+        {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &c->log_level_name, false,
+         "debug, info, warn or error"},
+        {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
+        {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
+    };
+    memcpy(rows, t, sizeof t);
+}
+
+static bool config_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* config_parse_listen splits "host:port" or "[v6]:port" and resolves it. */
+static int config_parse_listen(gw_config *c, sh_error *err)
+{
+    char host[256];
+    const char *s = c->listen;
+    const char *h, *port;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return sh_error_set(err, SH_EINVAL,
+                                "GATEWAY_LISTEN must be host:port or [ipv6]:port, got \"%s\"", s);
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon)
+            return sh_error_set(err, SH_EINVAL,
+                                "GATEWAY_LISTEN must be host:port or [ipv6]:port, got \"%s\"", s);
+        h = s;
+        hlen = (size_t)(colon - s);
+        port = colon + 1;
+    }
+    if (hlen == 0 || hlen >= sizeof host)
+        return sh_error_set(err, SH_EINVAL, "GATEWAY_LISTEN needs a host, got \"%s\"", s);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 1 || p > 65535)
+        return sh_error_set(err, SH_EINVAL,
+                            "GATEWAY_LISTEN needs a port between 1 and 65535, got \"%s\"", s);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0 || !res)
+        return sh_error_set(err, SH_EINVAL, "GATEWAY_LISTEN host \"%s\" cannot be resolved: %s",
+                            host, gai_strerror(gai));
+    memcpy(&c->addr, res->ai_addr, res->ai_addrlen);
+    c->addrlen = res->ai_addrlen;
+    c->ipv6 = res->ai_family == AF_INET6;
+    c->loopback = config_addr_is_loopback(res->ai_addr);
+    freeaddrinfo(res);
+    return SH_OK;
+}
+
+int gw_config_load(gw_config *cfg, sh_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    sh_setting rows[CONFIG_ROWS];
+    config_table(cfg, rows);
+    int rc = sh_config_load(rows, err);
+    if (rc != SH_OK)
+        return rc;
+    if (sh_log_level_parse(cfg->log_level_name, &cfg->log_level) != 0)
+        return sh_error_set(err, SH_EINVAL,
+                            "LOG_LEVEL must be debug, info, warn or error, got \"%s\"",
+                            cfg->log_level_name);
+    if ((rc = config_parse_listen(cfg, err)) != SH_OK)
+        return rc;
+    if (!cfg->api_token && !cfg->ro_token && !cfg->loopback)
+        return sh_error_set(err, SH_EINVAL,
+                            "GATEWAY_LISTEN is %s, which is not a loopback address: set "
+                            "API_TOKEN (and optionally API_READ_ONLY_TOKEN) before listening "
+                            "on other addresses",
+                            cfg->listen);
+    /* Streams send a heartbeat well within the idle timeout. */
+    cfg->conn_timeout_s = 60;
+    if (cfg->conn_timeout_s < 2 * cfg->heartbeat_s + 10)
+        cfg->conn_timeout_s = 2 * cfg->heartbeat_s + 10;
+    return SH_OK;
+}
+
+char *gw_config_describe(const gw_config *cfg)
+{
+    sh_setting rows[CONFIG_ROWS];
+    config_table((gw_config *)cfg, rows);
+    return sh_config_describe(rows);
+}

@@ -1,0 +1,19 @@
+/* gw_auth.h - bearer tokens: API_TOKEN allows every request,
+ * API_READ_ONLY_TOKEN only GET and HEAD; with neither set all is open. */
+#ifndef GW_AUTH_H
+#define GW_AUTH_H
+
+#include "gw_config.h"
+
+enum gw_auth_result {
+    GW_AUTH_OK,
+    GW_AUTH_MISSING,   /* 401: no bearer token given */
+    GW_AUTH_BAD,       /* 401: a token that matches neither */
+    GW_AUTH_READ_ONLY, /* 403: the read-only token on a method that writes */
+};
+
+/* gw_auth_check judges the Authorization header value (or NULL) for a
+ * request with method (enum gw_method). */
+int gw_auth_check(const gw_config *cfg, int method, const char *authorization);
+
+#endif

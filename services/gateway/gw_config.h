@@ -1,0 +1,41 @@
+/* gw_config.h - the gateway's settings, read once from the environment. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "shared/err.h"
+
+typedef struct gw_config {
+    const char *listen; /* GATEWAY_LISTEN as given */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    bool ipv6;
+    bool loopback;
+    const char *api_token;    /* NULL when unset */
+    const char *ro_token;     /* NULL when unset */
+    const char *rpc_url;      /* comma-separated list */
+    const char *events_url;   /* comma-separated list */
+    long long rpc_timeout_ms; /* every call to a service */
+    long long max_body;       /* bytes of a request body */
+    long long threads;        /* MHD thread pool */
+    long long max_connections;
+    long long heartbeat_s;    /* SSE heartbeat period */
+    long long conn_timeout_s; /* idle HTTP connections */
+    const char *log_level_name;
+    int log_level;
+} gw_config;
+
+#define GW_DEFAULT_MAX_BODY (2 * 1024 * 1024 + 64 * 1024)
+
+/* gw_config_load fills cfg from the environment and checks it. On error it
+ * returns SH_EINVAL and err names the setting and what is wrong. */
+int gw_config_load(gw_config *cfg, sh_error *err);
+
+/* gw_config_describe returns one log-friendly line of the settings (secrets
+ * hidden); the caller frees it. */
+char *gw_config_describe(const gw_config *cfg);
+
+#endif

@@ -1,0 +1,93 @@
+/* gw_http.h - the HTTP server (libmicrohttpd) and the request object that
+ * route handlers work with.
+ *
+ * Life cycle of a request: the server reads the headers, matches a route,
+ * checks the token, the id and the body's size and type, reads and parses the
+ * body, then calls the route's handler on an HTTP thread. A handler either
+ * replies at once (gw_req_reply_*) or starts one call to a service with
+ * gw_req_call, which parks the connection (no thread waits) until the reply
+ * comes; the response is then sent from an HTTP thread. The request object
+ * is freed by the server when the connection is done with it. */
+#ifndef GW_HTTP_H
+#define GW_HTTP_H
+
+#include <stdint.h>
+
+#include "gw_config.h"
+#include "shared/buf.h"
+#include "shared/err.h"
+#include "shared/rpc.h"
+#include "shared/val.h"
+
+struct MHD_Connection;
+struct MHD_Response;
+
+typedef struct gw_sse gw_sse;
+
+#define GW_RPC_CLIENTS_MAX 8
+
+/* What handlers need of the rest of the gateway; owned by main. */
+typedef struct gw_app {
+    const gw_config *cfg;
+    /* Requests are spread over several clients (one socket and connection
+     * each) so that HTTP threads do not contend for one socket's lock. */
+    sh_rpc_client *rpc[GW_RPC_CLIENTS_MAX];
+    int nrpc;
+    gw_sse *sse;
+} gw_app;
+
+typedef struct gw_http gw_http;
+typedef struct gw_req gw_req;
+
+/* gw_http_start listens on cfg->addr and serves requests with app. */
+int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *err);
+
+/* gw_http_quiesce stops accepting connections; open ones are still served. */
+void gw_http_quiesce(gw_http *h);
+
+/* gw_http_drain refuses new service calls (503) and waits up to timeout_ms
+ * for the calls in flight to answer. */
+void gw_http_drain(gw_http *h, int timeout_ms);
+
+/* gw_http_free stops the server, closing every connection, and frees it. */
+void gw_http_free(gw_http *h);
+
+/* ---- for route handlers ---------------------------------------------- */
+
+gw_app *gw_req_app(gw_req *r);
+struct MHD_Connection *gw_req_connection(gw_req *r);
+/* The :id segment of the path, already checked against the id syntax. */
+const char *gw_req_param(gw_req *r);
+/* gw_req_take_body hands over the parsed JSON object body (routes that take
+ * one) or NULL. */
+sh_val *gw_req_take_body(gw_req *r);
+/* A request header or query argument, or NULL. */
+const char *gw_req_header(gw_req *r, const char *name);
+const char *gw_req_query(gw_req *r, const char *name);
+const char *gw_req_request_id(gw_req *r);
+
+/* gw_req_reply_json replies with v as JSON. */
+void gw_req_reply_json(gw_req *r, int status, const sh_val *v);
+/* gw_req_reply_raw replies with body (its data is taken; body is reset). */
+void gw_req_reply_raw(gw_req *r, int status, const char *content_type, sh_buf *body);
+/* gw_req_reply_error replies {"error": message}. */
+void gw_req_reply_error(gw_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* gw_req_reply_rpc_error maps a service error to a status and an error body;
+ * not_found (or NULL for the service's message) is the text of a 404. */
+void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *not_found);
+/* gw_req_reply_stream replies 200 with a streaming response (taken). */
+void gw_req_reply_stream(gw_req *r, struct MHD_Response *resp);
+
+/* Completion of gw_req_call for handlers that shape the reply themselves:
+ * it runs on a messaging thread, must reply with gw_req_reply_* and must not
+ * block; result is freed by the caller. */
+typedef void (*gw_call_fn)(gw_req *r, int rc, const sh_val *result, const sh_error *err);
+
+/* gw_req_call calls op with args (taken) with a timeout of timeout_ms (<= 0:
+ * RPC_TIMEOUT_MS). With fn NULL the reply is the result as JSON with
+ * ok_status, or the mapped error (not_found as for gw_req_reply_rpc_error). */
+void gw_req_call(gw_req *r, const char *op, sh_val *args, int timeout_ms, int ok_status,
+                 const char *not_found, gw_call_fn fn);
+
+#endif

@@ -1,0 +1,61 @@
+/* gw_router.h - the route table: method, path pattern (":id" stands for one
+ * path segment) and handler, ending in a row whose pattern is NULL. */
+#ifndef GW_ROUTER_H
+#define GW_ROUTER_H
+
+#include <stddef.h>
+
+typedef struct gw_req gw_req;
+typedef void (*gw_route_fn)(gw_req *r);
+
+enum gw_method {
+    GW_GET,
+    GW_HEAD,
+    GW_POST,
+    GW_PUT,
+    GW_DELETE,
+    GW_PATCH,
+    GW_OPTIONS,
+    GW_OTHER,
+    GW_METHOD_COUNT
+};
+
+enum {
+    GW_ROUTE_AUTH = 1, /* needs a token when tokens are set */
+    GW_ROUTE_BODY = 2, /* takes a JSON object body */
+};
+
+typedef struct gw_route {
+    int method; /* GW_GET rows also answer HEAD */
+    const char *pattern;
+    gw_route_fn fn;
+    unsigned flags;
+} gw_route;
+
+enum { GW_MATCH_OK, GW_MATCH_NOT_FOUND, GW_MATCH_BAD_METHOD };
+
+#define GW_ALLOW_MAX 64
+
+typedef struct gw_match {
+    const gw_route *route; /* GW_MATCH_OK only */
+    int pattern;           /* index of the pattern (metrics), -1 when none matched */
+    const char *param;     /* the :id segment (not NUL-terminated) */
+    size_t param_len;
+    char allow[GW_ALLOW_MAX]; /* GW_MATCH_BAD_METHOD: the Allow header */
+} gw_match;
+
+/* gw_router_init indexes the distinct patterns; call once before serving. */
+void gw_router_init(void);
+
+/* gw_router_match finds the route of method and path. */
+int gw_router_match(int method, const char *path, gw_match *m);
+
+/* Distinct patterns, for labelling metrics. */
+size_t gw_router_npatterns(void);
+const char *gw_router_pattern(size_t i);
+
+/* gw_method_parse maps a method name to enum gw_method. */
+int gw_method_parse(const char *name);
+const char *gw_method_name(int method);
+
+#endif

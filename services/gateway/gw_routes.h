@@ -1,0 +1,29 @@
+/* gw_routes.h - the route handlers, one function per route. */
+#ifndef GW_ROUTES_H
+#define GW_ROUTES_H
+
+#include "gw_http.h"
+
+void gw_route_progress_get(gw_req *r);
+void gw_route_progress_update(gw_req *r);
+void gw_route_progress_delete(gw_req *r);
+void gw_route_progress_log_append(gw_req *r);
+void gw_route_progress_log_list(gw_req *r);
+void gw_route_progress_stream(gw_req *r);
+
+void gw_route_job_create(gw_req *r);
+void gw_route_job_get(gw_req *r);
+void gw_route_job_update(gw_req *r);
+void gw_route_conversation_job(gw_req *r);
+
+void gw_route_healthz(gw_req *r);
+void gw_route_readyz(gw_req *r);
+void gw_route_metrics(gw_req *r);
+
+/* gw_routes_call calls op with {id_key: the :id of the path (if id_key),
+ * body_key: the request body (if body_key)} and replies with the result
+ * (ok_status) or the mapped error (not_found: the text of a 404). */
+void gw_routes_call(gw_req *r, const char *op, const char *id_key, const char *body_key,
+                    int ok_status, const char *not_found);
+
+#endif

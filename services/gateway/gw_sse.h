@@ -1,0 +1,31 @@
+/* gw_sse.h - Server-Sent Events streams of progress records.
+ *
+ * One subscriber thread receives the progress service's events and hands
+ * each to the streams of its record id; a timer thread sends heartbeats and
+ * re-reads records whose last event may have been lost. Each stream sends
+ * versions in strictly increasing order.
+ *
+ * Life cycle: gw_sse_new starts both threads; gw_sse_shutdown stops them and
+ * ends every stream with a "shutdown" event; gw_sse_free (after the HTTP
+ * server and the RPC client are gone) frees the rest. */
+#ifndef GW_SSE_H
+#define GW_SSE_H
+
+#include "gw_config.h"
+#include "gw_http.h"
+#include "shared/err.h"
+#include "shared/rpc.h"
+
+int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error *err);
+
+/* gw_sse_open answers r with a stream of the record named by its :id. */
+void gw_sse_open(gw_sse *s, gw_req *r);
+
+void gw_sse_shutdown(gw_sse *s);
+
+/* gw_sse_wait_closed waits up to timeout_ms for every stream to close. */
+void gw_sse_wait_closed(gw_sse *s, int timeout_ms);
+
+void gw_sse_free(gw_sse *s);
+
+#endif

@@ -1,0 +1,622 @@
+/* http.c - the libmicrohttpd daemon, the request state machine (headers,
+ * checks, body, handler, parked service call, response) and the response
+ * helpers. Requests never hold an HTTP thread while a service answers: the
+ * connection is suspended and resumed by the call's completion. */
+#include "gw_http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gw_auth.h"
+#include "gw_json.h"
+#include "gw_metrics.h"
+#include "gw_router.h"
+#include "shared/keys.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+enum { REQ_BODY, REQ_WAITING, REQ_DONE };
+
+#define HTTP_BODY_PREALLOC (64 * 1024)
+
+struct gw_http {
+    struct MHD_Daemon *daemon;
+    gw_app *app;
+    const gw_config *cfg;
+    MHD_socket listen_fd; /* handed back by quiesce; closed after stop */
+    atomic_int inflight;  /* service calls not yet answered */
+    atomic_bool draining;
+    atomic_uint_fast64_t next_rid;
+    char rid_prefix[9];
+};
+
+struct gw_req {
+    gw_http *h;
+    struct MHD_Connection *conn;
+    const char *url;
+    const char *method_name; /* as sent; method is its enum gw_method */
+    int method;
+    int state;
+    gw_match m;
+    char param[SH_ID_MAX + 1];
+    char rid[SH_ID_MAX + 1];
+    uint64_t t0;
+    /* body */
+    sh_buf body;
+    uint64_t body_seen;
+    bool too_large;
+    sh_val *json;
+    /* the service call */
+    int ok_status;
+    const char *not_found;
+    gw_call_fn call_fn;
+    /* the reply */
+    bool replied;
+    int status;
+    char *resp;
+    size_t resp_len;
+    const char *ctype;
+    const char *xhdr_name;
+    const char *xhdr_value;
+    struct MHD_Response *stream;
+};
+
+static const char http_json[] = "application/json";
+
+/* ---- replies ----------------------------------------------------------- */
+
+static void http_reply_clear(gw_req *r)
+{
+    free(r->resp);
+    r->resp = NULL;
+    r->resp_len = 0;
+    r->xhdr_name = NULL;
+    r->xhdr_value = NULL;
+}
+
+void gw_req_reply_raw(gw_req *r, int status, const char *content_type, sh_buf *body)
+{
+    http_reply_clear(r);
+    r->resp = sh_buf_steal(body, &r->resp_len);
+    if (!r->resp) {
+        status = 500;
+        r->resp_len = 0;
+    }
+    r->status = status;
+    r->ctype = content_type;
+    r->replied = true;
+}
+
+void gw_req_reply_json(gw_req *r, int status, const sh_val *v)
+{
+    sh_buf b;
+    sh_buf_init(&b);
+    if (gw_json_write(v, &b) != SH_OK) {
+        sh_buf_fini(&b);
+        gw_req_reply_error(r, 500, "out of memory writing the reply");
+        return;
+    }
+    gw_req_reply_raw(r, status, http_json, &b);
+}
+
+static void http_reply_verror(gw_req *r, int status, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    sh_buf b;
+    sh_buf_init(&b);
+    sh_buf_puts(&b, "{\"error\":");
+    gw_json_write_str(&b, msg, strlen(msg));
+    sh_buf_puts(&b, "}");
+    gw_req_reply_raw(r, status, http_json, &b);
+}
+
+void gw_req_reply_error(gw_req *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    http_reply_verror(r, status, fmt, ap);
+    va_end(ap);
+}
+
+void gw_req_reply_stream(gw_req *r, struct MHD_Response *resp)
+{
+    http_reply_clear(r);
+    r->stream = resp;
+    r->status = MHD_HTTP_OK;
+    r->replied = true;
+}
+
+void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *not_found)
+{
+    const char *msg = err && err->msg[0] ? err->msg : sh_strerror(rc);
+    switch (rc) {
+    case SH_EINVAL:
+    case SH_EPROTO:
+    case SH_ELIMIT:
+        gw_req_reply_error(r, 400, "%s", msg);
+        break;
+    case SH_ENOTFOUND:
+        gw_req_reply_error(r, 404, "%s", not_found ? not_found : msg);
+        break;
+    case SH_ECONFLICT:
+    case SH_ELEASE:
+        gw_req_reply_error(r, 409, "%s", msg);
+        break;
+    case SH_ETOOBIG:
+        gw_req_reply_error(r, 413, "%s", msg);
+        break;
+    case SH_EUNAVAIL:
+        /* The service's own words, e.g. that Redis is down. */
+        gw_req_reply_error(r, 503, "%s", msg);
+        break;
+    case SH_ETIMEDOUT:
+    case SH_ECLOSED:
+        gw_req_reply_error(r, 503, "progress service unavailable: %s", msg);
+        break;
+    default:
+        gw_req_reply_error(r, 500, "internal error: %s", msg);
+    }
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+gw_app *gw_req_app(gw_req *r)
+{
+    return r->h->app;
+}
+
+struct MHD_Connection *gw_req_connection(gw_req *r)
+{
+    return r->conn;
+}
+
+const char *gw_req_param(gw_req *r)
+{
+    return r->param;
+}
+
+sh_val *gw_req_take_body(gw_req *r)
+{
+    sh_val *v = r->json;
+    r->json = NULL;
+    return v;
+}
+
+const char *gw_req_header(gw_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *gw_req_query(gw_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *gw_req_request_id(gw_req *r)
+{
+    return r->rid;
+}
+
+/* ---- service calls --------------------------------------------------------- */
+
+static void http_call_done(void *arg, int rc, sh_val *result, const sh_error *err)
+{
+    gw_req *r = arg;
+    gw_http *h = r->h;
+    struct MHD_Connection *conn = r->conn;
+    if (r->call_fn)
+        r->call_fn(r, rc, result, err);
+    else if (rc == SH_OK)
+        gw_req_reply_json(r, r->ok_status, result);
+    else
+        gw_req_reply_rpc_error(r, rc, err, r->not_found);
+    sh_val_free(result);
+    /* r may be freed by an HTTP thread as soon as the connection resumes. */
+    MHD_resume_connection(conn);
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+/* http_client picks the RPC client of the calling HTTP thread. */
+static sh_rpc_client *http_client(gw_http *h)
+{
+    static _Thread_local int slot = -1;
+    static atomic_int next_slot;
+    if (slot < 0)
+        slot = atomic_fetch_add(&next_slot, 1);
+    return h->app->rpc[slot % h->app->nrpc];
+}
+
+void gw_req_call(gw_req *r, const char *op, sh_val *args, int timeout_ms, int ok_status,
+                 const char *not_found, gw_call_fn fn)
+{
+    gw_http *h = r->h;
+    atomic_fetch_add(&h->inflight, 1);
+    if (atomic_load(&h->draining)) {
+        atomic_fetch_sub(&h->inflight, 1);
+        sh_val_free(args);
+        gw_req_reply_error(r, 503, "the gateway is shutting down");
+        return;
+    }
+    r->ok_status = ok_status;
+    r->not_found = not_found;
+    r->call_fn = fn;
+    r->state = REQ_WAITING;
+    MHD_suspend_connection(r->conn);
+    int rc = sh_rpc_call_async(http_client(h), op, args,
+                               timeout_ms > 0 ? timeout_ms : (int)h->cfg->rpc_timeout_ms,
+                               http_call_done, r);
+    sh_val_free(args);
+    if (rc != SH_OK) {
+        sh_error e;
+        sh_error_set(&e, rc, "cannot call %s: %s", op, sh_strerror(rc));
+        http_call_done(r, rc, NULL, &e);
+    }
+}
+
+/* ---- the request state machine ------------------------------------------ */
+
+static enum MHD_Result http_send(gw_req *r)
+{
+    uint64_t ns = gw_metrics_now_ns() - r->t0;
+    gw_metrics_request(r->m.pattern, r->method, r->status, ns);
+    if (r->status >= 500)
+        sh_log_warn("http_error", "rid=%s method=%s path=%s status=%d us=%llu reply=%.300s", r->rid,
+                    gw_method_name(r->method), r->url, r->status, (unsigned long long)(ns / 1000),
+                    r->resp ? r->resp : "");
+    else
+        sh_log_debug("http_request", "rid=%s method=%s path=%s status=%d us=%llu", r->rid,
+                     gw_method_name(r->method), r->url, r->status, (unsigned long long)(ns / 1000));
+
+    struct MHD_Response *resp = r->stream;
+    r->stream = NULL;
+    if (!resp) {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            return MHD_NO;
+        r->resp = NULL; /* MHD frees it with the response */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    }
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    if (r->xhdr_name)
+        MHD_add_response_header(resp, r->xhdr_name, r->xhdr_value);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    r->state = REQ_DONE;
+    return ok;
+}
+
+static bool http_content_type_ok(const char *ct)
+{
+    if (!ct)
+        return true;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    ct += 16;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* http_printable copies up to 64 bytes of s, replacing what would not read
+ * well in a message. */
+static void http_printable(char *out, size_t outlen, const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 4 < outlen; i++) {
+        if (n >= 64) {
+            memcpy(out + n, "...", 3);
+            n += 3;
+            break;
+        }
+        unsigned char c = (unsigned char)s[i];
+        out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    out[n] = '\0';
+}
+
+static void http_request_id(gw_req *r)
+{
+    const char *given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given && sh_id_valid(given, strlen(given))) {
+        memcpy(r->rid, given, strlen(given) + 1);
+        return;
+    }
+    unsigned long long n = (unsigned long long)atomic_fetch_add(&r->h->next_rid, 1);
+    snprintf(r->rid, sizeof r->rid, "%s-%llx", r->h->rid_prefix, n);
+}
+
+/* http_begin runs once the headers are read: route, token, id, body limits. */
+static void http_begin(gw_req *r)
+{
+    gw_http *h = r->h;
+    int found = gw_router_match(r->method, r->url, &r->m);
+    if (found == GW_MATCH_NOT_FOUND) {
+        gw_req_reply_error(r, 404, "not found");
+        return;
+    }
+    if (found == GW_MATCH_BAD_METHOD) {
+        char shown[80];
+        http_printable(shown, sizeof shown, r->method_name, strlen(r->method_name));
+        gw_req_reply_error(r, 405, "method %s is not allowed on %s (allowed: %s)", shown,
+                           gw_router_pattern((size_t)r->m.pattern), r->m.allow);
+        r->xhdr_name = MHD_HTTP_HEADER_ALLOW;
+        r->xhdr_value = r->m.allow;
+        return;
+    }
+    const gw_route *rt = r->m.route;
+    if (rt->flags & GW_ROUTE_AUTH) {
+        const char *authz = gw_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+        switch (gw_auth_check(h->cfg, r->method, authz)) {
+        case GW_AUTH_MISSING:
+            gw_req_reply_error(r, 401, "missing bearer token (Authorization: Bearer <token>)");
+            r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+            r->xhdr_value = "Bearer";
+            return;
+        case GW_AUTH_BAD:
+            gw_req_reply_error(r, 401, "invalid token");
+            r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+            r->xhdr_value = "Bearer error=\"invalid_token\"";
+            return;
+        case GW_AUTH_READ_ONLY:
+            gw_req_reply_error(r, 403, "the read-only token allows only GET and HEAD requests");
+            return;
+        default:
+            break;
+        }
+    }
+    if (r->m.param) {
+        if (!sh_id_valid(r->m.param, r->m.param_len)) {
+            char shown[80];
+            http_printable(shown, sizeof shown, r->m.param, r->m.param_len);
+            gw_req_reply_error(r, 400,
+                               "invalid id \"%s\": an id is 1 to %d characters of A-Z a-z 0-9 "
+                               ". _ : -",
+                               shown, SH_ID_MAX);
+            return;
+        }
+        memcpy(r->param, r->m.param, r->m.param_len);
+        r->param[r->m.param_len] = '\0';
+    }
+    if (rt->flags & GW_ROUTE_BODY) {
+        const char *ct = gw_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!http_content_type_ok(ct)) {
+            char shown[80];
+            http_printable(shown, sizeof shown, ct, strlen(ct));
+            gw_req_reply_error(r, 415, "unsupported Content-Type \"%s\": send application/json",
+                               shown);
+            return;
+        }
+    }
+    const char *cl = gw_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        unsigned long long n = strtoull(cl, NULL, 10);
+        if (n > (unsigned long long)h->cfg->max_body) {
+            gw_req_reply_error(r, 413,
+                               "request body of %llu bytes is too large: the limit is %lld bytes",
+                               n, h->cfg->max_body);
+            return;
+        }
+        /* Room for small bodies at once; a large one grows as it comes, so a
+         * slow client cannot hold the limit without sending it. */
+        size_t first = n < HTTP_BODY_PREALLOC ? (size_t)n : HTTP_BODY_PREALLOC;
+        if ((rt->flags & GW_ROUTE_BODY) && first && sh_buf_reserve(&r->body, first) != SH_OK) {
+            gw_req_reply_error(r, 503, "out of memory");
+            return;
+        }
+    }
+    r->state = REQ_BODY;
+}
+
+/* http_body_chunk keeps the body of routes that take one and counts (then
+ * drops) any other; past the limit nothing more is kept. */
+static void http_body_chunk(gw_req *r, const char *data, size_t n)
+{
+    r->body_seen += n;
+    if (r->too_large)
+        return;
+    if (r->body_seen > (uint64_t)r->h->cfg->max_body) {
+        r->too_large = true;
+        sh_buf_fini(&r->body);
+        return;
+    }
+    if ((r->m.route->flags & GW_ROUTE_BODY) && sh_buf_append(&r->body, data, n) != SH_OK) {
+        r->too_large = true;
+        sh_buf_fini(&r->body);
+    }
+}
+
+static const char *http_json_kind(const sh_val *v)
+{
+    switch (sh_val_type_of(v)) {
+    case SH_VAL_NIL:
+        return "null";
+    case SH_VAL_BOOL:
+        return "a boolean";
+    case SH_VAL_INT:
+    case SH_VAL_FLOAT:
+        return "a number";
+    case SH_VAL_STR:
+    case SH_VAL_BIN:
+        return "a string";
+    case SH_VAL_ARRAY:
+        return "an array";
+    default:
+        return "an object";
+    }
+}
+
+/* http_dispatch runs once the whole request is read. */
+static void http_dispatch(gw_req *r)
+{
+    if (r->too_large) {
+        gw_req_reply_error(r, 413, "request body is too large: the limit is %lld bytes",
+                           r->h->cfg->max_body);
+        return;
+    }
+    if (r->m.route->flags & GW_ROUTE_BODY) {
+        if (r->body.len == 0) {
+            gw_req_reply_error(r, 400, "request body is empty: send a JSON object");
+            return;
+        }
+        char msg[256];
+        if (gw_json_parse(r->body.data, r->body.len, &r->json, msg, sizeof msg) != 0) {
+            gw_req_reply_error(r, 400, "%s", msg);
+            return;
+        }
+        sh_buf_fini(&r->body);
+        if (sh_val_type_of(r->json) != SH_VAL_MAP) {
+            gw_req_reply_error(r, 400, "request body must be a JSON object, not %s",
+                               http_json_kind(r->json));
+            return;
+        }
+    }
+    r->m.route->fn(r);
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **req_cls)
+{
+    gw_http *h = cls;
+    gw_req *r = *req_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *req_cls = r;
+        r->h = h;
+        r->conn = conn;
+        r->url = url;
+        r->t0 = gw_metrics_now_ns();
+        r->method_name = method;
+        r->method = gw_method_parse(method);
+        r->ctype = http_json;
+        sh_buf_init(&r->body);
+        http_request_id(r);
+        http_begin(r);
+        return r->replied ? http_send(r) : MHD_YES;
+    }
+    switch (r->state) {
+    case REQ_BODY:
+        if (*upload_data_size) {
+            http_body_chunk(r, upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        http_dispatch(r);
+        if (r->state == REQ_WAITING)
+            return MHD_YES; /* suspended until the service answers */
+        if (!r->replied)
+            gw_req_reply_error(r, 500, "internal error: the route gave no reply");
+        return http_send(r);
+    case REQ_WAITING:
+        return http_send(r); /* resumed: the reply is in */
+    default:
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    gw_req *r = *req_cls;
+    if (!r)
+        return;
+    *req_cls = NULL;
+    if (r->stream)
+        MHD_destroy_response(r->stream);
+    free(r->resp);
+    sh_buf_fini(&r->body);
+    sh_val_free(r->json);
+    free(r);
+}
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    /* Clients that leave mid-response are routine, not a problem of ours. */
+    bool routine = strstr(msg, "no longer available") || strstr(msg, "reset by remote") ||
+                   strstr(msg, "Connection reset") ||
+                   strstr(msg, "application error generating response");
+    sh_log(routine ? SH_LOG_DEBUG : SH_LOG_WARN, "mhd", "%s", msg);
+}
+
+int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *err)
+{
+    *out = NULL;
+    gw_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    h->app = app;
+    h->cfg = cfg;
+    h->listen_fd = MHD_INVALID_SOCKET;
+    if (sh_random_hex(h->rid_prefix, 4) != SH_OK)
+        snprintf(h->rid_prefix, sizeof h->rid_prefix, "%08x", (unsigned)getpid());
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (cfg->ipv6)
+        flags |= MHD_USE_IPv6;
+    uint16_t port = ntohs(cfg->ipv6 ? ((const struct sockaddr_in6 *)&cfg->addr)->sin6_port
+                                    : ((const struct sockaddr_in *)&cfg->addr)->sin_port);
+    h->daemon = MHD_start_daemon(
+        flags, port, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&cfg->addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
+        MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return sh_error_set(err, SH_EUNAVAIL,
+                            "cannot listen on GATEWAY_LISTEN=%s (address in use or not "
+                            "available here)",
+                            cfg->listen);
+    }
+    *out = h;
+    return SH_OK;
+}
+
+void gw_http_quiesce(gw_http *h)
+{
+    if (h && h->daemon && h->listen_fd == MHD_INVALID_SOCKET)
+        h->listen_fd = MHD_quiesce_daemon(h->daemon);
+}
+
+void gw_http_drain(gw_http *h, int timeout_ms)
+{
+    if (!h)
+        return;
+    atomic_store(&h->draining, true);
+    for (int waited = 0; atomic_load(&h->inflight) > 0 && waited < timeout_ms; waited += 5) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void gw_http_free(gw_http *h)
+{
+    if (!h)
+        return;
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET)
+        close(h->listen_fd);
+    free(h);
+}

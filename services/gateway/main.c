@@ -1,0 +1,102 @@
+/* main.c - the gateway process: settings, logging, the RPC client, event
+ * streams, the HTTP server, then a wait for SIGTERM/SIGINT and an orderly
+ * stop (streams get a final event, calls in flight are answered). */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "gw_config.h"
+#include "gw_http.h"
+#include "gw_metrics.h"
+#include "gw_router.h"
+#include "gw_sse.h"
+#include "shared/log.h"
+#include "shared/rpc.h"
+
+#define MAIN_STREAM_CLOSE_MS 2000
+
+/* main_raise_nofile lets the connection limit be reached before the
+ * descriptor limit. */
+static void main_raise_nofile(long long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t target = (rlim_t)want;
+    if (rl.rlim_max != RLIM_INFINITY && target > rl.rlim_max)
+        target = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < target) {
+        rl.rlim_cur = target;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(void)
+{
+    gw_config cfg;
+    sh_error err;
+    sh_error_clear(&err);
+    sh_log_init("gateway", SH_LOG_INFO);
+    if (gw_config_load(&cfg, &err) != SH_OK) {
+        sh_log_error("config", "%s", err.msg);
+        return 1;
+    }
+    sh_log_init("gateway", cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    main_raise_nofile(cfg.max_connections + 256);
+
+    /* Every thread started from here on inherits the blocked signals; only
+     * sigwait below takes them. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    gw_router_init();
+    gw_metrics_init();
+
+    int code = 1;
+    gw_app app = {.cfg = &cfg};
+    gw_sse *sse = NULL;
+    gw_http *http = NULL;
+    app.nrpc = cfg.threads < GW_RPC_CLIENTS_MAX ? (int)cfg.threads : GW_RPC_CLIENTS_MAX;
+    for (int i = 0; i < app.nrpc; i++) {
+        if (sh_rpc_client_new(cfg.rpc_url, (int)cfg.rpc_timeout_ms, 0, &app.rpc[i], &err) !=
+            SH_OK) {
+            sh_log_error("config", "PROGRESS_RPC_URL: %s", err.msg);
+            goto done;
+        }
+    }
+    if (gw_sse_new(&cfg, app.rpc[0], &sse, &err) != SH_OK) {
+        sh_log_error("config", "PROGRESS_EVENTS_URL: %s", err.msg);
+        goto done;
+    }
+    app.sse = sse;
+    if (gw_http_start(&cfg, &app, &http, &err) != SH_OK) {
+        sh_log_error("listen", "%s", err.msg);
+        goto done;
+    }
+    char *desc = gw_config_describe(&cfg);
+    sh_log_info("started", "listening on %s; %s", cfg.listen, desc ? desc : "");
+    free(desc);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    sh_log_info("stopping", "signal %d: closing streams and finishing requests", sig);
+    gw_http_quiesce(http);
+    gw_sse_shutdown(sse);
+    gw_sse_wait_closed(sse, MAIN_STREAM_CLOSE_MS);
+    gw_http_drain(http, (int)cfg.rpc_timeout_ms + 1000);
+    code = 0;
+done:
+    gw_http_free(http);
+    for (int i = 0; i < app.nrpc; i++)
+        sh_rpc_client_free(app.rpc[i]);
+    gw_sse_free(sse);
+    if (code == 0)
+        sh_log_info("stopped", "clean exit");
+    return code;
+}
