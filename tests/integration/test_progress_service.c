@@ -481,6 +481,11 @@ static void test_malformed_and_oversized_messages(void **state)
     sh_rpc_client *small = NULL;
     sh_error err;
     assert_int_equal(sh_rpc_client_new(rpc_url, 2000, 1024, &small, &err), SH_OK);
+    /* Let its connection finish setting up: nng 1.5 leaks a pipe closed
+     * while still negotiating. */
+    sh_val *pong = NULL;
+    assert_int_equal(sh_rpc_call(small, "ping", NULL, 2000, &pong, &err), SH_OK);
+    sh_val_free(pong);
     sh_val *a = args_id("big"), *f = sh_val_new_map();
     char pad[2048];
     memset(pad, 'x', sizeof pad);
