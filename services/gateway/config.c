@@ -12,7 +12,7 @@
 #include "shared/config.h"
 #include "shared/log.h"
 
-#define CONFIG_ROWS 13
+#define CONFIG_ROWS 16 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -25,6 +25,8 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          "bearer token allowing GET and HEAD only"},
         {"PROGRESS_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7101", 0, 4096, &c->rpc_url, false,
          "progress service call URLs, comma-separated"},
+        {"COORDINATOR_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7111", 0, 4096, &c->coord_url,
+         false, "coordinator call URLs, comma-separated"},
         {"PROGRESS_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7102", 0, 4096, &c->events_url,
          false, "progress service event URLs, comma-separated"},
         {"RPC_TIMEOUT_MS", NULL, SH_SET_INT, "3000", 10, 600000, &c->rpc_timeout_ms, false,
@@ -39,7 +41,6 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          "period of heartbeats on event streams"},
         {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &c->log_level_name, false,
          "debug, info, warn or error"},
-        {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
         {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
     };
     memcpy(rows, t, sizeof t);

@@ -16,7 +16,8 @@ typedef struct gw_config {
     bool loopback;
     const char *api_token;    /* NULL when unset */
     const char *ro_token;     /* NULL when unset */
-    const char *rpc_url;      /* comma-separated list */
+    const char *rpc_url;      /* progress service: comma-separated list */
+    const char *coord_url;    /* coordinator: comma-separated list */
     const char *events_url;   /* comma-separated list */
     long long rpc_timeout_ms; /* every call to a service */
     long long max_body;       /* bytes of a request body */

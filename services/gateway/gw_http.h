@@ -26,12 +26,18 @@ typedef struct gw_sse gw_sse;
 
 #define GW_RPC_CLIENTS_MAX 8
 
+/* The services the gateway calls. */
+enum gw_service { GW_SVC_PROGRESS, GW_SVC_COORDINATOR, GW_SVC_COUNT };
+
+/* gw_service_name returns "progress" or "coordinator". */
+const char *gw_service_name(int svc);
+
 /* What handlers need of the rest of the gateway; owned by main. */
 typedef struct gw_app {
     const gw_config *cfg;
-    /* Requests are spread over several clients (one socket and connection
-     * each) so that HTTP threads do not contend for one socket's lock. */
-    sh_rpc_client *rpc[GW_RPC_CLIENTS_MAX];
+    /* Requests are spread over several clients per service (one socket and
+     * connection each) so that HTTP threads do not contend for one lock. */
+    sh_rpc_client *rpc[GW_SVC_COUNT][GW_RPC_CLIENTS_MAX];
     int nrpc;
     gw_sse *sse;
 } gw_app;
@@ -84,10 +90,29 @@ void gw_req_reply_stream(gw_req *r, struct MHD_Response *resp);
  * block; result is freed by the caller. */
 typedef void (*gw_call_fn)(gw_req *r, int rc, const sh_val *result, const sh_error *err);
 
-/* gw_req_call calls op with args (taken) with a timeout of timeout_ms (<= 0:
- * RPC_TIMEOUT_MS). With fn NULL the reply is the result as JSON with
- * ok_status, or the mapped error (not_found as for gw_req_reply_rpc_error). */
+/* gw_req_call calls op of the progress service with args (taken) with a
+ * timeout of timeout_ms (<= 0: RPC_TIMEOUT_MS). With fn NULL the reply is the
+ * result as JSON with ok_status, or the mapped error (not_found as for
+ * gw_req_reply_rpc_error). gw_req_call_svc does the same with service svc. */
 void gw_req_call(gw_req *r, const char *op, sh_val *args, int timeout_ms, int ok_status,
                  const char *not_found, gw_call_fn fn);
+void gw_req_call_svc(gw_req *r, int svc, const char *op, sh_val *args, int timeout_ms,
+                     int ok_status, const char *not_found, gw_call_fn fn);
+
+/* Several calls at once: each spec's args are taken; fn runs once, after the
+ * last reply, on a messaging thread, with the outcome of each call in order,
+ * and must reply with gw_req_reply_*. */
+typedef struct gw_call_spec {
+    int svc;
+    const char *op;
+    sh_val *args;
+} gw_call_spec;
+
+#define GW_CALLS_MAX 4
+
+typedef void (*gw_all_fn)(gw_req *r, size_t n, const int *rc, sh_val *const *results,
+                          const sh_error *errs);
+
+void gw_req_call_all(gw_req *r, size_t n, gw_call_spec *calls, int timeout_ms, gw_all_fn fn);
 
 #endif

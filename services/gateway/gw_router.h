@@ -23,6 +23,7 @@ enum gw_method {
 enum {
     GW_ROUTE_AUTH = 1, /* needs a token when tokens are set */
     GW_ROUTE_BODY = 2, /* takes a JSON object body */
+    GW_ROUTE_SEED = 4, /* errors in seed 003's {"success": false, "error": ...} shape */
 };
 
 typedef struct gw_route {

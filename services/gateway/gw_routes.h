@@ -16,6 +16,14 @@ void gw_route_job_get(gw_req *r);
 void gw_route_job_update(gw_req *r);
 void gw_route_conversation_job(gw_req *r);
 
+void gw_route_queue_list(gw_req *r);
+void gw_route_queue_claim(gw_req *r);
+void gw_route_queue_renew(gw_req *r);
+void gw_route_queue_release(gw_req *r);
+void gw_route_queue_status(gw_req *r);
+void gw_route_queue_reserve(gw_req *r);
+void gw_route_queue_unreserve(gw_req *r);
+
 void gw_route_healthz(gw_req *r);
 void gw_route_readyz(gw_req *r);
 void gw_route_metrics(gw_req *r);

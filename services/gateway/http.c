@@ -56,6 +56,7 @@ struct gw_req {
     bool too_large;
     sh_val *json;
     /* the service call */
+    int svc;
     int ok_status;
     const char *not_found;
     gw_call_fn call_fn;
@@ -108,13 +109,15 @@ void gw_req_reply_json(gw_req *r, int status, const sh_val *v)
     gw_req_reply_raw(r, status, http_json, &b);
 }
 
+/* Routes of seed 003 answer errors as {"success": false, "error": ...}. */
 static void http_reply_verror(gw_req *r, int status, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     sh_buf b;
     sh_buf_init(&b);
-    sh_buf_puts(&b, "{\"error\":");
+    bool seed = r->m.route && (r->m.route->flags & GW_ROUTE_SEED);
+    sh_buf_puts(&b, seed ? "{\"success\":false,\"error\":" : "{\"error\":");
     gw_json_write_str(&b, msg, strlen(msg));
     sh_buf_puts(&b, "}");
     gw_req_reply_raw(r, status, http_json, &b);
@@ -161,7 +164,7 @@ void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *
         break;
     case SH_ETIMEDOUT:
     case SH_ECLOSED:
-        gw_req_reply_error(r, 503, "progress service unavailable: %s", msg);
+        gw_req_reply_error(r, 503, "%s service unavailable: %s", gw_service_name(r->svc), msg);
         break;
     default:
         gw_req_reply_error(r, 500, "internal error: %s", msg);
@@ -226,18 +229,29 @@ static void http_call_done(void *arg, int rc, sh_val *result, const sh_error *er
     atomic_fetch_sub(&h->inflight, 1);
 }
 
-/* http_client picks the RPC client of the calling HTTP thread. */
-static sh_rpc_client *http_client(gw_http *h)
+const char *gw_service_name(int svc)
+{
+    return svc == GW_SVC_COORDINATOR ? "coordinator" : "progress";
+}
+
+/* http_client picks the calling HTTP thread's RPC client of service svc. */
+static sh_rpc_client *http_client(gw_http *h, int svc)
 {
     static _Thread_local int slot = -1;
     static atomic_int next_slot;
     if (slot < 0)
         slot = atomic_fetch_add(&next_slot, 1);
-    return h->app->rpc[slot % h->app->nrpc];
+    return h->app->rpc[svc][slot % h->app->nrpc];
 }
 
 void gw_req_call(gw_req *r, const char *op, sh_val *args, int timeout_ms, int ok_status,
                  const char *not_found, gw_call_fn fn)
+{
+    gw_req_call_svc(r, GW_SVC_PROGRESS, op, args, timeout_ms, ok_status, not_found, fn);
+}
+
+void gw_req_call_svc(gw_req *r, int svc, const char *op, sh_val *args, int timeout_ms,
+                     int ok_status, const char *not_found, gw_call_fn fn)
 {
     gw_http *h = r->h;
     atomic_fetch_add(&h->inflight, 1);
@@ -247,12 +261,13 @@ void gw_req_call(gw_req *r, const char *op, sh_val *args, int timeout_ms, int ok
         gw_req_reply_error(r, 503, "the gateway is shutting down");
         return;
     }
+    r->svc = svc;
     r->ok_status = ok_status;
     r->not_found = not_found;
     r->call_fn = fn;
     r->state = REQ_WAITING;
     MHD_suspend_connection(r->conn);
-    int rc = sh_rpc_call_async(http_client(h), op, args,
+    int rc = sh_rpc_call_async(http_client(h, svc), op, args,
                                timeout_ms > 0 ? timeout_ms : (int)h->cfg->rpc_timeout_ms,
                                http_call_done, r);
     sh_val_free(args);
@@ -260,6 +275,79 @@ void gw_req_call(gw_req *r, const char *op, sh_val *args, int timeout_ms, int ok
         sh_error e;
         sh_error_set(&e, rc, "cannot call %s: %s", op, sh_strerror(rc));
         http_call_done(r, rc, NULL, &e);
+    }
+}
+
+/* A fan-out of calls for one request: each call's outcome lands in its slot;
+ * the last to land runs the handler's function and resumes the connection. */
+typedef struct http_fanout http_fanout;
+
+typedef struct http_fanout_slot {
+    http_fanout *f;
+    size_t i;
+} http_fanout_slot;
+
+struct http_fanout {
+    gw_req *r;
+    gw_all_fn fn;
+    size_t n;
+    atomic_size_t pending;
+    int rc[GW_CALLS_MAX];
+    sh_val *results[GW_CALLS_MAX];
+    sh_error errs[GW_CALLS_MAX];
+    http_fanout_slot slots[GW_CALLS_MAX];
+};
+
+static void http_fanout_done(void *arg, int rc, sh_val *result, const sh_error *err)
+{
+    http_fanout_slot *slot = arg;
+    http_fanout *f = slot->f;
+    f->rc[slot->i] = rc;
+    f->results[slot->i] = result;
+    if (err)
+        f->errs[slot->i] = *err;
+    if (atomic_fetch_sub(&f->pending, 1) != 1)
+        return;
+    gw_req *r = f->r;
+    gw_http *h = r->h;
+    struct MHD_Connection *conn = r->conn;
+    f->fn(r, f->n, f->rc, f->results, f->errs);
+    for (size_t i = 0; i < f->n; i++)
+        sh_val_free(f->results[i]);
+    free(f);
+    MHD_resume_connection(conn);
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+void gw_req_call_all(gw_req *r, size_t n, gw_call_spec *calls, int timeout_ms, gw_all_fn fn)
+{
+    gw_http *h = r->h;
+    http_fanout *f = n && n <= GW_CALLS_MAX ? calloc(1, sizeof *f) : NULL;
+    if (!f || atomic_load(&h->draining)) {
+        for (size_t i = 0; i < n; i++)
+            sh_val_free(calls[i].args);
+        free(f);
+        gw_req_reply_error(r, 503, f ? "the gateway is shutting down" : "out of memory");
+        return;
+    }
+    atomic_fetch_add(&h->inflight, 1);
+    f->r = r;
+    f->fn = fn;
+    f->n = n;
+    atomic_init(&f->pending, n);
+    r->state = REQ_WAITING;
+    MHD_suspend_connection(r->conn);
+    int timeout = timeout_ms > 0 ? timeout_ms : (int)h->cfg->rpc_timeout_ms;
+    for (size_t i = 0; i < n; i++) {
+        f->slots[i] = (http_fanout_slot){f, i};
+        int rc = sh_rpc_call_async(http_client(h, calls[i].svc), calls[i].op, calls[i].args,
+                                   timeout, http_fanout_done, &f->slots[i]);
+        sh_val_free(calls[i].args);
+        if (rc != SH_OK) {
+            sh_error e;
+            sh_error_set(&e, rc, "cannot call %s: %s", calls[i].op, sh_strerror(rc));
+            http_fanout_done(&f->slots[i], rc, NULL, &e);
+        }
     }
 }
 

@@ -63,14 +63,18 @@ int main(void)
     gw_sse *sse = NULL;
     gw_http *http = NULL;
     app.nrpc = cfg.threads < GW_RPC_CLIENTS_MAX ? (int)cfg.threads : GW_RPC_CLIENTS_MAX;
-    for (int i = 0; i < app.nrpc; i++) {
-        if (sh_rpc_client_new(cfg.rpc_url, (int)cfg.rpc_timeout_ms, 0, &app.rpc[i], &err) !=
-            SH_OK) {
-            sh_log_error("config", "PROGRESS_RPC_URL: %s", err.msg);
-            goto done;
+    const char *urls[GW_SVC_COUNT] = {cfg.rpc_url, cfg.coord_url};
+    const char *vars[GW_SVC_COUNT] = {"PROGRESS_RPC_URL", "COORDINATOR_RPC_URL"};
+    for (int svc = 0; svc < GW_SVC_COUNT; svc++) {
+        for (int i = 0; i < app.nrpc; i++) {
+            if (sh_rpc_client_new(urls[svc], (int)cfg.rpc_timeout_ms, 0, &app.rpc[svc][i], &err) !=
+                SH_OK) {
+                sh_log_error("config", "%s: %s", vars[svc], err.msg);
+                goto done;
+            }
         }
     }
-    if (gw_sse_new(&cfg, app.rpc[0], &sse, &err) != SH_OK) {
+    if (gw_sse_new(&cfg, app.rpc[GW_SVC_PROGRESS][0], &sse, &err) != SH_OK) {
         sh_log_error("config", "PROGRESS_EVENTS_URL: %s", err.msg);
         goto done;
     }
@@ -93,8 +97,9 @@ int main(void)
     code = 0;
 done:
     gw_http_free(http);
-    for (int i = 0; i < app.nrpc; i++)
-        sh_rpc_client_free(app.rpc[i]);
+    for (int svc = 0; svc < GW_SVC_COUNT; svc++)
+        for (int i = 0; i < app.nrpc; i++)
+            sh_rpc_client_free(app.rpc[svc][i]);
     gw_sse_free(sse);
     if (code == 0)
         sh_log_info("stopped", "clean exit");

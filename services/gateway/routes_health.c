@@ -1,5 +1,5 @@
-/* routes_health.c - liveness, readiness (the progress service and, through
- * it, Redis) and the Prometheus metrics. */
+/* routes_health.c - liveness, readiness (every service and, through them,
+ * Redis) and the Prometheus metrics. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,50 +18,55 @@ void gw_route_healthz(gw_req *r)
     gw_req_reply_raw(r, 200, "application/json", &b);
 }
 
-static void routes_ready_done(gw_req *r, int rc, const sh_val *result, const sh_error *err)
+/* routes_ready_done answers 200 only when every service answered its ping,
+ * which each does only while it can reach Redis. */
+static void routes_ready_done(gw_req *r, size_t n, const int *rc, sh_val *const *results,
+                              const sh_error *errs)
 {
-    const char *msg = err && err->msg[0] ? err->msg : sh_strerror(rc);
     sh_buf b;
     sh_buf_init(&b);
-    if (rc == SH_OK) {
-        const char *redis = sh_val_get_str(result, "redis", NULL);
-        if (!redis)
-            redis = "ok";
-        bool ok = strcmp(redis, "ok") == 0;
-        sh_buf_printf(&b, "{\"status\":\"%s\",\"checks\":{\"progress\":\"ok\",\"redis\":",
-                      ok ? "ready" : "unavailable");
-        gw_json_write_str(&b, redis, strlen(redis));
-        sh_buf_puts(&b, "}}");
-        gw_req_reply_raw(r, ok ? 200 : 503, "application/json", &b);
-        return;
+    bool ready = true;
+    const char *redis = "ok", *first_error = NULL;
+    char text[GW_SVC_COUNT][320];
+    sh_buf_puts(&b, "{\"checks\":{");
+    for (size_t i = 0; i < n; i++) {
+        const char *msg = errs[i].msg[0] ? errs[i].msg : sh_strerror(rc[i]);
+        const char *state = "ok";
+        if (rc[i] == SH_EUNAVAIL) {
+            /* The service answered: Redis is what is down. */
+            redis = msg;
+        } else if (rc[i] != SH_OK) {
+            snprintf(text[i], sizeof text[i], "%s service unavailable: %s", gw_service_name((int)i),
+                     msg);
+            state = text[i];
+            if (redis == (const char *)"ok")
+                redis = "unknown";
+        }
+        if (rc[i] != SH_OK) {
+            ready = false;
+            if (!first_error)
+                first_error = rc[i] == SH_EUNAVAIL ? msg : text[i];
+        }
+        sh_buf_printf(&b, "%s\"%s\":", i ? "," : "", gw_service_name((int)i));
+        gw_json_write_str(&b, state, strlen(state));
     }
-    if (rc == SH_EUNAVAIL) {
-        /* The service answered: Redis is what is down. */
-        sh_buf_puts(&b, "{\"status\":\"unavailable\",\"checks\":{\"progress\":\"ok\",\"redis\":");
-        gw_json_write_str(&b, msg, strlen(msg));
-        sh_buf_puts(&b, "},\"error\":");
-        gw_json_write_str(&b, msg, strlen(msg));
-        sh_buf_puts(&b, "}");
-    } else {
-        char text[320];
-        snprintf(text, sizeof text, "progress service unavailable: %s", msg);
-        sh_buf_puts(&b, "{\"status\":\"unavailable\",\"checks\":{\"progress\":");
-        gw_json_write_str(&b, text, strlen(text));
-        sh_buf_puts(&b, ",\"redis\":\"unknown\"},\"error\":");
-        gw_json_write_str(&b, text, strlen(text));
-        sh_buf_puts(&b, "}");
+    sh_buf_puts(&b, ",\"redis\":");
+    gw_json_write_str(&b, redis, strlen(redis));
+    sh_buf_printf(&b, "},\"status\":\"%s\"", ready ? "ready" : "unavailable");
+    if (first_error) {
+        sh_buf_puts(&b, ",\"error\":");
+        gw_json_write_str(&b, first_error, strlen(first_error));
     }
-    gw_req_reply_raw(r, 503, "application/json", &b);
+    sh_buf_puts(&b, "}");
+    gw_req_reply_raw(r, ready ? 200 : 503, "application/json", &b);
 }
 
 void gw_route_readyz(gw_req *r)
 {
-    sh_val *args = sh_val_new_nil();
-    if (!args) {
-        gw_req_reply_error(r, 503, "out of memory");
-        return;
-    }
-    gw_req_call(r, "ping", args, ROUTES_READY_TIMEOUT_MS, 200, NULL, routes_ready_done);
+    gw_call_spec calls[GW_SVC_COUNT];
+    for (int i = 0; i < GW_SVC_COUNT; i++)
+        calls[i] = (gw_call_spec){i, "ping", sh_val_new_nil()};
+    gw_req_call_all(r, GW_SVC_COUNT, calls, ROUTES_READY_TIMEOUT_MS, routes_ready_done);
 }
 
 void gw_route_metrics(gw_req *r)

@@ -1,5 +1,6 @@
 """Harness for the end-to-end tests: a private redis-server, the progress
-service and the gateway on free loopback ports, plus a small HTTP client.
+service, the coordinator and the gateway on free loopback ports, plus a small
+HTTP client.
 
 The binaries come from the build tree named by BUILD_DIR (default "build",
 relative to the repository root). A server that cannot start raises, so the
@@ -161,7 +162,7 @@ class Service:
 
 
 class Stack:
-    """redis + progress + gateway on private ports.
+    """redis + progress + coordinator + gateway on private ports.
 
     env: extra settings for both services (API_TOKEN, PROGRESS_LOG_CAP, ...).
     Use as a context manager or call start()/stop(); stop() raises if a
@@ -176,8 +177,11 @@ class Stack:
         self.redis = Redis(self.workdir)
         self.rpc_port = free_port()
         self.events_port = free_port()
+        self.coord_port = free_port()
+        self.coord_events_port = free_port()
         self.http_port = free_port()
         self.progress = None
+        self.coordinator = None
         self.gateway = None
         self.token = self.extra_env.get("API_TOKEN")
 
@@ -185,11 +189,14 @@ class Stack:
     def service_env(self):
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("API_", "GATEWAY_", "PROGRESS_", "REDIS_", "KV_", "RPC_",
-                                     "SSE_", "LOG_LEVEL"))}
+                                     "SSE_", "LOG_LEVEL", "COORDINATOR_", "CLAIM_",
+                                     "RESERVE_"))}
         env.update({
             "REDIS_URL": self.redis.url,
             "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % self.rpc_port,
             "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % self.events_port,
+            "COORDINATOR_RPC_URL": "tcp://127.0.0.1:%d" % self.coord_port,
+            "COORDINATOR_EVENTS_URL": "tcp://127.0.0.1:%d" % self.coord_events_port,
             "GATEWAY_LISTEN": "127.0.0.1:%d" % self.http_port,
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "info"),
         })
@@ -205,6 +212,8 @@ class Stack:
             env = self.service_env()
             self.progress = Service("progress", env, self.workdir)
             self.progress.start()
+            self.coordinator = Service("coordinator", env, self.workdir)
+            self.coordinator.start()
             if self.start_gateway:
                 self.gateway = Service("gateway", env, self.workdir)
                 self.gateway.start()
@@ -219,8 +228,8 @@ class Stack:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            for svc in (self.progress, self.gateway):
-                if svc is not None and not svc.alive():
+            for svc in self.services():
+                if not svc.alive():
                     raise RuntimeError("%s exited with %s during start-up"
                                        % (svc.name, svc.proc.returncode))
             try:
@@ -236,9 +245,7 @@ class Stack:
     def stop(self, check=True):
         """Stop everything; with check, raise unless each service exited 0."""
         problems = []
-        for svc in (self.gateway, self.progress):
-            if svc is None:
-                continue
+        for svc in reversed(self.services()):
             code = svc.stop()
             if code != 0:
                 problems.append("%s exit status %s" % (svc.name, code))
@@ -262,18 +269,20 @@ class Stack:
             self.stop()
         return False
 
+    def services(self):
+        """The services started so far, in start order."""
+        return [s for s in (self.progress, self.coordinator, self.gateway) if s is not None]
+
     def dump_logs(self):
-        for svc in (self.progress, self.gateway):
-            if svc is None:
-                continue
+        for svc in self.services():
             sys.stderr.write("\n----- %s log (%s) -----\n%s\n"
                              % (svc.name, svc.log_path, read_tail(svc.log_path)))
         sys.stderr.write("\n----- redis log -----\n%s\n" % read_tail(self.redis.log_path, 4000))
         sys.stderr.flush()
 
     def assert_alive(self):
-        for svc in (self.progress, self.gateway):
-            if svc is not None and not svc.alive():
+        for svc in self.services():
+            if not svc.alive():
                 raise AssertionError("%s is not running (exit %s)"
                                      % (svc.name, svc.proc.returncode if svc.proc else "?"))
 
