@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,29 @@ static int svc_config(const sh_service_def *def, sh_error *err)
     return def->validate ? def->validate(err) : SH_OK;
 }
 
+int sh_service_command(const sh_service_def *def, const char *name, sh_service_command_fn fn)
+{
+    sh_error err;
+    sh_error_clear(&err);
+    sh_log_init(def->name, SH_LOG_INFO);
+    sh_redis_url url;
+    sh_store *store = NULL;
+    if (svc_config(def, &err) != SH_OK || sh_redis_url_parse(svc_redis_url, &url, &err) != SH_OK ||
+        sh_store_new(&url, NULL, &store, &err) != SH_OK) {
+        sh_log_error("config", "%s", err.msg);
+        return 1;
+    }
+    int rc = sh_store_ping(store, &err);
+    if (rc == SH_OK)
+        rc = fn(store, def->env, &err);
+    if (rc != SH_OK)
+        sh_log_error(name, "%s", err.msg);
+    else
+        sh_log_info(name, "done");
+    sh_store_free(store);
+    return rc == SH_OK ? 0 : 1;
+}
+
 int sh_service_main(const sh_service_def *def)
 {
     sh_error err;
@@ -114,6 +138,7 @@ int sh_service_main(const sh_service_def *def)
 
     sh_rpc_server *srv = NULL;
     int status = 1;
+    bool started = false;
     if (sh_pub_new(svc_events_url, &run.pub, &err) != SH_OK) {
         sh_log_error("start", "events: %s", err.msg);
         goto done;
@@ -133,11 +158,20 @@ int sh_service_main(const sh_service_def *def)
     }
     sh_log_info("started", "listening on %s, events on %s, %lld workers", svc_rpc_url,
                 svc_events_url, svc_workers);
+    if (def->start) {
+        if (def->start(&run.url, run.pub, &err) != SH_OK) {
+            sh_log_error("start", "%s", err.msg);
+            goto done;
+        }
+        started = true;
+    }
     int sig = 0;
     sigwait(&stop, &sig);
     sh_log_info("stopping", "signal %d: finishing requests in flight", sig);
     status = 0;
 done:
+    if (started && def->stop)
+        def->stop();
     sh_rpc_server_free(srv);
     sh_pub_free(run.pub);
     sh_rpc_fini();

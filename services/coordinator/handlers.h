@@ -9,4 +9,17 @@
 
 extern const sh_rpc_op coord_ops[];
 
+/* Account and schedule handlers (handlers_accounts.c). */
+int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_account_get(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_account_list(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_account_update(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_account_delete(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_sync_now(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_tick(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_sched_status(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_lease(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_lease_renew(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_lease_complete(void *state, const sh_val *args, sh_val **result, sh_error *err);
+
 #endif

@@ -84,3 +84,25 @@ int coord_topic_reservation(char *buf, size_t len, const char *log, const char *
     snprintf(pre, sizeof pre, "%s%s:", SH_KEY_REFUND, log);
     return keys_fmt(buf, len, "%s%s", pre, id);
 }
+
+int coord_key_account(char *buf, size_t len, const char *id)
+{
+    return sh_key_build(buf, len, SH_KEY_ACCOUNT, id, NULL);
+}
+
+void coord_sched_keys_init(coord_sched_keys *k)
+{
+    snprintf(k->ids, sizeof k->ids, "%sids", SH_KEY_ACCOUNT);
+    snprintf(k->due, sizeof k->due, "%sdue", SH_KEY_SCHED);
+    snprintf(k->queue, sizeof k->queue, "%squeue", SH_KEY_SCHED);
+    snprintf(k->leases, sizeof k->leases, "%sleases", SH_KEY_SCHED);
+    snprintf(k->slots, sizeof k->slots, "%sslots", SH_KEY_SCHED);
+    snprintf(k->errors, sizeof k->errors, "%serrors", SH_KEY_SCHED);
+    snprintf(k->tick, sizeof k->tick, "%stick", SH_KEY_SCHED);
+    snprintf(k->account_prefix, sizeof k->account_prefix, "%s", SH_KEY_ACCOUNT);
+}
+
+int coord_topic_account(char *buf, size_t len, const char *id)
+{
+    return keys_fmt(buf, len, "%s%s", SH_KEY_ACCOUNT, id);
+}

@@ -8,6 +8,14 @@
  *   refund:<log>:{id}       reservation in another log
  *   refund:rows:<log>       rows handed out so far in that log
  *   refund:index:<log>      sorted set of reservation keys by expiry
+ *   account:{id}            an email account (hash)
+ *   account:ids             sorted set of account ids by creation time
+ *   sched:due               sorted set of account ids by next sync time
+ *   sched:queue             list of account ids waiting for a sync worker
+ *   sched:leases            sorted set of leased account ids by lease expiry
+ *   sched:slots             hash: minute of the interval -> accounts in it
+ *   sched:errors            set of account ids in error or auth_error
+ *   sched:tick              the last minute a tick queued accounts
  * Builders return the key's length, or -1 for an invalid name or id. */
 #ifndef COORDINATOR_KEYS_H
 #define COORDINATOR_KEYS_H
@@ -30,8 +38,18 @@ int coord_key_reservation(char *buf, size_t len, const char *log, const char *id
 int coord_key_rows(char *buf, size_t len, const char *log);
 int coord_key_reservation_index(char *buf, size_t len, const char *log);
 
+int coord_key_account(char *buf, size_t len, const char *id);
+
+/* The fixed keys of the schedule and the account index. */
+typedef struct coord_sched_keys {
+    char ids[32], due[32], queue[32], leases[32], slots[32], errors[32], tick[32];
+    char account_prefix[32]; /* "account:", for scripts that walk ids */
+} coord_sched_keys;
+void coord_sched_keys_init(coord_sched_keys *k);
+
 /* The event topic of an item: "sq:<ns>:<id>" or "refund:<log>:<id>". */
 int coord_topic_claim(char *buf, size_t len, const char *ns, const char *id);
 int coord_topic_reservation(char *buf, size_t len, const char *log, const char *id);
+int coord_topic_account(char *buf, size_t len, const char *id);
 
 #endif

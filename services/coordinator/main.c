@@ -1,10 +1,21 @@
 /* main.c - the coordinator: its settings and operations, run by the common
- * service loop of libshared. */
+ * service loop of libshared. `coordinator rotate-keys` re-seals every
+ * account's password under ENCRYPTION_KEY (ENCRYPTION_KEY_PREVIOUS opens the
+ * old ones). */
+#include <stdio.h>
+#include <string.h>
+
 #include "handlers.h"
 #include "ops.h"
+#include "shared/log.h"
 #include "shared/service.h"
+#include "ticker.h"
 
 static long long cfg_ttl, cfg_max_ttl, cfg_max_rows, cfg_first_row, cfg_list_max;
+static long long cfg_interval, cfg_batch, cfg_lease;
+static const char *cfg_key, *cfg_key_prev;
+static bool cfg_auto_tick;
+static sh_key key, key_prev;
 static coord_env env;
 
 static const sh_setting coord_settings[] = {
@@ -17,7 +28,19 @@ static const sh_setting coord_settings[] = {
     {"RESERVE_FIRST_ROW", NULL, SH_SET_INT, "1", 0, 1000000000LL, &cfg_first_row, false,
      "first row handed out in a log"},
     {"QUEUE_LIST_MAX", NULL, SH_SET_INT, "10000", 1, 1000000, &cfg_list_max, false,
-     "most claims (and reservations) a list returns"},
+     "most entries a list returns"},
+    {"ENCRYPTION_KEY", NULL, SH_SET_SECRET, NULL, 0, 4096, &cfg_key, false,
+     "64 hex characters sealing account passwords"},
+    {"ENCRYPTION_KEY_PREVIOUS", NULL, SH_SET_SECRET, NULL, 0, 4096, &cfg_key_prev, false,
+     "the former key, while rotating"},
+    {"SYNC_INTERVAL_MINUTES", NULL, SH_SET_INT, "15", 1, 1440, &cfg_interval, false,
+     "minutes between two syncs of an account"},
+    {"EMAIL_SYNC_BATCH_SIZE", NULL, SH_SET_INT, "5", 1, 1000, &cfg_batch, false,
+     "most accounts queued per minute"},
+    {"SYNC_LEASE_SECONDS", NULL, SH_SET_INT, "120", 5, 3600, &cfg_lease, false,
+     "a sync worker's lease on an account unless renewed"},
+    {"SCHED_AUTO_TICK", NULL, SH_SET_BOOL, "true", 0, 0, &cfg_auto_tick, false,
+     "tick the schedule every minute"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
 
@@ -31,10 +54,48 @@ static int coord_validate(sh_error *err)
     env.max_rows = cfg_max_rows;
     env.first_row = cfg_first_row;
     env.list_max = cfg_list_max;
+    env.interval_min = cfg_interval;
+    env.batch = cfg_batch;
+    env.lease_s = cfg_lease;
+    if (cfg_key) {
+        int rc = sh_key_parse(cfg_key, "ENCRYPTION_KEY", &key, err);
+        if (rc)
+            return rc;
+        env.key = &key;
+    } else {
+        sh_log_warn("no_encryption_key", "ENCRYPTION_KEY is not set: email accounts are "
+                                         "disabled until it is");
+    }
+    if (cfg_key_prev) {
+        int rc = sh_key_parse(cfg_key_prev, "ENCRYPTION_KEY_PREVIOUS", &key_prev, err);
+        if (rc)
+            return rc;
+        env.key_prev = &key_prev;
+    }
     return SH_OK;
 }
 
-int main(void)
+static int coord_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
+{
+    return cfg_auto_tick ? coord_ticker_start(url, pub, &env, err) : SH_OK;
+}
+
+static void coord_stop(void)
+{
+    coord_ticker_stop();
+}
+
+static int coord_rotate_command(sh_store *store, const void *e, sh_error *err)
+{
+    long long resealed, current;
+    int rc = coord_rotate(store, e, &resealed, &current, err);
+    if (rc == SH_OK)
+        printf("rotate-keys: %lld accounts re-sealed, %lld already under the current key\n",
+               resealed, current);
+    return rc;
+}
+
+int main(int argc, char **argv)
 {
     const sh_service_def def = {
         .name = "coordinator",
@@ -46,6 +107,14 @@ int main(void)
         .ops = coord_ops,
         .env = &env,
         .validate = coord_validate,
+        .start = coord_start,
+        .stop = coord_stop,
     };
+    if (argc > 1) {
+        if (strcmp(argv[1], "rotate-keys") == 0)
+            return sh_service_command(&def, "rotate_keys", coord_rotate_command);
+        fprintf(stderr, "usage: %s [rotate-keys]\n", argv[0]);
+        return 2;
+    }
     return sh_service_main(&def);
 }

@@ -9,6 +9,7 @@
 #define COORDINATOR_OPS_H
 
 #include "keys.h"
+#include "shared/secret.h"
 #include "shared/service.h"
 #include "shared/val.h"
 
@@ -19,6 +20,12 @@ typedef struct coord_env {
     long long max_rows;
     long long first_row;
     long long list_max;
+    /* Accounts: no key means account operations answer "unavailable". */
+    const sh_key *key;      /* ENCRYPTION_KEY: seals new secrets */
+    const sh_key *key_prev; /* ENCRYPTION_KEY_PREVIOUS, or NULL */
+    long long interval_min; /* SYNC_INTERVAL_MINUTES */
+    long long batch;        /* EMAIL_SYNC_BATCH_SIZE */
+    long long lease_s;      /* SYNC_LEASE_SECONDS */
 } coord_env;
 
 #define COORD_STATUS_MAX 64
@@ -70,6 +77,33 @@ int coord_reserve_release(sh_worker *w, const char *log, const char *id, const c
  * for namespace ns and log, removing expired entries from the indexes (and
  * publishing "expired" for each). */
 int coord_list(sh_worker *w, const char *ns, const char *log, sh_val **out, sh_error *err);
+
+/* Email accounts (accounts.c). Fields and results as in README.md. */
+int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_error *err);
+int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err);
+int coord_account_list(sh_worker *w, const char *status, sh_val **out, sh_error *err);
+int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_val **out,
+                         sh_error *err);
+int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *err);
+/* coord_account_view turns an account hash (HGETALL) into its public map;
+ * with_secret adds passwordSealed and progressId (for sync workers). */
+sh_val *coord_account_view(const sh_reply *hash, bool with_secret);
+
+/* The sync schedule (schedule.c). now_ms < 0 uses Redis's clock; batch 0
+ * the configured batch size. */
+int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_val **out,
+               sh_error *err);
+int coord_sched_status(sh_worker *w, sh_val **out, sh_error *err);
+int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err);
+int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err);
+int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **out, sh_error *err);
+int coord_lease_complete(sh_worker *w, const char *id, const char *token, const char *outcome,
+                         const char *message, sh_val **out, sh_error *err);
+/* coord_rotate re-seals every account's password with env->key; blobs
+ * sealed with env->key_prev (or already with env->key) open. Counts what it
+ * re-sealed and what was already current. */
+int coord_rotate(sh_store *store, const coord_env *env, long long *resealed, long long *current,
+                 sh_error *err);
 
 /* Map forms of a claim and a reservation, as RPC results and event bodies
  * carry them (times as ISO 8601 strings). */

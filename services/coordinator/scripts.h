@@ -16,4 +16,17 @@ extern sh_script coord_script_reserve;
 extern sh_script coord_script_reserve_release;
 extern sh_script coord_script_list;
 
+/* Accounts and the sync schedule (scripts_accounts.c). */
+extern sh_script coord_script_account_create;
+extern sh_script coord_script_account_update;
+extern sh_script coord_script_account_delete;
+extern sh_script coord_script_account_list;
+extern sh_script coord_script_tick;
+extern sh_script coord_script_sched_status;
+extern sh_script coord_script_lease;
+extern sh_script coord_script_lease_renew;
+extern sh_script coord_script_lease_complete;
+extern sh_script coord_script_sync_now;
+extern sh_script coord_script_reseal;
+
 #endif

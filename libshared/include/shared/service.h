@@ -34,11 +34,21 @@ typedef struct sh_service_def {
     /* Optional: checks the loaded settings (and fills env) before anything
      * starts; a non-zero return stops start-up with err logged. */
     int (*validate)(sh_error *err);
+    /* Optional: starts background work once the RPC server runs (given the
+     * Redis URL and the publisher), and stops it before the server stops. */
+    int (*start)(const sh_redis_url *url, sh_pub *pub, sh_error *err);
+    void (*stop)(void);
 } sh_service_def;
 
 /* sh_service_main runs the service until SIGTERM/SIGINT and returns the
  * process exit status: 0 after a clean stop, 1 when start-up failed (bad
  * settings are named in the log). */
 int sh_service_main(const sh_service_def *def);
+
+/* A one-shot command of a service (e.g. key rotation): loads the same
+ * settings, connects to Redis, runs fn with a store and the service's env,
+ * and returns the exit status (0 when fn returned SH_OK). */
+typedef int (*sh_service_command_fn)(sh_store *store, const void *env, sh_error *err);
+int sh_service_command(const sh_service_def *def, const char *name, sh_service_command_fn fn);
 
 #endif

@@ -1,0 +1,479 @@
+/* accounts.c - email accounts: validation, sealed passwords, and the
+ * public view that never holds a secret. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "scripts.h"
+#include "shared/buf.h"
+#include "shared/log.h"
+#include "shared/msg.h"
+#include "shared/util.h"
+
+#define ACC_EMAIL_MAX       254
+#define ACC_HOST_MAX        253
+#define ACC_USER_MAX        256
+#define ACC_PASSWORD_MAX    1024
+#define ACC_FOLDERS_MAX     32
+#define ACC_FOLDER_NAME_MAX 200
+
+static int acc_key_required(const sh_worker *w, sh_error *err)
+{
+    if (!coord_env_of(w)->key)
+        return sh_error_set(err, SH_EUNAVAIL,
+                            "ENCRYPTION_KEY is not set: email accounts are disabled (generate "
+                            "one with `openssl rand -hex 32`)");
+    return SH_OK;
+}
+
+static bool acc_email_ok(const char *s, size_t len)
+{
+    const char *at = memchr(s, '@', len);
+    if (!at || len > ACC_EMAIL_MAX || at == s || (size_t)(at - s) > 64 || at == s + len - 1)
+        return false;
+    if (memchr(at + 1, '@', len - (size_t)(at - s) - 1))
+        return false;
+    for (const char *p = s; p < at; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '"' || *p == ',')
+            return false;
+    for (const char *p = at + 1; p < s + len; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-'))
+            return false;
+    }
+    return at[1] != '.' && s[len - 1] != '.';
+}
+
+static bool acc_host_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > ACC_HOST_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']'))
+            return false;
+    }
+    return true;
+}
+
+static bool acc_utf8_text(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* acc_check validates fields for a create (all required fields present) or
+ * an update (any subset); unknown fields are refused. */
+static int acc_check(const sh_val *fields, bool create, sh_error *err)
+{
+    static const char *const known[] = {"emailAddress", "imapHost",  "imapPort",
+                                        "security",     "username",  "password",
+                                        "folders",      "tlsVerify", NULL};
+    if (sh_val_type_of(fields) != SH_VAL_MAP)
+        return sh_error_set(err, SH_EINVAL, "an account must be an object, got %s",
+                            sh_val_type_name(sh_val_type_of(fields)));
+    for (size_t i = 0; i < sh_val_len(fields); i++) {
+        const char *k = sh_val_key_at(fields, i, NULL);
+        bool ok = false;
+        for (size_t j = 0; known[j] && !ok; j++)
+            ok = strcmp(k, known[j]) == 0;
+        if (!ok)
+            return sh_error_set(err, SH_EINVAL,
+                                "unknown field \"%.40s\" (allowed: emailAddress, imapHost, "
+                                "imapPort, security, username, password, folders, tlsVerify)",
+                                k);
+    }
+    static const char *const required[] = {"emailAddress", "imapHost", "imapPort", "security",
+                                           "username",     "password", NULL};
+    for (size_t j = 0; create && required[j]; j++)
+        if (!sh_val_get(fields, required[j]))
+            return sh_error_set(err, SH_EINVAL, "field \"%s\" is required", required[j]);
+    size_t len;
+    const sh_val *v;
+    if ((v = sh_val_get(fields, "emailAddress"))) {
+        const char *s = sh_val_str(v, &len);
+        if (sh_val_type_of(v) != SH_VAL_STR || !acc_email_ok(s, len))
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"emailAddress\" must be an address like "
+                                "name@example.com (at most %d characters)",
+                                ACC_EMAIL_MAX);
+    }
+    if ((v = sh_val_get(fields, "imapHost"))) {
+        const char *s = sh_val_str(v, &len);
+        if (sh_val_type_of(v) != SH_VAL_STR || !acc_host_ok(s, len))
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"imapHost\" must be a host name or address (1..%d "
+                                "characters)",
+                                ACC_HOST_MAX);
+    }
+    if ((v = sh_val_get(fields, "imapPort")) &&
+        (sh_val_type_of(v) != SH_VAL_INT || sh_val_int(v) < 1 || sh_val_int(v) > 65535))
+        return sh_error_set(err, SH_EINVAL, "field \"imapPort\" must be an integer 1..65535");
+    if ((v = sh_val_get(fields, "security"))) {
+        const char *s = sh_val_str(v, NULL);
+        if (sh_val_type_of(v) != SH_VAL_STR ||
+            (strcmp(s, "tls") && strcmp(s, "starttls") && strcmp(s, "none")))
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"security\" must be \"tls\", \"starttls\" or \"none\"");
+    }
+    if ((v = sh_val_get(fields, "username"))) {
+        const char *s = sh_val_str(v, &len);
+        if (sh_val_type_of(v) != SH_VAL_STR || len == 0 || len > ACC_USER_MAX ||
+            !acc_utf8_text(s, len))
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"username\" must be 1..%d characters without control "
+                                "characters",
+                                ACC_USER_MAX);
+    }
+    if ((v = sh_val_get(fields, "password"))) {
+        sh_val_str(v, &len);
+        if (sh_val_type_of(v) != SH_VAL_STR || len == 0 || len > ACC_PASSWORD_MAX)
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"password\" must be a string of 1..%d "
+                                "bytes",
+                                ACC_PASSWORD_MAX);
+    }
+    if ((v = sh_val_get(fields, "folders"))) {
+        if (sh_val_type_of(v) != SH_VAL_ARRAY || sh_val_len(v) == 0 ||
+            sh_val_len(v) > ACC_FOLDERS_MAX)
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"folders\" must be an array of 1..%d folder names",
+                                ACC_FOLDERS_MAX);
+        for (size_t i = 0; i < sh_val_len(v); i++) {
+            const char *s = sh_val_str(sh_val_at(v, i), &len);
+            if (sh_val_type_of(sh_val_at(v, i)) != SH_VAL_STR || len == 0 ||
+                len > ACC_FOLDER_NAME_MAX || !acc_utf8_text(s, len))
+                return sh_error_set(err, SH_EINVAL,
+                                    "field \"folders\": entry %zu must be a name of 1..%d "
+                                    "characters",
+                                    i, ACC_FOLDER_NAME_MAX);
+        }
+    }
+    if ((v = sh_val_get(fields, "tlsVerify")) && sh_val_type_of(v) != SH_VAL_BOOL)
+        return sh_error_set(err, SH_EINVAL, "field \"tlsVerify\" must be true or false");
+    return SH_OK;
+}
+
+/* acc_add_fields appends the hash field/value pairs of fields, sealing the
+ * password for account id. */
+static int acc_add_fields(sh_worker *w, sh_cmd *c, const char *id, const sh_val *fields,
+                          sh_error *err)
+{
+    for (size_t i = 0; i < sh_val_len(fields); i++) {
+        size_t klen, len;
+        const char *k = sh_val_key_at(fields, i, &klen);
+        const sh_val *v = sh_val_value_at(fields, i);
+        sh_cmd_arg(c, k, klen);
+        if (strcmp(k, "password") == 0) {
+            const char *pw = sh_val_str(v, &len);
+            sh_buf blob;
+            sh_buf_init(&blob);
+            int rc = sh_seal(coord_env_of(w)->key, pw, len, id, &blob);
+            if (rc == SH_OK)
+                sh_cmd_arg(c, blob.data, blob.len);
+            sh_wipe(blob.data, blob.len);
+            sh_buf_fini(&blob);
+            if (rc)
+                return sh_error_set(err, rc, "cannot seal the password");
+        } else if (strcmp(k, "folders") == 0) {
+            sh_buf b;
+            sh_buf_init(&b);
+            sh_msg_pack(v, &b);
+            sh_cmd_arg(c, b.data, b.len);
+            sh_buf_fini(&b);
+        } else if (strcmp(k, "tlsVerify") == 0) {
+            sh_cmd_str(c, sh_val_bool(v) ? "1" : "0");
+        } else if (sh_val_type_of(v) == SH_VAL_INT) {
+            sh_cmd_int(c, sh_val_int(v));
+        } else {
+            const char *s = sh_val_str(v, &len);
+            sh_cmd_arg(c, s, len);
+        }
+    }
+    return SH_OK;
+}
+
+/* ---- the public view --------------------------------------------------- */
+
+static const char *acc_field(const sh_reply *hash, const char *name, size_t *len)
+{
+    for (size_t i = 0; i + 1 < sh_reply_count(hash); i += 2) {
+        size_t klen;
+        const char *k = sh_reply_string(sh_reply_elem(hash, i), &klen);
+        if (k && klen == strlen(name) && memcmp(k, name, klen) == 0)
+            return sh_reply_string(sh_reply_elem(hash, i + 1), len);
+    }
+    if (len)
+        *len = 0;
+    return NULL;
+}
+
+static sh_val *acc_str(const sh_reply *hash, const char *name, bool null_if_empty)
+{
+    size_t len;
+    const char *s = acc_field(hash, name, &len);
+    if (!s || (null_if_empty && len == 0))
+        return null_if_empty ? sh_val_new_nil() : sh_val_new_str("", 0);
+    return sh_val_new_str(s, len);
+}
+
+static long long acc_ll(const sh_reply *hash, const char *name, bool *present)
+{
+    size_t len;
+    const char *s = acc_field(hash, name, &len);
+    char tmp[32];
+    *present = s && len > 0 && len < sizeof tmp;
+    if (!*present)
+        return 0;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    return strtoll(tmp, NULL, 10);
+}
+
+static sh_val *acc_time(const sh_reply *hash, const char *name)
+{
+    bool present;
+    long long ms = acc_ll(hash, name, &present);
+    if (!present)
+        return sh_val_new_nil();
+    char iso[SH_ISO_LEN];
+    sh_iso8601(ms, iso);
+    return sh_val_new_cstr(iso);
+}
+
+sh_val *coord_account_view(const sh_reply *hash, bool with_secret)
+{
+    bool present;
+    sh_val *m = sh_val_new_map();
+    if (!m)
+        return NULL;
+    size_t len;
+    const char *f = acc_field(hash, "folders", &len);
+    sh_val *folders = NULL;
+    if (!f || sh_msg_unpack(f, len, NULL, &folders, NULL) != SH_OK) {
+        folders = sh_val_new_array();
+        sh_val_push(folders, sh_val_new_cstr("INBOX"));
+    }
+    const char *tls = acc_field(hash, "tlsVerify", NULL);
+    int rc = sh_val_set_cstr(m, "id", acc_str(hash, "id", false));
+    rc |= sh_val_set_cstr(m, "emailAddress", acc_str(hash, "emailAddress", false));
+    rc |= sh_val_set_cstr(m, "imapHost", acc_str(hash, "imapHost", false));
+    rc |= sh_val_set_cstr(m, "imapPort", sh_val_new_int(acc_ll(hash, "imapPort", &present)));
+    rc |= sh_val_set_cstr(m, "security", acc_str(hash, "security", false));
+    rc |= sh_val_set_cstr(m, "username", acc_str(hash, "username", false));
+    rc |= sh_val_set_cstr(m, "folders", folders);
+    rc |= sh_val_set_cstr(m, "tlsVerify", sh_val_new_bool(!tls || tls[0] != '0'));
+    rc |= sh_val_set_cstr(m, "syncStatus", acc_str(hash, "status", false));
+    rc |= sh_val_set_cstr(m, "errorMessage", acc_str(hash, "error", true));
+    rc |= sh_val_set_cstr(m, "lastSyncedAt", acc_time(hash, "lastSyncedAt"));
+    rc |= sh_val_set_cstr(m, "nextSyncAt", acc_time(hash, "nextSyncAt"));
+    rc |= sh_val_set_cstr(m, "consecutiveFailures",
+                          sh_val_new_int(acc_ll(hash, "failures", &present)));
+    rc |= sh_val_set_cstr(m, "createdAt", acc_time(hash, "createdAt"));
+    rc |= sh_val_set_cstr(m, "updatedAt", acc_time(hash, "updatedAt"));
+    if (with_secret) {
+        const char *pw = acc_field(hash, "password", &len);
+        rc |= sh_val_set_cstr(m, "passwordSealed", sh_val_new_bin(pw ? pw : "", pw ? len : 0));
+        rc |= sh_val_set_cstr(m, "progressId", acc_str(hash, "progressId", true));
+    }
+    if (rc) {
+        sh_val_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---- operations -------------------------------------------------------- */
+
+static int acc_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
+{
+    *out = NULL;
+    sh_reply *r = NULL;
+    int rc = sh_store_run(w->store, c, &r, err);
+    sh_cmd_free(c);
+    if (rc)
+        return rc;
+    if (sh_reply_kind(r) == SH_REPLY_ERROR) {
+        size_t len;
+        const char *e = sh_reply_string(r, &len);
+        sh_log_error("redis_error", "%.*s", (int)len, e);
+        rc = sh_error_set(err, SH_EINTERNAL, "Redis refused the request: %.*s", (int)len, e);
+        sh_reply_free(r);
+        return rc;
+    }
+    *out = r;
+    return SH_OK;
+}
+
+static int acc_view_reply(sh_reply *r, sh_val **out, sh_error *err)
+{
+    int rc = SH_OK;
+    if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) == 0)
+        rc = sh_error_set(err, SH_ENOTFOUND, "Account not found");
+    else if (!(*out = coord_account_view(r, false)))
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    sh_reply_free(r);
+    return rc;
+}
+
+int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_error *err)
+{
+    *out = NULL;
+    int rc = acc_key_required(w, err);
+    if (!rc)
+        rc = acc_check(fields, true, err);
+    if (rc)
+        return rc;
+    char id[25], key[COORD_KEY_MAX];
+    id[0] = 'a';
+    sh_random_hex(id + 1, 11);
+    coord_key_account(key, sizeof key, id);
+    coord_sched_keys k;
+    coord_sched_keys_init(&k);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_create, 4);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, k.ids);
+    sh_cmd_str(c, k.due);
+    sh_cmd_str(c, k.slots);
+    sh_cmd_str(c, id);
+    sh_cmd_int(c, sh_now_ms());
+    sh_cmd_int(c, coord_env_of(w)->interval_min);
+    sh_cmd_str(c, "id");
+    sh_cmd_str(c, id);
+    if (!sh_val_get(fields, "folders")) {
+        sh_cmd_str(c, "folders");
+        sh_val *inbox = sh_val_new_array();
+        sh_val_push(inbox, sh_val_new_cstr("INBOX"));
+        sh_buf b;
+        sh_buf_init(&b);
+        sh_msg_pack(inbox, &b);
+        sh_cmd_arg(c, b.data, b.len);
+        sh_buf_fini(&b);
+        sh_val_free(inbox);
+    }
+    if ((rc = acc_add_fields(w, c, id, fields, err))) {
+        sh_cmd_free(c);
+        return rc;
+    }
+    sh_reply *r;
+    if ((rc = acc_run(w, c, &r, err)))
+        return rc;
+    rc = acc_view_reply(r, out, err);
+    if (rc == SH_OK)
+        sh_log_info("account_created", "id=%s", id);
+    return rc;
+}
+
+int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err)
+{
+    *out = NULL;
+    char key[COORD_KEY_MAX];
+    if (coord_key_account(key, sizeof key, id) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    sh_cmd *c = sh_cmd_new("HGETALL");
+    sh_cmd_str(c, key);
+    sh_reply *r;
+    int rc = acc_run(w, c, &r, err);
+    return rc ? rc : acc_view_reply(r, out, err);
+}
+
+int coord_account_list(sh_worker *w, const char *status, sh_val **out, sh_error *err)
+{
+    *out = NULL;
+    coord_sched_keys k;
+    coord_sched_keys_init(&k);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_list, 1);
+    sh_cmd_str(c, k.ids);
+    sh_cmd_str(c, k.account_prefix);
+    sh_cmd_str(c, status ? status : "");
+    sh_cmd_int(c, coord_env_of(w)->list_max);
+    sh_reply *r;
+    int rc = acc_run(w, c, &r, err);
+    if (rc)
+        return rc;
+    sh_val *arr = sh_val_new_array();
+    for (size_t i = 0; arr && i < sh_reply_count(r); i++)
+        if (sh_val_push(arr, coord_account_view(sh_reply_elem(r, i), false)) != SH_OK) {
+            sh_val_free(arr);
+            arr = NULL;
+        }
+    sh_reply_free(r);
+    sh_val *m = sh_val_new_map();
+    if (!arr || !m || sh_val_set_cstr(m, "accounts", arr)) {
+        sh_val_free(m);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *out = m;
+    return SH_OK;
+}
+
+int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_val **out,
+                         sh_error *err)
+{
+    *out = NULL;
+    char key[COORD_KEY_MAX];
+    if (coord_key_account(key, sizeof key, id) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    int rc = acc_key_required(w, err);
+    if (!rc)
+        rc = acc_check(fields, false, err);
+    if (rc)
+        return rc;
+    coord_sched_keys k;
+    coord_sched_keys_init(&k);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_update, 3);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, k.due);
+    sh_cmd_str(c, k.errors);
+    sh_cmd_str(c, id);
+    sh_cmd_int(c, sh_now_ms());
+    sh_cmd_int(c, coord_env_of(w)->interval_min);
+    if ((rc = acc_add_fields(w, c, id, fields, err))) {
+        sh_cmd_free(c);
+        return rc;
+    }
+    sh_reply *r;
+    if ((rc = acc_run(w, c, &r, err)))
+        return rc;
+    return acc_view_reply(r, out, err);
+}
+
+int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *err)
+{
+    *deleted = false;
+    char key[COORD_KEY_MAX];
+    if (coord_key_account(key, sizeof key, id) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    coord_sched_keys k;
+    coord_sched_keys_init(&k);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_delete, 7);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, k.ids);
+    sh_cmd_str(c, k.due);
+    sh_cmd_str(c, k.queue);
+    sh_cmd_str(c, k.leases);
+    sh_cmd_str(c, k.slots);
+    sh_cmd_str(c, k.errors);
+    sh_cmd_str(c, id);
+    sh_reply *r;
+    int rc = acc_run(w, c, &r, err);
+    if (rc)
+        return rc;
+    *deleted = sh_reply_integer(r) == 1;
+    sh_reply_free(r);
+    if (!*deleted)
+        return sh_error_set(err, SH_ENOTFOUND, "Account not found");
+    /* The sync worker owns the synced mail: it drops it on this event. */
+    char topic[COORD_KEY_MAX];
+    coord_topic_account(topic, sizeof topic, id);
+    sh_val *body = sh_val_new_map();
+    sh_val_set_cstr(body, "id", sh_val_new_cstr(id));
+    coord_publish(w, topic, "deleted", body);
+    sh_log_info("account_deleted", "id=%s", id);
+    return SH_OK;
+}

@@ -1,0 +1,165 @@
+/* handlers_accounts.c - argument checking for the account and schedule
+ * operations (listed in coord_ops, handlers.c). */
+#include <string.h>
+
+#include "handlers.h"
+#include "ops.h"
+
+static int ha_map(const sh_val *args, sh_error *err)
+{
+    if (sh_val_type_of(args) != SH_VAL_MAP)
+        return sh_error_set(err, SH_EINVAL, "arguments must be an object, got %s",
+                            sh_val_type_name(sh_val_type_of(args)));
+    return SH_OK;
+}
+
+static int ha_id(const sh_val *args, const char *name, const char **out, sh_error *err)
+{
+    int rc = ha_map(args, err);
+    if (rc)
+        return rc;
+    size_t len;
+    const char *s = sh_val_get_str(args, name, &len);
+    if (!s || !sh_id_valid(s, len))
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be an id ([A-Za-z0-9._:-]{1,128})",
+                            name);
+    *out = s;
+    return SH_OK;
+}
+
+int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    return coord_account_create(state, args, result, err);
+}
+
+int coord_h_account_get(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    const char *id;
+    int rc = ha_id(args, "id", &id, err);
+    return rc ? rc : coord_account_get(state, id, result, err);
+}
+
+int coord_h_account_list(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    static const char *const statuses[] = {"idle",  "queued",     "syncing", "ok",
+                                           "error", "auth_error", NULL};
+    const char *status = NULL;
+    if (sh_val_type_of(args) == SH_VAL_MAP && sh_val_get(args, "status")) {
+        status = sh_val_get_str(args, "status", NULL);
+        bool ok = false;
+        for (size_t i = 0; status && statuses[i] && !ok; i++)
+            ok = strcmp(status, statuses[i]) == 0;
+        if (!ok)
+            return sh_error_set(err, SH_EINVAL,
+                                "status must be one of idle, queued, syncing, ok, error, "
+                                "auth_error");
+    }
+    return coord_account_list(state, status, result, err);
+}
+
+int coord_h_account_update(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    const char *id;
+    int rc = ha_id(args, "id", &id, err);
+    if (rc)
+        return rc;
+    const sh_val *fields = sh_val_get(args, "fields");
+    if (!fields)
+        return sh_error_set(err, SH_EINVAL, "field \"fields\" is required");
+    return coord_account_update(state, id, fields, result, err);
+}
+
+int coord_h_account_delete(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    const char *id;
+    bool deleted;
+    int rc = ha_id(args, "id", &id, err);
+    if (!rc)
+        rc = coord_account_delete(state, id, &deleted, err);
+    if (rc)
+        return rc;
+    sh_val *m = sh_val_new_map();
+    if (!m || sh_val_set_cstr(m, "deleted", sh_val_new_bool(true))) {
+        sh_val_free(m);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *result = m;
+    return SH_OK;
+}
+
+int coord_h_sync_now(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    const char *id;
+    int rc = ha_id(args, "id", &id, err);
+    return rc ? rc : coord_sync_now(state, id, result, err);
+}
+
+int coord_h_tick(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    long long now = -1, batch = 0;
+    bool force = false;
+    if (sh_val_type_of(args) == SH_VAL_MAP) {
+        const sh_val *v;
+        if ((v = sh_val_get(args, "now"))) {
+            if (sh_val_type_of(v) != SH_VAL_INT || sh_val_int(v) < 0)
+                return sh_error_set(err, SH_EINVAL, "\"now\" must be ms since the epoch");
+            now = sh_val_int(v);
+        }
+        if ((v = sh_val_get(args, "batchSize"))) {
+            if (sh_val_type_of(v) != SH_VAL_INT || sh_val_int(v) < 1 || sh_val_int(v) > 1000)
+                return sh_error_set(err, SH_EINVAL,
+                                    "batchSize must be an integer between 1 and 1000");
+            batch = sh_val_int(v);
+        }
+        if ((v = sh_val_get(args, "force")))
+            force = sh_val_bool(v);
+    } else if (sh_val_type_of(args) != SH_VAL_NIL) {
+        return ha_map(args, err);
+    }
+    return coord_tick(state, now, batch, force, result, err);
+}
+
+int coord_h_sched_status(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    return coord_sched_status(state, result, err);
+}
+
+int coord_h_lease(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    const char *worker = "-";
+    if (sh_val_type_of(args) == SH_VAL_MAP && sh_val_get_str(args, "worker", NULL))
+        worker = sh_val_get_str(args, "worker", NULL);
+    return coord_lease(state, worker, result, err);
+}
+
+static int ha_lease_args(const sh_val *args, const char **id, const char **token, sh_error *err)
+{
+    int rc = ha_id(args, "accountId", id, err);
+    if (!rc)
+        rc = ha_id(args, "leaseToken", token, err);
+    return rc;
+}
+
+int coord_h_lease_renew(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    const char *id, *token;
+    int rc = ha_lease_args(args, &id, &token, err);
+    return rc ? rc : coord_lease_renew(state, id, token, result, err);
+}
+
+int coord_h_lease_complete(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    const char *id, *token;
+    int rc = ha_lease_args(args, &id, &token, err);
+    if (rc)
+        return rc;
+    const char *outcome = sh_val_get_str(args, "outcome", NULL);
+    if (!outcome ||
+        (strcmp(outcome, "ok") && strcmp(outcome, "error") && strcmp(outcome, "auth_error")))
+        return sh_error_set(err, SH_EINVAL, "outcome must be \"ok\", \"error\" or \"auth_error\"");
+    size_t mlen = 0;
+    const char *msg = sh_val_get_str(args, "message", &mlen);
+    if (msg && mlen > 1000)
+        return sh_error_set(err, SH_EINVAL, "message must be at most 1000 bytes");
+    return coord_lease_complete(state, id, token, outcome, msg, result, err);
+}

@@ -1,0 +1,625 @@
+/* test_schedule.c - email accounts and the sync schedule on two coordinator
+ * processes and a private Redis, with the clock driven by the test: spread
+ * and batch limits, effective interval, leases, backoff, auth failures,
+ * concurrent ticks, sealed secrets and key rotation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "shared/rpc.h"
+#include "shared/secret.h"
+#include "shared/store.h"
+#include "shared/util.h"
+
+#define K1   "8f3a0c5e7b9d1f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a"
+#define K2   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define NACC 300
+#define MIN  60000LL
+
+static tf_redis redis;
+static pid_t coord[2];
+static char url[2][64];
+static sh_rpc_client *c0, *c1;
+static char logdir[300];
+
+static sh_val *obj(void)
+{
+    return sh_val_new_map();
+}
+
+static int call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out, sh_error *err)
+{
+    sh_val *res = NULL;
+    sh_error e;
+    int rc = sh_rpc_call(c, op, args, 10000, &res, err ? err : &e);
+    sh_val_free(args);
+    if (out)
+        *out = res;
+    else
+        sh_val_free(res);
+    return rc;
+}
+
+static pid_t start_coord(int i, const char *key, const char *prev, const char *cmd)
+{
+    char e_redis[160], e_rpc[96], e_ev[96], e_key[100], e_prev[120], logpath[400];
+    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
+    snprintf(e_rpc, sizeof e_rpc, "COORDINATOR_RPC_URL=%s", url[i]);
+    snprintf(e_ev, sizeof e_ev, "COORDINATOR_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
+    snprintf(e_key, sizeof e_key, "ENCRYPTION_KEY=%s", key);
+    snprintf(e_prev, sizeof e_prev, "ENCRYPTION_KEY_PREVIOUS=%s", prev ? prev : "");
+    snprintf(logpath, sizeof logpath, "%s/coordinator%d%s.log", logdir, i, cmd ? "-cmd" : "");
+    const char *env[] = {e_redis,
+                         e_rpc,
+                         e_ev,
+                         e_key,
+                         e_prev,
+                         "SCHED_AUTO_TICK=false",
+                         "SYNC_INTERVAL_MINUTES=15",
+                         "EMAIL_SYNC_BATCH_SIZE=20",
+                         "SYNC_LEASE_SECONDS=5",
+                         "RPC_WORKERS=4",
+                         NULL};
+    if (!cmd)
+        return tf_spawn(tf_build_path("services/coordinator/coordinator"), env, logpath);
+    /* A one-shot command: run it to the end. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (const char *const *e = env; *e; e++)
+            putenv((char *)*e);
+        freopen(logpath, "w", stdout);
+        freopen(logpath, "a", stderr);
+        const char *bin = tf_build_path("services/coordinator/coordinator");
+        execl(bin, bin, cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int group_setup(void **state)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (tf_redis_start(&redis, 0) != 0)
+        return -1;
+    snprintf(logdir, sizeof logdir, "%s", redis.dir);
+    sh_error err;
+    for (int i = 0; i < 2; i++) {
+        snprintf(url[i], sizeof url[i], "tcp://127.0.0.1:%d", tf_free_port());
+        coord[i] = start_coord(i, K1, NULL, NULL);
+    }
+    if (sh_rpc_client_new(url[0], 10000, 0, &c0, &err) ||
+        sh_rpc_client_new(url[1], 10000, 0, &c1, &err))
+        return -1;
+    for (int i = 0; i < 500; i++) {
+        sh_val *r0 = NULL, *r1 = NULL;
+        int a = sh_rpc_call(c0, "ping", NULL, 200, &r0, &err);
+        int b = sh_rpc_call(c1, "ping", NULL, 200, &r1, &err);
+        sh_val_free(r0);
+        sh_val_free(r1);
+        if (a == SH_OK && b == SH_OK)
+            return 0;
+        tf_sleep_ms(20);
+    }
+    fprintf(stderr, "coordinators did not answer; logs in %s\n", logdir);
+    return -1;
+}
+
+static int group_teardown(void **state)
+{
+    sh_rpc_client_free(c0);
+    sh_rpc_client_free(c1);
+    int bad = 0;
+    for (int i = 0; i < 2; i++)
+        if (tf_stop(coord[i], SIGTERM, 10000) != 0)
+            bad = 1;
+    if (bad) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "cat %s/coordinator*.log >&2", logdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no logs)\n");
+    }
+    tf_redis_stop(&redis);
+    sh_rpc_fini();
+    return bad ? -1 : 0;
+}
+
+static void flush_redis(void)
+{
+    sh_redis_url u;
+    sh_store *s = NULL;
+    sh_error err;
+    assert_int_equal(sh_redis_url_parse(redis.url, &u, &err), SH_OK);
+    assert_int_equal(sh_store_new(&u, NULL, &s, &err), SH_OK);
+    sh_cmd *c = sh_cmd_new("FLUSHALL");
+    sh_reply *r = NULL;
+    assert_int_equal(sh_store_run(s, c, &r, &err), SH_OK);
+    sh_reply_free(r);
+    sh_cmd_free(c);
+    sh_store_free(s);
+}
+
+static sh_val *account_fields(int i, const char *password)
+{
+    char email[64];
+    snprintf(email, sizeof email, "user%d@example.com", i);
+    sh_val *f = obj();
+    sh_val_set_cstr(f, "emailAddress", sh_val_new_cstr(email));
+    sh_val_set_cstr(f, "imapHost", sh_val_new_cstr("imap.example.com"));
+    sh_val_set_cstr(f, "imapPort", sh_val_new_int(993));
+    sh_val_set_cstr(f, "security", sh_val_new_cstr("tls"));
+    sh_val_set_cstr(f, "username", sh_val_new_cstr(email));
+    sh_val_set_cstr(f, "password", sh_val_new_cstr(password));
+    return f;
+}
+
+/* create_accounts makes n accounts inside one wall-clock minute and returns
+ * the start of that minute; ids[i] receives each id. */
+static long long create_accounts(int n, char ids[][32])
+{
+    long long now = sh_now_ms();
+    if (now % MIN > 45000)
+        tf_sleep_ms((int)(MIN - now % MIN + 200));
+    long long t0 = sh_now_ms() / MIN * MIN;
+    for (int i = 0; i < n; i++) {
+        char pw[32];
+        snprintf(pw, sizeof pw, "pw-%d-secret", i);
+        sh_val *acc = NULL;
+        assert_int_equal(call(c0, "account.create", account_fields(i, pw), &acc, NULL), SH_OK);
+        snprintf(ids[i], 32, "%s", sh_val_get_str(acc, "id", NULL));
+        assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "idle");
+        assert_null(sh_val_get(acc, "password"));
+        sh_val_free(acc);
+    }
+    assert_int_equal(sh_now_ms() / MIN * MIN, t0);
+    return t0;
+}
+
+static int index_of(char ids[][32], int n, const char *id)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(ids[i], id) == 0)
+            return i;
+    return -1;
+}
+
+/* drain leases every queued account and completes it ok. */
+static int drain(void)
+{
+    int n = 0;
+    for (;;) {
+        sh_val *a = obj(), *res = NULL;
+        sh_val_set_cstr(a, "worker", sh_val_new_cstr("test"));
+        assert_int_equal(call(c0, "sync.lease", a, &res, NULL), SH_OK);
+        const sh_val *lease = sh_val_get(res, "lease");
+        if (sh_val_type_of(lease) != SH_VAL_MAP) {
+            sh_val_free(res);
+            return n;
+        }
+        sh_val *c = obj();
+        sh_val_set_cstr(c, "accountId", sh_val_clone(sh_val_get(lease, "accountId")));
+        sh_val_set_cstr(c, "leaseToken", sh_val_clone(sh_val_get(lease, "leaseToken")));
+        sh_val_set_cstr(c, "outcome", sh_val_new_cstr("ok"));
+        sh_val_free(res);
+        assert_int_equal(call(c0, "sync.complete", c, NULL, NULL), SH_OK);
+        n++;
+    }
+}
+
+static sh_val *tick(sh_rpc_client *c, long long now, long long batch, bool force)
+{
+    sh_val *a = obj(), *res = NULL;
+    sh_val_set_cstr(a, "now", sh_val_new_int(now));
+    sh_val_set_cstr(a, "batchSize", sh_val_new_int(batch));
+    sh_val_set_cstr(a, "force", sh_val_new_bool(force));
+    assert_int_equal(call(c, "sched.tick", a, &res, NULL), SH_OK);
+    return res;
+}
+
+/* run_schedule ticks minute by minute and checks every account is queued
+ * exactly once per window of `per` minutes and no minute exceeds batch. */
+static void run_schedule(long long batch, int minutes, int window, long long expect_eff)
+{
+    flush_redis();
+    static char ids[NACC][32];
+    long long t0 = create_accounts(NACC, ids);
+    static int count[NACC][8];
+    memset(count, 0, sizeof count);
+    for (int m = 0; m < minutes; m++) {
+        sh_val *res = tick(m % 2 ? c1 : c0, t0 + m * MIN + 1000, batch, false);
+        const sh_val *q = sh_val_get(res, "queued");
+        assert_true(sh_val_len(q) <= (size_t)batch);
+        assert_int_equal(sh_val_int(sh_val_get(res, "effectiveIntervalMinutes")), expect_eff);
+        for (size_t i = 0; i < sh_val_len(q); i++) {
+            int at = index_of(ids, NACC, sh_val_str(sh_val_at(q, i), NULL));
+            assert_true(at >= 0);
+            count[at][m / window]++;
+        }
+        assert_int_equal(drain(), (int)sh_val_len(q));
+        sh_val_free(res);
+    }
+    for (int i = 0; i < NACC; i++)
+        for (int wdw = 0; wdw < minutes / window; wdw++)
+            if (count[i][wdw] != 1)
+                fail_msg("account %d queued %d times in window %d", i, count[i][wdw], wdw);
+}
+
+static void test_300_accounts_batch_20_each_once_per_interval(void **state)
+{
+    run_schedule(20, 45, 15, 15);
+}
+
+static void test_300_accounts_batch_5_effective_interval_60(void **state)
+{
+    run_schedule(5, 60, 60, 60);
+    sh_val *res = NULL;
+    assert_int_equal(call(c0, "sched.status", NULL, &res, NULL), SH_OK);
+    assert_int_equal(sh_val_int(sh_val_get(res, "totalAccounts")), NACC);
+    assert_int_equal(sh_val_int(sh_val_get(res, "syncInterval")), 15);
+    assert_int_equal(sh_val_int(sh_val_get(res, "recommendedBatchSize")), 20);
+    sh_val_free(res);
+}
+
+/* ---- concurrent ticks -------------------------------------------------- */
+
+typedef struct ticker_arg {
+    sh_rpc_client *c;
+    long long now;
+    bool force;
+    sh_val *res;
+} ticker_arg;
+
+static void *ticker_main(void *p)
+{
+    ticker_arg *t = p;
+    sh_val *a = obj();
+    sh_val_set_cstr(a, "now", sh_val_new_int(t->now));
+    sh_val_set_cstr(a, "batchSize", sh_val_new_int(1000));
+    sh_val_set_cstr(a, "force", sh_val_new_bool(t->force));
+    sh_error err;
+    if (sh_rpc_call(t->c, "sched.tick", a, 10000, &t->res, &err) != SH_OK)
+        t->res = NULL;
+    sh_val_free(a);
+    return NULL;
+}
+
+static void test_two_coordinators_ticking_at_once_never_double_queue(void **state)
+{
+    flush_redis();
+    static char ids[60][32];
+    long long t0 = create_accounts(60, ids);
+    for (int round = 0; round < 4; round++) {
+        bool force = round % 2 == 1;
+        ticker_arg a = {c0, t0 + round * 15 * MIN + 1000, force, NULL};
+        ticker_arg b = {c1, t0 + round * 15 * MIN + 1000, force, NULL};
+        pthread_t ta, tb;
+        pthread_create(&ta, NULL, ticker_main, &a);
+        pthread_create(&tb, NULL, ticker_main, &b);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        assert_non_null(a.res);
+        assert_non_null(b.res);
+        const sh_val *qa = sh_val_get(a.res, "queued"), *qb = sh_val_get(b.res, "queued");
+        /* Everything due (one interval's worth: the accounts whose minute has
+         * come) is queued once, by one of the two. */
+        size_t total = sh_val_len(qa) + sh_val_len(qb);
+        for (size_t i = 0; i < sh_val_len(qa); i++)
+            for (size_t j = 0; j < sh_val_len(qb); j++)
+                assert_string_not_equal(sh_val_str(sh_val_at(qa, i), NULL),
+                                        sh_val_str(sh_val_at(qb, j), NULL));
+        assert_int_equal(drain(), (int)total);
+        if (round == 0)
+            assert_true(total >= 1);
+        sh_val_free(a.res);
+        sh_val_free(b.res);
+    }
+}
+
+/* ---- leases, backoff, auth failures -------------------------------------- */
+
+static sh_val *lease_one(sh_rpc_client *c)
+{
+    sh_val *a = obj(), *res = NULL;
+    sh_val_set_cstr(a, "worker", sh_val_new_cstr("w"));
+    assert_int_equal(call(c, "sync.lease", a, &res, NULL), SH_OK);
+    sh_val *lease = sh_val_clone(sh_val_get(res, "lease"));
+    sh_val_free(res);
+    return lease;
+}
+
+static int complete(const sh_val *lease, const char *token, const char *outcome, sh_val **account)
+{
+    sh_val *c = obj();
+    sh_val_set_cstr(c, "accountId", sh_val_clone(sh_val_get(lease, "accountId")));
+    sh_val_set_cstr(c, "leaseToken", sh_val_new_cstr(token));
+    sh_val_set_cstr(c, "outcome", sh_val_new_cstr(outcome));
+    sh_val_set_cstr(c, "message", sh_val_new_cstr("server said no"));
+    return call(c0, "sync.complete", c, account, NULL);
+}
+
+static void sync_now(const char *id)
+{
+    sh_val *a = obj(), *res = NULL;
+    sh_val_set_cstr(a, "id", sh_val_new_cstr(id));
+    assert_int_equal(call(c0, "account.sync_now", a, &res, NULL), SH_OK);
+    assert_non_null(sh_val_get_str(res, "progressId", NULL));
+    sh_val_free(res);
+}
+
+static void test_lease_expiry_requeues_and_stale_token_refused(void **state)
+{
+    flush_redis();
+    static char ids[1][32];
+    create_accounts(1, ids);
+    sync_now(ids[0]);
+    sh_val *l1 = lease_one(c0);
+    assert_int_equal(sh_val_type_of(l1), SH_VAL_MAP);
+    assert_string_equal(sh_val_get_str(l1, "accountId", NULL), ids[0]);
+    char t1[64];
+    snprintf(t1, sizeof t1, "%s", sh_val_get_str(l1, "leaseToken", NULL));
+    /* Renewing works while the lease holds. */
+    sh_val *r = obj();
+    sh_val_set_cstr(r, "accountId", sh_val_new_cstr(ids[0]));
+    sh_val_set_cstr(r, "leaseToken", sh_val_new_cstr(t1));
+    assert_int_equal(call(c1, "sync.renew", r, NULL, NULL), SH_OK);
+    /* Then the worker goes silent: past the lease, a tick queues it again. */
+    sh_val *res = tick(c0, sh_now_ms() + 6000, 5, true);
+    assert_int_equal(sh_val_len(sh_val_get(res, "requeued")), 1);
+    sh_val_free(res);
+    sh_val *l2 = lease_one(c1);
+    assert_int_equal(sh_val_type_of(l2), SH_VAL_MAP);
+    assert_string_not_equal(sh_val_get_str(l2, "leaseToken", NULL), t1);
+    /* The old token is refused, for complete and renew alike. */
+    assert_int_equal(complete(l1, t1, "ok", NULL), SH_ELEASE);
+    r = obj();
+    sh_val_set_cstr(r, "accountId", sh_val_new_cstr(ids[0]));
+    sh_val_set_cstr(r, "leaseToken", sh_val_new_cstr(t1));
+    assert_int_equal(call(c1, "sync.renew", r, NULL, NULL), SH_ELEASE);
+    sh_val *acc = NULL;
+    assert_int_equal(complete(l2, sh_val_get_str(l2, "leaseToken", NULL), "ok", &acc), SH_OK);
+    assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "ok");
+    assert_non_null(sh_val_get_str(acc, "lastSyncedAt", NULL));
+    sh_val_free(acc);
+    sh_val_free(l1);
+    sh_val_free(l2);
+}
+
+static long long iso_ms(const char *iso)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    sscanf(iso, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+           &tm.tm_min, &tm.tm_sec, &ms);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long long)timegm(&tm) * 1000 + ms;
+}
+
+static void test_backoff_and_auth_failures(void **state)
+{
+    flush_redis();
+    static char ids[1][32];
+    create_accounts(1, ids);
+    long long expect[] = {15, 30, 60, 120, 120};
+    for (int i = 0; i < 5; i++) {
+        sync_now(ids[0]);
+        sh_val *l = lease_one(c0);
+        sh_val *acc = NULL;
+        long long before = sh_now_ms();
+        assert_int_equal(complete(l, sh_val_get_str(l, "leaseToken", NULL), "error", &acc), SH_OK);
+        assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "error");
+        assert_string_equal(sh_val_get_str(acc, "errorMessage", NULL), "server said no");
+        assert_int_equal(sh_val_int(sh_val_get(acc, "consecutiveFailures")), i + 1);
+        long long wait = iso_ms(sh_val_get_str(acc, "nextSyncAt", NULL)) - before;
+        assert_true(wait >= expect[i] * MIN - 2000 && wait <= expect[i] * MIN + 2000);
+        sh_val_free(acc);
+        sh_val_free(l);
+    }
+    sh_val *a = obj(), *res = NULL;
+    sh_val_set_cstr(a, "status", sh_val_new_cstr("error"));
+    assert_int_equal(call(c0, "account.list", a, &res, NULL), SH_OK);
+    assert_int_equal(sh_val_len(sh_val_get(res, "accounts")), 1);
+    sh_val_free(res);
+
+    /* An auth failure takes the account off the schedule until updated. */
+    sync_now(ids[0]);
+    sh_val *l = lease_one(c0);
+    sh_val *acc = NULL;
+    assert_int_equal(complete(l, sh_val_get_str(l, "leaseToken", NULL), "auth_error", &acc), SH_OK);
+    assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "auth_error");
+    assert_int_equal(sh_val_type_of(sh_val_get(acc, "nextSyncAt")), SH_VAL_NIL);
+    sh_val_free(acc);
+    sh_val_free(l);
+    for (int k = 1; k <= 3; k++) {
+        res = tick(c0, sh_now_ms() + k * 200 * MIN, 100, true);
+        assert_int_equal(sh_val_len(sh_val_get(res, "queued")), 0);
+        sh_val_free(res);
+    }
+    a = obj();
+    sh_val *f = obj();
+    sh_val_set_cstr(f, "password", sh_val_new_cstr("the-new-password"));
+    sh_val_set_cstr(a, "id", sh_val_new_cstr(ids[0]));
+    sh_val_set_cstr(a, "fields", f);
+    assert_int_equal(call(c0, "account.update", a, &acc, NULL), SH_OK);
+    assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "idle");
+    assert_int_equal(sh_val_int(sh_val_get(acc, "consecutiveFailures")), 0);
+    assert_non_null(sh_val_get_str(acc, "nextSyncAt", NULL));
+    sh_val_free(acc);
+    res = tick(c0, sh_now_ms() + 16 * MIN, 100, true);
+    assert_int_equal(sh_val_len(sh_val_get(res, "queued")), 1);
+    sh_val_free(res);
+    assert_int_equal(drain(), 1);
+}
+
+/* ---- secrets ----------------------------------------------------------------- */
+
+static void hexof(const char *s, char *out)
+{
+    for (size_t i = 0; s[i]; i++)
+        sprintf(out + 2 * i, "%02x", (unsigned char)s[i]);
+}
+
+static void base64of(const char *s, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s), o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned char)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)s[i + 2];
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+static bool bytes_contain(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return true;
+    return false;
+}
+
+/* dump_all appends every key and every value in Redis to out. */
+static void dump_all(sh_buf *out)
+{
+    sh_redis_url u;
+    sh_store *s = NULL;
+    sh_error err;
+    assert_int_equal(sh_redis_url_parse(redis.url, &u, &err), SH_OK);
+    assert_int_equal(sh_store_new(&u, NULL, &s, &err), SH_OK);
+    sh_cmd *c = sh_cmd_new("KEYS");
+    sh_cmd_str(c, "*");
+    sh_reply *keys = NULL;
+    assert_int_equal(sh_store_run(s, c, &keys, &err), SH_OK);
+    sh_cmd_free(c);
+    for (size_t i = 0; i < sh_reply_count(keys); i++) {
+        size_t klen;
+        const char *k = sh_reply_string(sh_reply_elem(keys, i), &klen);
+        sh_buf_append(out, k, klen);
+        static const char *const dumps[][2] = {
+            {"HGETALL", NULL}, {"GET", NULL}, {"LRANGE", "L"}, {"ZRANGE", "Z"}, {"SMEMBERS", NULL}};
+        for (size_t d = 0; d < 5; d++) {
+            c = sh_cmd_new(dumps[d][0]);
+            sh_cmd_arg(c, k, klen);
+            if (dumps[d][1]) {
+                sh_cmd_str(c, "0");
+                sh_cmd_str(c, "-1");
+            }
+            sh_reply *r = NULL;
+            assert_int_equal(sh_store_run(s, c, &r, &err), SH_OK);
+            sh_cmd_free(c);
+            size_t len;
+            const char *v = sh_reply_string(r, &len);
+            if (v && sh_reply_kind(r) == SH_REPLY_STRING)
+                sh_buf_append(out, v, len);
+            for (size_t j = 0; j < sh_reply_count(r); j++) {
+                v = sh_reply_string(sh_reply_elem(r, j), &len);
+                if (v)
+                    sh_buf_append(out, v, len);
+            }
+            sh_reply_free(r);
+        }
+    }
+    sh_reply_free(keys);
+    sh_store_free(s);
+}
+
+static void test_secrets_never_stored_and_rotation(void **state)
+{
+    flush_redis();
+    static char ids[20][32];
+    create_accounts(20, ids);
+    sh_buf all;
+    sh_buf_init(&all);
+    dump_all(&all);
+    assert_true(all.len > 1000);
+    for (int i = 0; i < 20; i++) {
+        char pw[32], hex[80], b64[80];
+        snprintf(pw, sizeof pw, "pw-%d-secret", i);
+        hexof(pw, hex);
+        base64of(pw, b64);
+        assert_false(bytes_contain(all.data, all.len, pw));
+        assert_false(bytes_contain(all.data, all.len, hex));
+        assert_false(bytes_contain(all.data, all.len, b64));
+    }
+    sh_buf_fini(&all);
+
+    /* A worker opens the sealed password with the key; a wrong key fails
+     * with a clear error. */
+    sh_key k1, k2;
+    sh_error err;
+    assert_int_equal(sh_key_parse(K1, "K1", &k1, &err), SH_OK);
+    assert_int_equal(sh_key_parse(K2, "K2", &k2, &err), SH_OK);
+    sync_now(ids[3]);
+    sh_val *l = lease_one(c0);
+    const sh_val *acct = sh_val_get(l, "account");
+    size_t blen;
+    const char *blob = sh_val_str(sh_val_get(acct, "passwordSealed"), &blen);
+    assert_non_null(blob);
+    sh_buf plain;
+    sh_buf_init(&plain);
+    const sh_key *only1[] = {&k1}, *only2[] = {&k2};
+    assert_int_equal(sh_open(only1, 1, blob, blen, ids[3], &plain, &err), SH_OK);
+    assert_string_equal(plain.data, "pw-3-secret");
+    sh_buf_reset(&plain);
+    assert_int_equal(sh_open(only2, 1, blob, blen, ids[3], &plain, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "another key"));
+    assert_int_equal(complete(l, sh_val_get_str(l, "leaseToken", NULL), "ok", NULL), SH_OK);
+    sh_val_free(l);
+
+    /* Rotation to K2 keeps every account usable. */
+    pid_t p = start_coord(0, K2, K1, "rotate-keys");
+    int st = tf_stop(p, 0, 30000);
+    assert_int_equal(st, 0);
+    for (int i = 0; i < 20; i++)
+        sync_now(ids[i]);
+    for (int i = 0; i < 20; i++) {
+        l = lease_one(c0);
+        acct = sh_val_get(l, "account");
+        blob = sh_val_str(sh_val_get(acct, "passwordSealed"), &blen);
+        const char *id = sh_val_get_str(l, "accountId", NULL);
+        int at = index_of(ids, 20, id);
+        char pw[32];
+        snprintf(pw, sizeof pw, "pw-%d-secret", at);
+        sh_buf_reset(&plain);
+        assert_int_equal(sh_open(only2, 1, blob, blen, id, &plain, &err), SH_OK);
+        assert_string_equal(plain.data, pw);
+        sh_buf_reset(&plain);
+        assert_int_equal(sh_open(only1, 1, blob, blen, id, &plain, &err), SH_EINVAL);
+        assert_int_equal(complete(l, sh_val_get_str(l, "leaseToken", NULL), "ok", NULL), SH_OK);
+        sh_val_free(l);
+    }
+    sh_buf_fini(&plain);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_300_accounts_batch_20_each_once_per_interval),
+        cmocka_unit_test(test_300_accounts_batch_5_effective_interval_60),
+        cmocka_unit_test(test_two_coordinators_ticking_at_once_never_double_queue),
+        cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),
+        cmocka_unit_test(test_backoff_and_auth_failures),
+        cmocka_unit_test(test_secrets_never_stored_and_rotation),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
