@@ -159,28 +159,32 @@ static int acc_check(const sh_val *fields, bool create, sh_error *err)
     return SH_OK;
 }
 
-/* acc_add_fields appends the hash field/value pairs of fields, sealing the
- * password for account id. */
-static int acc_add_fields(sh_worker *w, sh_cmd *c, const char *id, const sh_val *fields,
-                          sh_error *err)
+/* acc_seal seals the password of fields (if any) for account id into blob;
+ * *present tells whether there was one. */
+static int acc_seal(sh_worker *w, const char *id, const sh_val *fields, sh_buf *blob, bool *present,
+                    sh_error *err)
+{
+    size_t len;
+    const char *pw = sh_val_get_str(fields, "password", &len);
+    *present = pw != NULL;
+    if (!pw)
+        return SH_OK;
+    int rc = sh_seal(coord_env_of(w)->key, pw, len, id, blob);
+    return rc ? sh_error_set(err, rc, "cannot seal the password") : SH_OK;
+}
+
+/* acc_add_fields appends the hash field/value pairs of fields (the
+ * password, sealed apart, excepted). */
+static void acc_add_fields(sh_cmd *c, const sh_val *fields)
 {
     for (size_t i = 0; i < sh_val_len(fields); i++) {
         size_t klen, len;
         const char *k = sh_val_key_at(fields, i, &klen);
         const sh_val *v = sh_val_value_at(fields, i);
+        if (strcmp(k, "password") == 0)
+            continue;
         sh_cmd_arg(c, k, klen);
-        if (strcmp(k, "password") == 0) {
-            const char *pw = sh_val_str(v, &len);
-            sh_buf blob;
-            sh_buf_init(&blob);
-            int rc = sh_seal(coord_env_of(w)->key, pw, len, id, &blob);
-            if (rc == SH_OK)
-                sh_cmd_arg(c, blob.data, blob.len);
-            sh_wipe(blob.data, blob.len);
-            sh_buf_fini(&blob);
-            if (rc)
-                return sh_error_set(err, rc, "cannot seal the password");
-        } else if (strcmp(k, "folders") == 0) {
+        if (strcmp(k, "folders") == 0) {
             sh_buf b;
             sh_buf_init(&b);
             sh_msg_pack(v, &b);
@@ -191,11 +195,10 @@ static int acc_add_fields(sh_worker *w, sh_cmd *c, const char *id, const sh_val 
         } else if (sh_val_type_of(v) == SH_VAL_INT) {
             sh_cmd_int(c, sh_val_int(v));
         } else {
-            const char *s = sh_val_str(v, &len);
-            sh_cmd_arg(c, s, len);
+            const char *str = sh_val_str(v, &len);
+            sh_cmd_arg(c, str, len);
         }
     }
-    return SH_OK;
 }
 
 /* ---- the public view --------------------------------------------------- */
@@ -246,7 +249,7 @@ static sh_val *acc_time(const sh_reply *hash, const char *name)
     return sh_val_new_cstr(iso);
 }
 
-sh_val *coord_account_view(const sh_reply *hash, bool with_secret)
+sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
 {
     bool present;
     sh_val *m = sh_val_new_map();
@@ -276,8 +279,8 @@ sh_val *coord_account_view(const sh_reply *hash, bool with_secret)
                           sh_val_new_int(acc_ll(hash, "failures", &present)));
     rc |= sh_val_set_cstr(m, "createdAt", acc_time(hash, "createdAt"));
     rc |= sh_val_set_cstr(m, "updatedAt", acc_time(hash, "updatedAt"));
-    if (with_secret) {
-        const char *pw = acc_field(hash, "password", &len);
+    if (secret) {
+        const char *pw = sh_reply_string(secret, &len);
         rc |= sh_val_set_cstr(m, "passwordSealed", sh_val_new_bin(pw ? pw : "", pw ? len : 0));
         rc |= sh_val_set_cstr(m, "progressId", acc_str(hash, "progressId", true));
     }
@@ -315,7 +318,7 @@ static int acc_view_reply(sh_reply *r, sh_val **out, sh_error *err)
     int rc = SH_OK;
     if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) == 0)
         rc = sh_error_set(err, SH_ENOTFOUND, "Account not found");
-    else if (!(*out = coord_account_view(r, false)))
+    else if (!(*out = coord_account_view(r, NULL)))
         rc = sh_error_set(err, SH_ENOMEM, "out of memory");
     sh_reply_free(r);
     return rc;
@@ -329,20 +332,31 @@ int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_er
         rc = acc_check(fields, true, err);
     if (rc)
         return rc;
-    char id[25], key[COORD_KEY_MAX];
+    char id[25], key[COORD_KEY_MAX], skey[COORD_KEY_MAX];
     id[0] = 'a';
     sh_random_hex(id + 1, 11);
     coord_key_account(key, sizeof key, id);
+    coord_key_account_secret(skey, sizeof skey, id);
+    sh_buf blob;
+    sh_buf_init(&blob);
+    bool has_pw;
+    if ((rc = acc_seal(w, id, fields, &blob, &has_pw, err))) {
+        sh_buf_fini(&blob);
+        return rc;
+    }
     coord_sched_keys k;
     coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_create, 4);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_create, 5);
     sh_cmd_str(c, key);
     sh_cmd_str(c, k.ids);
     sh_cmd_str(c, k.due);
     sh_cmd_str(c, k.slots);
+    sh_cmd_str(c, skey);
     sh_cmd_str(c, id);
     sh_cmd_int(c, sh_now_ms());
     sh_cmd_int(c, coord_env_of(w)->interval_min);
+    sh_cmd_arg(c, blob.data, blob.len);
+    sh_buf_fini(&blob);
     sh_cmd_str(c, "id");
     sh_cmd_str(c, id);
     if (!sh_val_get(fields, "folders")) {
@@ -356,10 +370,7 @@ int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_er
         sh_buf_fini(&b);
         sh_val_free(inbox);
     }
-    if ((rc = acc_add_fields(w, c, id, fields, err))) {
-        sh_cmd_free(c);
-        return rc;
-    }
+    acc_add_fields(c, fields);
     sh_reply *r;
     if ((rc = acc_run(w, c, &r, err)))
         return rc;
@@ -398,7 +409,7 @@ int coord_account_list(sh_worker *w, const char *status, sh_val **out, sh_error 
         return rc;
     sh_val *arr = sh_val_new_array();
     for (size_t i = 0; arr && i < sh_reply_count(r); i++)
-        if (sh_val_push(arr, coord_account_view(sh_reply_elem(r, i), false)) != SH_OK) {
+        if (sh_val_push(arr, coord_account_view(sh_reply_elem(r, i), NULL)) != SH_OK) {
             sh_val_free(arr);
             arr = NULL;
         }
@@ -424,19 +435,28 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
         rc = acc_check(fields, false, err);
     if (rc)
         return rc;
+    char skey[COORD_KEY_MAX];
+    coord_key_account_secret(skey, sizeof skey, id);
+    sh_buf blob;
+    sh_buf_init(&blob);
+    bool has_pw;
+    if ((rc = acc_seal(w, id, fields, &blob, &has_pw, err))) {
+        sh_buf_fini(&blob);
+        return rc;
+    }
     coord_sched_keys k;
     coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_update, 3);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_update, 4);
     sh_cmd_str(c, key);
     sh_cmd_str(c, k.due);
     sh_cmd_str(c, k.errors);
+    sh_cmd_str(c, skey);
     sh_cmd_str(c, id);
     sh_cmd_int(c, sh_now_ms());
     sh_cmd_int(c, coord_env_of(w)->interval_min);
-    if ((rc = acc_add_fields(w, c, id, fields, err))) {
-        sh_cmd_free(c);
-        return rc;
-    }
+    sh_cmd_arg(c, blob.data, blob.len);
+    sh_buf_fini(&blob);
+    acc_add_fields(c, fields);
     sh_reply *r;
     if ((rc = acc_run(w, c, &r, err)))
         return rc;
@@ -451,7 +471,9 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
         return sh_error_set(err, SH_EINVAL, "invalid account id");
     coord_sched_keys k;
     coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_delete, 7);
+    char skey[COORD_KEY_MAX];
+    coord_key_account_secret(skey, sizeof skey, id);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_delete, 8);
     sh_cmd_str(c, key);
     sh_cmd_str(c, k.ids);
     sh_cmd_str(c, k.due);
@@ -459,6 +481,7 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
     sh_cmd_str(c, k.leases);
     sh_cmd_str(c, k.slots);
     sh_cmd_str(c, k.errors);
+    sh_cmd_str(c, skey);
     sh_cmd_str(c, id);
     sh_reply *r;
     int rc = acc_run(w, c, &r, err);

@@ -9,6 +9,7 @@
  *   refund:rows:<log>       rows handed out so far in that log
  *   refund:index:<log>      sorted set of reservation keys by expiry
  *   account:{id}            an email account (hash)
+ *   account:{id}:secret     its sealed password (kept apart so the hash stays small)
  *   account:ids             sorted set of account ids by creation time
  *   sched:due               sorted set of account ids by next sync time
  *   sched:queue             list of account ids waiting for a sync worker
@@ -39,6 +40,7 @@ int coord_key_rows(char *buf, size_t len, const char *log);
 int coord_key_reservation_index(char *buf, size_t len, const char *log);
 
 int coord_key_account(char *buf, size_t len, const char *id);
+int coord_key_account_secret(char *buf, size_t len, const char *id);
 
 /* The fixed keys of the schedule and the account index. */
 typedef struct coord_sched_keys {

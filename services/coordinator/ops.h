@@ -86,8 +86,9 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
                          sh_error *err);
 int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *err);
 /* coord_account_view turns an account hash (HGETALL) into its public map;
- * with_secret adds passwordSealed and progressId (for sync workers). */
-sh_val *coord_account_view(const sh_reply *hash, bool with_secret);
+ * given the sealed password (for sync workers), it adds passwordSealed and
+ * progressId. */
+sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret);
 
 /* The sync schedule (schedule.c). now_ms < 0 uses Redis's clock; batch 0
  * the configured batch size. */

@@ -14,11 +14,10 @@ static int rot_one(sh_store *store, const coord_env *env, const char *id, sh_buf
                    sh_buf *blob, long long *resealed, long long *current, sh_error *err)
 {
     char key[COORD_KEY_MAX];
-    if (coord_key_account(key, sizeof key, id) < 0)
+    if (coord_key_account_secret(key, sizeof key, id) < 0)
         return SH_OK;
-    sh_cmd *c = sh_cmd_new("HGET");
+    sh_cmd *c = sh_cmd_new("GET");
     sh_cmd_str(c, key);
-    sh_cmd_str(c, "password");
     sh_reply *r = NULL;
     int rc = sh_store_run(store, c, &r, err);
     sh_cmd_free(c);

@@ -219,9 +219,9 @@ int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err)
     if (rc)
         return rc;
     sh_val *m = sh_val_new_map(), *lease = NULL;
-    if (sh_reply_kind(r) == SH_REPLY_ARRAY && sh_reply_count(r) == 3) {
+    if (sh_reply_kind(r) == SH_REPLY_ARRAY && sh_reply_count(r) == 4) {
         lease = sh_val_new_map();
-        sh_val *acct = coord_account_view(sh_reply_elem(r, 2), true);
+        sh_val *acct = coord_account_view(sh_reply_elem(r, 2), sh_reply_elem(r, 3));
         char iso[SH_ISO_LEN];
         size_t len;
         const char *id = sh_reply_string(sh_reply_elem(r, 0), &len);
@@ -317,7 +317,7 @@ int coord_lease_complete(sh_worker *w, const char *id, const char *token, const 
                             "lease_lost: the lease on %s expired or was taken by another worker",
                             id);
     }
-    *out = coord_account_view(r, false);
+    *out = coord_account_view(r, NULL);
     sh_reply_free(r);
     if (!*out)
         return sh_error_set(err, SH_ENOMEM, "out of memory");

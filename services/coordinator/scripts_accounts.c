@@ -1,6 +1,6 @@
 /* scripts_accounts.c - Lua scripts of the accounts and the sync schedule.
  * Account fields are plain strings in the hash (times in ms), except
- * "password" (a sealed blob) and "folders" (msgpack). Scripts that walk
+ * "folders" (msgpack); the sealed password is a string key of its own. Scripts that walk
  * account ids build account keys from the prefix they are given, so on
  * Redis Cluster these need all keys in one slot (see README.md). */
 #include "scripts.h"
@@ -17,9 +17,9 @@
     "  return m * 60000\n"                                                                         \
     "end\n"
 
-/* KEYS: account, ids, due, slots. ARGV: id, now ms, interval minutes, then
- * field/value pairs. Puts the account in the least loaded minute of the
- * interval (the lowest such minute), so accounts spread evenly. */
+/* KEYS: account, ids, due, slots, secret. ARGV: id, now ms, interval
+ * minutes, sealed password, then field/value pairs. Puts the account in the least loaded minute of
+ * the interval (the lowest such minute), so accounts spread evenly. */
 sh_script coord_script_account_create = SH_SCRIPT(
     "account_create", LUA_NUM LUA_NEXT_SLOT
     "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS account') end\n"
@@ -35,20 +35,22 @@ sh_script coord_script_account_create = SH_SCRIPT(
     "end\n"
     "redis.call('HINCRBY', KEYS[4], best, 1)\n"
     "local due = next_slot_time(best, interval, now)\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
+    "redis.call('SET', KEYS[5], ARGV[4])\n"
     "redis.call('HSET', KEYS[1], 'slot', best, 'nextSyncAt', num(due), 'status', 'idle', "
     "'failures', 0, 'createdAt', ARGV[2], 'updatedAt', ARGV[2])\n"
     "redis.call('ZADD', KEYS[3], due, ARGV[1])\n"
     "redis.call('ZADD', KEYS[2], now, ARGV[1])\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: account, due, errors. ARGV: id, now ms, interval minutes, then
- * field/value pairs. An update lifts an auth_error block: the account is
- * scheduled again in its minute. Returns nil when there is no account. */
+/* KEYS: account, due, errors, secret. ARGV: id, now ms, interval minutes,
+ * sealed password ("" keeps it), then field/value pairs. An update lifts an auth_error block: the
+ * account is scheduled again in its minute. Returns nil when there is no account. */
 sh_script coord_script_account_update = SH_SCRIPT(
     "account_update", LUA_NUM LUA_NEXT_SLOT
     "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
-    "if #ARGV > 3 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end\n"
+    "if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+    "if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[4]) end\n"
     "redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])\n"
     "if redis.call('HGET', KEYS[1], 'status') == 'auth_error' then\n"
     "  local slot = tonumber(redis.call('HGET', KEYS[1], 'slot') or '0')\n"
@@ -61,12 +63,12 @@ sh_script coord_script_account_update = SH_SCRIPT(
     "end\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: account, ids, due, queue, leases, slots, errors. ARGV: id. */
+/* KEYS: account, ids, due, queue, leases, slots, errors, secret. ARGV: id. */
 sh_script coord_script_account_delete =
     SH_SCRIPT("account_delete", "local slot = redis.call('HGET', KEYS[1], 'slot')\n"
                                 "if not slot then return 0 end\n"
                                 "redis.call('HINCRBY', KEYS[6], slot, -1)\n"
-                                "redis.call('DEL', KEYS[1])\n"
+                                "redis.call('DEL', KEYS[1], KEYS[8])\n"
                                 "redis.call('ZREM', KEYS[2], ARGV[1])\n"
                                 "redis.call('ZREM', KEYS[3], ARGV[1])\n"
                                 "redis.call('LREM', KEYS[4], 0, ARGV[1])\n"
@@ -86,13 +88,7 @@ sh_script coord_script_account_list =
               "  local st = redis.call('HGET', k, 'status')\n"
               "  local want = ARGV[2] == '' or st == ARGV[2] or (ARGV[2] == 'error' and st == "
               "'auth_error')\n"
-              "  if st and want then\n"
-              "    local h = redis.call('HGETALL', k)\n"
-              "    for i = #h - 1, 1, -2 do\n"
-              "      if h[i] == 'password' then table.remove(h, i + 1); table.remove(h, i) end\n"
-              "    end\n"
-              "    table.insert(out, h)\n"
-              "  end\n"
+              "  if st and want then table.insert(out, redis.call('HGETALL', k)) end\n"
               "end\n"
               "return out\n");
 
@@ -155,7 +151,8 @@ sh_script coord_script_sched_status =
               "redis.call('ZCOUNT', KEYS[5], '-inf', ARGV[1]), redis.call('ZCARD', KEYS[5])}\n");
 
 /* KEYS: queue, leases. ARGV: now ms, lease ms, token, account prefix,
- * progress id for scheduled runs. Takes the first queued account. */
+ * progress id for scheduled runs. Takes the first queued account: {id,
+ * lease expiry, account hash, sealed password}. */
 sh_script coord_script_lease = SH_SCRIPT(
     "sync_lease", LUA_NUM
     "while true do\n"
@@ -169,7 +166,7 @@ sh_script coord_script_lease = SH_SCRIPT(
     "    end\n"
     "    redis.call('HSET', k, 'status', 'syncing', 'leaseToken', ARGV[3], 'leaseExpires', exp)\n"
     "    redis.call('ZADD', KEYS[2], exp, id)\n"
-    "    return {id, exp, redis.call('HGETALL', k)}\n"
+    "    return {id, exp, redis.call('HGETALL', k), redis.call('GET', k .. ':secret')}\n"
     "  end\n"
     "end\n");
 
@@ -229,8 +226,8 @@ sh_script coord_script_sync_now = SH_SCRIPT(
                 "redis.call('LPUSH', KEYS[2], ARGV[2])\n"
                 "return {1, ARGV[1]}\n");
 
-/* KEYS: account. ARGV: the blob it must still hold, the new blob. */
-sh_script coord_script_reseal = SH_SCRIPT(
-    "account_reseal", "if redis.call('HGET', KEYS[1], 'password') ~= ARGV[1] then return 0 end\n"
-                      "redis.call('HSET', KEYS[1], 'password', ARGV[2])\n"
-                      "return 1\n");
+/* KEYS: secret. ARGV: the blob it must still hold, the new blob. */
+sh_script coord_script_reseal =
+    SH_SCRIPT("account_reseal", "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                                "redis.call('SET', KEYS[1], ARGV[2])\n"
+                                "return 1\n");
