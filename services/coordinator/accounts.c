@@ -295,22 +295,7 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
 
 static int acc_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
 {
-    *out = NULL;
-    sh_reply *r = NULL;
-    int rc = sh_store_run(w->store, c, &r, err);
-    sh_cmd_free(c);
-    if (rc)
-        return rc;
-    if (sh_reply_kind(r) == SH_REPLY_ERROR) {
-        size_t len;
-        const char *e = sh_reply_string(r, &len);
-        sh_log_error("redis_error", "%.*s", (int)len, e);
-        rc = sh_error_set(err, SH_EINTERNAL, "Redis refused the request: %.*s", (int)len, e);
-        sh_reply_free(r);
-        return rc;
-    }
-    *out = r;
-    return SH_OK;
+    return sh_store_call(w->store, c, out, err);
 }
 
 static int acc_view_reply(sh_reply *r, sh_val **out, sh_error *err)

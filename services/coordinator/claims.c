@@ -17,31 +17,13 @@ const coord_env *coord_env_of(const sh_worker *w)
 
 int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
 {
-    *out = NULL;
-    sh_reply *r = NULL;
-    int rc = sh_store_run(w->store, cmd, &r, err);
-    sh_cmd_free(cmd);
-    if (rc)
-        return rc;
-    if (sh_reply_kind(r) == SH_REPLY_ERROR) {
-        size_t len;
-        const char *e = sh_reply_string(r, &len);
-        rc = strncmp(e, "OOM", 3) == 0 || strncmp(e, "LOADING", 7) == 0 ||
-                     strncmp(e, "READONLY", 8) == 0 || strncmp(e, "BUSY", 4) == 0
-                 ? SH_EUNAVAIL
-                 : SH_EINTERNAL;
-        if (rc == SH_EINTERNAL)
-            sh_log_error("redis_error", "%.*s", (int)len, e);
-        sh_error_set(err, rc, "Redis refused the request: %.*s", (int)len, e);
-        sh_reply_free(r);
-        return rc;
-    }
-    if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) < 6) {
-        sh_reply_free(r);
+    int rc = sh_store_call(w->store, cmd, out, err);
+    if (rc == SH_OK && (sh_reply_kind(*out) != SH_REPLY_ARRAY || sh_reply_count(*out) < 6)) {
+        sh_reply_free(*out);
+        *out = NULL;
         return sh_error_set(err, SH_EINTERNAL, "unexpected reply from a coordinator script");
     }
-    *out = r;
-    return SH_OK;
+    return rc;
 }
 
 long long coord_reply_ll(const sh_reply *r, size_t i)

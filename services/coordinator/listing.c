@@ -53,17 +53,12 @@ int coord_list(sh_worker *w, const char *ns, const char *log, sh_val **out, sh_e
     sh_cmd_str(c, ridx);
     sh_cmd_int(c, coord_env_of(w)->list_max);
     sh_reply *r = NULL;
-    int rc = sh_store_run(w->store, c, &r, err);
-    sh_cmd_free(c);
+    int rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) != 4) {
-        size_t len;
-        const char *e = sh_reply_string(r, &len);
-        rc =
-            sh_error_set(err, SH_EINTERNAL, "unexpected reply to list: %.*s", (int)len, e ? e : "");
         sh_reply_free(r);
-        return rc;
+        return sh_error_set(err, SH_EINTERNAL, "unexpected reply to list");
     }
     list_expired(w, sh_reply_elem(r, 0), ns, true);
     list_expired(w, sh_reply_elem(r, 2), log, false);

@@ -10,22 +10,7 @@
 
 static int sched_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
 {
-    *out = NULL;
-    sh_reply *r = NULL;
-    int rc = sh_store_run(w->store, c, &r, err);
-    sh_cmd_free(c);
-    if (rc)
-        return rc;
-    if (sh_reply_kind(r) == SH_REPLY_ERROR) {
-        size_t len;
-        const char *e = sh_reply_string(r, &len);
-        sh_log_error("redis_error", "%.*s", (int)len, e);
-        rc = sh_error_set(err, SH_EINTERNAL, "Redis refused the request: %.*s", (int)len, e);
-        sh_reply_free(r);
-        return rc;
-    }
-    *out = r;
-    return SH_OK;
+    return sh_store_call(w->store, c, out, err);
 }
 
 static sh_val *sched_ids(const sh_reply *arr)

@@ -23,6 +23,10 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          "bearer token allowing every request"},
         {"API_READ_ONLY_TOKEN", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->ro_token, false,
          "bearer token allowing GET and HEAD only"},
+        {"CRON_SECRET", NULL, SH_SET_SECRET, NULL, 16, 4096, &c->cron_secret, false,
+         "bearer token of the cron routes (openssl rand -hex 32)"},
+        {"CRON_LOOPBACK_ONLY", NULL, SH_SET_BOOL, "false", 0, 0, &c->cron_loopback_only, false,
+         "cron routes answer loopback callers only"},
         {"PROGRESS_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7101", 0, 4096, &c->rpc_url, false,
          "progress service call URLs, comma-separated"},
         {"COORDINATOR_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7111", 0, 4096, &c->coord_url,
@@ -46,7 +50,7 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
     memcpy(rows, t, sizeof t);
 }
 
-static bool config_addr_is_loopback(const struct sockaddr *sa)
+bool gw_config_addr_is_loopback(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
@@ -106,7 +110,7 @@ static int config_parse_listen(gw_config *c, sh_error *err)
     memcpy(&c->addr, res->ai_addr, res->ai_addrlen);
     c->addrlen = res->ai_addrlen;
     c->ipv6 = res->ai_family == AF_INET6;
-    c->loopback = config_addr_is_loopback(res->ai_addr);
+    c->loopback = gw_config_addr_is_loopback(res->ai_addr);
     freeaddrinfo(res);
     return SH_OK;
 }

@@ -16,6 +16,8 @@ typedef struct gw_config {
     bool loopback;
     const char *api_token;    /* NULL when unset */
     const char *ro_token;     /* NULL when unset */
+    const char *cron_secret;  /* NULL when unset: the cron routes answer 503 */
+    bool cron_loopback_only;  /* cron routes refuse callers not on loopback */
     const char *rpc_url;      /* progress service: comma-separated list */
     const char *coord_url;    /* coordinator: comma-separated list */
     const char *events_url;   /* comma-separated list */
@@ -34,6 +36,10 @@ typedef struct gw_config {
 /* gw_config_load fills cfg from the environment and checks it. On error it
  * returns SH_EINVAL and err names the setting and what is wrong. */
 int gw_config_load(gw_config *cfg, sh_error *err);
+
+/* gw_config_addr_is_loopback reports whether sa is a loopback address
+ * (127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104). */
+bool gw_config_addr_is_loopback(const struct sockaddr *sa);
 
 /* gw_config_describe returns one log-friendly line of the settings (secrets
  * hidden); the caller frees it. */

@@ -2,7 +2,8 @@
  * route handlers work with.
  *
  * Life cycle of a request: the server reads the headers, matches a route,
- * checks the token, the id and the body's size and type, reads and parses the
+ * checks the token (the cron secret and caller address on cron routes), the
+ * id and the body's size and type, reads and parses the
  * body, then calls the route's handler on an HTTP thread. A handler either
  * replies at once (gw_req_reply_*) or starts one call to a service with
  * gw_req_call, which parks the connection (no thread waits) until the reply
@@ -11,6 +12,7 @@
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gw_config.h"
@@ -71,6 +73,9 @@ sh_val *gw_req_take_body(gw_req *r);
 const char *gw_req_header(gw_req *r, const char *name);
 const char *gw_req_query(gw_req *r, const char *name);
 const char *gw_req_request_id(gw_req *r);
+/* gw_req_peer_loopback reports whether the client connected from a loopback
+ * address. */
+bool gw_req_peer_loopback(gw_req *r);
 
 /* gw_req_reply_json replies with v as JSON. */
 void gw_req_reply_json(gw_req *r, int status, const sh_val *v);

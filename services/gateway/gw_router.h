@@ -23,7 +23,8 @@ enum gw_method {
 enum {
     GW_ROUTE_AUTH = 1, /* needs a token when tokens are set */
     GW_ROUTE_BODY = 2, /* takes a JSON object body */
-    GW_ROUTE_SEED = 4, /* errors in seed 003's {"success": false, "error": ...} shape */
+    GW_ROUTE_SEED = 4, /* errors in the seeds' {"success": false, "error": ...} shape */
+    GW_ROUTE_CRON = 8, /* needs CRON_SECRET (not the API token); CRON_LOOPBACK_ONLY applies */
 };
 
 typedef struct gw_route {

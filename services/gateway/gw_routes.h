@@ -24,6 +24,16 @@ void gw_route_queue_status(gw_req *r);
 void gw_route_queue_reserve(gw_req *r);
 void gw_route_queue_unreserve(gw_req *r);
 
+void gw_route_account_create(gw_req *r);
+void gw_route_account_list(gw_req *r);
+void gw_route_account_get(gw_req *r);
+void gw_route_account_update(gw_req *r);
+void gw_route_account_delete(gw_req *r);
+void gw_route_account_sync(gw_req *r);
+
+void gw_route_cron_sync(gw_req *r);
+void gw_route_cron_status(gw_req *r);
+
 void gw_route_healthz(gw_req *r);
 void gw_route_readyz(gw_req *r);
 void gw_route_metrics(gw_req *r);

@@ -210,6 +210,13 @@ const char *gw_req_request_id(gw_req *r)
     return r->rid;
 }
 
+bool gw_req_peer_loopback(gw_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci && ci->client_addr && gw_config_addr_is_loopback(ci->client_addr);
+}
+
 /* ---- service calls --------------------------------------------------------- */
 
 static void http_call_done(void *arg, int rc, sh_val *result, const sh_error *err)
@@ -425,6 +432,38 @@ static void http_request_id(gw_req *r)
     snprintf(r->rid, sizeof r->rid, "%s-%llx", r->h->rid_prefix, n);
 }
 
+/* http_cron_allowed checks a cron route's caller before anything else is
+ * read: its address (CRON_LOOPBACK_ONLY), then CRON_SECRET; false when it
+ * has replied. */
+static bool http_cron_allowed(gw_req *r)
+{
+    const gw_config *cfg = r->h->cfg;
+    if (cfg->cron_loopback_only && !gw_req_peer_loopback(r)) {
+        gw_req_reply_error(r, 403,
+                           "cron routes answer loopback callers only "
+                           "(CRON_LOOPBACK_ONLY is set)");
+        return false;
+    }
+    const char *authz = gw_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    switch (gw_auth_cron(cfg, authz)) {
+    case GW_AUTH_OK:
+        return true;
+    case GW_AUTH_DISABLED:
+        gw_req_reply_error(r, 503, "CRON_SECRET is not set: cron routes are disabled");
+        return false;
+    case GW_AUTH_MISSING:
+        gw_req_reply_error(r, 401, "missing bearer token (Authorization: Bearer <CRON_SECRET>)");
+        r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        r->xhdr_value = "Bearer";
+        return false;
+    default:
+        gw_req_reply_error(r, 401, "invalid cron secret");
+        r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        r->xhdr_value = "Bearer error=\"invalid_token\"";
+        return false;
+    }
+}
+
 /* http_begin runs once the headers are read: route, token, id, body limits. */
 static void http_begin(gw_req *r)
 {
@@ -444,6 +483,8 @@ static void http_begin(gw_req *r)
         return;
     }
     const gw_route *rt = r->m.route;
+    if ((rt->flags & GW_ROUTE_CRON) && !http_cron_allowed(r))
+        return;
     if (rt->flags & GW_ROUTE_AUTH) {
         const char *authz = gw_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
         switch (gw_auth_check(h->cfg, r->method, authz)) {

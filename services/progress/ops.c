@@ -21,39 +21,28 @@ static int ops_bad_id(const char *what, const char *id, sh_error *err)
                         what, id ? id : "");
 }
 
-/* ops_redis_error maps an error reply of Redis or of our scripts. */
-static int ops_redis_error(const sh_reply *r, sh_error *err)
-{
-    size_t len;
-    const char *e = sh_reply_string(r, &len);
-    if (len >= 6 && memcmp(e, "LIMIT ", 6) == 0)
-        return sh_error_set(err, SH_ELIMIT, "%.*s", (int)(len - 6), e + 6);
-    static const char *down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
-    for (int i = 0; down[i]; i++)
-        if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)
-            return sh_error_set(err, SH_EUNAVAIL, "Redis cannot serve the request: %.*s", (int)len,
-                                e);
-    sh_log_error("redis_error", "%.*s", (int)len, e);
-    return sh_error_set(err, SH_EINTERNAL, "Redis refused the request: %.*s", (int)len, e);
-}
-
-/* ops_run sends cmd (freed here) and hands back a reply that is not an
- * error. */
 static int ops_run(prog_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
 {
+    return sh_store_call(w->store, cmd, out, err);
+}
+
+/* ops_hgetall reads a record hash; an empty one is not_found (missing). */
+static int ops_hgetall(prog_worker *w, const char *key, const char *missing, sh_val **out,
+                       sh_error *err)
+{
     *out = NULL;
-    sh_reply *r = NULL;
-    int rc = sh_store_run(w->store, cmd, &r, err);
-    sh_cmd_free(cmd);
+    sh_cmd *c = sh_cmd_new("HGETALL");
+    sh_cmd_str(c, key);
+    sh_reply *r;
+    int rc = ops_run(w, c, &r, err);
     if (rc)
         return rc;
-    if (sh_reply_kind(r) == SH_REPLY_ERROR) {
-        rc = ops_redis_error(r, err);
-        sh_reply_free(r);
-        return rc;
-    }
-    *out = r;
-    return SH_OK;
+    if (sh_reply_count(r) == 0)
+        rc = sh_error_set(err, SH_ENOTFOUND, "%s", missing);
+    else
+        rc = prog_record_from_hash(r, out, err);
+    sh_reply_free(r);
+    return rc;
 }
 
 /* ops_publish sends {kind, id, version?, <key>: value} on topic; value is
@@ -101,18 +90,7 @@ int prog_progress_get(prog_worker *w, const char *id, sh_val **record, sh_error 
     char key[PROG_KEY_MAX];
     if (prog_key_record(key, sizeof key, id) < 0)
         return ops_bad_id("id", id, err);
-    sh_cmd *c = sh_cmd_new("HGETALL");
-    sh_cmd_str(c, key);
-    sh_reply *r;
-    int rc = ops_run(w, c, &r, err);
-    if (rc)
-        return rc;
-    if (sh_reply_count(r) == 0)
-        rc = sh_error_set(err, SH_ENOTFOUND, "Session not found");
-    else
-        rc = prog_record_from_hash(r, record, err);
-    sh_reply_free(r);
-    return rc;
+    return ops_hgetall(w, key, "Session not found", record, err);
 }
 
 int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **record,
@@ -350,18 +328,7 @@ int prog_job_get(prog_worker *w, const char *id, sh_val **job, sh_error *err)
     char key[PROG_KEY_MAX];
     if (prog_key_job(key, sizeof key, id) < 0)
         return ops_bad_id("job id", id, err);
-    sh_cmd *c = sh_cmd_new("HGETALL");
-    sh_cmd_str(c, key);
-    sh_reply *r;
-    int rc = ops_run(w, c, &r, err);
-    if (rc)
-        return rc;
-    if (sh_reply_count(r) == 0)
-        rc = sh_error_set(err, SH_ENOTFOUND, "Job not found");
-    else
-        rc = prog_record_from_hash(r, job, err);
-    sh_reply_free(r);
-    return rc;
+    return ops_hgetall(w, key, "Job not found", job, err);
 }
 
 int prog_job_by_conversation(prog_worker *w, const char *conversation_id, sh_val **job,

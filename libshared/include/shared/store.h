@@ -92,6 +92,13 @@ void sh_cmd_free(sh_cmd *c);
  * caller decides what it means. Transport failures return SH_EUNAVAIL. */
 int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err);
 
+/* sh_store_call is sh_store_run for services: it frees cmd, and turns an
+ * error reply into an error code with Redis's words in err. Error replies
+ * of our scripts that start with "LIMIT " are SH_ELIMIT; OOM, LOADING,
+ * READONLY, BUSY and MASTERDOWN are SH_EUNAVAIL (Redis cannot serve now);
+ * any other is SH_EINTERNAL (and logged). */
+int sh_store_call(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err);
+
 /* sh_store_pipeline sends n commands in one write and reads n replies (one
  * round trip). outs[i] receives reply i (caller frees each). */
 int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs, sh_error *err);
