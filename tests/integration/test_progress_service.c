@@ -280,6 +280,22 @@ static void test_versions_increase_and_events_carry_them(void **state)
     sh_sub_free(sub);
 }
 
+/* ---- scripts flushed from Redis ------------------------------------------ */
+
+static void test_script_flush_falls_back_to_eval(void **state)
+{
+    sh_val *rec = NULL;
+    assert_int_equal(update_one("flush", "currentStep", 1, &rec), SH_OK);
+    sh_val_free(rec);
+    redis_do("SCRIPT", "FLUSH", NULL);
+    /* Every worker's cached SHA1 is now unknown to Redis: NOSCRIPT, then EVAL. */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(update_one("flush", "currentStep", i + 2, &rec), SH_OK);
+        assert_int_equal(sh_val_int(sh_val_get(rec, "version")), i + 2);
+        sh_val_free(rec);
+    }
+}
+
 /* ---- TTL ----------------------------------------------------------------- */
 
 static void test_ttl_set_and_refreshed(void **state)
@@ -537,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_writers_lose_nothing),
         cmocka_unit_test(test_versions_increase_and_events_carry_them),
         cmocka_unit_test(test_ttl_set_and_refreshed),
+        cmocka_unit_test(test_script_flush_falls_back_to_eval),
         cmocka_unit_test(test_log_cap_keeps_newest),
         cmocka_unit_test(test_job_with_1mib_result_round_trips),
         cmocka_unit_test(test_bad_arguments_change_nothing),
