@@ -16,15 +16,15 @@ int64_t sh_mono_ms(void);
 /* sh_iso8601 formats ms since the epoch as UTC with milliseconds. */
 void sh_iso8601(int64_t ms, char out[SH_ISO_LEN]);
 
-/* sh_random_hex fills out with 2*nbytes hex digits of cryptographic
- * randomness and a NUL (out must hold 2*nbytes+1). */
+/* sh_random_hex (secret.c, with sh_secret_equal) fills out with 2*nbytes hex digits of
+ * cryptographic randomness and a NUL (out must hold 2*nbytes+1). */
 int sh_random_hex(char *out, size_t nbytes);
 
 /* sh_secret_equal compares two secrets in time independent of their
  * contents (lengths are compared first). */
 bool sh_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
-/* sh_is_loopback_addr reports whether host (an IPv4/IPv6 literal or
+/* sh_is_loopback_host reports whether host (an IPv4/IPv6 literal or
  * "localhost") is a loopback address. */
 bool sh_is_loopback_host(const char *host);
 
