@@ -50,7 +50,8 @@ typedef struct gw_req gw_req;
 /* gw_http_start listens on cfg->addr and serves requests with app. */
 int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *err);
 
-/* gw_http_quiesce stops accepting connections; open ones are still served. */
+/* gw_http_quiesce closes new connections at once; open ones are still
+ * served. */
 void gw_http_quiesce(gw_http *h);
 
 /* gw_http_drain refuses new service calls (503) and waits up to timeout_ms

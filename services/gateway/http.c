@@ -32,7 +32,7 @@ struct gw_http {
     struct MHD_Daemon *daemon;
     gw_app *app;
     const gw_config *cfg;
-    MHD_socket listen_fd; /* handed back by quiesce; closed after stop */
+    atomic_bool quiesced; /* new connections are closed at once */
     atomic_int inflight;  /* service calls not yet answered */
     atomic_bool draining;
     atomic_uint_fast64_t next_rid;
@@ -687,6 +687,16 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
     sh_log(routine ? SH_LOG_DEBUG : SH_LOG_WARN, "mhd", "%s", msg);
 }
 
+/* http_accept turns connections away once the server is stopping. (The
+ * listen socket stays open until the end: MHD_quiesce_daemon, which would
+ * close it, races the workers removing it from their epoll sets and aborts
+ * the process now and then in libmicrohttpd 0.9.75.) */
+static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    gw_http *h = cls;
+    return atomic_load(&h->quiesced) ? MHD_NO : MHD_YES;
+}
+
 int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *err)
 {
     *out = NULL;
@@ -695,7 +705,6 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     h->app = app;
     h->cfg = cfg;
-    h->listen_fd = MHD_INVALID_SOCKET;
     if (sh_random_hex(h->rid_prefix, 4) != SH_OK)
         snprintf(h->rid_prefix, sizeof h->rid_prefix, "%08x", (unsigned)getpid());
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -705,7 +714,7 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
     uint16_t port = ntohs(cfg->ipv6 ? ((const struct sockaddr_in6 *)&cfg->addr)->sin6_port
                                     : ((const struct sockaddr_in *)&cfg->addr)->sin_port);
     h->daemon = MHD_start_daemon(
-        flags, port, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h,
+        flags, port, http_accept, h, http_access, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&cfg->addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
@@ -724,8 +733,8 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
 
 void gw_http_quiesce(gw_http *h)
 {
-    if (h && h->daemon && h->listen_fd == MHD_INVALID_SOCKET)
-        h->listen_fd = MHD_quiesce_daemon(h->daemon);
+    if (h)
+        atomic_store(&h->quiesced, true);
 }
 
 void gw_http_drain(gw_http *h, int timeout_ms)
@@ -745,7 +754,5 @@ void gw_http_free(gw_http *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
-    if (h->listen_fd != MHD_INVALID_SOCKET)
-        close(h->listen_fd);
     free(h);
 }

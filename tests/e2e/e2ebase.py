@@ -2,8 +2,10 @@
 setUpClass and stopped (with a clean-exit check) in tearDownClass."""
 
 import itertools
+import json
 import os
 import re
+import socket
 import sys
 import unittest
 import uuid
@@ -89,3 +91,45 @@ class StackTestCase(unittest.TestCase):
 
 def env_flag(name):
     return os.environ.get(name, "") not in ("", "0", "no", "false")
+
+
+def raw_request(port, method, path, body, headers=None, timeout=30):
+    """Send a request with a Content-Length body on a raw socket and return
+    (status, headers text, parsed JSON body or None). The server may answer
+    and close before reading all of a large body, so send errors are
+    tolerated."""
+    hdrs = {"Host": "127.0.0.1", "Content-Type": "application/json",
+            "Content-Length": str(len(body)), "Connection": "close"}
+    hdrs.update(headers or {})
+    head = "%s %s HTTP/1.1\r\n%s\r\n" % (
+        method, path, "".join("%s: %s\r\n" % kv for kv in hdrs.items()))
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    data = b""
+    try:
+        try:
+            s.sendall(head.encode())
+            view = memoryview(body)
+            for off in range(0, len(body), 65536):
+                s.sendall(view[off:off + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if not head:
+        raise AssertionError("no HTTP reply to %s %s with a %d-byte body"
+                             % (method, path, len(body)))
+    status = int(head.split(b" ", 2)[1])
+    try:
+        doc = json.loads(rest.decode()) if rest else None
+    except ValueError:
+        doc = None
+    return status, head.decode("latin-1"), doc

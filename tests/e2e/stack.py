@@ -21,6 +21,12 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# Secrets every stack gets unless a test's env overrides them: the
+# coordinator needs ENCRYPTION_KEY (64 hex characters), the cron routes
+# CRON_SECRET. Test values, never used anywhere else.
+TEST_ENCRYPTION_KEY = "5e" * 32
+TEST_CRON_SECRET = "e2e-cron-secret-" + "c0" * 16
+
 # Under the sanitizer build everything is several times slower.
 START_TIMEOUT = float(os.environ.get("E2E_START_TIMEOUT", "60"))
 STOP_TIMEOUT = float(os.environ.get("E2E_STOP_TIMEOUT", "30"))
@@ -164,7 +170,9 @@ class Service:
 class Stack:
     """redis + progress + coordinator + gateway on private ports.
 
-    env: extra settings for both services (API_TOKEN, PROGRESS_LOG_CAP, ...).
+    env: extra settings for every service (API_TOKEN, PROGRESS_LOG_CAP, ...).
+    By default the schedule of email syncs moves only when a test ticks it
+    (SCHED_AUTO_TICK=false) and the test secrets above are set.
     Use as a context manager or call start()/stop(); stop() raises if a
     service did not exit 0 on SIGTERM (under ASan a leak report makes the
     exit code non-zero, so this also checks for leaks).
@@ -184,13 +192,15 @@ class Stack:
         self.coordinator = None
         self.gateway = None
         self.token = self.extra_env.get("API_TOKEN")
+        self.cron_secret = self.extra_env.get("CRON_SECRET", TEST_CRON_SECRET) or None
 
     # -- environment -------------------------------------------------------
     def service_env(self):
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("API_", "GATEWAY_", "PROGRESS_", "REDIS_", "KV_", "RPC_",
                                      "SSE_", "LOG_LEVEL", "COORDINATOR_", "CLAIM_",
-                                     "RESERVE_"))}
+                                     "RESERVE_", "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_",
+                                     "EMAIL_"))}
         env.update({
             "REDIS_URL": self.redis.url,
             "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % self.rpc_port,
@@ -199,6 +209,12 @@ class Stack:
             "COORDINATOR_EVENTS_URL": "tcp://127.0.0.1:%d" % self.coord_events_port,
             "GATEWAY_LISTEN": "127.0.0.1:%d" % self.http_port,
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "info"),
+            "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+            "CRON_SECRET": TEST_CRON_SECRET,
+            "CRON_LOOPBACK_ONLY": "false",
+            "SCHED_AUTO_TICK": "false",
+            "SYNC_INTERVAL_MINUTES": "15",
+            "EMAIL_SYNC_BATCH_SIZE": "5",
         })
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -383,6 +399,12 @@ class Client:
 
     def put(self, path, body=None, **kw):
         return self.request("PUT", path, body=body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
 
 
 class SSEReader:
