@@ -10,13 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/msg.h"
 #include "shared/util.h"
-
-#define RPC_POLL_MS 200 /* how often an idle worker looks at the stop flag */
 
 /* ---- server ------------------------------------------------------------ */
 
@@ -28,6 +27,7 @@ typedef struct rpc_worker {
     void *state;
     pthread_t thread;
     int started;
+    int exited; /* atomic */
     int idx;
 } rpc_worker;
 
@@ -95,12 +95,14 @@ static void *rpc_worker_main(void *arg)
     rpc_worker *w = arg;
     sh_buf out;
     sh_buf_init(&out);
+    /* No timeouts on these aios: every timeout set is work for nng's
+     * expiry thread, which showed as a third of the service's CPU. A stop
+     * cancels the wait instead (sh_rpc_server_free). */
     while (!__atomic_load_n(&w->srv->stopping, __ATOMIC_ACQUIRE)) {
-        nng_aio_set_timeout(w->aio, RPC_POLL_MS);
         nng_ctx_recv(w->ctx, w->aio);
         nng_aio_wait(w->aio);
         int rv = nng_aio_result(w->aio);
-        if (rv == NNG_ETIMEDOUT)
+        if (rv == NNG_ECANCELED || rv == NNG_ETIMEDOUT)
             continue;
         if (rv == NNG_ECLOSED)
             break;
@@ -120,13 +122,13 @@ static void *rpc_worker_main(void *arg)
          * request: one wake-up per request instead of two. */
         nng_aio_wait(w->send_aio);
         nng_aio_set_msg(w->send_aio, msg);
-        nng_aio_set_timeout(w->send_aio, 5000);
         nng_ctx_send(w->ctx, w->send_aio);
         if (out.cap > 1024 * 1024)
             sh_buf_fini(&out); /* do not keep a large reply's buffer forever */
     }
     nng_aio_wait(w->send_aio);
     sh_buf_fini(&out);
+    __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -200,9 +202,20 @@ void sh_rpc_server_free(sh_rpc_server *s)
     if (!s)
         return;
     __atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < s->nworkers; i++)
-        if (s->workers[i].started)
-            pthread_join(s->workers[i].thread, NULL);
+    /* An idle worker waits in a receive: cancel it until the worker has
+     * seen the stop flag (a worker busy with a request finishes and answers
+     * it first). */
+    for (int i = 0; i < s->nworkers; i++) {
+        rpc_worker *w = &s->workers[i];
+        if (!w->started)
+            continue;
+        while (!__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE)) {
+            nng_aio_cancel(w->aio);
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+        pthread_join(w->thread, NULL);
+    }
     if (s->sock_open)
         nng_close(s->sock);
     for (int i = 0; i < s->nworkers; i++) {
