@@ -1,0 +1,24 @@
+/* env.h - the sync-worker's settings, loaded once at start-up and read-only
+ * afterwards. */
+#ifndef SYNC_ENV_H
+#define SYNC_ENV_H
+
+#include <stddef.h>
+
+#include "shared/secret.h"
+
+typedef struct sync_env {
+    const sh_key *keys[2]; /* ENCRYPTION_KEY, then ENCRYPTION_KEY_PREVIOUS if set */
+    size_t nkeys;
+    const char *coordinator_rpc;
+    const char *coordinator_events;
+    const char *progress_rpc;
+    const char *ca_file; /* NULL or "" for the system store */
+    int concurrency;
+    int connect_timeout_s;
+    int command_timeout_s;
+    int fetch_batch;
+    int renew_s; /* seconds between two lease renewals */
+} sync_env;
+
+#endif

@@ -1,0 +1,119 @@
+/* handlers.c - argument decoding of each RPC operation; the work is done by
+ * mailstore.c. */
+#include "handlers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailstore.h"
+#include "shared/keys.h"
+#include "shared/service.h"
+
+#define HANDLER_LIMIT_DEFAULT 50
+#define HANDLER_LIMIT_MAX     500
+#define HANDLER_FOLDER_MAX    200
+
+static int handler_args(const sh_val *args, const char **acct, const char **folder, sh_error *err)
+{
+    if (sh_val_type_of(args) != SH_VAL_MAP)
+        return sh_error_set(err, SH_EINVAL, "arguments must be a map");
+    size_t len;
+    const char *id = sh_val_get_str(args, "accountId", &len);
+    if (!id || !sh_id_valid(id, len))
+        return sh_error_set(err, SH_EINVAL,
+                            "accountId is required and must match [A-Za-z0-9._:-]{1,128}");
+    *acct = id;
+    const sh_val *f = sh_val_get(args, "folder");
+    if (!f || sh_val_type_of(f) == SH_VAL_NIL) {
+        *folder = "INBOX";
+        return SH_OK;
+    }
+    const char *name = sh_val_str(f, &len);
+    if (sh_val_type_of(f) != SH_VAL_STR || len == 0 || len > HANDLER_FOLDER_MAX ||
+        strlen(name) != len)
+        return sh_error_set(err, SH_EINVAL, "folder must be a name of 1..200 bytes");
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return sh_error_set(err, SH_EINVAL, "folder contains a control character");
+    *folder = name;
+    return SH_OK;
+}
+
+/* handler_number reads an integer argument given as a number or a string of
+ * digits (query strings reach us as text); absent leaves *out. */
+static int handler_number(const sh_val *args, const char *name, long long min, long long max,
+                          long long *out, sh_error *err)
+{
+    const sh_val *v = sh_val_get(args, name);
+    if (!v || sh_val_type_of(v) == SH_VAL_NIL)
+        return SH_OK;
+    long long n;
+    if (sh_val_type_of(v) == SH_VAL_INT) {
+        n = sh_val_int(v);
+    } else if (sh_val_type_of(v) == SH_VAL_STR) {
+        size_t len;
+        const char *s = sh_val_str(v, &len);
+        if (len == 0) /* an empty cursor means the first page */
+            return SH_OK;
+        char *end;
+        if (len > 19 || s[0] < '0' || s[0] > '9')
+            return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
+        n = strtoll(s, &end, 10);
+        if (*end)
+            return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
+    } else {
+        return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
+    }
+    if (n < min || n > max)
+        return sh_error_set(err, SH_EINVAL, "%s must be %lld..%lld", name, min, max);
+    *out = n;
+    return SH_OK;
+}
+
+static int h_ping(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    int rc = sh_store_ping(w->store, err);
+    if (rc)
+        return rc;
+    sh_val *m = sh_val_new_map();
+    if (!m || sh_val_set_cstr(m, "redis", sh_val_new_cstr("ok"))) {
+        sh_val_free(m);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *result = m;
+    return SH_OK;
+}
+
+static int h_messages_list(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    const char *acct, *folder;
+    long long limit = HANDLER_LIMIT_DEFAULT, cursor = 0;
+    int rc = handler_args(args, &acct, &folder, err);
+    if (!rc)
+        rc = handler_number(args, "limit", 1, HANDLER_LIMIT_MAX, &limit, err);
+    if (!rc)
+        rc = handler_number(args, "cursor", 0, UINT32_MAX, &cursor, err);
+    return rc ? rc : sync_mail_list(w->store, acct, folder, limit, cursor, result, err);
+}
+
+static int h_messages_get(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    const char *acct, *folder;
+    long long uid = -1;
+    int rc = handler_args(args, &acct, &folder, err);
+    if (!rc)
+        rc = handler_number(args, "uid", 1, UINT32_MAX, &uid, err);
+    if (!rc && uid < 0)
+        rc = sh_error_set(err, SH_EINVAL, "uid is required");
+    return rc ? rc : sync_mail_get(w->store, acct, folder, uid, result, err);
+}
+
+const sh_rpc_op sync_ops[] = {
+    {"ping", h_ping},
+    {"messages.list", h_messages_list},
+    {"messages.get", h_messages_get},
+    {NULL, NULL},
+};

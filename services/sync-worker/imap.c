@@ -1,0 +1,552 @@
+/* imap.c - the IMAP session of a sync thread, on libetpan (the only file
+ * that includes it). libetpan's codes are translated here, with the
+ * server's own words kept in the error message; libetpan accepts any TLS
+ * certificate, so the chain is checked by tls_verify.c after the handshake. */
+#include "imap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libetpan/libetpan.h>
+
+#include "shared/buf.h"
+#include "shared/util.h"
+#include "tls_verify.h"
+
+struct sync_imap {
+    mailimap *m;
+    const char *host;
+    bool logged_in;
+    bool condstore;
+};
+
+/* The largest field kept from an envelope; longer ones are cut. */
+#define IMAP_FIELD_MAX 4096
+
+/* imap_utf8 appends s (len bytes) to out as valid UTF-8: control bytes
+ * become spaces and invalid sequences '?'. */
+static int imap_utf8(sh_buf *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    if (len > IMAP_FIELD_MAX)
+        len = IMAP_FIELD_MAX;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t need = c < 0x80             ? 0
+                      : (c & 0xE0) == 0xC0 ? 1
+                      : (c & 0xF0) == 0xE0 ? 2
+                      : (c & 0xF8) == 0xF0 ? 3
+                                           : 9;
+        if (need == 0) {
+            char ch = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+            if (sh_buf_append(out, &ch, 1))
+                return SH_ENOMEM;
+            i++;
+            continue;
+        }
+        bool ok = need <= 3 && i + need < len;
+        for (size_t k = 1; ok && k <= need; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                ok = false;
+        if (ok && need == 1 && c < 0xC2)
+            ok = false;
+        if (ok && need == 3 && c > 0xF4)
+            ok = false;
+        if (!ok) {
+            if (sh_buf_append(out, "?", 1))
+                return SH_ENOMEM;
+            i++;
+            continue;
+        }
+        if (sh_buf_append(out, p + i, need + 1))
+            return SH_ENOMEM;
+        i += need + 1;
+    }
+    return SH_OK;
+}
+
+/* imap_text appends a header text (possibly with MIME encoded words),
+ * decoded to UTF-8. */
+static int imap_text(sh_buf *out, const char *s)
+{
+    if (!s)
+        return SH_OK;
+    size_t len = strlen(s), idx = 0;
+    char *dec = NULL;
+    if (len <= IMAP_FIELD_MAX &&
+        mailmime_encoded_phrase_parse("utf-8", s, len, &idx, "utf-8", &dec) == MAILIMF_NO_ERROR &&
+        dec) {
+        int rc = imap_utf8(out, dec, strlen(dec));
+        free(dec);
+        return rc;
+    }
+    free(dec);
+    return imap_utf8(out, s, len);
+}
+
+/* imap_addresses appends "Name <box@host>, ..." for an address list. */
+static int imap_addresses(sh_buf *out, clist *list)
+{
+    if (!list)
+        return SH_OK;
+    bool first = true;
+    for (clistiter *it = clist_begin(list); it; it = clist_next(it)) {
+        struct mailimap_address *a = clist_content(it);
+        if (!a || !a->ad_mailbox_name || !a->ad_host_name)
+            continue; /* group syntax markers */
+        int rc = first ? SH_OK : sh_buf_puts(out, ", ");
+        first = false;
+        if (!rc && a->ad_personal_name && a->ad_personal_name[0]) {
+            rc = imap_text(out, a->ad_personal_name);
+            rc = rc ? rc : sh_buf_puts(out, " <");
+        }
+        if (!rc)
+            rc = imap_utf8(out, a->ad_mailbox_name, strlen(a->ad_mailbox_name));
+        if (!rc)
+            rc = sh_buf_puts(out, "@");
+        if (!rc)
+            rc = imap_utf8(out, a->ad_host_name, strlen(a->ad_host_name));
+        if (!rc && a->ad_personal_name && a->ad_personal_name[0])
+            rc = sh_buf_puts(out, ">");
+        if (rc)
+            return rc;
+        if (out->len > IMAP_FIELD_MAX)
+            break;
+    }
+    return SH_OK;
+}
+
+static int imap_error(sync_imap *s, int r, const char *what, sh_error *err)
+{
+    const char *said = s && s->m && s->m->imap_response ? s->m->imap_response : "";
+    switch (r) {
+    case MAILIMAP_ERROR_STREAM:
+    case MAILIMAP_ERROR_CONNECTION_REFUSED:
+        return sh_error_set(err, SH_EUNAVAIL, "IMAP %s: connection lost or timed out", what);
+    case MAILIMAP_ERROR_PARSE:
+        return sh_error_set(err, SH_EPROTO, "IMAP %s: malformed server reply", what);
+    case MAILIMAP_ERROR_MEMORY:
+        return sh_error_set(err, SH_ENOMEM, "IMAP %s: out of memory", what);
+    case MAILIMAP_ERROR_LOGIN:
+        return sh_error_set(err, SYNC_EAUTH, "IMAP login refused: %.200s", said);
+    default:
+        return sh_error_set(err, SH_EPROTO, "IMAP %s failed (code %d): %.200s", what, r, said);
+    }
+}
+
+/* imap_check_cert verifies the TLS peer of the session. */
+static int imap_check_cert(sync_imap *s, const sync_imap_opts *o, sh_error *err)
+{
+    carray *chain = mailstream_get_certificate_chain(s->m->imap_stream);
+    size_t n = chain ? carray_count(chain) : 0;
+    sync_der *ders = calloc(n ? n : 1, sizeof *ders);
+    int rc;
+    if (!ders) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            MMAPString *str = carray_get(chain, (unsigned)i);
+            ders[i].data = (const unsigned char *)str->str;
+            ders[i].len = str->len;
+        }
+        rc = sync_tls_verify(ders, n, o->host, o->ca_file, err);
+    }
+    free(ders);
+    for (size_t i = 0; i < n; i++)
+        mmap_string_free(carray_get(chain, (unsigned)i));
+    if (chain)
+        carray_free(chain);
+    return rc;
+}
+
+int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
+{
+    *out = NULL;
+    if (o->port < 1 || o->port > 65535)
+        return sh_error_set(err, SH_EINVAL, "invalid IMAP port %d", o->port);
+    sync_imap *s = calloc(1, sizeof *s);
+    if (!s || !(s->m = mailimap_new(0, NULL))) {
+        free(s);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    s->host = o->host;
+    mailimap_set_timeout(s->m, o->connect_timeout_s);
+    int r, rc = SH_OK;
+    if (o->security == SYNC_SEC_TLS)
+        r = mailimap_ssl_connect(s->m, o->host, (uint16_t)o->port);
+    else
+        r = mailimap_socket_connect(s->m, o->host, (uint16_t)o->port);
+    if (r != MAILIMAP_NO_ERROR_AUTHENTICATED && r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+        rc = sh_error_set(err, SH_EUNAVAIL, "cannot connect to %s:%d%s (code %d)", o->host, o->port,
+                          o->security == SYNC_SEC_TLS ? " with TLS" : "", r);
+        goto fail;
+    }
+    if (o->security == SYNC_SEC_STARTTLS) {
+        r = mailimap_socket_starttls(s->m);
+        if (r != MAILIMAP_NO_ERROR) {
+            rc = sh_error_set(err, SH_EUNAVAIL, "STARTTLS with %s:%d failed (code %d)", o->host,
+                              o->port, r);
+            goto fail;
+        }
+    }
+    if (o->security != SYNC_SEC_NONE && o->tls_verify) {
+        rc = imap_check_cert(s, o, err);
+        if (rc)
+            goto fail;
+    }
+    mailimap_set_timeout(s->m, o->command_timeout_s);
+    if (s->m->imap_stream)
+        mailstream_low_set_timeout(mailstream_get_low(s->m->imap_stream), o->command_timeout_s);
+    *out = s;
+    return SH_OK;
+fail:
+    sync_imap_free(s);
+    return rc;
+}
+
+void sync_imap_free(sync_imap *s)
+{
+    if (!s)
+        return;
+    if (s->m) {
+        if (s->logged_in && s->m->imap_stream)
+            mailimap_logout(s->m);
+        mailimap_free(s->m);
+    }
+    free(s);
+}
+
+int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_error *err)
+{
+    int r = mailimap_login(s->m, user, password);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_error(s, r == MAILIMAP_ERROR_STREAM ? r : MAILIMAP_ERROR_LOGIN, "LOGIN", err);
+    s->logged_in = true;
+    struct mailimap_capability_data *caps = NULL;
+    r = mailimap_capability(s->m, &caps);
+    if (caps)
+        mailimap_capability_data_free(caps);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_error(s, r, "CAPABILITY", err);
+    s->condstore = mailimap_has_condstore(s->m) != 0;
+    return SH_OK;
+}
+
+bool sync_imap_has_condstore(const sync_imap *s)
+{
+    return s->condstore;
+}
+
+int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, sh_error *err)
+{
+    memset(info, 0, sizeof *info);
+    uint64_t modseq = 0;
+    int r = s->condstore ? mailimap_select_condstore(s->m, folder, &modseq)
+                         : mailimap_select(s->m, folder);
+    if (r != MAILIMAP_NO_ERROR) {
+        imap_error(s, r, "SELECT", err);
+        if (err)
+            snprintf(err->msg, sizeof err->msg, "IMAP SELECT %.100s failed: %.120s", folder,
+                     s->m->imap_response ? s->m->imap_response : "no reply");
+        return err ? err->code : SH_EPROTO;
+    }
+    struct mailimap_selection_info *sel = s->m->imap_selection_info;
+    if (!sel || sel->sel_uidvalidity == 0)
+        return sh_error_set(err, SH_EPROTO, "IMAP SELECT %.100s: no UIDVALIDITY in the reply",
+                            folder);
+    info->uidvalidity = sel->sel_uidvalidity;
+    info->uidnext = sel->sel_uidnext;
+    info->exists = sel->sel_exists;
+    info->highestmodseq = modseq;
+    return SH_OK;
+}
+
+static int imap_uid_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int sync_imap_search_all(sync_imap *s, uint32_t **uids, size_t *n, sh_error *err)
+{
+    *uids = NULL;
+    *n = 0;
+    struct mailimap_search_key *key = mailimap_search_key_new_all();
+    clist *res = NULL;
+    if (!key)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    int r = mailimap_uid_search(s->m, NULL, key, &res);
+    mailimap_search_key_free(key);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_error(s, r, "UID SEARCH", err);
+    size_t count = res ? (size_t)clist_count(res) : 0;
+    uint32_t *v = malloc((count ? count : 1) * sizeof *v);
+    if (!v) {
+        mailimap_search_result_free(res);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
+        uint32_t *u = clist_content(it);
+        if (u && *u)
+            v[k++] = *u;
+    }
+    mailimap_search_result_free(res);
+    qsort(v, k, sizeof *v, imap_uid_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++)
+        if (w == 0 || v[w - 1] != v[i])
+            v[w++] = v[i];
+    *uids = v;
+    *n = w;
+    return SH_OK;
+}
+
+static void imap_iso(const struct mailimap_date_time *d, char out[SH_ISO_LEN])
+{
+    struct tm tm = {0};
+    tm.tm_year = d->dt_year - 1900;
+    tm.tm_mon = d->dt_month - 1;
+    tm.tm_mday = d->dt_day;
+    tm.tm_hour = d->dt_hour;
+    tm.tm_min = d->dt_min;
+    tm.tm_sec = d->dt_sec;
+    int zone = d->dt_zone, sign = zone < 0 ? -1 : 1;
+    zone *= sign;
+    long offset = sign * ((zone / 100) * 60 + zone % 100) * 60L;
+    time_t t = timegm(&tm) - offset;
+    sh_iso8601((int64_t)t * 1000, out);
+}
+
+static int imap_flags(sh_buf *out, struct mailimap_msg_att_dynamic *dyn)
+{
+    if (!dyn || !dyn->att_list)
+        return SH_OK;
+    for (clistiter *it = clist_begin(dyn->att_list); it; it = clist_next(it)) {
+        struct mailimap_flag_fetch *ff = clist_content(it);
+        const char *name = NULL;
+        if (!ff)
+            continue;
+        if (ff->fl_type == MAILIMAP_FLAG_FETCH_RECENT) {
+            name = "\\Recent";
+        } else if (ff->fl_flag) {
+            switch (ff->fl_flag->fl_type) {
+            case MAILIMAP_FLAG_ANSWERED:
+                name = "\\Answered";
+                break;
+            case MAILIMAP_FLAG_FLAGGED:
+                name = "\\Flagged";
+                break;
+            case MAILIMAP_FLAG_DELETED:
+                name = "\\Deleted";
+                break;
+            case MAILIMAP_FLAG_SEEN:
+                name = "\\Seen";
+                break;
+            case MAILIMAP_FLAG_DRAFT:
+                name = "\\Draft";
+                break;
+            case MAILIMAP_FLAG_KEYWORD:
+                name = ff->fl_flag->fl_data.fl_keyword;
+                break;
+            case MAILIMAP_FLAG_EXTENSION:
+                name = ff->fl_flag->fl_data.fl_extension;
+                break;
+            default:
+                break;
+            }
+        }
+        /* \Recent is session state, not a stored flag. */
+        if (!name || strcmp(name, "\\Recent") == 0)
+            continue;
+        if ((out->len && sh_buf_puts(out, " ")) || imap_utf8(out, name, strlen(name)))
+            return SH_ENOMEM;
+        if (out->len > IMAP_FIELD_MAX)
+            break;
+    }
+    return SH_OK;
+}
+
+/* The text fields of one message being decoded. */
+typedef struct imap_fields {
+    sh_buf flags, subject, from, to, cc, date, message_id;
+} imap_fields;
+
+static void imap_fields_reset(imap_fields *f, bool fini)
+{
+    sh_buf *all[] = {&f->flags, &f->subject, &f->from, &f->to, &f->cc, &f->date, &f->message_id};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        if (fini)
+            sh_buf_fini(all[i]);
+        else
+            sh_buf_reset(all[i]);
+    }
+}
+
+static const char *imap_str(const sh_buf *b)
+{
+    return b->data ? b->data : "";
+}
+
+/* imap_decode turns one msg_att into a sync_msg and hands it to cb. */
+static int imap_decode(struct mailimap_msg_att *att, bool full, imap_fields *f, sync_msg_fn cb,
+                       void *arg, sh_error *err)
+{
+    sync_msg m;
+    memset(&m, 0, sizeof m);
+    char iso[SH_ISO_LEN] = "";
+    bool has_flags = false, has_env = false, has_size = false, has_date = false;
+    imap_fields_reset(f, false);
+    int rc = SH_OK;
+    for (clistiter *it = att->att_list ? clist_begin(att->att_list) : NULL; it && !rc;
+         it = clist_next(it)) {
+        struct mailimap_msg_att_item *item = clist_content(it);
+        if (!item)
+            continue;
+        if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+            has_flags = true;
+            rc = imap_flags(&f->flags, item->att_data.att_dyn);
+            continue;
+        }
+        if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC || !item->att_data.att_static)
+            continue;
+        struct mailimap_msg_att_static *st = item->att_data.att_static;
+        switch (st->att_type) {
+        case MAILIMAP_MSG_ATT_UID:
+            m.uid = st->att_data.att_uid;
+            break;
+        case MAILIMAP_MSG_ATT_RFC822_SIZE:
+            m.size = st->att_data.att_rfc822_size;
+            has_size = true;
+            break;
+        case MAILIMAP_MSG_ATT_INTERNALDATE:
+            if (st->att_data.att_internal_date) {
+                imap_iso(st->att_data.att_internal_date, iso);
+                has_date = true;
+            }
+            break;
+        case MAILIMAP_MSG_ATT_ENVELOPE: {
+            struct mailimap_envelope *e = st->att_data.att_env;
+            if (!e)
+                break;
+            has_env = true;
+            rc = imap_text(&f->subject, e->env_subject);
+            if (!rc && e->env_from)
+                rc = imap_addresses(&f->from, e->env_from->frm_list);
+            if (!rc && e->env_to)
+                rc = imap_addresses(&f->to, e->env_to->to_list);
+            if (!rc && e->env_cc)
+                rc = imap_addresses(&f->cc, e->env_cc->cc_list);
+            if (!rc && e->env_date)
+                rc = imap_utf8(&f->date, e->env_date, strlen(e->env_date));
+            if (!rc && e->env_message_id)
+                rc = imap_utf8(&f->message_id, e->env_message_id, strlen(e->env_message_id));
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (rc)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    if (m.uid == 0 || !has_flags || (full && (!has_env || !has_size || !has_date)))
+        return sh_error_set(err, SH_EPROTO,
+                            "IMAP FETCH: the server's reply for message %u lacks %s",
+                            att->att_number,
+                            m.uid == 0   ? "its UID"
+                            : !has_flags ? "FLAGS"
+                                         : "a requested field");
+    m.flags = imap_str(&f->flags);
+    m.internal_date = iso;
+    m.subject = imap_str(&f->subject);
+    m.from = imap_str(&f->from);
+    m.to = imap_str(&f->to);
+    m.cc = imap_str(&f->cc);
+    m.date = imap_str(&f->date);
+    m.message_id = imap_str(&f->message_id);
+    rc = cb(arg, &m);
+    if (rc && err && err->code == SH_OK)
+        sh_error_set(err, rc, "storing message %u failed", m.uid);
+    return rc;
+}
+
+/* imap_set builds a UID set of runs of consecutive UIDs (uids sorted or
+ * not: runs are only merged when adjacent in the array). */
+static struct mailimap_set *imap_set(const uint32_t *uids, size_t n)
+{
+    if (!uids)
+        return mailimap_set_new_interval(1, 0);
+    struct mailimap_set *set = mailimap_set_new_empty();
+    size_t i = 0;
+    while (set && i < n) {
+        size_t j = i;
+        while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+            j++;
+        if (mailimap_set_add_interval(set, uids[i], uids[j]) != MAILIMAP_NO_ERROR) {
+            mailimap_set_free(set);
+            return NULL;
+        }
+        i = j + 1;
+    }
+    return set;
+}
+
+int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
+                    sync_msg_fn cb, void *arg, sh_error *err)
+{
+    if (uids && n == 0)
+        return SH_OK;
+    struct mailimap_set *set = imap_set(uids, n);
+    struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+    int rc = SH_OK;
+    if (!set || !ft) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto done;
+    }
+    struct mailimap_fetch_att *atts[5] = {mailimap_fetch_att_new_uid(),
+                                          mailimap_fetch_att_new_flags(), NULL, NULL, NULL};
+    if (full) {
+        atts[2] = mailimap_fetch_att_new_rfc822_size();
+        atts[3] = mailimap_fetch_att_new_internaldate();
+        atts[4] = mailimap_fetch_att_new_envelope();
+    }
+    for (size_t i = 0; i < 5; i++) {
+        if (i >= 2 && !full)
+            break;
+        if (!atts[i] || mailimap_fetch_type_new_fetch_att_list_add(ft, atts[i]) != 0) {
+            if (atts[i])
+                mailimap_fetch_att_free(atts[i]);
+            for (size_t k = i + 1; k < 5; k++)
+                if (atts[k])
+                    mailimap_fetch_att_free(atts[k]);
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    clist *res = NULL;
+    int r = changedsince ? mailimap_uid_fetch_changedsince(s->m, set, ft, changedsince, &res)
+                         : mailimap_uid_fetch(s->m, set, ft, &res);
+    if (r != MAILIMAP_NO_ERROR) {
+        rc = imap_error(s, r, "UID FETCH", err);
+        goto done;
+    }
+    imap_fields f;
+    memset(&f, 0, sizeof f);
+    for (clistiter *it = res ? clist_begin(res) : NULL; it && !rc; it = clist_next(it)) {
+        struct mailimap_msg_att *att = clist_content(it);
+        if (att)
+            rc = imap_decode(att, full, &f, cb, arg, err);
+    }
+    imap_fields_reset(&f, true);
+    if (res)
+        mailimap_fetch_list_free(res);
+done:
+    if (ft)
+        mailimap_fetch_type_free(ft);
+    if (set)
+        mailimap_set_free(set);
+    return rc;
+}

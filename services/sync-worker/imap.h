@@ -1,0 +1,87 @@
+/* imap.h - one IMAP session (connect, TLS check, login, select, search,
+ * fetch), the only interface to libetpan. A session is used by one thread.
+ *
+ * Every function returns SH_OK or an error code with err naming what went
+ * wrong in words fit for an account's error message: SYNC_EAUTH when the
+ * server refused the login, SH_EUNAVAIL for connection failures and
+ * timeouts, SH_EPROTO for replies that cannot be parsed or lack a field
+ * that was asked for, SH_EINVAL for a refused TLS certificate. */
+#ifndef SYNC_IMAP_H
+#define SYNC_IMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/err.h"
+
+/* The server refused the credentials (a NO or BAD answer to LOGIN). */
+#define SYNC_EAUTH (-100)
+
+typedef enum sync_security {
+    SYNC_SEC_NONE,
+    SYNC_SEC_TLS,
+    SYNC_SEC_STARTTLS,
+} sync_security;
+
+typedef struct sync_imap_opts {
+    const char *host;
+    int port;
+    sync_security security;
+    bool tls_verify;     /* check the certificate chain and host name */
+    const char *ca_file; /* CA bundle, or NULL for the system store */
+    int connect_timeout_s;
+    int command_timeout_s;
+} sync_imap_opts;
+
+typedef struct sync_folder_info {
+    uint32_t uidvalidity;
+    uint32_t uidnext; /* 0 when the server did not say */
+    uint32_t exists;
+    uint64_t highestmodseq; /* 0 without CONDSTORE */
+} sync_folder_info;
+
+/* One fetched message. Every string is NUL-terminated valid UTF-8 (bad
+ * bytes replaced), "" when absent, and borrowed for the callback only.
+ * flags is space-separated ("\\Seen \\Flagged"). Summary fields are set
+ * only by a full fetch. */
+typedef struct sync_msg {
+    uint32_t uid;
+    const char *flags;
+    uint32_t size;
+    const char *internal_date; /* ISO 8601 UTC */
+    const char *subject, *from, *to, *cc, *date, *message_id;
+} sync_msg;
+
+/* A callback returning non-zero stops the fetch with that code. */
+typedef int (*sync_msg_fn)(void *arg, const sync_msg *m);
+
+typedef struct sync_imap sync_imap;
+
+/* sync_imap_open connects (with the connect timeout), sets up TLS as the
+ * security mode says, verifies the certificate unless tls_verify is false,
+ * and switches to the command timeout. *out is freed with sync_imap_free. */
+int sync_imap_open(const sync_imap_opts *opts, sync_imap **out, sh_error *err);
+/* sync_imap_free logs out when logged in and frees the session. */
+void sync_imap_free(sync_imap *s);
+
+int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_error *err);
+/* sync_imap_has_condstore reports whether the server advertises CONDSTORE. */
+bool sync_imap_has_condstore(const sync_imap *s);
+
+/* sync_imap_select selects folder read-only-neutrally (SELECT, with
+ * CONDSTORE when advertised) and fills info. */
+int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, sh_error *err);
+
+/* sync_imap_search_all returns every UID of the selected folder, ascending,
+ * in *uids (caller frees) and their number in *n. */
+int sync_imap_search_all(sync_imap *s, uint32_t **uids, size_t *n, sh_error *err);
+
+/* sync_imap_fetch fetches the n UIDs of uids (any order; n > 0), or 1:* when
+ * uids is NULL. full asks for UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE,
+ * otherwise UID FLAGS; changedsince > 0 adds CHANGEDSINCE. cb runs once per
+ * message. */
+int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
+                    sync_msg_fn cb, void *arg, sh_error *err);
+
+#endif

@@ -1,0 +1,487 @@
+/* mailstore.c - reads and writes of the synced mail in Redis (see
+ * mailstore.h); every key comes from keys.c. */
+#include "mailstore.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "shared/util.h"
+
+/* Commands sent per pipeline when deleting or reading many messages. */
+#define MAIL_CHUNK 500
+
+static int mail_key_err(sh_error *err)
+{
+    return sh_error_set(err, SH_EINVAL, "account id or folder name too long for a key");
+}
+
+static long long mail_ll(const sh_reply *r)
+{
+    size_t len;
+    const char *s = r ? sh_reply_string(r, &len) : NULL;
+    if (!s || sh_reply_kind(r) != SH_REPLY_STRING)
+        return 0;
+    char buf[32];
+    if (len >= sizeof buf)
+        return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return strtoll(buf, NULL, 10);
+}
+
+int sync_mail_state_get(sh_store *st, const char *acct, const char *folder, sync_folder_state *out,
+                        sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char key[SYNC_KEY_MAX];
+    if (sync_key_state(key, sizeof key, acct, folder) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("HMGET");
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, "uidvalidity");
+    sh_cmd_str(c, "uidnext");
+    sh_cmd_str(c, "highestmodseq");
+    sh_cmd_str(c, "lastFullCheck");
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    if (rc)
+        return rc;
+    if (sh_reply_kind(r) == SH_REPLY_ARRAY && sh_reply_count(r) == 4) {
+        out->uidvalidity = (uint32_t)mail_ll(sh_reply_elem(r, 0));
+        out->uidnext = (uint32_t)mail_ll(sh_reply_elem(r, 1));
+        out->highestmodseq = (uint64_t)mail_ll(sh_reply_elem(r, 2));
+        out->last_full_check = mail_ll(sh_reply_elem(r, 3));
+    }
+    sh_reply_free(r);
+    return SH_OK;
+}
+
+int sync_mail_state_set(sh_store *st, const char *acct, const char *folder,
+                        const sync_folder_state *s, sh_error *err)
+{
+    char key[SYNC_KEY_MAX];
+    if (sync_key_state(key, sizeof key, acct, folder) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("HSET");
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, "uidvalidity");
+    sh_cmd_int(c, s->uidvalidity);
+    sh_cmd_str(c, "uidnext");
+    sh_cmd_int(c, s->uidnext);
+    sh_cmd_str(c, "highestmodseq");
+    sh_cmd_fmt(c, "%llu", (unsigned long long)s->highestmodseq);
+    sh_cmd_str(c, "lastFullCheck");
+    sh_cmd_int(c, s->last_full_check);
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    sh_reply_free(r);
+    return rc;
+}
+
+int sync_mail_put_cmds(const char *acct, const char *folder, uint32_t uidvalidity,
+                       const sync_msg *m, sh_cmd **cmds)
+{
+    char key[SYNC_KEY_MAX], idx[SYNC_KEY_MAX];
+    cmds[0] = cmds[1] = NULL;
+    if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, m->uid) < 0 ||
+        sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
+        return SH_EINVAL;
+    sh_cmd *h = sh_cmd_new("HSET"), *z = sh_cmd_new("ZADD");
+    int rc = h && z ? SH_OK : SH_ENOMEM;
+    const struct {
+        const char *name, *value;
+    } fields[] = {
+        {"folder", folder},
+        {"subject", m->subject},
+        {"from", m->from},
+        {"to", m->to},
+        {"cc", m->cc},
+        {"date", m->date},
+        {"messageId", m->message_id},
+        {"flags", m->flags},
+        {"internalDate", m->internal_date},
+    };
+    rc = rc ? rc : sh_cmd_str(h, key);
+    rc = rc ? rc : sh_cmd_str(h, "uid");
+    rc = rc ? rc : sh_cmd_int(h, m->uid);
+    rc = rc ? rc : sh_cmd_str(h, "uidvalidity");
+    rc = rc ? rc : sh_cmd_int(h, uidvalidity);
+    rc = rc ? rc : sh_cmd_str(h, "size");
+    rc = rc ? rc : sh_cmd_int(h, m->size);
+    for (size_t i = 0; !rc && i < sizeof fields / sizeof fields[0]; i++) {
+        rc = sh_cmd_str(h, fields[i].name);
+        rc = rc ? rc : sh_cmd_str(h, fields[i].value ? fields[i].value : "");
+    }
+    rc = rc ? rc : sh_cmd_str(z, idx);
+    rc = rc ? rc : sh_cmd_int(z, m->uid);
+    rc = rc ? rc : sh_cmd_int(z, m->uid);
+    if (rc) {
+        sh_cmd_free(h);
+        sh_cmd_free(z);
+        return SH_ENOMEM;
+    }
+    cmds[0] = h;
+    cmds[1] = z;
+    return SH_OK;
+}
+
+sh_cmd *sync_mail_flags_cmd(const char *acct, const char *folder, uint32_t uidvalidity,
+                            uint32_t uid, const char *flags)
+{
+    char key[SYNC_KEY_MAX];
+    if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, uid) < 0)
+        return NULL;
+    sh_cmd *c = sh_cmd_new("HSET");
+    if (sh_cmd_str(c, key) || sh_cmd_str(c, "flags") || sh_cmd_str(c, flags)) {
+        sh_cmd_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int sync_mail_run(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err)
+{
+    if (n == 0)
+        return SH_OK;
+    sh_reply **outs = calloc(n, sizeof *outs);
+    int rc = outs ? sh_store_pipeline(st, cmds, n, outs, err)
+                  : sh_error_set(err, SH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (rc == SH_OK && outs[i] && sh_reply_kind(outs[i]) == SH_REPLY_ERROR) {
+            size_t len;
+            const char *s = sh_reply_string(outs[i], &len);
+            rc = sh_error_set(err, SH_EINTERNAL, "Redis: %.*s", (int)(len > 200 ? 200 : len), s);
+        }
+        if (outs)
+            sh_reply_free(outs[i]);
+        sh_cmd_free(cmds[i]);
+        cmds[i] = NULL;
+    }
+    free(outs);
+    return rc;
+}
+
+int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                    uint32_t **uids, size_t *n, sh_error *err)
+{
+    *uids = NULL;
+    *n = 0;
+    char idx[SYNC_KEY_MAX];
+    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("ZRANGE");
+    sh_cmd_str(c, idx);
+    sh_cmd_str(c, "0");
+    sh_cmd_str(c, "-1");
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    if (rc)
+        return rc;
+    size_t count = sh_reply_kind(r) == SH_REPLY_ARRAY ? sh_reply_count(r) : 0;
+    uint32_t *v = malloc((count ? count : 1) * sizeof *v);
+    if (!v) {
+        sh_reply_free(r);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < count; i++)
+        v[i] = (uint32_t)mail_ll(sh_reply_elem(r, i));
+    sh_reply_free(r);
+    *uids = v;
+    *n = count;
+    return SH_OK;
+}
+
+int sync_mail_flags(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                    const uint32_t *uids, size_t n, char ***flags, sh_error *err)
+{
+    *flags = calloc(n ? n : 1, sizeof **flags);
+    if (!*flags)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    sh_cmd *cmds[MAIL_CHUNK];
+    sh_reply *outs[MAIL_CHUNK];
+    for (size_t base = 0; base < n; base += MAIL_CHUNK) {
+        size_t k = n - base < MAIL_CHUNK ? n - base : MAIL_CHUNK;
+        char key[SYNC_KEY_MAX];
+        for (size_t i = 0; i < k; i++) {
+            cmds[i] = sh_cmd_new("HGET");
+            if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, uids[base + i]) < 0)
+                key[0] = '\0';
+            sh_cmd_str(cmds[i], key);
+            sh_cmd_str(cmds[i], "flags");
+        }
+        int rc = sh_store_pipeline(st, cmds, k, outs, err);
+        for (size_t i = 0; i < k; i++) {
+            sh_cmd_free(cmds[i]);
+            if (rc)
+                continue;
+            size_t len;
+            const char *s = sh_reply_string(outs[i], &len);
+            if (sh_reply_kind(outs[i]) == SH_REPLY_STRING && s)
+                (*flags)[base + i] = strndup(s, len);
+            sh_reply_free(outs[i]);
+        }
+        if (rc) {
+            sync_mail_flags_free(*flags, n);
+            *flags = NULL;
+            return rc;
+        }
+    }
+    return SH_OK;
+}
+
+void sync_mail_flags_free(char **flags, size_t n)
+{
+    if (!flags)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(flags[i]);
+    free(flags);
+}
+
+int sync_mail_remove(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                     const uint32_t *uids, size_t n, sh_error *err)
+{
+    char idx[SYNC_KEY_MAX], key[SYNC_KEY_MAX];
+    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
+        return mail_key_err(err);
+    for (size_t base = 0; base < n; base += MAIL_CHUNK) {
+        size_t k = n - base < MAIL_CHUNK ? n - base : MAIL_CHUNK;
+        sh_cmd *cmds[2] = {sh_cmd_new("UNLINK"), sh_cmd_new("ZREM")};
+        sh_cmd_str(cmds[1], idx);
+        for (size_t i = 0; i < k; i++) {
+            if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, uids[base + i]) < 0)
+                continue;
+            sh_cmd_str(cmds[0], key);
+            sh_cmd_int(cmds[1], uids[base + i]);
+        }
+        int rc = sync_mail_run(st, cmds, 2, err);
+        if (rc)
+            return rc;
+    }
+    return SH_OK;
+}
+
+int sync_mail_drop_folder(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                          sh_error *err)
+{
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    int rc = sync_mail_index(st, acct, folder, uidvalidity, &uids, &n, err);
+    if (!rc)
+        rc = sync_mail_remove(st, acct, folder, uidvalidity, uids, n, err);
+    free(uids);
+    char idx[SYNC_KEY_MAX];
+    if (!rc && sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) >= 0) {
+        sh_cmd *c = sh_cmd_new("UNLINK");
+        sh_cmd_str(c, idx);
+        sh_reply *r = NULL;
+        rc = sh_store_call(st, c, &r, err);
+        sh_reply_free(r);
+    }
+    return rc;
+}
+
+int sync_mail_drop_account(sh_store *st, const char *acct, long long *deleted, sh_error *err)
+{
+    char pattern[SYNC_KEY_MAX], cursor[32] = "0";
+    *deleted = 0;
+    if (sync_key_account_pattern(pattern, sizeof pattern, acct) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    do {
+        sh_cmd *c = sh_cmd_new("SCAN");
+        sh_cmd_str(c, cursor);
+        sh_cmd_str(c, "MATCH");
+        sh_cmd_str(c, pattern);
+        sh_cmd_str(c, "COUNT");
+        sh_cmd_int(c, 1000);
+        sh_reply *r = NULL;
+        int rc = sh_store_call(st, c, &r, err);
+        if (rc)
+            return rc;
+        if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) != 2) {
+            sh_reply_free(r);
+            return sh_error_set(err, SH_EINTERNAL, "unexpected SCAN reply");
+        }
+        size_t len;
+        const char *cur = sh_reply_string(sh_reply_elem(r, 0), &len);
+        if (!cur || len >= sizeof cursor) {
+            sh_reply_free(r);
+            return sh_error_set(err, SH_EINTERNAL, "unexpected SCAN cursor");
+        }
+        memcpy(cursor, cur, len);
+        cursor[len] = '\0';
+        const sh_reply *keys = sh_reply_elem(r, 1);
+        size_t nk = sh_reply_count(keys);
+        if (nk) {
+            sh_cmd *u = sh_cmd_new("UNLINK");
+            for (size_t i = 0; i < nk; i++) {
+                const char *k = sh_reply_string(sh_reply_elem(keys, i), &len);
+                sh_cmd_arg(u, k, len);
+            }
+            sh_reply *ur = NULL;
+            rc = sh_store_call(st, u, &ur, err);
+            if (!rc)
+                *deleted += sh_reply_integer(ur);
+            sh_reply_free(ur);
+        }
+        sh_reply_free(r);
+        if (rc)
+            return rc;
+    } while (strcmp(cursor, "0") != 0);
+    return SH_OK;
+}
+
+/* mail_view turns an HGETALL reply into the public message map. */
+static sh_val *mail_view(const sh_reply *h)
+{
+    size_t n = sh_reply_count(h);
+    if (sh_reply_kind(h) != SH_REPLY_ARRAY || n == 0)
+        return NULL;
+    sh_val *m = sh_val_new_map();
+    int rc = m ? SH_OK : SH_ENOMEM;
+    for (size_t i = 0; !rc && i + 1 < n; i += 2) {
+        size_t kl, vl;
+        const char *k = sh_reply_string(sh_reply_elem(h, i), &kl);
+        const char *v = sh_reply_string(sh_reply_elem(h, i + 1), &vl);
+        if (!k || !v)
+            continue;
+        sh_val *val;
+        if ((kl == 3 && !memcmp(k, "uid", 3)) || (kl == 4 && !memcmp(k, "size", 4)) ||
+            (kl == 11 && !memcmp(k, "uidvalidity", 11))) {
+            val = sh_val_new_int(mail_ll(sh_reply_elem(h, i + 1)));
+        } else if (kl == 5 && !memcmp(k, "flags", 5)) {
+            val = sh_val_new_array();
+            size_t s = 0;
+            while (val && s < vl) {
+                size_t e = s;
+                while (e < vl && v[e] != ' ')
+                    e++;
+                if (e > s && sh_val_push(val, sh_val_new_str(v + s, e - s))) {
+                    sh_val_free(val);
+                    val = NULL;
+                }
+                s = e + 1;
+            }
+        } else {
+            val = sh_val_new_str(v, vl);
+        }
+        rc = !val || sh_val_set(m, k, kl, val) ? SH_ENOMEM : SH_OK;
+    }
+    if (rc) {
+        sh_val_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int sync_mail_list(sh_store *st, const char *acct, const char *folder, long long limit,
+                   long long cursor, sh_val **out, sh_error *err)
+{
+    *out = NULL;
+    sync_folder_state fs;
+    int rc = sync_mail_state_get(st, acct, folder, &fs, err);
+    if (rc)
+        return rc;
+    sh_val *res = sh_val_new_map(), *arr = sh_val_new_array();
+    long long next = 0;
+    if (!res || !arr) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (fs.uidvalidity) {
+        char idx[SYNC_KEY_MAX], key[SYNC_KEY_MAX];
+        if (sync_key_index(idx, sizeof idx, acct, folder, fs.uidvalidity) < 0) {
+            rc = mail_key_err(err);
+            goto fail;
+        }
+        sh_cmd *c = sh_cmd_new("ZREVRANGEBYSCORE");
+        sh_cmd_str(c, idx);
+        if (cursor > 0)
+            sh_cmd_fmt(c, "(%lld", cursor);
+        else
+            sh_cmd_str(c, "+inf");
+        sh_cmd_str(c, "-inf");
+        sh_cmd_str(c, "LIMIT");
+        sh_cmd_str(c, "0");
+        sh_cmd_int(c, limit + 1);
+        sh_reply *r = NULL;
+        rc = sh_store_call(st, c, &r, err);
+        if (rc)
+            goto fail;
+        size_t n = sh_reply_kind(r) == SH_REPLY_ARRAY ? sh_reply_count(r) : 0;
+        size_t take = n > (size_t)limit ? (size_t)limit : n;
+        sh_cmd **cmds = calloc(take ? take : 1, sizeof *cmds);
+        sh_reply **outs = calloc(take ? take : 1, sizeof *outs);
+        if (!cmds || !outs) {
+            free(cmds);
+            free(outs);
+            sh_reply_free(r);
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < take; i++) {
+            uint32_t uid = (uint32_t)mail_ll(sh_reply_elem(r, i));
+            if (sync_key_message(key, sizeof key, acct, folder, fs.uidvalidity, uid) < 0)
+                key[0] = '\0';
+            cmds[i] = sh_cmd_new("HGETALL");
+            sh_cmd_str(cmds[i], key);
+        }
+        if (n > take && take > 0)
+            next = mail_ll(sh_reply_elem(r, take - 1));
+        sh_reply_free(r);
+        rc = take ? sh_store_pipeline(st, cmds, take, outs, err) : SH_OK;
+        for (size_t i = 0; i < take; i++) {
+            sh_cmd_free(cmds[i]);
+            if (!rc) {
+                sh_val *m = mail_view(outs[i]);
+                if (m && sh_val_push(arr, m))
+                    rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+                sh_reply_free(outs[i]);
+            }
+        }
+        free(cmds);
+        free(outs);
+        if (rc)
+            goto fail;
+    }
+    if (sh_val_set_cstr(res, "messages", arr) ||
+        sh_val_set_cstr(res, "nextCursor", next ? sh_val_new_int(next) : sh_val_new_nil())) {
+        arr = NULL;
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    *out = res;
+    return SH_OK;
+fail:
+    sh_val_free(arr);
+    sh_val_free(res);
+    return rc;
+}
+
+int sync_mail_get(sh_store *st, const char *acct, const char *folder, long long uid, sh_val **out,
+                  sh_error *err)
+{
+    *out = NULL;
+    sync_folder_state fs;
+    int rc = sync_mail_state_get(st, acct, folder, &fs, err);
+    if (rc)
+        return rc;
+    char key[SYNC_KEY_MAX];
+    if (!fs.uidvalidity)
+        return sh_error_set(err, SH_ENOTFOUND, "message not found");
+    if (sync_key_message(key, sizeof key, acct, folder, fs.uidvalidity, (uint32_t)uid) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("HGETALL");
+    sh_cmd_str(c, key);
+    sh_reply *r = NULL;
+    rc = sh_store_call(st, c, &r, err);
+    if (rc)
+        return rc;
+    sh_val *m = mail_view(r);
+    sh_reply_free(r);
+    if (!m)
+        return sh_error_set(err, SH_ENOTFOUND, "message not found");
+    *out = m;
+    return SH_OK;
+}

@@ -1,0 +1,91 @@
+/* main.c - the sync-worker: its settings, RPC operations and background
+ * sync threads, run by the common service loop of libshared. */
+#include "env.h"
+#include "handlers.h"
+#include "shared/log.h"
+#include "shared/service.h"
+#include "worker.h"
+
+static const char *cfg_key, *cfg_key_prev, *cfg_coord_rpc, *cfg_coord_events, *cfg_progress_rpc,
+    *cfg_ca_file;
+static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_renew;
+static sh_key key, key_prev;
+static sync_env env;
+
+static const sh_setting sync_settings[] = {
+    {"ENCRYPTION_KEY", NULL, SH_SET_SECRET, NULL, 0, 4096, &cfg_key, true,
+     "64 hex characters: opens the account passwords sealed by the coordinator"},
+    {"ENCRYPTION_KEY_PREVIOUS", NULL, SH_SET_SECRET, NULL, 0, 4096, &cfg_key_prev, false,
+     "the former key, while rotating"},
+    {"COORDINATOR_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7111", 0, 0, &cfg_coord_rpc, false,
+     "the coordinator's RPC URL(s): leases and results"},
+    {"COORDINATOR_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7112", 0, 0, &cfg_coord_events,
+     false, "the coordinator's events: deleted accounts"},
+    {"PROGRESS_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7101", 0, 0, &cfg_progress_rpc, false,
+     "the progress service's RPC URL(s): sync progress"},
+    {"IMAP_CA_FILE", NULL, SH_SET_STR, NULL, 0, 0, &cfg_ca_file, false,
+     "CA bundle for IMAP servers (default: the system store)"},
+    {"SYNC_CONCURRENCY", NULL, SH_SET_INT, "2", 1, 256, &cfg_concurrency, false,
+     "sync threads, one IMAP session each"},
+    {"IMAP_CONNECT_TIMEOUT_SECONDS", NULL, SH_SET_INT, "10", 1, 600, &cfg_connect_timeout, false,
+     "seconds to connect to an IMAP server"},
+    {"IMAP_COMMAND_TIMEOUT_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &cfg_command_timeout, false,
+     "seconds an IMAP command may take"},
+    {"SYNC_FETCH_BATCH", NULL, SH_SET_INT, "500", 1, 10000, &cfg_batch, false,
+     "messages fetched and written per batch"},
+    {"SYNC_RENEW_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &cfg_renew, false,
+     "seconds between two renewals of a lease while syncing"},
+    {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
+};
+
+static int sync_validate(sh_error *err)
+{
+    int rc = sh_key_parse(cfg_key, "ENCRYPTION_KEY", &key, err);
+    if (rc)
+        return rc;
+    env.keys[env.nkeys++] = &key;
+    if (cfg_key_prev && cfg_key_prev[0]) {
+        rc = sh_key_parse(cfg_key_prev, "ENCRYPTION_KEY_PREVIOUS", &key_prev, err);
+        if (rc)
+            return rc;
+        env.keys[env.nkeys++] = &key_prev;
+    }
+    env.coordinator_rpc = cfg_coord_rpc;
+    env.coordinator_events = cfg_coord_events;
+    env.progress_rpc = cfg_progress_rpc;
+    env.ca_file = cfg_ca_file;
+    env.concurrency = (int)cfg_concurrency;
+    env.connect_timeout_s = (int)cfg_connect_timeout;
+    env.command_timeout_s = (int)cfg_command_timeout;
+    env.fetch_batch = (int)cfg_batch;
+    env.renew_s = (int)cfg_renew;
+    return SH_OK;
+}
+
+static int sync_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
+{
+    return sync_workers_start(url, pub, &env, err);
+}
+
+static void sync_stop(void)
+{
+    sync_workers_stop();
+}
+
+int main(void)
+{
+    const sh_service_def def = {
+        .name = "sync-worker",
+        .settings = sync_settings,
+        .rpc_var = "SYNC_WORKER_RPC_URL",
+        .rpc_default = "tcp://127.0.0.1:7121",
+        .events_var = "SYNC_WORKER_EVENTS_URL",
+        .events_default = "tcp://127.0.0.1:7122",
+        .ops = sync_ops,
+        .env = &env,
+        .validate = sync_validate,
+        .start = sync_start,
+        .stop = sync_stop,
+    };
+    return sh_service_main(&def);
+}

@@ -1,0 +1,353 @@
+/* sync.c - the sync of one account, folder by folder. A folder's stored
+ * UIDs are compared with the server's UID list: the missing ones are fetched
+ * in batches and written with one pipeline per batch, the vanished ones
+ * deleted, and the flags of the rest refreshed (by CONDSTORE CHANGEDSINCE
+ * when the server has it, otherwise by a full flag scan). */
+#include "sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailstore.h"
+#include "shared/keys.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+#define SYNC_FOLDER_MAX 200
+
+void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *folder,
+                  uint32_t uidvalidity, uint32_t uid, const char *flags)
+{
+    if (!pub)
+        return;
+    char topic[SH_ID_MAX + 16];
+    snprintf(topic, sizeof topic, "mail:%s", acct);
+    sh_val *m = sh_val_new_map();
+    int rc = !m;
+    rc = rc || sh_val_set_cstr(m, "kind", sh_val_new_cstr(kind));
+    rc = rc || sh_val_set_cstr(m, "accountId", sh_val_new_cstr(acct));
+    rc = rc || sh_val_set_cstr(m, "folder", sh_val_new_cstr(folder));
+    rc = rc || sh_val_set_cstr(m, "uidvalidity", sh_val_new_int(uidvalidity));
+    if (uid)
+        rc = rc || sh_val_set_cstr(m, "uid", sh_val_new_int(uid));
+    if (flags)
+        rc = rc || sh_val_set_cstr(m, "flags", sh_val_new_cstr(flags));
+    if (!rc)
+        sh_pub_send(pub, topic, m);
+    sh_val_free(m);
+}
+
+/* The state of one folder's sync. */
+typedef struct sync_folder {
+    sync_run *run;
+    const char *folder;
+    int step;
+    uint32_t uidvalidity;
+    sh_cmd **cmds; /* the batch's commands, two per message */
+    size_t ncmds;
+    uint32_t *batch_uids; /* UIDs written by the batch, for events */
+    size_t nbatch, batch_cap;
+    long long done, total;
+    /* flag scan results */
+    uint32_t *f_uids;
+    char **f_flags;
+    size_t nf, capf;
+} sync_folder;
+
+static int sync_put(void *arg, const sync_msg *m)
+{
+    sync_folder *f = arg;
+    if (f->nbatch >= f->batch_cap)
+        return SH_EPROTO; /* more messages than asked for */
+    if (sync_mail_put_cmds(f->run->acct, f->folder, f->uidvalidity, m, f->cmds + f->ncmds))
+        return SH_ENOMEM;
+    f->ncmds += 2;
+    f->batch_uids[f->nbatch++] = m->uid;
+    return SH_OK;
+}
+
+static int sync_flag_seen(void *arg, const sync_msg *m)
+{
+    sync_folder *f = arg;
+    if (f->nf == f->capf) {
+        size_t cap = f->capf ? f->capf * 2 : 256;
+        uint32_t *u = realloc(f->f_uids, cap * sizeof *u);
+        if (!u)
+            return SH_ENOMEM;
+        f->f_uids = u;
+        char **fl = realloc(f->f_flags, cap * sizeof *fl);
+        if (!fl)
+            return SH_ENOMEM;
+        f->f_flags = fl;
+        f->capf = cap;
+    }
+    char *copy = strdup(m->flags);
+    if (!copy)
+        return SH_ENOMEM;
+    f->f_uids[f->nf] = m->uid;
+    f->f_flags[f->nf++] = copy;
+    return SH_OK;
+}
+
+/* sync_new fetches and stores the n new UIDs in batches. */
+static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n, sh_error *err)
+{
+    sync_run *run = f->run;
+    size_t batch = (size_t)run->env->fetch_batch;
+    f->cmds = calloc(2 * batch, sizeof *f->cmds);
+    f->batch_uids = calloc(batch, sizeof *f->batch_uids);
+    if (!f->cmds || !f->batch_uids)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    f->batch_cap = batch;
+    for (size_t base = 0; base < n; base += batch) {
+        size_t k = n - base < batch ? n - base : batch;
+        f->ncmds = f->nbatch = 0;
+        sh_error_clear(err);
+        int rc = sync_imap_fetch(imap, uids + base, k, true, 0, sync_put, f, err);
+        if (rc == SH_OK)
+            rc = sync_mail_run(run->store, f->cmds, f->ncmds, err);
+        for (size_t i = 0; i < f->ncmds; i++) {
+            sh_cmd_free(f->cmds[i]);
+            f->cmds[i] = NULL;
+        }
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < f->nbatch; i++)
+            sync_publish(run->pub, run->acct, "added", f->folder, f->uidvalidity, f->batch_uids[i],
+                         NULL);
+        f->done += (long long)k;
+        sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done,
+                           f->total, false);
+        if (run->keepalive && (rc = run->keepalive(run->keepalive_arg, err)) != SH_OK)
+            return rc;
+    }
+    return SH_OK;
+}
+
+/* sync_flags stores the flags gathered by the scan that differ from the
+ * stored ones. */
+static int sync_flags_apply(sync_folder *f, sh_error *err)
+{
+    sync_run *run = f->run;
+    if (f->nf == 0)
+        return SH_OK;
+    char **stored = NULL;
+    int rc = sync_mail_flags(run->store, run->acct, f->folder, f->uidvalidity, f->f_uids, f->nf,
+                             &stored, err);
+    if (rc)
+        return rc;
+    sh_cmd **cmds = calloc(f->nf, sizeof *cmds);
+    size_t nc = 0;
+    if (!cmds) {
+        sync_mail_flags_free(stored, f->nf);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < f->nf; i++) {
+        /* A message not stored yet is the next run's new message. */
+        if (!stored[i] || strcmp(stored[i], f->f_flags[i]) == 0)
+            continue;
+        cmds[nc] =
+            sync_mail_flags_cmd(run->acct, f->folder, f->uidvalidity, f->f_uids[i], f->f_flags[i]);
+        if (!cmds[nc]) {
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+            break;
+        }
+        nc++;
+    }
+    if (!rc)
+        rc = sync_mail_run(run->store, cmds, nc, err);
+    else
+        for (size_t i = 0; i < nc; i++)
+            sh_cmd_free(cmds[i]);
+    free(cmds);
+    for (size_t i = 0; !rc && i < f->nf; i++)
+        if (stored[i] && strcmp(stored[i], f->f_flags[i]) != 0)
+            sync_publish(run->pub, run->acct, "changed", f->folder, f->uidvalidity, f->f_uids[i],
+                         f->f_flags[i]);
+    sync_mail_flags_free(stored, f->nf);
+    return rc;
+}
+
+static void sync_folder_fini(sync_folder *f)
+{
+    if (f->cmds)
+        for (size_t i = 0; i < f->ncmds; i++)
+            sh_cmd_free(f->cmds[i]);
+    free(f->cmds);
+    free(f->batch_uids);
+    for (size_t i = 0; i < f->nf; i++)
+        free(f->f_flags[i]);
+    free(f->f_flags);
+    free(f->f_uids);
+}
+
+/* sync_one_folder brings one folder up to date. */
+static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, int step,
+                           sh_error *err)
+{
+    sync_folder_info info;
+    sync_folder_state fs;
+    sync_folder f;
+    memset(&f, 0, sizeof f);
+    f.run = run;
+    f.folder = folder;
+    f.step = step;
+    uint32_t *server = NULL, *stored = NULL, *gone = NULL, *fresh = NULL;
+    size_t ns = 0, nst = 0, ngone = 0, nfresh = 0, ncommon = 0;
+
+    sync_report_update(run->report, step, "selecting folder", folder, 0, 0, false);
+    int rc = sync_imap_select(imap, folder, &info, err);
+    if (!rc)
+        rc = sync_mail_state_get(run->store, run->acct, folder, &fs, err);
+    if (rc)
+        goto done;
+    f.uidvalidity = info.uidvalidity;
+    if (fs.uidvalidity && fs.uidvalidity != info.uidvalidity) {
+        sh_log_info("uidvalidity_changed", "account=%s folder=%s old=%u new=%u", run->acct, folder,
+                    (unsigned)fs.uidvalidity, (unsigned)info.uidvalidity);
+        rc = sync_mail_drop_folder(run->store, run->acct, folder, fs.uidvalidity, err);
+        if (rc)
+            goto done;
+        sync_publish(run->pub, run->acct, "reset", folder, info.uidvalidity, 0, NULL);
+        memset(&fs, 0, sizeof fs);
+    }
+    rc = sync_imap_search_all(imap, &server, &ns, err);
+    if (!rc)
+        rc = sync_mail_index(run->store, run->acct, folder, info.uidvalidity, &stored, &nst, err);
+    if (rc)
+        goto done;
+    gone = malloc((nst ? nst : 1) * sizeof *gone);
+    fresh = malloc((ns ? ns : 1) * sizeof *fresh);
+    if (!gone || !fresh) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0, j = 0; i < ns || j < nst;) {
+        if (j == nst || (i < ns && server[i] < stored[j]))
+            fresh[nfresh++] = server[i++];
+        else if (i == ns || stored[j] < server[i])
+            gone[ngone++] = stored[j++];
+        else
+            i++, j++, ncommon++;
+    }
+    if (ngone) {
+        rc = sync_mail_remove(run->store, run->acct, folder, info.uidvalidity, gone, ngone, err);
+        if (rc)
+            goto done;
+        for (size_t i = 0; i < ngone; i++)
+            sync_publish(run->pub, run->acct, "removed", folder, info.uidvalidity, gone[i], NULL);
+    }
+    f.total = (long long)nfresh;
+    sync_report_update(run->report, step, "fetching new messages", folder, 0, f.total, false);
+    rc = sync_new(&f, imap, fresh, nfresh, err);
+    if (rc)
+        goto done;
+    bool full_scan = false;
+    if (ncommon) {
+        bool incremental = sync_imap_has_condstore(imap) && fs.highestmodseq && info.highestmodseq;
+        if (incremental && fs.highestmodseq == info.highestmodseq) {
+            /* nothing changed since the last run */
+        } else if (incremental) {
+            sync_report_update(run->report, step, "checking flags", folder, f.done, f.total, false);
+            rc = sync_imap_fetch(imap, NULL, 0, false, fs.highestmodseq, sync_flag_seen, &f, err);
+        } else {
+            sync_report_update(run->report, step, "checking flags", folder, f.done, f.total, false);
+            rc = sync_imap_fetch(imap, NULL, 0, false, 0, sync_flag_seen, &f, err);
+            full_scan = true;
+        }
+        if (!rc)
+            rc = sync_flags_apply(&f, err);
+        if (rc)
+            goto done;
+    }
+    sync_folder_state ns_state = {
+        .uidvalidity = info.uidvalidity,
+        .uidnext = info.uidnext,
+        .highestmodseq = info.highestmodseq,
+        .last_full_check = full_scan || !fs.last_full_check ? sh_now_ms() : fs.last_full_check,
+    };
+    rc = sync_mail_state_set(run->store, run->acct, folder, &ns_state, err);
+    if (!rc)
+        sh_log_info("folder_synced", "account=%s folder=%s new=%zu removed=%zu flags=%zu",
+                    run->acct, folder, nfresh, ngone, f.nf);
+done:
+    sync_folder_fini(&f);
+    free(server);
+    free(stored);
+    free(gone);
+    free(fresh);
+    return rc;
+}
+
+static int sync_security_of(const char *s, sync_security *out)
+{
+    if (!s)
+        return -1;
+    if (strcmp(s, "tls") == 0)
+        *out = SYNC_SEC_TLS;
+    else if (strcmp(s, "starttls") == 0)
+        *out = SYNC_SEC_STARTTLS;
+    else if (strcmp(s, "none") == 0)
+        *out = SYNC_SEC_NONE;
+    else
+        return -1;
+    return 0;
+}
+
+static bool sync_folder_name_ok(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > SYNC_FOLDER_MAX || strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+int sync_account(sync_run *run, const sh_val *account, const char *password, sh_error *err)
+{
+    sync_imap_opts o;
+    memset(&o, 0, sizeof o);
+    o.host = sh_val_get_str(account, "imapHost", NULL);
+    const sh_val *port = sh_val_get(account, "imapPort");
+    const sh_val *verify = sh_val_get(account, "tlsVerify");
+    const char *user = sh_val_get_str(account, "username", NULL);
+    if (!o.host || !port || sh_val_type_of(port) != SH_VAL_INT || !user ||
+        sync_security_of(sh_val_get_str(account, "security", NULL), &o.security))
+        return sh_error_set(err, SH_EINVAL,
+                            "the account lacks imapHost, imapPort, security or "
+                            "username");
+    o.port = (int)sh_val_int(port);
+    o.tls_verify = !verify || sh_val_type_of(verify) != SH_VAL_BOOL || sh_val_bool(verify);
+    o.ca_file = run->env->ca_file;
+    o.connect_timeout_s = run->env->connect_timeout_s;
+    o.command_timeout_s = run->env->command_timeout_s;
+
+    sync_report_update(run->report, 0, "connecting", NULL, 0, 0, false);
+    sync_imap *imap = NULL;
+    int rc = sync_imap_open(&o, &imap, err);
+    if (!rc) {
+        sync_report_update(run->report, 0, "logging in", NULL, 0, 0, false);
+        rc = sync_imap_login(imap, user, password, err);
+    }
+    const sh_val *folders = sh_val_get(account, "folders");
+    size_t nf = sh_val_type_of(folders) == SH_VAL_ARRAY ? sh_val_len(folders) : 0;
+    for (size_t i = 0; !rc && i < (nf ? nf : 1); i++) {
+        size_t len = 5;
+        const char *name = nf ? sh_val_str(sh_val_at(folders, i), &len) : "INBOX";
+        if (!sync_folder_name_ok(name, len)) {
+            rc = sh_error_set(err, SH_EINVAL, "invalid folder name in the account");
+            break;
+        }
+        rc = sync_one_folder(run, imap, name, (int)i + 1, err);
+        if (rc && err && rc != SYNC_EAUTH && rc != SH_EUNAVAIL && rc != SH_ECLOSED &&
+            rc != SH_ELEASE) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%.60s: %.180s", name, err->msg);
+            snprintf(err->msg, sizeof err->msg, "%s", msg);
+        }
+    }
+    sync_imap_free(imap);
+    return rc;
+}

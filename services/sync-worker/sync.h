@@ -1,0 +1,39 @@
+/* sync.h - one sync of one account: connect, log in, and bring every folder
+ * of the account in Redis up to date with the server (new messages, flag
+ * changes, deletions, UIDVALIDITY resets), publishing an event per changed
+ * message and reporting progress. */
+#ifndef SYNC_SYNC_H
+#define SYNC_SYNC_H
+
+#include "env.h"
+#include "imap.h"
+#include "report.h"
+#include "shared/events.h"
+#include "shared/store.h"
+#include "shared/val.h"
+
+/* Called between batches: renews the lease when due; a non-zero return
+ * (lease lost, worker stopping) aborts the sync with that code. */
+typedef int (*sync_keepalive_fn)(void *arg, sh_error *err);
+
+typedef struct sync_run {
+    const sync_env *env;
+    sh_store *store;
+    sh_pub *pub;
+    sync_report *report;
+    const char *acct;
+    sync_keepalive_fn keepalive;
+    void *keepalive_arg;
+} sync_run;
+
+/* sync_account syncs the account (the lease's account map) with the given
+ * password. Returns SH_OK, SYNC_EAUTH when the login was refused, or another
+ * code with err saying what failed. */
+int sync_account(sync_run *run, const sh_val *account, const char *password, sh_error *err);
+
+/* sync_publish publishes {kind, accountId, folder, uid, uidvalidity, flags?}
+ * on topic "mail:<acct>". */
+void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *folder,
+                  uint32_t uidvalidity, uint32_t uid, const char *flags);
+
+#endif

@@ -1,0 +1,344 @@
+/* worker.c - the lease loop of the sync threads and the listener of the
+ * coordinator's account events. A thread with nothing to do asks again
+ * after a second; every thread stops promptly when asked (an IMAP command
+ * in flight is bounded by IMAP_COMMAND_TIMEOUT_SECONDS). */
+#include "worker.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mailstore.h"
+#include "shared/keys.h"
+#include "shared/log.h"
+#include "shared/rpc.h"
+#include "shared/util.h"
+#include "sync.h"
+
+#define WORKER_RPC_TIMEOUT_MS 5000
+#define WORKER_IDLE_MS        1000
+
+typedef struct worker_thread {
+    pthread_t thread;
+    int idx;
+    bool started;
+    sh_store *store;
+    char name[96];
+} worker_thread;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stop;
+    const sync_env *env;
+    sh_redis_url url;
+    sh_pub *pub;
+    sh_rpc_client *coord;
+    sh_rpc_client *progress;
+    worker_thread *threads;
+    int nthreads;
+    pthread_t sub_thread;
+    bool sub_started;
+    sh_sub *sub;
+    sh_store *sub_store;
+} wk = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static bool worker_stopping(void)
+{
+    return __atomic_load_n(&wk.stop, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* worker_sleep waits ms or until stopping; returns true when stopping. */
+static bool worker_sleep(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&wk.lock);
+    while (!wk.stop && pthread_cond_timedwait(&wk.wake, &wk.lock, &ts) == 0)
+        ;
+    int stop = wk.stop;
+    pthread_mutex_unlock(&wk.lock);
+    return stop != 0;
+}
+
+/* The lease being worked on, for renewals. */
+typedef struct worker_lease {
+    const char *acct;
+    const char *token;
+    int64_t last_renew;
+} worker_lease;
+
+static sh_val *worker_lease_args(const char *acct, const char *token)
+{
+    sh_val *a = sh_val_new_map();
+    if (!a || sh_val_set_cstr(a, "accountId", sh_val_new_cstr(acct)) ||
+        sh_val_set_cstr(a, "leaseToken", sh_val_new_cstr(token))) {
+        sh_val_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int worker_keepalive(void *arg, sh_error *err)
+{
+    worker_lease *l = arg;
+    if (worker_stopping())
+        return sh_error_set(err, SH_ECLOSED, "the worker is stopping");
+    if (sh_mono_ms() - l->last_renew < (int64_t)wk.env->renew_s * 1000)
+        return SH_OK;
+    sh_val *args = worker_lease_args(l->acct, l->token), *res = NULL;
+    sh_error e;
+    int rc = args ? sh_rpc_call(wk.coord, "sync.renew", args, WORKER_RPC_TIMEOUT_MS, &res, &e)
+                  : SH_ENOMEM;
+    sh_val_free(args);
+    sh_val_free(res);
+    if (rc == SH_ELEASE || rc == SH_ENOTFOUND)
+        return sh_error_set(err, SH_ELEASE, "lease on account %s lost: %s", l->acct, e.msg);
+    if (rc == SH_OK)
+        l->last_renew = sh_mono_ms();
+    else
+        sh_log_warn("renew_failed", "account=%s: %s", l->acct,
+                    rc == SH_ENOMEM ? "no memory" : e.msg);
+    return SH_OK;
+}
+
+static const char *worker_fix(int rc, const char *msg)
+{
+    if (rc == SYNC_EAUTH)
+        return "Check the username and password; updating the account retries the sync.";
+    if (rc == SH_EUNAVAIL)
+        return "Check that the IMAP server is up and reachable at the account's host and port.";
+    if (strstr(msg, "TLS"))
+        return "Give the server's CA in IMAP_CA_FILE, or set tlsVerify false for a test server.";
+    if (strstr(msg, "decrypt"))
+        return "Set ENCRYPTION_KEY (and ENCRYPTION_KEY_PREVIOUS while rotating) as on the "
+               "coordinator.";
+    return "Retried on the next scheduled sync.";
+}
+
+static void worker_complete(const char *acct, const char *token, const char *outcome,
+                            const char *message, sh_store *store)
+{
+    sh_val *args = worker_lease_args(acct, token), *res = NULL;
+    sh_error e;
+    if (args && (sh_val_set_cstr(args, "outcome", sh_val_new_cstr(outcome)) ||
+                 (message && sh_val_set_cstr(args, "message", sh_val_new_cstr(message))))) {
+        sh_val_free(args);
+        args = NULL;
+    }
+    int rc = args ? sh_rpc_call(wk.coord, "sync.complete", args, WORKER_RPC_TIMEOUT_MS, &res, &e)
+                  : SH_ENOMEM;
+    sh_val_free(args);
+    sh_val_free(res);
+    if (rc == SH_ENOTFOUND) {
+        /* Deleted while syncing: what this run wrote must go too. */
+        long long n;
+        if (sync_mail_drop_account(store, acct, &n, &e) != SH_OK)
+            sh_log_warn("drop_failed", "account=%s: %s", acct, e.msg);
+    } else if (rc != SH_OK) {
+        sh_log_warn("complete_failed", "account=%s: %s", acct,
+                    rc == SH_ENOMEM ? "no memory" : e.msg);
+    }
+}
+
+/* worker_run syncs the account of one lease and completes it. */
+static void worker_run(worker_thread *t, const sh_val *lease)
+{
+    const char *acct = sh_val_get_str(lease, "accountId", NULL);
+    const char *token = sh_val_get_str(lease, "leaseToken", NULL);
+    const char *pid = sh_val_get_str(lease, "progressId", NULL);
+    const sh_val *account = sh_val_get(lease, "account");
+    const sh_val *sealed = account ? sh_val_get(account, "passwordSealed") : NULL;
+    if (!acct || !token || sh_val_type_of(account) != SH_VAL_MAP ||
+        !sh_id_valid(acct, strlen(acct))) {
+        sh_log_error("bad_lease", "the coordinator's lease lacks its fields");
+        return;
+    }
+    sync_report rep = {.client = wk.progress, .id = pid};
+    worker_lease l = {.acct = acct, .token = token, .last_renew = sh_mono_ms()};
+    sync_run run = {.env = wk.env,
+                    .store = t->store,
+                    .pub = wk.pub,
+                    .report = &rep,
+                    .acct = acct,
+                    .keepalive = worker_keepalive,
+                    .keepalive_arg = &l};
+    sh_error err;
+    sh_error_clear(&err);
+    sh_buf pw;
+    sh_buf_init(&pw);
+    size_t blen = 0;
+    const char *blob = sealed ? sh_val_str(sealed, &blen) : NULL;
+    int rc;
+    if (!blob || blen == 0) {
+        rc = sh_error_set(&err, SH_EINVAL, "the account has no password");
+    } else {
+        rc = sh_open(wk.env->keys, wk.env->nkeys, blob, blen, acct, &pw, &err);
+        if (rc) {
+            char msg[sizeof err.msg];
+            snprintf(msg, sizeof msg, "cannot decrypt the password: %.200s", err.msg);
+            snprintf(err.msg, sizeof err.msg, "%s", msg);
+        }
+    }
+    int64_t started = sh_mono_ms();
+    if (!rc)
+        rc = sync_account(&run, account, pw.data ? pw.data : "", &err);
+    if (pw.data)
+        sh_wipe(pw.data, pw.len);
+    sh_buf_fini(&pw);
+    if (rc == SH_ECLOSED || rc == SH_ELEASE) {
+        /* Stopping, or another worker has it now: the lease runs out or
+         * is already someone else's. */
+        sh_log_info("sync_abandoned", "account=%s: %s", acct, err.msg);
+        return;
+    }
+    if (rc) {
+        sync_report_error(&rep, err.msg, worker_fix(rc, err.msg));
+        sh_log_warn("sync_failed", "account=%s: %s", acct, err.msg);
+    } else {
+        sh_log_info("synced", "account=%s in %lld ms", acct, (long long)(sh_mono_ms() - started));
+    }
+    sync_report_update(&rep, 0, rc ? "failed" : "done", NULL, 0, 0, true);
+    worker_complete(acct, token,
+                    rc == SH_OK        ? "ok"
+                    : rc == SYNC_EAUTH ? "auth_error"
+                                       : "error",
+                    rc ? err.msg : NULL, t->store);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_thread *t = arg;
+    while (!worker_stopping()) {
+        sh_val *args = sh_val_new_map(), *res = NULL;
+        sh_error err;
+        int rc = !args || sh_val_set_cstr(args, "worker", sh_val_new_cstr(t->name))
+                     ? SH_ENOMEM
+                     : sh_rpc_call(wk.coord, "sync.lease", args, WORKER_RPC_TIMEOUT_MS, &res, &err);
+        sh_val_free(args);
+        const sh_val *lease = rc == SH_OK ? sh_val_get(res, "lease") : NULL;
+        if (lease && sh_val_type_of(lease) == SH_VAL_MAP) {
+            worker_run(t, lease);
+        } else {
+            if (rc != SH_OK && rc != SH_ETIMEDOUT)
+                sh_log_debug("lease_failed", "%s", rc == SH_ENOMEM ? "no memory" : err.msg);
+            sh_val_free(res);
+            if (worker_sleep(WORKER_IDLE_MS))
+                break;
+            continue;
+        }
+        sh_val_free(res);
+    }
+    return NULL;
+}
+
+/* worker_sub_main drops the mail of accounts the coordinator deleted. */
+static void *worker_sub_main(void *arg)
+{
+    while (!worker_stopping()) {
+        char *topic = NULL;
+        sh_val *payload = NULL;
+        int rc = sh_sub_recv(wk.sub, 500, &topic, &payload);
+        if (rc == SH_OK) {
+            const char *kind = sh_val_get_str(payload, "kind", NULL);
+            const char *id = topic + strlen("account:");
+            if (kind && strcmp(kind, "deleted") == 0 && strncmp(topic, "account:", 8) == 0 &&
+                sh_id_valid(id, strlen(id))) {
+                long long n = 0;
+                sh_error err;
+                if (sync_mail_drop_account(wk.sub_store, id, &n, &err) == SH_OK)
+                    sh_log_info("account_mail_dropped", "account=%s keys=%lld", id, n);
+                else
+                    sh_log_warn("drop_failed", "account=%s: %s", id, err.msg);
+            }
+        }
+        free(topic);
+        sh_val_free(payload);
+    }
+    return arg;
+}
+
+int sync_workers_start(const sh_redis_url *url, sh_pub *pub, const sync_env *env, sh_error *err)
+{
+    wk.env = env;
+    wk.url = *url;
+    wk.pub = pub;
+    wk.stop = 0;
+    int rc = sh_rpc_client_new(env->coordinator_rpc, WORKER_RPC_TIMEOUT_MS, 0, &wk.coord, err);
+    if (!rc)
+        rc = sh_rpc_client_new(env->progress_rpc, WORKER_RPC_TIMEOUT_MS, 0, &wk.progress, err);
+    if (!rc)
+        rc = sh_sub_new(env->coordinator_events, 0, &wk.sub, err);
+    if (!rc)
+        rc = sh_sub_subscribe(wk.sub, "account:");
+    if (!rc)
+        rc = sh_store_new(&wk.url, NULL, &wk.sub_store, err);
+    if (rc)
+        goto fail;
+    if (pthread_create(&wk.sub_thread, NULL, worker_sub_main, NULL) != 0) {
+        rc = sh_error_set(err, SH_EINTERNAL, "cannot start the account events thread");
+        goto fail;
+    }
+    wk.sub_started = true;
+    wk.threads = calloc((size_t)env->concurrency, sizeof *wk.threads);
+    if (!wk.threads) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    for (int i = 0; i < env->concurrency; i++) {
+        worker_thread *t = &wk.threads[i];
+        t->idx = i;
+        snprintf(t->name, sizeof t->name, "%.60s-%ld-%d", host, (long)getpid(), i);
+        rc = sh_store_new(&wk.url, NULL, &t->store, err);
+        if (rc)
+            goto fail;
+        wk.nthreads = i + 1;
+        if (pthread_create(&t->thread, NULL, worker_main, t) != 0) {
+            rc = sh_error_set(err, SH_EINTERNAL, "cannot start sync thread %d", i);
+            goto fail;
+        }
+        t->started = true;
+    }
+    return SH_OK;
+fail:
+    sync_workers_stop();
+    return rc;
+}
+
+void sync_workers_stop(void)
+{
+    pthread_mutex_lock(&wk.lock);
+    __atomic_store_n(&wk.stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&wk.wake);
+    pthread_mutex_unlock(&wk.lock);
+    for (int i = 0; i < wk.nthreads; i++) {
+        if (wk.threads[i].started)
+            pthread_join(wk.threads[i].thread, NULL);
+        sh_store_free(wk.threads[i].store);
+    }
+    free(wk.threads);
+    wk.threads = NULL;
+    wk.nthreads = 0;
+    if (wk.sub_started)
+        pthread_join(wk.sub_thread, NULL);
+    wk.sub_started = false;
+    sh_sub_free(wk.sub);
+    wk.sub = NULL;
+    sh_store_free(wk.sub_store);
+    wk.sub_store = NULL;
+    sh_rpc_client_free(wk.coord);
+    wk.coord = NULL;
+    sh_rpc_client_free(wk.progress);
+    wk.progress = NULL;
+}

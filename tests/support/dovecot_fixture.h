@@ -1,0 +1,48 @@
+/* dovecot_fixture.h - a private Dovecot IMAP server for tests: its own
+ * config directory under /tmp (never the system configuration or service),
+ * passwd-file auth with one plaintext test user, a maildir filled with
+ * generated messages, and a loopback port. Tests fail, not skip, when it
+ * cannot start. */
+#ifndef TESTS_DOVECOT_FIXTURE_H
+#define TESTS_DOVECOT_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct tf_dovecot {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char maildir[320]; /* <dir>/mail/<user>/Maildir */
+    char user[64];
+    char password[64];
+    uid_t uid; /* owner of the mail files (Dovecot's mail processes) */
+    gid_t gid;
+} tf_dovecot;
+
+/* tf_dovecot_message_subject etc. describe generated message n: subject
+ * "Message <n>", from "Sender <n> <sender<n>@example.com>", to
+ * "Test User <test@example.com>", message id "<msg<n>@example.test>";
+ * messages with n % 3 == 0 are \Seen. */
+bool tf_dovecot_message_seen(int n);
+
+/* tf_dovecot_start writes the configuration, generates messages 1..count
+ * into INBOX (cur/, ":2,S" for the seen ones), starts `dovecot -F` and waits
+ * until the port accepts connections. Returns 0 or -1 (reason on stderr). */
+int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int count);
+/* tf_dovecot_stop stops the server and removes its directory. */
+void tf_dovecot_stop(tf_dovecot *d);
+
+/* tf_dovecot_message builds the RFC 5322 text of message n into buf;
+ * returns its length. */
+size_t tf_dovecot_message(int n, char *buf, size_t len);
+
+/* tf_dovecot_imap logs in as the test user on a second connection, runs
+ * each command of the NULL-terminated list (without tag or CRLF; a literal
+ * is written as {N+} followed by CRLF and the data) and logs out. Returns 0
+ * when every command answered OK; the server's replies are appended to
+ * out (may be NULL) up to outlen. */
+int tf_dovecot_imap(const tf_dovecot *d, const char *const *cmds, char *out, size_t outlen);
+
+#endif
