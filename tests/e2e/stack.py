@@ -46,11 +46,21 @@ def binary(name):
     return path
 
 
+_handed_out = set()
+
+
 def free_port():
-    """Return a TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Return a TCP port that was free on 127.0.0.1 a moment ago and that
+    this process has not handed out before (the kernel may offer the same
+    free port twice in a row, and two services of one stack must not get
+    it both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def redis_server_path():

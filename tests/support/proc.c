@@ -1,5 +1,6 @@
 /* proc.c - child processes for tests. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -20,7 +21,8 @@ void tf_sleep_ms(int ms)
         ;
 }
 
-int tf_free_port(void)
+/* tf_port_once picks a port the kernel calls free now. */
+static int tf_port_once(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
@@ -35,6 +37,26 @@ int tf_free_port(void)
     }
     close(fd);
     return ntohs(a.sin_port);
+}
+
+/* The kernel may offer the same free port twice in a row: never hand out
+ * one port twice in a test process. */
+int tf_free_port(void)
+{
+    static int given[1024];
+    static size_t ngiven;
+    for (int tries = 0; tries < 100; tries++) {
+        int port = tf_port_once();
+        bool seen = false;
+        for (size_t i = 0; i < ngiven && !seen; i++)
+            seen = given[i] == port;
+        if (port > 0 && !seen) {
+            if (ngiven < sizeof given / sizeof given[0])
+                given[ngiven++] = port;
+            return port;
+        }
+    }
+    return -1;
 }
 
 pid_t tf_spawn(const char *path, const char *const *env, const char *log_path)
