@@ -45,8 +45,16 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
+# free_port: a loopback port free now and not handed out before in this run
+# (kept in a file: callers use $(free_port), a subshell).
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    local p
+    while :; do
+        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        grep -qx "$p" "$WORK/ports" 2>/dev/null || break
+    done
+    echo "$p" >>"$WORK/ports"
+    echo "$p"
 }
 
 # Memory of a process, in KiB: vm_kib PID VmRSS|VmHWM.
