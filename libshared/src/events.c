@@ -1,24 +1,106 @@
-/* events.c - pub/sub of events over nng. The one file of libshared that
- * includes nng's pub/sub protocols. */
+/* events.c - pub/sub of events over nng, batched on the publishing side.
+ * The one file of libshared that includes nng's pub/sub protocols. */
 #include "shared/events.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shared/buf.h"
+#include "shared/log.h"
 #include "shared/msg.h"
+#include "shared/util.h"
+
+/* How long the publisher lets events gather once the first one is queued:
+ * under load many events share a send, idle a lone event waits this long. */
+#define PUB_LINGER_US       200
+#define EVENTS_MAX_PREFIXES 16
 
 struct sh_pub {
     nng_socket sock;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    sh_buf queued; /* msgpack topic, payload, topic, payload, ... */
+    size_t nqueued;
+    size_t dropped;
+    bool stop;
 };
 
 struct sh_sub {
     nng_socket sock;
     sh_msg_limits lim;
+    char *prefixes[EVENTS_MAX_PREFIXES];
+    size_t nprefixes;
+    sh_val *batch; /* events of the last message not yet handed out */
+    size_t next;
 };
+
+/* ---- publishing ------------------------------------------------------------ */
+
+/* pub_flush sends the events in b (n of them) as one message. */
+static void pub_flush(sh_pub *p, const sh_buf *b, size_t n)
+{
+    sh_buf head;
+    sh_buf_init(&head);
+    nng_msg *m = NULL;
+    if (sh_buf_puts(&head, "*\n") || sh_msg_pack_array_header(n * 2, &head) ||
+        nng_msg_alloc(&m, 0) || nng_msg_append(m, head.data, head.len) ||
+        nng_msg_append(m, b->data, b->len)) {
+        if (m)
+            nng_msg_free(m);
+        sh_buf_fini(&head);
+        return;
+    }
+    sh_buf_fini(&head);
+    if (nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK) != 0)
+        nng_msg_free(m);
+}
+
+static void *pub_main(void *arg)
+{
+    sh_pub *p = arg;
+    sh_buf out;
+    sh_buf_init(&out);
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (p->nqueued == 0 && !p->stop)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (p->nqueued == 0 && p->stop)
+            break;
+        if (!p->stop) {
+            pthread_mutex_unlock(&p->lock);
+            struct timespec ts = {0, PUB_LINGER_US * 1000L};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&p->lock);
+        }
+        /* Take the queue and send it without holding the lock. */
+        sh_buf taken = p->queued;
+        size_t n = p->nqueued;
+        p->queued = out;
+        sh_buf_reset(&p->queued);
+        p->nqueued = 0;
+        if (p->dropped) {
+            sh_log_warn("events_dropped", "%zu events dropped: the publisher's queue was full",
+                        p->dropped);
+            p->dropped = 0;
+        }
+        pthread_mutex_unlock(&p->lock);
+        pub_flush(p, &taken, n);
+        out = taken;
+        if (out.cap > SH_PUB_QUEUE_MAX)
+            sh_buf_fini(&out);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    sh_buf_fini(&out);
+    return NULL;
+}
 
 int sh_pub_new(const char *url, sh_pub **out, sh_error *err)
 {
@@ -26,6 +108,9 @@ int sh_pub_new(const char *url, sh_pub **out, sh_error *err)
     sh_pub *p = calloc(1, sizeof *p);
     if (!p)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    sh_buf_init(&p->queued);
     int rv = nng_pub0_open(&p->sock);
     if (rv) {
         free(p);
@@ -38,6 +123,11 @@ int sh_pub_new(const char *url, sh_pub **out, sh_error *err)
         free(p);
         return sh_error_set(err, SH_EINVAL, "cannot listen on %s: %s", url, nng_strerror(rv));
     }
+    if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
+        nng_close(p->sock);
+        free(p);
+        return sh_error_set(err, SH_EINTERNAL, "cannot start the publisher thread");
+    }
     *out = p;
     return SH_OK;
 }
@@ -46,36 +136,43 @@ int sh_pub_send(sh_pub *p, const char *topic, const sh_val *payload)
 {
     sh_buf b;
     sh_buf_init(&b);
-    int rc = sh_buf_puts(&b, topic);
-    if (!rc)
-        rc = sh_buf_append(&b, "\n", 1);
+    int rc = sh_msg_pack_str(topic, strlen(topic), &b);
     if (!rc)
         rc = sh_msg_pack(payload, &b);
     if (rc) {
         sh_buf_fini(&b);
         return rc;
     }
-    nng_msg *m;
-    if (nng_msg_alloc(&m, 0) || nng_msg_append(m, b.data, b.len)) {
-        sh_buf_fini(&b);
-        return SH_ENOMEM;
+    pthread_mutex_lock(&p->lock);
+    if (p->queued.len + b.len > SH_PUB_QUEUE_MAX) {
+        p->dropped++;
+        rc = SH_ELIMIT;
+    } else if ((rc = sh_buf_append(&p->queued, b.data, b.len)) == SH_OK) {
+        if (p->nqueued++ == 0)
+            pthread_cond_signal(&p->cond);
     }
+    pthread_mutex_unlock(&p->lock);
     sh_buf_fini(&b);
-    int rv = nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK);
-    if (rv) {
-        nng_msg_free(m);
-        return rv == NNG_ECLOSED ? SH_ECLOSED : SH_EUNAVAIL;
-    }
-    return SH_OK;
+    return rc;
 }
 
 void sh_pub_free(sh_pub *p)
 {
     if (!p)
         return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
     nng_close(p->sock);
+    sh_buf_fini(&p->queued);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
     free(p);
 }
+
+/* ---- subscribing ----------------------------------------------------------- */
 
 int sh_sub_new(const char *urls, size_t max_msg, sh_sub **out, sh_error *err)
 {
@@ -122,46 +219,110 @@ int sh_sub_new(const char *urls, size_t max_msg, sh_sub **out, sh_error *err)
 
 int sh_sub_subscribe(sh_sub *s, const char *prefix)
 {
-    int rv = nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, prefix, strlen(prefix));
-    return rv ? SH_EINVAL : SH_OK;
+    if (s->nprefixes == EVENTS_MAX_PREFIXES)
+        return SH_ELIMIT;
+    char *copy = strdup(prefix);
+    if (!copy)
+        return SH_ENOMEM;
+    /* Batches mix topics: nng delivers everything, and the prefixes are
+     * matched here, event by event. */
+    if (s->nprefixes == 0 && nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0) != 0) {
+        free(copy);
+        return SH_EINVAL;
+    }
+    s->prefixes[s->nprefixes++] = copy;
+    return SH_OK;
+}
+
+static bool sub_wanted(const sh_sub *s, const char *topic, size_t len)
+{
+    for (size_t i = 0; i < s->nprefixes; i++) {
+        size_t plen = strlen(s->prefixes[i]);
+        /* The prefix may end with the "\n" that follows the topic. */
+        if (plen <= len + 1 && memcmp(s->prefixes[i], topic, plen < len ? plen : len) == 0 &&
+            (plen <= len || s->prefixes[i][len] == '\n'))
+            return true;
+    }
+    return false;
+}
+
+/* sub_next hands out the next wanted event of the current batch. */
+static int sub_next(sh_sub *s, char **topic, sh_val **payload)
+{
+    while (s->batch && s->next + 1 < sh_val_len(s->batch)) {
+        const sh_val *t = sh_val_at(s->batch, s->next);
+        size_t vi = s->next + 1;
+        s->next += 2;
+        size_t len;
+        const char *name = sh_val_str(t, &len);
+        if (sh_val_type_of(t) != SH_VAL_STR || !sub_wanted(s, name, len))
+            continue;
+        *topic = strdup(name);
+        if (!*topic)
+            return SH_ENOMEM;
+        *payload = sh_val_take_at(s->batch, vi);
+        return SH_OK;
+    }
+    sh_val_free(s->batch);
+    s->batch = NULL;
+    return SH_ETIMEDOUT;
+}
+
+/* sub_take turns one received message into the current batch. */
+static int sub_take(sh_sub *s, nng_msg *m)
+{
+    const char *body = nng_msg_body(m);
+    size_t len = nng_msg_len(m);
+    const char *nl = memchr(body, '\n', len);
+    if (!nl)
+        return SH_EPROTO;
+    size_t tlen = (size_t)(nl - body);
+    sh_val *v = NULL;
+    if (sh_msg_unpack(nl + 1, len - tlen - 1, &s->lim, &v, NULL) != SH_OK)
+        return SH_EPROTO;
+    if (tlen == 1 && body[0] == '*') {
+        if (sh_val_type_of(v) != SH_VAL_ARRAY || sh_val_len(v) % 2) {
+            sh_val_free(v);
+            return SH_EPROTO;
+        }
+        s->batch = v;
+    } else {
+        /* A lone event: make it a batch of one. */
+        sh_val *a = sh_val_new_array();
+        if (!a || sh_val_push(a, sh_val_new_str(body, tlen)) || sh_val_push(a, v)) {
+            sh_val_free(a);
+            return SH_ENOMEM;
+        }
+        s->batch = a;
+    }
+    s->next = 0;
+    return SH_OK;
 }
 
 int sh_sub_recv(sh_sub *s, int timeout_ms, char **topic, sh_val **payload)
 {
     *topic = NULL;
     *payload = NULL;
-    nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, timeout_ms);
-    nng_msg *m;
-    int rv = nng_recvmsg(s->sock, &m, 0);
-    if (rv == NNG_ETIMEDOUT)
-        return SH_ETIMEDOUT;
-    if (rv)
-        return rv == NNG_ECLOSED ? SH_ECLOSED : SH_EUNAVAIL;
-    const char *body = nng_msg_body(m);
-    size_t len = nng_msg_len(m);
-    const char *nl = memchr(body, '\n', len);
-    if (!nl) {
+    int64_t deadline = sh_mono_ms() + timeout_ms;
+    for (;;) {
+        int rc = sub_next(s, topic, payload);
+        if (rc != SH_ETIMEDOUT)
+            return rc;
+        int64_t left = deadline - sh_mono_ms();
+        if (left < 0)
+            return SH_ETIMEDOUT;
+        nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, (nng_duration)left);
+        nng_msg *m;
+        int rv = nng_recvmsg(s->sock, &m, 0);
+        if (rv == NNG_ETIMEDOUT)
+            return SH_ETIMEDOUT;
+        if (rv)
+            return rv == NNG_ECLOSED ? SH_ECLOSED : SH_EUNAVAIL;
+        rc = sub_take(s, m);
         nng_msg_free(m);
-        return SH_EPROTO;
+        if (rc)
+            return rc;
     }
-    size_t tlen = (size_t)(nl - body);
-    sh_val *v = NULL;
-    if (sh_msg_unpack(nl + 1, len - tlen - 1, &s->lim, &v, NULL) != SH_OK) {
-        nng_msg_free(m);
-        return SH_EPROTO;
-    }
-    char *t = malloc(tlen + 1);
-    if (!t) {
-        sh_val_free(v);
-        nng_msg_free(m);
-        return SH_ENOMEM;
-    }
-    memcpy(t, body, tlen);
-    t[tlen] = '\0';
-    nng_msg_free(m);
-    *topic = t;
-    *payload = v;
-    return SH_OK;
 }
 
 void sh_sub_free(sh_sub *s)
@@ -169,5 +330,8 @@ void sh_sub_free(sh_sub *s)
     if (!s)
         return;
     nng_close(s->sock);
+    for (size_t i = 0; i < s->nprefixes; i++)
+        free(s->prefixes[i]);
+    sh_val_free(s->batch);
     free(s);
 }

@@ -74,6 +74,22 @@ int sh_msg_pack(const sh_val *v, sh_buf *out)
     return msg_pack_val(&pk, v) == 0 ? SH_OK : SH_ENOMEM;
 }
 
+int sh_msg_pack_array_header(size_t n, sh_buf *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msg_write);
+    return msgpack_pack_array(&pk, n) == 0 ? SH_OK : SH_ENOMEM;
+}
+
+int sh_msg_pack_str(const char *str, size_t len, sh_buf *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msg_write);
+    if (len > UINT32_MAX || msgpack_pack_str(&pk, len) || msgpack_pack_str_body(&pk, str, len))
+        return SH_ENOMEM;
+    return SH_OK;
+}
+
 static int msg_pack_key(msgpack_packer *pk, const char *k)
 {
     size_t n = strlen(k);

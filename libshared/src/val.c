@@ -274,6 +274,15 @@ const sh_val *sh_val_at(const sh_val *arr, size_t i)
     return arr->u.a.items[i];
 }
 
+sh_val *sh_val_take_at(sh_val *arr, size_t i)
+{
+    if (!arr || arr->type != SH_VAL_ARRAY || i >= arr->u.a.len)
+        return NULL;
+    sh_val *v = arr->u.a.items[i];
+    arr->u.a.items[i] = NULL;
+    return v;
+}
+
 /* FNV-1a: keys are short and this only spreads them over the slots. */
 static uint64_t val_hash(const char *k, size_t len)
 {

@@ -34,6 +34,12 @@ void sh_msg_limits_default(sh_msg_limits *lim);
 /* sh_msg_pack appends the msgpack encoding of v to out. */
 int sh_msg_pack(const sh_val *v, sh_buf *out);
 
+/* sh_msg_pack_array_header appends the header of an array of n items (the
+ * items follow, packed one by one). */
+int sh_msg_pack_array_header(size_t n, sh_buf *out);
+/* sh_msg_pack_str appends a string value. */
+int sh_msg_pack_str(const char *s, size_t len, sh_buf *out);
+
 /* sh_msg_unpack decodes exactly one value occupying all of data[0..len).
  * On success *out is a new tree the caller frees. Errors: SH_EPROTO
  * (truncated, trailing bytes, bad type), SH_ETOOBIG, SH_ELIMIT (depth or

@@ -53,6 +53,9 @@ size_t sh_val_len(const sh_val *v);
 /* Arrays. sh_val_push takes ownership of item, also on failure. */
 int sh_val_push(sh_val *arr, sh_val *item);
 const sh_val *sh_val_at(const sh_val *arr, size_t i);
+/* sh_val_take_at hands item i to the caller (who frees it); its slot reads
+ * as NULL afterwards. */
+sh_val *sh_val_take_at(sh_val *arr, size_t i);
 
 /* Maps. sh_val_set takes ownership of value, also on failure, and replaces an
  * existing key. */
