@@ -18,6 +18,11 @@ typedef struct tf_redis {
  * directory and no persistence, and waits until it answers PING. port 0
  * picks a free port. Returns 0 or -1 (with a message on stderr). */
 int tf_redis_start(tf_redis *r, int port);
+/* tf_redis_start_args does the same with extra redis-server arguments
+ * (NULL-terminated, e.g. {"--aclfile", path, NULL}); PING then uses user and
+ * password when given. */
+int tf_redis_start_args(tf_redis *r, int port, const char *const *extra, const char *user,
+                        const char *password);
 /* tf_redis_kill stops it at once (SIGKILL) and reaps it. */
 void tf_redis_kill(tf_redis *r);
 /* tf_redis_stop stops it and removes its directory. */

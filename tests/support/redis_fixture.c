@@ -9,10 +9,13 @@
 #include "fixture.h"
 #include "shared/store.h"
 
-static int redis_ping(int port)
+static int redis_ping(int port, const char *user, const char *password)
 {
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    char url[300];
+    if (password)
+        snprintf(url, sizeof url, "redis://%s:%s@127.0.0.1:%d", user ? user : "", password, port);
+    else
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
     sh_redis_url u;
     sh_store *s = NULL;
     sh_error err;
@@ -24,6 +27,12 @@ static int redis_ping(int port)
 }
 
 int tf_redis_start(tf_redis *r, int port)
+{
+    return tf_redis_start_args(r, port, NULL, NULL, NULL);
+}
+
+int tf_redis_start_args(tf_redis *r, int port, const char *const *extra, const char *user,
+                        const char *password)
 {
     if (!r->dir[0]) {
         snprintf(r->dir, sizeof r->dir, "/tmp/shtest-redis-XXXXXX");
@@ -39,8 +48,14 @@ int tf_redis_start(tf_redis *r, int port)
     r->pid = fork();
     if (r->pid == 0) {
         freopen("/dev/null", "w", stdout);
-        execlp("redis-server", "redis-server", "--port", portarg, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", r->dir, "--daemonize", "no", (char *)NULL);
+        const char *argv[40] = {
+            "redis-server", "--port", portarg, "--bind", "127.0.0.1",   "--save", "",
+            "--appendonly", "no",     "--dir", r->dir,   "--daemonize", "no"};
+        int n = 13;
+        for (const char *const *e = extra; e && *e && n < 39; e++)
+            argv[n++] = *e;
+        argv[n] = NULL;
+        execvp("redis-server", (char *const *)argv);
         perror("exec redis-server");
         _exit(127);
     }
@@ -49,7 +64,7 @@ int tf_redis_start(tf_redis *r, int port)
         return -1;
     }
     for (int i = 0; i < 500; i++) {
-        if (redis_ping(r->port) == 0)
+        if (redis_ping(r->port, user, password) == 0)
             return 0;
         int st;
         if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
