@@ -12,7 +12,7 @@
 #include "shared/config.h"
 #include "shared/log.h"
 
-#define CONFIG_ROWS 16 /* rows, the NULL row included; unused rows are NULL too */
+#define CONFIG_ROWS 20 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -31,6 +31,8 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          "progress service call URLs, comma-separated"},
         {"COORDINATOR_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7111", 0, 4096, &c->coord_url,
          false, "coordinator call URLs, comma-separated"},
+        {"SYNC_WORKER_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7121", 0, 4096, &c->sync_url,
+         false, "sync-worker call URLs, comma-separated"},
         {"PROGRESS_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7102", 0, 4096, &c->events_url,
          false, "progress service event URLs, comma-separated"},
         {"RPC_TIMEOUT_MS", NULL, SH_SET_INT, "3000", 10, 600000, &c->rpc_timeout_ms, false,

@@ -20,6 +20,7 @@ typedef struct gw_config {
     bool cron_loopback_only;  /* cron routes refuse callers not on loopback */
     const char *rpc_url;      /* progress service: comma-separated list */
     const char *coord_url;    /* coordinator: comma-separated list */
+    const char *sync_url;     /* sync-worker: comma-separated list */
     const char *events_url;   /* comma-separated list */
     long long rpc_timeout_ms; /* every call to a service */
     long long max_body;       /* bytes of a request body */

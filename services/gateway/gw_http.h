@@ -29,9 +29,9 @@ typedef struct gw_sse gw_sse;
 #define GW_RPC_CLIENTS_MAX 8
 
 /* The services the gateway calls. */
-enum gw_service { GW_SVC_PROGRESS, GW_SVC_COORDINATOR, GW_SVC_COUNT };
+enum gw_service { GW_SVC_PROGRESS, GW_SVC_COORDINATOR, GW_SVC_SYNC, GW_SVC_COUNT };
 
-/* gw_service_name returns "progress" or "coordinator". */
+/* gw_service_name returns "progress", "coordinator" or "sync-worker". */
 const char *gw_service_name(int svc);
 
 /* What handlers need of the rest of the gateway; owned by main. */
@@ -67,6 +67,9 @@ gw_app *gw_req_app(gw_req *r);
 struct MHD_Connection *gw_req_connection(gw_req *r);
 /* The :id segment of the path, already checked against the id syntax. */
 const char *gw_req_param(gw_req *r);
+/* The second parameter segment (":uid"), checked against the id syntax;
+ * "" when the route has none. */
+const char *gw_req_param2(gw_req *r);
 /* gw_req_take_body hands over the parsed JSON object body (routes that take
  * one) or NULL. */
 sh_val *gw_req_take_body(gw_req *r);

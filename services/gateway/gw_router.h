@@ -1,5 +1,5 @@
-/* gw_router.h - the route table: method, path pattern (":id" stands for one
- * path segment) and handler, ending in a row whose pattern is NULL. */
+/* gw_router.h - the route table: method, path pattern (":id", and ":uid"
+ * after it, stand for one path segment each) and handler, ending in a row whose pattern is NULL. */
 #ifndef GW_ROUTER_H
 #define GW_ROUTER_H
 
@@ -38,11 +38,16 @@ enum { GW_MATCH_OK, GW_MATCH_NOT_FOUND, GW_MATCH_BAD_METHOD };
 
 #define GW_ALLOW_MAX 64
 
+/* Parameter segments a pattern may have. */
+#define GW_PARAMS_MAX 2
+
 typedef struct gw_match {
     const gw_route *route; /* GW_MATCH_OK only */
     int pattern;           /* index of the pattern (metrics), -1 when none matched */
     const char *param;     /* the :id segment (not NUL-terminated) */
     size_t param_len;
+    const char *param2; /* the second parameter segment, or NULL */
+    size_t param2_len;
     char allow[GW_ALLOW_MAX]; /* GW_MATCH_BAD_METHOD: the Allow header */
 } gw_match;
 

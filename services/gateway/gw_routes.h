@@ -31,6 +31,11 @@ void gw_route_account_update(gw_req *r);
 void gw_route_account_delete(gw_req *r);
 void gw_route_account_sync(gw_req *r);
 
+void gw_route_messages_list(gw_req *r);
+void gw_route_message_get(gw_req *r);
+void gw_route_message_read(gw_req *r);
+void gw_route_message_unread(gw_req *r);
+
 void gw_route_cron_sync(gw_req *r);
 void gw_route_cron_status(gw_req *r);
 

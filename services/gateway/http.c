@@ -48,6 +48,7 @@ struct gw_req {
     int state;
     gw_match m;
     char param[SH_ID_MAX + 1];
+    char param2[SH_ID_MAX + 1];
     char rid[SH_ID_MAX + 1];
     uint64_t t0;
     /* body */
@@ -188,6 +189,11 @@ const char *gw_req_param(gw_req *r)
     return r->param;
 }
 
+const char *gw_req_param2(gw_req *r)
+{
+    return r->param2;
+}
+
 sh_val *gw_req_take_body(gw_req *r)
 {
     sh_val *v = r->json;
@@ -238,7 +244,9 @@ static void http_call_done(void *arg, int rc, sh_val *result, const sh_error *er
 
 const char *gw_service_name(int svc)
 {
-    return svc == GW_SVC_COORDINATOR ? "coordinator" : "progress";
+    return svc == GW_SVC_COORDINATOR ? "coordinator"
+           : svc == GW_SVC_SYNC      ? "sync-worker"
+                                     : "progress";
 }
 
 /* http_client picks the calling HTTP thread's RPC client of service svc. */
@@ -517,6 +525,16 @@ static void http_begin(gw_req *r)
         }
         memcpy(r->param, r->m.param, r->m.param_len);
         r->param[r->m.param_len] = '\0';
+    }
+    if (r->m.param2) {
+        if (!sh_id_valid(r->m.param2, r->m.param2_len)) {
+            char shown[80];
+            http_printable(shown, sizeof shown, r->m.param2, r->m.param2_len);
+            gw_req_reply_error(r, 400, "invalid path segment \"%s\"", shown);
+            return;
+        }
+        memcpy(r->param2, r->m.param2, r->m.param2_len);
+        r->param2[r->m.param2_len] = '\0';
     }
     if (rt->flags & GW_ROUTE_BODY) {
         const char *ct = gw_req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);

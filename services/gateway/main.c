@@ -63,8 +63,9 @@ int main(void)
     gw_sse *sse = NULL;
     gw_http *http = NULL;
     app.nrpc = cfg.threads < GW_RPC_CLIENTS_MAX ? (int)cfg.threads : GW_RPC_CLIENTS_MAX;
-    const char *urls[GW_SVC_COUNT] = {cfg.rpc_url, cfg.coord_url};
-    const char *vars[GW_SVC_COUNT] = {"PROGRESS_RPC_URL", "COORDINATOR_RPC_URL"};
+    const char *urls[GW_SVC_COUNT] = {cfg.rpc_url, cfg.coord_url, cfg.sync_url};
+    const char *vars[GW_SVC_COUNT] = {"PROGRESS_RPC_URL", "COORDINATOR_RPC_URL",
+                                      "SYNC_WORKER_RPC_URL"};
     for (int svc = 0; svc < GW_SVC_COUNT; svc++) {
         for (int i = 0; i < app.nrpc; i++) {
             if (sh_rpc_client_new(urls[svc], (int)cfg.rpc_timeout_ms, 0, &app.rpc[svc][i], &err) !=

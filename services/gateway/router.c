@@ -39,6 +39,10 @@ static const gw_route router_table[] = {
     {GW_PATCH, "/api/accounts/:id", gw_route_account_update, GW_ROUTE_AUTH | GW_ROUTE_BODY},
     {GW_DELETE, "/api/accounts/:id", gw_route_account_delete, GW_ROUTE_AUTH},
     {GW_POST, "/api/accounts/:id/sync", gw_route_account_sync, GW_ROUTE_AUTH},
+    {GW_GET, "/api/accounts/:id/messages", gw_route_messages_list, GW_ROUTE_AUTH},
+    {GW_GET, "/api/accounts/:id/messages/:uid", gw_route_message_get, GW_ROUTE_AUTH},
+    {GW_POST, "/api/accounts/:id/messages/:uid/read", gw_route_message_read, GW_ROUTE_AUTH},
+    {GW_POST, "/api/accounts/:id/messages/:uid/unread", gw_route_message_unread, GW_ROUTE_AUTH},
     {GW_POST, "/api/cron/sync-emails", gw_route_cron_sync, GW_ROUTE_CRON | GW_ROUTE_SEED},
     {GW_GET, "/api/cron/sync-emails", gw_route_cron_status, GW_ROUTE_CRON | GW_ROUTE_SEED},
     {GW_GET, "/healthz", gw_route_healthz, 0},
@@ -94,19 +98,22 @@ const char *gw_method_name(int method)
     return method >= 0 && method < GW_METHOD_COUNT ? router_methods[method] : "OTHER";
 }
 
-/* router_fit matches path against pattern; a ":id" segment captures one
- * non-empty path segment. */
+/* router_fit matches path against pattern; each ":name" segment captures
+ * one non-empty path segment, the first into param[0], the second into
+ * param[1]. */
 static bool router_fit(const char *pattern, const char *path, const char **param, size_t *plen)
 {
     const char *p = pattern, *s = path;
+    int k = 0;
     while (*p) {
         if (p[0] == ':' && p[-1] == '/') {
             const char *end = strchr(s, '/');
             size_t n = end ? (size_t)(end - s) : strlen(s);
-            if (n == 0)
+            if (n == 0 || k >= GW_PARAMS_MAX)
                 return false;
-            *param = s;
-            *plen = n;
+            param[k] = s;
+            plen[k] = n;
+            k++;
             s += n;
             while (*p && *p != '/')
                 p++;
@@ -135,9 +142,9 @@ int gw_router_match(int method, const char *path, gw_match *m)
     bool path_known = false;
     for (size_t i = 0; i < ROUTER_ROWS; i++) {
         const gw_route *rt = &router_table[i];
-        const char *param = NULL;
-        size_t plen = 0;
-        if (!router_fit(rt->pattern, path, &param, &plen))
+        const char *param[GW_PARAMS_MAX] = {NULL, NULL};
+        size_t plen[GW_PARAMS_MAX] = {0, 0};
+        if (!router_fit(rt->pattern, path, param, plen))
             continue;
         if (!path_known)
             m->pattern = router_pattern_of[i];
@@ -145,8 +152,10 @@ int gw_router_match(int method, const char *path, gw_match *m)
         if (rt->method == method || (rt->method == GW_GET && method == GW_HEAD)) {
             m->route = rt;
             m->pattern = router_pattern_of[i];
-            m->param = param;
-            m->param_len = plen;
+            m->param = param[0];
+            m->param_len = plen[0];
+            m->param2 = param[1];
+            m->param2_len = plen[1];
             return GW_MATCH_OK;
         }
         router_allow_add(m->allow, router_methods[rt->method]);

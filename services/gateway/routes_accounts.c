@@ -192,9 +192,82 @@ void gw_route_account_list(gw_req *r)
     gw_req_call_svc(r, GW_SVC_COORDINATOR, "account.list", args, 0, 200, NULL, accounts_listed);
 }
 
+/* accounts_folder_counts replaces the folder names of view with
+ * [{name, total, unread}] from the sync-worker's folders.counts result, or
+ * [{name}] when counts is NULL (the sync-worker did not answer). Returns
+ * SH_OK or SH_ENOMEM. */
+static int accounts_folder_counts(sh_val *view, const sh_val *counts)
+{
+    const sh_val *names = sh_val_get(view, "folders");
+    const sh_val *known = counts ? sh_val_get(counts, "folders") : NULL;
+    size_t n = sh_val_type_of(names) == SH_VAL_ARRAY ? sh_val_len(names) : 0;
+    sh_val *arr = sh_val_new_array();
+    int rc = arr ? SH_OK : SH_ENOMEM;
+    for (size_t i = 0; !rc && i < (n ? n : 1); i++) {
+        const char *name = n ? sh_val_str(sh_val_at(names, i), NULL) : "INBOX";
+        if (!name)
+            continue;
+        sh_val *f = sh_val_new_map();
+        rc = f && sh_val_set_cstr(f, "name", sh_val_new_cstr(name)) == SH_OK ? SH_OK : SH_ENOMEM;
+        long long total = 0, unread = 0;
+        for (size_t k = 0; counts && k < sh_val_len(known); k++) {
+            const sh_val *c = sh_val_at(known, k);
+            const char *cn = sh_val_get_str(c, "name", NULL);
+            if (cn && strcmp(cn, name) == 0) {
+                total = sh_val_int(sh_val_get(c, "total"));
+                unread = sh_val_int(sh_val_get(c, "unread"));
+            }
+        }
+        if (!rc && counts &&
+            (sh_val_set_cstr(f, "total", sh_val_new_int(total)) != SH_OK ||
+             sh_val_set_cstr(f, "unread", sh_val_new_int(unread)) != SH_OK))
+            rc = SH_ENOMEM;
+        if (rc)
+            sh_val_free(f);
+        else if (sh_val_push(arr, f) != SH_OK)
+            rc = SH_ENOMEM;
+    }
+    if (rc) {
+        sh_val_free(arr);
+        return rc;
+    }
+    return sh_val_set_cstr(view, "folders", arr) == SH_OK ? SH_OK : SH_ENOMEM;
+}
+
+static void accounts_one_counted(gw_req *r, size_t n, const int *rc, sh_val *const *results,
+                                 const sh_error *errs)
+{
+    if (rc[0] != SH_OK) {
+        gw_req_reply_rpc_error(r, rc[0], &errs[0], accounts_not_found);
+        return;
+    }
+    if (sh_val_type_of(results[0]) != SH_VAL_MAP || !sh_val_get_str(results[0], "id", NULL)) {
+        gw_req_reply_error(r, 500, "internal error: the coordinator answered without an account");
+        return;
+    }
+    sh_val *view = accounts_view(results[0]);
+    if (view && accounts_folder_counts(view, rc[1] == SH_OK ? results[1] : NULL) != SH_OK) {
+        sh_val_free(view);
+        view = NULL;
+    }
+    accounts_reply(r, 200, view);
+}
+
 void gw_route_account_get(gw_req *r)
 {
-    accounts_call(r, "account.get", true, NULL, accounts_one);
+    /* The counts come from the sync-worker beside the account; without
+     * them the folders are listed by name only. */
+    sh_val *a = sh_val_new_map(), *c = sh_val_new_map();
+    if (!a || !c || sh_val_set_cstr(a, "id", sh_val_new_cstr(gw_req_param(r))) != SH_OK ||
+        sh_val_set_cstr(c, "accountId", sh_val_new_cstr(gw_req_param(r))) != SH_OK) {
+        sh_val_free(a);
+        sh_val_free(c);
+        gw_req_reply_error(r, 503, "out of memory");
+        return;
+    }
+    gw_call_spec calls[2] = {{GW_SVC_COORDINATOR, "account.get", a},
+                             {GW_SVC_SYNC, "folders.counts", c}};
+    gw_req_call_all(r, 2, calls, 0, accounts_one_counted);
 }
 
 void gw_route_account_update(gw_req *r)

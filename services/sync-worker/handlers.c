@@ -8,6 +8,8 @@
 #include "mailstore.h"
 #include "shared/keys.h"
 #include "shared/service.h"
+#include "sync.h"
+#include "worker.h"
 
 #define HANDLER_LIMIT_DEFAULT 50
 #define HANDLER_LIMIT_MAX     500
@@ -111,9 +113,48 @@ static int h_messages_get(void *state, const sh_val *args, sh_val **result, sh_e
     return rc ? rc : sync_mail_get(w->store, acct, folder, uid, result, err);
 }
 
+/* h_messages_set_seen: {accountId, folder?, uid, seen, syncNow?}. The
+ * change is stored at once and pushed to the server by the next sync of the
+ * account, which syncNow asks the coordinator for. */
+static int h_messages_set_seen(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    const char *acct, *folder;
+    long long uid = -1;
+    int rc = handler_args(args, &acct, &folder, err);
+    if (!rc)
+        rc = handler_number(args, "uid", 1, UINT32_MAX, &uid, err);
+    if (!rc && uid < 0)
+        rc = sh_error_set(err, SH_EINVAL, "uid is required");
+    const sh_val *seen = rc ? NULL : sh_val_get(args, "seen");
+    if (!rc && sh_val_type_of(seen) != SH_VAL_BOOL)
+        rc = sh_error_set(err, SH_EINVAL, "seen is required and must be a boolean");
+    if (rc)
+        return rc;
+    rc = sync_mail_set_seen(w->store, acct, folder, uid, sh_val_bool(seen), result, err);
+    if (rc)
+        return rc;
+    sync_publish(w->pub, acct, "changed", folder,
+                 (uint32_t)sh_val_int(sh_val_get(*result, "uidvalidity")), (uint32_t)uid,
+                 sh_val_bool(seen) ? "\\Seen" : "");
+    if (sh_val_bool(sh_val_get(args, "syncNow")))
+        sync_workers_kick(acct);
+    return SH_OK;
+}
+
+static int h_folders_counts(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    const char *acct, *folder;
+    int rc = handler_args(args, &acct, &folder, err);
+    return rc ? rc : sync_mail_counts(w->store, acct, result, err);
+}
+
 const sh_rpc_op sync_ops[] = {
     {"ping", h_ping},
     {"messages.list", h_messages_list},
     {"messages.get", h_messages_get},
+    {"messages.set_seen", h_messages_set_seen},
+    {"folders.counts", h_folders_counts},
     {NULL, NULL},
 };

@@ -550,3 +550,41 @@ done:
         mailimap_set_free(set);
     return rc;
 }
+
+/* imap_modified reports whether the last tagged reply carried a MODIFIED
+ * response code (RFC 7162): the UNCHANGEDSINCE test failed. */
+static bool imap_modified(const sync_imap *s)
+{
+    const struct mailimap_response_info *ri = s->m->imap_response_info;
+    for (clistiter *it = ri && ri->rsp_extension_list ? clist_begin(ri->rsp_extension_list) : NULL;
+         it; it = clist_next(it)) {
+        const struct mailimap_extension_data *ed = clist_content(it);
+        if (!ed || ed->ext_extension != &mailimap_extension_condstore ||
+            ed->ext_type != MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE || !ed->ext_data)
+            continue;
+        const struct mailimap_condstore_resptextcode *c = ed->ext_data;
+        if (c->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_MODIFIED)
+            return true;
+    }
+    return false;
+}
+
+int sync_imap_store_seen(sync_imap *s, uint32_t uid, bool seen, uint64_t unchangedsince,
+                         bool *modified, sh_error *err)
+{
+    /* Written by hand: libetpan's mailimap_uid_store_unchangedsince sends
+     * a malformed command. */
+    char cmd[160];
+    *modified = false;
+    if (unchangedsince && s->condstore)
+        snprintf(cmd, sizeof cmd, "UID STORE %u (UNCHANGEDSINCE %llu) %cFLAGS.SILENT (\\Seen)",
+                 (unsigned)uid, (unsigned long long)unchangedsince, seen ? '+' : '-');
+    else
+        snprintf(cmd, sizeof cmd, "UID STORE %u %cFLAGS.SILENT (\\Seen)", (unsigned)uid,
+                 seen ? '+' : '-');
+    int r = mailimap_custom_command(s->m, cmd);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_error(s, r, "UID STORE", err);
+    *modified = imap_modified(s);
+    return SH_OK;
+}

@@ -84,4 +84,11 @@ int sync_imap_search_all(sync_imap *s, uint32_t **uids, size_t *n, sh_error *err
 int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
                     sync_msg_fn cb, void *arg, sh_error *err);
 
+/* sync_imap_store_seen adds (seen) or removes \Seen on one message of the
+ * selected folder. With unchangedsince > 0 and CONDSTORE the change is made
+ * only if the message is unchanged since that mod-sequence; otherwise
+ * *modified is set and the server's flags stay as they are. */
+int sync_imap_store_seen(sync_imap *s, uint32_t uid, bool seen, uint64_t unchangedsince,
+                         bool *modified, sh_error *err);
+
 #endif

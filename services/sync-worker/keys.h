@@ -23,6 +23,14 @@ int sync_key_index(char *buf, size_t len, const char *acct, const char *folder,
 /* mail:{acct}:m:<folder>:<uidvalidity>:<uid> hash of one message */
 int sync_key_message(char *buf, size_t len, const char *acct, const char *folder,
                      uint32_t uidvalidity, uint32_t uid);
+/* mail:{acct}:unseen:<folder>:<uidvalidity> sorted set of the UIDs without \Seen */
+int sync_key_unseen(char *buf, size_t len, const char *acct, const char *folder,
+                    uint32_t uidvalidity);
+/* mail:{acct}:pending:<folder> hash: UID -> "+|-:<uidvalidity>:<modseq>", the
+ * \Seen changes made through the API that the server has not seen yet */
+int sync_key_pending(char *buf, size_t len, const char *acct, const char *folder);
+/* mail:{acct}:folders set of the folder names synced at least once */
+int sync_key_folders(char *buf, size_t len, const char *acct);
 /* mail:{acct}:* - the SCAN pattern of every key of an account */
 int sync_key_account_pattern(char *buf, size_t len, const char *acct);
 

@@ -2,6 +2,7 @@
  * mailstore.h); every key comes from keys.c. */
 #include "mailstore.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,30 +61,60 @@ int sync_mail_state_get(sh_store *st, const char *acct, const char *folder, sync
 int sync_mail_state_set(sh_store *st, const char *acct, const char *folder,
                         const sync_folder_state *s, sh_error *err)
 {
-    char key[SYNC_KEY_MAX];
-    if (sync_key_state(key, sizeof key, acct, folder) < 0)
+    char key[SYNC_KEY_MAX], set[SYNC_KEY_MAX];
+    if (sync_key_state(key, sizeof key, acct, folder) < 0 ||
+        sync_key_folders(set, sizeof set, acct) < 0)
         return mail_key_err(err);
-    sh_cmd *c = sh_cmd_new("HSET");
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, "uidvalidity");
-    sh_cmd_int(c, s->uidvalidity);
-    sh_cmd_str(c, "uidnext");
-    sh_cmd_int(c, s->uidnext);
-    sh_cmd_str(c, "highestmodseq");
-    sh_cmd_fmt(c, "%llu", (unsigned long long)s->highestmodseq);
-    sh_cmd_str(c, "lastFullCheck");
-    sh_cmd_int(c, s->last_full_check);
-    sh_reply *r = NULL;
-    int rc = sh_store_call(st, c, &r, err);
-    sh_reply_free(r);
-    return rc;
+    sh_cmd *c[2] = {sh_cmd_new("HSET"), sh_cmd_new("SADD")};
+    sh_cmd_str(c[0], key);
+    sh_cmd_str(c[0], "uidvalidity");
+    sh_cmd_int(c[0], s->uidvalidity);
+    sh_cmd_str(c[0], "uidnext");
+    sh_cmd_int(c[0], s->uidnext);
+    sh_cmd_str(c[0], "highestmodseq");
+    sh_cmd_fmt(c[0], "%llu", (unsigned long long)s->highestmodseq);
+    sh_cmd_str(c[0], "lastFullCheck");
+    sh_cmd_int(c[0], s->last_full_check);
+    sh_cmd_str(c[1], set);
+    sh_cmd_str(c[1], folder);
+    return sync_mail_run(st, c, 2, err);
+}
+
+bool sync_mail_flags_seen(const char *flags)
+{
+    size_t n = strlen("\\Seen");
+    for (const char *p = flags; p && (p = strstr(p, "\\Seen")) != NULL; p += n)
+        if ((p == flags || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+            return true;
+    return false;
+}
+
+/* mail_unseen_cmd makes the ZADD (unseen) or ZREM (seen) keeping the
+ * folder's set of unseen UIDs in step with flags. */
+static sh_cmd *mail_unseen_cmd(const char *acct, const char *folder, uint32_t uidvalidity,
+                               uint32_t uid, const char *flags)
+{
+    char key[SYNC_KEY_MAX];
+    if (sync_key_unseen(key, sizeof key, acct, folder, uidvalidity) < 0)
+        return NULL;
+    bool seen = sync_mail_flags_seen(flags);
+    sh_cmd *c = sh_cmd_new(seen ? "ZREM" : "ZADD");
+    int rc = sh_cmd_str(c, key);
+    if (!seen)
+        rc = rc ? rc : sh_cmd_int(c, uid);
+    rc = rc ? rc : sh_cmd_int(c, uid);
+    if (rc) {
+        sh_cmd_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 int sync_mail_put_cmds(const char *acct, const char *folder, uint32_t uidvalidity,
                        const sync_msg *m, sh_cmd **cmds)
 {
     char key[SYNC_KEY_MAX], idx[SYNC_KEY_MAX];
-    cmds[0] = cmds[1] = NULL;
+    cmds[0] = cmds[1] = cmds[2] = NULL;
     if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, m->uid) < 0 ||
         sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
         return SH_EINVAL;
@@ -116,28 +147,35 @@ int sync_mail_put_cmds(const char *acct, const char *folder, uint32_t uidvalidit
     rc = rc ? rc : sh_cmd_str(z, idx);
     rc = rc ? rc : sh_cmd_int(z, m->uid);
     rc = rc ? rc : sh_cmd_int(z, m->uid);
-    if (rc) {
+    sh_cmd *u = rc ? NULL : mail_unseen_cmd(acct, folder, uidvalidity, m->uid, m->flags);
+    if (rc || !u) {
         sh_cmd_free(h);
         sh_cmd_free(z);
         return SH_ENOMEM;
     }
     cmds[0] = h;
     cmds[1] = z;
+    cmds[2] = u;
     return SH_OK;
 }
 
-sh_cmd *sync_mail_flags_cmd(const char *acct, const char *folder, uint32_t uidvalidity,
-                            uint32_t uid, const char *flags)
+int sync_mail_flags_cmds(const char *acct, const char *folder, uint32_t uidvalidity, uint32_t uid,
+                         const char *flags, sh_cmd **cmds)
 {
     char key[SYNC_KEY_MAX];
+    cmds[0] = cmds[1] = NULL;
     if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, uid) < 0)
-        return NULL;
+        return SH_EINVAL;
     sh_cmd *c = sh_cmd_new("HSET");
-    if (sh_cmd_str(c, key) || sh_cmd_str(c, "flags") || sh_cmd_str(c, flags)) {
+    sh_cmd *u = mail_unseen_cmd(acct, folder, uidvalidity, uid, flags);
+    if (!u || sh_cmd_str(c, key) || sh_cmd_str(c, "flags") || sh_cmd_str(c, flags)) {
         sh_cmd_free(c);
-        return NULL;
+        sh_cmd_free(u);
+        return SH_ENOMEM;
     }
-    return c;
+    cmds[0] = c;
+    cmds[1] = u;
+    return SH_OK;
 }
 
 int sync_mail_run(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err)
@@ -242,20 +280,23 @@ void sync_mail_flags_free(char **flags, size_t n)
 int sync_mail_remove(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                      const uint32_t *uids, size_t n, sh_error *err)
 {
-    char idx[SYNC_KEY_MAX], key[SYNC_KEY_MAX];
-    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
+    char idx[SYNC_KEY_MAX], unseen[SYNC_KEY_MAX], key[SYNC_KEY_MAX];
+    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0 ||
+        sync_key_unseen(unseen, sizeof unseen, acct, folder, uidvalidity) < 0)
         return mail_key_err(err);
     for (size_t base = 0; base < n; base += MAIL_CHUNK) {
         size_t k = n - base < MAIL_CHUNK ? n - base : MAIL_CHUNK;
-        sh_cmd *cmds[2] = {sh_cmd_new("UNLINK"), sh_cmd_new("ZREM")};
+        sh_cmd *cmds[3] = {sh_cmd_new("UNLINK"), sh_cmd_new("ZREM"), sh_cmd_new("ZREM")};
         sh_cmd_str(cmds[1], idx);
+        sh_cmd_str(cmds[2], unseen);
         for (size_t i = 0; i < k; i++) {
             if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, uids[base + i]) < 0)
                 continue;
             sh_cmd_str(cmds[0], key);
             sh_cmd_int(cmds[1], uids[base + i]);
+            sh_cmd_int(cmds[2], uids[base + i]);
         }
-        int rc = sync_mail_run(st, cmds, 2, err);
+        int rc = sync_mail_run(st, cmds, 3, err);
         if (rc)
             return rc;
     }
@@ -271,10 +312,14 @@ int sync_mail_drop_folder(sh_store *st, const char *acct, const char *folder, ui
     if (!rc)
         rc = sync_mail_remove(st, acct, folder, uidvalidity, uids, n, err);
     free(uids);
-    char idx[SYNC_KEY_MAX];
-    if (!rc && sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) >= 0) {
+    char idx[SYNC_KEY_MAX], unseen[SYNC_KEY_MAX], pending[SYNC_KEY_MAX];
+    if (!rc && sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) >= 0 &&
+        sync_key_unseen(unseen, sizeof unseen, acct, folder, uidvalidity) >= 0 &&
+        sync_key_pending(pending, sizeof pending, acct, folder) >= 0) {
         sh_cmd *c = sh_cmd_new("UNLINK");
         sh_cmd_str(c, idx);
+        sh_cmd_str(c, unseen);
+        sh_cmd_str(c, pending);
         sh_reply *r = NULL;
         rc = sh_store_call(st, c, &r, err);
         sh_reply_free(r);
@@ -483,5 +528,198 @@ int sync_mail_get(sh_store *st, const char *acct, const char *folder, long long 
     if (!m)
         return sh_error_set(err, SH_ENOTFOUND, "message not found");
     *out = m;
+    return SH_OK;
+}
+
+/* KEYS: message hash, unseen set, pending hash; ARGV: uid, "1" to mark
+ * seen or "0" unseen, the pending entry. Returns the new flags, or nil
+ * when the message is not stored. */
+static sh_script mail_set_seen_script = SH_SCRIPT("mail_set_seen", "\
+local f = redis.call('HGET', KEYS[1], 'flags')\n\
+if not f then return false end\n\
+local out = {}\n\
+for w in string.gmatch(f, '%S+') do\n\
+  if w ~= '\\\\Seen' then out[#out + 1] = w end\n\
+end\n\
+if ARGV[2] == '1' then\n\
+  out[#out + 1] = '\\\\Seen'\n\
+  redis.call('ZREM', KEYS[2], ARGV[1])\n\
+else\n\
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])\n\
+end\n\
+local nf = table.concat(out, ' ')\n\
+redis.call('HSET', KEYS[1], 'flags', nf)\n\
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])\n\
+return nf\n");
+
+/* KEYS: pending hash; ARGV: uid, the entry that was applied. Deletes the
+ * entry unless a newer change replaced it meanwhile. */
+static sh_script mail_pending_done_script = SH_SCRIPT("mail_pending_done", "\
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n\
+  return redis.call('HDEL', KEYS[1], ARGV[1])\n\
+end\n\
+return 0\n");
+
+int sync_mail_set_seen(sh_store *st, const char *acct, const char *folder, long long uid, bool seen,
+                       sh_val **out, sh_error *err)
+{
+    *out = NULL;
+    sync_folder_state fs;
+    int rc = sync_mail_state_get(st, acct, folder, &fs, err);
+    if (rc)
+        return rc;
+    if (!fs.uidvalidity)
+        return sh_error_set(err, SH_ENOTFOUND, "message not found");
+    char key[SYNC_KEY_MAX], unseen[SYNC_KEY_MAX], pending[SYNC_KEY_MAX];
+    if (sync_key_message(key, sizeof key, acct, folder, fs.uidvalidity, (uint32_t)uid) < 0 ||
+        sync_key_unseen(unseen, sizeof unseen, acct, folder, fs.uidvalidity) < 0 ||
+        sync_key_pending(pending, sizeof pending, acct, folder) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new_eval(&mail_set_seen_script, 3);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, unseen);
+    sh_cmd_str(c, pending);
+    sh_cmd_int(c, uid);
+    sh_cmd_str(c, seen ? "1" : "0");
+    sh_cmd_fmt(c, "%c:%u:%llu", seen ? '+' : '-', (unsigned)fs.uidvalidity,
+               (unsigned long long)fs.highestmodseq);
+    sh_reply *r = NULL;
+    rc = sh_store_call(st, c, &r, err);
+    if (rc)
+        return rc;
+    bool found = sh_reply_kind(r) == SH_REPLY_STRING;
+    sh_reply_free(r);
+    if (!found)
+        return sh_error_set(err, SH_ENOTFOUND, "message not found");
+    return sync_mail_get(st, acct, folder, uid, out, err);
+}
+
+int sync_mail_pending(sh_store *st, const char *acct, const char *folder, sync_pending **out,
+                      size_t *n, sh_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    char key[SYNC_KEY_MAX];
+    if (sync_key_pending(key, sizeof key, acct, folder) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("HGETALL");
+    sh_cmd_str(c, key);
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    if (rc)
+        return rc;
+    size_t count = sh_reply_kind(r) == SH_REPLY_ARRAY ? sh_reply_count(r) / 2 : 0;
+    sync_pending *v = calloc(count ? count : 1, sizeof *v);
+    if (!v) {
+        sh_reply_free(r);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t len;
+        const char *val = sh_reply_string(sh_reply_elem(r, 2 * i + 1), &len);
+        sync_pending *p = &v[k];
+        unsigned uv;
+        unsigned long long ms;
+        char sign;
+        p->uid = (uint32_t)mail_ll(sh_reply_elem(r, 2 * i));
+        if (!val || len >= sizeof p->value || p->uid == 0)
+            continue;
+        memcpy(p->value, val, len);
+        p->value[len] = '\0';
+        if (sscanf(p->value, "%c:%u:%llu", &sign, &uv, &ms) != 3 || (sign != '+' && sign != '-'))
+            continue;
+        p->seen = sign == '+';
+        p->uidvalidity = uv;
+        p->modseq = ms;
+        k++;
+    }
+    sh_reply_free(r);
+    *out = v;
+    *n = k;
+    return SH_OK;
+}
+
+int sync_mail_pending_done(sh_store *st, const char *acct, const char *folder,
+                           const sync_pending *p, sh_error *err)
+{
+    char key[SYNC_KEY_MAX];
+    if (sync_key_pending(key, sizeof key, acct, folder) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new_eval(&mail_pending_done_script, 1);
+    sh_cmd_str(c, key);
+    sh_cmd_int(c, p->uid);
+    sh_cmd_str(c, p->value);
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    sh_reply_free(r);
+    return rc;
+}
+
+int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err)
+{
+    *out = NULL;
+    char set[SYNC_KEY_MAX];
+    if (sync_key_folders(set, sizeof set, acct) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("SMEMBERS");
+    sh_cmd_str(c, set);
+    sh_reply *names = NULL;
+    int rc = sh_store_call(st, c, &names, err);
+    if (rc)
+        return rc;
+    size_t n = sh_reply_kind(names) == SH_REPLY_ARRAY ? sh_reply_count(names) : 0;
+    sh_val *arr = sh_val_new_array(), *res = sh_val_new_map();
+    if (!arr || !res)
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < n; i++) {
+        size_t len;
+        const char *s = sh_reply_string(sh_reply_elem(names, i), &len);
+        char folder[SYNC_KEY_MAX], idx[SYNC_KEY_MAX], unseen[SYNC_KEY_MAX];
+        if (!s || len == 0 || len >= sizeof folder)
+            continue;
+        memcpy(folder, s, len);
+        folder[len] = '\0';
+        sync_folder_state fs;
+        rc = sync_mail_state_get(st, acct, folder, &fs, err);
+        if (rc)
+            break;
+        if (!fs.uidvalidity || sync_key_index(idx, sizeof idx, acct, folder, fs.uidvalidity) < 0 ||
+            sync_key_unseen(unseen, sizeof unseen, acct, folder, fs.uidvalidity) < 0)
+            continue;
+        sh_cmd *cmds[2] = {sh_cmd_new("ZCARD"), sh_cmd_new("ZCARD")};
+        sh_reply *outs[2] = {NULL, NULL};
+        sh_cmd_str(cmds[0], idx);
+        sh_cmd_str(cmds[1], unseen);
+        rc = sh_store_pipeline(st, cmds, 2, outs, err);
+        sh_cmd_free(cmds[0]);
+        sh_cmd_free(cmds[1]);
+        if (!rc) {
+            sh_val *f = sh_val_new_map();
+            if (!f || sh_val_set_cstr(f, "name", sh_val_new_cstr(folder)) ||
+                sh_val_set_cstr(f, "total", sh_val_new_int(sh_reply_integer(outs[0]))) ||
+                sh_val_set_cstr(f, "unread", sh_val_new_int(sh_reply_integer(outs[1])))) {
+                sh_val_free(f);
+                rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+            } else if (sh_val_push(arr, f)) {
+                rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+            }
+        }
+        sh_reply_free(outs[0]);
+        sh_reply_free(outs[1]);
+    }
+    sh_reply_free(names);
+    if (!rc) {
+        /* sh_val_set takes arr even when it fails. */
+        if (sh_val_set_cstr(res, "folders", arr))
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        arr = NULL;
+    }
+    sh_val_free(arr);
+    if (rc) {
+        sh_val_free(res);
+        return rc;
+    }
+    *out = res;
     return SH_OK;
 }

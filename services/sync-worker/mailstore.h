@@ -5,6 +5,7 @@
 #ifndef SYNC_MAILSTORE_H
 #define SYNC_MAILSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,13 +25,22 @@ int sync_mail_state_get(sh_store *st, const char *acct, const char *folder, sync
 int sync_mail_state_set(sh_store *st, const char *acct, const char *folder,
                         const sync_folder_state *s, sh_error *err);
 
-/* sync_mail_put_cmds makes the two commands storing m (HSET of its hash,
- * ZADD to the index) into cmds[0..1]; the caller runs or frees them. */
+/* Commands made by sync_mail_put_cmds and sync_mail_flags_cmds. */
+#define SYNC_MAIL_PUT_CMDS   3
+#define SYNC_MAIL_FLAGS_CMDS 2
+
+/* sync_mail_put_cmds makes the commands storing m (HSET of its hash, ZADD
+ * to the index, ZADD or ZREM of the unseen set) into
+ * cmds[0..SYNC_MAIL_PUT_CMDS-1]; the caller runs or frees them. */
 int sync_mail_put_cmds(const char *acct, const char *folder, uint32_t uidvalidity,
                        const sync_msg *m, sh_cmd **cmds);
-/* sync_mail_flags_cmd makes the HSET setting the flags of one message. */
-sh_cmd *sync_mail_flags_cmd(const char *acct, const char *folder, uint32_t uidvalidity,
-                            uint32_t uid, const char *flags);
+/* sync_mail_flags_cmds makes the HSET setting the flags of one message and
+ * the update of the unseen set into cmds[0..SYNC_MAIL_FLAGS_CMDS-1]. */
+int sync_mail_flags_cmds(const char *acct, const char *folder, uint32_t uidvalidity, uint32_t uid,
+                         const char *flags, sh_cmd **cmds);
+/* sync_mail_flags_seen reports whether a space-separated flag list holds
+ * \Seen. */
+bool sync_mail_flags_seen(const char *flags);
 /* sync_mail_run sends the n commands in one pipeline and frees them; any
  * error reply fails the call. */
 int sync_mail_run(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err);
@@ -61,5 +71,34 @@ int sync_mail_list(sh_store *st, const char *acct, const char *folder, long long
 /* sync_mail_get returns one message; SH_ENOTFOUND when absent. */
 int sync_mail_get(sh_store *st, const char *acct, const char *folder, long long uid, sh_val **out,
                   sh_error *err);
+
+/* sync_mail_set_seen adds or removes \Seen in the stored flags of a
+ * message at once and records the change as pending for the server (with
+ * the folder's UIDVALIDITY and the HIGHESTMODSEQ of the last sync), then
+ * returns the message; SH_ENOTFOUND when it is not stored. */
+int sync_mail_set_seen(sh_store *st, const char *acct, const char *folder, long long uid, bool seen,
+                       sh_val **out, sh_error *err);
+
+/* A \Seen change made through the API and not yet applied on the server. */
+typedef struct sync_pending {
+    uint32_t uid;
+    bool seen;
+    uint32_t uidvalidity;
+    uint64_t modseq; /* the folder's HIGHESTMODSEQ when it was recorded */
+    char value[64];  /* the stored entry, to delete exactly this change */
+} sync_pending;
+
+/* sync_mail_pending returns the pending changes of a folder in *out
+ * (caller frees) and their number in *n. */
+int sync_mail_pending(sh_store *st, const char *acct, const char *folder, sync_pending **out,
+                      size_t *n, sh_error *err);
+/* sync_mail_pending_done forgets p unless a newer change of the same
+ * message replaced it. */
+int sync_mail_pending_done(sh_store *st, const char *acct, const char *folder,
+                           const sync_pending *p, sh_error *err);
+
+/* sync_mail_counts returns {folders: [{name, total, unread}]} of every
+ * folder of the account synced at least once. */
+int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err);
 
 #endif

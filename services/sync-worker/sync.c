@@ -44,7 +44,7 @@ typedef struct sync_folder {
     const char *folder;
     int step;
     uint32_t uidvalidity;
-    sh_cmd **cmds; /* the batch's commands, two per message */
+    sh_cmd **cmds; /* the batch's commands, SYNC_MAIL_PUT_CMDS per message */
     size_t ncmds;
     uint32_t *batch_uids; /* UIDs written by the batch, for events */
     size_t nbatch, batch_cap;
@@ -62,7 +62,7 @@ static int sync_put(void *arg, const sync_msg *m)
         return SH_EPROTO; /* more messages than asked for */
     if (sync_mail_put_cmds(f->run->acct, f->folder, f->uidvalidity, m, f->cmds + f->ncmds))
         return SH_ENOMEM;
-    f->ncmds += 2;
+    f->ncmds += SYNC_MAIL_PUT_CMDS;
     f->batch_uids[f->nbatch++] = m->uid;
     return SH_OK;
 }
@@ -95,7 +95,7 @@ static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_
 {
     sync_run *run = f->run;
     size_t batch = (size_t)run->env->fetch_batch;
-    f->cmds = calloc(2 * batch, sizeof *f->cmds);
+    f->cmds = calloc(SYNC_MAIL_PUT_CMDS * batch, sizeof *f->cmds);
     f->batch_uids = calloc(batch, sizeof *f->batch_uids);
     if (!f->cmds || !f->batch_uids)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
@@ -137,7 +137,7 @@ static int sync_flags_apply(sync_folder *f, sh_error *err)
                              &stored, err);
     if (rc)
         return rc;
-    sh_cmd **cmds = calloc(f->nf, sizeof *cmds);
+    sh_cmd **cmds = calloc(SYNC_MAIL_FLAGS_CMDS * f->nf, sizeof *cmds);
     size_t nc = 0;
     if (!cmds) {
         sync_mail_flags_free(stored, f->nf);
@@ -147,13 +147,12 @@ static int sync_flags_apply(sync_folder *f, sh_error *err)
         /* A message not stored yet is the next run's new message. */
         if (!stored[i] || strcmp(stored[i], f->f_flags[i]) == 0)
             continue;
-        cmds[nc] =
-            sync_mail_flags_cmd(run->acct, f->folder, f->uidvalidity, f->f_uids[i], f->f_flags[i]);
-        if (!cmds[nc]) {
+        if (sync_mail_flags_cmds(run->acct, f->folder, f->uidvalidity, f->f_uids[i], f->f_flags[i],
+                                 cmds + nc)) {
             rc = sh_error_set(err, SH_ENOMEM, "out of memory");
             break;
         }
-        nc++;
+        nc += SYNC_MAIL_FLAGS_CMDS;
     }
     if (!rc)
         rc = sync_mail_run(run->store, cmds, nc, err);
@@ -180,6 +179,52 @@ static void sync_folder_fini(sync_folder *f)
         free(f->f_flags[i]);
     free(f->f_flags);
     free(f->f_uids);
+}
+
+/* sync_push_seen applies the \Seen changes made through the API since the
+ * last run, each conditional on the message being unchanged on the server
+ * since then (CONDSTORE). A message changed meanwhile keeps the server's
+ * flags, which the flag check that follows brings in, and the conflict is
+ * reported. Changes recorded under another UIDVALIDITY are dropped. */
+static int sync_push_seen(sync_run *run, sync_imap *imap, const char *folder, uint32_t uidvalidity,
+                          sh_error *err)
+{
+    sync_pending *p = NULL;
+    size_t n = 0;
+    int rc = sync_mail_pending(run->store, run->acct, folder, &p, &n, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        bool modified = false;
+        if (p[i].uidvalidity == uidvalidity) {
+            sh_error e;
+            sh_error_clear(&e);
+            rc = sync_imap_store_seen(imap, p[i].uid, p[i].seen, p[i].modseq, &modified, &e);
+            if (rc == SH_EPROTO) {
+                /* The server refused it (e.g. the message is gone): the
+                 * next check of the folder shows what it has. */
+                sh_log_warn("flag_push_refused", "account=%s folder=%s uid=%u: %s", run->acct,
+                            folder, (unsigned)p[i].uid, e.msg);
+                rc = SH_OK;
+            } else if (rc) {
+                *err = e;
+                break;
+            }
+        }
+        if (modified) {
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "%.100s: message %u was changed on the server since the last sync; its "
+                     "%s was not applied and the server's flags were kept",
+                     folder, (unsigned)p[i].uid, p[i].seen ? "mark as read" : "mark as unread");
+            sh_log_info("flag_conflict", "account=%s %s", run->acct, msg);
+            sync_report_error(run->report, msg,
+                              "Nothing to do: the server's change wins; mark the message again to "
+                              "change it.");
+            sync_publish(run->pub, run->acct, "conflict", folder, uidvalidity, p[i].uid, NULL);
+        }
+        rc = sync_mail_pending_done(run->store, run->acct, folder, &p[i], err);
+    }
+    free(p);
+    return rc;
 }
 
 /* sync_one_folder brings one folder up to date. */
@@ -212,6 +257,9 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         sync_publish(run->pub, run->acct, "reset", folder, info.uidvalidity, 0, NULL);
         memset(&fs, 0, sizeof fs);
     }
+    rc = sync_push_seen(run, imap, folder, info.uidvalidity, err);
+    if (rc)
+        goto done;
     rc = sync_imap_search_all(imap, &server, &ns, err);
     if (!rc)
         rc = sync_mail_index(run->store, run->acct, folder, info.uidvalidity, &stored, &nst, err);

@@ -44,7 +44,11 @@ static struct {
     bool sub_started;
     sh_sub *sub;
     sh_store *sub_store;
-} wk = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+    /* held for reading by RPC handlers using coord, which stop frees */
+    pthread_rwlock_t coord_lock;
+} wk = {.lock = PTHREAD_MUTEX_INITIALIZER,
+        .wake = PTHREAD_COND_INITIALIZER,
+        .coord_lock = PTHREAD_RWLOCK_INITIALIZER};
 
 static bool worker_stopping(void)
 {
@@ -267,6 +271,24 @@ static void *worker_sub_main(void *arg)
     return arg;
 }
 
+void sync_workers_kick(const char *acct)
+{
+    sh_val *args = sh_val_new_map(), *res = NULL;
+    sh_error e;
+    sh_error_clear(&e);
+    pthread_rwlock_rdlock(&wk.coord_lock);
+    int rc = !args || sh_val_set_cstr(args, "id", sh_val_new_cstr(acct)) ? SH_ENOMEM
+             : wk.coord
+                 ? sh_rpc_call(wk.coord, "account.sync_now", args, WORKER_RPC_TIMEOUT_MS, &res, &e)
+                 : sh_error_set(&e, SH_ECLOSED, "stopping");
+    pthread_rwlock_unlock(&wk.coord_lock);
+    sh_val_free(args);
+    sh_val_free(res);
+    if (rc != SH_OK)
+        sh_log_warn("sync_now_failed", "account=%s: %s", acct,
+                    rc == SH_ENOMEM ? "no memory" : e.msg);
+}
+
 int sync_workers_start(const sh_redis_url *url, sh_pub *pub, const sync_env *env, sh_error *err)
 {
     wk.env = env;
@@ -289,7 +311,7 @@ int sync_workers_start(const sh_redis_url *url, sh_pub *pub, const sync_env *env
         goto fail;
     }
     wk.sub_started = true;
-    wk.threads = calloc((size_t)env->concurrency, sizeof *wk.threads);
+    wk.threads = calloc(env->concurrency ? (size_t)env->concurrency : 1, sizeof *wk.threads);
     if (!wk.threads) {
         rc = sh_error_set(err, SH_ENOMEM, "out of memory");
         goto fail;
@@ -337,8 +359,10 @@ void sync_workers_stop(void)
     wk.sub = NULL;
     sh_store_free(wk.sub_store);
     wk.sub_store = NULL;
+    pthread_rwlock_wrlock(&wk.coord_lock);
     sh_rpc_client_free(wk.coord);
     wk.coord = NULL;
+    pthread_rwlock_unlock(&wk.coord_lock);
     sh_rpc_client_free(wk.progress);
     wk.progress = NULL;
 }

@@ -15,4 +15,8 @@
 int sync_workers_start(const sh_redis_url *url, sh_pub *pub, const sync_env *env, sh_error *err);
 void sync_workers_stop(void);
 
+/* sync_workers_kick asks the coordinator to sync acct now (best effort:
+ * a failure is logged). */
+void sync_workers_kick(const char *acct);
+
 #endif

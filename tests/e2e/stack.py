@@ -1,5 +1,5 @@
 """Harness for the end-to-end tests: a private redis-server, the progress
-service, the coordinator and the gateway on free loopback ports, plus a small
+service, the coordinator, the sync-worker and the gateway on free loopback ports, plus a small
 HTTP client.
 
 The binaries come from the build tree named by BUILD_DIR (default "build",
@@ -197,9 +197,12 @@ class Stack:
         self.events_port = free_port()
         self.coord_port = free_port()
         self.coord_events_port = free_port()
+        self.sync_port = free_port()
+        self.sync_events_port = free_port()
         self.http_port = free_port()
         self.progress = None
         self.coordinator = None
+        self.sync_worker = None
         self.gateway = None
         self.token = self.extra_env.get("API_TOKEN")
         self.cron_secret = self.extra_env.get("CRON_SECRET", TEST_CRON_SECRET) or None
@@ -217,6 +220,12 @@ class Stack:
             "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % self.events_port,
             "COORDINATOR_RPC_URL": "tcp://127.0.0.1:%d" % self.coord_port,
             "COORDINATOR_EVENTS_URL": "tcp://127.0.0.1:%d" % self.coord_events_port,
+            "SYNC_WORKER_RPC_URL": "tcp://127.0.0.1:%d" % self.sync_port,
+            "SYNC_WORKER_EVENTS_URL": "tcp://127.0.0.1:%d" % self.sync_events_port,
+            # The sync-worker serves the messages routes; it syncs nothing
+            # (the accounts of these tests point nowhere) unless a test sets
+            # SYNC_CONCURRENCY.
+            "SYNC_CONCURRENCY": "0",
             "GATEWAY_LISTEN": "127.0.0.1:%d" % self.http_port,
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "info"),
             "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
@@ -240,6 +249,8 @@ class Stack:
             self.progress.start()
             self.coordinator = Service("coordinator", env, self.workdir)
             self.coordinator.start()
+            self.sync_worker = Service("sync-worker", env, self.workdir)
+            self.sync_worker.start()
             if self.start_gateway:
                 self.gateway = Service("gateway", env, self.workdir)
                 self.gateway.start()
@@ -297,7 +308,8 @@ class Stack:
 
     def services(self):
         """The services started so far, in start order."""
-        return [s for s in (self.progress, self.coordinator, self.gateway) if s is not None]
+        return [s for s in (self.progress, self.coordinator, self.sync_worker, self.gateway)
+                if s is not None]
 
     def dump_logs(self):
         for svc in self.services():

@@ -51,9 +51,17 @@ class AccountsTestBase(StackTestCase):
         return r.json
 
     def get(self, aid):
+        """GET /api/accounts/:id, whose folders are [{name, total, unread}]
+        (nothing synced here: zero counts), returned with the folder names
+        only, as the other routes show them."""
         r = self.http.get("/api/accounts/%s" % aid)
         self.assertStatus(r, 200)
-        return r.json
+        acc = dict(r.json)
+        for f in acc["folders"]:
+            self.assertEqual(set(f), {"name", "total", "unread"}, f)
+            self.assertEqual((f["total"], f["unread"]), (0, 0), f)
+        acc["folders"] = [f["name"] for f in acc["folders"]]
+        return acc
 
     def list(self, query=""):
         r = self.http.get("/api/accounts" + query)

@@ -80,30 +80,32 @@ static int dovecot_config(tf_dovecot *d)
     char path[400], conf[4096];
     const char *login_user = getuid() == 0 ? "dovenull" : "";
     const char *internal_user = getuid() == 0 ? "dovecot" : "";
-    int n =
-        snprintf(conf, sizeof conf,
-                 "base_dir = %s/run\n"
-                 "state_dir = %s/state\n"
-                 "log_path = %s/dovecot.log\n"
-                 "ssl = no\n"
-                 "protocols = imap\n"
-                 "listen = 127.0.0.1\n"
-                 "disable_plaintext_auth = no\n"
-                 "auth_mechanisms = plain login\n"
-                 "%s%s%s"
-                 "%s%s%s"
-                 "first_valid_uid = 1\n"
-                 "mail_location = maildir:%s/mail/%%u/Maildir\n"
-                 "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/passwd\n}\n"
-                 "userdb {\n  driver = static\n  args = uid=%u gid=%u home=%s/mail/%%u\n}\n"
-                 "service imap-login {\n  chroot =\n"
-                 "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
-                 "  inet_listener imaps {\n    port = 0\n  }\n}\n"
-                 "service anvil {\n  chroot =\n}\n",
-                 d->dir, d->dir, d->dir, login_user[0] ? "default_login_user = " : "", login_user,
-                 login_user[0] ? "\n" : "", internal_user[0] ? "default_internal_user = " : "",
-                 internal_user, internal_user[0] ? "\n" : "", d->dir, d->dir, (unsigned)d->uid,
-                 (unsigned)d->gid, d->dir, d->port);
+    int n = snprintf(conf, sizeof conf,
+                     "base_dir = %s/run\n"
+                     "state_dir = %s/state\n"
+                     "log_path = %s/dovecot.log\n"
+                     "ssl = yes\n"
+                     "ssl_cert = <%s/tls/server.pem\n"
+                     "ssl_key = <%s/tls/server.key\n"
+                     "protocols = imap\n"
+                     "listen = 127.0.0.1\n"
+                     "disable_plaintext_auth = no\n"
+                     "auth_mechanisms = plain login\n"
+                     "%s%s%s"
+                     "%s%s%s"
+                     "first_valid_uid = 1\n"
+                     "mail_location = maildir:%s/mail/%%u/Maildir\n"
+                     "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/passwd\n}\n"
+                     "userdb {\n  driver = static\n  args = uid=%u gid=%u home=%s/mail/%%u\n}\n"
+                     "service imap-login {\n  chroot =\n"
+                     "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
+                     "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
+                     "service anvil {\n  chroot =\n}\n",
+                     d->dir, d->dir, d->dir, d->dir, d->dir,
+                     login_user[0] ? "default_login_user = " : "", login_user,
+                     login_user[0] ? "\n" : "", internal_user[0] ? "default_internal_user = " : "",
+                     internal_user, internal_user[0] ? "\n" : "", d->dir, d->dir, (unsigned)d->uid,
+                     (unsigned)d->gid, d->dir, d->port, d->tls_port);
     if (n < 0 || (size_t)n >= sizeof conf)
         return -1;
     snprintf(path, sizeof path, "%s/dovecot.conf", d->dir);
@@ -113,6 +115,30 @@ static int dovecot_config(tf_dovecot *d)
     n = snprintf(pw, sizeof pw, "%s:{PLAIN}%s\n", d->user, d->password);
     snprintf(path, sizeof path, "%s/passwd", d->dir);
     return dovecot_write(path, pw, (size_t)n);
+}
+
+/* dovecot_certs makes <dir>/tls: ca.pem (the CA), server.pem and
+ * server.key (for 127.0.0.1 and localhost, signed by the CA). */
+static int dovecot_certs(tf_dovecot *d)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "set -e; mkdir -p '%s/tls'; cd '%s/tls'; "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=shtest-ca >/dev/null 2>&1; "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout server.key -out server.csr -subj /CN=localhost >/dev/null 2>&1; "
+             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n"
+             "extendedKeyUsage=serverAuth\\n' > ext.cnf; "
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out server.pem -days 2 -extfile ext.cnf >/dev/null 2>&1",
+             d->dir, d->dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "dovecot fixture: openssl could not make the test certificates\n");
+        return -1;
+    }
+    snprintf(d->ca_file, sizeof d->ca_file, "%s/tls/ca.pem", d->dir);
+    return 0;
 }
 
 static int dovecot_generate(tf_dovecot *d, int count)
@@ -195,6 +221,9 @@ int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int 
         d->gid = pw->pw_gid;
     }
     d->port = tf_free_port();
+    d->tls_port = tf_free_port();
+    while (d->tls_port == d->port)
+        d->tls_port = tf_free_port();
     if (access(DOVECOT_BIN, X_OK) != 0) {
         fprintf(stderr, "dovecot fixture: %s missing (install dovecot-imapd)\n", DOVECOT_BIN);
         return -1;
@@ -202,7 +231,8 @@ int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int 
     char path[400];
     snprintf(path, sizeof path, "%s/run", d->dir);
     if (dovecot_mkdirs(path) || snprintf(path, sizeof path, "%s/state", d->dir) < 0 ||
-        dovecot_mkdirs(path) || dovecot_config(d) || dovecot_generate(d, count)) {
+        dovecot_mkdirs(path) || dovecot_certs(d) || dovecot_config(d) ||
+        dovecot_generate(d, count)) {
         fprintf(stderr, "dovecot fixture: cannot prepare %s\n", d->dir);
         return -1;
     }

@@ -17,7 +17,9 @@ typedef struct tf_dovecot {
     char maildir[320]; /* <dir>/mail/<user>/Maildir */
     char user[64];
     char password[64];
-    uid_t uid; /* owner of the mail files (Dovecot's mail processes) */
+    int tls_port;      /* implicit TLS (imaps); the plain port offers STARTTLS */
+    char ca_file[300]; /* the throwaway CA that signed the server's certificate */
+    uid_t uid;         /* owner of the mail files (Dovecot's mail processes) */
     gid_t gid;
 } tf_dovecot;
 
@@ -27,7 +29,8 @@ typedef struct tf_dovecot {
  * messages with n % 3 == 0 are \Seen. */
 bool tf_dovecot_message_seen(int n);
 
-/* tf_dovecot_start writes the configuration, generates messages 1..count
+/* tf_dovecot_start makes a throwaway CA and a certificate for 127.0.0.1 and
+ * localhost signed by it (openssl), writes the configuration, generates messages 1..count
  * into INBOX (cur/, ":2,S" for the seen ones), starts `dovecot -F` and waits
  * until the port accepts connections. Returns 0 or -1 (reason on stderr). */
 int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int count);
