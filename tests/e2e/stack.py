@@ -142,10 +142,11 @@ def read_tail(path, max_bytes=20000):
 class Service:
     """One of our binaries, stderr and stdout captured to a file."""
 
-    def __init__(self, name, env, workdir):
+    def __init__(self, name, env, workdir, label=None):
         self.name = name
+        self.label = label or name
         self.env = env
-        self.log_path = os.path.join(workdir, name + ".log")
+        self.log_path = os.path.join(workdir, self.label + ".log")
         self.proc = None
         self.exit_code = None
 
@@ -547,3 +548,124 @@ def event_version(ev):
         if isinstance(rec.get("record"), dict):
             return rec["record"].get("version")
     return None
+
+
+class ScaleStack:
+    """Several replicas of every service on one Redis, wired the way
+    deploy/local-stack --replicas wires them: every client dials every
+    replica of what it calls, every gateway subscribes to every progress
+    replica. counts: {"progress": 2, "coordinator": 3, "sync-worker": 2,
+    "gateway": 2}."""
+
+    KINDS = ("progress", "coordinator", "sync-worker", "gateway")
+
+    def __init__(self, counts, env=None):
+        self.counts = counts
+        self.workdir = tempfile.mkdtemp(prefix="e2e-scale-")
+        self.redis = Redis(self.workdir)
+        self.extra_env = dict(env or {})
+        self.token = self.extra_env.get("API_TOKEN")
+        self.ports = {k: [(free_port(), free_port()) for _ in range(counts.get(k, 0))]
+                      for k in self.KINDS}
+        self.replicas = {k: [] for k in self.KINDS}
+
+    def urls(self, kind, which):
+        i = 0 if which == "rpc" else 1
+        return ",".join("tcp://127.0.0.1:%d" % p[i] for p in self.ports[kind])
+
+    def env_for(self, kind, r):
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("API_", "GATEWAY_", "PROGRESS_", "REDIS_", "KV_", "RPC_",
+                                     "SSE_", "LOG_LEVEL", "COORDINATOR_", "CLAIM_", "RESERVE_",
+                                     "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_", "EMAIL_"))}
+        base.update({
+            "REDIS_URL": self.redis.url,
+            "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "info"),
+            "ENCRYPTION_KEY": "8f3a0c5e7b9d1f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a",
+            "CRON_SECRET": "e2e-cron-secret-0123456789abcdef",
+            "SCHED_AUTO_TICK": "false",
+            "SYNC_CONCURRENCY": "0",
+            "PROGRESS_RPC_URL": self.urls("progress", "rpc"),
+            "PROGRESS_EVENTS_URL": self.urls("progress", "events"),
+            "COORDINATOR_RPC_URL": self.urls("coordinator", "rpc"),
+            "COORDINATOR_EVENTS_URL": self.urls("coordinator", "events"),
+            "SYNC_WORKER_RPC_URL": self.urls("sync-worker", "rpc"),
+            "SYNC_WORKER_EVENTS_URL": self.urls("sync-worker", "events"),
+        })
+        base.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        base.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        base.update(self.extra_env)
+        # A service listens on the first URL of its own list: give each
+        # replica its own two addresses.
+        own = {"progress": "PROGRESS", "coordinator": "COORDINATOR",
+               "sync-worker": "SYNC_WORKER"}.get(kind)
+        if own:
+            rpc, ev = self.ports[kind][r]
+            base[own + "_RPC_URL"] = "tcp://127.0.0.1:%d" % rpc
+            base[own + "_EVENTS_URL"] = "tcp://127.0.0.1:%d" % ev
+        else:
+            base["GATEWAY_LISTEN"] = "127.0.0.1:%d" % self.ports["gateway"][r][0]
+        return base
+
+    def start(self):
+        try:
+            self.redis.start()
+            for kind in self.KINDS:
+                for r in range(self.counts.get(kind, 0)):
+                    svc = Service(kind, self.env_for(kind, r), self.workdir,
+                                  label="%s-%d" % (kind, r + 1))
+                    svc.start()
+                    self.replicas[kind].append(svc)
+            deadline = time.monotonic() + START_TIMEOUT
+            for r in range(self.counts.get("gateway", 0)):
+                while True:
+                    for svc in self.all():
+                        if not svc.alive():
+                            raise RuntimeError("%s exited with %s during start-up"
+                                               % (svc.label, svc.proc.returncode))
+                    c = self.client(r)
+                    try:
+                        status, _, _ = c.request("GET", "/readyz", timeout=2)
+                        if status == 200:
+                            break
+                    except OSError:
+                        pass
+                    finally:
+                        c.close()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("gateway %d not ready" % (r + 1))
+                    time.sleep(0.1)
+        except BaseException:
+            self.dump_logs()
+            self.stop(check=False)
+            raise
+        return self
+
+    def all(self):
+        return [s for k in self.KINDS for s in self.replicas[k]]
+
+    def client(self, r, token="default"):
+        if token == "default":
+            token = self.token
+        return Client("127.0.0.1", self.ports["gateway"][r][0], token)
+
+    def dump_logs(self):
+        for svc in self.all():
+            sys.stderr.write("\n----- %s log -----\n%s\n" % (svc.label, read_tail(svc.log_path)))
+        sys.stderr.flush()
+
+    def stop(self, check=True):
+        problems = []
+        for svc in reversed(self.all()):
+            if svc.proc is None:
+                continue
+            code = svc.stop()
+            if code != 0:
+                problems.append("%s exit status %s" % (svc.label, code))
+        self.redis.stop()
+        if problems:
+            self.dump_logs()
+            if check:
+                raise AssertionError("services did not exit cleanly: " + "; ".join(problems))
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
