@@ -559,13 +559,18 @@ class ScaleStack:
 
     KINDS = ("progress", "coordinator", "sync-worker", "gateway")
 
-    def __init__(self, counts, env=None):
+    def __init__(self, counts, env=None, spare=None):
+        """spare: {kind: n} addresses listed to every client from the start
+        but served by nobody until start_spare(kind) (a replica joining
+        later, without restarting the others)."""
         self.counts = counts
+        self.spare = dict(spare or {})
         self.workdir = tempfile.mkdtemp(prefix="e2e-scale-")
         self.redis = Redis(self.workdir)
         self.extra_env = dict(env or {})
         self.token = self.extra_env.get("API_TOKEN")
-        self.ports = {k: [(free_port(), free_port()) for _ in range(counts.get(k, 0))]
+        self.ports = {k: [(free_port(), free_port())
+                          for _ in range(counts.get(k, 0) + self.spare.get(k, 0))]
                       for k in self.KINDS}
         self.replicas = {k: [] for k in self.KINDS}
 
@@ -640,6 +645,16 @@ class ScaleStack:
             self.stop(check=False)
             raise
         return self
+
+    def start_spare(self, kind):
+        """Start the next spare replica of kind; returns it."""
+        r = len(self.replicas[kind])
+        if r >= len(self.ports[kind]):
+            raise RuntimeError("no spare %s address left" % kind)
+        svc = Service(kind, self.env_for(kind, r), self.workdir, label="%s-%d" % (kind, r + 1))
+        svc.start()
+        self.replicas[kind].append(svc)
+        return svc
 
     def all(self):
         return [s for k in self.KINDS for s in self.replicas[k]]

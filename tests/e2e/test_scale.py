@@ -121,6 +121,40 @@ class ScaleOutTest(unittest.TestCase):
         c.close()
 
 
+class JoinTest(unittest.TestCase):
+    """Clients dial every listed address and redial the ones that do not
+    answer yet: a replica started later on a listed address joins without
+    restarting anything."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = ScaleStack({"progress": 1, "coordinator": 1, "sync-worker": 1,
+                                "gateway": 1}, spare={"progress": 1, "coordinator": 1}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def test_a_new_replica_joins_and_takes_over(self):
+        c = self.stack.client(0)
+        self.assertEqual(c.post("/api/progress/join-1", {"currentStep": 1}).status, 200)
+        for kind in ("progress", "coordinator"):
+            self.stack.start_spare(kind)
+        time.sleep(1.5)  # the clients' redial period is at most 0.5 s
+        for kind in ("progress", "coordinator"):
+            first = self.stack.replicas[kind].pop(0)
+            first.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(first.proc.wait(15), 0)
+        # Only the replicas started later remain: they serve everything.
+        for step in range(2, 12):
+            r = c.post("/api/progress/join-1", {"currentStep": step})
+            self.assertEqual(r.status, 200, r)
+        self.assertEqual(c.get("/api/progress/join-1").json["currentStep"], 11)
+        r = c.post("/api/queue/claim", {"sq": "join-sq", "botId": "B"})
+        self.assertEqual(r.status, 200, r)
+        c.close()
+
+
 class StopUnderLoadTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
