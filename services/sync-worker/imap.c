@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <libetpan/libetpan.h>
@@ -15,15 +16,116 @@
 #include "shared/util.h"
 #include "tls_verify.h"
 
+/* The reading side of a session is wrapped by a stream of our own that
+ * counts the bytes of the server's reply to the last command sent: libetpan
+ * reads a literal of whatever size the server announces, so a hostile or
+ * broken server could otherwise make it read (and hold) gigabytes. */
+typedef struct imap_cap {
+    mailstream_low *inner;
+    size_t used;  /* bytes read since the last write */
+    bool tripped; /* a reply went over IMAP_REPLY_MAX */
+} imap_cap;
+
 struct sync_imap {
     mailimap *m;
     const char *host;
+    imap_cap *cap; /* owned by the stream */
     bool logged_in;
     bool condstore;
 };
 
 /* The largest field kept from an envelope; longer ones are cut. */
 #define IMAP_FIELD_MAX 4096
+/* The largest reply to one command (a batch of SYNC_FETCH_BATCH envelopes
+ * is a few megabytes at most). */
+#define IMAP_REPLY_MAX ((size_t)64 * 1024 * 1024)
+
+static ssize_t imap_cap_read(mailstream_low *s, void *buf, size_t count)
+{
+    imap_cap *c = s->data;
+    if (c->used >= IMAP_REPLY_MAX) {
+        c->tripped = true;
+        return -1;
+    }
+    if (count > IMAP_REPLY_MAX - c->used)
+        count = IMAP_REPLY_MAX - c->used;
+    ssize_t r = mailstream_low_read(c->inner, buf, count);
+    if (r > 0)
+        c->used += (size_t)r;
+    return r;
+}
+
+static ssize_t imap_cap_write(mailstream_low *s, const void *buf, size_t count)
+{
+    imap_cap *c = s->data;
+    c->used = 0;
+    return mailstream_low_write(c->inner, buf, count);
+}
+
+static int imap_cap_close(mailstream_low *s)
+{
+    imap_cap *c = s->data;
+    return mailstream_low_close(c->inner);
+}
+
+static int imap_cap_get_fd(mailstream_low *s)
+{
+    imap_cap *c = s->data;
+    return mailstream_low_get_fd(c->inner);
+}
+
+static void imap_cap_free(mailstream_low *s)
+{
+    imap_cap *c = s->data;
+    mailstream_low_free(c->inner);
+    free(c);
+    free(s);
+}
+
+static void imap_cap_cancel(mailstream_low *s)
+{
+    imap_cap *c = s->data;
+    mailstream_low_cancel(c->inner);
+}
+
+static struct mailstream_cancel *imap_cap_get_cancel(mailstream_low *s)
+{
+    imap_cap *c = s->data;
+    return mailstream_low_get_cancel(c->inner);
+}
+
+static carray *imap_cap_chain(mailstream_low *s)
+{
+    imap_cap *c = s->data;
+    return mailstream_low_get_certificate_chain(c->inner);
+}
+
+static mailstream_low_driver imap_cap_driver = {
+    .mailstream_read = imap_cap_read,
+    .mailstream_write = imap_cap_write,
+    .mailstream_close = imap_cap_close,
+    .mailstream_get_fd = imap_cap_get_fd,
+    .mailstream_free = imap_cap_free,
+    .mailstream_cancel = imap_cap_cancel,
+    .mailstream_get_cancel = imap_cap_get_cancel,
+    .mailstream_get_certificate_chain = imap_cap_chain,
+};
+
+/* imap_cap_install puts the counting stream in front of the session's. */
+static int imap_cap_install(sync_imap *s)
+{
+    mailstream *st = s->m->imap_stream;
+    imap_cap *c = calloc(1, sizeof *c);
+    mailstream_low *low = c ? mailstream_low_new(c, &imap_cap_driver) : NULL;
+    if (!low) {
+        free(c);
+        return SH_ENOMEM;
+    }
+    c->inner = mailstream_get_low(st);
+    mailstream_set_low(st, low);
+    s->cap = c;
+    return SH_OK;
+}
 
 /* imap_utf8 appends s (len bytes) to out as valid UTF-8: control bytes
  * become spaces and invalid sequences '?'. */
@@ -122,6 +224,10 @@ static int imap_addresses(sh_buf *out, clist *list)
 static int imap_error(sync_imap *s, int r, const char *what, sh_error *err)
 {
     const char *said = s && s->m && s->m->imap_response ? s->m->imap_response : "";
+    if (s && s->cap && s->cap->tripped)
+        return sh_error_set(err, SH_EPROTO,
+                            "IMAP %s: the server's reply is larger than %zu MiB; refused", what,
+                            IMAP_REPLY_MAX >> 20);
     switch (r) {
     case MAILIMAP_ERROR_STREAM:
     case MAILIMAP_ERROR_CONNECTION_REFUSED:
@@ -200,6 +306,10 @@ int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
     mailimap_set_timeout(s->m, o->command_timeout_s);
     if (s->m->imap_stream)
         mailstream_low_set_timeout(mailstream_get_low(s->m->imap_stream), o->command_timeout_s);
+    if (!s->m->imap_stream || imap_cap_install(s)) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
+    }
     *out = s;
     return SH_OK;
 fail:
@@ -240,6 +350,56 @@ bool sync_imap_has_condstore(const sync_imap *s)
     return s->condstore;
 }
 
+/* imap_special reports whether a LIST entry carries \Sent or \Drafts. */
+static bool imap_special(const struct mailimap_mailbox_list *mb)
+{
+    if (!mb->mb_flag || !mb->mb_flag->mbf_oflags)
+        return false;
+    for (clistiter *it = clist_begin(mb->mb_flag->mbf_oflags); it; it = clist_next(it)) {
+        const struct mailimap_mbx_list_oflag *of = clist_content(it);
+        const char *f =
+            of && of->of_type == MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT ? of->of_flag_ext : NULL;
+        if (f && f[0] == '\\')
+            f++;
+        if (f && (strcasecmp(f, "Sent") == 0 || strcasecmp(f, "Drafts") == 0))
+            return true;
+    }
+    return false;
+}
+
+int sync_imap_special_use(sync_imap *s, char ***names, size_t *n, sh_error *err)
+{
+    *names = NULL;
+    *n = 0;
+    if (!mailimap_has_extension(s->m, "SPECIAL-USE"))
+        return SH_OK;
+    clist *list = NULL;
+    int r = mailimap_list(s->m, "", "*", &list);
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_error(s, r, "LIST", err);
+    size_t count = list ? (size_t)clist_count(list) : 0, k = 0;
+    char **v = calloc(count ? count : 1, sizeof *v);
+    int rc = v ? SH_OK : sh_error_set(err, SH_ENOMEM, "out of memory");
+    for (clistiter *it = list && v ? clist_begin(list) : NULL; it && !rc; it = clist_next(it)) {
+        const struct mailimap_mailbox_list *mb = clist_content(it);
+        if (!mb || !mb->mb_name || !imap_special(mb))
+            continue;
+        if (!(v[k++] = strdup(mb->mb_name)))
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    if (list)
+        mailimap_list_result_free(list);
+    if (rc) {
+        for (size_t i = 0; v && i < k; i++)
+            free(v[i]);
+        free(v);
+        return rc;
+    }
+    *names = v;
+    *n = k;
+    return SH_OK;
+}
+
 int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, sh_error *err)
 {
     memset(info, 0, sizeof *info);
@@ -248,7 +408,7 @@ int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, s
                          : mailimap_select(s->m, folder);
     if (r != MAILIMAP_NO_ERROR) {
         imap_error(s, r, "SELECT", err);
-        if (err)
+        if (err && !s->cap->tripped)
             snprintf(err->msg, sizeof err->msg, "IMAP SELECT %.100s failed: %.120s", folder,
                      s->m->imap_response ? s->m->imap_response : "no reply");
         return err ? err->code : SH_EPROTO;

@@ -69,6 +69,11 @@ int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_err
 /* sync_imap_has_condstore reports whether the server advertises CONDSTORE. */
 bool sync_imap_has_condstore(const sync_imap *s);
 
+/* sync_imap_special_use lists the folders marked \Sent or \Drafts (RFC
+ * 6154) when the server advertises SPECIAL-USE: *names (caller frees each
+ * and the array) holds *n names, none without SPECIAL-USE. */
+int sync_imap_special_use(sync_imap *s, char ***names, size_t *n, sh_error *err);
+
 /* sync_imap_select selects folder read-only-neutrally (SELECT, with
  * CONDSTORE when advertised) and fills info. */
 int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, sh_error *err);

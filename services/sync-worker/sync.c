@@ -379,12 +379,30 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
         sync_report_update(run->report, 0, "logging in", NULL, 0, 0, false);
         rc = sync_imap_login(imap, user, password, err);
     }
+    char **special = NULL;
+    size_t nspecial = 0;
+    if (!rc)
+        rc = sync_imap_special_use(imap, &special, &nspecial, err);
     const sh_val *folders = sh_val_get(account, "folders");
     size_t nf = sh_val_type_of(folders) == SH_VAL_ARRAY ? sh_val_len(folders) : 0;
-    for (size_t i = 0; !rc && i < (nf ? nf : 1); i++) {
+    size_t nown = nf ? nf : 1;
+    for (size_t i = 0; !rc && i < nown + nspecial; i++) {
         size_t len = 5;
-        const char *name = nf ? sh_val_str(sh_val_at(folders, i), &len) : "INBOX";
-        if (!sync_folder_name_ok(name, len)) {
+        const char *name = i >= nown ? special[i - nown]
+                           : nf      ? sh_val_str(sh_val_at(folders, i), &len)
+                                     : "INBOX";
+        if (i >= nown) {
+            /* Sent and Drafts come along unless the account names them. */
+            len = strlen(name);
+            bool listed = false;
+            for (size_t k = 0; k < nown && !listed; k++) {
+                size_t l2 = 5;
+                const char *own = nf ? sh_val_str(sh_val_at(folders, k), &l2) : "INBOX";
+                listed = own && l2 == len && memcmp(own, name, len) == 0;
+            }
+            if (listed || !sync_folder_name_ok(name, len))
+                continue;
+        } else if (!sync_folder_name_ok(name, len)) {
             rc = sh_error_set(err, SH_EINVAL, "invalid folder name in the account");
             break;
         }
@@ -396,6 +414,9 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
             snprintf(err->msg, sizeof err->msg, "%s", msg);
         }
     }
+    for (size_t i = 0; i < nspecial; i++)
+        free(special[i]);
+    free(special);
     sync_imap_free(imap);
     return rc;
 }

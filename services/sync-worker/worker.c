@@ -20,6 +20,7 @@
 
 #define WORKER_RPC_TIMEOUT_MS 5000
 #define WORKER_IDLE_MS        1000
+#define WORKER_SHUTDOWN_MSG   "interrupted by shutdown"
 
 typedef struct worker_thread {
     pthread_t thread;
@@ -199,13 +200,20 @@ static void worker_run(worker_thread *t, const sh_val *lease)
     if (pw.data)
         sh_wipe(pw.data, pw.len);
     sh_buf_fini(&pw);
-    if (rc == SH_ECLOSED || rc == SH_ELEASE) {
-        /* Stopping, or another worker has it now: the lease runs out or
-         * is already someone else's. */
+    if (rc == SH_ELEASE) {
+        /* Another worker has it now. */
         sh_log_info("sync_abandoned", "account=%s: %s", acct, err.msg);
         return;
     }
-    if (rc) {
+    if (rc == SH_ECLOSED) {
+        /* Stopping between two batches: the lease is given back as a
+         * failed run, so the account is not left `syncing` until the lease
+         * runs out; what was stored stays and the next run goes on from
+         * there. */
+        snprintf(err.msg, sizeof err.msg, "%s", WORKER_SHUTDOWN_MSG);
+        sync_report_error(&rep, err.msg, "Retried by the next sync of the account.");
+        sh_log_info("sync_interrupted", "account=%s: stopping", acct);
+    } else if (rc) {
         sync_report_error(&rep, err.msg, worker_fix(rc, err.msg));
         sh_log_warn("sync_failed", "account=%s: %s", acct, err.msg);
     } else {

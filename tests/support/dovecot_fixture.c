@@ -95,6 +95,9 @@ static int dovecot_config(tf_dovecot *d)
                      "%s%s%s"
                      "first_valid_uid = 1\n"
                      "mail_location = maildir:%s/mail/%%u/Maildir\n"
+                     "namespace inbox {\n  inbox = yes\n"
+                     "  mailbox Sent {\n    special_use = \\Sent\n  }\n"
+                     "  mailbox Drafts {\n    special_use = \\Drafts\n  }\n}\n"
                      "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/passwd\n}\n"
                      "userdb {\n  driver = static\n  args = uid=%u gid=%u home=%s/mail/%%u\n}\n"
                      "service imap-login {\n  chroot =\n"
@@ -197,6 +200,49 @@ static int dovecot_greeting(int fd)
     return -1;
 }
 
+/* dovecot_launch starts `dovecot -F` on the prepared directory and waits
+ * until the plain port greets. */
+static int dovecot_launch(tf_dovecot *d)
+{
+    char conf[400], out[400];
+    snprintf(conf, sizeof conf, "%s/dovecot.conf", d->dir);
+    snprintf(out, sizeof out, "%s/dovecot.out", d->dir);
+    d->pid = fork();
+    if (d->pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl(DOVECOT_BIN, "dovecot", "-F", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    if (d->pid < 0) {
+        perror("fork");
+        return -1;
+    }
+    for (int i = 0; i < 500; i++) {
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            fprintf(stderr, "dovecot exited at start (status %d); see %s and %s/dovecot.log\n", st,
+                    out, d->dir);
+            d->pid = 0;
+            return -1;
+        }
+        int fd = dovecot_connect(d->port);
+        if (fd >= 0) {
+            int ok = dovecot_greeting(fd);
+            close(fd);
+            if (ok == 0)
+                return 0;
+        }
+        tf_sleep_ms(20);
+    }
+    fprintf(stderr, "dovecot did not answer on port %d; see %s/dovecot.log\n", d->port, d->dir);
+    return -1;
+}
+
 int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int count)
 {
     memset(d, 0, sizeof *d);
@@ -236,43 +282,28 @@ int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int 
         fprintf(stderr, "dovecot fixture: cannot prepare %s\n", d->dir);
         return -1;
     }
-    char conf[400], out[400];
-    snprintf(conf, sizeof conf, "%s/dovecot.conf", d->dir);
-    snprintf(out, sizeof out, "%s/dovecot.out", d->dir);
-    d->pid = fork();
-    if (d->pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execl(DOVECOT_BIN, "dovecot", "-F", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    if (d->pid < 0) {
-        perror("fork");
-        return -1;
-    }
-    for (int i = 0; i < 500; i++) {
-        int st;
-        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-            fprintf(stderr, "dovecot exited at start (status %d); see %s and %s/dovecot.log\n", st,
-                    out, d->dir);
-            d->pid = 0;
-            return -1;
-        }
+    return dovecot_launch(d);
+}
+
+int tf_dovecot_halt(tf_dovecot *d)
+{
+    if (d->pid > 0)
+        tf_stop(d->pid, SIGTERM, 10000);
+    d->pid = 0;
+    /* The master's children leave with it; wait until the port is closed. */
+    for (int i = 0; i < 250; i++) {
         int fd = dovecot_connect(d->port);
-        if (fd >= 0) {
-            int ok = dovecot_greeting(fd);
-            close(fd);
-            if (ok == 0)
-                return 0;
-        }
+        if (fd < 0)
+            return 0;
+        close(fd);
         tf_sleep_ms(20);
     }
-    fprintf(stderr, "dovecot did not answer on port %d; see %s/dovecot.log\n", d->port, d->dir);
     return -1;
+}
+
+int tf_dovecot_resume(tf_dovecot *d)
+{
+    return d->pid > 0 ? -1 : dovecot_launch(d);
 }
 
 void tf_dovecot_stop(tf_dovecot *d)

@@ -30,10 +30,17 @@ typedef struct tf_dovecot {
 bool tf_dovecot_message_seen(int n);
 
 /* tf_dovecot_start makes a throwaway CA and a certificate for 127.0.0.1 and
- * localhost signed by it (openssl), writes the configuration, generates messages 1..count
+ * localhost signed by it (openssl), writes the configuration (folders named
+ * Sent and Drafts, once created, are marked \Sent and \Drafts for
+ * SPECIAL-USE), generates messages 1..count
  * into INBOX (cur/, ":2,S" for the seen ones), starts `dovecot -F` and waits
  * until the port accepts connections. Returns 0 or -1 (reason on stderr). */
 int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int count);
+/* tf_dovecot_halt stops the server but keeps its directory and mail;
+ * returns 0 once the port is closed. tf_dovecot_resume starts it again on
+ * the same ports and mail; returns 0 or -1. */
+int tf_dovecot_halt(tf_dovecot *d);
+int tf_dovecot_resume(tf_dovecot *d);
 /* tf_dovecot_stop stops the server and removes its directory. */
 void tf_dovecot_stop(tf_dovecot *d);
 
