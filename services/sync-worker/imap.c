@@ -32,6 +32,7 @@ struct sync_imap {
     imap_cap *cap; /* owned by the stream */
     bool logged_in;
     bool condstore;
+    bool qresync; /* ENABLE QRESYNC succeeded */
 };
 
 /* The largest field kept from an envelope; longer ones are cut. */
@@ -329,6 +330,46 @@ void sync_imap_free(sync_imap *s)
     free(s);
 }
 
+/* imap_enable_qresync sends ENABLE QRESYNC (RFC 7162), which VANISHED needs.
+ * A server that answers NO is synced without it. */
+static int imap_enable_qresync(sync_imap *s, sh_error *err)
+{
+    clist *list = clist_new();
+    char *name = strdup("QRESYNC");
+    struct mailimap_capability *cap =
+        name ? mailimap_capability_new(MAILIMAP_CAPABILITY_NAME, NULL, name) : NULL;
+    if (!cap)
+        free(name);
+    if (!list || !cap || clist_append(list, cap) < 0) {
+        if (cap)
+            mailimap_capability_free(cap);
+        if (list)
+            clist_free(list);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    struct mailimap_capability_data *want = mailimap_capability_data_new(list);
+    if (!want) {
+        mailimap_capability_free(cap);
+        clist_free(list);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    struct mailimap_capability_data *got = NULL;
+    int r = mailimap_enable(s->m, want, &got);
+    mailimap_capability_data_free(want);
+    for (clistiter *it = got && got->cap_list ? clist_begin(got->cap_list) : NULL; it;
+         it = clist_next(it)) {
+        const struct mailimap_capability *c = clist_content(it);
+        if (c && c->cap_type == MAILIMAP_CAPABILITY_NAME && c->cap_data.cap_name &&
+            strcasecmp(c->cap_data.cap_name, "QRESYNC") == 0)
+            s->qresync = true;
+    }
+    if (got)
+        mailimap_capability_data_free(got);
+    if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE || r == MAILIMAP_ERROR_MEMORY)
+        return imap_error(s, r, "ENABLE", err);
+    return SH_OK;
+}
+
 int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_error *err)
 {
     int r = mailimap_login(s->m, user, password);
@@ -342,12 +383,19 @@ int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_err
     if (r != MAILIMAP_NO_ERROR)
         return imap_error(s, r, "CAPABILITY", err);
     s->condstore = mailimap_has_condstore(s->m) != 0;
+    if (s->condstore && mailimap_has_qresync(s->m))
+        return imap_enable_qresync(s, err);
     return SH_OK;
 }
 
 bool sync_imap_has_condstore(const sync_imap *s)
 {
     return s->condstore;
+}
+
+bool sync_imap_has_qresync(const sync_imap *s)
+{
+    return s->qresync;
 }
 
 /* imap_special reports whether a LIST entry carries \Sent or \Drafts. */
@@ -430,11 +478,19 @@ static int imap_uid_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int sync_imap_search_all(sync_imap *s, uint32_t **uids, size_t *n, sh_error *err)
+int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh_error *err)
 {
     *uids = NULL;
     *n = 0;
-    struct mailimap_search_key *key = mailimap_search_key_new_all();
+    struct mailimap_search_key *key = NULL;
+    if (from <= 1) {
+        key = mailimap_search_key_new_all();
+    } else {
+        struct mailimap_set *set = mailimap_set_new_interval(from, 0);
+        key = set ? mailimap_search_key_new_uid(set) : NULL;
+        if (set && !key)
+            mailimap_set_free(set);
+    }
     clist *res = NULL;
     if (!key)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
@@ -451,7 +507,8 @@ int sync_imap_search_all(sync_imap *s, uint32_t **uids, size_t *n, sh_error *err
     size_t k = 0;
     for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
         uint32_t *u = clist_content(it);
-        if (u && *u)
+        /* "from:*" names the last message even when its UID is below from. */
+        if (u && *u && *u >= from)
             v[k++] = *u;
     }
     mailimap_search_result_free(res);
@@ -654,45 +711,39 @@ static struct mailimap_set *imap_set(const uint32_t *uids, size_t n)
     return set;
 }
 
-int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
-                    sync_msg_fn cb, void *arg, sh_error *err)
+/* imap_fetch_type asks for UID FLAGS, and with full RFC822.SIZE INTERNALDATE
+ * ENVELOPE too; NULL when out of memory. */
+static struct mailimap_fetch_type *imap_fetch_type(bool full)
 {
-    if (uids && n == 0)
-        return SH_OK;
-    struct mailimap_set *set = imap_set(uids, n);
     struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
-    int rc = SH_OK;
-    if (!set || !ft) {
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-        goto done;
-    }
     struct mailimap_fetch_att *atts[5] = {mailimap_fetch_att_new_uid(),
                                           mailimap_fetch_att_new_flags(), NULL, NULL, NULL};
+    size_t count = 2;
     if (full) {
         atts[2] = mailimap_fetch_att_new_rfc822_size();
         atts[3] = mailimap_fetch_att_new_internaldate();
         atts[4] = mailimap_fetch_att_new_envelope();
+        count = 5;
     }
-    for (size_t i = 0; i < 5; i++) {
-        if (i >= 2 && !full)
+    size_t i = 0;
+    for (; ft && i < count; i++)
+        if (!atts[i] || mailimap_fetch_type_new_fetch_att_list_add(ft, atts[i]) != 0)
             break;
-        if (!atts[i] || mailimap_fetch_type_new_fetch_att_list_add(ft, atts[i]) != 0) {
-            if (atts[i])
-                mailimap_fetch_att_free(atts[i]);
-            for (size_t k = i + 1; k < 5; k++)
-                if (atts[k])
-                    mailimap_fetch_att_free(atts[k]);
-            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-            goto done;
-        }
-    }
-    clist *res = NULL;
-    int r = changedsince ? mailimap_uid_fetch_changedsince(s->m, set, ft, changedsince, &res)
-                         : mailimap_uid_fetch(s->m, set, ft, &res);
-    if (r != MAILIMAP_NO_ERROR) {
-        rc = imap_error(s, r, "UID FETCH", err);
-        goto done;
-    }
+    if (ft && i == count)
+        return ft;
+    for (; i < count; i++)
+        if (atts[i])
+            mailimap_fetch_att_free(atts[i]);
+    if (ft)
+        mailimap_fetch_type_free(ft);
+    return NULL;
+}
+
+/* imap_fetch_results runs cb on each message of a fetch's results and
+ * frees them. */
+static int imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, sh_error *err)
+{
+    int rc = SH_OK;
     imap_fields f;
     memset(&f, 0, sizeof f);
     for (clistiter *it = res ? clist_begin(res) : NULL; it && !rc; it = clist_next(it)) {
@@ -703,7 +754,122 @@ int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uin
     imap_fields_reset(&f, true);
     if (res)
         mailimap_fetch_list_free(res);
+    return rc;
+}
+
+int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
+                    sync_msg_fn cb, void *arg, sh_error *err)
+{
+    if (uids && n == 0)
+        return SH_OK;
+    struct mailimap_set *set = imap_set(uids, n);
+    struct mailimap_fetch_type *ft = imap_fetch_type(full);
+    int rc = SH_OK;
+    if (!set || !ft) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto done;
+    }
+    clist *res = NULL;
+    int r = changedsince ? mailimap_uid_fetch_changedsince(s->m, set, ft, changedsince, &res)
+                         : mailimap_uid_fetch(s->m, set, ft, &res);
+    if (r != MAILIMAP_NO_ERROR)
+        rc = imap_error(s, r, "UID FETCH", err);
+    else
+        rc = imap_fetch_results(res, full, cb, arg, err);
 done:
+    if (ft)
+        mailimap_fetch_type_free(ft);
+    if (set)
+        mailimap_set_free(set);
+    return rc;
+}
+
+/* imap_ranges_add appends the UIDs of set, cut to 1..hi, to *out. */
+static int imap_ranges_add(const struct mailimap_set *set, uint32_t hi, sync_uid_range **out,
+                           size_t *n, size_t *cap)
+{
+    for (clistiter *it = set && set->set_list ? clist_begin(set->set_list) : NULL; it;
+         it = clist_next(it)) {
+        const struct mailimap_set_item *item = clist_content(it);
+        if (!item)
+            continue;
+        /* 0 stands for "*": the largest UID. */
+        uint32_t lo = item->set_first ? item->set_first : hi;
+        uint32_t up = item->set_last ? item->set_last : hi;
+        if (lo > up) {
+            uint32_t t = lo;
+            lo = up;
+            up = t;
+        }
+        if (lo > hi)
+            continue;
+        if (up > hi)
+            up = hi;
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 16;
+            sync_uid_range *v = realloc(*out, c * sizeof *v);
+            if (!v)
+                return SH_ENOMEM;
+            *out = v;
+            *cap = c;
+        }
+        (*out)[(*n)++] = (sync_uid_range){lo, up};
+    }
+    return SH_OK;
+}
+
+int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb, void *arg,
+                      sync_uid_range **gone, size_t *ngone, sh_error *err)
+{
+    *gone = NULL;
+    *ngone = 0;
+    if (!s->qresync || hi == 0 || modseq == 0)
+        return sh_error_set(err, SH_EINVAL, "IMAP UID FETCH VANISHED needs QRESYNC and a state");
+    struct mailimap_set *set = mailimap_set_new_interval(1, hi);
+    struct mailimap_fetch_type *ft = imap_fetch_type(false);
+    int rc = SH_OK;
+    if (!set || !ft) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto done;
+    }
+    clist *res = NULL;
+    struct mailimap_qresync_vanished *first = NULL;
+    int r = mailimap_uid_fetch_qresync(s->m, set, ft, modseq, &res, &first);
+    if (r != MAILIMAP_NO_ERROR) {
+        rc = imap_error(s, r, "UID FETCH (CHANGEDSINCE VANISHED)", err);
+        goto done;
+    }
+    /* libetpan hands back the first VANISHED response only; any others
+     * (the server may split them, or report expunges as they happen) are
+     * still in the response's extension data. */
+    size_t cap = 0;
+    if (first) {
+        rc = imap_ranges_add(first->qr_known_uids, hi, gone, ngone, &cap);
+        mailimap_qresync_vanished_free(first);
+    }
+    const struct mailimap_response_info *ri = s->m->imap_response_info;
+    for (clistiter *it = ri && ri->rsp_extension_list ? clist_begin(ri->rsp_extension_list) : NULL;
+         it && !rc; it = clist_next(it)) {
+        const struct mailimap_extension_data *ed = clist_content(it);
+        if (!ed || ed->ext_extension != &mailimap_extension_qresync ||
+            ed->ext_type != MAILIMAP_QRESYNC_TYPE_VANISHED || !ed->ext_data)
+            continue;
+        const struct mailimap_qresync_vanished *v = ed->ext_data;
+        rc = imap_ranges_add(v->qr_known_uids, hi, gone, ngone, &cap);
+    }
+    if (rc) {
+        if (res)
+            mailimap_fetch_list_free(res);
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = imap_fetch_results(res, false, cb, arg, err);
+done:
+    if (rc) {
+        free(*gone);
+        *gone = NULL;
+        *ngone = 0;
+    }
     if (ft)
         mailimap_fetch_type_free(ft);
     if (set)

@@ -68,6 +68,9 @@ void sync_imap_free(sync_imap *s);
 int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_error *err);
 /* sync_imap_has_condstore reports whether the server advertises CONDSTORE. */
 bool sync_imap_has_condstore(const sync_imap *s);
+/* sync_imap_has_qresync reports whether QRESYNC (RFC 7162) was enabled at
+ * login: the server advertised it with CONDSTORE and accepted ENABLE. */
+bool sync_imap_has_qresync(const sync_imap *s);
 
 /* sync_imap_special_use lists the folders marked \Sent or \Drafts (RFC
  * 6154) when the server advertises SPECIAL-USE: *names (caller frees each
@@ -78,9 +81,10 @@ int sync_imap_special_use(sync_imap *s, char ***names, size_t *n, sh_error *err)
  * CONDSTORE when advertised) and fills info. */
 int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, sh_error *err);
 
-/* sync_imap_search_all returns every UID of the selected folder, ascending,
- * in *uids (caller frees) and their number in *n. */
-int sync_imap_search_all(sync_imap *s, uint32_t **uids, size_t *n, sh_error *err);
+/* sync_imap_search returns the UIDs from `from` up (every UID when from <=
+ * 1) of the selected folder, ascending, in *uids (caller frees) and their
+ * number in *n. */
+int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh_error *err);
 
 /* sync_imap_fetch fetches the n UIDs of uids (any order; n > 0), or 1:* when
  * uids is NULL. full asks for UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE,
@@ -88,6 +92,21 @@ int sync_imap_search_all(sync_imap *s, uint32_t **uids, size_t *n, sh_error *err
  * message. */
 int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
                     sync_msg_fn cb, void *arg, sh_error *err);
+
+/* A run of UIDs, lo..hi inclusive. */
+typedef struct sync_uid_range {
+    uint32_t lo, hi;
+} sync_uid_range;
+
+/* sync_imap_changes asks, with QRESYNC enabled, for what happened to UIDs
+ * 1..hi since mod-sequence modseq: UID FETCH 1:hi (UID FLAGS) (CHANGEDSINCE
+ * modseq VANISHED). cb runs once per message whose flags changed; the UIDs
+ * expunged meanwhile come back as ranges cut to 1..hi in *gone (caller
+ * frees; they may name UIDs never stored) and their number in *ngone.
+ * (libetpan's mailimap_select_qresync drops the QRESYNC parameters, so the
+ * folder is selected with CONDSTORE and the changes asked for here.) */
+int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb, void *arg,
+                      sync_uid_range **gone, size_t *ngone, sh_error *err);
 
 /* sync_imap_store_seen adds (seen) or removes \Seen on one message of the
  * selected folder. With unchangedsince > 0 and CONDSTORE the change is made

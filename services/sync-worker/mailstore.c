@@ -230,6 +230,23 @@ int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t
     return SH_OK;
 }
 
+int sync_mail_count(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                    long long *n, sh_error *err)
+{
+    *n = 0;
+    char idx[SYNC_KEY_MAX];
+    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("ZCARD");
+    sh_cmd_str(c, idx);
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    if (!rc)
+        *n = sh_reply_kind(r) == SH_REPLY_INTEGER ? sh_reply_integer(r) : 0;
+    sh_reply_free(r);
+    return rc;
+}
+
 int sync_mail_flags(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                     const uint32_t *uids, size_t n, char ***flags, sh_error *err)
 {

@@ -49,6 +49,9 @@ int sync_mail_run(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err);
  * (caller frees). */
 int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                     uint32_t **uids, size_t *n, sh_error *err);
+/* sync_mail_count sets *n to the number of stored messages of a folder. */
+int sync_mail_count(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                    long long *n, sh_error *err);
 /* sync_mail_flags fetches the stored flags of n messages: (*flags)[i] is a
  * new string or NULL when absent; free with sync_mail_flags_free. */
 int sync_mail_flags(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,

@@ -1,8 +1,11 @@
-/* sync.c - the sync of one account, folder by folder. A folder's stored
- * UIDs are compared with the server's UID list: the missing ones are fetched
- * in batches and written with one pipeline per batch, the vanished ones
- * deleted, and the flags of the rest refreshed (by CONDSTORE CHANGEDSINCE
- * when the server has it, otherwise by a full flag scan). */
+/* sync.c - the sync of one account, folder by folder. A folder unchanged
+ * since the last run (same UIDNEXT, HIGHESTMODSEQ and count) costs a SELECT.
+ * Otherwise, where the server has QRESYNC, one UID FETCH (CHANGEDSINCE
+ * VANISHED) names the flag changes and expunges and a UID SEARCH the new
+ * messages; elsewhere (and once a day regardless) the stored UIDs are
+ * compared with the server's whole UID list. New messages are fetched in
+ * batches and written with one pipeline per batch; flags are refreshed by
+ * CONDSTORE CHANGEDSINCE when the server has it, by a full scan otherwise. */
 #include "sync.h"
 
 #include <stdio.h>
@@ -15,6 +18,9 @@
 #include "shared/util.h"
 
 #define SYNC_FOLDER_MAX 200
+/* Where QRESYNC reports deletions, every UID is still compared with the
+ * server's at least this often. */
+#define SYNC_FULL_CHECK_MS (24LL * 3600 * 1000)
 
 void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *folder,
                   uint32_t uidvalidity, uint32_t uid, const char *flags)
@@ -185,18 +191,21 @@ static void sync_folder_fini(sync_folder *f)
  * last run, each conditional on the message being unchanged on the server
  * since then (CONDSTORE). A message changed meanwhile keeps the server's
  * flags, which the flag check that follows brings in, and the conflict is
- * reported. Changes recorded under another UIDVALIDITY are dropped. */
+ * reported. Changes recorded under another UIDVALIDITY are dropped. *pushed
+ * counts the changes sent to the server. */
 static int sync_push_seen(sync_run *run, sync_imap *imap, const char *folder, uint32_t uidvalidity,
-                          sh_error *err)
+                          size_t *pushed, sh_error *err)
 {
     sync_pending *p = NULL;
     size_t n = 0;
+    *pushed = 0;
     int rc = sync_mail_pending(run->store, run->acct, folder, &p, &n, err);
     for (size_t i = 0; !rc && i < n; i++) {
         bool modified = false;
         if (p[i].uidvalidity == uidvalidity) {
             sh_error e;
             sh_error_clear(&e);
+            (*pushed)++;
             rc = sync_imap_store_seen(imap, p[i].uid, p[i].seen, p[i].modseq, &modified, &e);
             if (rc == SH_EPROTO) {
                 /* The server refused it (e.g. the message is gone): the
@@ -227,19 +236,168 @@ static int sync_push_seen(sync_run *run, sync_imap *imap, const char *folder, ui
     return rc;
 }
 
-/* sync_one_folder brings one folder up to date. */
+/* sync_remove deletes the n stored messages of gone and announces them. */
+static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error *err)
+{
+    if (n == 0)
+        return SH_OK;
+    sync_run *run = f->run;
+    int rc = sync_mail_remove(run->store, run->acct, f->folder, f->uidvalidity, gone, n, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        sync_publish(run->pub, run->acct, "removed", f->folder, f->uidvalidity, gone[i], NULL);
+    return rc;
+}
+
+/* sync_check_flags gathers the flags changed on the server since modseq
+ * (every message's flags when modseq is 0) and stores those that differ. */
+static int sync_check_flags(sync_folder *f, sync_imap *imap, uint64_t modseq, sh_error *err)
+{
+    sync_report_update(f->run->report, f->step, "checking flags", f->folder, f->done, f->total,
+                       false);
+    int rc = sync_imap_fetch(imap, NULL, 0, false, modseq, sync_flag_seen, f, err);
+    return rc ? rc : sync_flags_apply(f, err);
+}
+
+/* What a folder's sync did, for the log. */
+typedef struct sync_counts {
+    size_t fresh, gone;
+    bool full; /* every UID was compared with the server's */
+} sync_counts;
+
+/* sync_folder_full compares every UID of the folder with the stored ones:
+ * the missing are fetched, the vanished deleted, and the flags of the rest
+ * refreshed (CHANGEDSINCE where CONDSTORE allows, else a full scan). */
+static int sync_folder_full(sync_folder *f, sync_imap *imap, const sync_folder_state *fs,
+                            const sync_folder_info *info, sync_counts *c, sh_error *err)
+{
+    sync_run *run = f->run;
+    uint32_t *server = NULL, *stored = NULL, *gone = NULL, *fresh = NULL;
+    size_t ns = 0, nst = 0, ncommon = 0;
+    int rc = sync_imap_search(imap, 1, &server, &ns, err);
+    if (!rc)
+        rc = sync_mail_index(run->store, run->acct, f->folder, info->uidvalidity, &stored, &nst,
+                             err);
+    if (rc)
+        goto done;
+    gone = malloc((nst ? nst : 1) * sizeof *gone);
+    fresh = malloc((ns ? ns : 1) * sizeof *fresh);
+    if (!gone || !fresh) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0, j = 0; i < ns || j < nst;) {
+        if (j == nst || (i < ns && server[i] < stored[j]))
+            fresh[c->fresh++] = server[i++];
+        else if (i == ns || stored[j] < server[i])
+            gone[c->gone++] = stored[j++];
+        else
+            i++, j++, ncommon++;
+    }
+    c->full = true;
+    rc = sync_remove(f, gone, c->gone, err);
+    if (rc)
+        goto done;
+    f->total = (long long)c->fresh;
+    sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total,
+                       false);
+    rc = sync_new(f, imap, fresh, c->fresh, err);
+    if (rc || !ncommon)
+        goto done;
+    if (sync_imap_has_condstore(imap) && fs->highestmodseq && info->highestmodseq) {
+        if (fs->highestmodseq != info->highestmodseq)
+            rc = sync_check_flags(f, imap, fs->highestmodseq, err);
+    } else {
+        rc = sync_check_flags(f, imap, 0, err);
+    }
+done:
+    free(server);
+    free(stored);
+    free(gone);
+    free(fresh);
+    return rc;
+}
+
+static int sync_range_cmp(const void *a, const void *b)
+{
+    const sync_uid_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* sync_stored_in keeps the stored UIDs that fall in one of the n ranges
+ * (sorted here), in place; returns how many. */
+static size_t sync_stored_in(uint32_t *stored, size_t nst, sync_uid_range *r, size_t n)
+{
+    qsort(r, n, sizeof *r, sync_range_cmp);
+    size_t k = 0, j = 0;
+    uint32_t reach = 0; /* the highest UID covered by the ranges seen so far */
+    for (size_t i = 0; i < nst; i++) {
+        while (j < n && r[j].lo <= stored[i]) {
+            if (r[j].hi > reach)
+                reach = r[j].hi;
+            j++;
+        }
+        if (j > 0 && stored[i] <= reach)
+            stored[k++] = stored[i];
+    }
+    return k;
+}
+
+/* sync_folder_changes brings a folder synced before up to date with QRESYNC:
+ * one UID FETCH (CHANGEDSINCE VANISHED) names the flag changes and the
+ * expunges among the UIDs known at the last run, and a UID SEARCH from
+ * that run's UIDNEXT the new messages. */
+static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folder_state *fs,
+                               const sync_folder_info *info, sync_counts *c, sh_error *err)
+{
+    sync_run *run = f->run;
+    sync_uid_range *ranges = NULL;
+    uint32_t *stored = NULL, *fresh = NULL;
+    size_t nr = 0, nst = 0;
+    int rc = SH_OK;
+    if (fs->uidnext > 1 && fs->highestmodseq != info->highestmodseq) {
+        sync_report_update(run->report, f->step, "checking changes", f->folder, 0, 0, false);
+        rc = sync_imap_changes(imap, fs->uidnext - 1, fs->highestmodseq, sync_flag_seen, f, &ranges,
+                               &nr, err);
+        if (!rc && nr)
+            rc = sync_mail_index(run->store, run->acct, f->folder, info->uidvalidity, &stored, &nst,
+                                 err);
+        if (!rc && nr) {
+            c->gone = sync_stored_in(stored, nst, ranges, nr);
+            rc = sync_remove(f, stored, c->gone, err);
+        }
+        if (!rc)
+            rc = sync_flags_apply(f, err);
+    }
+    if (!rc && (!info->uidnext || info->uidnext > fs->uidnext))
+        rc = sync_imap_search(imap, fs->uidnext, &fresh, &c->fresh, err);
+    if (!rc && c->fresh) {
+        f->total = (long long)c->fresh;
+        sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total,
+                           false);
+        rc = sync_new(f, imap, fresh, c->fresh, err);
+    }
+    free(ranges);
+    free(stored);
+    free(fresh);
+    return rc;
+}
+
+/* sync_one_folder brings one folder up to date: nothing to do when its
+ * UIDNEXT, HIGHESTMODSEQ and message count are those of the last run;
+ * QRESYNC's changes when the server has it (with a full check at least
+ * every SYNC_FULL_CHECK_MS); every UID compared otherwise. */
 static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, int step,
                            sh_error *err)
 {
     sync_folder_info info;
     sync_folder_state fs;
     sync_folder f;
+    sync_counts c = {0};
     memset(&f, 0, sizeof f);
     f.run = run;
     f.folder = folder;
     f.step = step;
-    uint32_t *server = NULL, *stored = NULL, *gone = NULL, *fresh = NULL;
-    size_t ns = 0, nst = 0, ngone = 0, nfresh = 0, ncommon = 0;
+    size_t pushed = 0;
 
     sync_report_update(run->report, step, "selecting folder", folder, 0, 0, false);
     int rc = sync_imap_select(imap, folder, &info, err);
@@ -257,74 +415,39 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         sync_publish(run->pub, run->acct, "reset", folder, info.uidvalidity, 0, NULL);
         memset(&fs, 0, sizeof fs);
     }
-    rc = sync_push_seen(run, imap, folder, info.uidvalidity, err);
+    rc = sync_push_seen(run, imap, folder, info.uidvalidity, &pushed, err);
     if (rc)
         goto done;
-    rc = sync_imap_search_all(imap, &server, &ns, err);
-    if (!rc)
-        rc = sync_mail_index(run->store, run->acct, folder, info.uidvalidity, &stored, &nst, err);
-    if (rc)
-        goto done;
-    gone = malloc((nst ? nst : 1) * sizeof *gone);
-    fresh = malloc((ns ? ns : 1) * sizeof *fresh);
-    if (!gone || !fresh) {
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0, j = 0; i < ns || j < nst;) {
-        if (j == nst || (i < ns && server[i] < stored[j]))
-            fresh[nfresh++] = server[i++];
-        else if (i == ns || stored[j] < server[i])
-            gone[ngone++] = stored[j++];
-        else
-            i++, j++, ncommon++;
-    }
-    if (ngone) {
-        rc = sync_mail_remove(run->store, run->acct, folder, info.uidvalidity, gone, ngone, err);
-        if (rc)
-            goto done;
-        for (size_t i = 0; i < ngone; i++)
-            sync_publish(run->pub, run->acct, "removed", folder, info.uidvalidity, gone[i], NULL);
-    }
-    f.total = (long long)nfresh;
-    sync_report_update(run->report, step, "fetching new messages", folder, 0, f.total, false);
-    rc = sync_new(&f, imap, fresh, nfresh, err);
-    if (rc)
-        goto done;
-    bool full_scan = false;
-    if (ncommon) {
-        bool incremental = sync_imap_has_condstore(imap) && fs.highestmodseq && info.highestmodseq;
-        if (incremental && fs.highestmodseq == info.highestmodseq) {
-            /* nothing changed since the last run */
-        } else if (incremental) {
-            sync_report_update(run->report, step, "checking flags", folder, f.done, f.total, false);
-            rc = sync_imap_fetch(imap, NULL, 0, false, fs.highestmodseq, sync_flag_seen, &f, err);
-        } else {
-            sync_report_update(run->report, step, "checking flags", folder, f.done, f.total, false);
-            rc = sync_imap_fetch(imap, NULL, 0, false, 0, sync_flag_seen, &f, err);
-            full_scan = true;
-        }
-        if (!rc)
-            rc = sync_flags_apply(&f, err);
-        if (rc)
+    bool known = fs.uidvalidity && fs.uidnext && fs.highestmodseq && info.highestmodseq &&
+                 sync_imap_has_condstore(imap);
+    if (known && !pushed && fs.highestmodseq == info.highestmodseq && fs.uidnext == info.uidnext) {
+        /* No message was added (same UIDNEXT) or changed (same
+         * HIGHESTMODSEQ); the same count means none was expunged. */
+        long long count = 0;
+        rc = sync_mail_count(run->store, run->acct, folder, info.uidvalidity, &count, err);
+        if (rc || count == (long long)info.exists)
             goto done;
     }
+    long long now = sh_now_ms();
+    if (known && sync_imap_has_qresync(imap) && fs.last_full_check &&
+        now - fs.last_full_check < SYNC_FULL_CHECK_MS)
+        rc = sync_folder_changes(&f, imap, &fs, &info, &c, err);
+    else
+        rc = sync_folder_full(&f, imap, &fs, &info, &c, err);
+    if (rc)
+        goto done;
     sync_folder_state ns_state = {
         .uidvalidity = info.uidvalidity,
         .uidnext = info.uidnext,
         .highestmodseq = info.highestmodseq,
-        .last_full_check = full_scan || !fs.last_full_check ? sh_now_ms() : fs.last_full_check,
+        .last_full_check = c.full ? now : fs.last_full_check,
     };
     rc = sync_mail_state_set(run->store, run->acct, folder, &ns_state, err);
     if (!rc)
-        sh_log_info("folder_synced", "account=%s folder=%s new=%zu removed=%zu flags=%zu",
-                    run->acct, folder, nfresh, ngone, f.nf);
+        sh_log_info("folder_synced", "account=%s folder=%s check=%s new=%zu removed=%zu flags=%zu",
+                    run->acct, folder, c.full ? "full" : "qresync", c.fresh, c.gone, f.nf);
 done:
     sync_folder_fini(&f);
-    free(server);
-    free(stored);
-    free(gone);
-    free(fresh);
     return rc;
 }
 
