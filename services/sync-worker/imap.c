@@ -372,16 +372,27 @@ static int imap_enable_qresync(sync_imap *s, sh_error *err)
 
 int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_error *err)
 {
+    /* The capabilities before login are forgotten: most servers list the
+     * new ones in LOGIN's reply ([CAPABILITY ...], which libetpan keeps),
+     * the others are asked. */
+    struct mailimap_connection_info *ci = s->m->imap_connection_info;
+    if (ci && ci->imap_capability) {
+        mailimap_capability_data_free(ci->imap_capability);
+        ci->imap_capability = NULL;
+    }
     int r = mailimap_login(s->m, user, password);
     if (r != MAILIMAP_NO_ERROR)
         return imap_error(s, r == MAILIMAP_ERROR_STREAM ? r : MAILIMAP_ERROR_LOGIN, "LOGIN", err);
     s->logged_in = true;
-    struct mailimap_capability_data *caps = NULL;
-    r = mailimap_capability(s->m, &caps);
-    if (caps)
-        mailimap_capability_data_free(caps);
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_error(s, r, "CAPABILITY", err);
+    ci = s->m->imap_connection_info;
+    if (!ci || !ci->imap_capability) {
+        struct mailimap_capability_data *caps = NULL;
+        r = mailimap_capability(s->m, &caps);
+        if (caps)
+            mailimap_capability_data_free(caps);
+        if (r != MAILIMAP_NO_ERROR)
+            return imap_error(s, r, "CAPABILITY", err);
+    }
     s->condstore = mailimap_has_condstore(s->m) != 0;
     if (s->condstore && mailimap_has_qresync(s->m))
         return imap_enable_qresync(s, err);
