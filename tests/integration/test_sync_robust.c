@@ -25,284 +25,39 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "dovecot_fixture.h"
-#include "fixture.h"
-#include "shared/rpc.h"
-#include "shared/store.h"
 #include "shared/util.h"
+#include "sync_stack.h"
 
 #define NMSG 5000
-#define KEY  "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
-static tf_redis redis;
-static tf_dovecot dove;
-static pid_t progress_pid, coord_pid, worker_pid;
-static char coord_url[64], worker_url[64], progress_url[64];
-static sh_rpc_client *coord, *worker, *progress;
-static sh_store *store;
+static tf_stack st;
 static char acct_main[160];
 static long long inbox_uv;
-static char w_env[10][160];
-static const char *wenv[12];
-
-static void put_s(sh_val *m, const char *k, const char *v)
-{
-    sh_val_set_cstr(m, k, sh_val_new_cstr(v));
-}
-
-static int call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out)
-{
-    sh_val *res = NULL;
-    sh_error err;
-    int rc = sh_rpc_call(c, op, args, 10000, &res, &err);
-    if (rc != SH_OK)
-        fprintf(stderr, "%s: %s\n", op, err.msg);
-    sh_val_free(args);
-    if (out)
-        *out = res;
-    else
-        sh_val_free(res);
-    return rc;
-}
-
-static pid_t spawn(const char *bin, const char *name, const char *const *env)
-{
-    char log[400];
-    snprintf(log, sizeof log, "%s/%s.log", redis.dir, name);
-    return tf_spawn(tf_build_path(bin), env, log);
-}
-
-static int wait_ping(sh_rpc_client *c)
-{
-    for (int i = 0; i < 250; i++) {
-        sh_val *res = NULL;
-        sh_error err;
-        int rc = sh_rpc_call(c, "ping", NULL, 200, &res, &err);
-        sh_val_free(res);
-        if (rc == SH_OK)
-            return 0;
-        tf_sleep_ms(20);
-    }
-    return -1;
-}
-
-/* start_worker starts a sync-worker (a new log file each time). */
-static int start_worker(void)
-{
-    static int n;
-    char name[32];
-    snprintf(name, sizeof name, "sync-worker-%d", n++);
-    worker_pid = spawn("services/sync-worker/sync-worker", name, wenv);
-    return worker_pid > 0 && wait_ping(worker) == 0 ? 0 : -1;
-}
 
 static int group_setup(void **state)
 {
-    signal(SIGPIPE, SIG_IGN);
-    if (tf_redis_start(&redis, 0) != 0)
-        return -1;
-    if (tf_dovecot_start(&dove, "test", "secret", NMSG) != 0)
-        return -1;
-    char e_redis[160], p_rpc[96], p_ev[96], c_rpc[96], c_ev[96];
-    snprintf(progress_url, sizeof progress_url, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(coord_url, sizeof coord_url, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(worker_url, sizeof worker_url, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
-    snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", progress_url);
-    snprintf(p_ev, sizeof p_ev, "PROGRESS_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", coord_url);
-    snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
-    const char *penv[] = {e_redis, p_rpc, p_ev, NULL};
-    const char *cenv[] = {e_redis,
-                          c_rpc,
-                          c_ev,
-                          "ENCRYPTION_KEY=" KEY,
-                          "SCHED_AUTO_TICK=false",
-                          "SYNC_LEASE_SECONDS=5",
-                          NULL};
-    snprintf(w_env[0], sizeof w_env[0], "%s", e_redis);
-    snprintf(w_env[1], sizeof w_env[1], "%s", p_rpc);
-    snprintf(w_env[2], sizeof w_env[2], "%s", c_rpc);
-    snprintf(w_env[3], sizeof w_env[3], "%s", c_ev);
-    snprintf(w_env[4], sizeof w_env[4], "SYNC_WORKER_RPC_URL=%s", worker_url);
-    snprintf(w_env[5], sizeof w_env[5], "SYNC_WORKER_EVENTS_URL=tcp://127.0.0.1:%d",
-             tf_free_port());
-    snprintf(w_env[6], sizeof w_env[6], "ENCRYPTION_KEY=" KEY);
-    snprintf(w_env[7], sizeof w_env[7], "SYNC_CONCURRENCY=2");
-    snprintf(w_env[8], sizeof w_env[8], "SYNC_FETCH_BATCH=50");
-    snprintf(w_env[9], sizeof w_env[9], "SYNC_RENEW_SECONDS=1");
-    for (int i = 0; i < 10; i++)
-        wenv[i] = w_env[i];
-    wenv[10] = "IMAP_COMMAND_TIMEOUT_SECONDS=20";
-    wenv[11] = NULL;
-    progress_pid = spawn("services/progress/progress", "progress", penv);
-    coord_pid = spawn("services/coordinator/coordinator", "coordinator", cenv);
-    if (progress_pid <= 0 || coord_pid <= 0)
-        return -1;
-    sh_error err;
-    if (sh_rpc_client_new(coord_url, 10000, 0, &coord, &err) ||
-        sh_rpc_client_new(worker_url, 10000, 0, &worker, &err) ||
-        sh_rpc_client_new(progress_url, 10000, 0, &progress, &err))
-        return -1;
-    if (wait_ping(coord) || wait_ping(progress) || start_worker()) {
-        fprintf(stderr, "services did not answer; logs in %s\n", redis.dir);
-        return -1;
-    }
-    sh_redis_url u;
-    if (sh_redis_url_parse(redis.url, &u, &err) || sh_store_new(&u, NULL, &store, &err))
-        return -1;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    int bad = 0;
-    pid_t pids[] = {worker_pid, coord_pid, progress_pid};
-    for (size_t i = 0; i < 3; i++) {
-        if (pids[i] > 0 && tf_stop(pids[i], SIGTERM, 15000) != 0) {
-            fprintf(stderr, "service %zu did not stop cleanly\n", i);
-            bad = 1;
-        }
-    }
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd,
-             "mkdir -p test_sync_robust.logs && cp %s/*.log %s/dovecot.log "
-             "test_sync_robust.logs/ 2>/dev/null",
-             redis.dir, dove.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "(cannot keep the logs)\n");
-    if (bad) {
-        snprintf(cmd, sizeof cmd, "cat %s/*.log >&2", redis.dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no logs)\n");
-    }
-    sh_rpc_client_free(coord);
-    sh_rpc_client_free(worker);
-    sh_rpc_client_free(progress);
-    sh_store_free(store);
-    tf_dovecot_stop(&dove);
-    tf_redis_stop(&redis);
-    sh_rpc_fini();
-    return bad ? -1 : 0;
+    const tf_stack_opts opts = {.name = "test_sync_robust",
+                                .messages = NMSG,
+                                .lease_seconds = 5,
+                                .fetch_batch = 50,
+                                .renew_seconds = 1,
+                                .command_timeout = 20};
+    *state = &st;
+    return tf_stack_start(&st, &opts);
 }
 
 /* create_account returns the id of a new account for user on port, with
  * the folders given (NULL: INBOX). */
 static void create_account(int port, const char *user, const char *folder, char *id, size_t len)
 {
-    sh_val *a = sh_val_new_map(), *res = NULL;
-    put_s(a, "emailAddress", "test@example.com");
-    put_s(a, "imapHost", "127.0.0.1");
-    sh_val_set_cstr(a, "imapPort", sh_val_new_int(port));
-    put_s(a, "security", "none");
-    put_s(a, "username", user);
-    put_s(a, "password", "secret");
-    if (folder) {
-        sh_val *f = sh_val_new_array();
-        sh_val_push(f, sh_val_new_cstr(folder));
-        sh_val_set_cstr(a, "folders", f);
-    }
-    assert_int_equal(call(coord, "account.create", a, &res), SH_OK);
-    const char *s = sh_val_get_str(res, "id", NULL);
-    assert_non_null(s);
-    snprintf(id, len, "%s", s);
-    sh_val_free(res);
+    const tf_account acct = {.port = port, .user = user, .folder = folder};
+    tf_stack_create_account(&st, &acct, id, len);
 }
 
-static sh_val *id_args(const char *id)
-{
-    sh_val *a = sh_val_new_map();
-    put_s(a, "id", id);
-    return a;
-}
-
-/* account_status copies the account's syncStatus and errorMessage. */
-static void account_status(const char *id, char *status, size_t slen, char *msg, size_t mlen)
-{
-    sh_val *res = NULL;
-    assert_int_equal(call(coord, "account.get", id_args(id), &res), SH_OK);
-    const char *st = sh_val_get_str(res, "syncStatus", NULL);
-    const char *em = sh_val_get_str(res, "errorMessage", NULL);
-    snprintf(status, slen, "%s", st ? st : "");
-    if (msg)
-        snprintf(msg, mlen, "%s", em ? em : "");
-    sh_val_free(res);
-}
-
-/* wait_settled waits until the account is neither queued nor syncing and
- * checks its status is want; its error message goes to msg. */
-static void wait_settled(const char *id, const char *want, char *msg, size_t mlen)
-{
-    char status[32] = "", em[512] = "";
-    for (int i = 0; i < 2400; i++) {
-        account_status(id, status, sizeof status, em, sizeof em);
-        if (strcmp(status, "queued") && strcmp(status, "syncing"))
-            break;
-        tf_sleep_ms(50);
-    }
-    if (strcmp(status, want))
-        fprintf(stderr, "sync ended %s: %s\n", status, em);
-    assert_string_equal(status, want);
-    if (msg)
-        snprintf(msg, mlen, "%s", em);
-}
-
-/* sync_now asks for a sync of the account. */
-static void sync_now(const char *id)
-{
-    sh_val *res = NULL;
-    assert_int_equal(call(coord, "account.sync_now", id_args(id), &res), SH_OK);
-    assert_non_null(sh_val_get_str(res, "progressId", NULL));
-    sh_val_free(res);
-}
-
-static void sync_and_wait(const char *id, const char *want, char *msg, size_t mlen)
-{
-    sync_now(id);
-    wait_settled(id, want, msg, mlen);
-}
-
-/* list_all reads every message of folder through messages.list. */
+/* list_all reads every message of folder, 500 a page; the caller frees. */
 static sh_val *list_all(const char *id, const char *folder)
 {
-    sh_val *all = sh_val_new_array();
-    int64_t cursor = 0;
-    for (int page = 0; page < 100; page++) {
-        sh_val *a = sh_val_new_map(), *res = NULL;
-        put_s(a, "accountId", id);
-        put_s(a, "folder", folder);
-        sh_val_set_cstr(a, "limit", sh_val_new_int(500));
-        if (cursor)
-            sh_val_set_cstr(a, "cursor", sh_val_new_int(cursor));
-        assert_int_equal(call(worker, "messages.list", a, &res), SH_OK);
-        const sh_val *msgs = sh_val_get(res, "messages");
-        for (size_t i = 0; i < sh_val_len(msgs); i++)
-            sh_val_push(all, sh_val_clone(sh_val_at(msgs, i)));
-        const sh_val *next = sh_val_get(res, "nextCursor");
-        cursor = sh_val_type_of(next) == SH_VAL_INT ? sh_val_int(next) : 0;
-        sh_val_free(res);
-        if (!cursor)
-            break;
-    }
-    return all;
-}
-
-static bool has_flag(const sh_val *m, const char *flag)
-{
-    const sh_val *flags = sh_val_get(m, "flags");
-    for (size_t i = 0; i < sh_val_len(flags); i++)
-        if (strcmp(sh_val_str(sh_val_at(flags, i), NULL), flag) == 0)
-            return true;
-    return false;
-}
-
-static int msg_number(const sh_val *m)
-{
-    const char *mid = sh_val_get_str(m, "messageId", NULL);
-    int n;
-    if (!mid || sscanf(mid, "<msg%d@example.test>", &n) != 1)
-        return -1;
-    return n;
+    return tf_stack_list_all(&st, id, folder, 500);
 }
 
 /* check_exactly checks the folder holds exactly the generated messages
@@ -315,61 +70,16 @@ static void check_exactly(const char *id, const char *folder, int first, int las
     assert_non_null(seen);
     for (size_t i = 0; i < sh_val_len(all); i++) {
         const sh_val *m = sh_val_at(all, i);
-        int n = msg_number(m);
+        int n = tf_msg_number(m);
         assert_true(n >= first && n <= last);
         assert_false(seen[n - first]);
         seen[n - first] = 1;
-        assert_int_equal(has_flag(m, "\\Seen"), tf_dovecot_message_seen(n));
-        if (n % 97 == 0 || n == first || n == last) {
-            char want[128];
-            snprintf(want, sizeof want, "Message %d", n);
-            assert_string_equal(sh_val_get_str(m, "subject", NULL), want);
-            snprintf(want, sizeof want, "Sender %d <sender%d@example.com>", n, n);
-            assert_string_equal(sh_val_get_str(m, "from", NULL), want);
-            assert_string_equal(sh_val_get_str(m, "to", NULL), "Test User <test@example.com>");
-            assert_true(sh_val_int(sh_val_get(m, "size")) > 100);
-        }
+        assert_int_equal(tf_has_flag(m, "\\Seen"), tf_dovecot_message_seen(n));
+        if (n % 97 == 0 || n == first || n == last)
+            tf_check_envelope(m, n);
     }
     free(seen);
     sh_val_free(all);
-}
-
-static sh_reply *redis_cmd(sh_cmd *c)
-{
-    sh_reply *r = NULL;
-    sh_error err;
-    assert_int_equal(sh_store_call(store, c, &r, &err), SH_OK);
-    return r;
-}
-
-static long long redis_int(sh_cmd *c)
-{
-    sh_reply *r = redis_cmd(c);
-    long long v = sh_reply_kind(r) == SH_REPLY_INTEGER ? sh_reply_integer(r) : 0;
-    if (sh_reply_kind(r) == SH_REPLY_STRING) {
-        const char *s = sh_reply_string(r, NULL);
-        v = s ? atoll(s) : 0;
-    }
-    sh_reply_free(r);
-    return v;
-}
-
-static long long hget_ll(const char *key, const char *field)
-{
-    sh_cmd *c = sh_cmd_new("HGET");
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, field);
-    return redis_int(c);
-}
-
-static long long count_keys(const char *pattern)
-{
-    sh_cmd *c = sh_cmd_new("KEYS");
-    sh_cmd_str(c, pattern);
-    sh_reply *r = redis_cmd(c);
-    long long n = (long long)sh_reply_count(r);
-    sh_reply_free(r);
-    return n;
 }
 
 /* stored_inbox is the number of INBOX messages stored for the account. */
@@ -377,7 +87,7 @@ static long long stored_inbox(const char *id)
 {
     sh_cmd *c = sh_cmd_new("ZCARD");
     sh_cmd_fmt(c, "mail:{%s}:idx:INBOX:%lld", id, inbox_uv);
-    return redis_int(c);
+    return tf_stack_redis_int(&st, c);
 }
 
 /* wait_stored waits until at least n INBOX messages are stored; returns
@@ -393,13 +103,13 @@ static long long wait_stored(const char *id, long long n)
 
 static void test_initial_sync_5000(void **state)
 {
-    create_account(dove.port, "test", NULL, acct_main, sizeof acct_main);
+    create_account(st.dove.port, "test", NULL, acct_main, sizeof acct_main);
     int64_t t0 = sh_mono_ms();
-    sync_and_wait(acct_main, "ok", NULL, 0);
+    tf_stack_sync_and_wait(&st, acct_main, "ok", NULL);
     fprintf(stderr, "initial sync of %d messages: %lld ms\n", NMSG, (long long)(sh_mono_ms() - t0));
     char key[256];
     snprintf(key, sizeof key, "mail:{%s}:state:INBOX", acct_main);
-    inbox_uv = hget_ll(key, "uidvalidity");
+    inbox_uv = tf_stack_hget_ll(&st, key, "uidvalidity");
     assert_true(inbox_uv > 0);
     check_exactly(acct_main, "INBOX", 1, NMSG);
     /* Every \Seen flag, unread count included. */
@@ -408,74 +118,74 @@ static void test_initial_sync_5000(void **state)
     long long unread = 0;
     for (int n = 1; n <= NMSG; n++)
         unread += !tf_dovecot_message_seen(n);
-    assert_int_equal(redis_int(c), unread);
+    assert_int_equal(tf_stack_redis_int(&st, c), unread);
 }
 
 static void test_sigkill_mid_sync(void **state)
 {
     char id[160], key[256];
-    create_account(dove.port, "test", NULL, id, sizeof id);
-    sync_now(id);
+    create_account(st.dove.port, "test", NULL, id, sizeof id);
+    tf_stack_sync_now(&st, id, NULL, 0);
     long long at_kill = wait_stored(id, 1000);
-    assert_int_equal(kill(worker_pid, SIGKILL), 0);
-    int st;
-    assert_int_equal(waitpid(worker_pid, &st, 0), worker_pid);
-    worker_pid = 0;
+    assert_int_equal(kill(st.worker_pid, SIGKILL), 0);
+    int wst;
+    assert_int_equal(waitpid(st.worker_pid, &wst, 0), st.worker_pid);
+    st.worker_pid = 0;
     fprintf(stderr, "killed with %lld messages stored\n", at_kill);
     assert_true(at_kill >= 1000);
     assert_true(stored_inbox(id) < NMSG);
-    assert_int_equal(start_worker(), 0);
+    assert_int_equal(tf_stack_start_worker(&st, false), 0);
 
     /* The account stays `syncing` until the dead worker's lease runs out;
      * the next tick queues it again. */
     char status[32];
-    account_status(id, status, sizeof status, NULL, 0);
+    tf_stack_account_status(&st, id, status, sizeof status, NULL, 0);
     assert_string_equal(status, "syncing");
     snprintf(key, sizeof key, "account:{%s}", id);
-    long long expires = hget_ll(key, "leaseExpires");
+    long long expires = tf_stack_hget_ll(&st, key, "leaseExpires");
     assert_true(expires > 0);
     while (sh_now_ms() <= expires + 50)
         tf_sleep_ms(50);
     sh_val *a = sh_val_new_map(), *res = NULL;
     sh_val_set_cstr(a, "force", sh_val_new_bool(true));
     sh_val_set_cstr(a, "now", sh_val_new_int(sh_now_ms()));
-    assert_int_equal(call(coord, "sched.tick", a, &res), SH_OK);
+    assert_int_equal(tf_stack_call(st.coord, "sched.tick", a, &res), SH_OK);
     const sh_val *rq = sh_val_get(res, "requeued");
     bool found = false;
     for (size_t i = 0; i < sh_val_len(rq); i++)
         found = found || strcmp(sh_val_str(sh_val_at(rq, i), NULL), id) == 0;
     sh_val_free(res);
     assert_true(found);
-    wait_settled(id, "ok", NULL, 0);
+    tf_stack_wait_settled(&st, id, "ok", NULL, 0);
 
     check_exactly(id, "INBOX", 1, NMSG);
     assert_int_equal(stored_inbox(id), NMSG);
     snprintf(key, sizeof key, "mail:{%s}:m:INBOX:*", id);
-    assert_int_equal(count_keys(key), NMSG);
+    assert_int_equal(tf_stack_count_keys(&st, key), NMSG);
 }
 
 static void test_sigterm_mid_sync(void **state)
 {
     char id[160], msg[512], status[32];
-    create_account(dove.port, "test", NULL, id, sizeof id);
-    sync_now(id);
+    create_account(st.dove.port, "test", NULL, id, sizeof id);
+    tf_stack_sync_now(&st, id, NULL, 0);
     assert_true(wait_stored(id, 1000) >= 1000);
     int64_t t0 = sh_mono_ms();
-    int st = tf_stop(worker_pid, SIGTERM, 10000);
+    int rc = tf_stop(st.worker_pid, SIGTERM, 10000);
     int64_t took = sh_mono_ms() - t0;
-    worker_pid = 0;
+    st.worker_pid = 0;
     fprintf(stderr, "stopped in %lld ms with %lld messages stored\n", (long long)took,
             stored_inbox(id));
-    assert_int_equal(st, 0);
+    assert_int_equal(rc, 0);
     assert_true(took < 10000);
-    account_status(id, status, sizeof status, msg, sizeof msg);
+    tf_stack_account_status(&st, id, status, sizeof status, msg, sizeof msg);
     assert_string_not_equal(status, "syncing");
     assert_string_equal(status, "error");
     assert_string_equal(msg, "interrupted by shutdown");
     assert_true(stored_inbox(id) < NMSG);
 
-    assert_int_equal(start_worker(), 0);
-    sync_and_wait(id, "ok", NULL, 0);
+    assert_int_equal(tf_stack_start_worker(&st, false), 0);
+    tf_stack_sync_and_wait(&st, id, "ok", NULL);
     check_exactly(id, "INBOX", 1, NMSG);
 }
 
@@ -500,31 +210,31 @@ static void test_uidvalidity_reset(void **state)
     static char bufs[4][1200];
     const char *cmds[8];
     const char *create[] = {"CREATE Work", NULL};
-    assert_int_equal(tf_dovecot_imap(&dove, create, out, sizeof out), 0);
+    assert_int_equal(tf_dovecot_imap(&st.dove, create, out, sizeof out), 0);
     append_cmds("Work", 7001, 7003, bufs, cmds);
-    assert_int_equal(tf_dovecot_imap(&dove, cmds, out, sizeof out), 0);
-    create_account(dove.port, "test", "Work", id, sizeof id);
-    sync_and_wait(id, "ok", NULL, 0);
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    create_account(st.dove.port, "test", "Work", id, sizeof id);
+    tf_stack_sync_and_wait(&st, id, "ok", NULL);
     check_exactly(id, "Work", 7001, 7003);
     snprintf(key, sizeof key, "mail:{%s}:state:Work", id);
-    long long old_uv = hget_ll(key, "uidvalidity");
+    long long old_uv = tf_stack_hget_ll(&st, key, "uidvalidity");
     assert_true(old_uv > 0);
 
     /* The folder deleted and made again: a new UIDVALIDITY, other mail. */
     const char *recreate[] = {"DELETE Work", "CREATE Work", NULL};
-    assert_int_equal(tf_dovecot_imap(&dove, recreate, out, sizeof out), 0);
+    assert_int_equal(tf_dovecot_imap(&st.dove, recreate, out, sizeof out), 0);
     append_cmds("Work", 7101, 7102, bufs, cmds);
-    assert_int_equal(tf_dovecot_imap(&dove, cmds, out, sizeof out), 0);
-    sync_and_wait(id, "ok", NULL, 0);
-    long long new_uv = hget_ll(key, "uidvalidity");
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    tf_stack_sync_and_wait(&st, id, "ok", NULL);
+    long long new_uv = tf_stack_hget_ll(&st, key, "uidvalidity");
     fprintf(stderr, "uidvalidity %lld -> %lld\n", old_uv, new_uv);
     assert_true(new_uv > 0 && new_uv != old_uv);
     check_exactly(id, "Work", 7101, 7102);
     char pat[256];
     snprintf(pat, sizeof pat, "mail:{%s}:*:Work:%lld*", id, old_uv);
-    assert_int_equal(count_keys(pat), 0);
+    assert_int_equal(tf_stack_count_keys(&st, pat), 0);
     snprintf(pat, sizeof pat, "mail:{%s}:m:Work:%lld:*", id, new_uv);
-    assert_int_equal(count_keys(pat), 2);
+    assert_int_equal(tf_stack_count_keys(&st, pat), 2);
     sh_val *all = list_all(id, "Work");
     for (size_t i = 0; i < sh_val_len(all); i++)
         assert_int_equal(sh_val_int(sh_val_get(sh_val_at(all, i), "uidvalidity")), new_uv);
@@ -533,20 +243,21 @@ static void test_uidvalidity_reset(void **state)
 
 static void test_server_down_then_back(void **state)
 {
-    char msg[512], key[256];
-    assert_int_equal(tf_dovecot_halt(&dove), 0);
+    char key[256];
+    tf_sync_end end;
+    assert_int_equal(tf_dovecot_halt(&st.dove), 0);
     int64_t before = sh_now_ms();
-    sync_and_wait(acct_main, "error", msg, sizeof msg);
-    fprintf(stderr, "server down: %s\n", msg);
-    assert_non_null(strstr(msg, "cannot connect"));
+    tf_stack_sync_and_wait(&st, acct_main, "error", &end);
+    fprintf(stderr, "server down: %s\n", end.error);
+    assert_non_null(strstr(end.error, "cannot connect"));
     /* Backed off: the next scheduled sync is an interval (15 min) away. */
     snprintf(key, sizeof key, "account:{%s}", acct_main);
-    assert_true(hget_ll(key, "nextSyncAt") >= before + 14 * 60000LL);
-    assert_int_equal(hget_ll(key, "failures"), 1);
+    assert_true(tf_stack_hget_ll(&st, key, "nextSyncAt") >= before + 14 * 60000LL);
+    assert_int_equal(tf_stack_hget_ll(&st, key, "failures"), 1);
 
-    assert_int_equal(tf_dovecot_resume(&dove), 0);
-    sync_and_wait(acct_main, "ok", NULL, 0);
-    assert_int_equal(hget_ll(key, "failures"), 0);
+    assert_int_equal(tf_dovecot_resume(&st.dove), 0);
+    tf_stack_sync_and_wait(&st, acct_main, "ok", NULL);
+    assert_int_equal(tf_stack_hget_ll(&st, key, "failures"), 0);
     assert_int_equal(stored_inbox(acct_main), NMSG);
 }
 
@@ -710,15 +421,6 @@ static bool valid_utf8(const char *s)
     return true;
 }
 
-static sh_val *get_message(const char *id, int uid)
-{
-    sh_val *a = sh_val_new_map(), *res = NULL;
-    put_s(a, "accountId", id);
-    sh_val_set_cstr(a, "uid", sh_val_new_int(uid));
-    assert_int_equal(call(worker, "messages.get", a, &res), SH_OK);
-    return res;
-}
-
 static void test_hostile_server(void **state)
 {
     fake_fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -736,24 +438,25 @@ static void test_hostile_server(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, fake_main, NULL), 0);
 
-    char huge[160], garbage[160], noenv[160], utf8[160], msg[512];
+    char huge[160], garbage[160], noenv[160], utf8[160];
+    tf_sync_end end;
     create_account(fake_port, "huge", NULL, huge, sizeof huge);
     create_account(fake_port, "garbage", NULL, garbage, sizeof garbage);
     create_account(fake_port, "noenv", NULL, noenv, sizeof noenv);
     create_account(fake_port, "utf8", NULL, utf8, sizeof utf8);
 
-    sync_and_wait(huge, "error", msg, sizeof msg);
-    fprintf(stderr, "huge literal: %s\n", msg);
-    assert_non_null(strstr(msg, "larger than"));
-    sync_and_wait(garbage, "error", msg, sizeof msg);
-    fprintf(stderr, "garbage: %s\n", msg);
-    assert_non_null(strstr(msg, "INBOX"));
-    sync_and_wait(noenv, "error", msg, sizeof msg);
-    fprintf(stderr, "no envelope: %s\n", msg);
-    assert_non_null(strstr(msg, "lacks"));
+    tf_stack_sync_and_wait(&st, huge, "error", &end);
+    fprintf(stderr, "huge literal: %s\n", end.error);
+    assert_non_null(strstr(end.error, "larger than"));
+    tf_stack_sync_and_wait(&st, garbage, "error", &end);
+    fprintf(stderr, "garbage: %s\n", end.error);
+    assert_non_null(strstr(end.error, "INBOX"));
+    tf_stack_sync_and_wait(&st, noenv, "error", &end);
+    fprintf(stderr, "no envelope: %s\n", end.error);
+    assert_non_null(strstr(end.error, "lacks"));
 
-    sync_and_wait(utf8, "ok", NULL, 0);
-    sh_val *m = get_message(utf8, 1);
+    tf_stack_sync_and_wait(&st, utf8, "ok", NULL);
+    sh_val *m = tf_stack_get_message(&st, utf8, 1);
     const char *subject = sh_val_get_str(m, "subject", NULL);
     const char *from = sh_val_get_str(m, "from", NULL);
     fprintf(stderr, "subject \"%s\" from \"%s\"\n", subject, from);
@@ -764,15 +467,15 @@ static void test_hostile_server(void **state)
     assert_string_not_equal(subject, "Caf\xe9 \xff\xfe ok");
     assert_non_null(strstr(from, "bjorn@example.com"));
     sh_val_free(m);
-    m = get_message(utf8, 2);
+    m = tf_stack_get_message(&st, utf8, 2);
     size_t len = strlen(sh_val_get_str(m, "subject", NULL));
     assert_true(len >= 1000 && len <= 4096);
     sh_val_free(m);
 
     /* The worker is still up and syncs a real account. */
-    int st;
-    assert_int_equal(waitpid(worker_pid, &st, WNOHANG), 0);
-    sync_and_wait(acct_main, "ok", NULL, 0);
+    int wst;
+    assert_int_equal(waitpid(st.worker_pid, &wst, WNOHANG), 0);
+    tf_stack_sync_and_wait(&st, acct_main, "ok", NULL);
     assert_int_equal(stored_inbox(acct_main), NMSG);
 
     fake_stop = 1;
@@ -789,16 +492,16 @@ static void test_special_use_sent(void **state)
     static char bufs[4][1200];
     const char *cmds[8];
     const char *create[] = {"CREATE Sent", NULL};
-    assert_int_equal(tf_dovecot_imap(&dove, create, out, sizeof out), 0);
+    assert_int_equal(tf_dovecot_imap(&st.dove, create, out, sizeof out), 0);
     append_cmds("Sent", 8001, 8002, bufs, cmds);
-    assert_int_equal(tf_dovecot_imap(&dove, cmds, out, sizeof out), 0);
-    create_account(dove.port, "test", NULL, id, sizeof id);
-    sync_and_wait(id, "ok", NULL, 0);
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    create_account(st.dove.port, "test", NULL, id, sizeof id);
+    tf_stack_sync_and_wait(&st, id, "ok", NULL);
     check_exactly(id, "Sent", 8001, 8002);
     assert_int_equal(stored_inbox(id), NMSG);
     sh_val *a = sh_val_new_map(), *res = NULL;
-    put_s(a, "accountId", id);
-    assert_int_equal(call(worker, "folders.counts", a, &res), SH_OK);
+    tf_put_str(a, "accountId", id);
+    assert_int_equal(tf_stack_call(st.worker, "folders.counts", a, &res), SH_OK);
     const sh_val *f = sh_val_get(res, "folders");
     bool sent = false;
     for (size_t i = 0; i < sh_val_len(f); i++) {
@@ -820,5 +523,5 @@ int main(void)
         cmocka_unit_test(test_server_down_then_back), cmocka_unit_test(test_hostile_server),
         cmocka_unit_test(test_special_use_sent),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, tf_stack_teardown);
 }
