@@ -59,6 +59,7 @@ typedef struct sync_folder {
     uint32_t *f_uids;
     char **f_flags;
     size_t nf, capf;
+    size_t changed; /* messages whose stored flags were changed */
 } sync_folder;
 
 static int sync_put(void *arg, const sync_msg *m)
@@ -159,6 +160,7 @@ static int sync_flags_apply(sync_folder *f, sh_error *err)
             break;
         }
         nc += SYNC_MAIL_FLAGS_CMDS;
+        f->changed++;
     }
     if (!rc)
         rc = sync_mail_run(run->store, cmds, nc, err);
@@ -445,7 +447,7 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
     rc = sync_mail_state_set(run->store, run->acct, folder, &ns_state, err);
     if (!rc)
         sh_log_info("folder_synced", "account=%s folder=%s check=%s new=%zu removed=%zu flags=%zu",
-                    run->acct, folder, c.full ? "full" : "qresync", c.fresh, c.gone, f.nf);
+                    run->acct, folder, c.full ? "full" : "qresync", c.fresh, c.gone, f.changed);
 done:
     sync_folder_fini(&f);
     return rc;

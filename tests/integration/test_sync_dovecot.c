@@ -2,8 +2,13 @@
  * progress, coordinator and sync-worker run as processes; an account made
  * through the coordinator is synced (1,000 generated messages, envelopes and
  * flags as generated), then a second IMAP client adds, flags and deletes
- * messages and the next sync follows; a wrong password ends in auth_error;
- * a deleted account's mail is dropped. */
+ * messages and the next sync follows, with an event for each; a wrong
+ * password ends in auth_error; a deleted account's mail is dropped.
+ *
+ * The sync runs three times, against Dovecot as it is (QRESYNC: changes and
+ * expunges from UID FETCH VANISHED; an unchanged folder costs a SELECT),
+ * with CONDSTORE but no QRESYNC, and with neither (the whole UID list is
+ * compared, flags fully scanned); the worker's log says which path ran. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,22 +18,104 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "shared/events.h"
 #include "shared/util.h"
 #include "sync_stack.h"
 
 #define NMSG 1000
 
+/* What the server of a group offers. */
+typedef struct server_kind {
+    const char *name;
+    const char *capability; /* NULL: Dovecot's own, with QRESYNC */
+    const char *check;      /* the path the worker's log names for a change */
+    bool condstore;
+} server_kind;
+
+static const server_kind kinds[] = {
+    {"test_sync_dovecot", NULL, "check=qresync", true},
+    {"test_sync_dovecot_condstore",
+     "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS CONDSTORE SPECIAL-USE",
+     "check=full", true},
+    {"test_sync_dovecot_plain",
+     "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS SPECIAL-USE", "check=full",
+     false},
+};
+
+static const server_kind *kind;
 static tf_stack st;
 static char account_id[160];
 
 static int group_setup(void **state)
 {
-    const tf_stack_opts opts = {
-        .name = "test_sync_dovecot", .messages = NMSG, .fetch_batch = 200, .command_timeout = 20};
+    tf_stack_opts opts = {
+        .name = kind->name, .messages = NMSG, .fetch_batch = 200, .command_timeout = 20};
+    opts.imap_capability = kind->capability;
     *state = &st;
     return tf_stack_start(&st, &opts);
+}
+
+/* synced_lines counts the worker's folder_synced lines holding what. */
+static int synced_lines(const char *what)
+{
+    return tf_stack_worker_log_count(&st, "event=folder_synced", what, (const char *)NULL);
+}
+
+/* mail_events subscribes to the account's mail events. */
+static sh_sub *mail_events(void)
+{
+    sh_sub *sub = NULL;
+    sh_error err;
+    char topic[200];
+    snprintf(topic, sizeof topic, "mail:%s", account_id);
+    assert_int_equal(sh_sub_new(st.worker_events_url, 1 << 20, &sub, &err), SH_OK);
+    assert_int_equal(sh_sub_subscribe(sub, topic), SH_OK);
+    tf_sleep_ms(300); /* the subscription reaches the publisher */
+    return sub;
+}
+
+/* expect_events reads the events of a sync and checks they are exactly
+ * kinds[i] of uids[i] for i < n, in any order. */
+static void expect_events(sh_sub *sub, const char *const *what, const int64_t *uids, size_t n)
+{
+    bool got[16] = {false};
+    assert_true(n <= 16);
+    size_t matched = 0;
+    for (;;) {
+        char *topic = NULL;
+        sh_val *ev = NULL;
+        if (sh_sub_recv(sub, matched == n ? 500 : 10000, &topic, &ev) != SH_OK)
+            break;
+        const char *k = sh_val_get_str(ev, "kind", NULL);
+        int64_t uid = sh_val_int(sh_val_get(ev, "uid"));
+        size_t i = 0;
+        while (i < n && (got[i] || strcmp(what[i], k ? k : "") || uids[i] != uid))
+            i++;
+        if (i == n)
+            fail_msg("unexpected mail event %s uid %lld", k ? k : "?", (long long)uid);
+        got[i] = true;
+        matched++;
+        free(topic);
+        sh_val_free(ev);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!got[i])
+            fail_msg("no mail event %s uid %lld", what[i], (long long)uids[i]);
+}
+
+/* expect_gone checks uid is no longer stored. */
+static void expect_gone(int64_t uid)
+{
+    sh_val *a = sh_val_new_map();
+    tf_put_str(a, "accountId", account_id);
+    sh_val_set_cstr(a, "uid", sh_val_new_int(uid));
+    sh_error err;
+    sh_val *res = NULL;
+    assert_int_equal(sh_rpc_call(st.worker, "messages.get", a, 5000, &res, &err), SH_ENOTFOUND);
+    sh_val_free(a);
 }
 
 static void test_initial_sync(void **state)
@@ -43,6 +130,7 @@ static void test_initial_sync(void **state)
     sh_val *all = tf_stack_list_all(&st, account_id, NULL, 300);
     assert_int_equal(sh_val_len(all), NMSG);
     static bool seen[NMSG + 1];
+    memset(seen, 0, sizeof seen);
     int64_t prev_uid = INT64_MAX;
     for (size_t i = 0; i < sh_val_len(all); i++) {
         const sh_val *m = sh_val_at(all, i);
@@ -67,11 +155,19 @@ static void test_initial_sync(void **state)
     assert_string_equal(sh_val_get_str(res, "phase", NULL), "sync");
     sh_val_free(res);
 
-    /* A second sync with no change stores nothing twice. */
+    assert_int_equal(synced_lines("check=full new=1000 removed=0"), 1);
+
+    /* A second sync with no change stores nothing twice; with CONDSTORE the
+     * folder is seen unchanged after SELECT and not looked into. */
+    int before = synced_lines("");
     tf_stack_sync_and_wait(&st, account_id, "ok", NULL);
     all = tf_stack_list_all(&st, account_id, NULL, 300);
     assert_int_equal(sh_val_len(all), NMSG);
     sh_val_free(all);
+    if (kind->condstore)
+        assert_int_equal(synced_lines(""), before);
+    else
+        assert_int_equal(synced_lines("check=full new=0 removed=0 flags=0"), 1);
 }
 
 static void test_incremental(void **state)
@@ -87,8 +183,16 @@ static void test_incremental(void **state)
                           append,
                           NULL};
     char out[4096];
+    int before = synced_lines(kind->check);
+    sh_sub *sub = mail_events();
     assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
     tf_stack_sync_and_wait(&st, account_id, "ok", NULL);
+    const char *what[] = {"added", "removed", "changed", "changed"};
+    const int64_t uids[] = {NMSG + 1, 2, 1, 3};
+    expect_events(sub, what, uids, 4);
+    sh_sub_free(sub);
+    assert_int_equal(synced_lines(kind->check), before + 1);
+    assert_int_equal(synced_lines("new=1 removed=1"), 1);
 
     sh_val *all = tf_stack_list_all(&st, account_id, NULL, 300);
     assert_int_equal(sh_val_len(all), NMSG);
@@ -105,14 +209,50 @@ static void test_incremental(void **state)
     res = tf_stack_get_message(&st, account_id, 3);
     assert_false(tf_has_flag(res, "\\Seen"));
     sh_val_free(res);
+    expect_gone(2);
+}
 
-    sh_val *a = sh_val_new_map();
-    tf_put_str(a, "accountId", account_id);
-    sh_val_set_cstr(a, "uid", sh_val_new_int(2));
-    sh_error err;
-    res = NULL;
-    assert_int_equal(sh_rpc_call(st.worker, "messages.get", a, 5000, &res, &err), SH_ENOTFOUND);
-    sh_val_free(a);
+/* Expunges scattered over the folder (a run and single UIDs, one of them
+ * the newest message), two new messages and a flag change, in one sync. */
+static void test_incremental_scattered(void **state)
+{
+    char a1[1200], a2[1200], msg[1024];
+    size_t len = tf_dovecot_message(NMSG + 2, msg, sizeof msg);
+    snprintf(a1, sizeof a1, "APPEND INBOX {%zu+}\r\n%s", len, msg);
+    len = tf_dovecot_message(NMSG + 3, msg, sizeof msg);
+    snprintf(a2, sizeof a2, "APPEND INBOX (\\Seen) {%zu+}\r\n%s", len, msg);
+    const char *cmds[] = {"SELECT INBOX",
+                          "UID STORE 10:12,500,1001 +FLAGS.SILENT (\\Deleted)",
+                          "UID EXPUNGE 10:12,500,1001",
+                          "UID STORE 20 +FLAGS.SILENT (\\Answered)",
+                          a1,
+                          a2,
+                          NULL};
+    char out[4096];
+    int before = synced_lines(kind->check);
+    sh_sub *sub = mail_events();
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    tf_stack_sync_and_wait(&st, account_id, "ok", NULL);
+    const char *what[] = {"removed", "removed", "removed", "removed",
+                          "removed", "added",   "added",   "changed"};
+    const int64_t uids[] = {10, 11, 12, 500, NMSG + 1, NMSG + 2, NMSG + 3, 20};
+    expect_events(sub, what, uids, 8);
+    sh_sub_free(sub);
+    assert_int_equal(synced_lines(kind->check), before + 1);
+    assert_int_equal(synced_lines("new=2 removed=5 flags="), 1);
+
+    sh_val *all = tf_stack_list_all(&st, account_id, NULL, 300);
+    assert_int_equal(sh_val_len(all), NMSG - 3);
+    assert_int_equal(sh_val_int(sh_val_get(sh_val_at(all, 0), "uid")), NMSG + 3);
+    assert_true(tf_has_flag(sh_val_at(all, 0), "\\Seen"));
+    assert_false(tf_has_flag(sh_val_at(all, 1), "\\Seen"));
+    sh_val_free(all);
+    const int64_t gone[] = {10, 11, 12, 500, NMSG + 1};
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++)
+        expect_gone(gone[i]);
+    sh_val *res = tf_stack_get_message(&st, account_id, 20);
+    assert_true(tf_has_flag(res, "\\Answered"));
+    sh_val_free(res);
 }
 
 /* count_mail_keys counts the keys of the account's mail in Redis. */
@@ -155,10 +295,24 @@ static void test_wrong_password(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_initial_sync),
-        cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_deleted_account),
+        cmocka_unit_test(test_initial_sync),          cmocka_unit_test(test_incremental),
+        cmocka_unit_test(test_incremental_scattered), cmocka_unit_test(test_deleted_account),
         cmocka_unit_test(test_wrong_password),
     };
-    return cmocka_run_group_tests(tests, group_setup, tf_stack_teardown);
+    const struct CMUnitTest changes[] = {
+        cmocka_unit_test(test_initial_sync),
+        cmocka_unit_test(test_incremental),
+        cmocka_unit_test(test_incremental_scattered),
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        kind = &kinds[i];
+        memset(&st, 0, sizeof st);
+        account_id[0] = '\0';
+        failed += i == 0 ? cmocka_run_group_tests_name(kinds[i].name, tests, group_setup,
+                                                       tf_stack_teardown)
+                         : cmocka_run_group_tests_name(kinds[i].name, changes, group_setup,
+                                                       tf_stack_teardown);
+    }
+    return failed;
 }

@@ -103,12 +103,15 @@ static int dovecot_config(tf_dovecot *d)
                      "service imap-login {\n  chroot =\n"
                      "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
                      "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
-                     "service anvil {\n  chroot =\n}\n",
+                     "service anvil {\n  chroot =\n}\n"
+                     "%s%s%s",
                      d->dir, d->dir, d->dir, d->dir, d->dir,
                      login_user[0] ? "default_login_user = " : "", login_user,
                      login_user[0] ? "\n" : "", internal_user[0] ? "default_internal_user = " : "",
                      internal_user, internal_user[0] ? "\n" : "", d->dir, d->dir, (unsigned)d->uid,
-                     (unsigned)d->gid, d->dir, d->port, d->tls_port);
+                     (unsigned)d->gid, d->dir, d->port, d->tls_port,
+                     d->capability[0] ? "protocol imap {\n  imap_capability = " : "", d->capability,
+                     d->capability[0] ? "\n}\n" : "");
     if (n < 0 || (size_t)n >= sizeof conf)
         return -1;
     snprintf(path, sizeof path, "%s/dovecot.conf", d->dir);
@@ -245,7 +248,14 @@ static int dovecot_launch(tf_dovecot *d)
 
 int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int count)
 {
+    return tf_dovecot_start_caps(d, user, password, count, NULL);
+}
+
+int tf_dovecot_start_caps(tf_dovecot *d, const char *user, const char *password, int count,
+                          const char *capability)
+{
     memset(d, 0, sizeof *d);
+    snprintf(d->capability, sizeof d->capability, "%s", capability ? capability : "");
     snprintf(d->dir, sizeof d->dir, "/tmp/shtest-dovecot-XXXXXX");
     if (!mkdtemp(d->dir)) {
         perror("mkdtemp");

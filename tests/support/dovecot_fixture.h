@@ -21,6 +21,7 @@ typedef struct tf_dovecot {
     char ca_file[300]; /* the throwaway CA that signed the server's certificate */
     uid_t uid;         /* owner of the mail files (Dovecot's mail processes) */
     gid_t gid;
+    char capability[256]; /* imap_capability override, "" for Dovecot's own */
 } tf_dovecot;
 
 /* tf_dovecot_message_subject etc. describe generated message n: subject
@@ -36,6 +37,11 @@ bool tf_dovecot_message_seen(int n);
  * into INBOX (cur/, ":2,S" for the seen ones), starts `dovecot -F` and waits
  * until the port accepts connections. Returns 0 or -1 (reason on stderr). */
 int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int count);
+/* tf_dovecot_start_caps does the same with the CAPABILITY list after login
+ * replaced by capability (e.g. one without QRESYNC), or Dovecot's own when
+ * it is NULL. */
+int tf_dovecot_start_caps(tf_dovecot *d, const char *user, const char *password, int count,
+                          const char *capability);
 /* tf_dovecot_halt stops the server but keeps its directory and mail;
  * returns 0 once the port is closed. tf_dovecot_resume starts it again on
  * the same ports and mail; returns 0 or -1. */

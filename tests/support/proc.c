@@ -1,9 +1,9 @@
 /* proc.c - child processes for tests. */
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -245,3 +245,28 @@ long long tf_stack_count_keys(tf_stack *s, const char *pattern)
     sh_reply_free(r);
     return n;
 }
+
+int tf_stack_worker_log_count(const tf_stack *s, ...)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/sync-worker-%d.log", s->redis.dir, s->workers_started - 1);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return -1;
+    }
+    int count = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        va_list ap;
+        va_start(ap, s);
+        bool all = true;
+        for (const char *want = va_arg(ap, const char *); want && all;
+             want = va_arg(ap, const char *))
+            all = strstr(line, want) != NULL;
+        va_end(ap);
+        count += all;
+    }
+    fclose(f);
+    return count;
+}

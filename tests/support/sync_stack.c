@@ -144,7 +144,8 @@ int tf_stack_start(tf_stack *s, const tf_stack_opts *opts)
     s->opts = *opts;
     signal(SIGPIPE, SIG_IGN);
     if (tf_redis_start(&s->redis, 0) != 0 ||
-        tf_dovecot_start(&s->dove, "test", "secret", opts->messages) != 0 ||
+        tf_dovecot_start_caps(&s->dove, "test", "secret", opts->messages, opts->imap_capability) !=
+            0 ||
         stack_start_services(s) != 0)
         goto fail;
     sh_redis_url u;

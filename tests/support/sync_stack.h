@@ -30,14 +30,16 @@
 /* What differs between the tests that use the stack; 0 in a setting leaves
  * the service's default. */
 typedef struct tf_stack_opts {
-    const char *name;    /* the test's name: its logs go to <name>.logs/ */
-    int messages;        /* generated messages in the Dovecot's INBOX */
-    int lease_seconds;   /* the coordinator's SYNC_LEASE_SECONDS */
-    int fetch_batch;     /* the sync-worker's SYNC_FETCH_BATCH */
-    int renew_seconds;   /* the sync-worker's SYNC_RENEW_SECONDS */
-    int command_timeout; /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
-    bool worker_ca;      /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
-    bool gateway;        /* start the gateway on http_port too */
+    const char *name;            /* the test's name: its logs go to <name>.logs/ */
+    int messages;                /* generated messages in the Dovecot's INBOX */
+    int lease_seconds;           /* the coordinator's SYNC_LEASE_SECONDS */
+    int fetch_batch;             /* the sync-worker's SYNC_FETCH_BATCH */
+    int renew_seconds;           /* the sync-worker's SYNC_RENEW_SECONDS */
+    int command_timeout;         /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
+    bool worker_ca;              /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
+    bool gateway;                /* start the gateway on http_port too */
+    const char *imap_capability; /* Dovecot's CAPABILITY after login, NULL
+                                    for its own (tf_dovecot_start_caps) */
 } tf_stack_opts;
 
 typedef struct tf_stack {
@@ -143,6 +145,10 @@ int tf_msg_number(const sh_val *m);
 /* tf_check_envelope checks m has the subject, sender, recipient and a
  * plausible size of generated message n. */
 void tf_check_envelope(const sh_val *m, int n);
+
+/* tf_stack_worker_log_count counts the lines of the running sync-worker's
+ * log that hold every one of the NULL-terminated strings. */
+int tf_stack_worker_log_count(const tf_stack *s, ...);
 
 /* tf_stack_redis_int runs c (taken) and returns its integer reply, or a
  * string reply read as a number, or 0. */
