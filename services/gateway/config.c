@@ -45,6 +45,8 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          false, "simultaneous HTTP connections"},
         {"SSE_HEARTBEAT_SECONDS", NULL, SH_SET_INT, "15", 1, 3600, &c->heartbeat_s, false,
          "period of heartbeats on event streams"},
+        {"GATEWAY_DRAIN_MS", NULL, SH_SET_INT, "500", 0, 5000, &c->drain_ms, false,
+         "after SIGTERM, new connections are still served this long (/readyz: 503)"},
         {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &c->log_level_name, false,
          "debug, info, warn or error"},
         {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},

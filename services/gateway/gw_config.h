@@ -28,6 +28,7 @@ typedef struct gw_config {
     long long max_connections;
     long long heartbeat_s;    /* SSE heartbeat period */
     long long conn_timeout_s; /* idle HTTP connections */
+    long long drain_ms;       /* after SIGTERM, connections still accepted this long */
     const char *log_level_name;
     int log_level;
 } gw_config;

@@ -50,15 +50,31 @@ typedef struct gw_req gw_req;
 /* gw_http_start listens on cfg->addr and serves requests with app. */
 int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *err);
 
-/* gw_http_quiesce closes new connections at once; open ones are still
- * served. */
-void gw_http_quiesce(gw_http *h);
-
-/* gw_http_drain refuses new service calls (503) and waits up to timeout_ms
- * for the calls in flight to answer. */
-void gw_http_drain(gw_http *h, int timeout_ms);
-
-/* gw_http_free stops the server, closing every connection, and frees it. */
+/* Stopping, in this order. None of it resets a connection whose request was
+ * sent, short of a client that reuses a keep-alive connection, idle since
+ * before the stop began, at the very moment it is closed at the end:
+ *
+ * gw_http_stop_begin: from now on every response closes its connection and
+ * /readyz answers 503; connections are still accepted and served.
+ *
+ * gw_http_drain: after GATEWAY_DRAIN_MS from the stop's beginning, the
+ * listening socket drops new connection requests (their clients are refused
+ * once it is closed); connections already queued are accepted and served.
+ * It returns once nothing waits to be accepted, no request or stream is
+ * under way and every open connection has been idle a moment (at most a few
+ * seconds), and no service call is in flight (new calls are then refused
+ * with 503; each call ends within RPC_TIMEOUT_MS).
+ *
+ * gw_http_free: closes the listener and the remaining (idle) connections,
+ * and frees the server.
+ *
+ * libmicrohttpd's own MHD_quiesce_daemon is not used: in 0.9.75, with a
+ * thread pool and epoll, it removes the listening socket from each worker's
+ * epoll set while that worker, woken by any event, may be removing it too,
+ * and aborts the process when its own removal finds it gone (MHD_USE_ITC does
+ * not take that path away). */
+void gw_http_stop_begin(gw_http *h);
+void gw_http_drain(gw_http *h);
 void gw_http_free(gw_http *h);
 
 /* ---- for route handlers ---------------------------------------------- */
@@ -77,6 +93,8 @@ sh_val *gw_req_take_body(gw_req *r);
 const char *gw_req_header(gw_req *r, const char *name);
 const char *gw_req_query(gw_req *r, const char *name);
 const char *gw_req_request_id(gw_req *r);
+/* gw_req_stopping reports whether the gateway is stopping. */
+bool gw_req_stopping(gw_req *r);
 /* gw_req_peer_loopback reports whether the client connected from a loopback
  * address. */
 bool gw_req_peer_loopback(gw_req *r);

@@ -23,9 +23,6 @@ void gw_sse_open(gw_sse *s, gw_req *r);
 
 void gw_sse_shutdown(gw_sse *s);
 
-/* gw_sse_wait_closed waits up to timeout_ms for every stream to close. */
-void gw_sse_wait_closed(gw_sse *s, int timeout_ms);
-
 void gw_sse_free(gw_sse *s);
 
 #endif

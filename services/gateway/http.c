@@ -1,11 +1,16 @@
 /* http.c - the libmicrohttpd daemon, the request state machine (headers,
- * checks, body, handler, parked service call, response) and the response
- * helpers. Requests never hold an HTTP thread while a service answers: the
- * connection is suspended and resumed by the call's completion. */
+ * checks, body, handler, parked service call, response), the response
+ * helpers and the orderly stop. Requests never hold an HTTP thread while a
+ * service answers: the connection is suspended and resumed by the call's
+ * completion. */
 #include "gw_http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/filter.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -13,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,13 +34,27 @@ enum { REQ_BODY, REQ_WAITING, REQ_DONE };
 
 #define HTTP_BODY_PREALLOC (64 * 1024)
 
+/* Stopping (gw_http_drain): how long handshakes under way get to land in
+ * the accept queue once new ones are dropped; how long every open connection
+ * must have been idle before the rest are closed; how long requests and
+ * streams get to finish before new service calls are refused. */
+#define HTTP_STOP_SETTLE_MS 200
+#define HTTP_STOP_QUIET_MS  200
+#define HTTP_STOP_FINISH_MS 3000
+#define HTTP_STOP_POLL_MS   5
+
 struct gw_http {
     struct MHD_Daemon *daemon;
     gw_app *app;
     const gw_config *cfg;
-    atomic_bool quiesced; /* new connections are closed at once */
-    atomic_int inflight;  /* service calls not yet answered */
-    atomic_bool draining;
+    MHD_socket listen_fd;                  /* MHD's; read only for the stop */
+    atomic_bool stopping;                  /* responses close their connections; /readyz 503 */
+    atomic_int inflight;                   /* service calls not yet answered */
+    atomic_bool draining;                  /* new service calls are refused (503) */
+    atomic_int conns;                      /* open connections */
+    atomic_int busy;                       /* requests begun and not completed, streams included */
+    atomic_uint_fast64_t last_activity_ns; /* a connection opened, a request began or ended */
+    uint64_t stop_ns;
     atomic_uint_fast64_t next_rid;
     char rid_prefix[9];
 };
@@ -172,6 +192,13 @@ void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *
     }
 }
 
+/* http_touch notes activity on some connection: the stop closes idle
+ * connections only once there has been none for a while. */
+static void http_touch(gw_http *h)
+{
+    atomic_store(&h->last_activity_ns, gw_metrics_now_ns());
+}
+
 /* ---- accessors ----------------------------------------------------------- */
 
 gw_app *gw_req_app(gw_req *r)
@@ -214,6 +241,11 @@ const char *gw_req_query(gw_req *r, const char *name)
 const char *gw_req_request_id(gw_req *r)
 {
     return r->rid;
+}
+
+bool gw_req_stopping(gw_req *r)
+{
+    return atomic_load(&r->h->stopping);
 }
 
 bool gw_req_peer_loopback(gw_req *r)
@@ -390,6 +422,10 @@ static enum MHD_Result http_send(gw_req *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     }
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    /* A stopping gateway serves every request on an open connection, but one
+     * at most: the client then opens a new connection, to another replica. */
+    if (atomic_load(&r->h->stopping))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->xhdr_name)
         MHD_add_response_header(resp, r->xhdr_name, r->xhdr_value);
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -651,6 +687,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         r->method = gw_method_parse(method);
         r->ctype = http_json;
         sh_buf_init(&r->body);
+        atomic_fetch_add(&h->busy, 1);
+        http_touch(h);
         http_request_id(r);
         http_begin(r);
         return r->replied ? http_send(r) : MHD_YES;
@@ -683,6 +721,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **req_cl
     if (!r)
         return;
     *req_cls = NULL;
+    atomic_fetch_sub(&r->h->busy, 1);
+    http_touch(r->h);
     if (r->stream)
         MHD_destroy_response(r->stream);
     free(r->resp);
@@ -705,14 +745,13 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
     sh_log(routine ? SH_LOG_DEBUG : SH_LOG_WARN, "mhd", "%s", msg);
 }
 
-/* http_accept turns connections away once the server is stopping. (The
- * listen socket stays open until the end: MHD_quiesce_daemon, which would
- * close it, races the workers removing it from their epoll sets and aborts
- * the process now and then in libmicrohttpd 0.9.75.) */
-static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+/* http_conn_notify counts open connections. */
+static void http_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                             enum MHD_ConnectionNotificationCode toe)
 {
     gw_http *h = cls;
-    return atomic_load(&h->quiesced) ? MHD_NO : MHD_YES;
+    atomic_fetch_add(&h->conns, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    http_touch(h);
 }
 
 int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *err)
@@ -732,12 +771,12 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
     uint16_t port = ntohs(cfg->ipv6 ? ((const struct sockaddr_in6 *)&cfg->addr)->sin6_port
                                     : ((const struct sockaddr_in *)&cfg->addr)->sin_port);
     h->daemon = MHD_start_daemon(
-        flags, port, http_accept, h, http_access, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h,
+        flags, port, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&cfg->addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, http_conn_notify, h, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
         return sh_error_set(err, SH_EUNAVAIL,
@@ -745,24 +784,111 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
                             "available here)",
                             cfg->listen);
     }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    h->listen_fd = di ? di->listen_fd : MHD_INVALID_SOCKET;
     *out = h;
     return SH_OK;
 }
 
-void gw_http_quiesce(gw_http *h)
+void gw_http_stop_begin(gw_http *h)
 {
-    if (h)
-        atomic_store(&h->quiesced, true);
+    if (!h || atomic_load(&h->stopping))
+        return;
+    h->stop_ns = gw_metrics_now_ns();
+    atomic_store(&h->stopping, true);
 }
 
-void gw_http_drain(gw_http *h, int timeout_ms)
+static void http_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    nanosleep(&ts, NULL);
+}
+
+/* http_refuse_handshakes makes the listening socket drop new connection
+ * requests (a SYN without ACK) while handshakes under way still complete and
+ * what is queued stays there for the workers to accept. Closing a listening
+ * socket resets every connection in its queue, whose clients may have sent
+ * a request already; this empties the queue first. A dropped SYN is sent
+ * again a second later, when nothing listens any more: that client's
+ * connect() is refused. Linux passes a TCP socket's filter the segment from
+ * its TCP header on, so the flags are the byte at offset 13; connections
+ * accepted later inherit the filter, which lets all their segments by. */
+static bool http_refuse_handshakes(gw_http *h)
+{
+    static struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12), /* SYN | ACK */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0),           /* SYN alone: drop */
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* anything else: keep all of it */
+    };
+    struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+    return h->listen_fd != MHD_INVALID_SOCKET &&
+           setsockopt(h->listen_fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0;
+}
+
+/* http_accept_queue returns how many connections wait to be accepted (Linux
+ * reports it as the tcpi_unacked of a listening socket), or -1. */
+static int http_accept_queue(gw_http *h)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (h->listen_fd == MHD_INVALID_SOCKET ||
+        getsockopt(h->listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return -1;
+    return (int)ti.tcpi_unacked;
+}
+
+/* http_settled: nothing waits to be accepted, no request is under way and
+ * every open connection has been idle for HTTP_STOP_QUIET_MS. */
+static bool http_settled(gw_http *h, uint64_t now)
+{
+    if (http_accept_queue(h) > 0 || atomic_load(&h->busy) > 0 || atomic_load(&h->inflight) > 0)
+        return false;
+    return atomic_load(&h->conns) == 0 ||
+           now - atomic_load(&h->last_activity_ns) >= (uint64_t)HTTP_STOP_QUIET_MS * 1000000u;
+}
+
+void gw_http_drain(gw_http *h)
 {
     if (!h)
         return;
+    const uint64_t ms = 1000000u;
+    gw_http_stop_begin(h);
+    uint64_t now = gw_metrics_now_ns();
+    uint64_t grace_end = h->stop_ns + (uint64_t)h->cfg->drain_ms * ms;
+    if (now < grace_end)
+        http_sleep_ns(grace_end - now);
+
+    if (!http_refuse_handshakes(h))
+        sh_log_warn("stopping",
+                    "cannot make the listening socket drop new connections (%s): connections "
+                    "that arrive from now on may be reset",
+                    strerror(errno));
+    now = gw_metrics_now_ns();
+    uint64_t settle_end = now + HTTP_STOP_SETTLE_MS * ms;
+    uint64_t finish_end = now + HTTP_STOP_FINISH_MS * ms;
+    while (now < finish_end && (now < settle_end || !http_settled(h, now))) {
+        http_sleep_ns(HTTP_STOP_POLL_MS * ms);
+        now = gw_metrics_now_ns();
+    }
+    int queued = http_accept_queue(h), busy = atomic_load(&h->busy);
+    if (queued > 0 || busy > 0)
+        sh_log_warn("stopping",
+                    "closing with %d connection(s) not yet accepted and %d request(s) or "
+                    "stream(s) unfinished after %d ms",
+                    queued, busy, HTTP_STOP_FINISH_MS);
+    int idle = atomic_load(&h->conns) - busy;
+    sh_log_info("stopping", "closing the listener and %d idle connection(s)", idle > 0 ? idle : 0);
+
+    /* A call's completion resumes its connection, which must not outlive
+     * the daemon: refuse new calls and let those in flight end (each has a
+     * timeout). */
     atomic_store(&h->draining, true);
-    for (int waited = 0; atomic_load(&h->inflight) > 0 && waited < timeout_ms; waited += 5) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    uint64_t calls_end = now + ((uint64_t)h->cfg->rpc_timeout_ms + 1000) * ms;
+    while (atomic_load(&h->inflight) > 0 && now < calls_end) {
+        http_sleep_ns(HTTP_STOP_POLL_MS * ms);
+        now = gw_metrics_now_ns();
     }
 }
 

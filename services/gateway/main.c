@@ -15,8 +15,6 @@
 #include "shared/log.h"
 #include "shared/rpc.h"
 
-#define MAIN_STREAM_CLOSE_MS 2000
-
 /* main_raise_nofile lets the connection limit be reached before the
  * descriptor limit. */
 static void main_raise_nofile(long long want)
@@ -91,10 +89,9 @@ int main(void)
     int sig = 0;
     sigwait(&stop_signals, &sig);
     sh_log_info("stopping", "signal %d: closing streams and finishing requests", sig);
-    gw_http_quiesce(http);
+    gw_http_stop_begin(http);
     gw_sse_shutdown(sse);
-    gw_sse_wait_closed(sse, MAIN_STREAM_CLOSE_MS);
-    gw_http_drain(http, (int)cfg.rpc_timeout_ms + 1000);
+    gw_http_drain(http);
     code = 0;
 done:
     gw_http_free(http);

@@ -63,6 +63,15 @@ static void routes_ready_done(gw_req *r, size_t n, const int *rc, sh_val *const 
 
 void gw_route_readyz(gw_req *r)
 {
+    if (gw_req_stopping(r)) {
+        /* Load balancers send no new connections here while the open ones
+         * are served. */
+        sh_buf b;
+        sh_buf_init(&b);
+        sh_buf_puts(&b, "{\"status\":\"stopping\",\"error\":\"the gateway is shutting down\"}");
+        gw_req_reply_raw(r, 503, "application/json", &b);
+        return;
+    }
     gw_call_spec calls[GW_SVC_COUNT];
     for (int i = 0; i < GW_SVC_COUNT; i++)
         calls[i] = (gw_call_spec){i, "ping", sh_val_new_nil()};

@@ -433,19 +433,6 @@ void gw_sse_shutdown(gw_sse *s)
     gw_wake_run(&w);
 }
 
-void gw_sse_wait_closed(gw_sse *s, int timeout_ms)
-{
-    for (int waited = 0; s && waited < timeout_ms; waited += 10) {
-        pthread_mutex_lock(&s->mu);
-        size_t n = s->nstreams;
-        pthread_mutex_unlock(&s->mu);
-        if (!n)
-            return;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 void gw_sse_free(gw_sse *s)
 {
     if (!s)
