@@ -147,22 +147,30 @@ static int dovecot_certs(tf_dovecot *d)
     return 0;
 }
 
-static int dovecot_generate(tf_dovecot *d, int count)
+/* dovecot_fill makes a maildir holding generated messages 1..count. */
+static int dovecot_fill(const char *maildir, int count)
 {
     char path[600], msg[1024];
     const char *sub[] = {"cur", "new", "tmp"};
     for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/%s", d->maildir, sub[i]);
+        snprintf(path, sizeof path, "%s/%s", maildir, sub[i]);
         if (dovecot_mkdirs(path))
             return -1;
     }
     for (int n = 1; n <= count; n++) {
         size_t len = tf_dovecot_message(n, msg, sizeof msg);
-        snprintf(path, sizeof path, "%s/cur/%d.M%dP%d.test,S=%zu:2,%s", d->maildir, 1700000000 + n,
-                 n, (int)getpid(), len, tf_dovecot_message_seen(n) ? "S" : "");
+        snprintf(path, sizeof path, "%s/cur/%d.M%dP%d.test,S=%zu:2,%s", maildir, 1700000000 + n, n,
+                 (int)getpid(), len, tf_dovecot_message_seen(n) ? "S" : "");
         if (dovecot_write(path, msg, len))
             return -1;
     }
+    return 0;
+}
+
+static int dovecot_generate(tf_dovecot *d, int count)
+{
+    if (dovecot_fill(d->maildir, count))
+        return -1;
     char mail[400];
     snprintf(mail, sizeof mail, "%s/mail", d->dir);
     return dovecot_chown_tree(mail, d->uid, d->gid);
@@ -293,6 +301,21 @@ int tf_dovecot_start_caps(tf_dovecot *d, const char *user, const char *password,
         return -1;
     }
     return dovecot_launch(d);
+}
+
+int tf_dovecot_add_user(const tf_dovecot *d, const char *user, const char *password, int count)
+{
+    char path[400], maildir[600], home[400];
+    snprintf(home, sizeof home, "%s/mail/%.64s", d->dir, user);
+    snprintf(maildir, sizeof maildir, "%s/Maildir", home);
+    if (dovecot_fill(maildir, count) || dovecot_chown_tree(home, d->uid, d->gid))
+        return -1;
+    snprintf(path, sizeof path, "%s/passwd", d->dir);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    int w = fprintf(f, "%s:{PLAIN}%s\n", user, password);
+    return fclose(f) == 0 && w > 0 ? 0 : -1;
 }
 
 int tf_dovecot_halt(tf_dovecot *d)

@@ -42,6 +42,10 @@ int tf_dovecot_start(tf_dovecot *d, const char *user, const char *password, int 
  * it is NULL. */
 int tf_dovecot_start_caps(tf_dovecot *d, const char *user, const char *password, int count,
                           const char *capability);
+/* tf_dovecot_add_user adds a passwd-file user of the running server with a
+ * maildir of its own holding generated messages 1..count (Dovecot re-reads
+ * the passwd file when it changes). Returns 0 or -1. */
+int tf_dovecot_add_user(const tf_dovecot *d, const char *user, const char *password, int count);
 /* tf_dovecot_halt stops the server but keeps its directory and mail;
  * returns 0 once the port is closed. tf_dovecot_resume starts it again on
  * the same ports and mail; returns 0 or -1. */
