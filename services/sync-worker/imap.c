@@ -137,6 +137,15 @@ static int imap_utf8(sh_buf *out, const char *s, size_t len)
     if (len > IMAP_FIELD_MAX)
         len = IMAP_FIELD_MAX;
     while (i < len) {
+        /* A run of printable ASCII goes in one piece. */
+        size_t run = i;
+        while (run < len && p[run] >= 0x20 && p[run] < 0x7f)
+            run++;
+        if (run > i && sh_buf_append(out, p + i, run - i))
+            return SH_ENOMEM;
+        i = run;
+        if (i == len)
+            break;
         unsigned char c = p[i];
         size_t need = c < 0x80             ? 0
                       : (c & 0xE0) == 0xC0 ? 1
@@ -144,8 +153,8 @@ static int imap_utf8(sh_buf *out, const char *s, size_t len)
                       : (c & 0xF8) == 0xF0 ? 3
                                            : 9;
         if (need == 0) {
-            char ch = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-            if (sh_buf_append(out, &ch, 1))
+            /* a control character */
+            if (sh_buf_append(out, " ", 1))
                 return SH_ENOMEM;
             i++;
             continue;
@@ -179,7 +188,9 @@ static int imap_text(sh_buf *out, const char *s)
         return SH_OK;
     size_t len = strlen(s), idx = 0;
     char *dec = NULL;
-    if (len <= IMAP_FIELD_MAX &&
+    /* Only a text with an encoded word ("=?charset?enc?text?=") needs
+     * decoding, which opens a character set converter each time. */
+    if (len <= IMAP_FIELD_MAX && strstr(s, "=?") &&
         mailmime_encoded_phrase_parse("utf-8", s, len, &idx, "utf-8", &dec) == MAILIMF_NO_ERROR &&
         dec) {
         int rc = imap_utf8(out, dec, strlen(dec));

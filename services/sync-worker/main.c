@@ -8,7 +8,8 @@
 
 static const char *cfg_key, *cfg_key_prev, *cfg_coord_rpc, *cfg_coord_events, *cfg_progress_rpc,
     *cfg_ca_file;
-static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_renew;
+static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_budget,
+    cfg_renew;
 static sh_key key, key_prev;
 static sync_env env;
 
@@ -33,6 +34,8 @@ static const sh_setting sync_settings[] = {
      "seconds an IMAP command may take"},
     {"SYNC_FETCH_BATCH", NULL, SH_SET_INT, "500", 1, 10000, &cfg_batch, false,
      "messages fetched and written per batch"},
+    {"SYNC_FETCH_BUDGET", NULL, SH_SET_INT, "2000", 1, 1000000, &cfg_budget, false,
+     "messages in flight across all sync threads (bounds memory)"},
     {"SYNC_RENEW_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &cfg_renew, false,
      "seconds between two renewals of a lease while syncing"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
@@ -58,6 +61,7 @@ static int sync_validate(sh_error *err)
     env.connect_timeout_s = (int)cfg_connect_timeout;
     env.command_timeout_s = (int)cfg_command_timeout;
     env.fetch_batch = (int)cfg_batch;
+    env.fetch_budget = (int)cfg_budget;
     env.renew_s = (int)cfg_renew;
     return SH_OK;
 }

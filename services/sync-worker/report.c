@@ -1,7 +1,10 @@
 /* report.c - progress.update and log.append calls of a sync run. */
 #include "report.h"
 
+#include <stdio.h>
+
 #include "shared/log.h"
+#include "shared/util.h"
 
 #define REPORT_TIMEOUT_MS 2000
 
@@ -22,19 +25,17 @@ static void report_call(sync_report *r, const char *op, sh_val *args)
     sh_val_free(args);
 }
 
-void sync_report_update(sync_report *r, int step, const char *action, const char *folder,
-                        long long done, long long total, bool complete)
+static void report_write(sync_report *r, const char *action, bool complete)
 {
-    if (!r->client || !r->id || !r->id[0])
-        return;
     sh_val *args = sh_val_new_map(), *f = sh_val_new_map();
     int rc = !args || !f;
-    rc = rc || sh_val_set_cstr(f, "currentStep", sh_val_new_int(step));
+    rc = rc || sh_val_set_cstr(f, "currentStep", sh_val_new_int(r->step));
     rc = rc || sh_val_set_cstr(f, "currentAction", sh_val_new_cstr(action));
     rc = rc || sh_val_set_cstr(f, "phase", sh_val_new_cstr("sync"));
-    rc = rc || sh_val_set_cstr(f, "folder", folder ? sh_val_new_cstr(folder) : sh_val_new_nil());
-    rc = rc || sh_val_set_cstr(f, "messagesDone", sh_val_new_int(done));
-    rc = rc || sh_val_set_cstr(f, "messagesTotal", sh_val_new_int(total));
+    rc = rc ||
+         sh_val_set_cstr(f, "folder", r->folder[0] ? sh_val_new_cstr(r->folder) : sh_val_new_nil());
+    rc = rc || sh_val_set_cstr(f, "messagesDone", sh_val_new_int(r->done));
+    rc = rc || sh_val_set_cstr(f, "messagesTotal", sh_val_new_int(r->total));
     rc = rc || sh_val_set_cstr(f, "complete", sh_val_new_bool(complete));
     rc = rc || sh_val_set_cstr(args, "id", sh_val_new_cstr(r->id));
     if (!rc) {
@@ -46,7 +47,28 @@ void sync_report_update(sync_report *r, int step, const char *action, const char
         sh_val_free(args);
         args = NULL;
     }
+    r->sent_ms = sh_mono_ms();
     report_call(r, "progress.update", args);
+}
+
+void sync_report_update(sync_report *r, int step, const char *action, const char *folder,
+                        long long done, long long total)
+{
+    r->step = step;
+    snprintf(r->folder, sizeof r->folder, "%s", folder ? folder : "");
+    r->done = done;
+    r->total = total;
+    if (!r->client || !r->id || !r->id[0])
+        return;
+    if (r->sent_ms && sh_mono_ms() - r->sent_ms < SYNC_REPORT_EVERY_MS)
+        return;
+    report_write(r, action, false);
+}
+
+void sync_report_complete(sync_report *r, const char *action)
+{
+    if (r->client && r->id && r->id[0])
+        report_write(r, action, true);
 }
 
 void sync_report_error(sync_report *r, const char *error, const char *fix)

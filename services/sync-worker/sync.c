@@ -8,6 +8,7 @@
  * CONDSTORE CHANGEDSINCE when the server has it, by a full scan otherwise. */
 #include "sync.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 /* Where QRESYNC reports deletions, every UID is still compared with the
  * server's at least this often. */
 #define SYNC_FULL_CHECK_MS (24LL * 3600 * 1000)
+/* The smallest batch the fetch budget shrinks a batch to. */
+#define SYNC_BATCH_MIN 50
 
 void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *folder,
                   uint32_t uidvalidity, uint32_t uid, const char *flags)
@@ -97,6 +100,22 @@ static int sync_flag_seen(void *arg, const sync_msg *m)
     return SH_OK;
 }
 
+/* The sync threads fetching new messages at the moment. */
+static atomic_int sync_fetchers;
+
+/* sync_batch_size is the size of the next batch of a thread with left
+ * messages to fetch: SYNC_FETCH_BATCH, or less when the threads fetching
+ * at once would hold more than SYNC_FETCH_BUDGET messages together. */
+static size_t sync_batch_size(const sync_env *env, size_t left)
+{
+    int fetchers = atomic_load(&sync_fetchers);
+    long long share = env->fetch_budget / (fetchers > 0 ? fetchers : 1);
+    long long k = share < env->fetch_batch ? share : env->fetch_batch;
+    if (k < SYNC_BATCH_MIN)
+        k = env->fetch_batch < SYNC_BATCH_MIN ? env->fetch_batch : SYNC_BATCH_MIN;
+    return (size_t)k < left ? (size_t)k : left;
+}
+
 /* sync_new fetches and stores the n new UIDs in batches. */
 static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n, sh_error *err)
 {
@@ -107,11 +126,14 @@ static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_
     if (!f->cmds || !f->batch_uids)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     f->batch_cap = batch;
-    for (size_t base = 0; base < n; base += batch) {
-        size_t k = n - base < batch ? n - base : batch;
+    atomic_fetch_add(&sync_fetchers, 1);
+    int rc = SH_OK;
+    size_t k = 0;
+    for (size_t base = 0; base < n && !rc; base += k) {
+        k = sync_batch_size(run->env, n - base);
         f->ncmds = f->nbatch = 0;
         sh_error_clear(err);
-        int rc = sync_imap_fetch(imap, uids + base, k, true, 0, sync_put, f, err);
+        rc = sync_imap_fetch(imap, uids + base, k, true, 0, sync_put, f, err);
         if (rc == SH_OK)
             rc = sync_mail_run(run->store, f->cmds, f->ncmds, err);
         for (size_t i = 0; i < f->ncmds; i++) {
@@ -119,17 +141,19 @@ static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_
             f->cmds[i] = NULL;
         }
         if (rc)
-            return rc;
+            break;
         for (size_t i = 0; i < f->nbatch; i++)
             sync_publish(run->pub, run->acct, "added", f->folder, f->uidvalidity, f->batch_uids[i],
                          NULL);
         f->done += (long long)k;
+        run->fetched += (long long)k;
         sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done,
-                           f->total, false);
-        if (run->keepalive && (rc = run->keepalive(run->keepalive_arg, err)) != SH_OK)
-            return rc;
+                           f->total);
+        if (run->keepalive)
+            rc = run->keepalive(run->keepalive_arg, err);
     }
-    return SH_OK;
+    atomic_fetch_sub(&sync_fetchers, 1);
+    return rc;
 }
 
 /* sync_flags stores the flags gathered by the scan that differ from the
@@ -254,8 +278,7 @@ static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error 
  * (every message's flags when modseq is 0) and stores those that differ. */
 static int sync_check_flags(sync_folder *f, sync_imap *imap, uint64_t modseq, sh_error *err)
 {
-    sync_report_update(f->run->report, f->step, "checking flags", f->folder, f->done, f->total,
-                       false);
+    sync_report_update(f->run->report, f->step, "checking flags", f->folder, f->done, f->total);
     int rc = sync_imap_fetch(imap, NULL, 0, false, modseq, sync_flag_seen, f, err);
     return rc ? rc : sync_flags_apply(f, err);
 }
@@ -300,8 +323,7 @@ static int sync_folder_full(sync_folder *f, sync_imap *imap, const sync_folder_s
     if (rc)
         goto done;
     f->total = (long long)c->fresh;
-    sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total,
-                       false);
+    sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total);
     rc = sync_new(f, imap, fresh, c->fresh, err);
     if (rc || !ncommon)
         goto done;
@@ -357,7 +379,7 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
     size_t nr = 0, nst = 0;
     int rc = SH_OK;
     if (fs->uidnext > 1 && fs->highestmodseq != info->highestmodseq) {
-        sync_report_update(run->report, f->step, "checking changes", f->folder, 0, 0, false);
+        sync_report_update(run->report, f->step, "checking changes", f->folder, 0, 0);
         rc = sync_imap_changes(imap, fs->uidnext - 1, fs->highestmodseq, sync_flag_seen, f, &ranges,
                                &nr, err);
         if (!rc && nr)
@@ -374,8 +396,7 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
         rc = sync_imap_search(imap, fs->uidnext, &fresh, &c->fresh, err);
     if (!rc && c->fresh) {
         f->total = (long long)c->fresh;
-        sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total,
-                           false);
+        sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total);
         rc = sync_new(f, imap, fresh, c->fresh, err);
     }
     free(ranges);
@@ -401,7 +422,7 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
     f.step = step;
     size_t pushed = 0;
 
-    sync_report_update(run->report, step, "selecting folder", folder, 0, 0, false);
+    sync_report_update(run->report, step, "selecting folder", folder, 0, 0);
     int rc = sync_imap_select(imap, folder, &info, err);
     if (!rc)
         rc = sync_mail_state_get(run->store, run->acct, folder, &fs, err);
@@ -497,11 +518,11 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     o.connect_timeout_s = run->env->connect_timeout_s;
     o.command_timeout_s = run->env->command_timeout_s;
 
-    sync_report_update(run->report, 0, "connecting", NULL, 0, 0, false);
+    sync_report_update(run->report, 0, "connecting", NULL, 0, 0);
     sync_imap *imap = NULL;
     int rc = sync_imap_open(&o, &imap, err);
     if (!rc) {
-        sync_report_update(run->report, 0, "logging in", NULL, 0, 0, false);
+        sync_report_update(run->report, 0, "logging in", NULL, 0, 0);
         rc = sync_imap_login(imap, user, password, err);
     }
     char **special = NULL;

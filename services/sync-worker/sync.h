@@ -24,6 +24,7 @@ typedef struct sync_run {
     const char *acct;
     sync_keepalive_fn keepalive;
     void *keepalive_arg;
+    long long fetched; /* messages fetched by the run, set by sync_account */
 } sync_run;
 
 /* sync_account syncs the account (the lease's account map) with the given

@@ -4,6 +4,7 @@
  * in flight is bounded by IMAP_COMMAND_TIMEOUT_SECONDS). */
 #include "worker.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,10 @@ static void worker_run(worker_thread *t, const sh_val *lease)
     if (pw.data)
         sh_wipe(pw.data, pw.len);
     sh_buf_fini(&pw);
+    /* A run that fetched messages freed batches of parsed replies: hand
+     * the memory back rather than keep it in this thread's arena. */
+    if (run.fetched)
+        malloc_trim(0);
     if (rc == SH_ELEASE) {
         /* Another worker has it now. */
         sh_log_info("sync_abandoned", "account=%s: %s", acct, err.msg);
@@ -219,7 +224,7 @@ static void worker_run(worker_thread *t, const sh_val *lease)
     } else {
         sh_log_info("synced", "account=%s in %lld ms", acct, (long long)(sh_mono_ms() - started));
     }
-    sync_report_update(&rep, 0, rc ? "failed" : "done", NULL, 0, 0, true);
+    sync_report_complete(&rep, rc ? "failed" : "done");
     worker_complete(acct, token,
                     rc == SH_OK        ? "ok"
                     : rc == SYNC_EAUTH ? "auth_error"

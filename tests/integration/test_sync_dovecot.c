@@ -255,6 +255,36 @@ static void test_incremental_scattered(void **state)
     sh_val_free(res);
 }
 
+/* Header texts arrive as MIME encoded words (UTF-8 in base64, Latin-1 in
+ * quoted-printable), as raw UTF-8, or as plain ASCII; all are stored as
+ * UTF-8. */
+static void test_encoded_words(void **state)
+{
+    static const char msg[] =
+        "From: =?ISO-8859-1?Q?Fran=E7ois_M=FCller?= <francois@example.com>\r\n"
+        "To: =?UTF-8?Q?Z=C3=BCrich?= <zurich@example.com>\r\n"
+        "Cc: \xc3\x89mile <emile@example.com>\r\n"
+        "Subject: =?UTF-8?B?w6lsw6h2ZSDDoCBQYXJpcw==?= and more\r\n"
+        "Message-ID: <encoded@example.test>\r\n"
+        "Date: Mon, 02 Nov 2026 10:00:00 +0000\r\n"
+        "\r\nbody\r\n";
+    char append[1200];
+    snprintf(append, sizeof append, "APPEND INBOX {%zu+}\r\n%s", strlen(msg), msg);
+    const char *cmds[] = {append, NULL};
+    char out[4096];
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    tf_stack_sync_and_wait(&st, account_id, "ok", NULL);
+    sh_val *m = tf_stack_get_message(&st, account_id, NMSG + 4);
+    assert_string_equal(sh_val_get_str(m, "subject", NULL),
+                        "\xc3\xa9l\xc3\xa8ve \xc3\xa0 Paris and more");
+    assert_string_equal(sh_val_get_str(m, "from", NULL),
+                        "Fran\xc3\xa7ois M\xc3\xbcller <francois@example.com>");
+    assert_string_equal(sh_val_get_str(m, "to", NULL), "Z\xc3\xbcrich <zurich@example.com>");
+    assert_string_equal(sh_val_get_str(m, "cc", NULL), "\xc3\x89mile <emile@example.com>");
+    assert_string_equal(sh_val_get_str(m, "messageId", NULL), "<encoded@example.test>");
+    sh_val_free(m);
+}
+
 /* count_mail_keys counts the keys of the account's mail in Redis. */
 static long long count_mail_keys(const char *id)
 {
@@ -296,8 +326,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_initial_sync),          cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_incremental_scattered), cmocka_unit_test(test_deleted_account),
-        cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_incremental_scattered), cmocka_unit_test(test_encoded_words),
+        cmocka_unit_test(test_deleted_account),       cmocka_unit_test(test_wrong_password),
     };
     const struct CMUnitTest changes[] = {
         cmocka_unit_test(test_initial_sync),
