@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -23,12 +24,19 @@ struct sh_store {
     int backoff_ms;
     int was_down; /* to log the recovery once */
     char last_err[300];
+    sh_buf resp; /* the commands of a pipeline in the Redis protocol */
 };
 
+/* The largest pipeline buffer kept for the next call. */
+#define STORE_RESP_KEEP (64 * 1024)
+
+/* A command's arguments sit one after another in data, their lengths in
+ * lens: two allocations per command however many arguments it has. */
 struct sh_cmd {
     int argc, cap;
-    char **argv;
     size_t *lens;
+    char *data;
+    size_t dlen, dcap;
     int oom;
     sh_script *script; /* set for EVALSHA commands */
 };
@@ -65,25 +73,26 @@ int sh_cmd_arg(sh_cmd *c, const void *p, size_t len)
         return SH_ENOMEM;
     if (c->argc == c->cap) {
         int cap = c->cap ? c->cap * 2 : 8;
-        char **argv = realloc(c->argv, (size_t)cap * sizeof *argv);
-        if (!argv)
-            goto oom;
-        c->argv = argv;
         size_t *lens = realloc(c->lens, (size_t)cap * sizeof *lens);
         if (!lens)
             goto oom;
         c->lens = lens;
         c->cap = cap;
     }
-    char *copy = malloc(len + 1);
-    if (!copy)
-        goto oom;
+    if (c->dcap - c->dlen < len) {
+        size_t cap = c->dcap ? c->dcap : 128;
+        while (cap - c->dlen < len)
+            cap *= 2;
+        char *data = realloc(c->data, cap);
+        if (!data)
+            goto oom;
+        c->data = data;
+        c->dcap = cap;
+    }
     if (len)
-        memcpy(copy, p, len);
-    copy[len] = '\0';
-    c->argv[c->argc] = copy;
-    c->lens[c->argc] = len;
-    c->argc++;
+        memcpy(c->data + c->dlen, p, len);
+    c->dlen += len;
+    c->lens[c->argc++] = len;
     return SH_OK;
 oom:
     c->oom = 1;
@@ -121,9 +130,7 @@ void sh_cmd_free(sh_cmd *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < c->argc; i++)
-        free(c->argv[i]);
-    free(c->argv);
+    free(c->data);
     free(c->lens);
     free(c);
 }
@@ -149,6 +156,7 @@ int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **
     if (!s)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     s->url = *url;
+    sh_buf_init(&s->resp);
     s->opts.connect_timeout_ms =
         opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
     s->opts.command_timeout_ms =
@@ -173,6 +181,7 @@ void sh_store_free(sh_store *s)
     if (!s)
         return;
     store_drop(s, "closed");
+    sh_buf_fini(&s->resp);
     free(s);
 }
 
@@ -304,35 +313,65 @@ static int store_is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* store_send_read appends every command, flushes once and reads every
- * reply: one round trip. use_body sends EVAL with the script body instead of
- * EVALSHA for the commands it marks. */
+/* store_resp_len appends "<prefix><n>\r\n". */
+static int store_resp_len(sh_buf *b, char prefix, size_t n)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    tmp[--i] = '\n';
+    tmp[--i] = '\r';
+    do {
+        tmp[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    tmp[--i] = prefix;
+    return sh_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+static int store_resp_arg(sh_buf *b, const char *p, size_t len)
+{
+    if (store_resp_len(b, '$', len) || sh_buf_append(b, p, len))
+        return SH_ENOMEM;
+    return sh_buf_append(b, "\r\n", 2);
+}
+
+/* store_resp appends command c in the Redis protocol; for a script, the
+ * second argument is its SHA1 (sha), or with body the command is EVAL of
+ * the script's text. */
+static int store_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body)
+{
+    int rc = store_resp_len(b, '*', (size_t)c->argc);
+    size_t off = 0;
+    for (int i = 0; !rc && i < c->argc; off += c->lens[i++]) {
+        if (c->script && i == 0 && body)
+            rc = store_resp_arg(b, "EVAL", 4);
+        else if (c->script && i == 1)
+            rc = body ? store_resp_arg(b, c->script->body, strlen(c->script->body))
+                      : store_resp_arg(b, sha, 40);
+        else
+            rc = store_resp_arg(b, c->data + off, c->lens[i]);
+    }
+    return rc;
+}
+
+/* store_send_read writes every command at once and reads every reply: one
+ * round trip. use_body sends EVAL with the script body instead of EVALSHA
+ * for the commands it marks. */
 static int store_send_read(sh_store *s, sh_cmd *const *cmds, size_t n, const char *shas,
                            const unsigned char *use_body, redisReply **outs, sh_error *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        sh_cmd *c = cmds[i];
-        if (c->script) {
-            const char *argv0 = c->argv[0], *argv1 = c->argv[1];
-            size_t l0 = c->lens[0], l1 = c->lens[1];
-            if (use_body && use_body[i]) {
-                c->argv[0] = (char *)"EVAL";
-                c->lens[0] = 4;
-                c->argv[1] = (char *)c->script->body;
-                c->lens[1] = strlen(c->script->body);
-            } else {
-                c->argv[1] = (char *)(shas + 41 * i);
-                c->lens[1] = 40;
-            }
-            redisAppendCommandArgv(s->c, c->argc, (const char **)c->argv, c->lens);
-            c->argv[0] = (char *)argv0;
-            c->argv[1] = (char *)argv1;
-            c->lens[0] = l0;
-            c->lens[1] = l1;
-        } else {
-            redisAppendCommandArgv(s->c, c->argc, (const char **)c->argv, c->lens);
-        }
-    }
+    sh_buf *b = &s->resp;
+    sh_buf_reset(b);
+    int rc = SH_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = store_resp(b, cmds[i], shas + 41 * i, use_body && use_body[i]);
+    if (rc == SH_OK && redisAppendFormattedCommand(s->c, b->data, b->len) != REDIS_OK)
+        rc = SH_ENOMEM;
+    /* A large pipeline's buffer is not kept between calls. */
+    if (b->cap > STORE_RESP_KEEP)
+        sh_buf_fini(b);
+    if (rc)
+        return sh_error_set(err, SH_ENOMEM, "out of memory building Redis commands");
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;
         if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
