@@ -24,7 +24,8 @@ struct sh_store {
     int backoff_ms;
     int was_down; /* to log the recovery once */
     char last_err[300];
-    sh_buf resp; /* the commands of a pipeline in the Redis protocol */
+    sh_buf resp;    /* the commands of a pipeline in the Redis protocol */
+    size_t pending; /* replies of sh_store_send not read yet */
 };
 
 /* The largest pipeline buffer kept for the next call. */
@@ -174,6 +175,7 @@ static void store_drop(sh_store *s, const char *why)
         redisFree(s->c);
         s->c = NULL;
     }
+    s->pending = 0;
 }
 
 void sh_store_free(sh_store *s)
@@ -397,6 +399,9 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
     }
     if (n == 0)
         return SH_OK;
+    if (s->pending)
+        return sh_error_set(err, SH_EINTERNAL, "Redis: %zu replies of an earlier send not read",
+                            s->pending);
     char *shas = calloc(n, 41);
     unsigned char *redo = calloc(n, 1);
     int rc = SH_ENOMEM;
@@ -467,6 +472,72 @@ done:
     free(shas);
     free(redo);
     return rc;
+}
+
+int sh_store_send(sh_store *s, sh_cmd *const *cmds, size_t n, sh_error *err)
+{
+    if (s->pending)
+        return sh_error_set(err, SH_EINTERNAL, "Redis: %zu replies of an earlier send not read",
+                            s->pending);
+    for (size_t i = 0; i < n; i++)
+        if (!cmds[i] || cmds[i]->oom || cmds[i]->script)
+            return sh_error_set(err, cmds[i] && cmds[i]->script ? SH_EINVAL : SH_ENOMEM,
+                                "a command that cannot be sent ahead of its reply");
+    if (n == 0)
+        return SH_OK;
+    int rc = SH_OK;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fresh = !(s->c && !s->c->err);
+        rc = store_connect(s, attempt > 0, err);
+        if (rc)
+            return rc;
+        sh_buf *b = &s->resp;
+        sh_buf_reset(b);
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = store_resp(b, cmds[i], NULL, false);
+        if (rc == SH_OK && redisAppendFormattedCommand(s->c, b->data, b->len) != REDIS_OK)
+            rc = SH_ENOMEM;
+        if (b->cap > STORE_RESP_KEEP)
+            sh_buf_fini(b);
+        if (rc)
+            return sh_error_set(err, SH_ENOMEM, "out of memory building Redis commands");
+        int done = 0;
+        while (!done && rc == SH_OK) {
+            if (redisBufferWrite(s->c, &done) != REDIS_OK) {
+                store_drop(s, s->c->errstr[0] ? s->c->errstr : "connection lost");
+                rc = sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+            }
+        }
+        if (rc != SH_EUNAVAIL || fresh)
+            break;
+    }
+    if (rc == SH_OK)
+        s->pending = n;
+    return rc;
+}
+
+int sh_store_recv(sh_store *s, sh_reply **outs, size_t n, sh_error *err)
+{
+    redisReply **r = (redisReply **)outs;
+    for (size_t i = 0; i < n; i++)
+        r[i] = NULL;
+    if (n != s->pending)
+        return sh_error_set(err, SH_EINTERNAL, "Redis: %zu replies awaited, %zu asked for",
+                            s->pending, n);
+    s->pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *one = NULL;
+        if (!s->c || redisGetReply(s->c, &one) != REDIS_OK || !one) {
+            for (size_t j = 0; j < i; j++) {
+                freeReplyObject(r[j]);
+                r[j] = NULL;
+            }
+            store_drop(s, s->c && s->c->errstr[0] ? s->c->errstr : "connection lost");
+            return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+        }
+        r[i] = one;
+    }
+    return SH_OK;
 }
 
 int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)

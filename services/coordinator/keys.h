@@ -53,5 +53,9 @@ void coord_sched_keys_init(coord_sched_keys *k);
 int coord_topic_claim(char *buf, size_t len, const char *ns, const char *id);
 int coord_topic_reservation(char *buf, size_t len, const char *log, const char *id);
 int coord_topic_account(char *buf, size_t len, const char *id);
+/* The event topic announcing accounts put on the sync queue (by a tick or
+ * account.sync_now): idle sync workers lease at once instead of at their
+ * next poll. */
+#define COORD_TOPIC_QUEUED "sync:queued"
 
 #endif

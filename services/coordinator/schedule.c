@@ -92,8 +92,15 @@ int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_v
         rc = sh_error_set(err, SH_ENOMEM, "out of memory");
         goto done;
     }
-    if (nq || nr)
+    if (nq || nr) {
         sh_log_info("tick", "queued=%zu requeued_after_lease_expiry=%zu batch=%lld", nq, nr, batch);
+        sh_val *ev = sh_val_new_map();
+        if (ev && sh_val_set_cstr(ev, "count", sh_val_new_int((long long)(nq + nr)))) {
+            sh_val_free(ev);
+            ev = NULL;
+        }
+        coord_publish(w, COORD_TOPIC_QUEUED, "queued", ev);
+    }
     if (eff > env->interval_min)
         sh_log_warn("schedule_overloaded",
                     "%lld accounts with a batch of %lld are each synced every %lld minutes, not "
@@ -175,6 +182,14 @@ int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
         sh_val_free(m);
         sh_reply_free(r);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    if (sh_val_bool(sh_val_get(m, "queued"))) {
+        sh_val *ev = sh_val_new_map();
+        if (ev && sh_val_set_cstr(ev, "accountId", sh_val_new_cstr(id))) {
+            sh_val_free(ev);
+            ev = NULL;
+        }
+        coord_publish(w, COORD_TOPIC_QUEUED, "queued", ev);
     }
     sh_reply_free(r);
     *out = m;

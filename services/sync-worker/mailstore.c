@@ -178,6 +178,28 @@ int sync_mail_flags_cmds(const char *acct, const char *folder, uint32_t uidvalid
     return SH_OK;
 }
 
+/* mail_replies checks n replies for an error reply and frees them. */
+static int mail_replies(sh_reply **outs, size_t n, int rc, sh_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rc == SH_OK && outs[i] && sh_reply_kind(outs[i]) == SH_REPLY_ERROR) {
+            size_t len;
+            const char *s = sh_reply_string(outs[i], &len);
+            rc = sh_error_set(err, SH_EINTERNAL, "Redis: %.*s", (int)(len > 200 ? 200 : len), s);
+        }
+        sh_reply_free(outs[i]);
+    }
+    return rc;
+}
+
+static void mail_cmds_free(sh_cmd **cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sh_cmd_free(cmds[i]);
+        cmds[i] = NULL;
+    }
+}
+
 int sync_mail_run(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err)
 {
     if (n == 0)
@@ -185,17 +207,29 @@ int sync_mail_run(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err)
     sh_reply **outs = calloc(n, sizeof *outs);
     int rc = outs ? sh_store_pipeline(st, cmds, n, outs, err)
                   : sh_error_set(err, SH_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        if (rc == SH_OK && outs[i] && sh_reply_kind(outs[i]) == SH_REPLY_ERROR) {
-            size_t len;
-            const char *s = sh_reply_string(outs[i], &len);
-            rc = sh_error_set(err, SH_EINTERNAL, "Redis: %.*s", (int)(len > 200 ? 200 : len), s);
-        }
-        if (outs)
-            sh_reply_free(outs[i]);
-        sh_cmd_free(cmds[i]);
-        cmds[i] = NULL;
-    }
+    if (outs)
+        rc = mail_replies(outs, n, rc, err);
+    mail_cmds_free(cmds, n);
+    free(outs);
+    return rc;
+}
+
+int sync_mail_send(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err)
+{
+    int rc = sh_store_send(st, cmds, n, err);
+    mail_cmds_free(cmds, n);
+    return rc;
+}
+
+int sync_mail_recv(sh_store *st, size_t n, sh_error *err)
+{
+    if (n == 0)
+        return SH_OK;
+    sh_reply **outs = calloc(n, sizeof *outs);
+    if (!outs)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    int rc = sh_store_recv(st, outs, n, err);
+    rc = mail_replies(outs, n, rc, err);
     free(outs);
     return rc;
 }

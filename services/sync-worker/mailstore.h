@@ -45,6 +45,12 @@ bool sync_mail_flags_seen(const char *flags);
  * error reply fails the call. */
 int sync_mail_run(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err);
 
+/* sync_mail_send sends the n commands without waiting for their replies
+ * and frees them; sync_mail_recv reads the n replies, any error reply
+ * failing it. Nothing else may use st in between. */
+int sync_mail_send(sh_store *st, sh_cmd **cmds, size_t n, sh_error *err);
+int sync_mail_recv(sh_store *st, size_t n, sh_error *err);
+
 /* sync_mail_index returns the stored UIDs of a folder, ascending, in *uids
  * (caller frees). */
 int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,

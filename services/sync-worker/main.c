@@ -21,7 +21,7 @@ static const sh_setting sync_settings[] = {
     {"COORDINATOR_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7111", 0, 0, &cfg_coord_rpc, false,
      "the coordinator's RPC URL(s): leases and results"},
     {"COORDINATOR_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7112", 0, 0, &cfg_coord_events,
-     false, "the coordinator's events: deleted accounts"},
+     false, "the coordinator's events: deleted accounts, queued syncs"},
     {"PROGRESS_RPC_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7101", 0, 0, &cfg_progress_rpc, false,
      "the progress service's RPC URL(s): sync progress"},
     {"IMAP_CA_FILE", NULL, SH_SET_STR, NULL, 0, 0, &cfg_ca_file, false,

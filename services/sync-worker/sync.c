@@ -116,15 +116,48 @@ static size_t sync_batch_size(const sync_env *env, size_t left)
     return (size_t)k < left ? (size_t)k : left;
 }
 
-/* sync_new fetches and stores the n new UIDs in batches. */
+/* A batch written to Redis whose replies are not read yet. */
+typedef struct sync_inflight {
+    uint32_t *uids; /* for its events */
+    size_t nuids;
+    size_t ncmds; /* 0: none in flight */
+    long long count;
+} sync_inflight;
+
+/* sync_landed reads the replies of the batch in flight, then announces its
+ * messages and the progress. */
+static int sync_landed(sync_folder *f, sync_inflight *b, sh_error *err)
+{
+    sync_run *run = f->run;
+    if (!b->ncmds)
+        return SH_OK;
+    int rc = sync_mail_recv(run->store, b->ncmds, err);
+    b->ncmds = 0;
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < b->nuids; i++)
+        sync_publish(run->pub, run->acct, "added", f->folder, f->uidvalidity, b->uids[i], NULL);
+    f->done += b->count;
+    run->fetched += b->count;
+    sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done, f->total);
+    return SH_OK;
+}
+
+/* sync_new fetches and stores the n new UIDs in batches. A batch is sent
+ * to Redis without waiting, and its replies read once the next one has
+ * been fetched from the IMAP server, so the two round trips overlap. */
 static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n, sh_error *err)
 {
     sync_run *run = f->run;
     size_t batch = (size_t)run->env->fetch_batch;
+    sync_inflight sent = {0};
     f->cmds = calloc(SYNC_MAIL_PUT_CMDS * batch, sizeof *f->cmds);
     f->batch_uids = calloc(batch, sizeof *f->batch_uids);
-    if (!f->cmds || !f->batch_uids)
+    sent.uids = calloc(batch, sizeof *sent.uids);
+    if (!f->cmds || !f->batch_uids || !sent.uids) {
+        free(sent.uids);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
     f->batch_cap = batch;
     atomic_fetch_add(&sync_fetchers, 1);
     int rc = SH_OK;
@@ -135,23 +168,32 @@ static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_
         sh_error_clear(err);
         rc = sync_imap_fetch(imap, uids + base, k, true, 0, sync_put, f, err);
         if (rc == SH_OK)
-            rc = sync_mail_run(run->store, f->cmds, f->ncmds, err);
+            rc = sync_landed(f, &sent, err);
+        if (rc == SH_OK) {
+            rc = sync_mail_send(run->store, f->cmds, f->ncmds, err);
+            sent.ncmds = rc ? 0 : f->ncmds;
+            uint32_t *t = sent.uids;
+            sent.uids = f->batch_uids;
+            f->batch_uids = t;
+            sent.nuids = f->nbatch;
+            sent.count = (long long)k;
+        }
         for (size_t i = 0; i < f->ncmds; i++) {
             sh_cmd_free(f->cmds[i]);
             f->cmds[i] = NULL;
         }
-        if (rc)
-            break;
-        for (size_t i = 0; i < f->nbatch; i++)
-            sync_publish(run->pub, run->acct, "added", f->folder, f->uidvalidity, f->batch_uids[i],
-                         NULL);
-        f->done += (long long)k;
-        run->fetched += (long long)k;
-        sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done,
-                           f->total);
-        if (run->keepalive)
+        f->ncmds = 0;
+        if (rc == SH_OK && run->keepalive)
             rc = run->keepalive(run->keepalive_arg, err);
     }
+    if (rc == SH_OK) {
+        rc = sync_landed(f, &sent, err);
+    } else if (sent.ncmds) {
+        /* The replies still come: read them so the store can be used. */
+        sh_error ignored;
+        sync_mail_recv(run->store, sent.ncmds, &ignored);
+    }
+    free(sent.uids);
     atomic_fetch_sub(&sync_fetchers, 1);
     return rc;
 }

@@ -35,6 +35,7 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int stop;
+    unsigned queued_gen; /* "accounts queued" events received */
     const sync_env *env;
     sh_redis_url url;
     sh_pub *pub;
@@ -57,8 +58,21 @@ static bool worker_stopping(void)
     return __atomic_load_n(&wk.stop, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* worker_sleep waits ms or until stopping; returns true when stopping. */
-static bool worker_sleep(int ms)
+/* The coordinator's event announcing accounts put on the sync queue. */
+#define COORD_QUEUED_TOPIC "sync:queued"
+
+/* worker_queued_gen reads how many "accounts queued" events came so far. */
+static unsigned worker_queued_gen(void)
+{
+    pthread_mutex_lock(&wk.lock);
+    unsigned gen = wk.queued_gen;
+    pthread_mutex_unlock(&wk.lock);
+    return gen;
+}
+
+/* worker_sleep waits ms, or until stopping or an "accounts queued" event
+ * after the gen-th; returns true when stopping. */
+static bool worker_sleep(int ms, unsigned gen)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -69,7 +83,7 @@ static bool worker_sleep(int ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&wk.lock);
-    while (!wk.stop && pthread_cond_timedwait(&wk.wake, &wk.lock, &ts) == 0)
+    while (!wk.stop && wk.queued_gen == gen && pthread_cond_timedwait(&wk.wake, &wk.lock, &ts) == 0)
         ;
     int stop = wk.stop;
     pthread_mutex_unlock(&wk.lock);
@@ -236,6 +250,7 @@ static void *worker_main(void *arg)
 {
     worker_thread *t = arg;
     while (!worker_stopping()) {
+        unsigned gen = worker_queued_gen();
         sh_val *args = sh_val_new_map(), *res = NULL;
         sh_error err;
         int rc = !args || sh_val_set_cstr(args, "worker", sh_val_new_cstr(t->name))
@@ -249,7 +264,7 @@ static void *worker_main(void *arg)
             if (rc != SH_OK && rc != SH_ETIMEDOUT)
                 sh_log_debug("lease_failed", "%s", rc == SH_ENOMEM ? "no memory" : err.msg);
             sh_val_free(res);
-            if (worker_sleep(WORKER_IDLE_MS))
+            if (worker_sleep(WORKER_IDLE_MS, gen))
                 break;
             continue;
         }
@@ -258,14 +273,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* worker_sub_main drops the mail of accounts the coordinator deleted. */
+/* worker_sub_main drops the mail of accounts the coordinator deleted, and
+ * wakes the idle sync threads when accounts are queued. */
 static void *worker_sub_main(void *arg)
 {
     while (!worker_stopping()) {
         char *topic = NULL;
         sh_val *payload = NULL;
         int rc = sh_sub_recv(wk.sub, 500, &topic, &payload);
-        if (rc == SH_OK) {
+        if (rc == SH_OK && strcmp(topic, COORD_QUEUED_TOPIC) == 0) {
+            pthread_mutex_lock(&wk.lock);
+            wk.queued_gen++;
+            pthread_cond_broadcast(&wk.wake);
+            pthread_mutex_unlock(&wk.lock);
+        } else if (rc == SH_OK) {
             const char *kind = sh_val_get_str(payload, "kind", NULL);
             const char *id = topic + strlen("account:");
             if (kind && strcmp(kind, "deleted") == 0 && strncmp(topic, "account:", 8) == 0 &&
@@ -315,6 +336,8 @@ int sync_workers_start(const sh_redis_url *url, sh_pub *pub, const sync_env *env
         rc = sh_sub_new(env->coordinator_events, 0, &wk.sub, err);
     if (!rc)
         rc = sh_sub_subscribe(wk.sub, "account:");
+    if (!rc)
+        rc = sh_sub_subscribe(wk.sub, COORD_QUEUED_TOPIC);
     if (!rc)
         rc = sh_store_new(&wk.url, NULL, &wk.sub_store, err);
     if (rc)

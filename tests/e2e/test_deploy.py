@@ -150,6 +150,19 @@ class ComposeMatchesCode(unittest.TestCase):
         for n in names:
             self.assertIn("${%s" % n, compose, ".env.example names %s, which compose ignores" % n)
 
+    def test_env_example_names_every_setting(self):
+        # Every setting of a service's table, but the addresses compose wires.
+        code = code_text("services", "libshared")
+        settings = set(re.findall(r'\{"([A-Z][A-Z0-9_]+)", [^,]+, SH_SET_', code))
+        self.assertGreater(len(settings), 20)
+        wired = {"REDIS_URL", "GATEWAY_LISTEN"}
+        with open(os.path.join(ROOT, "deploy/.env.example")) as f:
+            names = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", f.read(), re.M))
+        for n in sorted(settings):
+            if n in wired or n.endswith(("_RPC_URL", "_EVENTS_URL")):
+                continue
+            self.assertIn(n, names, "deploy/.env.example does not name the setting %s" % n)
+
 
 if __name__ == "__main__":
     unittest.main()

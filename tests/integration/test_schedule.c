@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "shared/events.h"
 #include "shared/rpc.h"
 #include "shared/secret.h"
 #include "shared/store.h"
@@ -32,6 +33,7 @@
 static tf_redis redis;
 static pid_t coord[2];
 static char url[2][64];
+static char ev_url[2][64]; /* each coordinator's events */
 static sh_rpc_client *c0, *c1;
 static char logdir[300];
 
@@ -58,7 +60,11 @@ static pid_t start_coord(int i, const char *key, const char *prev, const char *c
     char e_redis[160], e_rpc[96], e_ev[96], e_key[100], e_prev[120], logpath[400];
     snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
     snprintf(e_rpc, sizeof e_rpc, "COORDINATOR_RPC_URL=%s", url[i]);
-    snprintf(e_ev, sizeof e_ev, "COORDINATOR_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
+    char ev[64];
+    snprintf(ev, sizeof ev, "tcp://127.0.0.1:%d", tf_free_port());
+    snprintf(e_ev, sizeof e_ev, "COORDINATOR_EVENTS_URL=%s", ev);
+    if (!cmd)
+        snprintf(ev_url[i], sizeof ev_url[i], "%s", ev);
     snprintf(e_key, sizeof e_key, "ENCRYPTION_KEY=%s", key);
     snprintf(e_prev, sizeof e_prev, "ENCRYPTION_KEY_PREVIOUS=%s", prev ? prev : "");
     snprintf(logpath, sizeof logpath, "%s/coordinator%d%s.log", logdir, i, cmd ? "-cmd" : "");
@@ -358,6 +364,51 @@ static void sync_now(const char *id)
     sh_val_free(res);
 }
 
+/* Accounts put on the queue are announced on "sync:queued" (so idle sync
+ * workers lease at once): by account.sync_now, not again while the account
+ * is already queued, and by a tick that queues some. */
+static void test_queued_accounts_are_announced(void **state)
+{
+    flush_redis();
+    static char ids[3][32];
+    long long t0 = create_accounts(3, ids);
+    sh_sub *sub = NULL;
+    sh_error err;
+    assert_int_equal(sh_sub_new(ev_url[0], 0, &sub, &err), SH_OK);
+    assert_int_equal(sh_sub_subscribe(sub, "sync:queued"), SH_OK);
+    tf_sleep_ms(300); /* the subscription reaches the publisher */
+    char *topic = NULL;
+    sh_val *ev = NULL;
+
+    sync_now(ids[0]);
+    assert_int_equal(sh_sub_recv(sub, 5000, &topic, &ev), SH_OK);
+    assert_string_equal(topic, "sync:queued");
+    assert_string_equal(sh_val_get_str(ev, "kind", NULL), "queued");
+    assert_string_equal(sh_val_get_str(ev, "accountId", NULL), ids[0]);
+    free(topic);
+    sh_val_free(ev);
+
+    sync_now(ids[0]); /* already queued: nothing new */
+    topic = NULL;
+    ev = NULL;
+    assert_int_not_equal(sh_sub_recv(sub, 500, &topic, &ev), SH_OK);
+    free(topic);
+    sh_val_free(ev);
+
+    sh_val *res = tick(c0, t0 + 16 * MIN, 20, false);
+    size_t n = sh_val_len(sh_val_get(res, "queued")) + sh_val_len(sh_val_get(res, "requeued"));
+    sh_val_free(res);
+    assert_true(n >= 2);
+    topic = NULL;
+    ev = NULL;
+    assert_int_equal(sh_sub_recv(sub, 5000, &topic, &ev), SH_OK);
+    assert_int_equal(sh_val_int(sh_val_get(ev, "count")), (int64_t)n);
+    free(topic);
+    sh_val_free(ev);
+    sh_sub_free(sub);
+    drain();
+}
+
 static void test_lease_expiry_requeues_and_stale_token_refused(void **state)
 {
     flush_redis();
@@ -617,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_300_accounts_batch_20_each_once_per_interval),
         cmocka_unit_test(test_300_accounts_batch_5_effective_interval_60),
         cmocka_unit_test(test_two_coordinators_ticking_at_once_never_double_queue),
+        cmocka_unit_test(test_queued_accounts_are_announced),
         cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),
         cmocka_unit_test(test_backoff_and_auth_failures),
         cmocka_unit_test(test_secrets_never_stored_and_rotation),

@@ -103,6 +103,16 @@ int sh_store_call(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err);
  * round trip). outs[i] receives reply i (caller frees each). */
 int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs, sh_error *err);
 
+/* sh_store_send writes n commands (no scripts) without waiting for their
+ * replies, and sh_store_recv reads the n replies later: the round trip
+ * overlaps whatever the caller does in between, which must not be another
+ * call on this store (that fails with SH_EINTERNAL). A link found dead on
+ * sending is re-made and the commands sent once more; one lost before the
+ * replies are read fails sh_store_recv with SH_EUNAVAIL, the commands'
+ * effect then unknown. */
+int sh_store_send(sh_store *s, sh_cmd *const *cmds, size_t n, sh_error *err);
+int sh_store_recv(sh_store *s, sh_reply **outs, size_t n, sh_error *err);
+
 /* sh_store_ping returns SH_OK when Redis answers PING. */
 int sh_store_ping(sh_store *s, sh_error *err);
 
