@@ -34,7 +34,7 @@ static const sh_setting sync_settings[] = {
      "seconds an IMAP command may take"},
     {"SYNC_FETCH_BATCH", NULL, SH_SET_INT, "500", 1, 10000, &cfg_batch, false,
      "messages fetched and written per batch"},
-    {"SYNC_FETCH_BUDGET", NULL, SH_SET_INT, "2000", 1, 1000000, &cfg_budget, false,
+    {"SYNC_FETCH_BUDGET", NULL, SH_SET_INT, "1000", 1, 1000000, &cfg_budget, false,
      "messages in flight across all sync threads (bounds memory)"},
     {"SYNC_RENEW_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &cfg_renew, false,
      "seconds between two renewals of a lease while syncing"},

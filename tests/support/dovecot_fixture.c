@@ -101,8 +101,10 @@ static int dovecot_config(tf_dovecot *d)
                      "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/passwd\n}\n"
                      "userdb {\n  driver = static\n  args = uid=%u gid=%u home=%s/mail/%%u\n}\n"
                      "service imap-login {\n  chroot =\n"
+                     "  service_count = 0\n  process_min_avail = 2\n"
                      "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
                      "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
+                     "service imap {\n  service_count = 0\n  process_min_avail = 2\n}\n"
                      "service anvil {\n  chroot =\n}\n"
                      "%s%s%s",
                      d->dir, d->dir, d->dir, d->dir, d->dir,

@@ -2,7 +2,10 @@
  * config directory under /tmp (never the system configuration or service),
  * passwd-file auth with one plaintext test user, a maildir filled with
  * generated messages, and a loopback port. Tests fail, not skip, when it
- * cannot start. */
+ * cannot start. Login and imap processes are reused (Dovecot's
+ * "high-performance" mode, service_count = 0): a new process per
+ * connection would make the server, which shares this machine's cores
+ * with what is measured, the bottleneck of many short sessions. */
 #ifndef TESTS_DOVECOT_FIXTURE_H
 #define TESTS_DOVECOT_FIXTURE_H
 
