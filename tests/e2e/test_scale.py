@@ -26,6 +26,7 @@ import datetime
 import json
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -421,19 +422,28 @@ class StopUnderLoadTest(unittest.TestCase):
         threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.5)
-        for kind in ("progress", "coordinator"):
-            victim = self.stack.replicas[kind].pop(0)
-            t0 = time.monotonic()
-            victim.proc.send_signal(signal.SIGTERM)
-            code = victim.proc.wait(15)
-            self.assertEqual(code, 0, "%s exited with %s" % (victim.label, code))
-            self.assertLess(time.monotonic() - t0, 10.0)
+        # However it ends, the load stops and no replica is left running.
+        try:
             time.sleep(0.5)
-        time.sleep(1.0)
-        stop.set()
-        for t in threads:
-            t.join()
+            for kind in ("progress", "coordinator"):
+                victim = self.stack.replicas[kind].pop(0)
+                t0 = time.monotonic()
+                victim.proc.send_signal(signal.SIGTERM)
+                try:
+                    code = victim.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    victim.proc.kill()
+                    victim.proc.wait(10)
+                    self.fail("%s did not exit within 15 s of SIGTERM:\n%s"
+                              % (victim.label, read_tail(victim.log_path, 4000)))
+                self.assertEqual(code, 0, "%s exited with %s" % (victim.label, code))
+                self.assertLess(time.monotonic() - t0, 10.0)
+                time.sleep(0.5)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
         self.assertGreater(len(results), 100)
         bad = [r for r in results if r != 200]
         self.assertEqual(bad, [], "requests not answered 200 while replicas stopped")
