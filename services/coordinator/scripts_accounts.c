@@ -96,8 +96,13 @@ sh_script coord_script_account_list =
  * batch, interval minutes, force ("1"), account prefix. Queues again the
  * accounts whose lease ran out, then (once per minute across replicas,
  * unless forced) up to batch due accounts, oldest due first. Each queued
- * account's next time is one interval after the time it was due. Returns
- * {queued ids, requeued ids, now}. */
+ * account's next time is one interval after the time it was due, or, when
+ * that has passed too (the account was due for more than an interval: it
+ * was created after its minute's tick, ticks were missed, or the batch fell
+ * behind), the first of its times after now: one sync catches up on every
+ * missed interval, and an account that is not due cannot be queued again
+ * in the same interval, not even by a forced tick. Returns {queued ids,
+ * requeued ids, now}. */
 sh_script coord_script_tick = SH_SCRIPT(
     "sched_tick", LUA_NUM
     "local now = tonumber(ARGV[1])\n"
@@ -132,6 +137,7 @@ sh_script coord_script_tick = SH_SCRIPT(
     "    redis.call('ZREM', KEYS[1], id)\n"
     "  else\n"
     "    local nd = d + interval\n"
+    "    if nd <= now then nd = nd + interval * (math.floor((now - nd) / interval) + 1) end\n"
     "    redis.call('ZADD', KEYS[1], nd, id)\n"
     "    redis.call('HSET', key(id), 'nextSyncAt', num(nd))\n"
     "    if st ~= 'queued' and st ~= 'syncing' then\n"

@@ -1,7 +1,7 @@
 /* test_schedule.c - email accounts and the sync schedule on two coordinator
  * processes and a private Redis, with the clock driven by the test: spread
- * and batch limits, effective interval, leases, backoff, auth failures,
- * concurrent ticks, sealed secrets and key rotation. */
+ * and batch limits, effective interval, missed intervals, leases, backoff,
+ * auth failures, concurrent ticks, sealed secrets and key rotation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,6 +234,17 @@ static sh_val *tick(sh_rpc_client *c, long long now, long long batch, bool force
     return res;
 }
 
+static long long iso_ms(const char *iso)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    sscanf(iso, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+           &tm.tm_min, &tm.tm_sec, &ms);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long long)timegm(&tm) * 1000 + ms;
+}
+
 /* run_schedule ticks minute by minute and checks every account is queued
  * exactly once per window of `per` minutes and no minute exceeds batch. */
 static void run_schedule(long long batch, int minutes, int window, long long expect_eff)
@@ -331,6 +342,48 @@ static void test_two_coordinators_ticking_at_once_never_double_queue(void **stat
         sh_val_free(a.res);
         sh_val_free(b.res);
     }
+}
+
+/* Three intervals without a tick (all replicas down, say): the first tick
+ * queues every account once, and each one's next time is its own minute of
+ * the coming interval, not a time already past that every later tick -
+ * forced ones too - would queue again. */
+static void test_missed_intervals_are_skipped_not_made_up(void **state)
+{
+    flush_redis();
+    static char ids[30][32];
+    long long t0 = create_accounts(30, ids);
+    long long now = t0 + 3 * 15 * MIN + 1000;
+    sh_val *res = tick(c0, now, 1000, false);
+    assert_int_equal(sh_val_len(sh_val_get(res, "queued")), 30);
+    sh_val_free(res);
+    assert_int_equal(drain(), 30);
+    sh_val *list = NULL;
+    assert_int_equal(call(c0, "account.list", obj(), &list, NULL), SH_OK);
+    const sh_val *accs = sh_val_get(list, "accounts");
+    assert_int_equal(sh_val_len(accs), 30);
+    for (size_t i = 0; i < sh_val_len(accs); i++) {
+        long long next = iso_ms(sh_val_get_str(sh_val_at(accs, i), "nextSyncAt", NULL));
+        assert_true(next > now && next <= now + 15 * MIN);
+        assert_int_equal(next % MIN, 0);
+    }
+    sh_val_free(list);
+    static int count[30];
+    memset(count, 0, sizeof count);
+    for (int m = 1; m <= 15; m++) {
+        res = tick(m % 2 ? c1 : c0, now + m * MIN, 1000, true);
+        const sh_val *q = sh_val_get(res, "queued");
+        for (size_t i = 0; i < sh_val_len(q); i++) {
+            int at = index_of(ids, 30, sh_val_str(sh_val_at(q, i), NULL));
+            assert_true(at >= 0);
+            count[at]++;
+        }
+        assert_int_equal(drain(), (int)sh_val_len(q));
+        sh_val_free(res);
+    }
+    for (int i = 0; i < 30; i++)
+        if (count[i] != 1)
+            fail_msg("account %d queued %d times in the interval after the gap", i, count[i]);
 }
 
 /* ---- leases, backoff, auth failures -------------------------------------- */
@@ -445,17 +498,6 @@ static void test_lease_expiry_requeues_and_stale_token_refused(void **state)
     sh_val_free(acc);
     sh_val_free(l1);
     sh_val_free(l2);
-}
-
-static long long iso_ms(const char *iso)
-{
-    struct tm tm = {0};
-    int ms = 0;
-    sscanf(iso, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-           &tm.tm_min, &tm.tm_sec, &ms);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (long long)timegm(&tm) * 1000 + ms;
 }
 
 static void test_backoff_and_auth_failures(void **state)
@@ -669,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_300_accounts_batch_5_effective_interval_60),
         cmocka_unit_test(test_two_coordinators_ticking_at_once_never_double_queue),
         cmocka_unit_test(test_queued_accounts_are_announced),
+        cmocka_unit_test(test_missed_intervals_are_skipped_not_made_up),
         cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),
         cmocka_unit_test(test_backoff_and_auth_failures),
         cmocka_unit_test(test_secrets_never_stored_and_rotation),
