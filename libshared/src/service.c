@@ -4,13 +4,39 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "shared/log.h"
 
 static const char *svc_redis_url, *svc_log_level, *svc_rpc_url, *svc_events_url;
 static long long svc_workers, svc_max_msg;
+
+static void *svc_watchdog_main(void *arg)
+{
+    int ms = (int)(intptr_t)arg;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    sh_log_error("stop_stuck", "still stopping %d ms after the stop signal; exiting now", ms);
+    _exit(0);
+    return NULL;
+}
+
+void sh_service_watchdog(int ms)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0)
+        return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, svc_watchdog_main, (void *)(intptr_t)ms) != 0)
+        sh_log_warn("watchdog", "cannot start the stop watchdog");
+    pthread_attr_destroy(&attr);
+}
 
 typedef struct svc_run {
     const sh_service_def *def;
@@ -168,6 +194,7 @@ int sh_service_main(const sh_service_def *def)
     int sig = 0;
     sigwait(&stop, &sig);
     sh_log_info("stopping", "signal %d: finishing requests in flight", sig);
+    sh_service_watchdog(SH_STOP_GRACE_MS);
     status = 0;
 done:
     if (started && def->stop)

@@ -14,6 +14,7 @@
 #include "gw_sse.h"
 #include "shared/log.h"
 #include "shared/rpc.h"
+#include "shared/service.h"
 
 /* main_raise_nofile lets the connection limit be reached before the
  * descriptor limit. */
@@ -89,6 +90,8 @@ int main(void)
     int sig = 0;
     sigwait(&stop_signals, &sig);
     sh_log_info("stopping", "signal %d: closing streams and finishing requests", sig);
+    /* The drain takes up to GATEWAY_DRAIN_MS + 3 s + RPC_TIMEOUT_MS + 1 s. */
+    sh_service_watchdog(9500);
     gw_http_stop_begin(http);
     gw_sse_shutdown(sse);
     gw_http_drain(http);

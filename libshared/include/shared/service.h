@@ -45,6 +45,15 @@ typedef struct sh_service_def {
  * settings are named in the log). */
 int sh_service_main(const sh_service_def *def);
 
+/* sh_service_watchdog bounds a stop: once called (after the stop signal),
+ * a process still not gone ms later logs an error and exits 0 at once. The
+ * work is done by then (requests answered, leases handed back); what hangs
+ * is a library's teardown, e.g. nng 1.5.2's nng_close now and then after
+ * a peer died, and a stop that never ends would be killed without a word
+ * by the supervisor. sh_service_main arms it with SH_STOP_GRACE_MS. */
+#define SH_STOP_GRACE_MS 8000
+void sh_service_watchdog(int ms);
+
 /* A one-shot command of a service (e.g. key rotation): loads the same
  * settings, connects to Redis, runs fn with a store and the service's env,
  * and returns the exit status (0 when fn returned SH_OK). */
