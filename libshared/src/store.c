@@ -356,24 +356,33 @@ static int store_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body)
     return rc;
 }
 
+/* store_append puts the n commands in hiredis' output buffer in one piece
+ * (shas and use_body as store_resp wants them, or NULL without scripts). */
+static int store_append(sh_store *s, sh_cmd *const *cmds, size_t n, const char *shas,
+                        const unsigned char *use_body, sh_error *err)
+{
+    sh_buf *b = &s->resp;
+    sh_buf_reset(b);
+    int rc = SH_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = store_resp(b, cmds[i], shas ? shas + 41 * i : NULL, use_body && use_body[i]);
+    if (rc == SH_OK && redisAppendFormattedCommand(s->c, b->data, b->len) != REDIS_OK)
+        rc = SH_ENOMEM;
+    /* A large pipeline's buffer is not kept between calls. */
+    if (b->cap > STORE_RESP_KEEP)
+        sh_buf_fini(b);
+    return rc ? sh_error_set(err, SH_ENOMEM, "out of memory building Redis commands") : SH_OK;
+}
+
 /* store_send_read writes every command at once and reads every reply: one
  * round trip. use_body sends EVAL with the script body instead of EVALSHA
  * for the commands it marks. */
 static int store_send_read(sh_store *s, sh_cmd *const *cmds, size_t n, const char *shas,
                            const unsigned char *use_body, redisReply **outs, sh_error *err)
 {
-    sh_buf *b = &s->resp;
-    sh_buf_reset(b);
-    int rc = SH_OK;
-    for (size_t i = 0; i < n && !rc; i++)
-        rc = store_resp(b, cmds[i], shas + 41 * i, use_body && use_body[i]);
-    if (rc == SH_OK && redisAppendFormattedCommand(s->c, b->data, b->len) != REDIS_OK)
-        rc = SH_ENOMEM;
-    /* A large pipeline's buffer is not kept between calls. */
-    if (b->cap > STORE_RESP_KEEP)
-        sh_buf_fini(b);
+    int rc = store_append(s, cmds, n, shas, use_body, err);
     if (rc)
-        return sh_error_set(err, SH_ENOMEM, "out of memory building Redis commands");
+        return rc;
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;
         if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
@@ -491,16 +500,8 @@ int sh_store_send(sh_store *s, sh_cmd *const *cmds, size_t n, sh_error *err)
         rc = store_connect(s, attempt > 0, err);
         if (rc)
             return rc;
-        sh_buf *b = &s->resp;
-        sh_buf_reset(b);
-        for (size_t i = 0; i < n && !rc; i++)
-            rc = store_resp(b, cmds[i], NULL, false);
-        if (rc == SH_OK && redisAppendFormattedCommand(s->c, b->data, b->len) != REDIS_OK)
-            rc = SH_ENOMEM;
-        if (b->cap > STORE_RESP_KEEP)
-            sh_buf_fini(b);
-        if (rc)
-            return sh_error_set(err, SH_ENOMEM, "out of memory building Redis commands");
+        if ((rc = store_append(s, cmds, n, NULL, NULL, err)))
+            return rc;
         int done = 0;
         while (!done && rc == SH_OK) {
             if (redisBufferWrite(s->c, &done) != REDIS_OK) {
