@@ -186,35 +186,37 @@ sh_script coord_script_lease_renew = SH_SCRIPT(
                           "return exp\n");
 
 /* KEYS: account, leases, due, errors. ARGV: id, token, now ms, outcome,
- * message, interval ms. ok clears the error state; error backs off
+ * message, interval ms. ok clears the error state (its message, when the
+ * run went through with a problem worth showing, becomes the account's
+ * errorMessage, "" otherwise); error backs off
  * (interval x 2^(failures-1), at most x8); auth_error leaves the schedule
  * until the account is updated. Returns nil for a stale token. */
 sh_script coord_script_lease_complete = SH_SCRIPT(
-    "sync_complete",
-    LUA_NUM "local cur = redis.call('HMGET', KEYS[1], 'status', 'leaseToken')\n"
-            "if cur[1] ~= 'syncing' or cur[2] ~= ARGV[2] then return false end\n"
-            "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-            "redis.call('HSET', KEYS[1], 'leaseToken', '', 'leaseExpires', '', 'progressId', '')\n"
-            "local now = tonumber(ARGV[3])\n"
-            "if ARGV[4] == 'ok' then\n"
-            "  redis.call('HSET', KEYS[1], 'status', 'ok', 'error', '', 'lastSyncedAt', ARGV[3], "
-            "'failures', 0)\n"
-            "  redis.call('SREM', KEYS[4], ARGV[1])\n"
-            "else\n"
-            "  local f = redis.call('HINCRBY', KEYS[1], 'failures', 1)\n"
-            "  redis.call('HSET', KEYS[1], 'status', ARGV[4], 'error', ARGV[5])\n"
-            "  redis.call('SADD', KEYS[4], ARGV[1])\n"
-            "  if ARGV[4] == 'auth_error' then\n"
-            "    redis.call('ZREM', KEYS[3], ARGV[1])\n"
-            "    redis.call('HSET', KEYS[1], 'nextSyncAt', '')\n"
-            "  else\n"
-            "    local interval = tonumber(ARGV[6])\n"
-            "    local wait = math.min(interval * 2 ^ (f - 1), interval * 8)\n"
-            "    redis.call('ZADD', KEYS[3], now + wait, ARGV[1])\n"
-            "    redis.call('HSET', KEYS[1], 'nextSyncAt', num(now + wait))\n"
-            "  end\n"
-            "end\n"
-            "return redis.call('HGETALL', KEYS[1])\n");
+    "sync_complete", LUA_NUM
+    "local cur = redis.call('HMGET', KEYS[1], 'status', 'leaseToken')\n"
+    "if cur[1] ~= 'syncing' or cur[2] ~= ARGV[2] then return false end\n"
+    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "redis.call('HSET', KEYS[1], 'leaseToken', '', 'leaseExpires', '', 'progressId', '')\n"
+    "local now = tonumber(ARGV[3])\n"
+    "if ARGV[4] == 'ok' then\n"
+    "  redis.call('HSET', KEYS[1], 'status', 'ok', 'error', ARGV[5], 'lastSyncedAt', ARGV[3], "
+    "'failures', 0)\n"
+    "  redis.call('SREM', KEYS[4], ARGV[1])\n"
+    "else\n"
+    "  local f = redis.call('HINCRBY', KEYS[1], 'failures', 1)\n"
+    "  redis.call('HSET', KEYS[1], 'status', ARGV[4], 'error', ARGV[5])\n"
+    "  redis.call('SADD', KEYS[4], ARGV[1])\n"
+    "  if ARGV[4] == 'auth_error' then\n"
+    "    redis.call('ZREM', KEYS[3], ARGV[1])\n"
+    "    redis.call('HSET', KEYS[1], 'nextSyncAt', '')\n"
+    "  else\n"
+    "    local interval = tonumber(ARGV[6])\n"
+    "    local wait = math.min(interval * 2 ^ (f - 1), interval * 8)\n"
+    "    redis.call('ZADD', KEYS[3], now + wait, ARGV[1])\n"
+    "    redis.call('HSET', KEYS[1], 'nextSyncAt', num(now + wait))\n"
+    "  end\n"
+    "end\n"
+    "return redis.call('HGETALL', KEYS[1])\n");
 
 /* KEYS: account, queue. ARGV: progress id, account id. Queues the account now, at the
  * front. Returns {1, progressId} when queued, {0, progressId} when it

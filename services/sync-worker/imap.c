@@ -12,7 +12,10 @@
 
 #include <libetpan/libetpan.h>
 
+#include "imap_wire.h"
 #include "shared/buf.h"
+#include "shared/log.h"
+#include "shared/secret.h"
 #include "shared/util.h"
 #include "tls_verify.h"
 
@@ -341,43 +344,186 @@ void sync_imap_free(sync_imap *s)
     free(s);
 }
 
+/* The type of libetpan's ENABLED data: MAILIMAP_ENABLE_TYPE_ENABLE, the
+ * first of an enum private to its enable.c. */
+#define IMAP_ENABLE_TYPE_ENABLE 0
+
+/* An IMAP command's tagged answer. */
+typedef enum imap_state {
+    IMAP_OK,
+    IMAP_NO,
+    IMAP_BAD,
+} imap_state;
+
+typedef struct imap_answer {
+    imap_state state;
+    char code[32]; /* the response code's atom ("UNAVAILABLE"), "" when none */
+} imap_answer;
+
+/* imap_answer_of reads the tagged state and response code of a reply.
+ * libetpan moves an unknown code's atom from the reply to the session's
+ * response info, where the tagged line's, stored last, is found. */
+static void imap_answer_of(const sync_imap *s, const struct mailimap_response *resp, imap_answer *a)
+{
+    const struct mailimap_response_tagged *t =
+        resp && resp->rsp_resp_done ? resp->rsp_resp_done->rsp_data.rsp_tagged : NULL;
+    const struct mailimap_resp_cond_state *cs = t ? t->rsp_cond_state : NULL;
+    a->state = !cs                                           ? IMAP_BAD
+               : cs->rsp_type == MAILIMAP_RESP_COND_STATE_OK ? IMAP_OK
+               : cs->rsp_type == MAILIMAP_RESP_COND_STATE_NO ? IMAP_NO
+                                                             : IMAP_BAD;
+    a->code[0] = '\0';
+    const struct mailimap_resp_text_code *rc = cs && cs->rsp_text ? cs->rsp_text->rsp_code : NULL;
+    const struct mailimap_response_info *ri = s->m->imap_response_info;
+    const char *atom = !rc || rc->rc_type != MAILIMAP_RESP_TEXT_CODE_OTHER ? NULL
+                       : rc->rc_data.rc_atom.atom_name ? rc->rc_data.rc_atom.atom_name
+                       : ri                            ? ri->rsp_atom
+                                                       : NULL;
+    if (atom)
+        snprintf(a->code, sizeof a->code, "%s", atom);
+    else if (rc && rc->rc_type == MAILIMAP_RESP_TEXT_CODE_READ_ONLY)
+        snprintf(a->code, sizeof a->code, "READ-ONLY");
+}
+
+/* imap_go_ahead waits, after a synchronizing literal's count, for the
+ * server's "+"; untagged data meanwhile is skipped. Returns
+ * MAILIMAP_NO_ERROR on "+", MAILIMAP_ERROR_CUSTOM_COMMAND when the server
+ * answered the command instead (its reply is then in the read buffer). */
+static int imap_go_ahead(sync_imap *s)
+{
+    for (int i = 0; i < 1000; i++) {
+        const char *line = mailimap_read_line(s->m);
+        if (!line)
+            return MAILIMAP_ERROR_STREAM;
+        if (line[0] == '+')
+            return MAILIMAP_NO_ERROR;
+        if (line[0] != '*')
+            return MAILIMAP_ERROR_CUSTOM_COMMAND;
+    }
+    return MAILIMAP_ERROR_PARSE;
+}
+
+/* imap_exec sends the tag, the command of w and CRLF (waiting for the
+ * server at each synchronizing literal), reads the whole reply with
+ * libetpan's parser, which files its data in the session (selection info,
+ * search and fetch results, extension data), and fills a with the tagged
+ * answer. A BAD answer is an answer, not an error; SH_OK then. Errors are
+ * those of the connection and of the parser, with err set. */
+static int imap_exec(sync_imap *s, const sync_wire *w, const char *what, imap_answer *a,
+                     sh_error *err)
+{
+    a->state = IMAP_BAD;
+    a->code[0] = '\0';
+    if (w->err)
+        return sh_error_set(err, w->err == SH_ENOMEM ? SH_ENOMEM : SH_EINVAL, "IMAP %s: %s", what,
+                            w->why);
+    mailstream *st = s->m->imap_stream;
+    int r = mailimap_send_current_tag(s->m);
+    size_t off = 0;
+    bool answered = false;
+    for (size_t k = 0; r == MAILIMAP_NO_ERROR && k <= w->nlits; k++) {
+        size_t end = k < w->nlits ? w->lits[k] : w->buf.len;
+        if (end > off && mailstream_write(st, w->buf.data + off, end - off) < 0)
+            r = MAILIMAP_ERROR_STREAM;
+        off = end;
+        if (r != MAILIMAP_NO_ERROR || k == w->nlits)
+            break;
+        if (mailstream_flush(st) == -1) {
+            r = MAILIMAP_ERROR_STREAM;
+            break;
+        }
+        r = imap_go_ahead(s);
+        if (r == MAILIMAP_ERROR_CUSTOM_COMMAND) {
+            /* Refused before the literal: the tagged reply is read. */
+            answered = true;
+            r = MAILIMAP_NO_ERROR;
+            break;
+        }
+    }
+    if (r == MAILIMAP_NO_ERROR && !answered) {
+        if (mailstream_write(st, "\r\n", 2) < 0 || mailstream_flush(st) == -1)
+            r = MAILIMAP_ERROR_STREAM;
+        else if (!mailimap_read_line(s->m))
+            r = MAILIMAP_ERROR_STREAM;
+    }
+    struct mailimap_response *resp = NULL;
+    if (r == MAILIMAP_NO_ERROR)
+        r = mailimap_parse_response(s->m, &resp);
+    if (r == MAILIMAP_ERROR_PROTOCOL) {
+        /* libetpan's name for a BAD answer (or a wrong tag). */
+        return SH_OK;
+    }
+    if (r != MAILIMAP_NO_ERROR)
+        return imap_error(s, r, what, err);
+    imap_answer_of(s, resp, a);
+    mailimap_response_free(resp);
+    return SH_OK;
+}
+
+/* imap_said is the text of the server's last tagged answer. */
+static const char *imap_said(const sync_imap *s)
+{
+    return s->m->imap_response && s->m->imap_response[0] ? s->m->imap_response : "no reason given";
+}
+
+/* imap_refused turns a NO or BAD answer into an error naming the command
+ * and the server's words: SH_EPROTO. */
+static int imap_refused(const sync_imap *s, const imap_answer *a, const char *what, sh_error *err)
+{
+    return sh_error_set(err, SH_EPROTO, "IMAP %s refused (%s%s%s): %.160s", what,
+                        a->state == IMAP_BAD ? "BAD" : "NO", a->code[0] ? " " : "", a->code,
+                        imap_said(s));
+}
+
+/* imap_simple runs a command whose only result is its answer: SH_OK for
+ * OK, an error naming the command otherwise. */
+static int imap_simple(sync_imap *s, const sync_wire *w, const char *what, sh_error *err)
+{
+    imap_answer a;
+    int rc = imap_exec(s, w, what, &a, err);
+    if (rc)
+        return rc;
+    return a.state == IMAP_OK ? SH_OK : imap_refused(s, &a, what, err);
+}
+
+static bool imap_has_cap(sync_imap *s, const char *name)
+{
+    return mailimap_has_extension(s->m, (char *)name) != 0;
+}
+
+static void imap_wire_init(sync_imap *s, sync_wire *w)
+{
+    sync_wire_init(w, s->logged_in && imap_has_cap(s, "LITERAL+"));
+}
+
 /* imap_enable_qresync sends ENABLE QRESYNC (RFC 7162), which VANISHED needs.
  * A server that answers NO is synced without it. */
 static int imap_enable_qresync(sync_imap *s, sh_error *err)
 {
-    clist *list = clist_new();
-    char *name = strdup("QRESYNC");
-    struct mailimap_capability *cap =
-        name ? mailimap_capability_new(MAILIMAP_CAPABILITY_NAME, NULL, name) : NULL;
-    if (!cap)
-        free(name);
-    if (!list || !cap || clist_append(list, cap) < 0) {
-        if (cap)
-            mailimap_capability_free(cap);
-        if (list)
-            clist_free(list);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    sync_wire w;
+    imap_wire_init(s, &w);
+    sync_wire_raw(&w, "ENABLE QRESYNC");
+    imap_answer a;
+    int rc = imap_exec(s, &w, "ENABLE", &a, err);
+    sync_wire_fini(&w);
+    if (rc)
+        return rc;
+    const struct mailimap_response_info *ri = s->m->imap_response_info;
+    for (clistiter *it = ri && ri->rsp_extension_list ? clist_begin(ri->rsp_extension_list) : NULL;
+         it && a.state == IMAP_OK; it = clist_next(it)) {
+        const struct mailimap_extension_data *ed = clist_content(it);
+        if (!ed || ed->ext_extension->ext_id != MAILIMAP_EXTENSION_ENABLE ||
+            ed->ext_type != IMAP_ENABLE_TYPE_ENABLE || !ed->ext_data)
+            continue;
+        const struct mailimap_capability_data *got = ed->ext_data;
+        for (clistiter *c = got->cap_list ? clist_begin(got->cap_list) : NULL; c;
+             c = clist_next(c)) {
+            const struct mailimap_capability *cap = clist_content(c);
+            if (cap && cap->cap_type == MAILIMAP_CAPABILITY_NAME && cap->cap_data.cap_name &&
+                strcasecmp(cap->cap_data.cap_name, "QRESYNC") == 0)
+                s->qresync = true;
+        }
     }
-    struct mailimap_capability_data *want = mailimap_capability_data_new(list);
-    if (!want) {
-        mailimap_capability_free(cap);
-        clist_free(list);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
-    struct mailimap_capability_data *got = NULL;
-    int r = mailimap_enable(s->m, want, &got);
-    mailimap_capability_data_free(want);
-    for (clistiter *it = got && got->cap_list ? clist_begin(got->cap_list) : NULL; it;
-         it = clist_next(it)) {
-        const struct mailimap_capability *c = clist_content(it);
-        if (c && c->cap_type == MAILIMAP_CAPABILITY_NAME && c->cap_data.cap_name &&
-            strcasecmp(c->cap_data.cap_name, "QRESYNC") == 0)
-            s->qresync = true;
-    }
-    if (got)
-        mailimap_capability_data_free(got);
-    if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE || r == MAILIMAP_ERROR_MEMORY)
-        return imap_error(s, r, "ENABLE", err);
     return SH_OK;
 }
 
@@ -391,14 +537,29 @@ int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_err
         mailimap_capability_data_free(ci->imap_capability);
         ci->imap_capability = NULL;
     }
-    int r = mailimap_login(s->m, user, password);
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_error(s, r == MAILIMAP_ERROR_STREAM ? r : MAILIMAP_ERROR_LOGIN, "LOGIN", err);
+    sync_wire w;
+    sync_wire_init(&w, false);
+    sync_wire_raw(&w, "LOGIN ");
+    sync_wire_astring(&w, user, strlen(user));
+    sync_wire_raw(&w, " ");
+    sync_wire_astring(&w, password, strlen(password));
+    imap_answer a;
+    /* The logger, when one is set, is told the password is private. */
+    mailstream_set_privacy(s->m->imap_stream, 0);
+    int rc = imap_exec(s, &w, "LOGIN", &a, err);
+    mailstream_set_privacy(s->m->imap_stream, 1);
+    sh_wipe(w.buf.data, w.buf.len);
+    sync_wire_fini(&w);
+    if (rc)
+        return rc;
+    if (a.state != IMAP_OK)
+        return sh_error_set(err, SYNC_EAUTH, "IMAP login refused: %.200s", imap_said(s));
+    s->m->imap_state = MAILIMAP_STATE_AUTHENTICATED;
     s->logged_in = true;
     ci = s->m->imap_connection_info;
     if (!ci || !ci->imap_capability) {
         struct mailimap_capability_data *caps = NULL;
-        r = mailimap_capability(s->m, &caps);
+        int r = mailimap_capability(s->m, &caps);
         if (caps)
             mailimap_capability_data_free(caps);
         if (r != MAILIMAP_NO_ERROR)
@@ -441,22 +602,43 @@ int sync_imap_special_use(sync_imap *s, char ***names, size_t *n, sh_error *err)
 {
     *names = NULL;
     *n = 0;
-    if (!mailimap_has_extension(s->m, "SPECIAL-USE"))
+    if (!imap_has_cap(s, "SPECIAL-USE"))
         return SH_OK;
-    clist *list = NULL;
-    int r = mailimap_list(s->m, "", "*", &list);
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_error(s, r, "LIST", err);
+    sync_wire w;
+    imap_wire_init(s, &w);
+    sync_wire_raw(&w, "LIST \"\" *");
+    int rc = imap_simple(s, &w, "LIST", err);
+    sync_wire_fini(&w);
+    if (rc)
+        return rc;
+    struct mailimap_response_info *ri = s->m->imap_response_info;
+    clist *list = ri ? ri->rsp_mailbox_list : NULL;
+    if (ri)
+        ri->rsp_mailbox_list = NULL;
     size_t count = list ? (size_t)clist_count(list) : 0, k = 0;
     char **v = calloc(count ? count : 1, sizeof *v);
-    int rc = v ? SH_OK : sh_error_set(err, SH_ENOMEM, "out of memory");
+    rc = v ? SH_OK : sh_error_set(err, SH_ENOMEM, "out of memory");
+    sh_buf name;
+    sh_buf_init(&name);
     for (clistiter *it = list && v ? clist_begin(list) : NULL; it && !rc; it = clist_next(it)) {
         const struct mailimap_mailbox_list *mb = clist_content(it);
         if (!mb || !mb->mb_name || !imap_special(mb))
             continue;
-        if (!(v[k++] = strdup(mb->mb_name)))
+        /* Names come in modified UTF-7; the rest of the worker, Redis and
+         * the API use UTF-8. A name that does not decode is left out. */
+        sh_buf_reset(&name);
+        int d = sync_mutf7_decode(&name, mb->mb_name, strlen(mb->mb_name));
+        if (d == SH_ENOMEM) {
             rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        } else if (d) {
+            sh_log_warn("folder_name_invalid",
+                        "host=%s folder=%.100s: not modified UTF-7; not synced", s->host,
+                        mb->mb_name);
+        } else if (!(v[k++] = strdup(name.data ? name.data : ""))) {
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        }
     }
+    sh_buf_fini(&name);
     if (list)
         mailimap_list_result_free(list);
     if (rc) {
@@ -470,19 +652,50 @@ int sync_imap_special_use(sync_imap *s, char ***names, size_t *n, sh_error *err)
     return SH_OK;
 }
 
+/* imap_highestmodseq is the HIGHESTMODSEQ of the last SELECT's reply (0
+ * with NOMODSEQ or none). */
+static uint64_t imap_highestmodseq(const sync_imap *s)
+{
+    uint64_t modseq = 0;
+    const struct mailimap_response_info *ri = s->m->imap_response_info;
+    for (clistiter *it = ri && ri->rsp_extension_list ? clist_begin(ri->rsp_extension_list) : NULL;
+         it; it = clist_next(it)) {
+        const struct mailimap_extension_data *ed = clist_content(it);
+        if (!ed || ed->ext_extension->ext_id != MAILIMAP_EXTENSION_CONDSTORE ||
+            ed->ext_type != MAILIMAP_CONDSTORE_TYPE_RESP_TEXT_CODE || !ed->ext_data)
+            continue;
+        const struct mailimap_condstore_resptextcode *c = ed->ext_data;
+        if (c->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_HIGHESTMODSEQ)
+            modseq = c->cs_data.cs_modseq_value;
+        else if (c->cs_type == MAILIMAP_CONDSTORE_RESPTEXTCODE_NOMODSEQ)
+            modseq = 0;
+    }
+    return modseq;
+}
+
 int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, sh_error *err)
 {
     memset(info, 0, sizeof *info);
-    uint64_t modseq = 0;
-    int r = s->condstore ? mailimap_select_condstore(s->m, folder, &modseq)
-                         : mailimap_select(s->m, folder);
-    if (r != MAILIMAP_NO_ERROR) {
-        imap_error(s, r, "SELECT", err);
-        if (err && !s->cap->tripped)
-            snprintf(err->msg, sizeof err->msg, "IMAP SELECT %.100s failed: %.120s", folder,
-                     s->m->imap_response ? s->m->imap_response : "no reply");
-        return err ? err->code : SH_EPROTO;
-    }
+    sync_wire w;
+    imap_wire_init(s, &w);
+    sync_wire_raw(&w, "SELECT ");
+    sync_wire_mailbox(&w, folder);
+    if (s->condstore)
+        sync_wire_raw(&w, " (CONDSTORE)");
+    if (s->m->imap_selection_info)
+        mailimap_selection_info_free(s->m->imap_selection_info);
+    s->m->imap_selection_info = mailimap_selection_info_new();
+    s->m->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+    imap_answer a;
+    int rc = s->m->imap_selection_info ? imap_exec(s, &w, "SELECT", &a, err)
+                                       : sh_error_set(err, SH_ENOMEM, "out of memory");
+    sync_wire_fini(&w);
+    if (rc)
+        return rc;
+    if (a.state != IMAP_OK)
+        return sh_error_set(err, SH_EPROTO, "IMAP SELECT %.100s refused: %.120s", folder,
+                            imap_said(s));
+    s->m->imap_state = MAILIMAP_STATE_SELECTED;
     struct mailimap_selection_info *sel = s->m->imap_selection_info;
     if (!sel || sel->sel_uidvalidity == 0)
         return sh_error_set(err, SH_EPROTO, "IMAP SELECT %.100s: no UIDVALIDITY in the reply",
@@ -490,7 +703,7 @@ int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, s
     info->uidvalidity = sel->sel_uidvalidity;
     info->uidnext = sel->sel_uidnext;
     info->exists = sel->sel_exists;
-    info->highestmodseq = modseq;
+    info->highestmodseq = s->condstore ? imap_highestmodseq(s) : 0;
     return SH_OK;
 }
 
@@ -504,26 +717,31 @@ int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh
 {
     *uids = NULL;
     *n = 0;
-    struct mailimap_search_key *key = NULL;
+    sync_wire w;
+    imap_wire_init(s, &w);
     if (from <= 1) {
-        key = mailimap_search_key_new_all();
+        sync_wire_raw(&w, "UID SEARCH ALL");
     } else {
-        struct mailimap_set *set = mailimap_set_new_interval(from, 0);
-        key = set ? mailimap_search_key_new_uid(set) : NULL;
-        if (set && !key)
-            mailimap_set_free(set);
+        sync_wire_raw(&w, "UID SEARCH UID ");
+        sync_wire_num(&w, from);
+        sync_wire_raw(&w, ":*");
     }
-    clist *res = NULL;
-    if (!key)
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    int r = mailimap_uid_search(s->m, NULL, key, &res);
-    mailimap_search_key_free(key);
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_error(s, r, "UID SEARCH", err);
+    int rc = imap_simple(s, &w, "UID SEARCH", err);
+    sync_wire_fini(&w);
+    struct mailimap_response_info *ri = s->m->imap_response_info;
+    clist *res = ri ? ri->rsp_search_result : NULL;
+    if (ri)
+        ri->rsp_search_result = NULL;
+    if (rc) {
+        if (res)
+            mailimap_search_result_free(res);
+        return rc;
+    }
     size_t count = res ? (size_t)clist_count(res) : 0;
     uint32_t *v = malloc((count ? count : 1) * sizeof *v);
     if (!v) {
-        mailimap_search_result_free(res);
+        if (res)
+            mailimap_search_result_free(res);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
     size_t k = 0;
@@ -533,14 +751,15 @@ int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh
         if (u && *u && *u >= from)
             v[k++] = *u;
     }
-    mailimap_search_result_free(res);
+    if (res)
+        mailimap_search_result_free(res);
     qsort(v, k, sizeof *v, imap_uid_cmp);
-    size_t w = 0;
+    size_t o = 0;
     for (size_t i = 0; i < k; i++)
-        if (w == 0 || v[w - 1] != v[i])
-            v[w++] = v[i];
+        if (o == 0 || v[o - 1] != v[i])
+            v[o++] = v[i];
     *uids = v;
-    *n = w;
+    *n = o;
     return SH_OK;
 }
 
@@ -712,55 +931,6 @@ static int imap_decode(struct mailimap_msg_att *att, bool full, imap_fields *f, 
     return rc;
 }
 
-/* imap_set builds a UID set of runs of consecutive UIDs (uids sorted or
- * not: runs are only merged when adjacent in the array). */
-static struct mailimap_set *imap_set(const uint32_t *uids, size_t n)
-{
-    if (!uids)
-        return mailimap_set_new_interval(1, 0);
-    struct mailimap_set *set = mailimap_set_new_empty();
-    size_t i = 0;
-    while (set && i < n) {
-        size_t j = i;
-        while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-            j++;
-        if (mailimap_set_add_interval(set, uids[i], uids[j]) != MAILIMAP_NO_ERROR) {
-            mailimap_set_free(set);
-            return NULL;
-        }
-        i = j + 1;
-    }
-    return set;
-}
-
-/* imap_fetch_type asks for UID FLAGS, and with full RFC822.SIZE INTERNALDATE
- * ENVELOPE too; NULL when out of memory. */
-static struct mailimap_fetch_type *imap_fetch_type(bool full)
-{
-    struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
-    struct mailimap_fetch_att *atts[5] = {mailimap_fetch_att_new_uid(),
-                                          mailimap_fetch_att_new_flags(), NULL, NULL, NULL};
-    size_t count = 2;
-    if (full) {
-        atts[2] = mailimap_fetch_att_new_rfc822_size();
-        atts[3] = mailimap_fetch_att_new_internaldate();
-        atts[4] = mailimap_fetch_att_new_envelope();
-        count = 5;
-    }
-    size_t i = 0;
-    for (; ft && i < count; i++)
-        if (!atts[i] || mailimap_fetch_type_new_fetch_att_list_add(ft, atts[i]) != 0)
-            break;
-    if (ft && i == count)
-        return ft;
-    for (; i < count; i++)
-        if (atts[i])
-            mailimap_fetch_att_free(atts[i]);
-    if (ft)
-        mailimap_fetch_type_free(ft);
-    return NULL;
-}
-
 /* imap_fetch_results runs cb on each message of a fetch's results and
  * frees them. */
 static int imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, sh_error *err)
@@ -779,31 +949,54 @@ static int imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, 
     return rc;
 }
 
+/* imap_fetch_cmd composes UID FETCH of the n uids (1:* when NULL), with the
+ * attributes a full or a flags-only fetch asks for, and the modifier
+ * (a parenthesised list, or NULL). */
+static void imap_fetch_cmd(sync_wire *w, const uint32_t *uids, size_t n, bool full,
+                           const char *modifier)
+{
+    sync_wire_raw(w, "UID FETCH ");
+    if (uids)
+        sync_wire_set(w, uids, n);
+    else
+        sync_wire_raw(w, "1:*");
+    sync_wire_raw(w, full ? " (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)" : " (UID FLAGS)");
+    if (modifier) {
+        sync_wire_raw(w, " ");
+        sync_wire_raw(w, modifier);
+    }
+}
+
+/* imap_fetch_run sends a UID FETCH and takes its results from the session. */
+static int imap_fetch_run(sync_imap *s, const sync_wire *w, const char *what, clist **res,
+                          sh_error *err)
+{
+    int rc = imap_simple(s, w, what, err);
+    struct mailimap_response_info *ri = s->m->imap_response_info;
+    *res = ri ? ri->rsp_fetch_list : NULL;
+    if (ri)
+        ri->rsp_fetch_list = NULL;
+    if (rc && *res) {
+        mailimap_fetch_list_free(*res);
+        *res = NULL;
+    }
+    return rc;
+}
+
 int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
                     sync_msg_fn cb, void *arg, sh_error *err)
 {
     if (uids && n == 0)
         return SH_OK;
-    struct mailimap_set *set = imap_set(uids, n);
-    struct mailimap_fetch_type *ft = imap_fetch_type(full);
-    int rc = SH_OK;
-    if (!set || !ft) {
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-        goto done;
-    }
+    char mod[48];
+    snprintf(mod, sizeof mod, "(CHANGEDSINCE %llu)", (unsigned long long)changedsince);
+    sync_wire w;
+    imap_wire_init(s, &w);
+    imap_fetch_cmd(&w, uids, n, full, changedsince ? mod : NULL);
     clist *res = NULL;
-    int r = changedsince ? mailimap_uid_fetch_changedsince(s->m, set, ft, changedsince, &res)
-                         : mailimap_uid_fetch(s->m, set, ft, &res);
-    if (r != MAILIMAP_NO_ERROR)
-        rc = imap_error(s, r, "UID FETCH", err);
-    else
-        rc = imap_fetch_results(res, full, cb, arg, err);
-done:
-    if (ft)
-        mailimap_fetch_type_free(ft);
-    if (set)
-        mailimap_set_free(set);
-    return rc;
+    int rc = imap_fetch_run(s, &w, "UID FETCH", &res, err);
+    sync_wire_fini(&w);
+    return rc ? rc : imap_fetch_results(res, full, cb, arg, err);
 }
 
 /* imap_ranges_add appends the UIDs of set, cut to 1..hi, to *out. */
@@ -847,28 +1040,22 @@ int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb
     *ngone = 0;
     if (!s->qresync || hi == 0 || modseq == 0)
         return sh_error_set(err, SH_EINVAL, "IMAP UID FETCH VANISHED needs QRESYNC and a state");
-    struct mailimap_set *set = mailimap_set_new_interval(1, hi);
-    struct mailimap_fetch_type *ft = imap_fetch_type(false);
-    int rc = SH_OK;
-    if (!set || !ft) {
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-        goto done;
-    }
+    char mod[64];
+    snprintf(mod, sizeof mod, "(CHANGEDSINCE %llu VANISHED)", (unsigned long long)modseq);
+    sync_wire w;
+    imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID FETCH 1:");
+    sync_wire_num(&w, hi);
+    sync_wire_raw(&w, " (UID FLAGS) ");
+    sync_wire_raw(&w, mod);
     clist *res = NULL;
-    struct mailimap_qresync_vanished *first = NULL;
-    int r = mailimap_uid_fetch_qresync(s->m, set, ft, modseq, &res, &first);
-    if (r != MAILIMAP_NO_ERROR) {
-        rc = imap_error(s, r, "UID FETCH (CHANGEDSINCE VANISHED)", err);
-        goto done;
-    }
-    /* libetpan hands back the first VANISHED response only; any others
-     * (the server may split them, or report expunges as they happen) are
-     * still in the response's extension data. */
+    int rc = imap_fetch_run(s, &w, "UID FETCH (CHANGEDSINCE VANISHED)", &res, err);
+    sync_wire_fini(&w);
+    if (rc)
+        return rc;
+    /* Every VANISHED response is in the reply's extension data (the server
+     * may split them, or report expunges as they happen). */
     size_t cap = 0;
-    if (first) {
-        rc = imap_ranges_add(first->qr_known_uids, hi, gone, ngone, &cap);
-        mailimap_qresync_vanished_free(first);
-    }
     const struct mailimap_response_info *ri = s->m->imap_response_info;
     for (clistiter *it = ri && ri->rsp_extension_list ? clist_begin(ri->rsp_extension_list) : NULL;
          it && !rc; it = clist_next(it)) {
@@ -883,19 +1070,14 @@ int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb
         if (res)
             mailimap_fetch_list_free(res);
         rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-        goto done;
+    } else {
+        rc = imap_fetch_results(res, false, cb, arg, err);
     }
-    rc = imap_fetch_results(res, false, cb, arg, err);
-done:
     if (rc) {
         free(*gone);
         *gone = NULL;
         *ngone = 0;
     }
-    if (ft)
-        mailimap_fetch_type_free(ft);
-    if (set)
-        mailimap_set_free(set);
     return rc;
 }
 
@@ -917,22 +1099,52 @@ static bool imap_modified(const sync_imap *s)
     return false;
 }
 
+/* imap_temporary tells whether a NO to a STORE may go away by itself
+ * (RFC 5530 codes for a busy or unavailable server, or no code at all). */
+static bool imap_temporary(const imap_answer *a)
+{
+    static const char *const codes[] = {"", "UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG", NULL};
+    if (a->state != IMAP_NO)
+        return false;
+    for (size_t i = 0; codes[i]; i++)
+        if (strcasecmp(a->code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
 int sync_imap_store_seen(sync_imap *s, uint32_t uid, bool seen, uint64_t unchangedsince,
                          bool *modified, sh_error *err)
 {
-    /* Written by hand: libetpan's mailimap_uid_store_unchangedsince sends
-     * a malformed command. */
-    char cmd[160];
     *modified = false;
-    if (unchangedsince && s->condstore)
-        snprintf(cmd, sizeof cmd, "UID STORE %u (UNCHANGEDSINCE %llu) %cFLAGS.SILENT (\\Seen)",
-                 (unsigned)uid, (unsigned long long)unchangedsince, seen ? '+' : '-');
-    else
-        snprintf(cmd, sizeof cmd, "UID STORE %u %cFLAGS.SILENT (\\Seen)", (unsigned)uid,
-                 seen ? '+' : '-');
-    int r = mailimap_custom_command(s->m, cmd);
-    if (r != MAILIMAP_NO_ERROR)
-        return imap_error(s, r, "UID STORE", err);
-    *modified = imap_modified(s);
-    return SH_OK;
+    sync_wire w;
+    imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID STORE ");
+    sync_wire_num(&w, uid);
+    if (unchangedsince && s->condstore) {
+        sync_wire_raw(&w, " (UNCHANGEDSINCE ");
+        sync_wire_num(&w, unchangedsince);
+        sync_wire_raw(&w, ")");
+    }
+    sync_wire_raw(&w, seen ? " +FLAGS.SILENT (\\Seen)" : " -FLAGS.SILENT (\\Seen)");
+#ifdef SYNC_TEST_HOOKS
+    /* Test builds only: a command made malformed on purpose, to prove
+     * that the strict test server catches what a lenient one lets by. */
+    const char *fault = getenv("SYNC_TEST_WIRE_FAULT");
+    if (fault && strcmp(fault, "trailing-space") == 0)
+        sync_wire_raw(&w, " ");
+#endif
+    imap_answer a;
+    int rc = imap_exec(s, &w, "UID STORE", &a, err);
+    sync_wire_fini(&w);
+    if (rc)
+        return rc;
+    if (a.state == IMAP_OK) {
+        *modified = imap_modified(s);
+        return SH_OK;
+    }
+    imap_refused(s, &a, "UID STORE", err);
+    int code = imap_temporary(&a) ? SYNC_ETRYLATER : SYNC_EREFUSED;
+    if (err)
+        err->code = code;
+    return code;
 }

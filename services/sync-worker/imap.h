@@ -1,5 +1,8 @@
 /* imap.h - one IMAP session (connect, TLS check, login, select, search,
  * fetch), the only interface to libetpan. A session is used by one thread.
+ * Commands are composed byte for byte by imap_wire.c and only the replies
+ * are parsed by libetpan. Folder names are UTF-8 on this interface and
+ * modified UTF-7 on the wire.
  *
  * Every function returns SH_OK or an error code with err naming what went
  * wrong in words fit for an account's error message: SYNC_EAUTH when the
@@ -17,6 +20,12 @@
 
 /* The server refused the credentials (a NO or BAD answer to LOGIN). */
 #define SYNC_EAUTH (-100)
+/* The server refused a command for good: BAD, or NO with a response code
+ * that retrying does not change (CANNOT, NOPERM, READ-ONLY, ...). */
+#define SYNC_EREFUSED (-101)
+/* The server refused a command for now: NO without a response code, or
+ * with UNAVAILABLE, INUSE, LIMIT or SERVERBUG (RFC 5530). */
+#define SYNC_ETRYLATER (-102)
 
 typedef enum sync_security {
     SYNC_SEC_NONE,
@@ -111,7 +120,8 @@ int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb
 /* sync_imap_store_seen adds (seen) or removes \Seen on one message of the
  * selected folder. With unchangedsince > 0 and CONDSTORE the change is made
  * only if the message is unchanged since that mod-sequence; otherwise
- * *modified is set and the server's flags stay as they are. */
+ * *modified is set and the server's flags stay as they are. A refusal is
+ * SYNC_EREFUSED or SYNC_ETRYLATER, with the server's words in err. */
 int sync_imap_store_seen(sync_imap *s, uint32_t uid, bool seen, uint64_t unchangedsince,
                          bool *modified, sh_error *err);
 

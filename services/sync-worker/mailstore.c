@@ -600,6 +600,7 @@ else\n\
 end\n\
 local nf = table.concat(out, ' ')\n\
 redis.call('HSET', KEYS[1], 'flags', nf)\n\
+redis.call('HDEL', KEYS[1], 'flagError')\n\
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])\n\
 return nf\n");
 
@@ -608,6 +609,21 @@ return nf\n");
 static sh_script mail_pending_done_script = SH_SCRIPT("mail_pending_done", "\
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n\
   return redis.call('HDEL', KEYS[1], ARGV[1])\n\
+end\n\
+return 0\n");
+
+/* KEYS: pending hash; ARGV: uid, the entry pushed, the entry with one
+ * more attempt. Counts the attempt unless a newer change replaced it. */
+static sh_script mail_pending_retry_script = SH_SCRIPT("mail_pending_retry", "\
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n\
+  return redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n\
+end\n\
+return 0\n");
+
+/* KEYS: message hash; ARGV: the reason. Only a stored message gets it. */
+static sh_script mail_flag_error_script = SH_SCRIPT("mail_flag_error", "\
+if redis.call('EXISTS', KEYS[1]) == 1 then\n\
+  return redis.call('HSET', KEYS[1], 'flagError', ARGV[1])\n\
 end\n\
 return 0\n");
 
@@ -672,14 +688,18 @@ int sync_mail_pending(sh_store *st, const char *acct, const char *folder, sync_p
         sync_pending *p = &v[k];
         unsigned uv;
         unsigned long long ms;
+        int attempts = 0;
         char sign;
         p->uid = (uint32_t)mail_ll(sh_reply_elem(r, 2 * i));
         if (!val || len >= sizeof p->value || p->uid == 0)
             continue;
         memcpy(p->value, val, len);
         p->value[len] = '\0';
-        if (sscanf(p->value, "%c:%u:%llu", &sign, &uv, &ms) != 3 || (sign != '+' && sign != '-'))
+        /* "+:<uidvalidity>:<modseq>", then ":<attempts>" once put off */
+        int got = sscanf(p->value, "%c:%u:%llu:%d", &sign, &uv, &ms, &attempts);
+        if (got < 3 || (sign != '+' && sign != '-') || attempts < 0)
             continue;
+        p->attempts = got == 4 ? attempts : 0;
         p->seen = sign == '+';
         p->uidvalidity = uv;
         p->modseq = ms;
@@ -773,4 +793,37 @@ int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err
     }
     *out = res;
     return SH_OK;
+}
+
+int sync_mail_pending_retry(sh_store *st, const char *acct, const char *folder,
+                            const sync_pending *p, sh_error *err)
+{
+    char key[SYNC_KEY_MAX];
+    if (sync_key_pending(key, sizeof key, acct, folder) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new_eval(&mail_pending_retry_script, 1);
+    sh_cmd_str(c, key);
+    sh_cmd_int(c, p->uid);
+    sh_cmd_str(c, p->value);
+    sh_cmd_fmt(c, "%c:%u:%llu:%d", p->seen ? '+' : '-', (unsigned)p->uidvalidity,
+               (unsigned long long)p->modseq, p->attempts + 1);
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    sh_reply_free(r);
+    return rc;
+}
+
+int sync_mail_flag_error(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                         uint32_t uid, const char *why, sh_error *err)
+{
+    char key[SYNC_KEY_MAX];
+    if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, uid) < 0)
+        return mail_key_err(err);
+    sh_cmd *c = sh_cmd_new_eval(&mail_flag_error_script, 1);
+    sh_cmd_str(c, key);
+    sh_cmd_str(c, why);
+    sh_reply *r = NULL;
+    int rc = sh_store_call(st, c, &r, err);
+    sh_reply_free(r);
+    return rc;
 }

@@ -94,6 +94,7 @@ typedef struct sync_pending {
     bool seen;
     uint32_t uidvalidity;
     uint64_t modseq; /* the folder's HIGHESTMODSEQ when it was recorded */
+    int attempts;    /* pushes the server put off (NO for now) so far */
     char value[64];  /* the stored entry, to delete exactly this change */
 } sync_pending;
 
@@ -105,6 +106,15 @@ int sync_mail_pending(sh_store *st, const char *acct, const char *folder, sync_p
  * message replaced it. */
 int sync_mail_pending_done(sh_store *st, const char *acct, const char *folder,
                            const sync_pending *p, sh_error *err);
+/* sync_mail_pending_retry counts one more put-off push of p, unless a
+ * newer change of the same message replaced it. */
+int sync_mail_pending_retry(sh_store *st, const char *acct, const char *folder,
+                            const sync_pending *p, sh_error *err);
+/* sync_mail_flag_error records on a stored message why the server refused
+ * its read/unread change (the message's flagError, until the next change
+ * through the API). */
+int sync_mail_flag_error(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                         uint32_t uid, const char *why, sh_error *err);
 
 /* sync_mail_counts returns {folders: [{name, total, unread}]} of every
  * folder of the account synced at least once. */

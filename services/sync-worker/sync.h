@@ -25,6 +25,10 @@ typedef struct sync_run {
     sync_keepalive_fn keepalive;
     void *keepalive_arg;
     long long fetched; /* messages fetched by the run, set by sync_account */
+    /* A problem the run went on past (a read/unread change the server
+     * refused), shown as the account's errorMessage of an ok run; "" when
+     * none. Set by sync_account. */
+    char warning[400];
 } sync_run;
 
 /* sync_account syncs the account (the lease's account map) with the given

@@ -243,7 +243,10 @@ static void worker_run(worker_thread *t, const sh_val *lease)
                     rc == SH_OK        ? "ok"
                     : rc == SYNC_EAUTH ? "auth_error"
                                        : "error",
-                    rc ? err.msg : NULL, t->store);
+                    rc               ? err.msg
+                    : run.warning[0] ? run.warning
+                                     : NULL,
+                    t->store);
 }
 
 static void *worker_main(void *arg)

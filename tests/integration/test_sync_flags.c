@@ -2,7 +2,15 @@
  * made through the sync-worker RPC and the gateway are shown at once and
  * reach the server on the next sync (checked by a second IMAP session); a
  * message changed on the server meanwhile keeps the server's flags and the
- * conflict is logged; the account view counts unread messages. */
+ * conflict is logged; the account view counts unread messages.
+ *
+ * Each test runs against Dovecot and against the strict test server, which
+ * answers BAD to any command that strays from the grammar by one byte.
+ * Against the strict server also: a command made malformed on purpose (a
+ * test-build hook) is caught, and a push the server refuses is visible: put
+ * off (NO for now) it is retried by the next syncs; refused for good, the
+ * message shows the server's flags again with the reason in flagError, and
+ * the account's errorMessage names it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +19,7 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +28,32 @@
 
 #define NMSG 30
 
+/* The strict server, which answers BAD to any byte out of place. */
+static const tf_strict_opts strict = {0};
+
+/* The servers the tests run against. */
+typedef struct server_kind {
+    const char *name;
+    const tf_strict_opts *strict; /* NULL: Dovecot */
+} server_kind;
+
+static const server_kind kinds[] = {
+    {"test_sync_flags", NULL},
+    {"test_sync_flags_strict", &strict},
+};
+
+static const server_kind *kind;
 static tf_stack st;
 static char account_id[160];
 
 static int group_setup(void **state)
 {
-    const tf_stack_opts opts = {.name = "test_sync_flags",
+    const tf_stack_opts opts = {.name = kind->name,
                                 .messages = NMSG,
                                 .fetch_batch = 200,
                                 .command_timeout = 20,
-                                .gateway = true};
+                                .gateway = true,
+                                .strict = kind->strict};
     *state = &st;
     return tf_stack_start(&st, &opts);
 }
@@ -229,13 +254,143 @@ static void test_http_routes(void **state)
     assert_non_null(strstr(body, want));
 }
 
+/* restart_worker stops the sync-worker and starts another with one more
+ * setting (NULL: none). */
+static void restart_worker(const char *env)
+{
+    assert_int_equal(tf_stop(st.worker_pid, SIGTERM, 10000), 0);
+    st.worker_pid = 0;
+    st.worker_env = env;
+    assert_int_equal(tf_stack_start_worker(&st, false), 0);
+}
+
+/* pending_count is how many read/unread changes of INBOX wait for a push. */
+static long long pending_count(void)
+{
+    char key[300];
+    snprintf(key, sizeof key, "mail:{%s}:pending:INBOX", account_id);
+    sh_cmd *c = sh_cmd_new("HLEN");
+    sh_cmd_str(c, key);
+    return tf_stack_redis_int(&st, c);
+}
+
+/* strict_control sends the strict server one of its test commands. */
+static void strict_control(const char *cmd)
+{
+    const char *cmds[] = {cmd, NULL};
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, NULL, 0), 0);
+}
+
+/* expect_reverted checks that uid shows the server's flags (unread) again,
+ * with a flagError holding what, and that the account's errorMessage names
+ * the refusal while its status stays ok. */
+static void expect_reverted(uint32_t uid, const char *what)
+{
+    assert_false(server_seen(uid));
+    sh_val *m = get_msg(uid);
+    assert_false(tf_has_flag(m, "\\Seen"));
+    const char *fe = sh_val_get_str(m, "flagError", NULL);
+    if (!fe || !strstr(fe, what))
+        fail_msg("flagError of %u is %s, not about %s", (unsigned)uid, fe ? fe : "(none)", what);
+    sh_val_free(m);
+    char status[32], msg[1024];
+    tf_stack_account_status(&st, account_id, status, sizeof status, msg, sizeof msg);
+    assert_string_equal(status, "ok");
+    if (!strstr(msg, "refused") || !strstr(msg, what))
+        fail_msg("errorMessage does not name the refusal: %s", msg);
+    assert_int_equal(pending_count(), 0);
+}
+
+/* A command made malformed on purpose (one trailing space, which lenient
+ * servers let by) is caught by the strict server; the refusal is visible,
+ * and the same change goes through once the commands are right again. */
+static void test_malformed_caught(void **state)
+{
+    if (!kind->strict)
+        skip();
+    restart_worker("SYNC_TEST_WIRE_FAULT=trailing-space");
+    assert_false(server_seen(16));
+    set_seen(16, true);
+    sync_ok();
+    assert_int_equal(tf_strict_log_count(&st.dove, "BAD Unexpected extra arguments to UID Store"),
+                     1);
+    expect_reverted(16, "Unexpected extra arguments");
+    restart_worker(NULL);
+    set_seen(16, true);
+    sh_val *m = get_msg(16);
+    assert_null(sh_val_get(m, "flagError"));
+    sh_val_free(m);
+    sync_ok();
+    assert_true(server_seen(16));
+    char status[32], msg[1024];
+    tf_stack_account_status(&st, account_id, status, sizeof status, msg, sizeof msg);
+    assert_string_equal(msg, "");
+}
+
+/* A push the server puts off (NO [UNAVAILABLE]) stays pending and is sent
+ * again by the next syncs until it is applied. */
+static void test_push_put_off(void **state)
+{
+    if (!kind->strict)
+        skip();
+    strict_control("XSTRICT FAIL-STORE 17 2 NO UNAVAILABLE");
+    set_seen(17, true);
+    for (int i = 0; i < 2; i++) {
+        sync_ok();
+        assert_false(server_seen(17));
+        assert_int_equal(pending_count(), 1);
+        sh_val *m = get_msg(17);
+        assert_true(tf_has_flag(m, "\\Seen")); /* still the app's change */
+        sh_val_free(m);
+    }
+    sync_ok();
+    assert_true(server_seen(17));
+    assert_int_equal(pending_count(), 0);
+    assert_int_equal(
+        tf_stack_worker_log_count(&st, "event=flag_push_deferred", "uid=17", (const char *)NULL),
+        2);
+}
+
+/* A push refused for good (NO [CANNOT]) is not retried: the message shows
+ * the server's flags again and says why. */
+static void test_push_refused(void **state)
+{
+    if (!kind->strict)
+        skip();
+    strict_control("XSTRICT FAIL-STORE 19 1 NO CANNOT");
+    set_seen(19, true);
+    sync_ok();
+    expect_reverted(19, "CANNOT");
+}
+
+/* Every command the worker sent was the grammar's: the strict server
+ * answered BAD to none but the one made malformed on purpose. */
+static void test_wire_exact(void **state)
+{
+    if (!kind->strict)
+        skip();
+    assert_int_equal(tf_strict_log_count(&st.dove, "listening"), 1);
+    /* The worker's commands did reach it. */
+    assert_true(tf_strict_log_count(&st.dove, "UID STORE") >= 4);
+    assert_true(tf_strict_log_count(&st.dove, "SELECT INBOX (CONDSTORE)") >= 4);
+    if (tf_strict_log_count(&st.dove, "BAD ") != 1)
+        fail_msg("the strict server answered BAD; see %s.logs/imap.log", kind->name);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_initial_sync),
-        cmocka_unit_test(test_set_seen_pushed),
-        cmocka_unit_test(test_conflict_server_wins),
-        cmocka_unit_test(test_http_routes),
+        cmocka_unit_test(test_initial_sync),         cmocka_unit_test(test_set_seen_pushed),
+        cmocka_unit_test(test_conflict_server_wins), cmocka_unit_test(test_http_routes),
+        cmocka_unit_test(test_malformed_caught),     cmocka_unit_test(test_push_put_off),
+        cmocka_unit_test(test_push_refused),         cmocka_unit_test(test_wire_exact),
     };
-    return cmocka_run_group_tests(tests, group_setup, tf_stack_teardown);
+    int failed = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        kind = &kinds[i];
+        memset(&st, 0, sizeof st);
+        account_id[0] = '\0';
+        failed += cmocka_run_group_tests_name(kinds[i].name, tests, group_setup, tf_stack_teardown);
+    }
+    return failed;
 }

@@ -72,8 +72,10 @@ int tf_stack_start_worker(tf_stack *s, bool with_ca)
     size_t n = 9;
     n = stack_setting(env, n, batch, sizeof batch, "SYNC_FETCH_BATCH", s->opts.fetch_batch);
     n = stack_setting(env, n, renew, sizeof renew, "SYNC_RENEW_SECONDS", s->opts.renew_seconds);
-    stack_setting(env, n, timeout, sizeof timeout, "IMAP_COMMAND_TIMEOUT_SECONDS",
-                  s->opts.command_timeout);
+    n = stack_setting(env, n, timeout, sizeof timeout, "IMAP_COMMAND_TIMEOUT_SECONDS",
+                      s->opts.command_timeout);
+    if (s->worker_env)
+        env[n++] = s->worker_env;
     snprintf(name, sizeof name, "sync-worker-%d", s->workers_started++);
     s->worker_pid = stack_spawn(s, "services/sync-worker/sync-worker", name, env);
     if (s->worker_pid <= 0 || tf_stack_wait_ping(s->worker) != 0) {
@@ -144,8 +146,9 @@ int tf_stack_start(tf_stack *s, const tf_stack_opts *opts)
     s->opts = *opts;
     signal(SIGPIPE, SIG_IGN);
     if (tf_redis_start(&s->redis, 0) != 0 ||
-        tf_dovecot_start_caps(&s->dove, "test", "secret", opts->messages, opts->imap_capability) !=
-            0 ||
+        (opts->strict ? tf_strict_start(&s->dove, "test", "secret", opts->messages, opts->strict)
+                      : tf_dovecot_start_caps(&s->dove, "test", "secret", opts->messages,
+                                              opts->imap_capability)) != 0 ||
         stack_start_services(s) != 0)
         goto fail;
     sh_redis_url u;
@@ -168,7 +171,7 @@ static void stack_keep_logs(const tf_stack *s, bool dump)
     char cmd[1200];
     if (!s->redis.dir[0])
         return;
-    snprintf(cmd, sizeof cmd, "mkdir -p %s.logs && cp %s/*.log %s/dovecot.log %s.logs/ 2>/dev/null",
+    snprintf(cmd, sizeof cmd, "mkdir -p %s.logs && cp %s/*.log %s/*.log %s.logs/ 2>/dev/null",
              s->opts.name, s->redis.dir, s->dove.dir, s->opts.name);
     if (system(cmd) != 0)
         fprintf(stderr, "(cannot keep the logs)\n");

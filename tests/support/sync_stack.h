@@ -5,6 +5,9 @@
  * on the Redis. On top of it, what the tests do with it: create an account,
  * ask for a sync and wait for its end, list and fetch messages, count keys.
  *
+ * The IMAP server is Dovecot, or with opts.strict the strict test server,
+ * which answers BAD to any command that strays from the grammar.
+ *
  * Life cycle: tf_stack_start brings everything up (and takes down what it
  * had started when a part fails); tf_stack_stop stops the services, keeps
  * their logs in <name>.logs/ beside the test binary and removes the rest.
@@ -23,6 +26,7 @@
 #include "shared/rpc.h"
 #include "shared/store.h"
 #include "shared/val.h"
+#include "strict_fixture.h"
 
 /* The password-sealing key every service of the stack is given. */
 #define TF_STACK_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -30,16 +34,18 @@
 /* What differs between the tests that use the stack; 0 in a setting leaves
  * the service's default. */
 typedef struct tf_stack_opts {
-    const char *name;            /* the test's name: its logs go to <name>.logs/ */
-    int messages;                /* generated messages in the Dovecot's INBOX */
-    int lease_seconds;           /* the coordinator's SYNC_LEASE_SECONDS */
-    int fetch_batch;             /* the sync-worker's SYNC_FETCH_BATCH */
-    int renew_seconds;           /* the sync-worker's SYNC_RENEW_SECONDS */
-    int command_timeout;         /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
-    bool worker_ca;              /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
-    bool gateway;                /* start the gateway on http_port too */
-    const char *imap_capability; /* Dovecot's CAPABILITY after login, NULL
-                                    for its own (tf_dovecot_start_caps) */
+    const char *name;             /* the test's name: its logs go to <name>.logs/ */
+    int messages;                 /* generated messages in the Dovecot's INBOX */
+    int lease_seconds;            /* the coordinator's SYNC_LEASE_SECONDS */
+    int fetch_batch;              /* the sync-worker's SYNC_FETCH_BATCH */
+    int renew_seconds;            /* the sync-worker's SYNC_RENEW_SECONDS */
+    int command_timeout;          /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
+    bool worker_ca;               /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
+    bool gateway;                 /* start the gateway on http_port too */
+    const char *imap_capability;  /* Dovecot's CAPABILITY after login, NULL
+                                     for its own (tf_dovecot_start_caps) */
+    const tf_strict_opts *strict; /* run the strict test server (strict_fixture.h)
+                                     with these options instead of Dovecot */
 } tf_stack_opts;
 
 typedef struct tf_stack {
@@ -47,8 +53,10 @@ typedef struct tf_stack {
     tf_redis redis;
     tf_dovecot dove;
     pid_t progress_pid, coord_pid, worker_pid, gateway_pid;
-    int workers_started; /* numbers the sync-worker logs */
-    int http_port;       /* the gateway's, when started */
+    int workers_started;    /* numbers the sync-worker logs */
+    const char *worker_env; /* one more "K=V" for the sync-workers started
+                               from now on, or NULL */
+    int http_port;          /* the gateway's, when started */
     char progress_url[64], progress_events_url[64];
     char coord_url[64], coord_events_url[64];
     char worker_url[64], worker_events_url[64];
