@@ -1,8 +1,10 @@
 /* accounts.c - email accounts: validation, sealed passwords, and the
  * public view that never holds a secret. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ops.h"
 #include "scripts.h"
@@ -185,11 +187,22 @@ static void acc_add_fields(sh_cmd *c, const sh_val *fields)
             continue;
         sh_cmd_arg(c, k, klen);
         if (strcmp(k, "folders") == 0) {
+            /* INBOX is a name in any case (RFC 3501 5.1): stored as
+             * "INBOX", so that every view of the folder agrees. */
+            sh_val *names = sh_val_new_array();
+            for (size_t j = 0; names && j < sh_val_len(v); j++) {
+                size_t nl;
+                const char *name = sh_val_str(sh_val_at(v, j), &nl);
+                bool inbox = nl == 5 && strncasecmp(name, "INBOX", 5) == 0;
+                if (sh_val_push(names, inbox ? sh_val_new_cstr("INBOX") : sh_val_new_str(name, nl)))
+                    break;
+            }
             sh_buf b;
             sh_buf_init(&b);
-            sh_msg_pack(v, &b);
+            sh_msg_pack(names ? names : v, &b);
             sh_cmd_arg(c, b.data, b.len);
             sh_buf_fini(&b);
+            sh_val_free(names);
         } else if (strcmp(k, "tlsVerify") == 0) {
             sh_cmd_str(c, sh_val_bool(v) ? "1" : "0");
         } else if (sh_val_type_of(v) == SH_VAL_INT) {

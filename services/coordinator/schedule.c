@@ -151,6 +151,17 @@ int coord_sched_status(sh_worker *w, sh_val **out, sh_error *err)
     return SH_OK;
 }
 
+/* sched_announce_queued tells idle sync workers that account id is queued. */
+static void sched_announce_queued(sh_worker *w, const char *id)
+{
+    sh_val *ev = sh_val_new_map();
+    if (ev && sh_val_set_cstr(ev, "accountId", sh_val_new_cstr(id))) {
+        sh_val_free(ev);
+        ev = NULL;
+    }
+    coord_publish(w, COORD_TOPIC_QUEUED, "queued", ev);
+}
+
 int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
 {
     *out = NULL;
@@ -183,14 +194,8 @@ int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
         sh_reply_free(r);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
-    if (sh_val_bool(sh_val_get(m, "queued"))) {
-        sh_val *ev = sh_val_new_map();
-        if (ev && sh_val_set_cstr(ev, "accountId", sh_val_new_cstr(id))) {
-            sh_val_free(ev);
-            ev = NULL;
-        }
-        coord_publish(w, COORD_TOPIC_QUEUED, "queued", ev);
-    }
+    if (sh_val_bool(sh_val_get(m, "queued")))
+        sched_announce_queued(w, id);
     sh_reply_free(r);
     *out = m;
     return SH_OK;
@@ -296,17 +301,22 @@ int coord_lease_complete(sh_worker *w, const char *id, const char *token, const 
         return sh_error_set(err, SH_EINVAL, "invalid account id");
     coord_sched_keys k;
     coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_lease_complete, 4);
+    char pid[96], rnd[17];
+    sh_random_hex(rnd, 8);
+    snprintf(pid, sizeof pid, "sync-%s-%s", id, rnd);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_lease_complete, 5);
     sh_cmd_str(c, key);
     sh_cmd_str(c, k.leases);
     sh_cmd_str(c, k.due);
     sh_cmd_str(c, k.errors);
+    sh_cmd_str(c, k.queue);
     sh_cmd_str(c, id);
     sh_cmd_str(c, token);
     sh_cmd_int(c, sh_now_ms());
     sh_cmd_str(c, outcome);
     sh_cmd_str(c, message ? message : "");
     sh_cmd_int(c, coord_env_of(w)->interval_min * 60000);
+    sh_cmd_str(c, pid);
     sh_reply *r;
     int rc = sched_run(w, c, &r, err);
     if (rc)
@@ -322,5 +332,11 @@ int coord_lease_complete(sh_worker *w, const char *id, const char *token, const 
     if (!*out)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     sh_log_info("sync_complete", "account=%s outcome=%s", id, outcome);
+    const char *status = sh_val_get_str(*out, "syncStatus", NULL);
+    if (status && strcmp(status, "queued") == 0) {
+        /* A sync asked for while this one ran: wake the idle workers. */
+        sh_log_info("sync_again", "account=%s queued again: asked for while it synced", id);
+        sched_announce_queued(w, id);
+    }
     return SH_OK;
 }

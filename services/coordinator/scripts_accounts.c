@@ -185,8 +185,10 @@ sh_script coord_script_lease_renew = SH_SCRIPT(
                           "redis.call('ZADD', KEYS[2], exp, ARGV[1])\n"
                           "return exp\n");
 
-/* KEYS: account, leases, due, errors. ARGV: id, token, now ms, outcome,
- * message, interval ms. ok clears the error state (its message, when the
+/* KEYS: account, leases, due, errors, queue. ARGV: id, token, now ms,
+ * outcome, message, interval ms, the progress id of a run asked for while
+ * this one ran (syncAgain, set by sync_now), which is queued at once unless
+ * the login was refused. ok clears the error state (its message, when the
  * run went through with a problem worth showing, becomes the account's
  * errorMessage, "" otherwise); error backs off
  * (interval x 2^(failures-1), at most x8); auth_error leaves the schedule
@@ -216,11 +218,19 @@ sh_script coord_script_lease_complete = SH_SCRIPT(
     "    redis.call('HSET', KEYS[1], 'nextSyncAt', num(now + wait))\n"
     "  end\n"
     "end\n"
+    "if redis.call('HGET', KEYS[1], 'syncAgain') == '1' then\n"
+    "  redis.call('HDEL', KEYS[1], 'syncAgain')\n"
+    "  if ARGV[4] ~= 'auth_error' then\n"
+    "    redis.call('HSET', KEYS[1], 'status', 'queued', 'progressId', ARGV[7])\n"
+    "    redis.call('LPUSH', KEYS[5], ARGV[1])\n"
+    "  end\n"
+    "end\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
 /* KEYS: account, queue. ARGV: progress id, account id. Queues the account now, at the
  * front. Returns {1, progressId} when queued, {0, progressId} when it
- * already was (or is syncing), nil when there is no account. */
+ * already was (or is syncing: then another run follows this one, for what
+ * was asked while it ran), nil when there is no account. */
 sh_script coord_script_sync_now = SH_SCRIPT(
     "sync_now", "local st = redis.call('HGET', KEYS[1], 'status')\n"
                 "if not st then return false end\n"
@@ -228,6 +238,7 @@ sh_script coord_script_sync_now = SH_SCRIPT(
                 "  local pid = redis.call('HGET', KEYS[1], 'progressId') or ''\n"
                 "  if pid == '' then pid = ARGV[1]; redis.call('HSET', KEYS[1], 'progressId', pid) "
                 "end\n"
+                "  if st == 'syncing' then redis.call('HSET', KEYS[1], 'syncAgain', '1') end\n"
                 "  return {0, pid}\n"
                 "end\n"
                 "redis.call('HSET', KEYS[1], 'status', 'queued', 'progressId', ARGV[1])\n"

@@ -9,9 +9,9 @@
 static const char messages_not_found[] = "Message not found";
 
 /* The public fields of a message (services/sync-worker/README.md). */
-static const char *const messages_fields[] = {"uid",  "folder", "subject",      "from",
-                                              "to",   "cc",     "date",         "messageId",
-                                              "size", "flags",  "internalDate", NULL};
+static const char *const messages_fields[] = {
+    "uid",       "folder", "subject", "from",         "to",        "cc", "date",
+    "messageId", "size",   "flags",   "internalDate", "flagError", NULL};
 
 static sh_val *messages_view(const sh_val *msg)
 {

@@ -19,7 +19,7 @@ typedef struct sync_env {
     int command_timeout_s;
     int fetch_batch;
     int fetch_budget; /* messages in flight across all sync threads */
-    int renew_s; /* seconds between two lease renewals */
+    int renew_s;      /* seconds between two lease renewals */
 } sync_env;
 
 #endif

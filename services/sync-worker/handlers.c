@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mailstore.h"
 #include "shared/keys.h"
@@ -37,7 +38,8 @@ static int handler_args(const sh_val *args, const char **acct, const char **fold
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
             return sh_error_set(err, SH_EINVAL, "folder contains a control character");
-    *folder = name;
+    /* INBOX is a name in any case (RFC 3501 5.1). */
+    *folder = strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
     return SH_OK;
 }
 

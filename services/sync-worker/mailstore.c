@@ -711,20 +711,37 @@ int sync_mail_pending(sh_store *st, const char *acct, const char *folder, sync_p
     return SH_OK;
 }
 
-int sync_mail_pending_done(sh_store *st, const char *acct, const char *folder,
-                           const sync_pending *p, sh_error *err)
+/* mail_pending_apply runs script (pending_done or pending_retry) on the
+ * pending entry of p; a retry also passes the entry with one more attempt. */
+static int mail_pending_apply(sh_store *st, const char *acct, const char *folder,
+                              const sync_pending *p, sh_script *script, bool retry, sh_error *err)
 {
     char key[SYNC_KEY_MAX];
     if (sync_key_pending(key, sizeof key, acct, folder) < 0)
         return mail_key_err(err);
-    sh_cmd *c = sh_cmd_new_eval(&mail_pending_done_script, 1);
+    sh_cmd *c = sh_cmd_new_eval(script, 1);
     sh_cmd_str(c, key);
     sh_cmd_int(c, p->uid);
     sh_cmd_str(c, p->value);
+    if (retry)
+        sh_cmd_fmt(c, "%c:%u:%llu:%d", p->seen ? '+' : '-', (unsigned)p->uidvalidity,
+                   (unsigned long long)p->modseq, p->attempts + 1);
     sh_reply *r = NULL;
     int rc = sh_store_call(st, c, &r, err);
     sh_reply_free(r);
     return rc;
+}
+
+int sync_mail_pending_done(sh_store *st, const char *acct, const char *folder,
+                           const sync_pending *p, sh_error *err)
+{
+    return mail_pending_apply(st, acct, folder, p, &mail_pending_done_script, false, err);
+}
+
+int sync_mail_pending_retry(sh_store *st, const char *acct, const char *folder,
+                            const sync_pending *p, sh_error *err)
+{
+    return mail_pending_apply(st, acct, folder, p, &mail_pending_retry_script, true, err);
 }
 
 int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err)
@@ -793,24 +810,6 @@ int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err
     }
     *out = res;
     return SH_OK;
-}
-
-int sync_mail_pending_retry(sh_store *st, const char *acct, const char *folder,
-                            const sync_pending *p, sh_error *err)
-{
-    char key[SYNC_KEY_MAX];
-    if (sync_key_pending(key, sizeof key, acct, folder) < 0)
-        return mail_key_err(err);
-    sh_cmd *c = sh_cmd_new_eval(&mail_pending_retry_script, 1);
-    sh_cmd_str(c, key);
-    sh_cmd_int(c, p->uid);
-    sh_cmd_str(c, p->value);
-    sh_cmd_fmt(c, "%c:%u:%llu:%d", p->seen ? '+' : '-', (unsigned)p->uidvalidity,
-               (unsigned long long)p->modseq, p->attempts + 1);
-    sh_reply *r = NULL;
-    int rc = sh_store_call(st, c, &r, err);
-    sh_reply_free(r);
-    return rc;
 }
 
 int sync_mail_flag_error(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,

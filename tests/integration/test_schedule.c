@@ -462,6 +462,64 @@ static void test_queued_accounts_are_announced(void **state)
     drain();
 }
 
+/* A sync asked for while the account syncs (a read/unread change made
+ * meanwhile) is not lost: when the run completes the account is queued
+ * again at once, under a new progress id, and announced; a refused login
+ * ends that instead. */
+static void test_sync_asked_while_syncing_follows(void **state)
+{
+    flush_redis();
+    static char ids[1][32];
+    create_accounts(1, ids);
+    sh_sub *sub = NULL;
+    sh_error err;
+    assert_int_equal(sh_sub_new(ev_url[0], 0, &sub, &err), SH_OK);
+    assert_int_equal(sh_sub_subscribe(sub, "sync:queued"), SH_OK);
+    tf_sleep_ms(300);
+    for (int round = 0; round < 2; round++) {
+        sync_now(ids[0]);
+        sh_val *lease = lease_one(c0);
+        assert_non_null(lease);
+        const char *first = sh_val_get_str(lease, "progressId", NULL);
+        char first_pid[128];
+        snprintf(first_pid, sizeof first_pid, "%s", first ? first : "");
+        sync_now(ids[0]); /* while syncing */
+        sh_val *acct = NULL;
+        const char *outcome = round == 0 ? "ok" : "auth_error";
+        assert_int_equal(complete(lease, sh_val_get_str(lease, "leaseToken", NULL), outcome, &acct),
+                         SH_OK);
+        const char *status = sh_val_get_str(acct, "syncStatus", NULL);
+        if (round == 0) {
+            assert_string_equal(status, "queued");
+            sh_val *again = lease_one(c0);
+            assert_non_null(again);
+            assert_string_equal(sh_val_get_str(again, "accountId", NULL), ids[0]);
+            assert_string_not_equal(sh_val_get_str(again, "progressId", NULL), first_pid);
+            assert_int_equal(complete(again, sh_val_get_str(again, "leaseToken", NULL), "ok", NULL),
+                             SH_OK);
+            sh_val_free(again);
+        } else {
+            assert_string_equal(status, "auth_error");
+        }
+        sh_val_free(acct);
+        sh_val_free(lease);
+    }
+    /* announced: the two sync_now that queued, and the run that followed */
+    int n = 0;
+    char *topic = NULL;
+    sh_val *ev = NULL;
+    while (sh_sub_recv(sub, 500, &topic, &ev) == SH_OK) {
+        n++;
+        free(topic);
+        sh_val_free(ev);
+        topic = NULL;
+        ev = NULL;
+    }
+    assert_int_equal(n, 3);
+    sh_sub_free(sub);
+    drain();
+}
+
 static void test_lease_expiry_requeues_and_stale_token_refused(void **state)
 {
     flush_redis();
@@ -712,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_two_coordinators_ticking_at_once_never_double_queue),
         cmocka_unit_test(test_queued_accounts_are_announced),
         cmocka_unit_test(test_missed_intervals_are_skipped_not_made_up),
+        cmocka_unit_test(test_sync_asked_while_syncing_follows),
         cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),
         cmocka_unit_test(test_backoff_and_auth_failures),
         cmocka_unit_test(test_secrets_never_stored_and_rotation),

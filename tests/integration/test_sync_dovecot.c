@@ -8,7 +8,10 @@
  * The sync runs three times, against Dovecot as it is (QRESYNC: changes and
  * expunges from UID FETCH VANISHED; an unchanged folder costs a SELECT),
  * with CONDSTORE but no QRESYNC, and with neither (the whole UID list is
- * compared, flags fully scanned); the worker's log says which path ran. */
+ * compared, flags fully scanned); the worker's log says which path ran.
+ * Then twice against the strict test server (with QRESYNC, and with none of
+ * CONDSTORE, QRESYNC and LITERAL+), which answers BAD to any command that
+ * strays from the grammar: none may. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,16 +36,22 @@ typedef struct server_kind {
     const char *capability; /* NULL: Dovecot's own, with QRESYNC */
     const char *check;      /* the path the worker's log names for a change */
     bool condstore;
+    const tf_strict_opts *strict; /* the strict server instead of Dovecot */
 } server_kind;
 
+static const tf_strict_opts strict_qresync = {0};
+static const tf_strict_opts strict_plain = {.capability = "IMAP4rev1 ENABLE SPECIAL-USE UIDPLUS"};
+
 static const server_kind kinds[] = {
-    {"test_sync_dovecot", NULL, "check=qresync", true},
+    {"test_sync_dovecot", NULL, "check=qresync", true, NULL},
     {"test_sync_dovecot_condstore",
      "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS CONDSTORE SPECIAL-USE",
-     "check=full", true},
+     "check=full", true, NULL},
     {"test_sync_dovecot_plain",
      "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS SPECIAL-USE", "check=full",
-     false},
+     false, NULL},
+    {"test_sync_strict", NULL, "check=qresync", true, &strict_qresync},
+    {"test_sync_strict_plain", NULL, "check=full", false, &strict_plain},
 };
 
 static const server_kind *kind;
@@ -54,6 +63,7 @@ static int group_setup(void **state)
     tf_stack_opts opts = {
         .name = kind->name, .messages = NMSG, .fetch_batch = 200, .command_timeout = 20};
     opts.imap_capability = kind->capability;
+    opts.strict = kind->strict;
     *state = &st;
     return tf_stack_start(&st, &opts);
 }
@@ -322,6 +332,17 @@ static void test_wrong_password(void **state)
     sh_val_free(res);
 }
 
+/* Against the strict server: the worker's commands reached it, and it
+ * answered BAD to none. */
+static void test_wire_exact(void **state)
+{
+    if (!kind->strict)
+        skip();
+    assert_true(tf_strict_log_count(&st.dove, "UID FETCH") > 0);
+    if (tf_strict_log_count(&st.dove, "BAD ") != 0)
+        fail_msg("the strict server answered BAD; see %s.logs/imap.log", kind->name);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,20 +350,44 @@ int main(void)
         cmocka_unit_test(test_incremental_scattered), cmocka_unit_test(test_encoded_words),
         cmocka_unit_test(test_deleted_account),       cmocka_unit_test(test_wrong_password),
     };
+    const struct CMUnitTest strict_tests[] = {
+        cmocka_unit_test(test_initial_sync),
+        cmocka_unit_test(test_incremental),
+        cmocka_unit_test(test_incremental_scattered),
+        cmocka_unit_test(test_encoded_words),
+        cmocka_unit_test(test_deleted_account),
+        cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_wire_exact),
+    };
     const struct CMUnitTest changes[] = {
         cmocka_unit_test(test_initial_sync),
         cmocka_unit_test(test_incremental),
         cmocka_unit_test(test_incremental_scattered),
+    };
+    /* The strict server without LITERAL+ takes no {n+} from the test's
+     * own APPENDs, so there only the initial sync runs. */
+    const struct CMUnitTest initial[] = {
+        cmocka_unit_test(test_initial_sync),
+        cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_wire_exact),
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         kind = &kinds[i];
         memset(&st, 0, sizeof st);
         account_id[0] = '\0';
-        failed += i == 0 ? cmocka_run_group_tests_name(kinds[i].name, tests, group_setup,
-                                                       tf_stack_teardown)
-                         : cmocka_run_group_tests_name(kinds[i].name, changes, group_setup,
-                                                       tf_stack_teardown);
+        if (i == 0)
+            failed +=
+                cmocka_run_group_tests_name(kind->name, tests, group_setup, tf_stack_teardown);
+        else if (kind->strict == &strict_qresync)
+            failed += cmocka_run_group_tests_name(kind->name, strict_tests, group_setup,
+                                                  tf_stack_teardown);
+        else if (kind->strict)
+            failed +=
+                cmocka_run_group_tests_name(kind->name, initial, group_setup, tf_stack_teardown);
+        else
+            failed +=
+                cmocka_run_group_tests_name(kind->name, changes, group_setup, tf_stack_teardown);
     }
     return failed;
 }

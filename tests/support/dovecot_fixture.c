@@ -178,7 +178,7 @@ static int dovecot_generate(tf_dovecot *d, int count)
     return dovecot_chown_tree(mail, d->uid, d->gid);
 }
 
-static int dovecot_connect(int port)
+int tf_imap_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
@@ -196,8 +196,7 @@ static int dovecot_connect(int port)
     return fd;
 }
 
-/* dovecot_greeting reads until the server's first line. */
-static int dovecot_greeting(int fd)
+int tf_imap_greeting(int fd)
 {
     char buf[512];
     size_t n = 0;
@@ -220,6 +219,12 @@ static int dovecot_launch(tf_dovecot *d)
     char conf[400], out[400];
     snprintf(conf, sizeof conf, "%s/dovecot.conf", d->dir);
     snprintf(out, sizeof out, "%s/dovecot.out", d->dir);
+    const char *const argv[] = {DOVECOT_BIN, "-F", "-c", conf, NULL};
+    return tf_imap_launch(d, argv, out, "dovecot");
+}
+
+int tf_imap_launch(tf_dovecot *d, const char *const *argv, const char *out, const char *name)
+{
     d->pid = fork();
     if (d->pid == 0) {
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -228,7 +233,7 @@ static int dovecot_launch(tf_dovecot *d)
             dup2(fd, 2);
             close(fd);
         }
-        execl(DOVECOT_BIN, "dovecot", "-F", "-c", conf, (char *)NULL);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     if (d->pid < 0) {
@@ -238,21 +243,21 @@ static int dovecot_launch(tf_dovecot *d)
     for (int i = 0; i < 500; i++) {
         int st;
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-            fprintf(stderr, "dovecot exited at start (status %d); see %s and %s/dovecot.log\n", st,
+            fprintf(stderr, "%s exited at start (status %d); see %s and the logs in %s\n", name, st,
                     out, d->dir);
             d->pid = 0;
             return -1;
         }
-        int fd = dovecot_connect(d->port);
+        int fd = tf_imap_connect(d->port);
         if (fd >= 0) {
-            int ok = dovecot_greeting(fd);
+            int ok = tf_imap_greeting(fd);
             close(fd);
             if (ok == 0)
                 return 0;
         }
         tf_sleep_ms(20);
     }
-    fprintf(stderr, "dovecot did not answer on port %d; see %s/dovecot.log\n", d->port, d->dir);
+    fprintf(stderr, "%s did not answer on port %d; see the logs in %s\n", name, d->port, d->dir);
     return -1;
 }
 
@@ -317,7 +322,12 @@ int tf_dovecot_add_user(const tf_dovecot *d, const char *user, const char *passw
     if (!f)
         return -1;
     int w = fprintf(f, "%s:{PLAIN}%s\n", user, password);
-    return fclose(f) == 0 && w > 0 ? 0 : -1;
+    if (fclose(f) != 0 || w <= 0)
+        return -1;
+    /* Dovecot looks at the passwd file at most once a second: a login in
+     * the second it last looked would not see the new user yet. */
+    tf_sleep_ms(1100);
+    return 0;
 }
 
 int tf_dovecot_halt(tf_dovecot *d)
@@ -327,7 +337,7 @@ int tf_dovecot_halt(tf_dovecot *d)
     d->pid = 0;
     /* The master's children leave with it; wait until the port is closed. */
     for (int i = 0; i < 250; i++) {
-        int fd = dovecot_connect(d->port);
+        int fd = tf_imap_connect(d->port);
         if (fd < 0)
             return 0;
         close(fd);
@@ -389,11 +399,11 @@ static int dovecot_tagged(int fd, const char *tag, char *out, size_t outlen, siz
 
 int tf_dovecot_imap(const tf_dovecot *d, const char *const *cmds, char *out, size_t outlen)
 {
-    int fd = dovecot_connect(d->port);
+    int fd = tf_imap_connect(d->port);
     size_t used = 0;
     if (out && outlen)
         out[0] = '\0';
-    if (fd < 0 || dovecot_greeting(fd)) {
+    if (fd < 0 || tf_imap_greeting(fd)) {
         if (fd >= 0)
             close(fd);
         return -1;

@@ -47,7 +47,8 @@ int tf_dovecot_start_caps(tf_dovecot *d, const char *user, const char *password,
                           const char *capability);
 /* tf_dovecot_add_user adds a passwd-file user of the running server with a
  * maildir of its own holding generated messages 1..count (Dovecot re-reads
- * the passwd file when it changes). Returns 0 or -1. */
+ * the passwd file when it changes, looking at most once a second, so this
+ * takes a second). Returns 0 or -1. */
 int tf_dovecot_add_user(const tf_dovecot *d, const char *user, const char *password, int count);
 /* tf_dovecot_halt stops the server but keeps its directory and mail;
  * returns 0 once the port is closed. tf_dovecot_resume starts it again on
@@ -60,6 +61,17 @@ void tf_dovecot_stop(tf_dovecot *d);
 /* tf_dovecot_message builds the RFC 5322 text of message n into buf;
  * returns its length. */
 size_t tf_dovecot_message(int n, char *buf, size_t len);
+
+/* tf_imap_launch starts argv[0] (found in PATH) with argv, its output to
+ * out, as the server of d (pid set), and waits up to 10 s until d->port
+ * greets. name says which server in messages. Returns 0 or -1. */
+int tf_imap_launch(tf_dovecot *d, const char *const *argv, const char *out, const char *name);
+
+/* tf_imap_connect connects to an IMAP server on a loopback port (10 s read
+ * timeout); returns the socket or -1. tf_imap_greeting reads its first
+ * line and returns 0 when it is "* OK". */
+int tf_imap_connect(int port);
+int tf_imap_greeting(int fd);
 
 /* tf_dovecot_imap logs in as the test user on a second connection, runs
  * each command of the NULL-terminated list (without tag or CRLF; a literal

@@ -2,14 +2,11 @@
  * strict_fixture.h); the script sits beside this file in the source tree. */
 #include "strict_fixture.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,23 +17,6 @@
 #endif
 
 #define STRICT_ARGS_MAX 64
-
-static int strict_greets(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    char buf[256];
-    ssize_t n = -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
-        n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    return n > 4 && strncmp(buf, "* OK", 4) == 0 ? 0 : -1;
-}
 
 int tf_strict_start(tf_dovecot *d, const char *user, const char *password, int count,
                     const tf_strict_opts *opts)
@@ -88,34 +68,7 @@ int tf_strict_start(tf_dovecot *d, const char *user, const char *password, int c
         argv[n++] = opts->capability;
     }
     argv[n] = NULL;
-    d->pid = fork();
-    if (d->pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp("python3", (char *const *)argv);
-        _exit(127);
-    }
-    if (d->pid < 0) {
-        perror("fork");
-        return -1;
-    }
-    for (int i = 0; i < 500; i++) {
-        int st;
-        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-            fprintf(stderr, "strict IMAP server exited at start (status %d); see %s\n", st, out);
-            d->pid = 0;
-            return -1;
-        }
-        if (strict_greets(d->port) == 0)
-            return 0;
-        tf_sleep_ms(20);
-    }
-    fprintf(stderr, "strict IMAP server did not answer on port %d; see %s\n", d->port, out);
-    return -1;
+    return tf_imap_launch(d, argv, out, "the strict IMAP server");
 }
 
 int tf_strict_log_count(const tf_dovecot *d, const char *what)

@@ -270,3 +270,20 @@ int tf_stack_worker_log_count(const tf_stack *s, ...)
     fclose(f);
     return count;
 }
+
+int tf_stack_http(tf_stack *s, const char *method, const char *path, char *body, size_t len)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd,
+             "curl -s -m 10 -o /dev/stdout -w '\\n%%{http_code}' -X %s 'http://127.0.0.1:%d%s'",
+             method, s->http_port, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(body, 1, len - 1, p);
+    body[n] = '\0';
+    pclose(p);
+    char *nl = strrchr(body, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    return atoi(nl + 1);
+}

@@ -154,6 +154,10 @@ int tf_msg_number(const sh_val *m);
  * plausible size of generated message n. */
 void tf_check_envelope(const sh_val *m, int n);
 
+/* tf_stack_http sends method path to the stack's gateway with curl and
+ * returns the HTTP status; the body goes to body (len bytes at most). */
+int tf_stack_http(tf_stack *s, const char *method, const char *path, char *body, size_t len);
+
 /* tf_stack_worker_log_count counts the lines of the running sync-worker's
  * log that hold every one of the NULL-terminated strings. */
 int tf_stack_worker_log_count(const tf_stack *s, ...);
