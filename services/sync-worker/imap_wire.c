@@ -304,6 +304,8 @@ int sync_mutf7_decode(sh_buf *out, const char *name, size_t len)
             } else if (high) {
                 return SH_EINVAL;
             }
+            if (cp < 0x20 || cp == 0x7f)
+                return SH_EINVAL; /* a control character, NUL included */
             if (wire_put_utf8(out, cp))
                 return SH_ENOMEM;
         }

@@ -62,7 +62,8 @@ void sync_wire_set(sync_wire *w, const uint32_t *uids, size_t n);
 int sync_mutf7_encode(sh_buf *out, const char *utf8, size_t len);
 /* sync_mutf7_decode appends the UTF-8 form of a modified UTF-7 name to out.
  * Returns SH_OK, SH_EINVAL when name is not valid modified UTF-7 (8-bit
- * bytes, a bad base64 run, an unpaired surrogate), or SH_ENOMEM. */
+ * bytes, a bad base64 run, an unpaired surrogate, a control character or
+ * NUL even when base64-encoded), or SH_ENOMEM. */
 int sync_mutf7_decode(sh_buf *out, const char *name, size_t len);
 
 #endif

@@ -171,6 +171,8 @@ static void test_mutf7_refused(void **state)
         "&3gA-",           /* a low surrogate alone */
         "&APx-",           /* padding bits not zero */
         "tab\there",       /* control character */
+        "&AAA-",           /* NUL, base64-encoded */
+        "&AAk-",           /* a tab, base64-encoded */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sh_buf b;
