@@ -3,7 +3,8 @@
  * the whole mailbox, a worker killed (SIGKILL) and one stopped (SIGTERM) in
  * the middle of it, a folder recreated under a new UIDVALIDITY, the server
  * stopped and started again, and hostile or broken replies (a literal of a
- * gigabyte, garbage, a missing envelope, invalid UTF-8, an over-long
+ * gigabyte, a literal cut off by the server closing, garbage, a missing
+ * envelope, invalid UTF-8, an over-long
  * subject) that end the account's run in `error` while the worker goes on;
  * last, a folder marked \Sent (SPECIAL-USE) synced beside INBOX. */
 #include <setjmp.h>
@@ -299,6 +300,11 @@ static void fake_fetch(int fd, const char *user, const char *tag)
             ;
         return; /* the client has hung up, or gets the connection closed */
     }
+    if (strcmp(user, "cutoff") == 0) {
+        /* a literal announced, then the connection closed half-way */
+        fake_puts(fd, "* 1 FETCH (UID 1 FLAGS (\\Seen) " FAKE_HEAD "{5000}\r\nonly this");
+        return;
+    }
     if (strcmp(user, "garbage") == 0) {
         fake_puts(fd, "* 1 FETCH (UID 1 FLAGS (\\Seen) ENVELOPE (((((( ]]] \x01\x02 }{\r\n");
     } else if (strcmp(user, "noenv") == 0) {
@@ -370,7 +376,7 @@ static void *fake_conn(void *arg)
             snprintf(reply, sizeof reply, "* SEARCH 1 2\r\n%s OK done\r\n", tag);
         } else if (strcasecmp(cmd, "UID") == 0 && strncasecmp(rest, "FETCH", 5) == 0) {
             fake_fetch(fd, user, tag);
-            if (strcmp(user, "huge") == 0)
+            if (strcmp(user, "huge") == 0 || strcmp(user, "cutoff") == 0)
                 break;
             continue;
         } else if (strcasecmp(cmd, "LOGOUT") == 0) {
@@ -438,12 +444,13 @@ static void test_hostile_server(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, fake_main, NULL), 0);
 
-    char huge[160], garbage[160], noenv[160], utf8[160];
+    char huge[160], garbage[160], noenv[160], utf8[160], cutoff[160];
     tf_sync_end end;
     create_account(fake_port, "huge", NULL, huge, sizeof huge);
     create_account(fake_port, "garbage", NULL, garbage, sizeof garbage);
     create_account(fake_port, "noenv", NULL, noenv, sizeof noenv);
     create_account(fake_port, "utf8", NULL, utf8, sizeof utf8);
+    create_account(fake_port, "cutoff", NULL, cutoff, sizeof cutoff);
 
     tf_stack_sync_and_wait(&st, huge, "error", &end);
     fprintf(stderr, "huge literal: %s\n", end.error);
@@ -451,6 +458,11 @@ static void test_hostile_server(void **state)
     tf_stack_sync_and_wait(&st, garbage, "error", &end);
     fprintf(stderr, "garbage: %s\n", end.error);
     assert_non_null(strstr(end.error, "INBOX"));
+    /* A server that closes the connection inside a literal: libetpan 1.9.4
+     * would wait for the rest for ever, reading nothing in a busy loop. */
+    tf_stack_sync_and_wait(&st, cutoff, "error", &end);
+    fprintf(stderr, "cut off: %s\n", end.error);
+    assert_non_null(strstr(end.error, "connection lost"));
     tf_stack_sync_and_wait(&st, noenv, "error", &end);
     fprintf(stderr, "no envelope: %s\n", end.error);
     assert_non_null(strstr(end.error, "lacks"));

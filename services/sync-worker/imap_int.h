@@ -1,0 +1,102 @@
+/* imap_int.h - what the files of the IMAP module share: imap.c (the session
+ * and its commands), imap_exec.c (running one command), imap_stream.c (the
+ * reply-size cap under the session) and imap_decode.c (the replies' text
+ * and messages). Only these files and this header include libetpan; the
+ * sync_ names of imap.h are the module's interface, the sync__imap_ names
+ * here are its internals. */
+#ifndef SYNC_IMAP_INT_H
+#define SYNC_IMAP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libetpan/libetpan.h>
+
+#include "imap.h"
+#include "imap_wire.h"
+#include "shared/buf.h"
+#include "shared/err.h"
+
+/* The largest field kept from an envelope; longer ones are cut. */
+#define SYNC__IMAP_FIELD_MAX 4096
+/* The largest reply to one command (a batch of SYNC_FETCH_BATCH envelopes
+ * is a few megabytes at most). */
+#define SYNC__IMAP_REPLY_MAX ((size_t)64 * 1024 * 1024)
+
+/* The type of libetpan's ENABLED data: MAILIMAP_ENABLE_TYPE_ENABLE, the
+ * first of an enum private to its enable.c. */
+#define SYNC__IMAP_ENABLE_TYPE_ENABLE 0
+
+/* The reading side of a session counts the bytes of the reply to the last
+ * command sent (imap_stream.c). */
+typedef struct sync__imap_cap {
+    mailstream_low *inner;
+    size_t used;  /* bytes read since the last write */
+    bool tripped; /* a reply went over SYNC__IMAP_REPLY_MAX */
+} sync__imap_cap;
+
+struct sync_imap {
+    mailimap *m;
+    const char *host;
+    sync__imap_cap *cap; /* owned by the stream */
+    bool logged_in;
+    bool condstore;
+    bool qresync; /* ENABLE QRESYNC succeeded */
+};
+
+/* sync__imap_cap_install puts the counting stream in front of the stream
+ * of session m; *out (owned by the stream, freed with it) tells when a
+ * reply went over the cap. Returns SH_OK or SH_ENOMEM. */
+int sync__imap_cap_install(mailimap *m, sync__imap_cap **out);
+
+/* An IMAP command's tagged answer. */
+typedef enum sync__imap_state {
+    SYNC__IMAP_OK,
+    SYNC__IMAP_NO,
+    SYNC__IMAP_BAD,
+} sync__imap_state;
+
+typedef struct sync__imap_answer {
+    sync__imap_state state;
+    char code[32]; /* the response code's atom ("UNAVAILABLE"), "" when none */
+} sync__imap_answer;
+
+/* sync__imap_exec sends the tag, the command of w and CRLF (waiting for
+ * the server at each synchronizing literal), reads the whole reply with
+ * libetpan's parser, which files its data in the session (selection info,
+ * search and fetch results, extension data), and fills a with the tagged
+ * answer. A BAD answer is an answer, not an error: SH_OK then. Errors are
+ * those of the connection and of the parser, with err set; what names
+ * the command in them. */
+int sync__imap_exec(sync_imap *s, const sync_wire *w, const char *what, sync__imap_answer *a,
+                    sh_error *err);
+/* sync__imap_simple runs a command whose only result is its answer: SH_OK
+ * for OK, SH_EPROTO naming the command and the server's words otherwise. */
+int sync__imap_simple(sync_imap *s, const sync_wire *w, const char *what, sh_error *err);
+/* sync__imap_refused turns a NO or BAD answer into SH_EPROTO with err
+ * naming the command, the answer, its code and the server's words. */
+int sync__imap_refused(const sync_imap *s, const sync__imap_answer *a, const char *what,
+                       sh_error *err);
+/* sync__imap_said is the text of the server's last tagged answer. */
+const char *sync__imap_said(const sync_imap *s);
+/* sync__imap_error translates libetpan's code r for the command what. */
+int sync__imap_error(sync_imap *s, int r, const char *what, sh_error *err);
+/* sync__imap_has_cap tells whether the server advertises capability name. */
+bool sync__imap_has_cap(sync_imap *s, const char *name);
+/* sync__imap_wire_init starts a command, with LITERAL+ once logged in to a
+ * server that offers it. */
+void sync__imap_wire_init(sync_imap *s, sync_wire *w);
+
+/* sync__imap_clean appends len bytes of s to out as valid UTF-8, cut at
+ * SYNC__IMAP_FIELD_MAX: control bytes become spaces, and invalid, overlong
+ * or surrogate sequences "?". Returns SH_OK or SH_ENOMEM. */
+int sync__imap_clean(sh_buf *out, const char *s, size_t len);
+/* sync__imap_header appends a header text (possibly with MIME encoded
+ * words, RFC 2047) decoded to UTF-8 and cleaned; NULL appends nothing. */
+int sync__imap_header(sh_buf *out, const char *s);
+/* sync__imap_fetch_results runs cb on each message of a fetch's results
+ * (full: the summary fields must be there) and frees them. Returns SH_OK,
+ * SH_EPROTO for a message without a requested field, or cb's code. */
+int sync__imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, sh_error *err);
+
+#endif
