@@ -245,50 +245,81 @@ bench_wrk() {
     printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$ops" "$p50" "$p99" "$errs" >>"$RESULTS"
 }
 
-# bench_wrk_peer LABEL CONNECTIONS LUA PATH [THREADS] [PER]: the same wrk
-# script against ours ($URL) and the peer ($PEER_URL), alternately, ROUNDS
-# times each (ours first); rows "LABEL: ours" and "LABEL: peer" hold the
-# median of each column (errors: the sum), and bench_report prints their
-# ratio. With BENCH_PEER=0 only ours runs.
-bench_wrk_peer() {
-    local label=$1 c=$2 lua=$3 path=$4
-    shift 4
-    local i who runs="$WORK/runs.$RANDOM$RANDOM"
+# bench_rounds CONNECTIONS THREADS SPEC...: wrk runs in rounds, each SPEC
+# "LABEL|ours-or-peer|LUA|PATH|PER" once a round in the order given (PATH
+# on $URL for ours, $PEER_URL for the peer), ROUNDS rounds, after an
+# unrecorded warm-up of each (Node's JIT, our first connections) when the
+# peer runs. Specs of the peer are left out with BENCH_PEER=0. Each LABEL's
+# row holds the median of each column (errors: the sum); every run goes to
+# rounds.tsv for bench_compare.
+bench_rounds() {
+    local c=$1 threads=$2
+    shift 2
+    local spec label who lua path per base i specs=()
+    for spec in "$@"; do
+        IFS='|' read -r label who lua path per <<<"$spec"
+        [ "$who" = peer ] && [ "$BENCH_PEER" != 1 ] && continue
+        specs+=("$spec")
+    done
     if [ "$BENCH_PEER" = 1 ]; then
-        # Unrecorded warm-up of both (Node's JIT, our first connections).
-        echo "bench: $label, warm-up of ours and the peer, ${WARMUP} s each" >&2
-        SECONDS_EACH=$WARMUP wrk_once "$c" "$lua" "$URL$path" "$@" >/dev/null 2>&1
-        SECONDS_EACH=$WARMUP wrk_once "$c" "$lua" "$PEER_URL$path" "$@" >/dev/null 2>&1
-    fi
-    for i in $(seq 1 "$ROUNDS"); do
-        for who in ours peer; do
-            [ "$who" = peer ] && [ "$BENCH_PEER" != 1 ] && continue
-            local base=$URL
+        for spec in "${specs[@]}"; do
+            IFS='|' read -r label who lua path per <<<"$spec"
+            base=$URL
             [ "$who" = peer ] && base=$PEER_URL
-            echo "bench: $label, $who, round $i of $ROUNDS" >&2
-            echo "$who $(wrk_once "$c" "$lua" "$base$path" "$@")" >>"$runs"
+            echo "bench: $label, warm-up, ${WARMUP} s" >&2
+            SECONDS_EACH=$WARMUP wrk_once "$c" "$lua" "$base$path" "$threads" "$per" >/dev/null 2>&1
+        done
+    fi
+    local runs="$WORK/runs.$RANDOM$RANDOM"
+    for i in $(seq 1 "$ROUNDS"); do
+        for spec in "${specs[@]}"; do
+            IFS='|' read -r label who lua path per <<<"$spec"
+            base=$URL
+            [ "$who" = peer ] && base=$PEER_URL
+            echo "bench: $label, round $i of $ROUNDS" >&2
+            printf '%s\t%s\t%s\n' "$label" "$i" "$(wrk_once "$c" "$lua" "$base$path" "$threads" "$per")" \
+                >>"$runs"
         done
     done
-    python3 - "$runs" "$label" "$BENCH_PEER" >>"$RESULTS" <<'PY'
+    cat "$runs" >>"$WORK/rounds.tsv"
+    python3 - "$runs" >>"$RESULTS" <<'PY'
 import statistics, sys
-runs, label, peer = sys.argv[1:4]
-by = {}
-for l in open(runs):
-    f = l.split()
-    by.setdefault(f[0], []).append([float(x) for x in f[1:]])
-for who in ("ours", "peer") if peer == "1" else ("ours",):
-    r = by[who]
+by, order = {}, []
+for l in open(sys.argv[1]):
+    label, _, fig = l.rstrip("\n").split("\t")
+    if label not in by:
+        order.append(label)
+    by.setdefault(label, []).append([float(x) for x in fig.split()])
+for label in order:
+    r = by[label]
     med = [statistics.median(x[i] for x in r) for i in range(3)]
-    print("%s: %s\t%.1f\t%.3f\t%.3f\t%d" % (label, who, med[0], med[1], med[2], sum(x[3] for x in r)))
-    sys.stderr.write("  %s, %s: ops/s of each run %s\n" % (label, who, " ".join("%.0f" % x[0] for x in r)))
+    print("%s\t%.1f\t%.3f\t%.3f\t%d" % (label, med[0], med[1], med[2], sum(x[3] for x in r)))
+    sys.stderr.write("  %s: ops/s of each round %s\n" % (label, " ".join("%.0f" % x[0] for x in r)))
 PY
-    [ "$BENCH_PEER" = 1 ] && printf '%s\n' "$label" >>"$WORK/pairs"
+}
+
+# bench_compare TITLE OURS_LABEL PEER_LABEL: bench_report prints, under TITLE,
+# the rows' medians and ours over the peer round by round (each round's run
+# of ours over the peer's of the same round: load from elsewhere drifts
+# more slowly than a round) and their median, which the aims get as
+# peer[TITLE]. Nothing with BENCH_PEER=0.
+bench_compare() {
+    [ "$BENCH_PEER" = 1 ] && printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$WORK/pairs"
     return 0
+}
+
+# bench_wrk_peer LABEL CONNECTIONS LUA PATH [THREADS] [PER]: the same wrk
+# script against ours and the peer, alternately (ours first), ROUNDS times
+# each: rows "LABEL: ours" and "LABEL: peer", compared under LABEL.
+bench_wrk_peer() {
+    local label=$1 c=$2 lua=$3 path=$4 threads=${5:-$(($2 < 2 ? 1 : 2))} per=${6:-1}
+    bench_rounds "$c" "$threads" "$label: ours|ours|$lua|$path|$per" "$label: peer|peer|$lua|$path|$per"
+    bench_compare "$label" "$label: ours" "$label: peer"
 }
 
 # bench_report REFERENCE AIMS_PY: the table of rows with their ratio to the
 # row named REFERENCE, memory idle and peak, the ours/peer ratios of
-# bench_wrk_peer, then the aims: AIMS_PY is Python with row(name) -> (ops,
+# bench_compare, then the aims: AIMS_PY is Python with row(name) -> (ops,
 # p50, p99, errors), ref, mem {name: (idle, peak) KiB}, peer {label: ratio}
 # (empty with BENCH_PEER=0) and aim(ok, text) in scope (ok None: SKIP).
 bench_report() {
@@ -299,9 +330,9 @@ bench_report() {
         kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the run; logs in $WORK"
         echo "$name $(vm_kib "$pid" VmHWM)" >>"$WORK/mem-peak"
     done
-    python3 - "$RESULTS" "$WORK/mem-idle" "$WORK/mem-peak" "$ref_name" "$aims" "$WORK/pairs" <<EOF
-import os, sys
-results, idle_f, peak_f, ref_name, aims, pairs_f = sys.argv[1:7]
+    python3 - "$RESULTS" "$WORK/mem-idle" "$WORK/mem-peak" "$ref_name" "$aims" "$WORK/pairs" "$WORK/rounds.tsv" <<EOF
+import os, statistics, sys
+results, idle_f, peak_f, ref_name, aims, pairs_f, rounds_f = sys.argv[1:8]
 print()
 print("machine: $(nproc) cores; load average now $(cut -d' ' -f1-3 /proc/loadavg) (other load skews the figures)")
 rows = {}
@@ -325,16 +356,25 @@ print()
 print("%-52s %14s %14s" % ("process", "idle RSS MiB", "peak RSS MiB"))
 for name, (i, p) in mem.items():
     print("%-52s %14.2f %14.2f" % (name, i / 1024.0, p / 1024.0))
-pairs = [l.rstrip("\n") for l in open(pairs_f) if l.strip()] if os.path.exists(pairs_f) else []
+pairs = [l.rstrip("\n").split("\t") for l in open(pairs_f) if l.strip()] if os.path.exists(pairs_f) else []
+rounds = {}
+if os.path.exists(rounds_f):
+    for l in open(rounds_f):
+        label, i, fig = l.rstrip("\n").split("\t")
+        rounds.setdefault(label, {})[i] = float(fig.split()[0])
 peer = {}
 if pairs:
     print()
-    print("%-56s %10s %10s %8s" % ("ours / peer (same wrk script, alternate runs, medians)",
-                                   "ours", "peer", "ratio"))
-    for p in pairs:
-        o, q = rows[p + ": ours"][0], rows[p + ": peer"][0]
-        peer[p] = o / q
-        print("%-56s %10.0f %10.0f %8.3f" % (p, o, q, o / q))
+    print("%-52s %8s %8s %8s %8s  %s" % ("ours / peer (wrk, alternate runs)",
+                                        "ours", "peer", "ratio", "of meds", "each round"))
+    for title, o_l, q_l in pairs:
+        o, q = rows[o_l][0], rows[q_l][0]
+        rr = [rounds[o_l][i] / rounds[q_l][i] for i in sorted(rounds[o_l], key=int) if i in rounds[q_l]]
+        peer[title] = statistics.median(rr)
+        print("%-52s %8.0f %8.0f %8.3f %8.3f  %s" % (title, o, q, peer[title], o / q,
+                                                     " ".join("%.3f" % x for x in rr)))
+    print("(ours, peer: median ops/s; ratio: median over the rounds of ours over the peer's run")
+    print(" of the same round, the figure the aims use; of meds: ratio of the medians)")
 def row(name):
     return rows[name]
 def aim(ok, text):
