@@ -9,8 +9,8 @@
 # BENCH_NO_BUILD=1 to skip the build step, BENCH_PEER (1: the scripts that
 # compare against the Node peer start it and fail when it cannot start; 0:
 # skip it, as the smoke runs of tests/run do), BENCH_ROUNDS (default 3:
-# alternate runs of ours and the peer, medians reported), BENCH_WARMUP
-# (default 3: seconds of unrecorded wrk against each before them), PEER_NODE_DIR
+# rounds of alternate runs of ours and the peer), BENCH_WARMUP (default 3:
+# seconds of unrecorded wrk against each before them), PEER_NODE_DIR
 # (default $ROOT/../shared/peer-node).
 set -euo pipefail
 
@@ -112,8 +112,7 @@ bench_wait_ready() {
 # progress, coordinator, sync-worker and gateway. The sync-worker runs with
 # SYNC_CONCURRENCY=0 (it serves its RPC, which /readyz pings, and syncs
 # nothing: no bench here has accounts). Sets TOKEN, URL, HTTP_PORT and
-# GATEWAY_PID; returns when
-# /readyz answers 200.
+# GATEWAY_PID; returns when /readyz answers 200.
 bench_start_stack() {
     export PROGRESS_RPC_URL="tcp://127.0.0.1:$(free_port)"
     export PROGRESS_EVENTS_URL="tcp://127.0.0.1:$(free_port)"
