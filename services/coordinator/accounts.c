@@ -494,7 +494,7 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
     coord_topic_account(topic, sizeof topic, id);
     sh_val *body = sh_val_new_map();
     sh_val_set_cstr(body, "id", sh_val_new_cstr(id));
-    coord_publish(w, topic, "deleted", body);
+    coord_publish(w, topic, SH_EVENT_DELETED, body);
     sh_log_info("account_deleted", "id=%s", id);
     return SH_OK;
 }

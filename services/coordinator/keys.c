@@ -109,5 +109,5 @@ void coord_sched_keys_init(coord_sched_keys *k)
 
 int coord_topic_account(char *buf, size_t len, const char *id)
 {
-    return keys_fmt(buf, len, "%s%s", SH_KEY_ACCOUNT, id);
+    return keys_fmt(buf, len, "%s%s", SH_TOPIC_ACCOUNT, id);
 }

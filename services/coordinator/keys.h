@@ -56,6 +56,6 @@ int coord_topic_account(char *buf, size_t len, const char *id);
 /* The event topic announcing accounts put on the sync queue (by a tick or
  * account.sync_now): idle sync workers lease at once instead of at their
  * next poll. */
-#define COORD_TOPIC_QUEUED "sync:queued"
+#define COORD_TOPIC_QUEUED SH_TOPIC_SYNC_QUEUED
 
 #endif

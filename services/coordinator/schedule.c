@@ -99,7 +99,7 @@ int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_v
             sh_val_free(ev);
             ev = NULL;
         }
-        coord_publish(w, COORD_TOPIC_QUEUED, "queued", ev);
+        coord_publish(w, COORD_TOPIC_QUEUED, SH_EVENT_QUEUED, ev);
     }
     if (eff > env->interval_min)
         sh_log_warn("schedule_overloaded",
@@ -159,7 +159,7 @@ static void sched_announce_queued(sh_worker *w, const char *id)
         sh_val_free(ev);
         ev = NULL;
     }
-    coord_publish(w, COORD_TOPIC_QUEUED, "queued", ev);
+    coord_publish(w, COORD_TOPIC_QUEUED, SH_EVENT_QUEUED, ev);
 }
 
 int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)

@@ -17,6 +17,7 @@
 #include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/util.h"
+#include "sync_int.h"
 
 #define SYNC_FOLDER_MAX 200
 /* Where QRESYNC reports deletions, every UID is still compared with the
@@ -31,7 +32,7 @@ void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *f
     if (!pub)
         return;
     char topic[SH_ID_MAX + 16];
-    snprintf(topic, sizeof topic, "mail:%s", acct);
+    snprintf(topic, sizeof topic, "%s%s", SH_TOPIC_MAIL, acct);
     sh_val *m = sh_val_new_map();
     int rc = !m;
     rc = rc || sh_val_set_cstr(m, "kind", sh_val_new_cstr(kind));
@@ -47,24 +48,6 @@ void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *f
     sh_val_free(m);
 }
 
-/* The state of one folder's sync. */
-typedef struct sync_folder {
-    sync_run *run;
-    const char *folder;
-    int step;
-    uint32_t uidvalidity;
-    sh_cmd **cmds; /* the batch's commands, SYNC_MAIL_PUT_CMDS per message */
-    size_t ncmds;
-    uint32_t *batch_uids; /* UIDs written by the batch, for events */
-    size_t nbatch, batch_cap;
-    long long done, total;
-    /* flag scan results */
-    uint32_t *f_uids;
-    char **f_flags;
-    size_t nf, capf;
-    size_t changed; /* messages whose stored flags were changed */
-} sync_folder;
-
 static int sync_put(void *arg, const sync_msg *m)
 {
     sync_folder *f = arg;
@@ -77,7 +60,7 @@ static int sync_put(void *arg, const sync_msg *m)
     return SH_OK;
 }
 
-static int sync_flag_seen(void *arg, const sync_msg *m)
+int sync__flag_seen(void *arg, const sync_msg *m)
 {
     sync_folder *f = arg;
     if (f->nf == f->capf) {
@@ -200,7 +183,7 @@ static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_
 
 /* sync_flags stores the flags gathered by the scan that differ from the
  * stored ones. */
-static int sync_flags_apply(sync_folder *f, sh_error *err)
+int sync__flags_apply(sync_folder *f, sh_error *err)
 {
     sync_run *run = f->run;
     if (f->nf == 0)
@@ -255,111 +238,6 @@ static void sync_folder_fini(sync_folder *f)
     free(f->f_uids);
 }
 
-/* How many times a push the server puts off (NO for now) is tried, one
- * sync apart, before it counts as refused. */
-#define SYNC_PUSH_ATTEMPTS 5
-
-/* sync_push_refused handles the changes the server refused for good: the
- * stored flags of those messages go back to the server's (fetched anew,
- * since nothing changed there for a flag check to see), each message
- * carries the reason as flagError, and the run's log and the account's
- * state name the refusal. */
-static int sync_push_refused(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n,
-                             const char *why, sh_error *err)
-{
-    sync_run *run = f->run;
-    if (n == 0)
-        return SH_OK;
-    int rc = sync_imap_fetch(imap, uids, n, false, 0, sync_flag_seen, f, err);
-    if (!rc)
-        rc = sync_flags_apply(f, err);
-    for (size_t i = 0; i < f->nf; i++)
-        free(f->f_flags[i]);
-    f->nf = 0;
-    for (size_t i = 0; !rc && i < n; i++)
-        rc = sync_mail_flag_error(run->store, run->acct, f->folder, f->uidvalidity, uids[i], why,
-                                  err);
-    if (rc)
-        return rc;
-    snprintf(run->warning, sizeof run->warning,
-             "%.100s: the server refused to change read/unread of %zu message%s (uid %u%s): "
-             "%.200s",
-             f->folder, n, n == 1 ? "" : "s", (unsigned)uids[0], n > 1 ? ", ..." : "", why);
-    sync_report_error(run->report, run->warning,
-                      "The messages show the server's flags again. If the server is read-only "
-                      "or refuses flag changes, nothing can be pushed; otherwise mark them again.");
-    return SH_OK;
-}
-
-/* sync_push_seen applies the \Seen changes made through the API since the
- * last run, each conditional on the message being unchanged on the server
- * since then (CONDSTORE). A message changed meanwhile keeps the server's
- * flags, which the flag check that follows brings in, and the conflict is
- * reported. A change the server puts off (NO for now) stays pending for
- * the next sync, SYNC_PUSH_ATTEMPTS times at most; one it refuses for good
- * goes to sync_push_refused. Changes recorded under another UIDVALIDITY are
- * dropped. *pushed counts the changes sent to the server. */
-static int sync_push_seen(sync_folder *f, sync_imap *imap, size_t *pushed, sh_error *err)
-{
-    sync_run *run = f->run;
-    const char *folder = f->folder;
-    sync_pending *p = NULL;
-    size_t n = 0, nrefused = 0;
-    uint32_t *refused = NULL;
-    char why[sizeof err->msg] = "";
-    *pushed = 0;
-    int rc = sync_mail_pending(run->store, run->acct, folder, &p, &n, err);
-    if (!rc && n && !(refused = calloc(n, sizeof *refused)))
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < n; i++) {
-        bool modified = false;
-        if (p[i].uidvalidity == f->uidvalidity) {
-            sh_error e;
-            sh_error_clear(&e);
-            (*pushed)++;
-            rc = sync_imap_store_seen(imap, p[i].uid, p[i].seen, p[i].modseq, &modified, &e);
-            if (rc == SYNC_ETRYLATER && p[i].attempts + 1 < SYNC_PUSH_ATTEMPTS) {
-                sh_log_warn("flag_push_deferred",
-                            "account=%s folder=%s uid=%u attempt=%d: %s; kept for the next sync",
-                            run->acct, folder, (unsigned)p[i].uid, p[i].attempts + 1, e.msg);
-                rc = sync_mail_pending_retry(run->store, run->acct, folder, &p[i], err);
-                continue;
-            }
-            if (rc == SYNC_ETRYLATER || rc == SYNC_EREFUSED) {
-                sh_log_warn("flag_push_refused",
-                            "account=%s folder=%s uid=%u: %s; the server's flags are restored",
-                            run->acct, folder, (unsigned)p[i].uid, e.msg);
-                refused[nrefused++] = p[i].uid;
-                snprintf(why, sizeof why, "%s", e.msg);
-                rc = SH_OK;
-            } else if (rc) {
-                /* The connection failed: every change not yet sent stays
-                 * pending for the next run. */
-                *err = e;
-                break;
-            }
-        }
-        if (modified) {
-            char msg[400];
-            snprintf(msg, sizeof msg,
-                     "%.100s: message %u was changed on the server since the last sync; its "
-                     "%s was not applied and the server's flags were kept",
-                     folder, (unsigned)p[i].uid, p[i].seen ? "mark as read" : "mark as unread");
-            sh_log_info("flag_conflict", "account=%s %s", run->acct, msg);
-            sync_report_error(run->report, msg,
-                              "Nothing to do: the server's change wins; mark the message again to "
-                              "change it.");
-            sync_publish(run->pub, run->acct, "conflict", folder, f->uidvalidity, p[i].uid, NULL);
-        }
-        rc = sync_mail_pending_done(run->store, run->acct, folder, &p[i], err);
-    }
-    if (!rc)
-        rc = sync_push_refused(f, imap, refused, nrefused, why, err);
-    free(refused);
-    free(p);
-    return rc;
-}
-
 /* sync_remove deletes the n stored messages of gone and announces them. */
 static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error *err)
 {
@@ -377,8 +255,8 @@ static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error 
 static int sync_check_flags(sync_folder *f, sync_imap *imap, uint64_t modseq, sh_error *err)
 {
     sync_report_update(f->run->report, f->step, "checking flags", f->folder, f->done, f->total);
-    int rc = sync_imap_fetch(imap, NULL, 0, false, modseq, sync_flag_seen, f, err);
-    return rc ? rc : sync_flags_apply(f, err);
+    int rc = sync_imap_fetch(imap, NULL, 0, false, modseq, sync__flag_seen, f, err);
+    return rc ? rc : sync__flags_apply(f, err);
 }
 
 /* What a folder's sync did, for the log. */
@@ -478,8 +356,8 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
     int rc = SH_OK;
     if (fs->uidnext > 1 && fs->highestmodseq != info->highestmodseq) {
         sync_report_update(run->report, f->step, "checking changes", f->folder, 0, 0);
-        rc = sync_imap_changes(imap, fs->uidnext - 1, fs->highestmodseq, sync_flag_seen, f, &ranges,
-                               &nr, err);
+        rc = sync_imap_changes(imap, fs->uidnext - 1, fs->highestmodseq, sync__flag_seen, f,
+                               &ranges, &nr, err);
         if (!rc && nr)
             rc = sync_mail_index(run->store, run->acct, f->folder, info->uidvalidity, &stored, &nst,
                                  err);
@@ -488,7 +366,7 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
             rc = sync_remove(f, stored, c->gone, err);
         }
         if (!rc)
-            rc = sync_flags_apply(f, err);
+            rc = sync__flags_apply(f, err);
     }
     if (!rc && (!info->uidnext || info->uidnext > fs->uidnext))
         rc = sync_imap_search(imap, fs->uidnext, &fresh, &c->fresh, err);
@@ -536,7 +414,7 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         sync_publish(run->pub, run->acct, "reset", folder, info.uidvalidity, 0, NULL);
         memset(&fs, 0, sizeof fs);
     }
-    rc = sync_push_seen(&f, imap, &pushed, err);
+    rc = sync__push_seen(&f, imap, &pushed, err);
     if (rc)
         goto done;
     bool known = fs.uidvalidity && fs.uidnext && fs.highestmodseq && info.highestmodseq &&

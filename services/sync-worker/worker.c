@@ -58,9 +58,6 @@ static bool worker_stopping(void)
     return __atomic_load_n(&wk.stop, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* The coordinator's event announcing accounts put on the sync queue. */
-#define COORD_QUEUED_TOPIC "sync:queued"
-
 /* worker_queued_gen reads how many "accounts queued" events came so far. */
 static unsigned worker_queued_gen(void)
 {
@@ -284,15 +281,16 @@ static void *worker_sub_main(void *arg)
         char *topic = NULL;
         sh_val *payload = NULL;
         int rc = sh_sub_recv(wk.sub, 500, &topic, &payload);
-        if (rc == SH_OK && strcmp(topic, COORD_QUEUED_TOPIC) == 0) {
+        if (rc == SH_OK && strcmp(topic, SH_TOPIC_SYNC_QUEUED) == 0) {
             pthread_mutex_lock(&wk.lock);
             wk.queued_gen++;
             pthread_cond_broadcast(&wk.wake);
             pthread_mutex_unlock(&wk.lock);
         } else if (rc == SH_OK) {
             const char *kind = sh_val_get_str(payload, "kind", NULL);
-            const char *id = topic + strlen("account:");
-            if (kind && strcmp(kind, "deleted") == 0 && strncmp(topic, "account:", 8) == 0 &&
+            const char *id = topic + strlen(SH_TOPIC_ACCOUNT);
+            if (kind && strcmp(kind, SH_EVENT_DELETED) == 0 &&
+                strncmp(topic, SH_TOPIC_ACCOUNT, strlen(SH_TOPIC_ACCOUNT)) == 0 &&
                 sh_id_valid(id, strlen(id))) {
                 long long n = 0;
                 sh_error err;
@@ -338,9 +336,9 @@ int sync_workers_start(const sh_redis_url *url, sh_pub *pub, const sync_env *env
     if (!rc)
         rc = sh_sub_new(env->coordinator_events, 0, &wk.sub, err);
     if (!rc)
-        rc = sh_sub_subscribe(wk.sub, "account:");
+        rc = sh_sub_subscribe(wk.sub, SH_TOPIC_ACCOUNT);
     if (!rc)
-        rc = sh_sub_subscribe(wk.sub, COORD_QUEUED_TOPIC);
+        rc = sh_sub_subscribe(wk.sub, SH_TOPIC_SYNC_QUEUED);
     if (!rc)
         rc = sh_store_new(&wk.url, NULL, &wk.sub_store, err);
     if (rc)

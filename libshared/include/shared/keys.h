@@ -23,6 +23,21 @@
 #define SH_KEY_SCHED     "sched:"     /* sync schedule */
 #define SH_KEY_MAIL      "mail:"      /* synced mail */
 
+/* Event topics between services (nng pub/sub), in the same one place: who
+ * publishes each and who listens. A subscription matches by byte prefix,
+ * so each ends with a delimiter or is whole. The payload is a map whose
+ * "kind" names the event. */
+#define SH_TOPIC_PROGRESS                                                                          \
+    SH_KEY_PROGRESS /* progress:<id> (update, delete, log): progress -> gateway */
+#define SH_TOPIC_JOB         SH_KEY_JOB    /* job:<id> (job): progress -> gateway */
+#define SH_TOPIC_ACCOUNT     "account:"    /* account:<id> (deleted): coordinator -> sync-workers */
+#define SH_TOPIC_SYNC_QUEUED "sync:queued" /* (queued): coordinator -> idle sync-workers */
+#define SH_TOPIC_MAIL                                                                              \
+    "mail:" /* mail:<accountId> (added, changed, removed, conflict,                                \
+               reset): sync-worker -> */
+#define SH_EVENT_DELETED "deleted"
+#define SH_EVENT_QUEUED  "queued"
+
 typedef struct sh_key_prefix {
     const char *prefix;
     const char *owner;
