@@ -128,8 +128,23 @@ def raw_request(port, method, path, body, headers=None, timeout=30):
         raise AssertionError("no HTTP reply to %s %s with a %d-byte body"
                              % (method, path, len(body)))
     status = int(head.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        rest = dechunk(rest)
     try:
         doc = json.loads(rest.decode()) if rest else None
     except ValueError:
         doc = None
     return status, head.decode("latin-1"), doc
+
+
+def dechunk(data):
+    """The body of a chunked transfer encoding."""
+    out = b""
+    while data:
+        line, _, data = data.partition(b"\r\n")
+        n = int(line.split(b";")[0] or b"0", 16)
+        if n == 0:
+            break
+        out += data[:n]
+        data = data[n + 2:]
+    return out

@@ -3,10 +3,9 @@ and every kind of bad input on those routes. No tokens are set here (the
 gateway listens on loopback only), so auth is tested in test_auth_health."""
 
 import json
-import socket
 import unittest
 
-from e2ebase import StackTestCase
+from e2ebase import StackTestCase, raw_request
 
 SEED_FIELDS = ("currentStep", "completedSteps", "currentAction", "toolStatus", "errors",
                "phase", "complete")
@@ -292,10 +291,11 @@ class ProgressBadInputTest(StackTestCase):
     def test_body_over_cap_is_413(self):
         # 8 MiB: over the gateway's body cap (and over the 1 MiB job result).
         size = 8 * 1024 * 1024
-        status, body = raw_post(self.stack.http_port, "/api/progress/%s" % self.sid,
-                                b'{"currentAction": "' + b"a" * size + b'"}')
-        self.assertEqual(status, 413, body[:300])
-        err = json.loads(body.decode())["error"]
+        status, head, doc = raw_request(self.stack.http_port, "POST",
+                                        "/api/progress/%s" % self.sid,
+                                        b'{"currentAction": "' + b"a" * size + b'"}')
+        self.assertEqual(status, 413, head)
+        err = doc["error"]
         self.assertRegex(err, r"(?i)large|too big|limit|size|exceed")
         self.assertUnchanged()
 
@@ -326,52 +326,6 @@ class ProgressBadInputTest(StackTestCase):
         self.assertStatus(r, 404)
         self.assertIsInstance(r.json, dict)
         self.assertIn("error", r.json)
-
-
-def raw_post(port, path, body, timeout=30):
-    """POST a large body on a raw socket; the server may answer and close
-    before reading all of it, so send errors are tolerated."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                "Content-Length: %d\r\nConnection: close\r\n\r\n" % (path, len(body))).encode()
-        try:
-            s.sendall(head)
-            view = memoryview(body)
-            for off in range(0, len(body), 65536):
-                s.sendall(view[off:off + 65536])
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        data = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except ConnectionResetError:
-            pass
-    finally:
-        s.close()
-    head, _, rest = data.partition(b"\r\n\r\n")
-    if not head:
-        raise AssertionError("no HTTP reply to a %d-byte body" % len(body))
-    status = int(head.split(b" ", 2)[1])
-    if b"transfer-encoding: chunked" in head.lower():
-        rest = dechunk(rest)
-    return status, rest
-
-
-def dechunk(data):
-    out = b""
-    while data:
-        line, _, data = data.partition(b"\r\n")
-        n = int(line.split(b";")[0] or b"0", 16)
-        if n == 0:
-            break
-        out += data[:n]
-        data = data[n + 2:]
-    return out
 
 
 if __name__ == "__main__":

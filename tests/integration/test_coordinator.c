@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "fixture.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
@@ -47,23 +48,12 @@ static void put_i(sh_val *m, const char *k, int64_t v)
 
 static int call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out, sh_error *err)
 {
-    sh_val *res = NULL;
-    sh_error e;
-    int rc = sh_rpc_call(c, op, args, 5000, &res, err ? err : &e);
-    sh_val_free(args);
-    if (out)
-        *out = res;
-    else
-        sh_val_free(res);
-    return rc;
+    return tf_call(c, op, args, 5000, out, err);
 }
 
 static sh_rpc_client *client(void)
 {
-    sh_rpc_client *c = NULL;
-    sh_error err;
-    assert_int_equal(sh_rpc_client_new(urls, 5000, 0, &c, &err), SH_OK);
-    return c;
+    return tf_client(urls);
 }
 
 static int group_setup(void **state)

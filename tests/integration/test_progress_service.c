@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "fixture.h"
 #include "shared/events.h"
 #include "shared/msg.h"
@@ -43,15 +44,7 @@ static sh_val *args_id(const char *id)
 /* call runs op and returns its rc; *out gets the result (or NULL). */
 static int call(const char *op, sh_val *args, sh_val **out, sh_error *err)
 {
-    sh_val *res = NULL;
-    sh_error e;
-    int rc = sh_rpc_call(cli, op, args, 5000, &res, err ? err : &e);
-    sh_val_free(args);
-    if (out)
-        *out = res;
-    else
-        sh_val_free(res);
-    return rc;
+    return tf_call(cli, op, args, 5000, out, err);
 }
 
 static int update_one(const char *id, const char *field, int64_t value, sh_val **out)

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "calls.h"
 #include "fixture.h"
 #include "shared/events.h"
 #include "shared/rpc.h"
@@ -44,15 +45,7 @@ static sh_val *obj(void)
 
 static int call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out, sh_error *err)
 {
-    sh_val *res = NULL;
-    sh_error e;
-    int rc = sh_rpc_call(c, op, args, 10000, &res, err ? err : &e);
-    sh_val_free(args);
-    if (out)
-        *out = res;
-    else
-        sh_val_free(res);
-    return rc;
+    return tf_call(c, op, args, 10000, out, err);
 }
 
 static pid_t start_coord(int i, const char *key, const char *prev, const char *cmd)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "sync_stack.h"
 
 /* How long to wait for a run to complete, and then for the account to
@@ -35,16 +36,10 @@ sh_val *tf_id_args(const char *id)
 
 int tf_stack_call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out)
 {
-    sh_val *res = NULL;
     sh_error err;
-    int rc = sh_rpc_call(c, op, args, 10000, &res, &err);
+    int rc = tf_call(c, op, args, 10000, out, &err);
     if (rc != SH_OK)
         fprintf(stderr, "%s: %s\n", op, err.msg);
-    sh_val_free(args);
-    if (out)
-        *out = res;
-    else
-        sh_val_free(res);
     return rc;
 }
 

@@ -1,0 +1,19 @@
+/* calls.h - calling a service from a test: one RPC call with its arguments
+ * taken, and a client dialed or the test failed. */
+#ifndef TESTS_CALLS_H
+#define TESTS_CALLS_H
+
+#include "shared/rpc.h"
+#include "shared/val.h"
+
+/* tf_call calls op on c with args (taken: freed here) and waits up to
+ * timeout_ms; the result goes to *out (caller frees) or is dropped when
+ * out is NULL, the error to err (may be NULL). Returns the call's code. */
+int tf_call(sh_rpc_client *c, const char *op, sh_val *args, int timeout_ms, sh_val **out,
+            sh_error *err);
+
+/* tf_client dials urls (a comma-separated list) with a 5 s timeout; the
+ * running cmocka test fails when it cannot. Freed with sh_rpc_client_free. */
+sh_rpc_client *tf_client(const char *urls);
+
+#endif
