@@ -546,6 +546,26 @@ int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)
     return sh_store_pipeline(s, &cmd, 1, out, err);
 }
 
+int sh_store_reply_check(const sh_reply *r, sh_error *err)
+{
+    if (sh_reply_kind(r) != SH_REPLY_ERROR)
+        return SH_OK;
+    size_t len;
+    const char *e = sh_reply_string(r, &len);
+    static const char *const down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
+    if (len >= 6 && memcmp(e, "LIMIT ", 6) == 0)
+        return sh_error_set(err, SH_ELIMIT, "%.*s", (int)(len - 6), e + 6);
+    int rc = SH_EINTERNAL;
+    for (int i = 0; down[i] && rc == SH_EINTERNAL; i++)
+        if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)
+            rc = SH_EUNAVAIL;
+    if (rc == SH_EINTERNAL)
+        sh_log_error("redis_error", "%.*s", (int)len, e);
+    return sh_error_set(err, rc, "Redis %s: %.*s",
+                        rc == SH_EUNAVAIL ? "cannot serve the request" : "refused the request",
+                        (int)len, e);
+}
+
 int sh_store_call(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)
 {
     *out = NULL;
@@ -554,25 +574,9 @@ int sh_store_call(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)
     sh_cmd_free(cmd);
     if (rc)
         return rc;
-    if (sh_reply_kind(r) != SH_REPLY_ERROR) {
+    if ((rc = sh_store_reply_check(r, err)) == SH_OK) {
         *out = r;
         return SH_OK;
-    }
-    size_t len;
-    const char *e = sh_reply_string(r, &len);
-    static const char *const down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
-    if (len >= 6 && memcmp(e, "LIMIT ", 6) == 0) {
-        rc = sh_error_set(err, SH_ELIMIT, "%.*s", (int)(len - 6), e + 6);
-    } else {
-        rc = SH_EINTERNAL;
-        for (int i = 0; down[i] && rc == SH_EINTERNAL; i++)
-            if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)
-                rc = SH_EUNAVAIL;
-        if (rc == SH_EINTERNAL)
-            sh_log_error("redis_error", "%.*s", (int)len, e);
-        sh_error_set(err, rc, "Redis %s: %.*s",
-                     rc == SH_EUNAVAIL ? "cannot serve the request" : "refused the request",
-                     (int)len, e);
     }
     sh_reply_free(r);
     return rc;
