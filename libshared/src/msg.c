@@ -589,6 +589,13 @@ int sh_batch_add(const void *env, size_t len, sh_buf *out)
     return SH_OK;
 }
 
+int sh_batch_add_header(size_t len, sh_buf *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msg_write);
+    return len > UINT32_MAX || msgpack_pack_bin(&pk, len) ? SH_ENOMEM : SH_OK;
+}
+
 size_t sh_batch_overhead(size_t n)
 {
     return 5 + 5 * n;

@@ -356,14 +356,26 @@ static void rpc_slot_send(rpc_slot *s)
         if (!rv)
             rv = nng_msg_append(m, k->env.data, k->env.len);
     } else {
+        /* The framing goes straight into the message, beside each
+         * envelope: every envelope is copied once. */
         sh_buf b;
         sh_buf_init(&b);
-        int rc = sh_batch_begin(s->n, &b);
-        for (size_t i = 0; i < s->n && !rc; i++)
-            rc = sh_batch_add(s->calls[i]->env.data, s->calls[i]->env.len, &b);
-        rv = rc ? NNG_ENOMEM : nng_msg_alloc(&m, 0);
+        size_t total = sh_batch_overhead(s->n);
+        for (size_t i = 0; i < s->n; i++)
+            total += s->calls[i]->env.len;
+        rv = nng_msg_alloc(&m, 0);
         if (!rv)
-            rv = nng_msg_append(m, b.data, b.len);
+            rv = nng_msg_reserve(m, total);
+        if (!rv)
+            rv = sh_batch_begin(s->n, &b) ? NNG_ENOMEM : nng_msg_append(m, b.data, b.len);
+        for (size_t i = 0; i < s->n && !rv; i++) {
+            rpc_call *k = s->calls[i];
+            sh_buf_reset(&b);
+            rv =
+                sh_batch_add_header(k->env.len, &b) ? NNG_ENOMEM : nng_msg_append(m, b.data, b.len);
+            if (!rv)
+                rv = nng_msg_append(m, k->env.data, k->env.len);
+        }
         sh_buf_fini(&b);
     }
     if (rv) {

@@ -97,6 +97,9 @@ int sh_batch_split(const void *data, size_t len, sh_slice **items, size_t *n, sh
  * sh_batch_add then appends each envelope (len bytes at env) in order. */
 int sh_batch_begin(size_t n, sh_buf *out);
 int sh_batch_add(const void *env, size_t len, sh_buf *out);
+/* sh_batch_add_header appends only the header of an envelope of len bytes
+ * (its bytes then follow), for a caller that writes them elsewhere. */
+int sh_batch_add_header(size_t len, sh_buf *out);
 /* sh_batch_overhead is the most bytes the framing adds to n envelopes. */
 size_t sh_batch_overhead(size_t n);
 
