@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nng_dial.h"
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/msg.h"
@@ -190,28 +191,9 @@ int sh_sub_new(const char *urls, size_t max_msg, sh_sub **out, sh_error *err)
     }
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->lim.max_bytes + 256);
     nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, 1024);
-    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 20);
-    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 500);
-    char *list = strdup(urls ? urls : "");
-    int dialed = 0;
-    char *save = NULL;
-    for (char *u = list ? strtok_r(list, ",", &save) : NULL; u; u = strtok_r(NULL, ",", &save)) {
-        while (*u == ' ')
-            u++;
-        if (!*u)
-            continue;
-        if ((rv = nng_dial(s->sock, u, NULL, NNG_FLAG_NONBLOCK))) {
-            sh_error_set(err, SH_EINVAL, "cannot dial %s: %s", u, nng_strerror(rv));
-            free(list);
-            sh_sub_free(s);
-            return SH_EINVAL;
-        }
-        dialed++;
-    }
-    free(list);
-    if (!dialed) {
+    if ((rv = shi_nng_dial_all(s->sock, urls, "events", err))) {
         sh_sub_free(s);
-        return sh_error_set(err, SH_EINVAL, "no events URL to dial");
+        return rv;
     }
     *out = s;
     return SH_OK;

@@ -9,6 +9,7 @@
 #include "shared/msg.h"
 
 #include <msgpack.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- encoding ---------------------------------------------------------- */
@@ -510,4 +511,92 @@ void sh_reply_env_fini(sh_reply_env *r)
 {
     sh_val_free(r->result);
     r->result = NULL;
+}
+
+/* ---- batches ----------------------------------------------------------- */
+
+int sh_batch_is(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    return len > 0 && ((p[0] >= 0x90 && p[0] <= 0x9f) || p[0] == 0xdc || p[0] == 0xdd);
+}
+
+int sh_batch_split(const void *data, size_t len, sh_slice **items, size_t *n, sh_error *err)
+{
+    *items = NULL;
+    *n = 0;
+    sh_msg_limits lim;
+    sh_msg_limits_default(&lim);
+    msg_reader r = {data, len, 0, &lim, err};
+    if (!sh_batch_is(data, len))
+        return sh_error_set(err, SH_EPROTO, "a batch must be a msgpack array");
+    unsigned char t = *r.p++;
+    r.left--;
+    uint64_t count;
+    int rc = SH_OK;
+    if (t <= 0x9f)
+        count = t & 0x0f;
+    else if ((rc = msg_uint(&r, t == 0xdc ? 2 : 4, &count)))
+        return rc;
+    /* Every item takes at least two bytes (a bin header and its length). */
+    if (count == 0 || count > r.left / 2)
+        return sh_error_set(err, SH_EPROTO, "a batch of %llu calls in %zu bytes",
+                            (unsigned long long)count, r.left);
+    sh_slice *out = calloc((size_t)count, sizeof *out);
+    if (!out)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < count; i++) {
+        if ((rc = msg_need(&r, 1)))
+            goto fail;
+        t = *r.p++;
+        r.left--;
+        uint64_t blen;
+        if (t < 0xc4 || t > 0xc6) {
+            rc = sh_error_set(err, SH_EPROTO, "item %llu of a batch is not a bin (type 0x%02x)",
+                              (unsigned long long)i, t);
+            goto fail;
+        }
+        if ((rc = msg_uint(&r, 1 << (t - 0xc4), &blen)) || (rc = msg_need(&r, (size_t)blen)))
+            goto fail;
+        out[i].data = r.p;
+        out[i].len = (size_t)blen;
+        r.p += blen;
+        r.left -= (size_t)blen;
+    }
+    if (r.left) {
+        rc = sh_error_set(err, SH_EPROTO, "%zu trailing bytes after a batch", r.left);
+        goto fail;
+    }
+    *items = out;
+    *n = (size_t)count;
+    return SH_OK;
+fail:
+    free(out);
+    return rc;
+}
+
+int sh_batch_begin(size_t n, sh_buf *out)
+{
+    return sh_msg_pack_array_header(n, out);
+}
+
+int sh_batch_add(const void *env, size_t len, sh_buf *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msg_write);
+    if (len > UINT32_MAX || msgpack_pack_bin(&pk, len) || msgpack_pack_bin_body(&pk, env, len))
+        return SH_ENOMEM;
+    return SH_OK;
+}
+
+int sh_batch_add_header(size_t len, sh_buf *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msg_write);
+    return len > UINT32_MAX || msgpack_pack_bin(&pk, len) ? SH_ENOMEM : SH_OK;
+}
+
+size_t sh_batch_overhead(size_t n)
+{
+    return 5 + 5 * n;
 }

@@ -13,7 +13,7 @@
 #include "shared/log.h"
 
 static const char *svc_redis_url, *svc_log_level, *svc_rpc_url, *svc_events_url;
-static long long svc_workers, svc_max_msg;
+static long long svc_workers, svc_max_msg, svc_batch_inflight, svc_batch_calls, svc_batch_bytes;
 
 static void *svc_watchdog_main(void *arg)
 {
@@ -62,6 +62,13 @@ static void *svc_worker_init(void *arg, int idx)
     return w;
 }
 
+static int svc_pipeline(void *state, sh_cmd *const *cmds, size_t n, sh_reply **replies,
+                        sh_error *err)
+{
+    sh_worker *w = state;
+    return sh_store_pipeline(w->store, cmds, n, replies, err);
+}
+
 static void svc_worker_fini(void *state)
 {
     sh_worker *w = state;
@@ -83,6 +90,12 @@ static int svc_config(const sh_service_def *def, sh_error *err)
          "requests served at once"},
         {"RPC_MAX_MSG", NULL, SH_SET_INT, "4194304", 65536, 64LL * 1024 * 1024, &svc_max_msg, false,
          "largest request accepted, bytes"},
+        {"RPC_BATCH_INFLIGHT", NULL, SH_SET_INT, "4", 1, 64, &svc_batch_inflight, false,
+         "requests to a service in flight before calls queue into batches"},
+        {"RPC_BATCH_MAX_CALLS", NULL, SH_SET_INT, "64", 1, SH_RPC_BATCH_SERVER_MAX,
+         &svc_batch_calls, false, "most calls in one batch"},
+        {"RPC_BATCH_MAX_BYTES", NULL, SH_SET_INT, "262144", 1024, 64LL * 1024 * 1024,
+         &svc_batch_bytes, false, "most bytes of calls in one batch"},
         {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &svc_log_level, false, "log level"},
         {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
     };
@@ -91,6 +104,9 @@ static int svc_config(const sh_service_def *def, sh_error *err)
         rc = sh_config_load(def->settings, err);
     if (rc)
         return rc;
+    sh_rpc_batch_opts batch = {(int)svc_batch_inflight, (int)svc_batch_calls,
+                               (size_t)svc_batch_bytes};
+    sh_rpc_batch_defaults(&batch);
     int level;
     if (sh_log_level_parse(svc_log_level, &level) != 0)
         return sh_error_set(err, SH_EINVAL,
@@ -176,6 +192,7 @@ int sh_service_main(const sh_service_def *def)
         .ops = def->ops,
         .worker_init = svc_worker_init,
         .worker_fini = svc_worker_fini,
+        .pipeline = svc_pipeline,
         .arg = &run,
     };
     if (sh_rpc_server_new(&opts, &srv, &err) != SH_OK) {

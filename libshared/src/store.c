@@ -1,5 +1,6 @@
-/* store.c - the Redis connection: commands, pipelines, scripts, reconnects.
- * The one file of the project that includes hiredis. */
+/* store.c - the Redis connection: pipelines, scripts, reconnects (commands
+ * and their encoding are cmd.c's). The one file of the project that
+ * includes hiredis. */
 #include "shared/store.h"
 
 #include <hiredis/hiredis.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd.h"
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -31,110 +33,8 @@ struct sh_store {
 /* The largest pipeline buffer kept for the next call. */
 #define STORE_RESP_KEEP (64 * 1024)
 
-/* A command's arguments sit one after another in data, their lengths in
- * lens: two allocations per command however many arguments it has. */
-struct sh_cmd {
-    int argc, cap;
-    size_t *lens;
-    char *data;
-    size_t dlen, dcap;
-    int oom;
-    sh_script *script; /* set for EVALSHA commands */
-};
-
 /* Script SHA1s are learned once per process and shared by every store. */
 static pthread_mutex_t store_script_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* ---- commands ---------------------------------------------------------- */
-
-sh_cmd *sh_cmd_new(const char *name)
-{
-    sh_cmd *c = calloc(1, sizeof *c);
-    if (c && name)
-        sh_cmd_str(c, name);
-    return c;
-}
-
-sh_cmd *sh_cmd_new_eval(sh_script *script, int nkeys)
-{
-    sh_cmd *c = sh_cmd_new("EVALSHA");
-    if (!c)
-        return NULL;
-    c->script = script;
-    sh_cmd_str(c, "-"); /* the SHA1, filled in when the command is sent */
-    sh_cmd_int(c, nkeys);
-    return c;
-}
-
-int sh_cmd_arg(sh_cmd *c, const void *p, size_t len)
-{
-    if (!c)
-        return SH_ENOMEM;
-    if (c->oom)
-        return SH_ENOMEM;
-    if (c->argc == c->cap) {
-        int cap = c->cap ? c->cap * 2 : 8;
-        size_t *lens = realloc(c->lens, (size_t)cap * sizeof *lens);
-        if (!lens)
-            goto oom;
-        c->lens = lens;
-        c->cap = cap;
-    }
-    if (c->dcap - c->dlen < len) {
-        size_t cap = c->dcap ? c->dcap : 128;
-        while (cap - c->dlen < len)
-            cap *= 2;
-        char *data = realloc(c->data, cap);
-        if (!data)
-            goto oom;
-        c->data = data;
-        c->dcap = cap;
-    }
-    if (len)
-        memcpy(c->data + c->dlen, p, len);
-    c->dlen += len;
-    c->lens[c->argc++] = len;
-    return SH_OK;
-oom:
-    c->oom = 1;
-    return SH_ENOMEM;
-}
-
-int sh_cmd_str(sh_cmd *c, const char *s)
-{
-    return sh_cmd_arg(c, s, strlen(s));
-}
-
-int sh_cmd_int(sh_cmd *c, long long v)
-{
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%lld", v);
-    return sh_cmd_arg(c, tmp, (size_t)n);
-}
-
-int sh_cmd_fmt(sh_cmd *c, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        if (c)
-            c->oom = 1;
-        return SH_ENOMEM;
-    }
-    return sh_cmd_arg(c, tmp, (size_t)n);
-}
-
-void sh_cmd_free(sh_cmd *c)
-{
-    if (!c)
-        return;
-    free(c->data);
-    free(c->lens);
-    free(c);
-}
 
 /* ---- connection -------------------------------------------------------- */
 
@@ -315,47 +215,6 @@ static int store_is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* store_resp_len appends "<prefix><n>\r\n". */
-static int store_resp_len(sh_buf *b, char prefix, size_t n)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    tmp[--i] = '\n';
-    tmp[--i] = '\r';
-    do {
-        tmp[--i] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    tmp[--i] = prefix;
-    return sh_buf_append(b, tmp + i, sizeof tmp - i);
-}
-
-static int store_resp_arg(sh_buf *b, const char *p, size_t len)
-{
-    if (store_resp_len(b, '$', len) || sh_buf_append(b, p, len))
-        return SH_ENOMEM;
-    return sh_buf_append(b, "\r\n", 2);
-}
-
-/* store_resp appends command c in the Redis protocol; for a script, the
- * second argument is its SHA1 (sha), or with body the command is EVAL of
- * the script's text. */
-static int store_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body)
-{
-    int rc = store_resp_len(b, '*', (size_t)c->argc);
-    size_t off = 0;
-    for (int i = 0; !rc && i < c->argc; off += c->lens[i++]) {
-        if (c->script && i == 0 && body)
-            rc = store_resp_arg(b, "EVAL", 4);
-        else if (c->script && i == 1)
-            rc = body ? store_resp_arg(b, c->script->body, strlen(c->script->body))
-                      : store_resp_arg(b, sha, 40);
-        else
-            rc = store_resp_arg(b, c->data + off, c->lens[i]);
-    }
-    return rc;
-}
-
 /* store_append puts the n commands in hiredis' output buffer in one piece
  * (shas and use_body as store_resp wants them, or NULL without scripts). */
 static int store_append(sh_store *s, sh_cmd *const *cmds, size_t n, const char *shas,
@@ -365,7 +224,7 @@ static int store_append(sh_store *s, sh_cmd *const *cmds, size_t n, const char *
     sh_buf_reset(b);
     int rc = SH_OK;
     for (size_t i = 0; i < n && !rc; i++)
-        rc = store_resp(b, cmds[i], shas ? shas + 41 * i : NULL, use_body && use_body[i]);
+        rc = shi_cmd_resp(b, cmds[i], shas ? shas + 41 * i : NULL, use_body && use_body[i]);
     if (rc == SH_OK && redisAppendFormattedCommand(s->c, b->data, b->len) != REDIS_OK)
         rc = SH_ENOMEM;
     /* A large pipeline's buffer is not kept between calls. */
@@ -403,7 +262,7 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
     redisReply **r = (redisReply **)outs;
     for (size_t i = 0; i < n; i++) {
         r[i] = NULL;
-        if (!cmds[i] || cmds[i]->oom)
+        if (!cmds[i] || shi_cmd_oom(cmds[i]))
             return sh_error_set(err, SH_ENOMEM, "out of memory building a Redis command");
     }
     if (n == 0)
@@ -427,8 +286,8 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
         if (rc)
             goto done;
         for (size_t i = 0; i < n && rc == SH_OK; i++)
-            if (cmds[i]->script)
-                rc = store_script_sha(s, cmds[i]->script, shas + 41 * i, err);
+            if (shi_cmd_script(cmds[i]))
+                rc = store_script_sha(s, shi_cmd_script(cmds[i]), shas + 41 * i, err);
         if (rc == SH_OK)
             rc = store_send_read(s, cmds, n, shas, NULL, r, err);
         if (rc != SH_EUNAVAIL || fresh)
@@ -440,7 +299,7 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
      * come back as NOSCRIPT: send those again as EVAL, which reloads them. */
     size_t nredo = 0;
     for (size_t i = 0; i < n; i++)
-        if (cmds[i]->script && store_is_noscript(r[i]))
+        if (shi_cmd_script(cmds[i]) && store_is_noscript(r[i]))
             redo[i] = 1, nredo++;
     if (nredo) {
         sh_cmd **again = calloc(nredo, sizeof *again);
@@ -489,8 +348,8 @@ int sh_store_send(sh_store *s, sh_cmd *const *cmds, size_t n, sh_error *err)
         return sh_error_set(err, SH_EINTERNAL, "Redis: %zu replies of an earlier send not read",
                             s->pending);
     for (size_t i = 0; i < n; i++)
-        if (!cmds[i] || cmds[i]->oom || cmds[i]->script)
-            return sh_error_set(err, cmds[i] && cmds[i]->script ? SH_EINVAL : SH_ENOMEM,
+        if (!cmds[i] || shi_cmd_oom(cmds[i]) || shi_cmd_script(cmds[i]))
+            return sh_error_set(err, cmds[i] && shi_cmd_script(cmds[i]) ? SH_EINVAL : SH_ENOMEM,
                                 "a command that cannot be sent ahead of its reply");
     if (n == 0)
         return SH_OK;
@@ -546,6 +405,26 @@ int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)
     return sh_store_pipeline(s, &cmd, 1, out, err);
 }
 
+int sh_store_reply_check(const sh_reply *r, sh_error *err)
+{
+    if (sh_reply_kind(r) != SH_REPLY_ERROR)
+        return SH_OK;
+    size_t len;
+    const char *e = sh_reply_string(r, &len);
+    static const char *const down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
+    if (len >= 6 && memcmp(e, "LIMIT ", 6) == 0)
+        return sh_error_set(err, SH_ELIMIT, "%.*s", (int)(len - 6), e + 6);
+    int rc = SH_EINTERNAL;
+    for (int i = 0; down[i] && rc == SH_EINTERNAL; i++)
+        if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)
+            rc = SH_EUNAVAIL;
+    if (rc == SH_EINTERNAL)
+        sh_log_error("redis_error", "%.*s", (int)len, e);
+    return sh_error_set(err, rc, "Redis %s: %.*s",
+                        rc == SH_EUNAVAIL ? "cannot serve the request" : "refused the request",
+                        (int)len, e);
+}
+
 int sh_store_call(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)
 {
     *out = NULL;
@@ -554,25 +433,9 @@ int sh_store_call(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err)
     sh_cmd_free(cmd);
     if (rc)
         return rc;
-    if (sh_reply_kind(r) != SH_REPLY_ERROR) {
+    if ((rc = sh_store_reply_check(r, err)) == SH_OK) {
         *out = r;
         return SH_OK;
-    }
-    size_t len;
-    const char *e = sh_reply_string(r, &len);
-    static const char *const down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
-    if (len >= 6 && memcmp(e, "LIMIT ", 6) == 0) {
-        rc = sh_error_set(err, SH_ELIMIT, "%.*s", (int)(len - 6), e + 6);
-    } else {
-        rc = SH_EINTERNAL;
-        for (int i = 0; down[i] && rc == SH_EINTERNAL; i++)
-            if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)
-                rc = SH_EUNAVAIL;
-        if (rc == SH_EINTERNAL)
-            sh_log_error("redis_error", "%.*s", (int)len, e);
-        sh_error_set(err, rc, "Redis %s: %.*s",
-                     rc == SH_EUNAVAIL ? "cannot serve the request" : "refused the request",
-                     (int)len, e);
     }
     sh_reply_free(r);
     return rc;

@@ -15,13 +15,19 @@ const coord_env *coord_env_of(const sh_worker *w)
     return w->env;
 }
 
+int coord_check_script_reply(const sh_reply *r, sh_error *err)
+{
+    if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) < 6)
+        return sh_error_set(err, SH_EINTERNAL, "unexpected reply from a coordinator script");
+    return SH_OK;
+}
+
 int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
 {
     int rc = sh_store_call(w->store, cmd, out, err);
-    if (rc == SH_OK && (sh_reply_kind(*out) != SH_REPLY_ARRAY || sh_reply_count(*out) < 6)) {
+    if (rc == SH_OK && (rc = coord_check_script_reply(*out, err))) {
         sh_reply_free(*out);
         *out = NULL;
-        return sh_error_set(err, SH_EINTERNAL, "unexpected reply from a coordinator script");
     }
     return rc;
 }
@@ -121,11 +127,10 @@ static int claim_keys(const char *ns, const char *id, char *key, char *fence, ch
     return SH_OK;
 }
 
-int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
-                     const char *status, coord_claim *out, bool *renewed, sh_error *err)
+int coord_claim_cmd(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
+                    const char *status, sh_cmd **cmd, sh_error *err)
 {
-    memset(out, 0, sizeof *out);
-    *renewed = false;
+    *cmd = NULL;
     char key[COORD_KEY_MAX], fence[COORD_KEY_MAX], idx[COORD_KEY_MAX];
     int rc = claim_keys(ns, id, key, fence, idx, err);
     if (rc)
@@ -140,9 +145,21 @@ int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *b
     sh_cmd_int(c, ttl_s * 1000);
     sh_cmd_str(c, status ? status : "CLAIMING");
     sh_cmd_str(c, id);
-    sh_cmd_int(c, COORD_FENCE_TTL);
-    sh_reply *r;
-    if ((rc = coord_run_script(w, c, &r, err)))
+    if (sh_cmd_int(c, COORD_FENCE_TTL) != SH_OK) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *cmd = c;
+    return SH_OK;
+}
+
+int coord_claim_reply(sh_worker *w, const char *ns, const char *id, const sh_reply *r,
+                      coord_claim *out, bool *renewed, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    *renewed = false;
+    int rc = coord_check_script_reply(r, err);
+    if (rc)
         return rc;
     claim_fill(r, ns, id, out);
     if (claim_outcome(r, "conflict")) {
@@ -159,31 +176,64 @@ int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *b
         }
         claim_event(w, "claimed", out);
     }
+    return rc;
+}
+
+int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
+                     const char *status, coord_claim *out, bool *renewed, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    *renewed = false;
+    sh_cmd *c;
+    sh_reply *r;
+    int rc = coord_claim_cmd(w, ns, id, bot, ttl_s, status, &c, err);
+    if (rc || (rc = sh_store_call(w->store, c, &r, err)))
+        return rc;
+    rc = coord_claim_reply(w, ns, id, r, out, renewed, err);
     sh_reply_free(r);
     return rc;
 }
 
-/* claim_holder_op runs one of the scripts that need the holder's token. */
-static int claim_holder_op(sh_worker *w, sh_script *script, const char *ns, const char *id,
-                           const char *bot, long long token, const char *extra, const char *event,
-                           coord_claim *out, sh_error *err)
+static sh_script *claim_holder_script(coord_holder_op op)
 {
-    memset(out, 0, sizeof *out);
+    return op == COORD_RENEW     ? &coord_script_renew
+           : op == COORD_RELEASE ? &coord_script_release
+                                 : &coord_script_status;
+}
+
+int coord_holder_cmd(coord_holder_op op, const char *ns, const char *id, const char *bot,
+                     long long token, const char *extra, sh_cmd **cmd, sh_error *err)
+{
+    *cmd = NULL;
     char key[COORD_KEY_MAX], idx[COORD_KEY_MAX];
     int rc = claim_keys(ns, id, key, NULL, idx, err);
     if (rc)
         return rc;
+    sh_script *script = claim_holder_script(op);
     bool with_index = script != &coord_script_status;
     sh_cmd *c = sh_cmd_new_eval(script, with_index ? 2 : 1);
     sh_cmd_str(c, key);
     if (with_index)
         sh_cmd_str(c, idx);
     sh_cmd_str(c, bot);
-    sh_cmd_int(c, token);
+    rc = sh_cmd_int(c, token);
     if (extra)
-        sh_cmd_str(c, extra);
-    sh_reply *r;
-    if ((rc = coord_run_script(w, c, &r, err)))
+        rc = sh_cmd_str(c, extra);
+    if (rc) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *cmd = c;
+    return SH_OK;
+}
+
+int coord_holder_reply(sh_worker *w, coord_holder_op op, const char *ns, const char *id,
+                       long long token, const sh_reply *r, coord_claim *out, sh_error *err)
+{
+    static const char *const events[] = {"renewed", "released", "status"};
+    memset(out, 0, sizeof *out);
+    int rc = coord_check_script_reply(r, err);
+    if (rc)
         return rc;
     claim_fill(r, ns, id, out);
     if (claim_outcome(r, "lease_lost")) {
@@ -198,30 +248,50 @@ static int claim_holder_op(sh_worker *w, sh_script *script, const char *ns, cons
                               id);
     } else {
         out->token = token;
-        claim_event(w, event, out);
+        claim_event(w, events[op], out);
     }
+    return rc;
+}
+
+/* claim_holder_op runs one of the scripts that need the holder's token. */
+static int claim_holder_op(sh_worker *w, coord_holder_op op, const char *ns, const char *id,
+                           const char *bot, long long token, const char *extra, coord_claim *out,
+                           sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sh_cmd *c;
+    sh_reply *r;
+    int rc = coord_holder_cmd(op, ns, id, bot, token, extra, &c, err);
+    if (rc || (rc = sh_store_call(w->store, c, &r, err)))
+        return rc;
+    rc = coord_holder_reply(w, op, ns, id, token, r, out, err);
     sh_reply_free(r);
     return rc;
+}
+
+void coord_renew_ttl(long long ttl_s, char buf[32])
+{
+    buf[0] = '\0';
+    if (ttl_s > 0)
+        snprintf(buf, 32, "%lld", ttl_s * 1000);
 }
 
 int coord_renew(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
                 long long ttl_s, coord_claim *out, sh_error *err)
 {
-    char ttl[32] = "";
-    if (ttl_s > 0)
-        snprintf(ttl, sizeof ttl, "%lld", ttl_s * 1000);
-    return claim_holder_op(w, &coord_script_renew, ns, id, bot, token, ttl, "renewed", out, err);
+    char ttl[32];
+    coord_renew_ttl(ttl_s, ttl);
+    return claim_holder_op(w, COORD_RENEW, ns, id, bot, token, ttl, out, err);
 }
 
 int coord_release(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
                   coord_claim *out, sh_error *err)
 {
-    return claim_holder_op(w, &coord_script_release, ns, id, bot, token, NULL, "released", out,
-                           err);
+    return claim_holder_op(w, COORD_RELEASE, ns, id, bot, token, NULL, out, err);
 }
 
 int coord_set_status(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
                      const char *status, coord_claim *out, sh_error *err)
 {
-    return claim_holder_op(w, &coord_script_status, ns, id, bot, token, status, "status", out, err);
+    return claim_holder_op(w, COORD_STATUS, ns, id, bot, token, status, out, err);
 }

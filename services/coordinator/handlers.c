@@ -154,92 +154,254 @@ static int reply_conflict(sh_val **result, const char *flag, const char *key, sh
     return rc;
 }
 
-static int h_claim(void *state, const sh_val *args, sh_val **result, sh_error *err)
+/* The answers of claim operations, shared by the whole and split forms. */
+static int claim_answer(int rc, coord_claim *c, bool renewed, sh_val **result, sh_error *err)
 {
-    static arg_names names = {"sq", "botId", "ttlSeconds", "status", "namespace", NULL};
-    item_args a;
-    const char *status;
-    coord_claim c;
-    bool renewed;
-    int rc = args_known(args, names, err);
-    if (!rc)
-        rc = item_read(args, state, "namespace", "sq", false, true, &a, err);
-    if (!rc)
-        rc = arg_status(args, false, &status, err);
-    if (!rc)
-        rc = coord_claim_item(state, a.ns, a.id, a.bot, a.ttl, status, &c, &renewed, err);
     if (rc == SH_ECONFLICT) {
-        sh_val *holder = coord_claim_val(&c);
+        sh_val *holder = coord_claim_val(c);
         sh_val_free(sh_val_take(holder, "token"));
         return reply_conflict(result, "claimed", "claim", holder, err);
     }
     if (rc)
         return rc;
-    sh_val *body = coord_claim_val(&c);
+    sh_val *body = coord_claim_val(c);
     if (body)
         sh_val_set_cstr(body, "renewed", sh_val_new_bool(renewed));
     return reply_with(result, "claimed", true, "claim", body, err);
 }
 
-static int h_renew(void *state, const sh_val *args, sh_val **result, sh_error *err)
+static int holder_answer(int rc, coord_claim *c, sh_val **result, sh_error *err)
 {
-    static arg_names names = {"sq", "botId", "token", "ttlSeconds", "namespace", NULL};
-    item_args a;
-    coord_claim c;
+    return rc ? rc : reply_with(result, NULL, false, "claim", coord_claim_val(c), err);
+}
+
+static int reserve_answer(int rc, coord_reservation *r, sh_val **result, sh_error *err)
+{
+    if (rc == SH_ECONFLICT)
+        return reply_conflict(result, "reserved", "reservation", coord_reservation_val(r), err);
+    return rc ? rc
+              : reply_with(result, "reserved", true, "reservation", coord_reservation_val(r), err);
+}
+
+/* claim_read checks the arguments of a claim. */
+static int claim_read(void *state, const sh_val *args, item_args *a, const char **status,
+                      sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "ttlSeconds", "status", "namespace", NULL};
     int rc = args_known(args, names, err);
     if (!rc)
-        rc = item_read(args, state, "namespace", "sq", true, true, &a, err);
+        rc = item_read(args, state, "namespace", "sq", false, true, a, err);
     if (!rc)
+        rc = arg_status(args, false, status, err);
+    return rc;
+}
+
+static int h_claim(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    item_args a;
+    const char *status;
+    coord_claim c;
+    bool renewed = false;
+    int rc = claim_read(state, args, &a, &status, err);
+    if (!rc)
+        rc = coord_claim_item(state, a.ns, a.id, a.bot, a.ttl, status, &c, &renewed, err);
+    else
+        return rc;
+    return claim_answer(rc, &c, renewed, result, err);
+}
+
+static int p_claim(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)ctx;
+    item_args a;
+    const char *status;
+    int rc = claim_read(state, args, &a, &status, err);
+    return rc ? rc : coord_claim_cmd(state, a.ns, a.id, a.bot, a.ttl, status, cmd, err);
+}
+
+static int f_claim(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                   sh_val **result, sh_error *err)
+{
+    (void)ctx;
+    item_args a;
+    const char *status;
+    coord_claim c;
+    bool renewed = false;
+    int rc = claim_read(state, args, &a, &status, err);
+    if (rc)
+        return rc;
+    rc = coord_claim_reply(state, a.ns, a.id, reply, &c, &renewed, err);
+    return claim_answer(rc, &c, renewed, result, err);
+}
+
+/* holder_read checks the arguments of renew, release and status, and makes
+ * the command's extra argument. */
+static int holder_read(coord_holder_op op, void *state, const sh_val *args, item_args *a,
+                       char extra[COORD_STATUS_MAX + 32], sh_error *err)
+{
+    static arg_names renew = {"sq", "botId", "token", "ttlSeconds", "namespace", NULL};
+    static arg_names release = {"sq", "botId", "token", "namespace", NULL};
+    static arg_names status = {"sq", "botId", "token", "status", "namespace", NULL};
+    int rc = args_known(args,
+                        op == COORD_RENEW     ? renew
+                        : op == COORD_RELEASE ? release
+                                              : status,
+                        err);
+    if (!rc)
+        rc = item_read(args, state, "namespace", "sq", true, op == COORD_RENEW, a, err);
+    extra[0] = '\0';
+    if (!rc && op == COORD_RENEW)
+        coord_renew_ttl(a->ttl, extra);
+    if (!rc && op == COORD_STATUS) {
+        const char *st;
+        rc = arg_status(args, true, &st, err);
+        if (!rc)
+            snprintf(extra, COORD_STATUS_MAX + 32, "%s", st);
+    }
+    return rc;
+}
+
+static int holder_whole(coord_holder_op op, void *state, const sh_val *args, sh_val **result,
+                        sh_error *err)
+{
+    item_args a;
+    char extra[COORD_STATUS_MAX + 32];
+    coord_claim c;
+    int rc = holder_read(op, state, args, &a, extra, err);
+    if (rc)
+        return rc;
+    if (op == COORD_RENEW)
         rc = coord_renew(state, a.ns, a.id, a.bot, a.token, a.ttl, &c, err);
-    return rc ? rc : reply_with(result, NULL, false, "claim", coord_claim_val(&c), err);
+    else if (op == COORD_RELEASE)
+        rc = coord_release(state, a.ns, a.id, a.bot, a.token, &c, err);
+    else
+        rc = coord_set_status(state, a.ns, a.id, a.bot, a.token, extra, &c, err);
+    return holder_answer(rc, &c, result, err);
+}
+
+static int holder_prep(coord_holder_op op, void *state, const sh_val *args, sh_cmd **cmd,
+                       sh_error *err)
+{
+    item_args a;
+    char extra[COORD_STATUS_MAX + 32];
+    int rc = holder_read(op, state, args, &a, extra, err);
+    return rc ? rc
+              : coord_holder_cmd(op, a.ns, a.id, a.bot, a.token, op == COORD_RELEASE ? NULL : extra,
+                                 cmd, err);
+}
+
+static int holder_finish(coord_holder_op op, void *state, const sh_val *args, const sh_reply *reply,
+                         sh_val **result, sh_error *err)
+{
+    item_args a;
+    char extra[COORD_STATUS_MAX + 32];
+    coord_claim c;
+    int rc = holder_read(op, state, args, &a, extra, err);
+    if (rc)
+        return rc;
+    rc = coord_holder_reply(state, op, a.ns, a.id, a.token, reply, &c, err);
+    return holder_answer(rc, &c, result, err);
+}
+
+static int h_renew(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    return holder_whole(COORD_RENEW, state, args, result, err);
+}
+
+static int p_renew(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)ctx;
+    return holder_prep(COORD_RENEW, state, args, cmd, err);
+}
+
+static int f_renew(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                   sh_val **result, sh_error *err)
+{
+    (void)ctx;
+    return holder_finish(COORD_RENEW, state, args, reply, result, err);
 }
 
 static int h_release(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
-    static arg_names names = {"sq", "botId", "token", "namespace", NULL};
-    item_args a;
-    coord_claim c;
-    int rc = args_known(args, names, err);
-    if (!rc)
-        rc = item_read(args, state, "namespace", "sq", true, false, &a, err);
-    if (!rc)
-        rc = coord_release(state, a.ns, a.id, a.bot, a.token, &c, err);
-    return rc ? rc : reply_with(result, NULL, false, "claim", coord_claim_val(&c), err);
+    return holder_whole(COORD_RELEASE, state, args, result, err);
+}
+
+static int p_release(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)ctx;
+    return holder_prep(COORD_RELEASE, state, args, cmd, err);
+}
+
+static int f_release(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                     sh_val **result, sh_error *err)
+{
+    (void)ctx;
+    return holder_finish(COORD_RELEASE, state, args, reply, result, err);
 }
 
 static int h_status(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
-    static arg_names names = {"sq", "botId", "token", "status", "namespace", NULL};
-    item_args a;
-    const char *status;
-    coord_claim c;
+    return holder_whole(COORD_STATUS, state, args, result, err);
+}
+
+static int p_status(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)ctx;
+    return holder_prep(COORD_STATUS, state, args, cmd, err);
+}
+
+static int f_status(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                    sh_val **result, sh_error *err)
+{
+    (void)ctx;
+    return holder_finish(COORD_STATUS, state, args, reply, result, err);
+}
+
+static int reserve_read(void *state, const sh_val *args, item_args *a, long long *rows,
+                        sh_error *err)
+{
+    static arg_names names = {"sq", "botId", "rowCount", "ttlSeconds", "log", NULL};
     int rc = args_known(args, names, err);
     if (!rc)
-        rc = item_read(args, state, "namespace", "sq", true, false, &a, err);
+        rc = item_read(args, state, "log", "refund", false, true, a, err);
     if (!rc)
-        rc = arg_status(args, true, &status, err);
-    if (!rc)
-        rc = coord_set_status(state, a.ns, a.id, a.bot, a.token, status, &c, err);
-    return rc ? rc : reply_with(result, NULL, false, "claim", coord_claim_val(&c), err);
+        rc = arg_int(args, "rowCount", true, 1, coord_env_of(state)->max_rows, rows, err);
+    return rc;
 }
 
 static int h_reserve(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
-    static arg_names names = {"sq", "botId", "rowCount", "ttlSeconds", "log", NULL};
     item_args a;
     long long rows;
     coord_reservation r;
-    int rc = args_known(args, names, err);
-    if (!rc)
-        rc = item_read(args, state, "log", "refund", false, true, &a, err);
-    if (!rc)
-        rc = arg_int(args, "rowCount", true, 1, coord_env_of(state)->max_rows, &rows, err);
-    if (!rc)
-        rc = coord_reserve(state, a.ns, a.id, a.bot, rows, a.ttl, &r, err);
-    if (rc == SH_ECONFLICT)
-        return reply_conflict(result, "reserved", "reservation", coord_reservation_val(&r), err);
-    return rc ? rc
-              : reply_with(result, "reserved", true, "reservation", coord_reservation_val(&r), err);
+    int rc = reserve_read(state, args, &a, &rows, err);
+    if (rc)
+        return rc;
+    rc = coord_reserve(state, a.ns, a.id, a.bot, rows, a.ttl, &r, err);
+    return reserve_answer(rc, &r, result, err);
+}
+
+static int p_reserve(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)ctx;
+    item_args a;
+    long long rows;
+    int rc = reserve_read(state, args, &a, &rows, err);
+    return rc ? rc : coord_reserve_cmd(state, a.ns, a.id, a.bot, rows, a.ttl, cmd, err);
+}
+
+static int f_reserve(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                     sh_val **result, sh_error *err)
+{
+    (void)ctx;
+    item_args a;
+    long long rows;
+    coord_reservation r;
+    int rc = reserve_read(state, args, &a, &rows, err);
+    if (rc)
+        return rc;
+    rc = coord_reserve_reply(state, a.ns, a.id, reply, &r, err);
+    return reserve_answer(rc, &r, result, err);
 }
 
 static int h_reserve_release(void *state, const sh_val *args, sh_val **result, sh_error *err)
@@ -278,24 +440,24 @@ static int h_ping(void *state, const sh_val *args, sh_val **result, sh_error *er
 }
 
 const sh_rpc_op coord_ops[] = {
-    {"ping", h_ping},
-    {"claim", h_claim},
-    {"claim.renew", h_renew},
-    {"claim.release", h_release},
-    {"claim.status", h_status},
-    {"reserve", h_reserve},
-    {"reserve.release", h_reserve_release},
-    {"list", h_list},
-    {"account.create", coord_h_account_create},
-    {"account.get", coord_h_account_get},
-    {"account.list", coord_h_account_list},
-    {"account.update", coord_h_account_update},
-    {"account.delete", coord_h_account_delete},
-    {"account.sync_now", coord_h_sync_now},
-    {"sched.tick", coord_h_tick},
-    {"sched.status", coord_h_sched_status},
-    {"sync.lease", coord_h_lease},
-    {"sync.renew", coord_h_lease_renew},
-    {"sync.complete", coord_h_lease_complete},
-    {NULL, NULL},
+    {"ping", h_ping, NULL, NULL},
+    {"claim", h_claim, p_claim, f_claim},
+    {"claim.renew", h_renew, p_renew, f_renew},
+    {"claim.release", h_release, p_release, f_release},
+    {"claim.status", h_status, p_status, f_status},
+    {"reserve", h_reserve, p_reserve, f_reserve},
+    {"reserve.release", h_reserve_release, NULL, NULL},
+    {"list", h_list, NULL, NULL},
+    {"account.create", coord_h_account_create, NULL, NULL},
+    {"account.get", coord_h_account_get, NULL, NULL},
+    {"account.list", coord_h_account_list, NULL, NULL},
+    {"account.update", coord_h_account_update, NULL, NULL},
+    {"account.delete", coord_h_account_delete, NULL, NULL},
+    {"account.sync_now", coord_h_sync_now, NULL, NULL},
+    {"sched.tick", coord_h_tick, NULL, NULL},
+    {"sched.status", coord_h_sched_status, NULL, NULL},
+    {"sync.lease", coord_h_lease, NULL, NULL},
+    {"sync.renew", coord_h_lease_renew, NULL, NULL},
+    {"sync.complete", coord_h_lease_complete, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
 };

@@ -65,6 +65,23 @@ int coord_release(sh_worker *w, const char *ns, const char *id, const char *bot,
 int coord_set_status(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
                      const char *status, coord_claim *out, sh_error *err);
 
+/* The same split for a pipeline (sh_rpc_op prep and finish): *_cmd builds
+ * the one command (a new one in *cmd), *_reply reads its reply (not an
+ * error reply), publishes the event and returns as the whole operation. */
+int coord_claim_cmd(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
+                    const char *status, sh_cmd **cmd, sh_error *err);
+int coord_claim_reply(sh_worker *w, const char *ns, const char *id, const sh_reply *r,
+                      coord_claim *out, bool *renewed, sh_error *err);
+typedef enum coord_holder_op { COORD_RENEW, COORD_RELEASE, COORD_STATUS } coord_holder_op;
+/* extra: the renewal's TTL in ms as text ("" for the default), or the new
+ * status; NULL for a release. */
+int coord_holder_cmd(coord_holder_op op, const char *ns, const char *id, const char *bot,
+                     long long token, const char *extra, sh_cmd **cmd, sh_error *err);
+int coord_holder_reply(sh_worker *w, coord_holder_op op, const char *ns, const char *id,
+                       long long token, const sh_reply *r, coord_claim *out, sh_error *err);
+/* coord_renew_ttl writes the extra argument of a renewal for ttl_s. */
+void coord_renew_ttl(long long ttl_s, char buf[32]);
+
 /* coord_reserve reserves rows rows of log for item id. SH_OK (new block, or
  * the same block again for the same owner, TTL refreshed); SH_ECONFLICT
  * when another owner holds the item's reservation (out describes it). */
@@ -72,6 +89,10 @@ int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot
                   long long ttl_s, coord_reservation *out, sh_error *err);
 int coord_reserve_release(sh_worker *w, const char *log, const char *id, const char *bot,
                           coord_reservation *out, sh_error *err);
+int coord_reserve_cmd(sh_worker *w, const char *log, const char *id, const char *bot,
+                      long long rows, long long ttl_s, sh_cmd **cmd, sh_error *err);
+int coord_reserve_reply(sh_worker *w, const char *log, const char *id, const sh_reply *r,
+                        coord_reservation *out, sh_error *err);
 
 /* coord_list returns {claims: {id: claim}, reservations: {id: reservation}}
  * for namespace ns and log, removing expired entries from the indexes (and
@@ -114,6 +135,8 @@ sh_val *coord_reservation_val(const coord_reservation *r);
 /* Helpers shared by claims.c, reservations.c and listing.c. */
 const coord_env *coord_env_of(const sh_worker *w);
 int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err);
+/* coord_check_script_reply refuses a script reply of the wrong shape. */
+int coord_check_script_reply(const sh_reply *r, sh_error *err);
 void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *body);
 long long coord_reply_ll(const sh_reply *r, size_t i);
 void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len);

@@ -63,10 +63,10 @@ static int res_keys(const char *log, const char *id, char *key, char *rows, char
     return SH_OK;
 }
 
-int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot, long long rows,
-                  long long ttl_s, coord_reservation *out, sh_error *err)
+int coord_reserve_cmd(sh_worker *w, const char *log, const char *id, const char *bot,
+                      long long rows, long long ttl_s, sh_cmd **cmd, sh_error *err)
 {
-    memset(out, 0, sizeof *out);
+    *cmd = NULL;
     char key[COORD_KEY_MAX], rowkey[COORD_KEY_MAX], idx[COORD_KEY_MAX];
     int rc = res_keys(log, id, key, rowkey, idx, err);
     if (rc)
@@ -82,20 +82,42 @@ int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot
     sh_cmd_int(c, ttl_s * 1000);
     sh_cmd_str(c, id);
     sh_cmd_int(c, coord_env_of(w)->first_row);
-    sh_cmd_str(c, "WRITING");
-    sh_reply *r;
-    if ((rc = coord_run_script(w, c, &r, err)))
-        return rc;
-    if (sh_reply_count(r) < 7) {
-        sh_reply_free(r);
-        return sh_error_set(err, SH_EINTERNAL, "unexpected reply from the reserve script");
+    if (sh_cmd_str(c, "WRITING") != SH_OK) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
+    *cmd = c;
+    return SH_OK;
+}
+
+int coord_reserve_reply(sh_worker *w, const char *log, const char *id, const sh_reply *r,
+                        coord_reservation *out, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = coord_check_script_reply(r, err);
+    if (rc)
+        return rc;
+    if (sh_reply_count(r) < 7)
+        return sh_error_set(err, SH_EINTERNAL, "unexpected reply from the reserve script");
     res_fill(r, log, id, out);
     char outcome[32];
     if (strcmp(res_outcome(r, outcome, sizeof outcome), "conflict") == 0)
         rc = sh_error_set(err, SH_ECONFLICT, "%s is reserved by %s", id, out->bot);
     else
         res_event(w, strcmp(outcome, "renewed") == 0 ? "renewed" : "reserved", out);
+    return rc;
+}
+
+int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot, long long rows,
+                  long long ttl_s, coord_reservation *out, sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sh_cmd *c;
+    sh_reply *r;
+    int rc = coord_reserve_cmd(w, log, id, bot, rows, ttl_s, &c, err);
+    if (rc || (rc = sh_store_call(w->store, c, &r, err)))
+        return rc;
+    rc = coord_reserve_reply(w, log, id, r, out, err);
     sh_reply_free(r);
     return rc;
 }

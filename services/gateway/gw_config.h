@@ -23,6 +23,9 @@ typedef struct gw_config {
     const char *sync_url;     /* sync-worker: comma-separated list */
     const char *events_url;   /* comma-separated list */
     long long rpc_timeout_ms; /* every call to a service */
+    long long batch_inflight; /* requests per client awaiting replies before calls batch */
+    long long batch_calls;    /* most calls in one batch */
+    long long batch_bytes;    /* most bytes of calls in one batch */
     long long max_body;       /* bytes of a request body */
     long long threads;        /* MHD thread pool */
     long long max_connections;

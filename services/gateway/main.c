@@ -65,6 +65,9 @@ int main(void)
     const char *urls[GW_SVC_COUNT] = {cfg.rpc_url, cfg.coord_url, cfg.sync_url};
     const char *vars[GW_SVC_COUNT] = {"PROGRESS_RPC_URL", "COORDINATOR_RPC_URL",
                                       "SYNC_WORKER_RPC_URL"};
+    sh_rpc_batch_opts batch = {(int)cfg.batch_inflight, (int)cfg.batch_calls,
+                               (size_t)cfg.batch_bytes};
+    sh_rpc_batch_defaults(&batch);
     for (int svc = 0; svc < GW_SVC_COUNT; svc++) {
         for (int i = 0; i < app.nrpc; i++) {
             if (sh_rpc_client_new(urls[svc], (int)cfg.rpc_timeout_ms, 0, &app.rpc[svc][i], &err) !=

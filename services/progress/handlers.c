@@ -139,16 +139,147 @@ static int h_job_by_conversation(void *state, const sh_val *args, sh_val **resul
     return rc ? rc : prog_job_by_conversation(state, id, result, err);
 }
 
+/* ---- split forms: one command each, so a batch of them is one pipeline ---- */
+
+static int p_progress_get(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx,
+                          sh_error *err)
+{
+    (void)state, (void)ctx;
+    const char *id;
+    int rc = handler_id(args, "id", &id, err);
+    return rc ? rc : prog_progress_get_cmd(id, cmd, err);
+}
+
+static int f_progress_get(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                          sh_val **result, sh_error *err)
+{
+    (void)state, (void)args, (void)ctx;
+    return prog_progress_get_reply(reply, result, err);
+}
+
+static int p_progress_update(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx,
+                             sh_error *err)
+{
+    (void)ctx;
+    const char *id;
+    const sh_val *fields;
+    int rc = handler_id(args, "id", &id, err);
+    if (!rc)
+        rc = handler_map(args, "fields", &fields, err);
+    return rc ? rc : prog_progress_update_cmd(state, id, fields, cmd, err);
+}
+
+static int f_progress_update(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                             sh_val **result, sh_error *err)
+{
+    (void)ctx;
+    return prog_progress_update_reply(state, sh_val_get_str(args, "id", NULL), reply, result, err);
+}
+
+static int p_log_append(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    const char *id;
+    const sh_val *entry;
+    int rc = handler_id(args, "id", &id, err);
+    if (!rc)
+        rc = handler_map(args, "entry", &entry, err);
+    return rc ? rc : prog_log_append_cmd(state, id, entry, cmd, ctx, err);
+}
+
+/* The stored entry waited in ctx; the result is a copy, ctx is the server's. */
+static int f_log_append(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                        sh_val **result, sh_error *err)
+{
+    (void)reply;
+    sh_val *e = sh_val_clone(ctx);
+    if (!e)
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    prog_log_append_reply(state, sh_val_get_str(args, "id", NULL), &e);
+    *result = e;
+    return SH_OK;
+}
+
+static int p_log_list(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)state, (void)ctx;
+    const char *id;
+    int rc = handler_id(args, "id", &id, err);
+    return rc ? rc : prog_log_list_cmd(id, cmd, err);
+}
+
+static int f_log_list(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                      sh_val **result, sh_error *err)
+{
+    (void)state, (void)ctx;
+    return prog_log_list_reply(sh_val_get_str(args, "id", NULL), reply, result, err);
+}
+
+static int p_job_create(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    const sh_val *fields;
+    char jid[33];
+    if (sh_val_type_of(args) != SH_VAL_MAP)
+        return sh_error_set(err, SH_EINVAL, "arguments must be a map");
+    int rc = handler_map(args, "fields", &fields, err);
+    if (!rc)
+        rc = prog_job_create_cmd(state, fields, cmd, jid, err);
+    if (!rc && !(*ctx = sh_val_new_cstr(jid)))
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    return rc;
+}
+
+static int f_job_create(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                        sh_val **result, sh_error *err)
+{
+    (void)args;
+    return prog_job_write_reply(state, sh_val_str(ctx, NULL), reply, result, err);
+}
+
+static int p_job_update(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)ctx;
+    const char *id;
+    const sh_val *fields;
+    int rc = handler_id(args, "id", &id, err);
+    if (!rc)
+        rc = handler_map(args, "fields", &fields, err);
+    return rc ? rc : prog_job_update_cmd(state, id, fields, cmd, err);
+}
+
+static int f_job_update(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                        sh_val **result, sh_error *err)
+{
+    (void)ctx;
+    return prog_job_write_reply(state, sh_val_get_str(args, "id", NULL), reply, result, err);
+}
+
+static int p_job_get(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
+{
+    (void)state, (void)ctx;
+    const char *id;
+    int rc = handler_id(args, "id", &id, err);
+    return rc ? rc : prog_job_get_cmd(id, cmd, err);
+}
+
+static int f_job_get(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                     sh_val **result, sh_error *err)
+{
+    (void)state, (void)args, (void)ctx;
+    return prog_job_get_reply(reply, result, err);
+}
+
+/* Operations with a prep and a finish are pipelined within a batch; the
+ * others (ping, delete, the two-step job lookup by conversation) run alone. */
 const sh_rpc_op prog_ops[] = {
-    {"ping", h_ping},
-    {"progress.get", h_progress_get},
-    {"progress.update", h_progress_update},
-    {"progress.delete", h_progress_delete},
-    {"log.append", h_log_append},
-    {"log.list", h_log_list},
-    {"job.create", h_job_create},
-    {"job.update", h_job_update},
-    {"job.get", h_job_get},
-    {"job.by_conversation", h_job_by_conversation},
-    {NULL, NULL},
+    {"ping", h_ping, NULL, NULL},
+    {"progress.get", h_progress_get, p_progress_get, f_progress_get},
+    {"progress.update", h_progress_update, p_progress_update, f_progress_update},
+    {"progress.delete", h_progress_delete, NULL, NULL},
+    {"log.append", h_log_append, p_log_append, f_log_append},
+    {"log.list", h_log_list, p_log_list, f_log_list},
+    {"job.create", h_job_create, p_job_create, f_job_create},
+    {"job.update", h_job_update, p_job_update, f_job_update},
+    {"job.get", h_job_get, p_job_get, f_job_get},
+    {"job.by_conversation", h_job_by_conversation, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
 };

@@ -84,6 +84,40 @@ int prog_ping(prog_worker *w, sh_error *err)
 
 /* ---- progress records -------------------------------------------------- */
 
+/* ops_hgetall_cmd builds the read of a record hash. */
+static int ops_hgetall_cmd(const char *key, sh_cmd **cmd, sh_error *err)
+{
+    sh_cmd *c = sh_cmd_new("HGETALL");
+    if (sh_cmd_str(c, key) != SH_OK) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *cmd = c;
+    return SH_OK;
+}
+
+static int ops_hgetall_reply(const sh_reply *r, const char *missing, sh_val **out, sh_error *err)
+{
+    *out = NULL;
+    if (sh_reply_count(r) == 0)
+        return sh_error_set(err, SH_ENOTFOUND, "%s", missing);
+    return prog_record_from_hash(r, out, err);
+}
+
+int prog_progress_get_cmd(const char *id, sh_cmd **cmd, sh_error *err)
+{
+    *cmd = NULL;
+    char key[PROG_KEY_MAX];
+    if (prog_key_record(key, sizeof key, id) < 0)
+        return ops_bad_id("id", id, err);
+    return ops_hgetall_cmd(key, cmd, err);
+}
+
+int prog_progress_get_reply(const sh_reply *r, sh_val **record, sh_error *err)
+{
+    return ops_hgetall_reply(r, "Session not found", record, err);
+}
+
 int prog_progress_get(prog_worker *w, const char *id, sh_val **record, sh_error *err)
 {
     *record = NULL;
@@ -93,10 +127,10 @@ int prog_progress_get(prog_worker *w, const char *id, sh_val **record, sh_error 
     return ops_hgetall(w, key, "Session not found", record, err);
 }
 
-int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **record,
-                         sh_error *err)
+int prog_progress_update_cmd(prog_worker *w, const char *id, const sh_val *fields, sh_cmd **cmd,
+                             sh_error *err)
 {
-    *record = NULL;
+    *cmd = NULL;
     char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
     if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
         return ops_bad_id("id", id, err);
@@ -131,13 +165,30 @@ int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, s
         sh_cmd_free(c);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
-    sh_reply *r;
-    if ((rc = ops_run(w, c, &r, err)))
-        return rc;
-    rc = prog_record_from_hash(r, record, err);
-    sh_reply_free(r);
+    *cmd = c;
+    return SH_OK;
+}
+
+int prog_progress_update_reply(prog_worker *w, const char *id, const sh_reply *r, sh_val **record,
+                               sh_error *err)
+{
+    int rc = prog_record_from_hash(r, record, err);
     if (rc == SH_OK)
         ops_publish(w, SH_KEY_PROGRESS, "update", id, "record", record);
+    return rc;
+}
+
+int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **record,
+                         sh_error *err)
+{
+    *record = NULL;
+    sh_cmd *c;
+    sh_reply *r;
+    int rc = prog_progress_update_cmd(w, id, fields, &c, err);
+    if (rc || (rc = ops_run(w, c, &r, err)))
+        return rc;
+    rc = prog_progress_update_reply(w, id, r, record, err);
+    sh_reply_free(r);
     return rc;
 }
 
@@ -163,9 +214,10 @@ int prog_progress_delete(prog_worker *w, const char *id, bool *deleted, sh_error
 
 /* ---- error log --------------------------------------------------------- */
 
-int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val **stored,
-                    sh_error *err)
+int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_cmd **cmd,
+                        sh_val **stored, sh_error *err)
 {
+    *cmd = NULL;
     *stored = NULL;
     char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
     if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
@@ -186,31 +238,56 @@ int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val 
         sh_val_free(e);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
+    *cmd = c;
+    *stored = e;
+    return SH_OK;
+}
+
+void prog_log_append_reply(prog_worker *w, const char *id, sh_val **stored)
+{
+    ops_publish(w, SH_KEY_PROGRESS, "log", id, "entry", stored);
+}
+
+int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val **stored,
+                    sh_error *err)
+{
+    sh_cmd *c;
+    sh_val *e;
     sh_reply *r;
+    *stored = NULL;
+    int rc = prog_log_append_cmd(w, id, entry, &c, &e, err);
+    if (rc)
+        return rc;
     if ((rc = ops_run(w, c, &r, err))) {
         sh_val_free(e);
         return rc;
     }
     sh_reply_free(r);
-    ops_publish(w, SH_KEY_PROGRESS, "log", id, "entry", &e);
+    prog_log_append_reply(w, id, &e);
     *stored = e;
     return SH_OK;
 }
 
-int prog_log_list(prog_worker *w, const char *id, sh_val **entries, sh_error *err)
+int prog_log_list_cmd(const char *id, sh_cmd **cmd, sh_error *err)
 {
-    *entries = NULL;
+    *cmd = NULL;
     char logkey[PROG_KEY_MAX];
     if (prog_key_log(logkey, sizeof logkey, id) < 0)
         return ops_bad_id("id", id, err);
     sh_cmd *c = sh_cmd_new("LRANGE");
     sh_cmd_str(c, logkey);
     sh_cmd_str(c, "0");
-    sh_cmd_str(c, "-1");
-    sh_reply *r;
-    int rc = ops_run(w, c, &r, err);
-    if (rc)
-        return rc;
+    if (sh_cmd_str(c, "-1") != SH_OK) {
+        sh_cmd_free(c);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *cmd = c;
+    return SH_OK;
+}
+
+int prog_log_list_reply(const char *id, const sh_reply *r, sh_val **entries, sh_error *err)
+{
+    *entries = NULL;
     sh_val *arr = sh_val_new_array();
     for (size_t i = 0; arr && i < sh_reply_count(r); i++) {
         size_t len;
@@ -226,36 +303,57 @@ int prog_log_list(prog_worker *w, const char *id, sh_val **entries, sh_error *er
             arr = NULL;
         }
     }
-    sh_reply_free(r);
     if (!arr)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     *entries = arr;
     return SH_OK;
 }
 
+int prog_log_list(prog_worker *w, const char *id, sh_val **entries, sh_error *err)
+{
+    *entries = NULL;
+    sh_cmd *c;
+    sh_reply *r;
+    int rc = prog_log_list_cmd(id, &c, err);
+    if (rc || (rc = ops_run(w, c, &r, err)))
+        return rc;
+    rc = prog_log_list_reply(id, r, entries, err);
+    sh_reply_free(r);
+    return rc;
+}
+
 /* ---- jobs -------------------------------------------------------------- */
 
-static int ops_job_reply(prog_worker *w, sh_reply *r, const char *id, sh_val **job, sh_error *err)
+int prog_job_write_reply(prog_worker *w, const char *id, const sh_reply *r, sh_val **job,
+                         sh_error *err)
 {
+    *job = NULL;
     int rc;
     if (sh_reply_kind(r) == SH_REPLY_NIL ||
         (sh_reply_kind(r) == SH_REPLY_ARRAY && sh_reply_count(r) == 0))
         rc = sh_error_set(err, SH_ENOTFOUND, "Job not found");
     else
         rc = prog_record_from_hash(r, job, err);
-    sh_reply_free(r);
     if (rc == SH_OK)
         ops_publish(w, SH_KEY_JOB, "job", id, "record", job);
     return rc;
 }
 
-int prog_job_create(prog_worker *w, const sh_val *fields, sh_val **job, sh_error *err)
+static int ops_job_reply(prog_worker *w, sh_reply *r, const char *id, sh_val **job, sh_error *err)
 {
-    *job = NULL;
+    int rc = prog_job_write_reply(w, id, r, job, err);
+    sh_reply_free(r);
+    return rc;
+}
+
+int prog_job_create_cmd(prog_worker *w, const sh_val *fields, sh_cmd **cmd, char jid[33],
+                        sh_error *err)
+{
+    *cmd = NULL;
     int rc = prog_check_job_fields(fields, true, err);
     if (rc)
         return rc;
-    char jid[33], key[PROG_KEY_MAX], idx[PROG_KEY_MAX];
+    char key[PROG_KEY_MAX], idx[PROG_KEY_MAX];
     sh_random_hex(jid, 16);
     const char *conv = sh_val_get_str(fields, "conversationId", NULL);
     if (prog_key_job(key, sizeof key, jid) < 0 || prog_key_job_index(idx, sizeof idx, conv) < 0)
@@ -284,16 +382,26 @@ int prog_job_create(prog_worker *w, const sh_val *fields, sh_val **job, sh_error
         sh_cmd_free(c);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
+    *cmd = c;
+    return SH_OK;
+}
+
+int prog_job_create(prog_worker *w, const sh_val *fields, sh_val **job, sh_error *err)
+{
+    *job = NULL;
+    char jid[33];
+    sh_cmd *c;
     sh_reply *r;
-    if ((rc = ops_run(w, c, &r, err)))
+    int rc = prog_job_create_cmd(w, fields, &c, jid, err);
+    if (rc || (rc = ops_run(w, c, &r, err)))
         return rc;
     return ops_job_reply(w, r, jid, job, err);
 }
 
-int prog_job_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **job,
-                    sh_error *err)
+int prog_job_update_cmd(prog_worker *w, const char *id, const sh_val *fields, sh_cmd **cmd,
+                        sh_error *err)
 {
-    *job = NULL;
+    *cmd = NULL;
     char key[PROG_KEY_MAX];
     if (prog_key_job(key, sizeof key, id) < 0)
         return ops_bad_id("job id", id, err);
@@ -316,10 +424,34 @@ int prog_job_update(prog_worker *w, const char *id, const sh_val *fields, sh_val
         sh_cmd_free(c);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
+    *cmd = c;
+    return SH_OK;
+}
+
+int prog_job_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **job,
+                    sh_error *err)
+{
+    *job = NULL;
+    sh_cmd *c;
     sh_reply *r;
-    if ((rc = ops_run(w, c, &r, err)))
+    int rc = prog_job_update_cmd(w, id, fields, &c, err);
+    if (rc || (rc = ops_run(w, c, &r, err)))
         return rc;
     return ops_job_reply(w, r, id, job, err);
+}
+
+int prog_job_get_cmd(const char *id, sh_cmd **cmd, sh_error *err)
+{
+    *cmd = NULL;
+    char key[PROG_KEY_MAX];
+    if (prog_key_job(key, sizeof key, id) < 0)
+        return ops_bad_id("job id", id, err);
+    return ops_hgetall_cmd(key, cmd, err);
+}
+
+int prog_job_get_reply(const sh_reply *r, sh_val **job, sh_error *err)
+{
+    return ops_hgetall_reply(r, "Job not found", job, err);
 }
 
 int prog_job_get(prog_worker *w, const char *id, sh_val **job, sh_error *err)

@@ -153,10 +153,10 @@ static int h_folders_counts(void *state, const sh_val *args, sh_val **result, sh
 }
 
 const sh_rpc_op sync_ops[] = {
-    {"ping", h_ping},
-    {"messages.list", h_messages_list},
-    {"messages.get", h_messages_get},
-    {"messages.set_seen", h_messages_set_seen},
-    {"folders.counts", h_folders_counts},
-    {NULL, NULL},
+    {"ping", h_ping, NULL, NULL},
+    {"messages.list", h_messages_list, NULL, NULL},
+    {"messages.get", h_messages_get, NULL, NULL},
+    {"messages.set_seen", h_messages_set_seen, NULL, NULL},
+    {"folders.counts", h_folders_counts, NULL, NULL},
+    {NULL, NULL, NULL, NULL},
 };

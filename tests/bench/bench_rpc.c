@@ -5,7 +5,9 @@
  *   rpc clients=32 ops=123456 ops_per_s=12345.6 p50_ms=1.234 p99_ms=4.567 errors=0
  *
  * Usage: bench_rpc [-m progress|claim] [-u URL] [-c CLIENTS] [-d SECONDS] [-w WARMUP_SECONDS]
- *                  [-p ID_PREFIX]
+ *                  [-p ID_PREFIX] [-s SHARED_CLIENTS]
+ * With -s N the callers share N RPC clients, as the threads of one process
+ * do (their calls then batch); by default each caller has its own.
  * Mode progress (default) calls progress.update; mode claim calls claim then
  * claim.release on the coordinator, one pair per operation counted.
  * URL defaults to $PROGRESS_RPC_URL, then tcp://127.0.0.1:7101. */
@@ -32,6 +34,7 @@ typedef struct bench_opts {
     const char *url;
     const char *prefix;
     int clients;
+    int sockets; /* RPC clients the callers share; 0: one each */
     double seconds;
     double warmup;
 } bench_opts;
@@ -188,7 +191,9 @@ static void bench_usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [-m progress|claim] [-u URL] [-c CLIENTS] [-d SECONDS] [-w WARMUP_SECONDS]\n"
-            "       [-p ID_PREFIX]\n"
+            "       [-p ID_PREFIX] [-s SHARED_CLIENTS]\n"
+            "  -s N: the callers share N RPC clients (calls of one client batch);\n"
+            "        default one client per caller\n"
             "  URL defaults to $PROGRESS_RPC_URL, then tcp://127.0.0.1:7101\n",
             argv0);
 }
@@ -206,7 +211,7 @@ int main(int argc, char **argv)
     if (o.url == NULL || o.url[0] == '\0')
         o.url = "tcp://127.0.0.1:7101";
     int opt;
-    while ((opt = getopt(argc, argv, "m:u:c:d:w:p:h")) != -1) {
+    while ((opt = getopt(argc, argv, "m:u:c:s:d:w:p:h")) != -1) {
         switch (opt) {
         case 'm':
             o.mode = optarg;
@@ -216,6 +221,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             o.clients = atoi(optarg);
+            break;
+        case 's':
+            o.sockets = atoi(optarg);
             break;
         case 'd':
             o.seconds = atof(optarg);
@@ -249,6 +257,10 @@ int main(int argc, char **argv)
         sh_error_clear(&err);
         th[i].idx = i;
         th[i].opts = &o;
+        if (o.sockets > 0 && i >= o.sockets) {
+            th[i].client = th[i % o.sockets].client;
+            continue;
+        }
         int rc = sh_rpc_client_new(o.url, BENCH_TIMEOUT_MS, SH_MSG_DEFAULT_MAX_BYTES, &th[i].client,
                                    &err);
         if (rc != SH_OK) {
@@ -306,7 +318,8 @@ int main(int argc, char **argv)
 
 done:
     for (int i = 0; i < o.clients; i++) {
-        sh_rpc_client_free(th[i].client);
+        if (o.sockets <= 0 || i < o.sockets)
+            sh_rpc_client_free(th[i].client);
         free(th[i].lat);
     }
     free(th);

@@ -241,6 +241,117 @@ static void test_every_truncation_is_refused(void **state)
     sh_val_free(v);
 }
 
+/* ---- batches ------------------------------------------------------------- */
+
+static void test_batch_round_trip(void **state)
+{
+    (void)state;
+    sh_buf one, two, b;
+    sh_buf_init(&one);
+    sh_buf_init(&two);
+    sh_buf_init(&b);
+    sh_val *args = sample();
+    assert_int_equal(sh_call_encode("a.op", 1, args, &one), SH_OK);
+    assert_int_equal(sh_call_encode("b.op", 2, NULL, &two), SH_OK);
+    assert_int_equal(sh_batch_begin(2, &b), SH_OK);
+    assert_int_equal(sh_batch_add(one.data, one.len, &b), SH_OK);
+    assert_int_equal(sh_batch_add(two.data, two.len, &b), SH_OK);
+    assert_true(b.len <= one.len + two.len + sh_batch_overhead(2));
+    assert_true(sh_batch_is(b.data, b.len));
+    assert_false(sh_batch_is(one.data, one.len));
+    sh_slice *items;
+    size_t n;
+    sh_error err;
+    assert_int_equal(sh_batch_split(b.data, b.len, &items, &n, &err), SH_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(items[0].len, one.len);
+    assert_memory_equal(items[0].data, one.data, one.len);
+    assert_int_equal(items[1].len, two.len);
+    sh_call call;
+    assert_int_equal(sh_call_decode(items[1].data, items[1].len, NULL, &call, &err), SH_OK);
+    assert_string_equal(call.op, "b.op");
+    assert_int_equal(call.id, 2);
+    sh_call_fini(&call);
+    free(items);
+    sh_val_free(args);
+    sh_buf_fini(&one);
+    sh_buf_fini(&two);
+    sh_buf_fini(&b);
+}
+
+static void test_batch_large(void **state)
+{
+    (void)state;
+    /* 300 calls: an array16 header; one 70 KiB envelope: a bin32. */
+    sh_buf b, env;
+    sh_buf_init(&b);
+    sh_buf_init(&env);
+    sh_batch_begin(300, &b);
+    for (int i = 0; i < 299; i++) {
+        sh_buf_reset(&env);
+        sh_call_encode("x", (uint64_t)i, NULL, &env);
+        sh_batch_add(env.data, env.len, &b);
+    }
+    static char big[70000];
+    memset(big, 'q', sizeof big);
+    sh_val *s = sh_val_new_str(big, sizeof big);
+    sh_buf_reset(&env);
+    sh_call_encode("x", 299, s, &env);
+    sh_batch_add(env.data, env.len, &b);
+    sh_slice *items;
+    size_t n;
+    sh_error err;
+    assert_int_equal(sh_batch_split(b.data, b.len, &items, &n, &err), SH_OK);
+    assert_int_equal(n, 300);
+    assert_int_equal(items[299].len, env.len);
+    free(items);
+    sh_val_free(s);
+    sh_buf_fini(&b);
+    sh_buf_fini(&env);
+}
+
+static void test_batch_malformed_framing(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        const char *data;
+        size_t len;
+    } cases[] = {
+        {"empty", "", 0},
+        {"a map", "\x80", 1},
+        {"no items", "\x90", 1},
+        {"an item that is not a bin",
+         "\x91\xa1"
+         "x",
+         3},
+        {"a truncated bin header", "\x91\xc5\x00", 3},
+        {"a bin longer than what remains",
+         "\x91\xc4\x05"
+         "ab",
+         5},
+        {"fewer items than claimed",
+         "\x92\xc4\x01"
+         "x",
+         4},
+        {"trailing bytes",
+         "\x91\xc4\x01"
+         "xy",
+         5},
+        {"a count beyond the bytes", "\xdd\xff\xff\xff\xff\xc4\x00", 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sh_slice *items = (sh_slice *)1;
+        size_t n = 99;
+        sh_error err;
+        int rc = sh_batch_split(cases[i].data, cases[i].len, &items, &n, &err);
+        if (rc != SH_EPROTO)
+            fail_msg("%s: got %d", cases[i].what, rc);
+        assert_null(items);
+        assert_int_equal(n, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +362,9 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_malformed_envelopes),
         cmocka_unit_test(test_every_truncation_is_refused),
+        cmocka_unit_test(test_batch_round_trip),
+        cmocka_unit_test(test_batch_large),
+        cmocka_unit_test(test_batch_malformed_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,18 @@
  *   reply: {"id": uint, "ok": true,  "result": any}
  *        | {"id": uint, "ok": false, "error": {"code": str, "message": str}}
  * "code" is an error name from err.h (sh_err_name). Decoding enforces the
- * limits below and reports what was wrong; nothing partial is returned. */
+ * limits below and reports what was wrong; nothing partial is returned.
+ *
+ * Batch (several calls in one message, see rpc.h):
+ *   calls:   [bin, bin, ...]   each bin holds one call envelope as above
+ *   replies: [bin, bin, ...]   as many, in the same order, each one reply
+ * A message is a batch when its first byte is a msgpack array header, a
+ * single call when it is a map: servers take both, so a client that never
+ * batches and one that does can share a server. Each envelope sits in its
+ * own bin so that a malformed one fails that call only: the framing (array
+ * and bin headers) is checked first, then every envelope on its own. A
+ * batch whose framing is broken gets one single reply, an error with id 0,
+ * which fails every call of it. */
 #ifndef SHARED_MSG_H
 #define SHARED_MSG_H
 
@@ -67,6 +78,30 @@ int sh_call_encode(const char *op, uint64_t id, const sh_val *args, sh_buf *out)
 int sh_call_decode(const void *data, size_t len, const sh_msg_limits *lim, sh_call *out,
                    sh_error *err);
 void sh_call_fini(sh_call *c);
+
+/* A piece of a message: borrowed, valid as long as the message. */
+typedef struct sh_slice {
+    const void *data;
+    size_t len;
+} sh_slice;
+
+/* sh_batch_is tells a batch (array) from a single envelope (anything else). */
+int sh_batch_is(const void *data, size_t len);
+/* sh_batch_split checks the framing of a batch and returns its envelopes
+ * in *items (a new array the caller frees; the slices point into data) and
+ * their number in *n (at least 1). Errors: SH_EPROTO with err naming the
+ * problem (not an array, truncated, an item that is not a bin, trailing
+ * bytes), SH_ENOMEM. */
+int sh_batch_split(const void *data, size_t len, sh_slice **items, size_t *n, sh_error *err);
+/* sh_batch_begin appends the header of a batch of n envelopes;
+ * sh_batch_add then appends each envelope (len bytes at env) in order. */
+int sh_batch_begin(size_t n, sh_buf *out);
+int sh_batch_add(const void *env, size_t len, sh_buf *out);
+/* sh_batch_add_header appends only the header of an envelope of len bytes
+ * (its bytes then follow), for a caller that writes them elsewhere. */
+int sh_batch_add_header(size_t len, sh_buf *out);
+/* sh_batch_overhead is the most bytes the framing adds to n envelopes. */
+size_t sh_batch_overhead(size_t n);
 
 int sh_reply_encode_ok(uint64_t id, const sh_val *result, sh_buf *out);
 int sh_reply_encode_err(uint64_t id, int code, const char *message, sh_buf *out);

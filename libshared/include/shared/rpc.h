@@ -7,10 +7,24 @@
  * connection), handed to every handler it runs. Handlers are looked up in a
  * table of sh_rpc_op rows that ends in a row whose name is NULL.
  *
+ * A request is one call or a batch of calls (msg.h has the wire format).
+ * Consecutive calls of a batch whose operations can be split (prep and
+ * finish below) run as one Redis pipeline on the worker's connection: every
+ * prep appends its command, one write and one read serve them all, then
+ * every finish reads its reply, in arrival order (so two calls on the same
+ * record apply in the order they came). Other operations run alone, in
+ * order, between such groups.
+ *
  * Client: a REQ socket dialed to one or more URLs (comma-separated; requests
  * are spread over the connected servers). sh_rpc_call blocks up to its
  * timeout; sh_rpc_call_async returns at once and calls back from an nng
- * thread. Both are safe from any number of threads at once.
+ * thread. Both are safe from any number of threads at once. A call goes out
+ * at once while fewer than `inflight` requests of the client are waiting
+ * for their reply; calls made meanwhile queue and leave together, as one
+ * batch (up to max_calls calls and max_bytes bytes), when a reply comes
+ * back: no delay when idle, fewer messages and wake-ups under load. Each
+ * call keeps its own timeout and outcome: a malformed call fails alone, and
+ * a call that timed out is never answered later.
  *
  * Life cycle: *_new allocates and starts; *_free stops, waits for in-flight
  * work and frees; *_free(NULL) is harmless. */
@@ -21,6 +35,7 @@
 #include <stdint.h>
 
 #include "shared/err.h"
+#include "shared/store.h"
 #include "shared/val.h"
 
 /* A handler decodes and validates args, does the work and either sets
@@ -28,10 +43,29 @@
  * returns an error code with err describing it. */
 typedef int (*sh_rpc_handler_fn)(void *state, const sh_val *args, sh_val **result, sh_error *err);
 
+/* A split operation: prep decodes and validates args and builds the one
+ * Redis command of the call in *cmd (and, optionally, in *ctx a value
+ * finish needs, freed by the server); finish turns the command's reply
+ * (never an error reply: those fail the call with the code
+ * sh_store_reply_check gives) into *result. A prep that fails ends the call
+ * with its error. */
+typedef int (*sh_rpc_prep_fn)(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx,
+                              sh_error *err);
+typedef int (*sh_rpc_finish_fn)(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
+                                sh_val **result, sh_error *err);
+
+/* One operation: fn runs it whole; an operation that can be pipelined also
+ * sets prep and finish, which a server with a pipeline (opts.pipeline) uses
+ * instead of fn. */
 typedef struct sh_rpc_op {
     const char *name;
     sh_rpc_handler_fn fn;
+    sh_rpc_prep_fn prep;
+    sh_rpc_finish_fn finish;
 } sh_rpc_op;
+
+/* The most calls a server takes in one batch; the rest fail with SH_ELIMIT. */
+#define SH_RPC_BATCH_SERVER_MAX 1024
 
 typedef struct sh_rpc_server_opts {
     const char *listen_url; /* e.g. "ipc:///tmp/progress.sock", "tcp://127.0.0.1:7101" */
@@ -42,6 +76,9 @@ typedef struct sh_rpc_server_opts {
      * failure, which fails sh_rpc_server_new); worker_fini frees it. */
     void *(*worker_init)(void *arg, int idx);
     void (*worker_fini)(void *state);
+    /* pipeline runs n commands of worker state in one round trip (as
+     * sh_store_pipeline); needed by operations with prep and finish. */
+    int (*pipeline)(void *state, sh_cmd *const *cmds, size_t n, sh_reply **replies, sh_error *err);
     void *arg;
 } sh_rpc_server_opts;
 
@@ -53,6 +90,19 @@ int sh_rpc_server_new(const sh_rpc_server_opts *opts, sh_rpc_server **out, sh_er
 void sh_rpc_server_free(sh_rpc_server *s);
 
 typedef struct sh_rpc_client sh_rpc_client;
+
+/* How a client batches (the settings RPC_BATCH_INFLIGHT,
+ * RPC_BATCH_MAX_CALLS, RPC_BATCH_MAX_BYTES). */
+typedef struct sh_rpc_batch_opts {
+    int inflight;     /* requests awaiting their reply before calls queue; default 4 */
+    int max_calls;    /* calls per batch; default 64 (1: never batch) */
+    size_t max_bytes; /* bytes of envelopes per batch; default 262144 (a larger call goes alone) */
+} sh_rpc_batch_opts;
+
+/* sh_rpc_batch_defaults sets how clients made from now on batch (0 fields
+ * keep the default); a process calls it once, with its settings, before
+ * making clients. */
+void sh_rpc_batch_defaults(const sh_rpc_batch_opts *o);
 
 /* sh_rpc_client_new dials every URL of the comma-separated list urls
  * (dialing is asynchronous: servers may start later, and reconnects are

@@ -99,6 +99,10 @@ int sh_store_run(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err);
  * any other is SH_EINTERNAL (and logged). */
 int sh_store_call(sh_store *s, sh_cmd *cmd, sh_reply **out, sh_error *err);
 
+/* sh_store_reply_check maps an error reply as sh_store_call does (its
+ * code, Redis's words in err) and returns SH_OK for any other reply. */
+int sh_store_reply_check(const sh_reply *r, sh_error *err);
+
 /* sh_store_pipeline sends n commands in one write and reads n replies (one
  * round trip). outs[i] receives reply i (caller frees each). */
 int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **outs, sh_error *err);
