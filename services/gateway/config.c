@@ -12,7 +12,7 @@
 #include "shared/config.h"
 #include "shared/log.h"
 
-#define CONFIG_ROWS 20 /* rows, the NULL row included; unused rows are NULL too */
+#define CONFIG_ROWS 21 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -49,6 +49,8 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          "HTTP worker threads"},
         {"GATEWAY_MAX_CONNECTIONS", NULL, SH_SET_INT, "4096", 1, 1000000, &c->max_connections,
          false, "simultaneous HTTP connections"},
+        {"GATEWAY_CONNECTION_MEMORY", NULL, SH_SET_INT, "8192", 4096, 1048576, &c->conn_memory,
+         false, "bytes each connection has for its request head and reply headers"},
         {"SSE_HEARTBEAT_SECONDS", NULL, SH_SET_INT, "15", 1, 3600, &c->heartbeat_s, false,
          "period of heartbeats on event streams"},
         {"GATEWAY_DRAIN_MS", NULL, SH_SET_INT, "500", 0, 5000, &c->drain_ms, false,

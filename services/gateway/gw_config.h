@@ -28,6 +28,7 @@ typedef struct gw_config {
     long long batch_bytes;    /* most bytes of calls in one batch */
     long long max_body;       /* bytes of a request body */
     long long threads;        /* MHD thread pool */
+    long long conn_memory;    /* MHD's memory pool of each connection */
     long long max_connections;
     long long heartbeat_s;    /* SSE heartbeat period */
     long long conn_timeout_s; /* idle HTTP connections */

@@ -31,8 +31,10 @@
 #define SSE_RECV_MS         200  /* subscriber wakes this often to see the stop flag */
 #define SSE_READ_TIMEOUT_MS 2000 /* snapshot and re-read calls */
 #define SSE_MAX_BUFFER      (16u * 1024 * 1024)
-#define SSE_BLOCK           16384
-#define SSE_TS_MAX          40
+#define SSE_BLOCK                                                                                  \
+    4096 /* bytes a stream's reply hands MHD at a time: each                                       \
+                stream holds one such block */
+#define SSE_TS_MAX 40
 
 struct MHD_Connection;
 

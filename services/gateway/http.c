@@ -775,6 +775,7 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&cfg->addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->conn_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, http_conn_notify, h, MHD_OPTION_END);
     if (!h->daemon) {

@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from e2ebase import StackTestCase
+from e2ebase import StackTestCase, raw_request
 from stack import Service, free_port, read_tail
 
 RW = "rw-token-0123456789abcdef"
@@ -68,6 +68,17 @@ class AuthTest(StackTestCase):
         self.assertStatus(r, 200)
         self.assertEqual(r.json["version"], 2)
         self.before = r.json
+
+    def test_request_head_over_the_pool_is_431(self):
+        # GATEWAY_CONNECTION_MEMORY (8192) holds heads up to about 7 KiB.
+        r = self.http.request("GET", "/api/progress/%s" % self.sid,
+                              headers={"X-Padding": "a" * 6000})
+        self.assertIn(r.status, (200, 404), r)
+        status, head, _ = raw_request(self.stack.http_port, "GET", "/healthz", b"",
+                                      headers={"X-Padding": "a" * 12000})
+        self.assertEqual(status, 431, head)
+        # and the gateway goes on
+        self.assertStatus(self.http.get("/healthz", token=None), 200)
 
     def test_health_without_token(self):
         for path in ("/healthz", "/readyz"):
