@@ -222,3 +222,18 @@ done:
     sh_log_info("stopped", "exit %d", status);
     return status;
 }
+
+int sh_service_ping(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    int rc = sh_store_ping(w->store, err);
+    if (rc)
+        return rc;
+    sh_val *m = sh_val_new_map();
+    if (!m || sh_val_set_cstr(m, "redis", sh_val_new_cstr("ok"))) {
+        sh_val_free(m);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *result = m;
+    return SH_OK;
+}

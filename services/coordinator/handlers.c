@@ -430,17 +430,8 @@ static int h_list(void *state, const sh_val *args, sh_val **result, sh_error *er
     return rc ? rc : coord_list(state, ns, log, result, err);
 }
 
-static int h_ping(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    sh_worker *w = state;
-    int rc = sh_store_ping(w->store, err);
-    if (rc)
-        return rc;
-    return reply_with(result, NULL, false, "redis", sh_val_new_cstr("ok"), err);
-}
-
 const sh_rpc_op coord_ops[] = {
-    {"ping", h_ping, NULL, NULL},
+    {"ping", sh_service_ping, NULL, NULL},
     {"claim", h_claim, p_claim, f_claim},
     {"claim.renew", h_renew, p_renew, f_renew},
     {"claim.release", h_release, p_release, f_release},

@@ -375,8 +375,8 @@ int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error 
     rc = sh_sub_new(cfg->events_url, 0, &s->sub, err);
     if (rc != SH_OK)
         goto fail;
-    if ((rc = sh_sub_subscribe(s->sub, SH_KEY_PROGRESS)) != SH_OK) {
-        sh_error_set(err, rc, "cannot subscribe to %s events", SH_KEY_PROGRESS);
+    if ((rc = sh_sub_subscribe(s->sub, SH_TOPIC_PROGRESS)) != SH_OK) {
+        sh_error_set(err, rc, "cannot subscribe to %s events", SH_TOPIC_PROGRESS);
         goto fail;
     }
     if (pthread_create(&s->sub_thread, NULL, gw_sse_sub_main, s) != 0) {

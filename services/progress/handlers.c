@@ -6,6 +6,7 @@
 
 #include "ops.h"
 #include "shared/keys.h"
+#include "shared/service.h"
 
 /* handler_id fetches the string argument name of args as a valid id. */
 static int handler_id(const sh_val *args, const char *name, const char **out, sh_error *err)
@@ -37,20 +38,6 @@ static int handler_map(const sh_val *args, const char *name, const sh_val **out,
         return sh_error_set(err, SH_EINVAL, "argument \"%s\" must be an object, got %s", name,
                             sh_val_type_name(sh_val_type_of(v)));
     *out = v;
-    return SH_OK;
-}
-
-static int h_ping(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    int rc = prog_ping(state, err);
-    if (rc)
-        return rc;
-    sh_val *m = sh_val_new_map();
-    if (!m || sh_val_set_cstr(m, "redis", sh_val_new_cstr("ok"))) {
-        sh_val_free(m);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
-    *result = m;
     return SH_OK;
 }
 
@@ -271,7 +258,7 @@ static int f_job_get(void *state, const sh_val *args, sh_val *ctx, const sh_repl
 /* Operations with a prep and a finish are pipelined within a batch; the
  * others (ping, delete, the two-step job lookup by conversation) run alone. */
 const sh_rpc_op prog_ops[] = {
-    {"ping", h_ping, NULL, NULL},
+    {"ping", sh_service_ping, NULL, NULL},
     {"progress.get", h_progress_get, p_progress_get, f_progress_get},
     {"progress.update", h_progress_update, p_progress_update, f_progress_update},
     {"progress.delete", h_progress_delete, NULL, NULL},

@@ -77,11 +77,6 @@ static void ops_publish(prog_worker *w, const char *topic_prefix, const char *ki
     sh_val_free(ev);
 }
 
-int prog_ping(prog_worker *w, sh_error *err)
-{
-    return sh_store_ping(w->store, err);
-}
-
 /* ---- progress records -------------------------------------------------- */
 
 /* ops_hgetall_cmd builds the read of a record hash. */
@@ -174,7 +169,7 @@ int prog_progress_update_reply(prog_worker *w, const char *id, const sh_reply *r
 {
     int rc = prog_record_from_hash(r, record, err);
     if (rc == SH_OK)
-        ops_publish(w, SH_KEY_PROGRESS, "update", id, "record", record);
+        ops_publish(w, SH_TOPIC_PROGRESS, "update", id, "record", record);
     return rc;
 }
 
@@ -208,7 +203,7 @@ int prog_progress_delete(prog_worker *w, const char *id, bool *deleted, sh_error
     *deleted = sh_reply_integer(r) > 0;
     sh_reply_free(r);
     if (*deleted)
-        ops_publish(w, SH_KEY_PROGRESS, "delete", id, NULL, NULL);
+        ops_publish(w, SH_TOPIC_PROGRESS, "delete", id, NULL, NULL);
     return SH_OK;
 }
 
@@ -245,7 +240,7 @@ int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_
 
 void prog_log_append_reply(prog_worker *w, const char *id, sh_val **stored)
 {
-    ops_publish(w, SH_KEY_PROGRESS, "log", id, "entry", stored);
+    ops_publish(w, SH_TOPIC_PROGRESS, "log", id, "entry", stored);
 }
 
 int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val **stored,
@@ -335,7 +330,7 @@ int prog_job_write_reply(prog_worker *w, const char *id, const sh_reply *r, sh_v
     else
         rc = prog_record_from_hash(r, job, err);
     if (rc == SH_OK)
-        ops_publish(w, SH_KEY_JOB, "job", id, "record", job);
+        ops_publish(w, SH_TOPIC_JOB, "job", id, "record", job);
     return rc;
 }
 

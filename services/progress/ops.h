@@ -23,8 +23,6 @@ typedef struct prog_env {
  * shared publisher (NULL: no events) and env pointing at a prog_env. */
 typedef sh_worker prog_worker;
 
-int prog_ping(prog_worker *w, sh_error *err);
-
 int prog_progress_get(prog_worker *w, const char *id, sh_val **record, sh_error *err);
 int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **record,
                          sh_error *err);

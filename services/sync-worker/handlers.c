@@ -74,21 +74,6 @@ static int handler_number(const sh_val *args, const char *name, long long min, l
     return SH_OK;
 }
 
-static int h_ping(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    sh_worker *w = state;
-    int rc = sh_store_ping(w->store, err);
-    if (rc)
-        return rc;
-    sh_val *m = sh_val_new_map();
-    if (!m || sh_val_set_cstr(m, "redis", sh_val_new_cstr("ok"))) {
-        sh_val_free(m);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
-    *result = m;
-    return SH_OK;
-}
-
 static int h_messages_list(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     sh_worker *w = state;
@@ -153,7 +138,7 @@ static int h_folders_counts(void *state, const sh_val *args, sh_val **result, sh
 }
 
 const sh_rpc_op sync_ops[] = {
-    {"ping", h_ping, NULL, NULL},
+    {"ping", sh_service_ping, NULL, NULL},
     {"messages.list", h_messages_list, NULL, NULL},
     {"messages.get", h_messages_get, NULL, NULL},
     {"messages.set_seen", h_messages_set_seen, NULL, NULL},

@@ -40,6 +40,10 @@ typedef struct sh_service_def {
     void (*stop)(void);
 } sh_service_def;
 
+/* sh_service_ping is the "ping" operation every service has: its worker's
+ * Redis answers, then the result is {redis: "ok"}; state is the sh_worker. */
+int sh_service_ping(void *state, const sh_val *args, sh_val **result, sh_error *err);
+
 /* sh_service_main runs the service until SIGTERM/SIGINT and returns the
  * process exit status: 0 after a clean stop, 1 when start-up failed (bad
  * settings are named in the log). */
