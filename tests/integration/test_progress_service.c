@@ -9,6 +9,8 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
@@ -16,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "calls.h"
 #include "fixture.h"
@@ -468,6 +473,47 @@ static void raw_call(const void *data, size_t len, char *code, size_t cap)
     nng_close(s);
 }
 
+/* raw_oversized speaks the SP protocol over TCP itself (the REQ handshake,
+ * then one message of len bytes) and reports whether the server closed the
+ * connection without a reply. Not through nng: a socket of nng 1.5.2 whose
+ * peer drops it mid-send can hang in nng_close. */
+static bool raw_oversized(size_t len)
+{
+    int port = atoi(strrchr(rpc_url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    /* "\0SP\0", protocol 0x30 (req0), reserved */
+    const unsigned char hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+    unsigned char peer[8];
+    assert_int_equal(write(fd, hello, sizeof hello), (ssize_t)sizeof hello);
+    assert_int_equal(read(fd, peer, sizeof peer), (ssize_t)sizeof peer);
+    assert_int_equal(peer[5], 0x31); /* rep0 */
+    /* the length (big-endian, the request id included), the id, the body */
+    unsigned char head[12];
+    uint64_t total = (uint64_t)len + 4;
+    for (int i = 0; i < 8; i++)
+        head[i] = (unsigned char)(total >> (56 - 8 * i));
+    const unsigned char id[4] = {0x80, 0, 0, 1};
+    memcpy(head + 8, id, 4);
+    signal(SIGPIPE, SIG_IGN);
+    bool closed = write(fd, head, sizeof head) == (ssize_t)sizeof head;
+    static char junk[65536];
+    for (size_t sent = 0; closed && sent < len; sent += sizeof junk)
+        if (write(fd, junk, sizeof junk) < 0)
+            break; /* the server hung up before all of it */
+    char c;
+    closed = closed && read(fd, &c, 1) <= 0;
+    close(fd);
+    return closed;
+}
+
 static void test_malformed_and_oversized_messages(void **state)
 {
     char code[32];
@@ -480,11 +526,7 @@ static void test_malformed_and_oversized_messages(void **state)
 
     /* Bigger than the server accepts: dropped by the transport, no reply,
      * and the service keeps serving. */
-    size_t big = 5 * 1024 * 1024;
-    char *junk = calloc(1, big);
-    raw_call(junk, big, code, sizeof code);
-    assert_string_equal(code, "");
-    free(junk);
+    assert_true(raw_oversized(5 * 1024 * 1024));
 
     /* The client refuses to send what is over its own limit. */
     sh_rpc_client *small = NULL;
