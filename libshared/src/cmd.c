@@ -132,7 +132,7 @@ static int cmd_resp_arg(sh_buf *b, const char *p, size_t len)
     return sh_buf_append(b, "\r\n", 2);
 }
 
-int shi_cmd_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body)
+int sh__cmd_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body)
 {
     int rc = cmd_resp_len(b, '*', (size_t)c->argc);
     size_t off = 0;
@@ -148,17 +148,17 @@ int shi_cmd_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body)
     return rc;
 }
 
-int shi_cmd_oom(const sh_cmd *c)
+int sh__cmd_oom(const sh_cmd *c)
 {
     return !c || c->oom;
 }
 
-sh_script *shi_cmd_script(const sh_cmd *c)
+sh_script *sh__cmd_script(const sh_cmd *c)
 {
     return c ? c->script : NULL;
 }
 
-int shi_cmd_argc(const sh_cmd *c)
+int sh__cmd_argc(const sh_cmd *c)
 {
     return c ? c->argc : 0;
 }

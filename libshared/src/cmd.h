@@ -8,14 +8,14 @@
 #include "shared/buf.h"
 #include "shared/store.h"
 
-/* shi_cmd_resp appends command c to b in the Redis protocol. For a script
+/* sh__cmd_resp appends command c to b in the Redis protocol. For a script
  * command the second argument is sha (40 hex digits), or with body set the
  * command goes as EVAL with the script's text. SH_ENOMEM on no memory. */
-int shi_cmd_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body);
-/* shi_cmd_oom tells whether building c ran out of memory (or c is NULL). */
-int shi_cmd_oom(const sh_cmd *c);
-/* shi_cmd_script is the script of an EVALSHA command, else NULL. */
-sh_script *shi_cmd_script(const sh_cmd *c);
-int shi_cmd_argc(const sh_cmd *c);
+int sh__cmd_resp(sh_buf *b, const sh_cmd *c, const char *sha, bool body);
+/* sh__cmd_oom tells whether building c ran out of memory (or c is NULL). */
+int sh__cmd_oom(const sh_cmd *c);
+/* sh__cmd_script is the script of an EVALSHA command, else NULL. */
+sh_script *sh__cmd_script(const sh_cmd *c);
+int sh__cmd_argc(const sh_cmd *c);
 
 #endif

@@ -191,7 +191,7 @@ int sh_sub_new(const char *urls, size_t max_msg, sh_sub **out, sh_error *err)
     }
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->lim.max_bytes + 256);
     nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, 1024);
-    if ((rv = shi_nng_dial_all(s->sock, urls, "events", err))) {
+    if ((rv = sh__nng_dial_all(s->sock, urls, "events", err))) {
         sh_sub_free(s);
         return rv;
     }

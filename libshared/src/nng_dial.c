@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int shi_nng_dial_all(nng_socket sock, const char *urls, const char *what, sh_error *err)
+int sh__nng_dial_all(nng_socket sock, const char *urls, const char *what, sh_error *err)
 {
     nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 500);

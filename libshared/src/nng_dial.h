@@ -8,10 +8,10 @@
 
 #include "shared/err.h"
 
-/* shi_nng_dial_all sets sock's reconnect times and dials every URL of the
+/* sh__nng_dial_all sets sock's reconnect times and dials every URL of the
  * comma-separated list urls without waiting (peers may start later). It
  * fails with SH_EINVAL naming what (e.g. "RPC") when a URL is malformed or
  * the list names none. */
-int shi_nng_dial_all(nng_socket sock, const char *urls, const char *what, sh_error *err);
+int sh__nng_dial_all(nng_socket sock, const char *urls, const char *what, sh_error *err);
 
 #endif

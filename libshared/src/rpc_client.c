@@ -477,7 +477,7 @@ int sh_rpc_client_new(const char *urls, int timeout_ms, size_t max_msg, sh_rpc_c
                         c->lim.max_bytes + sh_batch_overhead((size_t)c->batch.max_calls) + 1024);
     /* Resending is left to callers: a request is sent once per call. */
     nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, 3600 * 1000);
-    int rc = shi_nng_dial_all(c->sock, urls, "RPC", err);
+    int rc = sh__nng_dial_all(c->sock, urls, "RPC", err);
     if (rc) {
         sh_rpc_client_free(c);
         return rc;

@@ -224,7 +224,7 @@ static int store_append(sh_store *s, sh_cmd *const *cmds, size_t n, const char *
     sh_buf_reset(b);
     int rc = SH_OK;
     for (size_t i = 0; i < n && !rc; i++)
-        rc = shi_cmd_resp(b, cmds[i], shas ? shas + 41 * i : NULL, use_body && use_body[i]);
+        rc = sh__cmd_resp(b, cmds[i], shas ? shas + 41 * i : NULL, use_body && use_body[i]);
     if (rc == SH_OK && redisAppendFormattedCommand(s->c, b->data, b->len) != REDIS_OK)
         rc = SH_ENOMEM;
     /* A large pipeline's buffer is not kept between calls. */
@@ -262,7 +262,7 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
     redisReply **r = (redisReply **)outs;
     for (size_t i = 0; i < n; i++) {
         r[i] = NULL;
-        if (!cmds[i] || shi_cmd_oom(cmds[i]))
+        if (!cmds[i] || sh__cmd_oom(cmds[i]))
             return sh_error_set(err, SH_ENOMEM, "out of memory building a Redis command");
     }
     if (n == 0)
@@ -286,8 +286,8 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
         if (rc)
             goto done;
         for (size_t i = 0; i < n && rc == SH_OK; i++)
-            if (shi_cmd_script(cmds[i]))
-                rc = store_script_sha(s, shi_cmd_script(cmds[i]), shas + 41 * i, err);
+            if (sh__cmd_script(cmds[i]))
+                rc = store_script_sha(s, sh__cmd_script(cmds[i]), shas + 41 * i, err);
         if (rc == SH_OK)
             rc = store_send_read(s, cmds, n, shas, NULL, r, err);
         if (rc != SH_EUNAVAIL || fresh)
@@ -299,7 +299,7 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
      * come back as NOSCRIPT: send those again as EVAL, which reloads them. */
     size_t nredo = 0;
     for (size_t i = 0; i < n; i++)
-        if (shi_cmd_script(cmds[i]) && store_is_noscript(r[i]))
+        if (sh__cmd_script(cmds[i]) && store_is_noscript(r[i]))
             redo[i] = 1, nredo++;
     if (nredo) {
         sh_cmd **again = calloc(nredo, sizeof *again);
@@ -348,8 +348,8 @@ int sh_store_send(sh_store *s, sh_cmd *const *cmds, size_t n, sh_error *err)
         return sh_error_set(err, SH_EINTERNAL, "Redis: %zu replies of an earlier send not read",
                             s->pending);
     for (size_t i = 0; i < n; i++)
-        if (!cmds[i] || shi_cmd_oom(cmds[i]) || shi_cmd_script(cmds[i]))
-            return sh_error_set(err, cmds[i] && shi_cmd_script(cmds[i]) ? SH_EINVAL : SH_ENOMEM,
+        if (!cmds[i] || sh__cmd_oom(cmds[i]) || sh__cmd_script(cmds[i]))
+            return sh_error_set(err, cmds[i] && sh__cmd_script(cmds[i]) ? SH_EINVAL : SH_ENOMEM,
                                 "a command that cannot be sent ahead of its reply");
     if (n == 0)
         return SH_OK;

@@ -17,7 +17,7 @@ static void expect_resp(const sh_cmd *c, const char *sha, bool body, const char 
 {
     sh_buf b;
     sh_buf_init(&b);
-    assert_int_equal(shi_cmd_resp(&b, c, sha, body), SH_OK);
+    assert_int_equal(sh__cmd_resp(&b, c, sha, body), SH_OK);
     assert_int_equal(b.len, len);
     assert_memory_equal(b.data, want, len);
     sh_buf_fini(&b);
@@ -29,9 +29,9 @@ static void test_plain_command(void **state)
     sh_cmd *c = sh_cmd_new("SET");
     assert_int_equal(sh_cmd_str(c, "k"), SH_OK);
     assert_int_equal(sh_cmd_int(c, -42), SH_OK);
-    assert_int_equal(shi_cmd_argc(c), 3);
-    assert_false(shi_cmd_oom(c));
-    assert_null(shi_cmd_script(c));
+    assert_int_equal(sh__cmd_argc(c), 3);
+    assert_false(sh__cmd_oom(c));
+    assert_null(sh__cmd_script(c));
     static const char want[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n-42\r\n";
     expect_resp(c, NULL, false, want, sizeof want - 1);
     sh_cmd_free(c);
@@ -57,10 +57,10 @@ static void test_many_arguments_grow(void **state)
     memset(big, 'z', sizeof big);
     for (int i = 0; i < 100; i++)
         assert_int_equal(sh_cmd_arg(c, big, sizeof big), SH_OK);
-    assert_int_equal(shi_cmd_argc(c), 101);
+    assert_int_equal(sh__cmd_argc(c), 101);
     sh_buf b;
     sh_buf_init(&b);
-    assert_int_equal(shi_cmd_resp(&b, c, NULL, false), SH_OK);
+    assert_int_equal(sh__cmd_resp(&b, c, NULL, false), SH_OK);
     /* "*101\r\n" + "$5\r\nRPUSH\r\n" + 100 x ("$1000\r\n" + 1000 + "\r\n") */
     assert_int_equal(b.len, 6 + 11 + 100 * (7 + 1000 + 2));
     sh_buf_fini(&b);
@@ -74,7 +74,7 @@ static void test_script_as_evalsha_and_eval(void **state)
     (void)state;
     sh_cmd *c = sh_cmd_new_eval(&test_script, 1);
     sh_cmd_str(c, "key");
-    assert_ptr_equal(shi_cmd_script(c), &test_script);
+    assert_ptr_equal(sh__cmd_script(c), &test_script);
     const char *sha = "0123456789012345678901234567890123456789";
     static const char want[] =
         "*4\r\n$7\r\nEVALSHA\r\n$40\r\n"
@@ -88,7 +88,7 @@ static void test_script_as_evalsha_and_eval(void **state)
 static void test_null_and_overlong(void **state)
 {
     (void)state;
-    assert_true(shi_cmd_oom(NULL));
+    assert_true(sh__cmd_oom(NULL));
     assert_int_equal(sh_cmd_str(NULL, "x"), SH_ENOMEM);
     sh_cmd *c = sh_cmd_new("GET");
     char fmt[600];
@@ -96,7 +96,7 @@ static void test_null_and_overlong(void **state)
     fmt[sizeof fmt - 1] = '\0';
     /* sh_cmd_fmt has a bounded buffer: too long sticks as out of memory. */
     assert_int_equal(sh_cmd_fmt(c, "%s", fmt), SH_ENOMEM);
-    assert_true(shi_cmd_oom(c));
+    assert_true(sh__cmd_oom(c));
     assert_int_equal(sh_cmd_str(c, "k"), SH_ENOMEM);
     sh_cmd_free(c);
     sh_cmd_free(NULL);
