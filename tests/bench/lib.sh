@@ -108,18 +108,29 @@ bench_wait_ready() {
     die "gateway not ready at $1/readyz within 30 s"
 }
 
-# bench_start_stack: the stack as deploy/local-stack runs it, on free ports:
-# progress, coordinator, sync-worker and gateway. The sync-worker runs with
+# bench_start_stack: the stack as deploy/local-stack runs it: progress,
+# coordinator, sync-worker and gateway, talking over unix sockets in $WORK
+# (BENCH_TRANSPORT=tcp: over free loopback ports). The sync-worker runs with
 # SYNC_CONCURRENCY=0 (it serves its RPC, which /readyz pings, and syncs
 # nothing: no bench here has accounts). Sets TOKEN, URL, HTTP_PORT and
 # GATEWAY_PID; returns when /readyz answers 200.
+bench_addr() {
+    if [ "${BENCH_TRANSPORT:-ipc}" = tcp ]; then
+        echo "tcp://127.0.0.1:$(free_port)"
+    else
+        mkdir -p "$WORK/run"
+        echo "ipc://$WORK/run/$1.sock"
+    fi
+}
+
 bench_start_stack() {
-    export PROGRESS_RPC_URL="tcp://127.0.0.1:$(free_port)"
-    export PROGRESS_EVENTS_URL="tcp://127.0.0.1:$(free_port)"
-    export COORDINATOR_RPC_URL="tcp://127.0.0.1:$(free_port)"
-    export COORDINATOR_EVENTS_URL="tcp://127.0.0.1:$(free_port)"
-    export SYNC_WORKER_RPC_URL="tcp://127.0.0.1:$(free_port)"
-    export SYNC_WORKER_EVENTS_URL="tcp://127.0.0.1:$(free_port)"
+    case "${BENCH_TRANSPORT:-ipc}" in ipc | tcp) ;; *) die "BENCH_TRANSPORT must be ipc or tcp" ;; esac
+    export PROGRESS_RPC_URL=$(bench_addr progress-rpc)
+    export PROGRESS_EVENTS_URL=$(bench_addr progress-events)
+    export COORDINATOR_RPC_URL=$(bench_addr coordinator-rpc)
+    export COORDINATOR_EVENTS_URL=$(bench_addr coordinator-events)
+    export SYNC_WORKER_RPC_URL=$(bench_addr sync-rpc)
+    export SYNC_WORKER_EVENTS_URL=$(bench_addr sync-events)
     HTTP_PORT=$(free_port)
     export GATEWAY_LISTEN="127.0.0.1:$HTTP_PORT"
     TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
