@@ -41,6 +41,15 @@ static int handler_map(const sh_val *args, const char *name, const sh_val **out,
     return SH_OK;
 }
 
+/* handler_id_map reads the "id" argument and the map argument name, the
+ * pair every write takes. */
+static int handler_id_map(const sh_val *args, const char *name, const char **id, const sh_val **map,
+                          sh_error *err)
+{
+    int rc = handler_id(args, "id", id, err);
+    return rc ? rc : handler_map(args, name, map, err);
+}
+
 static int h_progress_get(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const char *id;
@@ -52,9 +61,7 @@ static int h_progress_update(void *state, const sh_val *args, sh_val **result, s
 {
     const char *id;
     const sh_val *fields;
-    int rc = handler_id(args, "id", &id, err);
-    if (!rc)
-        rc = handler_map(args, "fields", &fields, err);
+    int rc = handler_id_map(args, "fields", &id, &fields, err);
     return rc ? rc : prog_progress_update(state, id, fields, result, err);
 }
 
@@ -80,9 +87,7 @@ static int h_log_append(void *state, const sh_val *args, sh_val **result, sh_err
 {
     const char *id;
     const sh_val *entry;
-    int rc = handler_id(args, "id", &id, err);
-    if (!rc)
-        rc = handler_map(args, "entry", &entry, err);
+    int rc = handler_id_map(args, "entry", &id, &entry, err);
     return rc ? rc : prog_log_append(state, id, entry, result, err);
 }
 
@@ -106,9 +111,7 @@ static int h_job_update(void *state, const sh_val *args, sh_val **result, sh_err
 {
     const char *id;
     const sh_val *fields;
-    int rc = handler_id(args, "id", &id, err);
-    if (!rc)
-        rc = handler_map(args, "fields", &fields, err);
+    int rc = handler_id_map(args, "fields", &id, &fields, err);
     return rc ? rc : prog_job_update(state, id, fields, result, err);
 }
 
@@ -150,9 +153,7 @@ static int p_progress_update(void *state, const sh_val *args, sh_cmd **cmd, sh_v
     (void)ctx;
     const char *id;
     const sh_val *fields;
-    int rc = handler_id(args, "id", &id, err);
-    if (!rc)
-        rc = handler_map(args, "fields", &fields, err);
+    int rc = handler_id_map(args, "fields", &id, &fields, err);
     return rc ? rc : prog_progress_update_cmd(state, id, fields, cmd, err);
 }
 
@@ -167,9 +168,7 @@ static int p_log_append(void *state, const sh_val *args, sh_cmd **cmd, sh_val **
 {
     const char *id;
     const sh_val *entry;
-    int rc = handler_id(args, "id", &id, err);
-    if (!rc)
-        rc = handler_map(args, "entry", &entry, err);
+    int rc = handler_id_map(args, "entry", &id, &entry, err);
     return rc ? rc : prog_log_append_cmd(state, id, entry, cmd, ctx, err);
 }
 
@@ -227,9 +226,7 @@ static int p_job_update(void *state, const sh_val *args, sh_cmd **cmd, sh_val **
     (void)ctx;
     const char *id;
     const sh_val *fields;
-    int rc = handler_id(args, "id", &id, err);
-    if (!rc)
-        rc = handler_map(args, "fields", &fields, err);
+    int rc = handler_id_map(args, "fields", &id, &fields, err);
     return rc ? rc : prog_job_update_cmd(state, id, fields, cmd, err);
 }
 
