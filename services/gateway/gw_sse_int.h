@@ -1,16 +1,22 @@
-/* gw_sse_int.h - what the two halves of the event streams share: sse.c (the
- * streams, their registry and their MHD responses) and sse_feed.c (what
- * feeds them: the progress service's events, reads of records, the timer).
- * Nothing outside these two files includes it.
+/* gw_sse_int.h - what the files of the event streams share, and nothing
+ * outside them includes (prefix gw__sse_). They are layers, each using only
+ * those below it:
  *
- * Locks: the registry lock (gw_sse.mu: topics, their stream lists,
- * shutting, the watch of sockets) comes before a stream's lock. MHD is never
- * called with either held, except MHD_suspend_connection from a stream's own
- * content reader, which holds the stream lock so that a producer's resume
- * always follows the suspend. A stream is reference counted: its MHD
- * response holds one reference (dropped by the free callback when the
- * connection closes), and so does every call, wake-up and socket watch in
- * flight, so nothing touches freed memory. */
+ *   sse.c           the MHD response of a stream, the route, the life cycle
+ *   sse_timer.c     the timer thread: heartbeats, re-reads, hang-ups
+ *   sse_feed.c      the subscriber thread, snapshots and re-reads of records
+ *   sse_registry.c  streams by record id (topics), the watch of sockets
+ *   sse_stream.c    one stream: its buffer, references, what it may send
+ *
+ * Locks: the registry lock (gw__sse_registry.mu: topics, their stream
+ * lists, shutting, the watch of sockets, and the feed's fields of a topic)
+ * comes before a stream's lock. MHD is never called with either held,
+ * except MHD_suspend_connection from a stream's own content reader, which
+ * holds the stream lock so that a producer's resume always follows the
+ * suspend. A stream is reference counted: its MHD response holds one
+ * reference (dropped by the free callback when the connection closes), and
+ * so does every call, wake-up and socket watch in flight, so nothing
+ * touches freed memory. */
 #ifndef GW_SSE_INT_H
 #define GW_SSE_INT_H
 
@@ -19,50 +25,35 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "gw_sse.h"
 #include "shared/buf.h"
 #include "shared/events.h"
 #include "shared/keys.h"
 
-#define SSE_BUCKETS         4096
-#define SSE_TICK_MS         250  /* timer period */
-#define SSE_QUIET_MS        500  /* re-read an id this long after its last event */
-#define SSE_RECV_MS         200  /* subscriber wakes this often to see the stop flag */
-#define SSE_READ_TIMEOUT_MS 2000 /* snapshot and re-read calls */
-#define SSE_MAX_BUFFER      (16u * 1024 * 1024)
-#define SSE_BLOCK                                                                                  \
-    4096 /* bytes a stream's reply hands MHD at a time: each                                       \
-                stream holds one such block */
-#define SSE_TS_MAX 40
+/* ---- sse_stream.c: one stream -------------------------------------------- */
+
+#define SSE_MAX_BUFFER (16u * 1024 * 1024)
+#define SSE_TS_MAX     40
 
 struct MHD_Connection;
 
-typedef struct gw_stream gw_stream;
+typedef struct gw__sse_stream gw__sse_stream;
+typedef struct gw__sse_topic gw__sse_topic;
+typedef struct gw__sse_registry gw__sse_registry;
 
-typedef struct gw_topic {
-    struct gw_topic *hnext;
-    gw_stream *streams;
-    int64_t highest;          /* highest version seen for the id */
-    char created[SSE_TS_MAX]; /* createdAt of that version */
-    int64_t last_event_ms;
-    bool dirty; /* events came since the last re-read */
-    bool reread_inflight;
-    bool reread_again;
-    char id[SH_ID_MAX + 1];
-} gw_topic;
-
-struct gw_stream {
+struct gw__sse_stream {
     atomic_int refs;
     pthread_mutex_t mu;
-    gw_sse *sse;
     struct MHD_Connection *conn;
-    /* registry lock */
-    gw_topic *topic;
-    gw_stream *prev, *next;
+    /* the registry's, under the registry lock */
+    gw__sse_registry *reg;
+    gw__sse_topic *topic;
+    gw__sse_stream *prev, *next;
     bool registered;
     int ep_fd; /* duplicate of the socket, watched for hang-ups; -1 when not */
-    gw_stream *retired_next;
+    gw__sse_stream *retired_next;
     /* stream lock */
     sh_buf out;
     size_t off;
@@ -74,67 +65,164 @@ struct gw_stream {
     char id[SH_ID_MAX + 1];
 };
 
-struct gw_sse {
-    const gw_config *cfg;
-    sh_rpc_client *rpc;
-    sh_sub *sub;
-    pthread_t sub_thread, timer_thread;
-    bool sub_started, timer_started;
-    atomic_bool stop;
-    int ep;             /* epoll of stream sockets, for hang-ups */
-    int stop_fd;        /* eventfd that wakes the timer thread to stop */
-    pthread_mutex_t mu; /* the registry */
-    bool shutting;
-    size_t nstreams;
-    atomic_int pending; /* snapshot and re-read calls in flight */
-    gw_stream *retired; /* no longer watched; freed by the timer thread */
-    gw_topic *buckets[SSE_BUCKETS];
-};
+/* gw__sse_stream_new returns a stream of record id on conn holding one
+ * reference, or NULL; last is the client's Last-Event-ID (0: none). */
+gw__sse_stream *gw__sse_stream_new(struct MHD_Connection *conn, const char *id, int64_t last);
+void gw__sse_stream_ref(gw__sse_stream *st);
+/* gw__sse_stream_unref frees st with its last reference. */
+void gw__sse_stream_unref(gw__sse_stream *st);
 
 /* Streams to resume once the locks are released. */
-typedef struct gw_wake {
-    gw_stream **v;
+typedef struct gw__sse_wake {
+    gw__sse_stream **v;
     size_t n, cap;
-    gw_stream *inl[16];
-} gw_wake;
+    gw__sse_stream *inl[16];
+} gw__sse_wake;
 
-/* ---- sse.c ---------------------------------------------------------------- */
+void gw__sse_wake_init(gw__sse_wake *w);
+/* gw__sse_wake_add keeps a reference to st until gw__sse_wake_run resumes
+ * it. */
+void gw__sse_wake_add(gw__sse_wake *w, gw__sse_stream *st);
+void gw__sse_wake_run(gw__sse_wake *w);
 
-void gw_stream_ref(gw_stream *st);
-void gw_stream_unref(gw_stream *st);
+/* gw__sse_stream_push_locked appends text to the stream's buffer (stream
+ * lock held, or st not yet shared); it returns whether the connection is
+ * suspended and must be resumed (the flag is cleared, so exactly one
+ * producer resumes it). Past SSE_MAX_BUFFER unread the stream fails. */
+bool gw__sse_stream_push_locked(gw__sse_stream *st, const char *text, size_t len);
+/* gw__sse_stream_push appends text unless the stream is finishing. */
+void gw__sse_stream_push(gw__sse_stream *st, const char *text, size_t len, gw__sse_wake *w);
+/* gw__sse_stream_note appends a comment (text) unless the stream is
+ * finishing or a record went out on it already. */
+void gw__sse_stream_note(gw__sse_stream *st, const char *text, size_t len, gw__sse_wake *w);
+/* gw__sse_stream_offer sends one progress event (text) of version and
+ * createdAt created (NULL: unknown) if it is newer than what the stream
+ * has; snapshot marks the first read of a new stream. */
+void gw__sse_stream_offer(gw__sse_stream *st, int64_t version, const char *created,
+                          const char *text, size_t len, bool snapshot, gw__sse_wake *w);
+/* gw__sse_stream_deleted sends the delete event text: versions start again,
+ * and the deleted record, if it comes after, is not sent. */
+void gw__sse_stream_deleted(gw__sse_stream *st, const char *text, size_t len, gw__sse_wake *w);
+/* gw__sse_stream_finish sends text as the last thing the stream sends. */
+void gw__sse_stream_finish(gw__sse_stream *st, const char *text, size_t len, gw__sse_wake *w);
+/* gw__sse_stream_fail ends the stream at once (its client left). */
+void gw__sse_stream_fail(gw__sse_stream *st, gw__sse_wake *w);
+/* gw__sse_stream_close notes that the connection is gone. */
+void gw__sse_stream_close(gw__sse_stream *st);
+/* gw__sse_stream_read is the MHD content reader of st: up to max bytes of
+ * its buffer, else the end (failed or finishing), else 0 with the
+ * connection suspended until a producer resumes it. */
+ssize_t gw__sse_stream_read(gw__sse_stream *st, char *buf, size_t max);
 
-void gw_wake_init(gw_wake *w);
-/* gw_wake_add keeps a reference to st until gw_wake_run resumes it. */
-void gw_wake_add(gw_wake *w, gw_stream *st);
-void gw_wake_run(gw_wake *w);
+/* ---- sse_registry.c: streams by record id -------------------------------- */
 
-/* gw_stream_push_locked appends text to the stream's buffer (stream lock
- * held); it returns whether the connection is suspended and must be resumed
- * (the flag is cleared, so exactly one producer resumes it). */
-bool gw_stream_push_locked(gw_stream *st, const char *text, size_t len);
-/* gw_stream_push appends text unless the stream is finishing. */
-void gw_stream_push(gw_stream *st, const char *text, size_t len, gw_wake *w);
-/* gw_stream_offer sends one progress event (text) if it is newer than what
- * the stream has; snapshot marks the first read of a new stream. */
-void gw_stream_offer(gw_stream *st, int64_t version, const char *created, const char *text,
-                     size_t len, bool snapshot, gw_wake *w);
+#define SSE_BUCKETS 4096
+
+struct gw__sse_topic {
+    gw__sse_topic *hnext;
+    gw__sse_stream *streams;
+    /* the feed's */
+    int64_t highest;          /* highest version seen for the id */
+    char created[SSE_TS_MAX]; /* createdAt of that version */
+    int64_t last_event_ms;
+    bool dirty; /* events came since the last re-read */
+    bool reread_inflight;
+    bool reread_again;
+    char id[SH_ID_MAX + 1];
+};
+
+struct gw__sse_registry {
+    pthread_mutex_t mu;
+    bool shutting;
+    size_t nstreams;
+    int ep;                  /* epoll of stream sockets, for hang-ups */
+    gw__sse_stream *retired; /* no longer watched; freed by gw__sse_retired_drain */
+    gw__sse_topic *buckets[SSE_BUCKETS];
+};
+
+/* gw__sse_registry_init sets up reg (always: gw__sse_registry_fini undoes
+ * it even when it fails). */
+int gw__sse_registry_init(gw__sse_registry *reg, sh_error *err);
+/* gw__sse_registry_fini frees the topics; their streams are gone. */
+void gw__sse_registry_fini(gw__sse_registry *reg);
+
+/* gw__sse_registry_add registers st under its id and watches sock (a
+ * socket of its connection; -1: none); false when the registry is shutting
+ * or out of memory. */
+bool gw__sse_registry_add(gw__sse_registry *reg, gw__sse_stream *st, int sock);
+/* gw__sse_registry_remove undoes gw__sse_registry_add, if it was done. */
+void gw__sse_registry_remove(gw__sse_stream *st);
+/* gw__sse_registry_end marks the registry shutting and ends every stream
+ * with text. */
+void gw__sse_registry_end(gw__sse_registry *reg, const char *text, size_t len);
 
 /* Registry lock held for these. */
-gw_topic *gw_sse_topic_find(gw_sse *s, const char *id);
-/* gw_sse_unwatch stops watching st's socket; the watch's reference is
- * dropped by gw_sse_retired_drain, from the timer thread after its next wait,
- * since the wait in progress may still return an event naming st. */
-void gw_sse_unwatch(gw_sse *s, gw_stream *st);
+gw__sse_topic *gw__sse_topic_find(gw__sse_registry *reg, const char *id);
+/* gw__sse_unwatch stops watching st's socket; the watch's reference is
+ * dropped by gw__sse_retired_drain, from the thread that waits on reg->ep
+ * after its next wait, since the wait in progress may still return an event
+ * naming st. */
+void gw__sse_unwatch(gw__sse_registry *reg, gw__sse_stream *st);
 
-void gw_sse_retired_drain(gw_sse *s);
+void gw__sse_retired_drain(gw__sse_registry *reg);
 
-/* ---- sse_feed.c ----------------------------------------------------------- */
+/* ---- sse_feed.c: events and reads of records ----------------------------- */
 
-/* gw_sse_snapshot_start reads the record of a new stream. */
-void gw_sse_snapshot_start(gw_sse *s, gw_stream *st);
-/* Thread bodies: the subscriber and the timer (heartbeats, re-reads,
- * hang-ups of clients). */
-void *gw_sse_sub_main(void *arg);
-void *gw_sse_timer_main(void *arg);
+#define SSE_RECV_MS         200  /* subscriber wakes this often to see the stop flag */
+#define SSE_READ_TIMEOUT_MS 2000 /* snapshot and re-read calls */
+
+typedef struct gw__sse_feed {
+    gw__sse_registry *reg;
+    sh_rpc_client *rpc;
+    sh_sub *sub;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_int pending; /* snapshot and re-read calls in flight */
+} gw__sse_feed;
+
+/* gw__sse_feed_start subscribes to the progress events at events_url and
+ * starts the subscriber thread, which hands them to the streams of reg;
+ * records are read with rpc. gw__sse_feed_fini undoes it even when it
+ * fails. */
+int gw__sse_feed_start(gw__sse_feed *f, gw__sse_registry *reg, const char *events_url,
+                       sh_rpc_client *rpc, sh_error *err);
+/* gw__sse_feed_stop stops the subscriber thread (within SSE_RECV_MS). */
+void gw__sse_feed_stop(gw__sse_feed *f);
+/* gw__sse_feed_fini stops the thread and waits for the reads in flight. */
+void gw__sse_feed_fini(gw__sse_feed *f);
+/* gw__sse_feed_snapshot reads the record of a new (registered) stream. */
+void gw__sse_feed_snapshot(gw__sse_feed *f, gw__sse_stream *st);
+/* gw__sse_feed_reread reads topic t's record again for its streams, unless
+ * a read is in flight, in which case another follows it (registry lock
+ * held). */
+void gw__sse_feed_reread(gw__sse_feed *f, gw__sse_topic *t);
+
+/* ---- sse_timer.c: heartbeats, re-reads, hang-ups ------------------------- */
+
+#define SSE_TICK_MS  250 /* timer period */
+#define SSE_QUIET_MS 500 /* re-read an id this long after its last event */
+
+typedef struct gw__sse_timer {
+    gw__sse_registry *reg;
+    gw__sse_feed *feed;
+    int64_t period_ms; /* of heartbeats */
+    int stop_fd;       /* eventfd that wakes the thread to stop; -1 before the start */
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+} gw__sse_timer;
+
+/* gw__sse_timer_start starts the timer thread: heartbeats every
+ * heartbeat_s, re-reads through feed, hang-ups of the sockets watched by
+ * reg. gw__sse_timer_fini undoes it even when it fails. */
+int gw__sse_timer_start(gw__sse_timer *tm, gw__sse_registry *reg, gw__sse_feed *feed,
+                        long long heartbeat_s, sh_error *err);
+void gw__sse_timer_stop(gw__sse_timer *tm);
+void gw__sse_timer_fini(gw__sse_timer *tm);
+/* gw__sse_timer_due reports whether topic t's record is read again now (ms,
+ * monotonic): on every heartbeat, else once its events have been quiet for
+ * SSE_QUIET_MS (registry lock held). */
+bool gw__sse_timer_due(const gw__sse_topic *t, int64_t now, bool heartbeat);
 
 #endif
