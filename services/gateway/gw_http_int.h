@@ -1,7 +1,7 @@
 /* gw_http_int.h - what the files of the HTTP server share, and nothing
- * outside them includes: the server and request objects, and the functions
- * one of them offers the others (prefix gw__http_). The files, each using
- * only those below it:
+ * outside them but their unit test includes: the server and request
+ * objects, and the functions one of them offers the others (prefix
+ * gw__http_). The files, each using only those below it:
  *
  *   http.c        the daemon and the request state machine
  *   http_call.c   service calls and their fan-out

@@ -1,6 +1,6 @@
 /* gw_sse_int.h - what the files of the event streams share, and nothing
- * outside them includes (prefix gw__sse_). They are layers, each using only
- * those below it:
+ * outside them but their unit test includes (prefix gw__sse_). They are
+ * layers, each using only those below it:
  *
  *   sse.c           the MHD response of a stream, the route, the life cycle
  *   sse_timer.c     the timer thread: heartbeats, re-reads, hang-ups
