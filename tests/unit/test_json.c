@@ -62,11 +62,8 @@ static char *json_text(const sh_val *v)
     sh_buf b;
     sh_buf_init(&b);
     assert_int_equal(gw_json_write(v, &b), SH_OK);
-    char *s = malloc(b.len + 1);
+    char *s = sh_buf_steal(&b, NULL);
     assert_non_null(s);
-    memcpy(s, b.data, b.len);
-    s[b.len] = '\0';
-    sh_buf_fini(&b);
     return s;
 }
 
