@@ -1,8 +1,10 @@
 /* gw_json.h - JSON text to sh_val trees and back, at the HTTP edge only.
  *
- * Parsing is strict RFC 8259 (UTF-8 checked, no trailing bytes) and keeps
- * 64-bit integers; writing produces compact JSON on one line, so a record
- * fits in one Server-Sent Events "data:" field. */
+ * Parsing is json-c's strict mode (RFC 8259 but for the leniencies of
+ * json-c 0.16: "1." and "00" read as numbers, raw control bytes inside
+ * strings are taken) with UTF-8 checked to RFC 3629 and no trailing bytes;
+ * it keeps 64-bit integers. Writing produces compact JSON on one line, so a
+ * record fits in one Server-Sent Events "data:" field. */
 #ifndef GW_JSON_H
 #define GW_JSON_H
 
@@ -11,8 +13,9 @@
 #include "shared/buf.h"
 #include "shared/val.h"
 
-/* Deepest nesting accepted in a request body: the call envelope adds two
- * levels to the limit of the msgpack decoder (SH_MSG_DEFAULT_MAX_DEPTH). */
+/* Deepest nesting accepted in a request body (arrays and objects inside one
+ * another, holding a value): the call envelope adds two levels to the limit
+ * of the msgpack decoder (SH_MSG_DEFAULT_MAX_DEPTH). */
 #define GW_JSON_MAX_DEPTH 30
 
 /* gw_json_parse parses text[0..len), which must be followed by a NUL byte.

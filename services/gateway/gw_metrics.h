@@ -1,7 +1,7 @@
 /* gw_metrics.h - counters of the gateway in Prometheus text format. Every
  * update is one relaxed atomic add: nothing on a request's path takes a
- * lock. Storage is static; gw_metrics_init sizes nothing and may be called
- * again to reset (tests). */
+ * lock. Storage is static; gw_metrics_init sizes nothing: it sets every
+ * counter to zero, before serving (and in tests, again, to reset). */
 #ifndef GW_METRICS_H
 #define GW_METRICS_H
 

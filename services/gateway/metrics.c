@@ -34,6 +34,19 @@ void gw_metrics_init(void)
 {
     for (size_t i = 0; i < METRICS_NBUCKETS; i++)
         metrics_bounds_ns[i] = (uint64_t)(metrics_bounds[i] * 1e9 + 0.5);
+    for (size_t p = 0; p < METRICS_PATTERNS; p++) {
+        for (size_t m = 0; m < GW_METHOD_COUNT; m++) {
+            for (size_t s = 0; s < METRICS_NSTATUS; s++)
+                atomic_store_explicit(&metrics_requests[p][m][s], 0, memory_order_relaxed);
+            atomic_store_explicit(&metrics_other_status[p][m], 0, memory_order_relaxed);
+        }
+        for (size_t b = 0; b <= METRICS_NBUCKETS; b++)
+            atomic_store_explicit(&metrics_buckets[p][b], 0, memory_order_relaxed);
+        atomic_store_explicit(&metrics_sum_ns[p], 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&metrics_sse_clients, 0, memory_order_relaxed);
+    atomic_store_explicit(&metrics_sse_events, 0, memory_order_relaxed);
+    atomic_store_explicit(&metrics_sse_gaps, 0, memory_order_relaxed);
 }
 
 uint64_t gw_metrics_now_ns(void)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gw_routes.h"
+#include "gw_routes_int.h"
 
 static const char accounts_not_found[] = "Account not found";
 
@@ -30,19 +31,17 @@ static const char *const accounts_fields[] = {"id",
 static const char *const accounts_statuses[] = {"idle",  "queued",     "syncing", "ok",
                                                 "error", "auth_error", NULL};
 
-/* accounts_view copies the public fields of account (those present) into a
- * new map; NULL when out of memory. */
-static sh_val *accounts_view(const sh_val *account)
+sh_val *gw__routes_account_view(const sh_val *account)
 {
-    sh_val *m = sh_val_new_map();
-    for (size_t i = 0; m && accounts_fields[i]; i++) {
-        const sh_val *v = sh_val_get(account, accounts_fields[i]);
-        if (v && sh_val_set_cstr(m, accounts_fields[i], sh_val_clone(v)) != SH_OK) {
-            sh_val_free(m);
-            return NULL;
-        }
-    }
-    return m;
+    return gw__routes_pick(account, accounts_fields);
+}
+
+bool gw__routes_account_status_ok(const char *s)
+{
+    for (size_t i = 0; accounts_statuses[i]; i++)
+        if (strcmp(accounts_statuses[i], s) == 0)
+            return true;
+    return false;
 }
 
 /* accounts_reply answers status with v (taken), or 503 when v is NULL. */
@@ -67,7 +66,7 @@ static void accounts_one_done(gw_req *r, int status, int rc, const sh_val *resul
         gw_req_reply_error(r, 500, "internal error: the coordinator answered without an account");
         return;
     }
-    accounts_reply(r, status, accounts_view(result));
+    accounts_reply(r, status, gw__routes_account_view(result));
 }
 
 static void accounts_created(gw_req *r, int rc, const sh_val *result, const sh_error *err)
@@ -94,7 +93,7 @@ static void accounts_listed(gw_req *r, int rc, const sh_val *result, const sh_er
     }
     sh_val *arr = sh_val_new_array();
     for (size_t i = 0; arr && i < sh_val_len(list); i++) {
-        if (sh_val_push(arr, accounts_view(sh_val_at(list, i))) != SH_OK) {
+        if (sh_val_push(arr, gw__routes_account_view(sh_val_at(list, i))) != SH_OK) {
             sh_val_free(arr);
             arr = NULL;
         }
@@ -172,16 +171,10 @@ void gw_route_account_create(gw_req *r)
 void gw_route_account_list(gw_req *r)
 {
     const char *status = gw_req_query(r, "status");
-    if (status) {
-        size_t i = 0;
-        while (accounts_statuses[i] && strcmp(accounts_statuses[i], status) != 0)
-            i++;
-        if (!accounts_statuses[i]) {
-            gw_req_reply_error(r, 400,
-                               "status must be one of idle, queued, syncing, ok, error, "
-                               "auth_error");
-            return;
-        }
+    if (status && !gw__routes_account_status_ok(status)) {
+        gw_req_reply_error(r, 400,
+                           "status must be one of idle, queued, syncing, ok, error, auth_error");
+        return;
     }
     sh_val *args = sh_val_new_map();
     if (!args || (status && sh_val_set_cstr(args, "status", sh_val_new_cstr(status)) != SH_OK)) {
@@ -192,11 +185,7 @@ void gw_route_account_list(gw_req *r)
     gw_req_call_svc(r, GW_SVC_COORDINATOR, "account.list", args, 0, 200, NULL, accounts_listed);
 }
 
-/* accounts_folder_counts replaces the folder names of view with
- * [{name, total, unread}] from the sync-worker's folders.counts result, or
- * [{name}] when counts is NULL (the sync-worker did not answer). Returns
- * SH_OK or SH_ENOMEM. */
-static int accounts_folder_counts(sh_val *view, const sh_val *counts)
+int gw__routes_folder_counts(sh_val *view, const sh_val *counts)
 {
     const sh_val *names = sh_val_get(view, "folders");
     const sh_val *known = counts ? sh_val_get(counts, "folders") : NULL;
@@ -245,8 +234,8 @@ static void accounts_one_counted(gw_req *r, size_t n, const int *rc, sh_val *con
         gw_req_reply_error(r, 500, "internal error: the coordinator answered without an account");
         return;
     }
-    sh_val *view = accounts_view(results[0]);
-    if (view && accounts_folder_counts(view, rc[1] == SH_OK ? results[1] : NULL) != SH_OK) {
+    sh_val *view = gw__routes_account_view(results[0]);
+    if (view && gw__routes_folder_counts(view, rc[1] == SH_OK ? results[1] : NULL) != SH_OK) {
         sh_val_free(view);
         view = NULL;
     }

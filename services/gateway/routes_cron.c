@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "gw_routes.h"
+#include "gw_routes_int.h"
 #include "shared/util.h"
-
-#define CRON_BATCH_MAX 1000
 
 /* Fields of sched.tick and sched.status passed on as they are. */
 static const char *const cron_tick_fields[] = {"queued", "requeued", "effectiveIntervalMinutes",
@@ -33,17 +32,6 @@ static sh_val *cron_reply_new(void)
     return m;
 }
 
-/* cron_copy copies the named fields of src (those present) into m. */
-static int cron_copy(sh_val *m, const sh_val *src, const char *const *names)
-{
-    for (size_t i = 0; names[i]; i++) {
-        const sh_val *v = sh_val_get(src, names[i]);
-        if (v && sh_val_set_cstr(m, names[i], sh_val_clone(v)) != SH_OK)
-            return SH_ENOMEM;
-    }
-    return SH_OK;
-}
-
 static void cron_send(gw_req *r, sh_val *m)
 {
     if (!m) {
@@ -66,7 +54,7 @@ static void cron_ticked(gw_req *r, int rc, const sh_val *result, const sh_error 
         return;
     }
     sh_val *m = cron_reply_new();
-    if (m && (cron_copy(m, result, cron_tick_fields) != SH_OK ||
+    if (m && (gw__routes_copy(m, result, cron_tick_fields) != SH_OK ||
               sh_val_set_cstr(m, "count", sh_val_new_int((int64_t)sh_val_len(queued))) != SH_OK)) {
         sh_val_free(m);
         m = NULL;
@@ -81,16 +69,14 @@ static void cron_status_done(gw_req *r, int rc, const sh_val *result, const sh_e
         return;
     }
     sh_val *m = cron_reply_new();
-    if (m && cron_copy(m, result, cron_status_fields) != SH_OK) {
+    if (m && gw__routes_copy(m, result, cron_status_fields) != SH_OK) {
         sh_val_free(m);
         m = NULL;
     }
     cron_send(r, m);
 }
 
-/* cron_batch_size parses ?batchSize: 1..CRON_BATCH_MAX in decimal digits;
- * -1 when it is anything else. */
-static int cron_batch_size(const char *s)
+int gw__routes_cron_batch(const char *s)
 {
     int n = 0;
     size_t len = strlen(s);
@@ -101,15 +87,16 @@ static int cron_batch_size(const char *s)
             return -1;
         n = n * 10 + (s[i] - '0');
     }
-    return n >= 1 && n <= CRON_BATCH_MAX ? n : -1;
+    return n >= 1 && n <= GW_ROUTES_CRON_BATCH_MAX ? n : -1;
 }
 
 void gw_route_cron_sync(gw_req *r)
 {
     const char *given = gw_req_query(r, "batchSize");
-    int batch = given ? cron_batch_size(given) : 0;
+    int batch = given ? gw__routes_cron_batch(given) : 0;
     if (batch < 0) {
-        gw_req_reply_error(r, 400, "batchSize must be an integer between 1 and %d", CRON_BATCH_MAX);
+        gw_req_reply_error(r, 400, "batchSize must be an integer between 1 and %d",
+                           GW_ROUTES_CRON_BATCH_MAX);
         return;
     }
     /* force: a manual trigger ticks even when a replica already ticked this

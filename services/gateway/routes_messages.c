@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gw_routes.h"
+#include "gw_routes_int.h"
 
 static const char messages_not_found[] = "Message not found";
 
@@ -15,15 +16,7 @@ static const char *const messages_fields[] = {
 
 static sh_val *messages_view(const sh_val *msg)
 {
-    sh_val *m = sh_val_new_map();
-    for (size_t i = 0; m && messages_fields[i]; i++) {
-        const sh_val *v = sh_val_get(msg, messages_fields[i]);
-        if (v && sh_val_set_cstr(m, messages_fields[i], sh_val_clone(v)) != SH_OK) {
-            sh_val_free(m);
-            return NULL;
-        }
-    }
-    return m;
+    return gw__routes_pick(msg, messages_fields);
 }
 
 static void messages_reply(gw_req *r, sh_val *v)
@@ -117,23 +110,27 @@ void gw_route_messages_list(gw_req *r)
     gw_req_call_all(r, 2, calls, 0, messages_listed);
 }
 
-/* messages_uid_ok checks the :uid segment: a UID is 1..4294967295. */
-static bool messages_uid_ok(gw_req *r, long long *uid)
+bool gw__routes_uid_parse(const char *s, long long *uid)
 {
-    const char *s = gw_req_param2(r);
     char *end;
     size_t len = strlen(s);
-    if (len == 0 || len > 10 || s[0] < '1' || s[0] > '9') {
-        gw_req_reply_error(r, 400, "invalid uid: a UID is an integer 1..4294967295");
+    if (len == 0 || len > 10 || s[0] < '1' || s[0] > '9')
         return false;
-    }
     long long v = strtoll(s, &end, 10);
-    if (*end || v < 1 || v > 4294967295LL) {
-        gw_req_reply_error(r, 400, "invalid uid: a UID is an integer 1..4294967295");
+    if (*end || v < 1 || v > 4294967295LL)
         return false;
-    }
     *uid = v;
     return true;
+}
+
+/* messages_uid_ok checks the :uid segment, answering 400 when it is not a
+ * UID. */
+static bool messages_uid_ok(gw_req *r, long long *uid)
+{
+    if (gw__routes_uid_parse(gw_req_param2(r), uid))
+        return true;
+    gw_req_reply_error(r, 400, "invalid uid: a UID is an integer 1..4294967295");
+    return false;
 }
 
 static void messages_one(gw_req *r, int rc, const sh_val *result, const sh_error *err)

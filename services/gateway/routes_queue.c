@@ -4,21 +4,8 @@
 #include <string.h>
 
 #include "gw_routes.h"
+#include "gw_routes_int.h"
 #include "shared/util.h"
-
-/* queue_pick copies the named fields of src (those present) into a new map. */
-static sh_val *queue_pick(const sh_val *src, const char *const *names)
-{
-    sh_val *m = sh_val_new_map();
-    for (size_t i = 0; m && names[i]; i++) {
-        const sh_val *v = sh_val_get(src, names[i]);
-        if (v && sh_val_set_cstr(m, names[i], sh_val_clone(v)) != SH_OK) {
-            sh_val_free(m);
-            return NULL;
-        }
-    }
-    return m;
-}
 
 static const char *const queue_claim_fields[] = {"sq",        "botId",     "token", "status",
                                                  "timestamp", "expiresAt", NULL};
@@ -30,7 +17,7 @@ static void queue_reply(gw_req *r, const char *key, const sh_val *value, const c
 {
     sh_val *m = sh_val_new_map();
     if (!m || sh_val_set_cstr(m, "success", sh_val_new_bool(true)) ||
-        (key && sh_val_set_cstr(m, key, queue_pick(value, fields)))) {
+        (key && sh_val_set_cstr(m, key, gw__routes_pick(value, fields)))) {
         sh_val_free(m);
         gw_req_reply_error(r, 503, "out of memory");
         return;
@@ -122,7 +109,7 @@ static sh_val *queue_entries(const sh_val *src, const char *const *fields)
     for (size_t i = 0; m && i < sh_val_len(src); i++) {
         size_t klen;
         const char *k = sh_val_key_at(src, i, &klen);
-        if (sh_val_set(m, k, klen, queue_pick(sh_val_value_at(src, i), fields)) != SH_OK) {
+        if (sh_val_set(m, k, klen, gw__routes_pick(sh_val_value_at(src, i), fields)) != SH_OK) {
             sh_val_free(m);
             return NULL;
         }

@@ -1,0 +1,312 @@
+/* test_gw_config.c - the gateway's settings (services/gateway/config.c):
+ * the defaults of its README, the listen address, the rule that a
+ * non-loopback address needs a token, and bad values refused with a message
+ * naming the setting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "gw_config.h"
+#include "shared/log.h"
+
+static const char *const config_vars[] = {
+    "GATEWAY_LISTEN",
+    "API_TOKEN",
+    "API_READ_ONLY_TOKEN",
+    "CRON_SECRET",
+    "CRON_LOOPBACK_ONLY",
+    "PROGRESS_RPC_URL",
+    "COORDINATOR_RPC_URL",
+    "SYNC_WORKER_RPC_URL",
+    "PROGRESS_EVENTS_URL",
+    "RPC_TIMEOUT_MS",
+    "RPC_BATCH_INFLIGHT",
+    "RPC_BATCH_MAX_CALLS",
+    "RPC_BATCH_MAX_BYTES",
+    "GATEWAY_MAX_BODY",
+    "GATEWAY_THREADS",
+    "GATEWAY_MAX_CONNECTIONS",
+    "GATEWAY_CONNECTION_MEMORY",
+    "SSE_HEARTBEAT_SECONDS",
+    "GATEWAY_DRAIN_MS",
+    "LOG_LEVEL",
+    NULL,
+};
+
+/* The integer settings: default and bounds as the README gives them. */
+static const struct {
+    const char *name;
+    size_t off;
+    long long def, min, max;
+} config_ints[] = {
+    {"RPC_TIMEOUT_MS", offsetof(gw_config, rpc_timeout_ms), 3000, 10, 600000},
+    {"RPC_BATCH_INFLIGHT", offsetof(gw_config, batch_inflight), 4, 1, 64},
+    {"RPC_BATCH_MAX_CALLS", offsetof(gw_config, batch_calls), 64, 1, 1024},
+    {"RPC_BATCH_MAX_BYTES", offsetof(gw_config, batch_bytes), 262144, 1024, 67108864},
+    {"GATEWAY_MAX_BODY", offsetof(gw_config, max_body), 2162688, 1024, 1073741824},
+    {"GATEWAY_THREADS", offsetof(gw_config, threads), 2, 1, 256},
+    {"GATEWAY_MAX_CONNECTIONS", offsetof(gw_config, max_connections), 4096, 1, 1000000},
+    {"GATEWAY_CONNECTION_MEMORY", offsetof(gw_config, conn_memory), 8192, 4096, 1048576},
+    {"SSE_HEARTBEAT_SECONDS", offsetof(gw_config, heartbeat_s), 15, 1, 3600},
+    {"GATEWAY_DRAIN_MS", offsetof(gw_config, drain_ms), 500, 0, 5000},
+};
+#define NINTS (sizeof config_ints / sizeof config_ints[0])
+
+static long long config_int(const gw_config *c, size_t i)
+{
+    long long v;
+    memcpy(&v, (const char *)c + config_ints[i].off, sizeof v);
+    return v;
+}
+
+static void config_refused(const char *name, const char *value, const char *words);
+
+static int config_clear(void **state)
+{
+    (void)state;
+    for (size_t i = 0; config_vars[i]; i++)
+        unsetenv(config_vars[i]);
+    return 0;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    gw_config c;
+    sh_error err;
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    assert_false(c.ipv6);
+    assert_true(c.loopback);
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&c.addr;
+    assert_int_equal(c.addrlen, sizeof *in);
+    assert_int_equal(in->sin_family, AF_INET);
+    assert_int_equal(ntohs(in->sin_port), 8080);
+    assert_int_equal(ntohl(in->sin_addr.s_addr), INADDR_LOOPBACK);
+    assert_null(c.api_token);
+    assert_null(c.ro_token);
+    assert_null(c.cron_secret);
+    assert_false(c.cron_loopback_only);
+    assert_string_equal(c.rpc_url, "tcp://127.0.0.1:7101");
+    assert_string_equal(c.events_url, "tcp://127.0.0.1:7102");
+    assert_string_equal(c.coord_url, "tcp://127.0.0.1:7111");
+    assert_string_equal(c.sync_url, "tcp://127.0.0.1:7121");
+    assert_int_equal(c.max_body, GW_DEFAULT_MAX_BODY);
+    assert_int_equal(c.conn_timeout_s, 60);
+    for (size_t i = 0; i < NINTS; i++)
+        if (config_int(&c, i) != config_ints[i].def)
+            fail_msg("%s: %lld, not %lld", config_ints[i].name, config_int(&c, i),
+                     config_ints[i].def);
+    assert_string_equal(c.log_level_name, "info");
+    assert_int_equal(c.log_level, SH_LOG_INFO);
+
+    /* An empty variable is an unset one (VAR= in a compose file). */
+    setenv("GATEWAY_LISTEN", "", 1);
+    setenv("LOG_LEVEL", "", 1);
+    setenv("API_TOKEN", "", 1);
+    setenv("GATEWAY_THREADS", "", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    assert_int_equal(c.log_level, SH_LOG_INFO);
+    assert_null(c.api_token);
+    assert_int_equal(c.threads, 2);
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    setenv("GATEWAY_LISTEN", "[::1]:9090", 1);
+    setenv("API_TOKEN", "tok-full", 1);
+    setenv("API_READ_ONLY_TOKEN", "tok-ro", 1);
+    setenv("CRON_SECRET", "0123456789abcdef", 1);
+    setenv("CRON_LOOPBACK_ONLY", "true", 1);
+    setenv("PROGRESS_RPC_URL", "tcp://127.0.0.1:1,tcp://127.0.0.1:2", 1);
+    setenv("SSE_HEARTBEAT_SECONDS", "30", 1);
+    setenv("LOG_LEVEL", "debug", 1);
+    gw_config c;
+    sh_error err;
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_true(c.ipv6);
+    assert_true(c.loopback);
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&c.addr;
+    assert_int_equal(in6->sin6_family, AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 9090);
+    assert_string_equal(c.api_token, "tok-full");
+    assert_string_equal(c.ro_token, "tok-ro");
+    assert_string_equal(c.cron_secret, "0123456789abcdef");
+    assert_true(c.cron_loopback_only);
+    assert_string_equal(c.rpc_url, "tcp://127.0.0.1:1,tcp://127.0.0.1:2");
+    assert_int_equal(c.log_level, SH_LOG_DEBUG);
+    /* Streams' heartbeats come well within the idle timeout. */
+    assert_int_equal(c.heartbeat_s, 30);
+    assert_int_equal(c.conn_timeout_s, 70);
+
+    /* Secrets never show in the description of the settings. */
+    char *d = gw_config_describe(&c);
+    assert_non_null(d);
+    assert_null(strstr(d, "tok-full"));
+    assert_null(strstr(d, "tok-ro"));
+    assert_null(strstr(d, "0123456789abcdef"));
+    assert_non_null(strstr(d, "API_TOKEN=<secret>"));
+    assert_non_null(strstr(d, "GATEWAY_LISTEN=[::1]:9090"));
+    free(d);
+}
+
+/* test_listen_needs_token: the gateway listens beyond loopback only behind a
+ * token. */
+static void test_listen_needs_token(void **state)
+{
+    (void)state;
+    gw_config c;
+    sh_error err;
+    setenv("GATEWAY_LISTEN", "0.0.0.0:8080", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "GATEWAY_LISTEN"));
+    assert_non_null(strstr(err.msg, "API_TOKEN"));
+    /* A cron secret is no API token. */
+    setenv("CRON_SECRET", "0123456789abcdef", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_EINVAL);
+    setenv("API_READ_ONLY_TOKEN", "ro", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_false(c.loopback);
+    unsetenv("API_READ_ONLY_TOKEN");
+    setenv("API_TOKEN", "full", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_false(c.loopback);
+    unsetenv("API_TOKEN");
+
+    /* All of 127.0.0.0/8 is loopback. */
+    setenv("GATEWAY_LISTEN", "127.1.2.3:80", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_true(c.loopback);
+    setenv("GATEWAY_LISTEN", "[::]:8080", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "GATEWAY_LISTEN"));
+}
+
+/* test_int_bounds: each integer setting takes its bounds (the README's
+ * ranges) and refuses one beyond either. */
+static void test_int_bounds(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NINTS; i++) {
+        char text[32], words[80];
+        long long edges[2] = {config_ints[i].min, config_ints[i].max};
+        for (int e = 0; e < 2; e++) {
+            config_clear(NULL);
+            snprintf(text, sizeof text, "%lld", edges[e]);
+            setenv(config_ints[i].name, text, 1);
+            gw_config c;
+            sh_error err;
+            if (gw_config_load(&c, &err) != SH_OK)
+                fail_msg("%s=%s refused: %s", config_ints[i].name, text, err.msg);
+            assert_int_equal(config_int(&c, i), edges[e]);
+        }
+        snprintf(words, sizeof words, "between %lld and %lld", config_ints[i].min,
+                 config_ints[i].max);
+        snprintf(text, sizeof text, "%lld", config_ints[i].min - 1);
+        config_refused(config_ints[i].name, text, words);
+        snprintf(text, sizeof text, "%lld", config_ints[i].max + 1);
+        config_refused(config_ints[i].name, text, words);
+    }
+    config_clear(NULL);
+}
+
+static void config_refused(const char *name, const char *value, const char *words)
+{
+    config_clear(NULL);
+    setenv(name, value, 1);
+    gw_config c;
+    sh_error err;
+    if (gw_config_load(&c, &err) != SH_EINVAL)
+        fail_msg("%s=%s accepted", name, value);
+    if (!strstr(err.msg, name) || !strstr(err.msg, words))
+        fail_msg("%s=%s: \"%s\" lacks the name or \"%s\"", name, value, err.msg, words);
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    config_refused("GATEWAY_LISTEN", "localhost", "host:port");
+    config_refused("GATEWAY_LISTEN", "::1:8080", "host:port");
+    config_refused("GATEWAY_LISTEN", "[::1]8080", "host:port");
+    config_refused("GATEWAY_LISTEN", "[::1", "host:port");
+    config_refused("GATEWAY_LISTEN", ":8080", "needs a host");
+    config_refused("GATEWAY_LISTEN", "[]:8080", "needs a host");
+    config_refused("GATEWAY_LISTEN", "127.0.0.1:", "port between 1 and 65535");
+    config_refused("GATEWAY_LISTEN", "127.0.0.1:0", "port between 1 and 65535");
+    config_refused("GATEWAY_LISTEN", "127.0.0.1:65536", "port between 1 and 65535");
+    config_refused("GATEWAY_LISTEN", "127.0.0.1:80x", "port between 1 and 65535");
+    config_refused("GATEWAY_LISTEN", "127.0.0.1:-1", "port between 1 and 65535");
+    config_refused("GATEWAY_LISTEN", "[::1]:http", "port between 1 and 65535");
+    config_refused("CRON_SECRET", "too-short", "too short");
+    config_refused("CRON_LOOPBACK_ONLY", "sometimes", "true or false");
+    config_refused("RPC_TIMEOUT_MS", "3s", "integer");
+    config_refused("GATEWAY_MAX_BODY", "2MiB", "integer");
+    config_refused("LOG_LEVEL", "verbose", "debug, info, warn or error");
+}
+
+static struct sockaddr_storage config_sa(int family, const char *addr)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = (sa_family_t)family;
+    void *dst = family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                  : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+    assert_int_equal(inet_pton(family, addr, dst), 1);
+    return ss;
+}
+
+static bool config_loopback(int family, const char *addr)
+{
+    struct sockaddr_storage ss = config_sa(family, addr);
+    return gw_config_addr_is_loopback((const struct sockaddr *)&ss);
+}
+
+static void test_addr_is_loopback(void **state)
+{
+    (void)state;
+    assert_true(config_loopback(AF_INET, "127.0.0.1"));
+    assert_true(config_loopback(AF_INET, "127.255.255.254"));
+    assert_false(config_loopback(AF_INET, "128.0.0.1"));
+    assert_false(config_loopback(AF_INET, "126.255.255.255"));
+    assert_false(config_loopback(AF_INET, "10.0.0.1"));
+    assert_false(config_loopback(AF_INET, "0.0.0.0"));
+    assert_true(config_loopback(AF_INET6, "::1"));
+    assert_false(config_loopback(AF_INET6, "::"));
+    assert_false(config_loopback(AF_INET6, "::2"));
+    assert_false(config_loopback(AF_INET6, "fe80::1"));
+    assert_true(config_loopback(AF_INET6, "::ffff:127.0.0.1"));
+    assert_true(config_loopback(AF_INET6, "::ffff:127.9.8.7"));
+    assert_false(config_loopback(AF_INET6, "::ffff:10.0.0.1"));
+    /* IPv4-compatible (deprecated) is not the mapped form. */
+    assert_false(config_loopback(AF_INET6, "::127.0.0.1"));
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof un);
+    un.sun_family = AF_UNIX;
+    assert_false(gw_config_addr_is_loopback((const struct sockaddr *)&un));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults, config_clear),
+        cmocka_unit_test_setup(test_values, config_clear),
+        cmocka_unit_test_setup(test_listen_needs_token, config_clear),
+        cmocka_unit_test_setup(test_bad_values, config_clear),
+        cmocka_unit_test_setup(test_int_bounds, config_clear),
+        cmocka_unit_test(test_addr_is_loopback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
