@@ -57,6 +57,10 @@ void gw_router_init(void);
 /* gw_router_match finds the route of method and path. */
 int gw_router_match(int method, const char *path, gw_match *m);
 
+/* gw_router_table returns the route table, ending in a row whose pattern is
+ * NULL (for checks of the table against the API description). */
+const gw_route *gw_router_table(void);
+
 /* Distinct patterns, for labelling metrics. */
 size_t gw_router_npatterns(void);
 const char *gw_router_pattern(size_t i);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gw_openapi.h"
 #include "gw_routes.h"
 
 static const gw_route router_table[] = {
@@ -48,6 +49,7 @@ static const gw_route router_table[] = {
     {GW_GET, "/healthz", gw_route_healthz, 0},
     {GW_GET, "/readyz", gw_route_readyz, 0},
     {GW_GET, "/metrics", gw_route_metrics, GW_ROUTE_AUTH},
+    {GW_GET, "/openapi.json", gw_route_openapi, 0},
     {0, NULL, NULL, 0},
 };
 
@@ -73,6 +75,11 @@ void gw_router_init(void)
             router_patterns[router_npatterns++] = router_table[i].pattern;
         router_pattern_of[i] = (int)j;
     }
+}
+
+const gw_route *gw_router_table(void)
+{
+    return router_table;
 }
 
 size_t gw_router_npatterns(void)

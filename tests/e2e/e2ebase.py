@@ -1,19 +1,115 @@
 """Base class of the end-to-end tests: one stack per test class, started in
-setUpClass and stopped (with a clean-exit check) in tearDownClass."""
+setUpClass and stopped (with a clean-exit check) in tearDownClass. Importing
+it makes every reply the tests receive (stack.Client and raw_request) be
+checked against the API description, services/gateway/openapi.json."""
 
 import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
+import time
 import unittest
 import uuid
 
-from stack import Stack
+import jsonschema  # python3-jsonschema: a missing one fails every e2e module
+
+import stack
+from stack import REPO_ROOT, Service, Stack, read_tail
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 _counter = itertools.count(1)
+OPENAPI_PATH = os.path.join(REPO_ROOT, "services", "gateway", "openapi.json")
+
+
+class ApiDescription:
+    """The routes of an OpenAPI 3.1 document; check() raises AssertionError
+    when a reply is not what the document says its route answers."""
+
+    def __init__(self, doc):
+        self.doc = doc
+        self.routes = []
+        for tmpl, item in doc["paths"].items():
+            rx = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(tmpl)) + "$")
+            self.routes.append((rx, tmpl, item))
+        self.validators = {}
+
+    def operation(self, method, path):
+        """(template, operation) of the route, or (template, None) when the
+        path is known but not the method, or (None, None)."""
+        path = path.split("?", 1)[0]
+        for rx, tmpl, item in self.routes:
+            if rx.match(path):
+                return tmpl, item.get(method.lower())
+        return None, None
+
+    def resolve(self, obj):
+        while isinstance(obj, dict) and "$ref" in obj:
+            node = self.doc
+            for part in obj["$ref"].lstrip("#/").split("/"):
+                node = node[part]
+            obj = node
+        return obj
+
+    def validator(self, schema):
+        key = json.dumps(schema, sort_keys=True)
+        v = self.validators.get(key)
+        if v is None:
+            # Local references ("#/components/...") resolve inside the
+            # schema itself, so the components ride along.
+            v = jsonschema.Draft202012Validator(dict(schema, components=self.doc["components"]))
+            self.validators[key] = v
+        return v
+
+    def check(self, method, path, status, content_type, body):
+        """body: the reply's bytes (empty for HEAD or none)."""
+        where = "%s %s -> %d" % (method, path, status)
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        tmpl, op = self.operation("GET" if method == "HEAD" else method, path)
+        if op is None:
+            # An unknown path or method: the gateway's own error.
+            if media != "application/json":
+                raise AssertionError("%s: not JSON (%r)" % (where, content_type))
+            schema = {"$ref": "#/components/schemas/Error"}
+        else:
+            responses = op["responses"]
+            code = str(status)
+            resp = responses.get(code) or responses.get(code[0] + "XX") or responses.get("default")
+            if resp is None:
+                raise AssertionError("%s: openapi.json describes no %d for %s %s (%s)"
+                                     % (where, status, method, tmpl, body[:300]))
+            content = self.resolve(resp).get("content", {})
+            if method == "HEAD" or not content:
+                return
+            if media not in content:
+                raise AssertionError("%s: Content-Type %r, openapi.json says %s"
+                                     % (where, content_type, sorted(content)))
+            schema = content[media].get("schema")
+            if media != "application/json" or schema is None:
+                return
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise AssertionError("%s: the body is not JSON: %r" % (where, body[:300]))
+        err = jsonschema.exceptions.best_match(self.validator(schema).iter_errors(doc))
+        if err is not None:
+            raise AssertionError("%s: the reply does not match openapi.json: %s at %s\n%s"
+                                 % (where, err.message, "/".join(map(str, err.absolute_path)),
+                                    json.dumps(doc)[:1000]))
+
+
+with open(OPENAPI_PATH, encoding="utf-8") as _f:
+    API = ApiDescription(json.load(_f))
+
+
+def _check_reply(method, path, resp):
+    API.check(method, path, resp.status, resp.headers.get("Content-Type"), resp.raw)
+
+
+stack.Client.on_reply = staticmethod(_check_reply)
 
 
 class StackTestCase(unittest.TestCase):
@@ -93,6 +189,26 @@ def env_flag(name):
     return os.environ.get(name, "") not in ("", "0", "no", "false")
 
 
+def gateway_exit(test, env, what):
+    """Start a gateway alone with env and return (exit code, log tail) once
+    it exits; fails test when it is still running after 30 s (what: the
+    reason it should not run)."""
+    workdir = tempfile.mkdtemp(prefix="e2e-gw-")
+    try:
+        svc = Service("gateway", env, workdir)
+        svc.start()
+        deadline = time.monotonic() + 30
+        while svc.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = read_tail(svc.log_path)
+        if svc.alive():
+            svc.stop()
+            test.fail("gateway kept running %s:\n%s" % (what, log))
+        return svc.proc.returncode, log
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def raw_request(port, method, path, body, headers=None, timeout=30):
     """Send a request with a Content-Length body on a raw socket and return
     (status, headers text, parsed JSON body or None). The server may answer
@@ -130,6 +246,8 @@ def raw_request(port, method, path, body, headers=None, timeout=30):
     status = int(head.split(b" ", 2)[1])
     if b"transfer-encoding: chunked" in head.lower():
         rest = dechunk(rest)
+    ctype = re.search(rb"(?im)^content-type:\s*([^\r\n]*)", head)
+    API.check(method, path, status, ctype.group(1).decode() if ctype else None, rest)
     try:
         doc = json.loads(rest.decode()) if rest else None
     except ValueError:

@@ -360,7 +360,11 @@ class Response:
 
 
 class Client:
-    """A keep-alive HTTP/1.1 client; reconnects when the server closed."""
+    """A keep-alive HTTP/1.1 client; reconnects when the server closed.
+    on_reply(method, path, response), when set, sees every reply (e2ebase
+    checks them against the API description)."""
+
+    on_reply = None
 
     def __init__(self, host, port, token=None, timeout=30):
         self.host = host
@@ -403,7 +407,8 @@ class Client:
                 raw = resp.read()
                 if resp.getheader("Connection", "").lower() == "close":
                     self.close()
-                return Response(resp.status, resp.headers, raw)
+                reply = Response(resp.status, resp.headers, raw)
+                break
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
                     http.client.CannotSendRequest, http.client.ResponseNotReady):
                 self.close()
@@ -412,7 +417,9 @@ class Client:
             except BaseException:
                 self.close()
                 raise
-        raise AssertionError("unreachable")
+        if self.on_reply is not None:
+            self.on_reply(method, path, reply)
+        return reply
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

@@ -1,16 +1,16 @@
 """End to end over HTTP: tokens (API_TOKEN, API_READ_ONLY_TOKEN), health
-routes, metrics, and the gateway's refusal to listen beyond loopback without
-a token."""
+routes, metrics, the API description (GET /openapi.json, and the check of
+every e2e reply against it), and the gateway's refusal to listen beyond
+loopback without a token."""
 
+import http.server
 import os
 import re
-import shutil
-import tempfile
-import time
+import threading
 import unittest
 
-from e2ebase import StackTestCase, raw_request
-from stack import Service, free_port, read_tail
+from e2ebase import API, OPENAPI_PATH, StackTestCase, gateway_exit, raw_request
+from stack import Client, free_port
 
 RW = "rw-token-0123456789abcdef"
 RO = "ro-token-fedcba9876543210"
@@ -85,6 +85,20 @@ class AuthTest(StackTestCase):
             r = self.http.get(path, token=None)
             self.assertStatus(r, 200)
 
+    def test_api_description_without_token_is_the_file(self):
+        with open(OPENAPI_PATH, "rb") as f:
+            text = f.read()
+        for token in (None, RO, RW):
+            r = self.http.get("/openapi.json", token=token)
+            self.assertStatus(r, 200)
+            self.assertEqual(r.headers.get("Content-Type"), "application/json")
+            self.assertEqual(r.raw, text, "GET /openapi.json differs from openapi.json")
+        r = self.http.request("HEAD", "/openapi.json", token=None)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.raw, b"")
+        r = self.http.post("/openapi.json", {}, token=None)
+        self.assertJsonError(r, 405, r"method|allowed")
+
     def test_metrics_needs_token_and_counts(self):
         self.assertStatus(self.http.get("/metrics", token=None), 401)
         self.assertStatus(self.http.get("/metrics", token="wrong"), 401)
@@ -135,29 +149,77 @@ class HealthNoTokenTest(StackTestCase):
             self.assertJsonError(r, 405, r"method|allowed")
 
 
+class ApiDescriptionCheckTest(unittest.TestCase):
+    """The check every e2e reply goes through refuses what the document
+    does not allow."""
+
+    def refused(self, method, path, status, ctype, body):
+        with self.assertRaises(AssertionError):
+            API.check(method, path, status, ctype, body)
+
+    def test_replies_the_document_allows(self):
+        API.check("GET", "/healthz", 200, "application/json", b'{"status":"ok"}')
+        API.check("GET", "/api/progress/p1?x=1", 404, "application/json",
+                  b'{"error":"Session not found"}')
+        API.check("HEAD", "/api/jobs/j1", 200, "application/json", b"")
+        API.check("GET", "/metrics", 200, "text/plain; version=0.0.4", b"a 1\n")
+        API.check("PUT", "/healthz", 405, "application/json", b'{"error":"method PUT"}')
+
+    def test_replies_the_document_refuses(self):
+        self.refused("GET", "/healthz", 200, "application/json", b'{"status":"fine"}')
+        self.refused("GET", "/healthz", 200, "text/plain", b"ok")
+        self.refused("GET", "/healthz", 201, "application/json", b'{"status":"ok"}')
+        self.refused("GET", "/api/progress/p1", 200, "application/json", b'{"version":1}')
+        self.refused("GET", "/api/progress/p1", 404, "application/json", b'{"message":"x"}')
+        # A seed route's error has the seed's shape; a reference is followed.
+        self.refused("POST", "/api/queue/claim", 400, "application/json", b'{"error":"bad"}')
+        self.refused("POST", "/api/queue/renew", 409, "application/json",
+                     b'{"success":false,"error":"other"}')
+        self.refused("GET", "/api/accounts/a1/messages", 200, "application/json",
+                     b'{"messages":[{"uid":0,"folder":"INBOX","flags":[]}],"nextCursor":null}')
+        self.refused("GET", "/nowhere", 404, "application/json", b"not json")
+
+    def test_every_client_reply_is_checked(self):
+        # A server that answers /healthz with what the document refuses:
+        # the stack's client raises on the reply, and so does raw_request.
+        class Wrong(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b'{"status":"fine"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Wrong)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            client = Client("127.0.0.1", srv.server_address[1])
+            with self.assertRaisesRegex(AssertionError, "does not match openapi.json"):
+                client.get("/healthz")
+            client.close()
+            with self.assertRaisesRegex(AssertionError, "does not match openapi.json"):
+                raw_request(srv.server_address[1], "GET", "/healthz", b"")
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
 class LoopbackOnlyWithoutTokenTest(unittest.TestCase):
     def test_refuses_public_listen_without_token(self):
-        workdir = tempfile.mkdtemp(prefix="e2e-gw-")
-        try:
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("API_TOKEN", "API_READ_ONLY_TOKEN")}
-            env.update({"GATEWAY_LISTEN": "0.0.0.0:%d" % free_port(),
-                        "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
-                        "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % free_port(),
-                        "REDIS_URL": "redis://127.0.0.1:%d" % free_port()})
-            svc = Service("gateway", env, workdir)
-            svc.start()
-            deadline = time.monotonic() + 30
-            while svc.alive() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            log = read_tail(svc.log_path)
-            if svc.alive():
-                svc.stop()
-                self.fail("gateway kept running on 0.0.0.0 without a token:\n" + log)
-            self.assertNotEqual(svc.proc.returncode, 0, log)
-            self.assertRegex(log, r"API_TOKEN|GATEWAY_LISTEN|loopback", log)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("API_TOKEN", "API_READ_ONLY_TOKEN")}
+        env.update({"GATEWAY_LISTEN": "0.0.0.0:%d" % free_port(),
+                    "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
+                    "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % free_port(),
+                    "REDIS_URL": "redis://127.0.0.1:%d" % free_port()})
+        code, log = gateway_exit(self, env, "on 0.0.0.0 without a token")
+        self.assertNotEqual(code, 0, log)
+        self.assertRegex(log, r"API_TOKEN|GATEWAY_LISTEN|loopback", log)
 
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')

@@ -8,13 +8,10 @@ are due, at most a batch. The stack's scheduler does not tick by itself
 import datetime
 import os
 import re
-import shutil
-import tempfile
-import time
 import unittest
 
-from e2ebase import StackTestCase, raw_request
-from stack import TEST_CRON_SECRET, Service, free_port, read_tail
+from e2ebase import StackTestCase, gateway_exit, raw_request
+from stack import TEST_CRON_SECRET, free_port
 
 API_TOKEN = "e2e-cron-api-token-0123456789"
 PATH = "/api/cron/sync-emails"
@@ -240,31 +237,19 @@ class CronBadSettingsTest(unittest.TestCase):
     def test_bad_cron_settings_stop_the_gateway(self):
         for name, value in (("CRON_SECRET", "s3cr3t-x9"), ("CRON_LOOPBACK_ONLY", "maybe")):
             with self.subTest(name=name):
-                workdir = tempfile.mkdtemp(prefix="e2e-gw-")
-                try:
-                    env = {k: v for k, v in os.environ.items() if not k.startswith("CRON_")}
-                    env.update({"GATEWAY_LISTEN": "127.0.0.1:%d" % free_port(),
-                                "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
-                                "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % free_port(),
-                                "COORDINATOR_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
-                                name: value})
-                    svc = Service("gateway", env, workdir)
-                    svc.start()
-                    deadline = time.monotonic() + 30
-                    while svc.alive() and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                    log = read_tail(svc.log_path)
-                    if svc.alive():
-                        svc.stop()
-                        self.fail("gateway kept running with %s=%s:\n%s" % (name, value, log))
-                    self.assertEqual(svc.proc.returncode, 1, log)
-                    self.assertIn(name, log)
-                    if name == "CRON_SECRET":
-                        # The message names the setting, never its value.
-                        self.assertRegex(log, r"CRON_SECRET is too short")
-                        self.assertNotIn(value, log)
-                finally:
-                    shutil.rmtree(workdir, ignore_errors=True)
+                env = {k: v for k, v in os.environ.items() if not k.startswith("CRON_")}
+                env.update({"GATEWAY_LISTEN": "127.0.0.1:%d" % free_port(),
+                            "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
+                            "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % free_port(),
+                            "COORDINATOR_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
+                            name: value})
+                code, log = gateway_exit(self, env, "with %s=%s" % (name, value))
+                self.assertEqual(code, 1, log)
+                self.assertIn(name, log)
+                if name == "CRON_SECRET":
+                    # The message names the setting, never its value.
+                    self.assertRegex(log, r"CRON_SECRET is too short")
+                    self.assertNotIn(value, log)
 
 
 if __name__ == "__main__":

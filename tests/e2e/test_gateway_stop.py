@@ -19,6 +19,7 @@ import threading
 import time
 import unittest
 
+import e2ebase  # noqa: F401 (every reply the stack's clients get is checked against openapi.json)
 from stack import Stack, SSEReader
 
 STOP_LIMIT_S = 10.0

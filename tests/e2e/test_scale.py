@@ -32,6 +32,7 @@ import threading
 import time
 import unittest
 
+import e2ebase  # noqa: F401 (every reply the stack's clients get is checked against openapi.json)
 from dovecot import Dovecot
 from stack import ScaleStack, SSEReader, event_record, read_tail
 
