@@ -48,5 +48,11 @@ void gw_route_metrics(gw_req *r);
  * (ok_status) or the mapped error (not_found: the text of a 404). */
 void gw_routes_call(gw_req *r, const char *op, const char *id_key, const char *body_key,
                     int ok_status, const char *not_found);
+/* GW_ROUTE_CALL defines a handler that is nothing but that one call. */
+#define GW_ROUTE_CALL(name, op, id_key, body_key, ok_status, not_found)                            \
+    void name(gw_req *r)                                                                           \
+    {                                                                                              \
+        gw_routes_call(r, op, id_key, body_key, ok_status, not_found);                             \
+    }
 
 #endif

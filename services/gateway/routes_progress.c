@@ -22,30 +22,15 @@ void gw_routes_call(gw_req *r, const char *op, const char *id_key, const char *b
     gw_req_call(r, op, args, 0, ok_status, not_found, NULL);
 }
 
-void gw_route_progress_get(gw_req *r)
-{
-    gw_routes_call(r, "progress.get", "id", NULL, 200, routes_no_session);
-}
+GW_ROUTE_CALL(gw_route_progress_get, "progress.get", "id", NULL, 200, routes_no_session)
 
-void gw_route_progress_update(gw_req *r)
-{
-    gw_routes_call(r, "progress.update", "id", "fields", 200, routes_no_session);
-}
+GW_ROUTE_CALL(gw_route_progress_update, "progress.update", "id", "fields", 200, routes_no_session)
 
-void gw_route_progress_delete(gw_req *r)
-{
-    gw_routes_call(r, "progress.delete", "id", NULL, 200, routes_no_session);
-}
+GW_ROUTE_CALL(gw_route_progress_delete, "progress.delete", "id", NULL, 200, routes_no_session)
 
-void gw_route_progress_log_append(gw_req *r)
-{
-    gw_routes_call(r, "log.append", "id", "entry", 201, routes_no_session);
-}
+GW_ROUTE_CALL(gw_route_progress_log_append, "log.append", "id", "entry", 201, routes_no_session)
 
-void gw_route_progress_log_list(gw_req *r)
-{
-    gw_routes_call(r, "log.list", "id", NULL, 200, routes_no_session);
-}
+GW_ROUTE_CALL(gw_route_progress_log_list, "log.list", "id", NULL, 200, routes_no_session)
 
 void gw_route_progress_stream(gw_req *r)
 {
