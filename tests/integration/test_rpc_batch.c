@@ -21,13 +21,14 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "services.h"
 #include "shared/msg.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
 
 static tf_redis redis;
 static pid_t svc;
-static char rpc_url[64], ev_url[64], logpath[300];
+static char rpc_url[64], logpath[300];
 
 static sh_rpc_client *client_with(int inflight, int max_calls, size_t max_bytes)
 {
@@ -61,29 +62,16 @@ static int update_one(sh_rpc_client *c, const char *id, const char *field, int64
 
 static int start_service(void)
 {
-    char e_redis[160], e_rpc[96], e_ev[96];
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
-    snprintf(e_rpc, sizeof e_rpc, "PROGRESS_RPC_URL=%s", rpc_url);
-    snprintf(e_ev, sizeof e_ev, "PROGRESS_EVENTS_URL=%s", ev_url);
-    const char *env[] = {e_redis, e_rpc, e_ev, "RPC_WORKERS=4", NULL};
-    svc = tf_spawn(tf_build_path("services/progress/progress"), env, logpath);
-    if (svc <= 0)
-        return -1;
+    const char *env[] = {"RPC_WORKERS=4", NULL};
+    tf_service def = {.name = "progress",
+                      .redis_url = redis.url,
+                      .rpc_url = rpc_url,
+                      .env = env,
+                      .log_path = logpath};
     sh_rpc_client *c = client_with(1, 1, 1024);
-    int ok = -1;
-    for (int i = 0; i < 500 && ok; i++) {
-        sh_val *res = NULL;
-        sh_error err;
-        if (sh_rpc_call(c, "ping", NULL, 200, &res, &err) == SH_OK)
-            ok = 0;
-        sh_val_free(res);
-        if (ok)
-            tf_sleep_ms(20);
-    }
+    int rc = tf_service_start(&def, c, &svc);
     sh_rpc_client_free(c);
-    if (ok)
-        fprintf(stderr, "progress service did not answer; log in %s\n", logpath);
-    return ok;
+    return rc;
 }
 
 static int group_setup(void **state)
@@ -93,7 +81,6 @@ static int group_setup(void **state)
     if (tf_redis_start(&redis, 0) != 0)
         return -1;
     snprintf(rpc_url, sizeof rpc_url, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(ev_url, sizeof ev_url, "tcp://127.0.0.1:%d", tf_free_port());
     snprintf(logpath, sizeof logpath, "%s/progress.log", redis.dir);
     return start_service();
 }

@@ -31,3 +31,20 @@ sh_rpc_client *tf_client(const char *urls)
         fail_msg("cannot dial %s: %s", urls, err.msg);
     return c;
 }
+
+void tf_put_str(sh_val *m, const char *k, const char *v)
+{
+    sh_val_set_cstr(m, k, sh_val_new_cstr(v));
+}
+
+void tf_put_int(sh_val *m, const char *k, int64_t v)
+{
+    sh_val_set_cstr(m, k, sh_val_new_int(v));
+}
+
+sh_val *tf_id_args(const char *id)
+{
+    sh_val *a = sh_val_new_map();
+    tf_put_str(a, "id", id);
+    return a;
+}

@@ -1,7 +1,9 @@
 /* calls.h - calling a service from a test: one RPC call with its arguments
- * taken, and a client dialed or the test failed. */
+ * taken, a client dialed or the test failed, and the argument maps. */
 #ifndef TESTS_CALLS_H
 #define TESTS_CALLS_H
+
+#include <stdint.h>
 
 #include "shared/rpc.h"
 #include "shared/val.h"
@@ -15,5 +17,11 @@ int tf_call(sh_rpc_client *c, const char *op, sh_val *args, int timeout_ms, sh_v
 /* tf_client dials urls (a comma-separated list) with a 5 s timeout; the
  * running cmocka test fails when it cannot. Freed with sh_rpc_client_free. */
 sh_rpc_client *tf_client(const char *urls);
+
+/* tf_put_str and tf_put_int set key k of map m to v. */
+void tf_put_str(sh_val *m, const char *k, const char *v);
+void tf_put_int(sh_val *m, const char *k, int64_t v);
+/* tf_id_args returns a new map {"id": id} (caller frees). */
+sh_val *tf_id_args(const char *id);
 
 #endif

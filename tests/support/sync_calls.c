@@ -22,18 +22,6 @@
 #define SYNC_POLLS   2400
 #define SYNC_POLL_MS 50
 
-void tf_put_str(sh_val *m, const char *k, const char *v)
-{
-    sh_val_set_cstr(m, k, sh_val_new_cstr(v));
-}
-
-sh_val *tf_id_args(const char *id)
-{
-    sh_val *a = sh_val_new_map();
-    tf_put_str(a, "id", id);
-    return a;
-}
-
 int tf_stack_call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out)
 {
     sh_error err;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "calls.h"
 #include "dovecot_fixture.h"
 #include "fixture.h"
 #include "shared/rpc.h"
@@ -91,10 +92,6 @@ int tf_stack_teardown(void **state);
  * the reply goes to out (caller frees) or is dropped when out is NULL.
  * Returns the call's code, the error text on stderr when not SH_OK. */
 int tf_stack_call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out);
-/* tf_put_str sets key k of map m to the string v. */
-void tf_put_str(sh_val *m, const char *k, const char *v);
-/* tf_id_args returns a new map {"id": id} (caller frees). */
-sh_val *tf_id_args(const char *id);
 
 /* How an account verifies the server's certificate. */
 typedef enum tf_verify {
