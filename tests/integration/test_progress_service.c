@@ -42,10 +42,7 @@ static char logpath[300];
 
 static int update_one(const char *id, const char *field, int64_t value, sh_val **out)
 {
-    sh_val *a = tf_id_args(id), *f = sh_val_new_map();
-    sh_val_set_cstr(f, field, sh_val_new_int(value));
-    sh_val_set_cstr(a, "fields", f);
-    return tf_call(cli, "progress.update", a, 5000, out, NULL);
+    return tf_progress_update(cli, id, field, value, out);
 }
 
 static sh_store *direct_store(void)
@@ -129,45 +126,18 @@ static int group_teardown(void **state)
 #define WRITERS 8
 #define WRITES  200
 
-typedef struct writer_arg {
-    int idx;
-    int failures;
-    int non_increasing;
-} writer_arg;
-
-static void *writer_main(void *p)
-{
-    writer_arg *w = p;
-    char field[16];
-    snprintf(field, sizeof field, "f%d", w->idx);
-    int64_t last = 0;
-    for (int i = 1; i <= WRITES; i++) {
-        sh_val *rec = NULL;
-        if (update_one("concurrent", field, i, &rec) != SH_OK) {
-            w->failures++;
-            continue;
-        }
-        int64_t v = sh_val_int(sh_val_get(rec, "version"));
-        if (v <= last || sh_val_int(sh_val_get(rec, field)) != i)
-            w->non_increasing++;
-        last = v;
-        sh_val_free(rec);
-    }
-    return NULL;
-}
-
 static void test_concurrent_writers_lose_nothing(void **state)
 {
     pthread_t t[WRITERS];
-    writer_arg a[WRITERS];
+    tf_progress_writer a[WRITERS];
     for (int i = 0; i < WRITERS; i++) {
-        a[i] = (writer_arg){i, 0, 0};
-        pthread_create(&t[i], NULL, writer_main, &a[i]);
+        a[i] = (tf_progress_writer){.c = cli, .id = "concurrent", .idx = i, .writes = WRITES};
+        pthread_create(&t[i], NULL, tf_progress_writer_main, &a[i]);
     }
     for (int i = 0; i < WRITERS; i++) {
         pthread_join(t[i], NULL);
         assert_int_equal(a[i].failures, 0);
-        assert_int_equal(a[i].non_increasing, 0);
+        assert_int_equal(a[i].out_of_order, 0);
     }
     sh_val *rec = NULL;
     assert_int_equal(tf_call(cli, "progress.get", tf_id_args("concurrent"), 5000, &rec, NULL),

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "fixture.h"
 #include "services.h"
 #include "shared/msg.h"
@@ -39,25 +40,6 @@ static sh_rpc_client *client_with(int inflight, int max_calls, size_t max_bytes)
     assert_int_equal(sh_rpc_client_new(rpc_url, 5000, 0, &c, &err), SH_OK);
     sh_rpc_batch_defaults(&def);
     return c;
-}
-
-static sh_val *update_args(const char *id, const char *field, int64_t value)
-{
-    sh_val *a = sh_val_new_map(), *f = sh_val_new_map();
-    sh_val_set_cstr(a, "id", sh_val_new_cstr(id));
-    sh_val_set_cstr(f, field, sh_val_new_int(value));
-    sh_val_set_cstr(a, "fields", f);
-    return a;
-}
-
-static int update_one(sh_rpc_client *c, const char *id, const char *field, int64_t value,
-                      sh_val **out)
-{
-    sh_val *a = update_args(id, field, value);
-    sh_error err;
-    int rc = sh_rpc_call(c, "progress.update", a, 5000, out, &err);
-    sh_val_free(a);
-    return rc;
 }
 
 static int start_service(void)
@@ -96,37 +78,6 @@ static int group_teardown(void **state)
 
 /* ---- many writers on one client ------------------------------------------ */
 
-typedef struct writer {
-    sh_rpc_client *c;
-    const char *id;
-    int idx, writes;
-    int failures, out_of_order;
-    int64_t *versions; /* every version this writer got back */
-} writer;
-
-static void *writer_main(void *p)
-{
-    writer *w = p;
-    char field[16];
-    snprintf(field, sizeof field, "f%d", w->idx);
-    int64_t last = 0;
-    for (int i = 1; i <= w->writes; i++) {
-        sh_val *rec = NULL;
-        if (update_one(w->c, w->id, field, i, &rec) != SH_OK) {
-            w->failures++;
-            continue;
-        }
-        int64_t v = sh_val_int(sh_val_get(rec, "version"));
-        /* Own writes apply in order: versions rise, the field is the latest. */
-        if (v <= last || sh_val_int(sh_val_get(rec, field)) != i)
-            w->out_of_order++;
-        w->versions[i - 1] = v;
-        last = v;
-        sh_val_free(rec);
-    }
-    return NULL;
-}
-
 static int cmp64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -140,11 +91,12 @@ static void run_writers(const char *id, int n, int writes, int inflight)
 {
     sh_rpc_client *c = client_with(inflight, 64, 256 * 1024);
     pthread_t *t = calloc((size_t)n, sizeof *t);
-    writer *w = calloc((size_t)n, sizeof *w);
+    tf_progress_writer *w = calloc((size_t)n, sizeof *w);
     int64_t *all = calloc((size_t)(n * writes), sizeof *all);
     for (int i = 0; i < n; i++) {
-        w[i] = (writer){c, id, i, writes, 0, 0, all + i * writes};
-        pthread_create(&t[i], NULL, writer_main, &w[i]);
+        w[i] = (tf_progress_writer){
+            .c = c, .id = id, .idx = i, .writes = writes, .versions = all + i * writes};
+        pthread_create(&t[i], NULL, tf_progress_writer_main, &w[i]);
     }
     for (int i = 0; i < n; i++) {
         pthread_join(t[i], NULL);
@@ -227,7 +179,7 @@ static void test_batch_with_one_malformed_call(void **state)
         sh_buf_init(&e[i]);
         items[i] = &e[i];
     }
-    sh_val *u1 = update_args("mal", "a", 1), *u2 = update_args("mal", "a", 2);
+    sh_val *u1 = tf_progress_args("mal", "a", 1), *u2 = tf_progress_args("mal", "a", 2);
     sh_val *bad = sh_val_new_map();
     sh_val_set_cstr(bad, "id", sh_val_new_int(5)); /* id must be a string */
     sh_call_encode("progress.update", 11, u1, &e[0]);
