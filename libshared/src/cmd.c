@@ -40,6 +40,17 @@ sh_cmd *sh_cmd_new_eval(sh_script *script, int nkeys)
     return c;
 }
 
+sh_cmd *sh_cmd_new_eval_keys(sh_script *script, const char *const *keys)
+{
+    int n = 0;
+    while (keys[n])
+        n++;
+    sh_cmd *c = sh_cmd_new_eval(script, n);
+    for (int i = 0; i < n; i++)
+        sh_cmd_str(c, keys[i]);
+    return c;
+}
+
 int sh_cmd_arg(sh_cmd *c, const void *p, size_t len)
 {
     if (!c)

@@ -407,47 +407,88 @@ static int msg_get_id(const sh_val *m, uint64_t *id, sh_error *err)
     return SH_OK;
 }
 
-int sh_call_decode(const void *data, size_t len, const sh_msg_limits *lim, sh_call *out,
-                   sh_error *err)
+/* msg_call_read reads the fields of a call envelope m (a map) into out. */
+static int msg_call_read(sh_val *m, void *outp, sh_error *err)
 {
-    memset(out, 0, sizeof *out);
-    sh_val *m = NULL;
-    int rc = sh_msg_unpack(data, len, lim, &m, err);
-    if (rc)
-        return rc;
-    if (sh_val_type_of(m) != SH_VAL_MAP) {
-        rc = sh_error_set(err, SH_EPROTO, "call envelope must be a map, got %s",
-                          sh_val_type_name(sh_val_type_of(m)));
-        goto fail;
-    }
+    sh_call *out = outp;
     size_t oplen;
     const char *op = sh_val_get_str(m, "op", &oplen);
-    if (!op || oplen == 0 || oplen > SH_OP_MAX) {
-        rc = sh_error_set(err, SH_EPROTO, "call envelope lacks a string \"op\" of 1..%d bytes",
-                          SH_OP_MAX);
-        goto fail;
-    }
-    if ((rc = msg_get_id(m, &out->id, err)))
-        goto fail;
+    if (!op || oplen == 0 || oplen > SH_OP_MAX)
+        return sh_error_set(err, SH_EPROTO, "call envelope lacks a string \"op\" of 1..%d bytes",
+                            SH_OP_MAX);
+    int rc = msg_get_id(m, &out->id, err);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < sh_val_len(m); i++) {
         const char *k = sh_val_key_at(m, i, NULL);
-        if (strcmp(k, "op") && strcmp(k, "id") && strcmp(k, "args")) {
-            rc = sh_error_set(err, SH_EPROTO, "call envelope has unknown key \"%.32s\"", k);
-            goto fail;
-        }
+        if (strcmp(k, "op") && strcmp(k, "id") && strcmp(k, "args"))
+            return sh_error_set(err, SH_EPROTO, "call envelope has unknown key \"%.32s\"", k);
     }
     memcpy(out->op, op, oplen);
     out->op[oplen] = '\0';
     out->args = sh_val_take(m, "args");
-    if (!out->args)
-        out->args = sh_val_new_nil();
-    sh_val_free(m);
-    if (!out->args)
+    if (!out->args && !(out->args = sh_val_new_nil()))
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     return SH_OK;
-fail:
+}
+
+/* msg_reply_read reads the fields of a reply envelope m (a map) into out. */
+static int msg_reply_read(sh_val *m, void *outp, sh_error *err)
+{
+    sh_reply_env *out = outp;
+    int rc = msg_get_id(m, &out->id, err);
+    if (rc)
+        return rc;
+    const sh_val *ok = sh_val_get(m, "ok");
+    if (sh_val_type_of(ok) != SH_VAL_BOOL)
+        return sh_error_set(err, SH_EPROTO, "reply envelope lacks a boolean \"ok\"");
+    out->ok = sh_val_bool(ok);
+    if (out->ok) {
+        out->result = sh_val_take(m, "result");
+        if (!out->result && !(out->result = sh_val_new_nil()))
+            return sh_error_set(err, SH_ENOMEM, "out of memory");
+        return SH_OK;
+    }
+    const sh_val *e = sh_val_get(m, "error");
+    size_t clen, mlen;
+    const char *code = sh_val_get_str(e, "code", &clen);
+    const char *msg = sh_val_get_str(e, "message", &mlen);
+    if (!code || !msg)
+        return sh_error_set(err, SH_EPROTO,
+                            "reply envelope error lacks string \"code\" and \"message\"");
+    out->code = sh_err_from_name(code, clen);
+    if (out->code == SH_OK)
+        out->code = SH_EINTERNAL;
+    if (mlen >= sizeof out->message)
+        mlen = sizeof out->message - 1;
+    memcpy(out->message, msg, mlen);
+    out->message[mlen] = '\0';
+    return SH_OK;
+}
+
+/* msg_envelope decodes an envelope (what: "call" or "reply"): a msgpack
+ * map, whose fields read takes into out. */
+static int msg_envelope(const void *data, size_t len, const sh_msg_limits *lim, const char *what,
+                        int (*read)(sh_val *m, void *out, sh_error *err), void *out, sh_error *err)
+{
+    sh_val *m = NULL;
+    int rc = sh_msg_unpack(data, len, lim, &m, err);
+    if (rc)
+        return rc;
+    if (sh_val_type_of(m) != SH_VAL_MAP)
+        rc = sh_error_set(err, SH_EPROTO, "%s envelope must be a map, got %s", what,
+                          sh_val_type_name(sh_val_type_of(m)));
+    else
+        rc = read(m, out, err);
     sh_val_free(m);
     return rc;
+}
+
+int sh_call_decode(const void *data, size_t len, const sh_msg_limits *lim, sh_call *out,
+                   sh_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return msg_envelope(data, len, lim, "call", msg_call_read, out, err);
 }
 
 void sh_call_fini(sh_call *c)
@@ -460,51 +501,7 @@ int sh_reply_decode(const void *data, size_t len, const sh_msg_limits *lim, sh_r
                     sh_error *err)
 {
     memset(out, 0, sizeof *out);
-    sh_val *m = NULL;
-    int rc = sh_msg_unpack(data, len, lim, &m, err);
-    if (rc)
-        return rc;
-    if (sh_val_type_of(m) != SH_VAL_MAP) {
-        rc = sh_error_set(err, SH_EPROTO, "reply envelope must be a map");
-        goto fail;
-    }
-    if ((rc = msg_get_id(m, &out->id, err)))
-        goto fail;
-    const sh_val *ok = sh_val_get(m, "ok");
-    if (sh_val_type_of(ok) != SH_VAL_BOOL) {
-        rc = sh_error_set(err, SH_EPROTO, "reply envelope lacks a boolean \"ok\"");
-        goto fail;
-    }
-    out->ok = sh_val_bool(ok);
-    if (out->ok) {
-        out->result = sh_val_take(m, "result");
-        if (!out->result && !(out->result = sh_val_new_nil())) {
-            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-            goto fail;
-        }
-    } else {
-        const sh_val *e = sh_val_get(m, "error");
-        size_t clen, mlen;
-        const char *code = sh_val_get_str(e, "code", &clen);
-        const char *msg = sh_val_get_str(e, "message", &mlen);
-        if (!code || !msg) {
-            rc = sh_error_set(err, SH_EPROTO,
-                              "reply envelope error lacks string \"code\" and \"message\"");
-            goto fail;
-        }
-        out->code = sh_err_from_name(code, clen);
-        if (out->code == SH_OK)
-            out->code = SH_EINTERNAL;
-        if (mlen >= sizeof out->message)
-            mlen = sizeof out->message - 1;
-        memcpy(out->message, msg, mlen);
-        out->message[mlen] = '\0';
-    }
-    sh_val_free(m);
-    return SH_OK;
-fail:
-    sh_val_free(m);
-    return rc;
+    return msg_envelope(data, len, lim, "reply", msg_reply_read, out, err);
 }
 
 void sh_reply_env_fini(sh_reply_env *r)

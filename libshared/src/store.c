@@ -499,6 +499,21 @@ const char *sh_reply_string(const sh_reply *r, size_t *len)
     return x->str;
 }
 
+long long sh_reply_ll(const sh_reply *r, bool *present)
+{
+    size_t len;
+    const char *s = sh_reply_string(r, &len);
+    char tmp[32];
+    bool ok = s && len > 0 && len < sizeof tmp;
+    if (present)
+        *present = ok;
+    if (!ok)
+        return 0;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    return strtoll(tmp, NULL, 10);
+}
+
 size_t sh_reply_count(const sh_reply *r)
 {
     const redisReply *x = (const redisReply *)r;

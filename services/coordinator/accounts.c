@@ -216,17 +216,21 @@ static void acc_add_fields(sh_cmd *c, const sh_val *fields)
 
 /* ---- the public view --------------------------------------------------- */
 
-static const char *acc_field(const sh_reply *hash, const char *name, size_t *len)
+/* acc_value finds field name in an HGETALL reply: its value, or NULL. */
+static const sh_reply *acc_value(const sh_reply *hash, const char *name)
 {
     for (size_t i = 0; i + 1 < sh_reply_count(hash); i += 2) {
         size_t klen;
         const char *k = sh_reply_string(sh_reply_elem(hash, i), &klen);
         if (k && klen == strlen(name) && memcmp(k, name, klen) == 0)
-            return sh_reply_string(sh_reply_elem(hash, i + 1), len);
+            return sh_reply_elem(hash, i + 1);
     }
-    if (len)
-        *len = 0;
     return NULL;
+}
+
+static const char *acc_field(const sh_reply *hash, const char *name, size_t *len)
+{
+    return sh_reply_string(acc_value(hash, name), len);
 }
 
 static sh_val *acc_str(const sh_reply *hash, const char *name, bool null_if_empty)
@@ -238,23 +242,10 @@ static sh_val *acc_str(const sh_reply *hash, const char *name, bool null_if_empt
     return sh_val_new_str(s, len);
 }
 
-static long long acc_ll(const sh_reply *hash, const char *name, bool *present)
-{
-    size_t len;
-    const char *s = acc_field(hash, name, &len);
-    char tmp[32];
-    *present = s && len > 0 && len < sizeof tmp;
-    if (!*present)
-        return 0;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    return strtoll(tmp, NULL, 10);
-}
-
 static sh_val *acc_time(const sh_reply *hash, const char *name)
 {
     bool present;
-    long long ms = acc_ll(hash, name, &present);
+    long long ms = sh_reply_ll(acc_value(hash, name), &present);
     if (!present)
         return sh_val_new_nil();
     char iso[SH_ISO_LEN];
@@ -264,7 +255,6 @@ static sh_val *acc_time(const sh_reply *hash, const char *name)
 
 sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
 {
-    bool present;
     sh_val *m = sh_val_new_map();
     if (!m)
         return NULL;
@@ -279,7 +269,8 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
     int rc = sh_val_set_cstr(m, "id", acc_str(hash, "id", false));
     rc |= sh_val_set_cstr(m, "emailAddress", acc_str(hash, "emailAddress", false));
     rc |= sh_val_set_cstr(m, "imapHost", acc_str(hash, "imapHost", false));
-    rc |= sh_val_set_cstr(m, "imapPort", sh_val_new_int(acc_ll(hash, "imapPort", &present)));
+    rc |= sh_val_set_cstr(m, "imapPort",
+                          sh_val_new_int(sh_reply_ll(acc_value(hash, "imapPort"), NULL)));
     rc |= sh_val_set_cstr(m, "security", acc_str(hash, "security", false));
     rc |= sh_val_set_cstr(m, "username", acc_str(hash, "username", false));
     rc |= sh_val_set_cstr(m, "folders", folders);
@@ -289,7 +280,7 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
     rc |= sh_val_set_cstr(m, "lastSyncedAt", acc_time(hash, "lastSyncedAt"));
     rc |= sh_val_set_cstr(m, "nextSyncAt", acc_time(hash, "nextSyncAt"));
     rc |= sh_val_set_cstr(m, "consecutiveFailures",
-                          sh_val_new_int(acc_ll(hash, "failures", &present)));
+                          sh_val_new_int(sh_reply_ll(acc_value(hash, "failures"), NULL)));
     rc |= sh_val_set_cstr(m, "createdAt", acc_time(hash, "createdAt"));
     rc |= sh_val_set_cstr(m, "updatedAt", acc_time(hash, "updatedAt"));
     if (secret) {
@@ -311,6 +302,40 @@ static int acc_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
     return sh_store_call(w->store, c, out, err);
 }
 
+/* acc_write_cmd seals the password of fields (if any) and starts the call
+ * of script, the account's create or update: KEYS are the account's hash,
+ * then keys, then its secret; ARGV begins with id, the time, the sync
+ * interval and the sealed password ("" for none). The caller adds the
+ * fields. */
+static int acc_write_cmd(sh_worker *w, sh_script *script, const char *id, const char *const *keys,
+                         int nkeys, const sh_val *fields, sh_cmd **out, sh_error *err)
+{
+    char key[COORD_KEY_MAX], skey[COORD_KEY_MAX];
+    if (coord_key_account(key, sizeof key, id) < 0 ||
+        coord_key_account_secret(skey, sizeof skey, id) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    sh_buf blob;
+    sh_buf_init(&blob);
+    bool has_pw;
+    int rc = acc_seal(w, id, fields, &blob, &has_pw, err);
+    if (rc) {
+        sh_buf_fini(&blob);
+        return rc;
+    }
+    sh_cmd *c = sh_cmd_new_eval(script, nkeys + 2);
+    sh_cmd_str(c, key);
+    for (int i = 0; i < nkeys; i++)
+        sh_cmd_str(c, keys[i]);
+    sh_cmd_str(c, skey);
+    sh_cmd_str(c, id);
+    sh_cmd_int(c, sh_now_ms());
+    sh_cmd_int(c, coord_env_of(w)->interval_min);
+    sh_cmd_arg(c, blob.data, blob.len);
+    sh_buf_fini(&blob);
+    *out = c;
+    return SH_OK;
+}
+
 static int acc_view_reply(sh_reply *r, sh_val **out, sh_error *err)
 {
     int rc = SH_OK;
@@ -330,31 +355,15 @@ int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_er
         rc = acc_check(fields, true, err);
     if (rc)
         return rc;
-    char id[25], key[COORD_KEY_MAX], skey[COORD_KEY_MAX];
+    char id[25];
     id[0] = 'a';
     sh_random_hex(id + 1, 11);
-    coord_key_account(key, sizeof key, id);
-    coord_key_account_secret(skey, sizeof skey, id);
-    sh_buf blob;
-    sh_buf_init(&blob);
-    bool has_pw;
-    if ((rc = acc_seal(w, id, fields, &blob, &has_pw, err))) {
-        sh_buf_fini(&blob);
-        return rc;
-    }
     coord_sched_keys k;
     coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_create, 5);
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, k.ids);
-    sh_cmd_str(c, k.due);
-    sh_cmd_str(c, k.slots);
-    sh_cmd_str(c, skey);
-    sh_cmd_str(c, id);
-    sh_cmd_int(c, sh_now_ms());
-    sh_cmd_int(c, coord_env_of(w)->interval_min);
-    sh_cmd_arg(c, blob.data, blob.len);
-    sh_buf_fini(&blob);
+    const char *const keys[] = {k.ids, k.due, k.slots};
+    sh_cmd *c;
+    if ((rc = acc_write_cmd(w, &coord_script_account_create, id, keys, 3, fields, &c, err)))
+        return rc;
     sh_cmd_str(c, "id");
     sh_cmd_str(c, id);
     if (!sh_val_get(fields, "folders")) {
@@ -382,12 +391,13 @@ int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err)
 {
     *out = NULL;
     char key[COORD_KEY_MAX];
-    if (coord_key_account(key, sizeof key, id) < 0)
-        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    int rc = coord_account_keys(id, key, NULL, err);
+    if (rc)
+        return rc;
     sh_cmd *c = sh_cmd_new("HGETALL");
     sh_cmd_str(c, key);
     sh_reply *r;
-    int rc = acc_run(w, c, &r, err);
+    rc = acc_run(w, c, &r, err);
     return rc ? rc : acc_view_reply(r, out, err);
 }
 
@@ -426,34 +436,18 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
 {
     *out = NULL;
     char key[COORD_KEY_MAX];
-    if (coord_key_account(key, sizeof key, id) < 0)
-        return sh_error_set(err, SH_EINVAL, "invalid account id");
-    int rc = acc_key_required(w, err);
+    coord_sched_keys k;
+    int rc = coord_account_keys(id, key, &k, err);
+    if (!rc)
+        rc = acc_key_required(w, err);
     if (!rc)
         rc = acc_check(fields, false, err);
     if (rc)
         return rc;
-    char skey[COORD_KEY_MAX];
-    coord_key_account_secret(skey, sizeof skey, id);
-    sh_buf blob;
-    sh_buf_init(&blob);
-    bool has_pw;
-    if ((rc = acc_seal(w, id, fields, &blob, &has_pw, err))) {
-        sh_buf_fini(&blob);
+    const char *const keys[] = {k.due, k.errors};
+    sh_cmd *c;
+    if ((rc = acc_write_cmd(w, &coord_script_account_update, id, keys, 2, fields, &c, err)))
         return rc;
-    }
-    coord_sched_keys k;
-    coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_update, 4);
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, k.due);
-    sh_cmd_str(c, k.errors);
-    sh_cmd_str(c, skey);
-    sh_cmd_str(c, id);
-    sh_cmd_int(c, sh_now_ms());
-    sh_cmd_int(c, coord_env_of(w)->interval_min);
-    sh_cmd_arg(c, blob.data, blob.len);
-    sh_buf_fini(&blob);
     acc_add_fields(c, fields);
     sh_reply *r;
     if ((rc = acc_run(w, c, &r, err)))
@@ -465,24 +459,18 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
 {
     *deleted = false;
     char key[COORD_KEY_MAX];
-    if (coord_key_account(key, sizeof key, id) < 0)
-        return sh_error_set(err, SH_EINVAL, "invalid account id");
     coord_sched_keys k;
-    coord_sched_keys_init(&k);
+    int rc = coord_account_keys(id, key, &k, err);
+    if (rc)
+        return rc;
     char skey[COORD_KEY_MAX];
     coord_key_account_secret(skey, sizeof skey, id);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_delete, 8);
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, k.ids);
-    sh_cmd_str(c, k.due);
-    sh_cmd_str(c, k.queue);
-    sh_cmd_str(c, k.leases);
-    sh_cmd_str(c, k.slots);
-    sh_cmd_str(c, k.errors);
-    sh_cmd_str(c, skey);
+    const char *const keys[] = {key,     k.ids,    k.due, k.queue, k.leases,
+                                k.slots, k.errors, skey,  NULL};
+    sh_cmd *c = sh_cmd_new_eval_keys(&coord_script_account_delete, keys);
     sh_cmd_str(c, id);
     sh_reply *r;
-    int rc = acc_run(w, c, &r, err);
+    rc = acc_run(w, c, &r, err);
     if (rc)
         return rc;
     *deleted = sh_reply_integer(r) == 1;

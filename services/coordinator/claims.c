@@ -1,4 +1,5 @@
 /* claims.c - claims of work items with fencing tokens. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,18 +33,6 @@ int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
     return rc;
 }
 
-long long coord_reply_ll(const sh_reply *r, size_t i)
-{
-    size_t len;
-    const char *s = sh_reply_string(sh_reply_elem(r, i), &len);
-    char tmp[32];
-    if (!s || len == 0 || len >= sizeof tmp)
-        return 0;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    return strtoll(tmp, NULL, 10);
-}
-
 void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len)
 {
     size_t n;
@@ -54,6 +43,22 @@ void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len)
         n = len - 1;
     memcpy(buf, s ? s : "", n);
     buf[n] = '\0';
+}
+
+void coord_row_scan(const sh_reply *row, const char *spec, ...)
+{
+    va_list ap;
+    va_start(ap, spec);
+    for (size_t i = 0; spec[i]; i++) {
+        if (spec[i] == 's') {
+            char *buf = va_arg(ap, char *);
+            size_t len = va_arg(ap, size_t);
+            coord_reply_str(row, i, buf, len);
+        } else {
+            *va_arg(ap, long long *) = sh_reply_ll(sh_reply_elem(row, i), NULL);
+        }
+    }
+    va_end(ap);
 }
 
 void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *body)
@@ -91,16 +96,14 @@ sh_val *coord_claim_val(const coord_claim *c)
     return m;
 }
 
-/* claim_fill reads {outcome, botId, token, status, timestamp, expiresAt}. */
-static void claim_fill(const sh_reply *r, const char *ns, const char *id, coord_claim *out)
+void coord_claim_row(const sh_reply *row, const char *ns, const char *id, coord_claim *out)
 {
+    memset(out, 0, sizeof *out);
     snprintf(out->ns, sizeof out->ns, "%s", ns);
-    snprintf(out->id, sizeof out->id, "%s", id);
-    coord_reply_str(r, 1, out->bot, sizeof out->bot);
-    out->token = coord_reply_ll(r, 2);
-    coord_reply_str(r, 3, out->status, sizeof out->status);
-    out->timestamp_ms = coord_reply_ll(r, 4);
-    out->expires_ms = coord_reply_ll(r, 5);
+    coord_row_scan(row, "sslsll", out->id, sizeof out->id, out->bot, sizeof out->bot, &out->token,
+                   out->status, sizeof out->status, &out->timestamp_ms, &out->expires_ms);
+    if (id)
+        snprintf(out->id, sizeof out->id, "%s", id);
 }
 
 static bool claim_outcome(const sh_reply *r, const char *what)
@@ -161,7 +164,7 @@ int coord_claim_reply(sh_worker *w, const char *ns, const char *id, const sh_rep
     int rc = coord_check_script_reply(r, err);
     if (rc)
         return rc;
-    claim_fill(r, ns, id, out);
+    coord_claim_row(r, ns, id, out);
     if (claim_outcome(r, "conflict")) {
         out->token = 0; /* a holder's token is never shown to others */
         rc = sh_error_set(err, SH_ECONFLICT, "%s is held by %s", id, out->bot);
@@ -176,21 +179,6 @@ int coord_claim_reply(sh_worker *w, const char *ns, const char *id, const sh_rep
         }
         claim_event(w, "claimed", out);
     }
-    return rc;
-}
-
-int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
-                     const char *status, coord_claim *out, bool *renewed, sh_error *err)
-{
-    memset(out, 0, sizeof *out);
-    *renewed = false;
-    sh_cmd *c;
-    sh_reply *r;
-    int rc = coord_claim_cmd(w, ns, id, bot, ttl_s, status, &c, err);
-    if (rc || (rc = sh_store_call(w->store, c, &r, err)))
-        return rc;
-    rc = coord_claim_reply(w, ns, id, r, out, renewed, err);
-    sh_reply_free(r);
     return rc;
 }
 
@@ -235,7 +223,7 @@ int coord_holder_reply(sh_worker *w, coord_holder_op op, const char *ns, const c
     int rc = coord_check_script_reply(r, err);
     if (rc)
         return rc;
-    claim_fill(r, ns, id, out);
+    coord_claim_row(r, ns, id, out);
     if (claim_outcome(r, "lease_lost")) {
         out->token = 0;
         if (out->bot[0])
@@ -253,45 +241,9 @@ int coord_holder_reply(sh_worker *w, coord_holder_op op, const char *ns, const c
     return rc;
 }
 
-/* claim_holder_op runs one of the scripts that need the holder's token. */
-static int claim_holder_op(sh_worker *w, coord_holder_op op, const char *ns, const char *id,
-                           const char *bot, long long token, const char *extra, coord_claim *out,
-                           sh_error *err)
-{
-    memset(out, 0, sizeof *out);
-    sh_cmd *c;
-    sh_reply *r;
-    int rc = coord_holder_cmd(op, ns, id, bot, token, extra, &c, err);
-    if (rc || (rc = sh_store_call(w->store, c, &r, err)))
-        return rc;
-    rc = coord_holder_reply(w, op, ns, id, token, r, out, err);
-    sh_reply_free(r);
-    return rc;
-}
-
 void coord_renew_ttl(long long ttl_s, char buf[32])
 {
     buf[0] = '\0';
     if (ttl_s > 0)
         snprintf(buf, 32, "%lld", ttl_s * 1000);
-}
-
-int coord_renew(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
-                long long ttl_s, coord_claim *out, sh_error *err)
-{
-    char ttl[32];
-    coord_renew_ttl(ttl_s, ttl);
-    return claim_holder_op(w, COORD_RENEW, ns, id, bot, token, ttl, out, err);
-}
-
-int coord_release(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
-                  coord_claim *out, sh_error *err)
-{
-    return claim_holder_op(w, COORD_RELEASE, ns, id, bot, token, NULL, out, err);
-}
-
-int coord_set_status(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
-                     const char *status, coord_claim *out, sh_error *err)
-{
-    return claim_holder_op(w, COORD_STATUS, ns, id, bot, token, status, out, err);
 }

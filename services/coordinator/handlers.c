@@ -196,20 +196,6 @@ static int claim_read(void *state, const sh_val *args, item_args *a, const char 
     return rc;
 }
 
-static int h_claim(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    item_args a;
-    const char *status;
-    coord_claim c;
-    bool renewed = false;
-    int rc = claim_read(state, args, &a, &status, err);
-    if (!rc)
-        rc = coord_claim_item(state, a.ns, a.id, a.bot, a.ttl, status, &c, &renewed, err);
-    else
-        return rc;
-    return claim_answer(rc, &c, renewed, result, err);
-}
-
 static int p_claim(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
 {
     (void)ctx;
@@ -261,24 +247,6 @@ static int holder_read(coord_holder_op op, void *state, const sh_val *args, item
     return rc;
 }
 
-static int holder_whole(coord_holder_op op, void *state, const sh_val *args, sh_val **result,
-                        sh_error *err)
-{
-    item_args a;
-    char extra[COORD_STATUS_MAX + 32];
-    coord_claim c;
-    int rc = holder_read(op, state, args, &a, extra, err);
-    if (rc)
-        return rc;
-    if (op == COORD_RENEW)
-        rc = coord_renew(state, a.ns, a.id, a.bot, a.token, a.ttl, &c, err);
-    else if (op == COORD_RELEASE)
-        rc = coord_release(state, a.ns, a.id, a.bot, a.token, &c, err);
-    else
-        rc = coord_set_status(state, a.ns, a.id, a.bot, a.token, extra, &c, err);
-    return holder_answer(rc, &c, result, err);
-}
-
 static int holder_prep(coord_holder_op op, void *state, const sh_val *args, sh_cmd **cmd,
                        sh_error *err)
 {
@@ -303,59 +271,25 @@ static int holder_finish(coord_holder_op op, void *state, const sh_val *args, co
     return holder_answer(rc, &c, result, err);
 }
 
-static int h_renew(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    return holder_whole(COORD_RENEW, state, args, result, err);
-}
+/* HOLDER_OPS defines the prep and finish of a holder operation: p_<name>
+ * and f_<name>. */
+#define HOLDER_OPS(name, op)                                                                       \
+    static int p_##name(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx,               \
+                        sh_error *err)                                                             \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        return holder_prep(op, state, args, cmd, err);                                             \
+    }                                                                                              \
+    static int f_##name(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,       \
+                        sh_val **result, sh_error *err)                                            \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        return holder_finish(op, state, args, reply, result, err);                                 \
+    }
 
-static int p_renew(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
-{
-    (void)ctx;
-    return holder_prep(COORD_RENEW, state, args, cmd, err);
-}
-
-static int f_renew(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
-                   sh_val **result, sh_error *err)
-{
-    (void)ctx;
-    return holder_finish(COORD_RENEW, state, args, reply, result, err);
-}
-
-static int h_release(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    return holder_whole(COORD_RELEASE, state, args, result, err);
-}
-
-static int p_release(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
-{
-    (void)ctx;
-    return holder_prep(COORD_RELEASE, state, args, cmd, err);
-}
-
-static int f_release(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
-                     sh_val **result, sh_error *err)
-{
-    (void)ctx;
-    return holder_finish(COORD_RELEASE, state, args, reply, result, err);
-}
-
-static int h_status(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    return holder_whole(COORD_STATUS, state, args, result, err);
-}
-
-static int p_status(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
-{
-    (void)ctx;
-    return holder_prep(COORD_STATUS, state, args, cmd, err);
-}
-
-static int f_status(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
-                    sh_val **result, sh_error *err)
-{
-    (void)ctx;
-    return holder_finish(COORD_STATUS, state, args, reply, result, err);
-}
+HOLDER_OPS(renew, COORD_RENEW)
+HOLDER_OPS(release, COORD_RELEASE)
+HOLDER_OPS(status, COORD_STATUS)
 
 static int reserve_read(void *state, const sh_val *args, item_args *a, long long *rows,
                         sh_error *err)
@@ -367,18 +301,6 @@ static int reserve_read(void *state, const sh_val *args, item_args *a, long long
     if (!rc)
         rc = arg_int(args, "rowCount", true, 1, coord_env_of(state)->max_rows, rows, err);
     return rc;
-}
-
-static int h_reserve(void *state, const sh_val *args, sh_val **result, sh_error *err)
-{
-    item_args a;
-    long long rows;
-    coord_reservation r;
-    int rc = reserve_read(state, args, &a, &rows, err);
-    if (rc)
-        return rc;
-    rc = coord_reserve(state, a.ns, a.id, a.bot, rows, a.ttl, &r, err);
-    return reserve_answer(rc, &r, result, err);
 }
 
 static int p_reserve(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
@@ -430,13 +352,15 @@ static int h_list(void *state, const sh_val *args, sh_val **result, sh_error *er
     return rc ? rc : coord_list(state, ns, log, result, err);
 }
 
+/* The claim and reservation operations are split only: the service's
+ * server has a pipeline, which runs a lone call as a pipeline of one. */
 const sh_rpc_op coord_ops[] = {
     {"ping", sh_service_ping, NULL, NULL},
-    {"claim", h_claim, p_claim, f_claim},
-    {"claim.renew", h_renew, p_renew, f_renew},
-    {"claim.release", h_release, p_release, f_release},
-    {"claim.status", h_status, p_status, f_status},
-    {"reserve", h_reserve, p_reserve, f_reserve},
+    {"claim", NULL, p_claim, f_claim},
+    {"claim.renew", NULL, p_renew, f_renew},
+    {"claim.release", NULL, p_release, f_release},
+    {"claim.status", NULL, p_status, f_status},
+    {"reserve", NULL, p_reserve, f_reserve},
     {"reserve.release", h_reserve_release, NULL, NULL},
     {"list", h_list, NULL, NULL},
     {"account.create", coord_h_account_create, NULL, NULL},

@@ -107,6 +107,15 @@ void coord_sched_keys_init(coord_sched_keys *k)
     snprintf(k->account_prefix, sizeof k->account_prefix, "%s", SH_KEY_ACCOUNT);
 }
 
+int coord_account_keys(const char *id, char key[COORD_KEY_MAX], coord_sched_keys *k, sh_error *err)
+{
+    if (coord_key_account(key, COORD_KEY_MAX, id) < 0)
+        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    if (k)
+        coord_sched_keys_init(k);
+    return SH_OK;
+}
+
 int coord_topic_account(char *buf, size_t len, const char *id)
 {
     return keys_fmt(buf, len, "%s%s", SH_TOPIC_ACCOUNT, id);

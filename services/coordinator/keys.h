@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "shared/err.h"
 #include "shared/keys.h"
 
 #define COORD_KEY_MAX (SH_ID_MAX + 64)
@@ -48,6 +49,10 @@ typedef struct coord_sched_keys {
     char account_prefix[32]; /* "account:", for scripts that walk ids */
 } coord_sched_keys;
 void coord_sched_keys_init(coord_sched_keys *k);
+/* coord_account_keys builds the hash key of account id in key and, unless
+ * k is NULL, the fixed keys in k: what an operation on one account needs.
+ * SH_EINVAL ("invalid account id") when id makes no key. */
+int coord_account_keys(const char *id, char key[COORD_KEY_MAX], coord_sched_keys *k, sh_error *err);
 
 /* The event topic of an item: "sq:<ns>:<id>" or "refund:<log>:<id>". */
 int coord_topic_claim(char *buf, size_t len, const char *ns, const char *id);

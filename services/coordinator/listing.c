@@ -65,30 +65,13 @@ int coord_list(sh_worker *w, const char *ns, const char *log, sh_val **out, sh_e
     sh_val *claims = sh_val_new_map(), *res = sh_val_new_map(), *all = sh_val_new_map();
     const sh_reply *cl = sh_reply_elem(r, 1), *rl = sh_reply_elem(r, 3);
     for (size_t i = 0; claims && i < sh_reply_count(cl); i++) {
-        const sh_reply *e = sh_reply_elem(cl, i);
         coord_claim c0;
-        memset(&c0, 0, sizeof c0);
-        snprintf(c0.ns, sizeof c0.ns, "%s", ns);
-        coord_reply_str(e, 0, c0.id, sizeof c0.id);
-        coord_reply_str(e, 1, c0.bot, sizeof c0.bot);
-        c0.token = coord_reply_ll(e, 2);
-        coord_reply_str(e, 3, c0.status, sizeof c0.status);
-        c0.timestamp_ms = coord_reply_ll(e, 4);
-        c0.expires_ms = coord_reply_ll(e, 5);
+        coord_claim_row(sh_reply_elem(cl, i), ns, NULL, &c0);
         sh_val_set_cstr(claims, c0.id, coord_claim_val(&c0));
     }
     for (size_t i = 0; res && i < sh_reply_count(rl); i++) {
-        const sh_reply *e = sh_reply_elem(rl, i);
         coord_reservation r0;
-        memset(&r0, 0, sizeof r0);
-        snprintf(r0.log, sizeof r0.log, "%s", log);
-        coord_reply_str(e, 0, r0.id, sizeof r0.id);
-        coord_reply_str(e, 1, r0.bot, sizeof r0.bot);
-        r0.start_row = coord_reply_ll(e, 2);
-        r0.row_count = coord_reply_ll(e, 3);
-        coord_reply_str(e, 4, r0.status, sizeof r0.status);
-        r0.timestamp_ms = coord_reply_ll(e, 5);
-        r0.expires_ms = coord_reply_ll(e, 6);
+        coord_reservation_row(sh_reply_elem(rl, i), log, NULL, &r0);
         sh_val_set_cstr(res, r0.id, coord_reservation_val(&r0));
     }
     sh_reply_free(r);

@@ -30,51 +30,45 @@ typedef struct coord_env {
 
 #define COORD_STATUS_MAX 64
 
+/* What a claim and a reservation both hold: the item, its holder, its
+ * status and its times. */
+#define COORD_HELD_FIELDS                                                                          \
+    char id[SH_ID_MAX + 1];                                                                        \
+    char bot[SH_ID_MAX + 1];                                                                       \
+    char status[COORD_STATUS_MAX + 1];                                                             \
+    long long timestamp_ms;                                                                        \
+    long long expires_ms;
+
 typedef struct coord_claim {
     char ns[COORD_NS_MAX + 1];
-    char id[SH_ID_MAX + 1];
-    char bot[SH_ID_MAX + 1];
-    char status[COORD_STATUS_MAX + 1];
+    COORD_HELD_FIELDS
     long long token;
-    long long timestamp_ms;
-    long long expires_ms;
 } coord_claim;
 
 typedef struct coord_reservation {
     char log[COORD_NS_MAX + 1];
-    char id[SH_ID_MAX + 1];
-    char bot[SH_ID_MAX + 1];
-    char status[COORD_STATUS_MAX + 1];
+    COORD_HELD_FIELDS
     long long start_row;
     long long row_count;
-    long long timestamp_ms;
-    long long expires_ms;
 } coord_reservation;
 
-/* coord_claim_item claims ns/id for bot. ttl_s 0 uses the default; status
- * NULL is "CLAIMING". SH_OK with *renewed false for a new claim (new token)
- * or true when bot already held it (same token, TTL refreshed);
- * SH_ECONFLICT when someone else holds it, with out describing the holder. */
-int coord_claim_item(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
-                     const char *status, coord_claim *out, bool *renewed, sh_error *err);
-/* The following need the holder's bot and token, else SH_ELEASE. */
-int coord_renew(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
-                long long ttl_s, coord_claim *out, sh_error *err);
-int coord_release(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
-                  coord_claim *out, sh_error *err);
-int coord_set_status(sh_worker *w, const char *ns, const char *id, const char *bot, long long token,
-                     const char *status, coord_claim *out, sh_error *err);
-
-/* The same split for a pipeline (sh_rpc_op prep and finish): *_cmd builds
- * the one command (a new one in *cmd), *_reply reads its reply (not an
- * error reply), publishes the event and returns as the whole operation. */
+/* Claims and reservations, in two steps as a pipeline runs them (sh_rpc_op
+ * prep and finish): *_cmd builds the operation's one command (a new one in
+ * *cmd), *_reply reads its reply (not an error reply), publishes the event
+ * and returns the operation's outcome.
+ *
+ * coord_claim_*: bot claims ns/id. ttl_s 0 uses the default; status NULL is
+ * "CLAIMING". SH_OK with *renewed false for a new claim (new token) or true
+ * when bot already held it (same token, TTL refreshed); SH_ECONFLICT when
+ * someone else holds it, with out describing the holder. */
 int coord_claim_cmd(sh_worker *w, const char *ns, const char *id, const char *bot, long long ttl_s,
                     const char *status, sh_cmd **cmd, sh_error *err);
 int coord_claim_reply(sh_worker *w, const char *ns, const char *id, const sh_reply *r,
                       coord_claim *out, bool *renewed, sh_error *err);
+/* coord_holder_*: renew, release or set the status of a claim; they need
+ * the holder's bot and token, else SH_ELEASE. extra: the renewal's TTL in
+ * ms as text ("" for the default), or the new status; NULL for a release. */
 typedef enum coord_holder_op { COORD_RENEW, COORD_RELEASE, COORD_STATUS } coord_holder_op;
-/* extra: the renewal's TTL in ms as text ("" for the default), or the new
- * status; NULL for a release. */
 int coord_holder_cmd(coord_holder_op op, const char *ns, const char *id, const char *bot,
                      long long token, const char *extra, sh_cmd **cmd, sh_error *err);
 int coord_holder_reply(sh_worker *w, coord_holder_op op, const char *ns, const char *id,
@@ -82,17 +76,17 @@ int coord_holder_reply(sh_worker *w, coord_holder_op op, const char *ns, const c
 /* coord_renew_ttl writes the extra argument of a renewal for ttl_s. */
 void coord_renew_ttl(long long ttl_s, char buf[32]);
 
-/* coord_reserve reserves rows rows of log for item id. SH_OK (new block, or
- * the same block again for the same owner, TTL refreshed); SH_ECONFLICT
+/* coord_reserve_*: reserves rows rows of log for item id. SH_OK (new block,
+ * or the same block again for the same owner, TTL refreshed); SH_ECONFLICT
  * when another owner holds the item's reservation (out describes it). */
-int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot, long long rows,
-                  long long ttl_s, coord_reservation *out, sh_error *err);
-int coord_reserve_release(sh_worker *w, const char *log, const char *id, const char *bot,
-                          coord_reservation *out, sh_error *err);
 int coord_reserve_cmd(sh_worker *w, const char *log, const char *id, const char *bot,
                       long long rows, long long ttl_s, sh_cmd **cmd, sh_error *err);
 int coord_reserve_reply(sh_worker *w, const char *log, const char *id, const sh_reply *r,
                         coord_reservation *out, sh_error *err);
+/* coord_reserve_release hands the reservation of log/id back (bot must
+ * hold it, else SH_ELEASE). */
+int coord_reserve_release(sh_worker *w, const char *log, const char *id, const char *bot,
+                          coord_reservation *out, sh_error *err);
 
 /* coord_list returns {claims: {id: claim}, reservations: {id: reservation}}
  * for namespace ns and log, removing expired entries from the indexes (and
@@ -138,7 +132,17 @@ int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err);
 /* coord_check_script_reply refuses a script reply of the wrong shape. */
 int coord_check_script_reply(const sh_reply *r, sh_error *err);
 void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *body);
-long long coord_reply_ll(const sh_reply *r, size_t i);
 void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len);
+/* coord_row_scan reads the elements of a script's reply row in order, one
+ * a letter of spec: 's' into the next two arguments (char *buf, size_t
+ * len), 'l' into the next (long long *) as a number. */
+void coord_row_scan(const sh_reply *row, const char *spec, ...);
+/* A claim or reservation from a row {id, botId, token, status, timestamp,
+ * expiresAt} or {id, botId, startRow, rowCount, status, timestamp,
+ * expiresAt}: the rows of the list, and the replies of the scripts, whose
+ * element 0 is their outcome and whose id is then given (NULL: the row's). */
+void coord_claim_row(const sh_reply *row, const char *ns, const char *id, coord_claim *out);
+void coord_reservation_row(const sh_reply *row, const char *log, const char *id,
+                           coord_reservation *out);
 
 #endif

@@ -26,18 +26,16 @@ sh_val *coord_reservation_val(const coord_reservation *r)
     return m;
 }
 
-/* res_fill reads {outcome, botId, startRow, rowCount, status, timestamp,
- * expiresAt}. */
-static void res_fill(const sh_reply *r, const char *log, const char *id, coord_reservation *out)
+void coord_reservation_row(const sh_reply *row, const char *log, const char *id,
+                           coord_reservation *out)
 {
+    memset(out, 0, sizeof *out);
     snprintf(out->log, sizeof out->log, "%s", log);
-    snprintf(out->id, sizeof out->id, "%s", id);
-    coord_reply_str(r, 1, out->bot, sizeof out->bot);
-    out->start_row = coord_reply_ll(r, 2);
-    out->row_count = coord_reply_ll(r, 3);
-    coord_reply_str(r, 4, out->status, sizeof out->status);
-    out->timestamp_ms = coord_reply_ll(r, 5);
-    out->expires_ms = coord_reply_ll(r, 6);
+    coord_row_scan(row, "ssllsll", out->id, sizeof out->id, out->bot, sizeof out->bot,
+                   &out->start_row, &out->row_count, out->status, sizeof out->status,
+                   &out->timestamp_ms, &out->expires_ms);
+    if (id)
+        snprintf(out->id, sizeof out->id, "%s", id);
 }
 
 static const char *res_outcome(const sh_reply *r, char *buf, size_t len)
@@ -99,26 +97,12 @@ int coord_reserve_reply(sh_worker *w, const char *log, const char *id, const sh_
         return rc;
     if (sh_reply_count(r) < 7)
         return sh_error_set(err, SH_EINTERNAL, "unexpected reply from the reserve script");
-    res_fill(r, log, id, out);
+    coord_reservation_row(r, log, id, out);
     char outcome[32];
     if (strcmp(res_outcome(r, outcome, sizeof outcome), "conflict") == 0)
         rc = sh_error_set(err, SH_ECONFLICT, "%s is reserved by %s", id, out->bot);
     else
         res_event(w, strcmp(outcome, "renewed") == 0 ? "renewed" : "reserved", out);
-    return rc;
-}
-
-int coord_reserve(sh_worker *w, const char *log, const char *id, const char *bot, long long rows,
-                  long long ttl_s, coord_reservation *out, sh_error *err)
-{
-    memset(out, 0, sizeof *out);
-    sh_cmd *c;
-    sh_reply *r;
-    int rc = coord_reserve_cmd(w, log, id, bot, rows, ttl_s, &c, err);
-    if (rc || (rc = sh_store_call(w->store, c, &r, err)))
-        return rc;
-    rc = coord_reserve_reply(w, log, id, r, out, err);
-    sh_reply_free(r);
     return rc;
 }
 
@@ -137,7 +121,7 @@ int coord_reserve_release(sh_worker *w, const char *log, const char *id, const c
     sh_reply *r;
     if ((rc = coord_run_script(w, c, &r, err)))
         return rc;
-    res_fill(r, log, id, out);
+    coord_reservation_row(r, log, id, out);
     char outcome[32];
     if (strcmp(res_outcome(r, outcome, sizeof outcome), "lease_lost") == 0) {
         if (out->bot[0])

@@ -166,19 +166,19 @@ int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
 {
     *out = NULL;
     char key[COORD_KEY_MAX], pid[96], rnd[17];
-    if (coord_key_account(key, sizeof key, id) < 0)
-        return sh_error_set(err, SH_EINVAL, "invalid account id");
+    coord_sched_keys k;
+    int rc = coord_account_keys(id, key, &k, err);
+    if (rc)
+        return rc;
     sh_random_hex(rnd, 8);
     snprintf(pid, sizeof pid, "sync-%s-%s", id, rnd);
-    coord_sched_keys k;
-    coord_sched_keys_init(&k);
     sh_cmd *c = sh_cmd_new_eval(&coord_script_sync_now, 2);
     sh_cmd_str(c, key);
     sh_cmd_str(c, k.queue);
     sh_cmd_str(c, pid);
     sh_cmd_str(c, id);
     sh_reply *r;
-    int rc = sched_run(w, c, &r, err);
+    rc = sched_run(w, c, &r, err);
     if (rc)
         return rc;
     if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) != 2) {
@@ -259,10 +259,10 @@ int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **
 {
     *out = NULL;
     char key[COORD_KEY_MAX];
-    if (coord_key_account(key, sizeof key, id) < 0)
-        return sh_error_set(err, SH_EINVAL, "invalid account id");
     coord_sched_keys k;
-    coord_sched_keys_init(&k);
+    int rc = coord_account_keys(id, key, &k, err);
+    if (rc)
+        return rc;
     long long now = sh_now_ms(), ms = coord_env_of(w)->lease_s * 1000;
     sh_cmd *c = sh_cmd_new_eval(&coord_script_lease_renew, 2);
     sh_cmd_str(c, key);
@@ -272,7 +272,7 @@ int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **
     sh_cmd_int(c, now);
     sh_cmd_int(c, ms);
     sh_reply *r;
-    int rc = sched_run(w, c, &r, err);
+    rc = sched_run(w, c, &r, err);
     if (rc)
         return rc;
     bool lost = sh_reply_kind(r) != SH_REPLY_STRING;
@@ -297,19 +297,15 @@ int coord_lease_complete(sh_worker *w, const char *id, const char *token, const 
 {
     *out = NULL;
     char key[COORD_KEY_MAX];
-    if (coord_key_account(key, sizeof key, id) < 0)
-        return sh_error_set(err, SH_EINVAL, "invalid account id");
     coord_sched_keys k;
-    coord_sched_keys_init(&k);
+    int rc = coord_account_keys(id, key, &k, err);
+    if (rc)
+        return rc;
     char pid[96], rnd[17];
     sh_random_hex(rnd, 8);
     snprintf(pid, sizeof pid, "sync-%s-%s", id, rnd);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_lease_complete, 5);
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, k.leases);
-    sh_cmd_str(c, k.due);
-    sh_cmd_str(c, k.errors);
-    sh_cmd_str(c, k.queue);
+    const char *const keys[] = {key, k.leases, k.due, k.errors, k.queue, NULL};
+    sh_cmd *c = sh_cmd_new_eval_keys(&coord_script_lease_complete, keys);
     sh_cmd_str(c, id);
     sh_cmd_str(c, token);
     sh_cmd_int(c, sh_now_ms());
@@ -318,7 +314,7 @@ int coord_lease_complete(sh_worker *w, const char *id, const char *token, const 
     sh_cmd_int(c, coord_env_of(w)->interval_min * 60000);
     sh_cmd_str(c, pid);
     sh_reply *r;
-    int rc = sched_run(w, c, &r, err);
+    rc = sched_run(w, c, &r, err);
     if (rc)
         return rc;
     if (sh_reply_kind(r) != SH_REPLY_ARRAY) {

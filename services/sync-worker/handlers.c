@@ -74,6 +74,20 @@ static int handler_number(const sh_val *args, const char *name, long long min, l
     return SH_OK;
 }
 
+/* handler_message reads the arguments naming one message: the account,
+ * the folder and a required uid. */
+static int handler_message(const sh_val *args, const char **acct, const char **folder,
+                           long long *uid, sh_error *err)
+{
+    *uid = -1;
+    int rc = handler_args(args, acct, folder, err);
+    if (!rc)
+        rc = handler_number(args, "uid", 1, UINT32_MAX, uid, err);
+    if (!rc && *uid < 0)
+        rc = sh_error_set(err, SH_EINVAL, "uid is required");
+    return rc;
+}
+
 static int h_messages_list(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     sh_worker *w = state;
@@ -91,12 +105,8 @@ static int h_messages_get(void *state, const sh_val *args, sh_val **result, sh_e
 {
     sh_worker *w = state;
     const char *acct, *folder;
-    long long uid = -1;
-    int rc = handler_args(args, &acct, &folder, err);
-    if (!rc)
-        rc = handler_number(args, "uid", 1, UINT32_MAX, &uid, err);
-    if (!rc && uid < 0)
-        rc = sh_error_set(err, SH_EINVAL, "uid is required");
+    long long uid;
+    int rc = handler_message(args, &acct, &folder, &uid, err);
     return rc ? rc : sync_mail_get(w->store, acct, folder, uid, result, err);
 }
 
@@ -107,12 +117,8 @@ static int h_messages_set_seen(void *state, const sh_val *args, sh_val **result,
 {
     sh_worker *w = state;
     const char *acct, *folder;
-    long long uid = -1;
-    int rc = handler_args(args, &acct, &folder, err);
-    if (!rc)
-        rc = handler_number(args, "uid", 1, UINT32_MAX, &uid, err);
-    if (!rc && uid < 0)
-        rc = sh_error_set(err, SH_EINVAL, "uid is required");
+    long long uid;
+    int rc = handler_message(args, &acct, &folder, &uid, err);
     const sh_val *seen = rc ? NULL : sh_val_get(args, "seen");
     if (!rc && sh_val_type_of(seen) != SH_VAL_BOOL)
         rc = sh_error_set(err, SH_EINVAL, "seen is required and must be a boolean");

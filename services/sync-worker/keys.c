@@ -1,61 +1,56 @@
 /* keys.c - builders of the sync-worker's Redis keys. */
 #include "keys.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
-/* keys_with builds mail:{acct} then the formatted suffix. */
+/* keys_with builds mail:{acct} then the suffix. */
 static int keys_with(char *buf, size_t len, const char *acct, const char *suffix)
 {
     return sh_key_build(buf, len, SH_KEY_MAIL, acct, suffix);
 }
 
-int sync_key_state(char *buf, size_t len, const char *acct, const char *folder)
+/* keys_fmt builds mail:{acct} then the suffix formatted from fmt. */
+static int keys_fmt(char *buf, size_t len, const char *acct, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int keys_fmt(char *buf, size_t len, const char *acct, const char *fmt, ...)
 {
     char suffix[SYNC_KEY_MAX];
-    int n = snprintf(suffix, sizeof suffix, ":state:%s", folder);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(suffix, sizeof suffix, fmt, ap);
+    va_end(ap);
     if (n < 0 || (size_t)n >= sizeof suffix)
         return -1;
     return keys_with(buf, len, acct, suffix);
+}
+
+int sync_key_state(char *buf, size_t len, const char *acct, const char *folder)
+{
+    return keys_fmt(buf, len, acct, ":state:%s", folder);
 }
 
 int sync_key_index(char *buf, size_t len, const char *acct, const char *folder,
                    uint32_t uidvalidity)
 {
-    char suffix[SYNC_KEY_MAX];
-    int n = snprintf(suffix, sizeof suffix, ":idx:%s:%u", folder, (unsigned)uidvalidity);
-    if (n < 0 || (size_t)n >= sizeof suffix)
-        return -1;
-    return keys_with(buf, len, acct, suffix);
+    return keys_fmt(buf, len, acct, ":idx:%s:%u", folder, (unsigned)uidvalidity);
 }
 
 int sync_key_message(char *buf, size_t len, const char *acct, const char *folder,
                      uint32_t uidvalidity, uint32_t uid)
 {
-    char suffix[SYNC_KEY_MAX];
-    int n = snprintf(suffix, sizeof suffix, ":m:%s:%u:%u", folder, (unsigned)uidvalidity,
-                     (unsigned)uid);
-    if (n < 0 || (size_t)n >= sizeof suffix)
-        return -1;
-    return keys_with(buf, len, acct, suffix);
+    return keys_fmt(buf, len, acct, ":m:%s:%u:%u", folder, (unsigned)uidvalidity, (unsigned)uid);
 }
 
 int sync_key_unseen(char *buf, size_t len, const char *acct, const char *folder,
                     uint32_t uidvalidity)
 {
-    char suffix[SYNC_KEY_MAX];
-    int n = snprintf(suffix, sizeof suffix, ":unseen:%s:%u", folder, (unsigned)uidvalidity);
-    if (n < 0 || (size_t)n >= sizeof suffix)
-        return -1;
-    return keys_with(buf, len, acct, suffix);
+    return keys_fmt(buf, len, acct, ":unseen:%s:%u", folder, (unsigned)uidvalidity);
 }
 
 int sync_key_pending(char *buf, size_t len, const char *acct, const char *folder)
 {
-    char suffix[SYNC_KEY_MAX];
-    int n = snprintf(suffix, sizeof suffix, ":pending:%s", folder);
-    if (n < 0 || (size_t)n >= sizeof suffix)
-        return -1;
-    return keys_with(buf, len, acct, suffix);
+    return keys_fmt(buf, len, acct, ":pending:%s", folder);
 }
 
 int sync_key_folders(char *buf, size_t len, const char *acct)

@@ -118,7 +118,7 @@ int sync_mail_pending(sh_store *st, const char *acct, const char *folder, sync_p
         unsigned long long ms;
         int attempts = 0;
         char sign;
-        p->uid = (uint32_t)sync__mail_ll(sh_reply_elem(r, 2 * i));
+        p->uid = (uint32_t)sh_reply_ll(sh_reply_elem(r, 2 * i), NULL);
         if (!val || len >= sizeof p->value || p->uid == 0)
             continue;
         memcpy(p->value, val, len);

@@ -26,7 +26,7 @@ static sh_val *mail_view(const sh_reply *h)
         sh_val *val;
         if ((kl == 3 && !memcmp(k, "uid", 3)) || (kl == 4 && !memcmp(k, "size", 4)) ||
             (kl == 11 && !memcmp(k, "uidvalidity", 11))) {
-            val = sh_val_new_int(sync__mail_ll(sh_reply_elem(h, i + 1)));
+            val = sh_val_new_int(sh_reply_ll(sh_reply_elem(h, i + 1), NULL));
         } else if (kl == 5 && !memcmp(k, "flags", 5)) {
             val = sh_val_new_array();
             size_t s = 0;
@@ -98,14 +98,14 @@ int sync_mail_list(sh_store *st, const char *acct, const char *folder, long long
             goto fail;
         }
         for (size_t i = 0; i < take; i++) {
-            uint32_t uid = (uint32_t)sync__mail_ll(sh_reply_elem(r, i));
+            uint32_t uid = (uint32_t)sh_reply_ll(sh_reply_elem(r, i), NULL);
             if (sync_key_message(key, sizeof key, acct, folder, fs.uidvalidity, uid) < 0)
                 key[0] = '\0';
             cmds[i] = sh_cmd_new("HGETALL");
             sh_cmd_str(cmds[i], key);
         }
         if (n > take && take > 0)
-            next = sync__mail_ll(sh_reply_elem(r, take - 1));
+            next = sh_reply_ll(sh_reply_elem(r, take - 1), NULL);
         sh_reply_free(r);
         rc = take ? sh_store_pipeline(st, cmds, take, outs, err) : SH_OK;
         for (size_t i = 0; i < take; i++) {

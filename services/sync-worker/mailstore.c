@@ -20,20 +20,6 @@ int sync__mail_key_err(sh_error *err)
     return sh_error_set(err, SH_EINVAL, "account id or folder name too long for a key");
 }
 
-long long sync__mail_ll(const sh_reply *r)
-{
-    size_t len;
-    const char *s = r ? sh_reply_string(r, &len) : NULL;
-    if (!s || sh_reply_kind(r) != SH_REPLY_STRING)
-        return 0;
-    char buf[32];
-    if (len >= sizeof buf)
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return strtoll(buf, NULL, 10);
-}
-
 int sync_mail_state_get(sh_store *st, const char *acct, const char *folder, sync_folder_state *out,
                         sh_error *err)
 {
@@ -52,10 +38,10 @@ int sync_mail_state_get(sh_store *st, const char *acct, const char *folder, sync
     if (rc)
         return rc;
     if (sh_reply_kind(r) == SH_REPLY_ARRAY && sh_reply_count(r) == 4) {
-        out->uidvalidity = (uint32_t)sync__mail_ll(sh_reply_elem(r, 0));
-        out->uidnext = (uint32_t)sync__mail_ll(sh_reply_elem(r, 1));
-        out->highestmodseq = (uint64_t)sync__mail_ll(sh_reply_elem(r, 2));
-        out->last_full_check = sync__mail_ll(sh_reply_elem(r, 3));
+        out->uidvalidity = (uint32_t)sh_reply_ll(sh_reply_elem(r, 0), NULL);
+        out->uidnext = (uint32_t)sh_reply_ll(sh_reply_elem(r, 1), NULL);
+        out->highestmodseq = (uint64_t)sh_reply_ll(sh_reply_elem(r, 2), NULL);
+        out->last_full_check = sh_reply_ll(sh_reply_elem(r, 3), NULL);
     }
     sh_reply_free(r);
     return SH_OK;
@@ -260,7 +246,7 @@ int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < count; i++)
-        v[i] = (uint32_t)sync__mail_ll(sh_reply_elem(r, i));
+        v[i] = (uint32_t)sh_reply_ll(sh_reply_elem(r, i), NULL);
     sh_reply_free(r);
     *uids = v;
     *n = count;

@@ -9,7 +9,5 @@
 
 /* sync__mail_key_err sets err for a key that cannot be built (too long). */
 int sync__mail_key_err(sh_error *err);
-/* sync__mail_ll reads a string reply as a number; 0 when it is none. */
-long long sync__mail_ll(const sh_reply *r);
 
 #endif

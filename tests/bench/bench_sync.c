@@ -56,13 +56,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "calls.h"
 #include "dovecot_fixture.h"
 #include "fixture.h"
+#include "services.h"
 #include "shared/events.h"
 #include "shared/keys.h"
 #include "shared/rpc.h"
 #include "shared/store.h"
 #include "shared/util.h"
+#include "sync_stack.h"
 
 #define BS_PASSWORD    "secret"
 #define BS_BIG_USER    "bench"
@@ -366,39 +369,10 @@ static int bs_check_run(int accounts, int threads, int reps)
 }
 
 /* RPC helpers. */
-static int bs_call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out)
-{
-    sh_val *res = NULL;
-    sh_error err;
-    int rc = sh_rpc_call(c, op, args, BS_RPC_MS, &res, &err);
-    if (rc != SH_OK)
-        fprintf(stderr, "bench_sync: %s: %s\n", op, err.msg);
-    sh_val_free(args);
-    if (out)
-        *out = res;
-    else
-        sh_val_free(res);
-    return rc;
-}
-
-static sh_val *bs_id_args(const char *id)
-{
-    sh_val *a = sh_val_new_map();
-    sh_val_set_cstr(a, "id", sh_val_new_cstr(id));
-    return a;
-}
-
 static int bs_wait_ping(sh_rpc_client *c, const char *what)
 {
-    for (int i = 0; i < 500 && !bs_stopping; i++) {
-        sh_val *res = NULL;
-        sh_error err;
-        int rc = sh_rpc_call(c, "ping", NULL, 200, &res, &err);
-        sh_val_free(res);
-        if (rc == SH_OK)
-            return 0;
-        tf_sleep_ms(20);
-    }
+    if (tf_wait_ping(c, 1) == 0)
+        return 0;
     fprintf(stderr, "bench_sync: %s does not answer\n", what);
     return -1;
 }
@@ -423,7 +397,7 @@ static int bs_create(bs_acct *a, const char *user)
     sh_val_set_cstr(f, "security", sh_val_new_cstr("none"));
     sh_val_set_cstr(f, "username", sh_val_new_cstr(user));
     sh_val_set_cstr(f, "password", sh_val_new_cstr(BS_PASSWORD));
-    if (bs_call(coord, "account.create", f, &res))
+    if (tf_stack_call(coord, "account.create", f, &res))
         return -1;
     const char *id = sh_val_get_str(res, "id", NULL);
     snprintf(a->id, sizeof a->id, "%s", id ? id : "");
@@ -435,7 +409,7 @@ static int bs_create(bs_acct *a, const char *user)
 static int bs_sync_now(bs_acct *a)
 {
     sh_val *res = NULL;
-    if (bs_call(coord, "account.sync_now", bs_id_args(a->id), &res))
+    if (tf_stack_call(coord, "account.sync_now", tf_id_args(a->id), &res))
         return -1;
     const char *p = sh_val_get_str(res, "progressId", NULL);
     snprintf(a->pid, sizeof a->pid, "%s", p ? p : "");
@@ -450,7 +424,7 @@ static int bs_sync_now(bs_acct *a)
 static int bs_status(bs_acct *a, char *msg, size_t mlen)
 {
     sh_val *res = NULL;
-    if (bs_call(coord, "account.get", bs_id_args(a->id), &res))
+    if (tf_stack_call(coord, "account.get", tf_id_args(a->id), &res))
         return -1;
     const char *st = sh_val_get_str(res, "syncStatus", NULL);
     const char *em = sh_val_get_str(res, "errorMessage", NULL);
@@ -601,7 +575,7 @@ static int bs_wait_events(void)
         sh_val_set_cstr(f, "currentStep", sh_val_new_int(i));
         sh_val_set_cstr(a, "id", sh_val_new_cstr(probe.pid));
         sh_val_set_cstr(a, "fields", f);
-        if (bs_call(progress, "progress.update", a, NULL))
+        if (tf_stack_call(progress, "progress.update", a, NULL))
             return -1;
         for (int k = 0; k < 10 && !probe.t_start; k++) {
             tf_sleep_ms(10);

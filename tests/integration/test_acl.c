@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "fixture.h"
+#include "services.h"
 #include "shared/keys.h"
 #include "shared/rpc.h"
 #include "shared/store.h"
@@ -185,36 +187,22 @@ static void test_each_user_reaches_only_its_prefixes(void **state)
 static pid_t start(const char *name, const char *user, const char *password, char *rpc_url,
                    size_t len)
 {
-    char bin[300], e_redis[300], e_rpc[96], e_ev[96], logpath[400];
-    snprintf(bin, sizeof bin, "services/%s/%s", name, name);
+    char redis_url[300], logpath[400];
     snprintf(rpc_url, len, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=redis://%s:%s@127.0.0.1:%d", user, password,
-             redis.port);
-    bool prog = strcmp(name, "progress") == 0;
-    snprintf(e_rpc, sizeof e_rpc, "%s_RPC_URL=%s", prog ? "PROGRESS" : "COORDINATOR", rpc_url);
-    snprintf(e_ev, sizeof e_ev, "%s_EVENTS_URL=tcp://127.0.0.1:%d",
-             prog ? "PROGRESS" : "COORDINATOR", tf_free_port());
+    snprintf(redis_url, sizeof redis_url, "redis://%s:%s@127.0.0.1:%d", user, password, redis.port);
     snprintf(logpath, sizeof logpath, "%s/%s.log", redis.dir, name);
-    const char *env[] = {e_redis, e_rpc, e_ev, "ENCRYPTION_KEY=" KEY, "SCHED_AUTO_TICK=false",
-                         NULL};
-    return tf_spawn(tf_build_path(bin), env, logpath);
+    const char *env[] = {"ENCRYPTION_KEY=" KEY, "SCHED_AUTO_TICK=false", NULL};
+    tf_service svc = {
+        .name = name, .redis_url = redis_url, .rpc_url = rpc_url, .env = env, .log_path = logpath};
+    return tf_service_spawn(&svc);
 }
 
 static sh_rpc_client *client(const char *url)
 {
-    sh_rpc_client *c = NULL;
-    sh_error err;
-    assert_int_equal(sh_rpc_client_new(url, 5000, 0, &c, &err), SH_OK);
-    for (int i = 0; i < 250; i++) {
-        sh_val *res = NULL;
-        int rc = sh_rpc_call(c, "ping", NULL, 200, &res, &err);
-        sh_val_free(res);
-        if (rc == SH_OK)
-            return c;
-        tf_sleep_ms(20);
-    }
-    fail_msg("service at %s did not answer its ping: %s", url, err.msg);
-    return NULL;
+    sh_rpc_client *c = tf_client(url);
+    if (tf_wait_ping(c, 1) != 0)
+        fail_msg("service at %s did not answer its ping", url);
+    return c;
 }
 
 static void call_ok(sh_rpc_client *c, const char *op, sh_val *args)

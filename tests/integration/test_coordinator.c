@@ -18,6 +18,7 @@
 
 #include "calls.h"
 #include "fixture.h"
+#include "services.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
 
@@ -31,29 +32,16 @@ static pid_t coord[NCOORD];
 static char urls[512];
 static char logdir[300];
 
-static sh_val *obj(void)
+/* item_args returns the arguments {sq, botId, token} of a claim or
+ * reservation operation (token 0: none). */
+static sh_val *item_args(const char *sq, const char *bot, int64_t token)
 {
-    return sh_val_new_map();
-}
-
-static void put_s(sh_val *m, const char *k, const char *v)
-{
-    sh_val_set_cstr(m, k, sh_val_new_cstr(v));
-}
-
-static void put_i(sh_val *m, const char *k, int64_t v)
-{
-    sh_val_set_cstr(m, k, sh_val_new_int(v));
-}
-
-static int call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out, sh_error *err)
-{
-    return tf_call(c, op, args, 5000, out, err);
-}
-
-static sh_rpc_client *client(void)
-{
-    return tf_client(urls);
+    sh_val *a = sh_val_new_map();
+    tf_put_str(a, "sq", sq);
+    tf_put_str(a, "botId", bot);
+    if (token)
+        tf_put_int(a, "token", token);
+    return a;
 }
 
 static int group_setup(void **state)
@@ -64,14 +52,16 @@ static int group_setup(void **state)
     snprintf(logdir, sizeof logdir, "%s", redis.dir);
     urls[0] = '\0';
     for (int i = 0; i < NCOORD; i++) {
-        char url[64], e_redis[160], e_rpc[96], e_ev[96], logpath[400];
+        char url[64], logpath[400];
         snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tf_free_port());
-        snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
-        snprintf(e_rpc, sizeof e_rpc, "COORDINATOR_RPC_URL=%s", url);
-        snprintf(e_ev, sizeof e_ev, "COORDINATOR_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
         snprintf(logpath, sizeof logpath, "%s/coordinator%d.log", logdir, i);
-        const char *env[] = {e_redis, e_rpc, e_ev, "RPC_WORKERS=8", NULL};
-        coord[i] = tf_spawn(tf_build_path("services/coordinator/coordinator"), env, logpath);
+        const char *env[] = {"RPC_WORKERS=8", NULL};
+        tf_service svc = {.name = "coordinator",
+                          .redis_url = redis.url,
+                          .rpc_url = url,
+                          .env = env,
+                          .log_path = logpath};
+        coord[i] = tf_service_spawn(&svc);
         if (coord[i] <= 0)
             return -1;
         strcat(urls, i ? "," : "");
@@ -83,17 +73,9 @@ static int group_setup(void **state)
     sh_error err;
     if (sh_rpc_client_new(urls, 1000, 0, &c, &err) != SH_OK)
         return -1;
-    int ok = 0;
-    for (int i = 0; i < 500 && ok < 20; i++) {
-        sh_val *res = NULL;
-        if (sh_rpc_call(c, "ping", NULL, 200, &res, &err) == SH_OK)
-            ok++;
-        else
-            tf_sleep_ms(20);
-        sh_val_free(res);
-    }
+    int rc = tf_wait_ping(c, 20);
     sh_rpc_client_free(c);
-    if (ok < 20) {
+    if (rc) {
         fprintf(stderr, "coordinators did not answer; logs in %s\n", logdir);
         return -1;
     }
@@ -103,23 +85,12 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    int bad = 0;
-    for (int i = 0; i < NCOORD; i++) {
-        int st = tf_stop(coord[i], SIGTERM, 10000);
-        if (st != 0) {
-            fprintf(stderr, "coordinator %d exited with %d\n", i, st);
-            bad = 1;
-        }
-    }
-    if (bad) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "cat %s/coordinator*.log >&2", logdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no logs)\n");
-    }
+    char logs[400];
+    snprintf(logs, sizeof logs, "%s/coordinator*.log", logdir);
+    int rc = tf_services_stop(coord, NCOORD, logs);
     tf_redis_stop(&redis);
     sh_rpc_fini();
-    return bad ? -1 : 0;
+    return rc;
 }
 
 /* ---- the race ------------------------------------------------------------ */
@@ -156,11 +127,9 @@ static void *racer_main(void *p)
         int item = (int)(rand_r(&r->seed) % ITEMS);
         char sq[16];
         snprintf(sq, sizeof sq, "item-%d", item);
-        sh_val *a = obj(), *res = NULL;
-        put_s(a, "sq", sq);
-        put_s(a, "botId", bot);
-        put_i(a, "ttlSeconds", 1);
-        int rc = call(c, "claim", a, &res, &err);
+        sh_val *a = item_args(sq, bot, 0), *res = NULL;
+        tf_put_int(a, "ttlSeconds", 1);
+        int rc = tf_call(c, "claim", a, 5000, &res, &err);
         if (rc != SH_OK) {
             if (!r->errors++)
                 snprintf(r->first_error, sizeof r->first_error, "claim: %.200s", err.msg);
@@ -194,11 +163,8 @@ static void *racer_main(void *p)
             r->abandoned++;
             continue;
         }
-        a = obj();
-        put_s(a, "sq", sq);
-        put_s(a, "botId", bot);
-        put_i(a, "token", token);
-        rc = call(c, "claim.release", a, NULL, &err);
+        a = item_args(sq, bot, token);
+        rc = tf_call(c, "claim.release", a, 5000, NULL, &err);
         if (rc == SH_ELEASE)
             r->lease_lost++; /* possible only if the 1 s lease ran out first */
         else if (rc != SH_OK && !r->errors++)
@@ -270,12 +236,10 @@ static void *reserver_main(void *p)
         char sq[32];
         snprintf(sq, sizeof sq, "sq-%d-%d", r->idx, i);
         int64_t rows = 1 + rand_r(&seed) % 25;
-        sh_val *a = obj(), *res = NULL;
-        put_s(a, "sq", sq);
-        put_s(a, "botId", bot);
-        put_i(a, "rowCount", rows);
-        put_s(a, "log", "racelog");
-        if (call(c, "reserve", a, &res, &err) != SH_OK ||
+        sh_val *a = item_args(sq, bot, 0), *res = NULL;
+        tf_put_int(a, "rowCount", rows);
+        tf_put_str(a, "log", "racelog");
+        if (tf_call(c, "reserve", a, 5000, &res, &err) != SH_OK ||
             !sh_val_bool(sh_val_get(res, "reserved"))) {
             if (!r->errors++)
                 snprintf(r->first_error, sizeof r->first_error, "%s", err.msg);
@@ -327,37 +291,29 @@ static void test_reservations_disjoint_without_gaps(void **state)
 
     /* The same item and owner get the same block back; another owner a
      * conflict naming the holder. */
-    sh_rpc_client *c = client();
-    sh_val *a = obj(), *res = NULL;
-    put_s(a, "sq", "sq-1-0");
-    put_s(a, "botId", "BOT1");
-    put_i(a, "rowCount", 3);
-    put_s(a, "log", "racelog");
-    assert_int_equal(call(c, "reserve", a, &res, NULL), SH_OK);
+    sh_rpc_client *c = tf_client(urls);
+    sh_val *a = item_args("sq-1-0", "BOT1", 0), *res = NULL;
+    tf_put_int(a, "rowCount", 3);
+    tf_put_str(a, "log", "racelog");
+    assert_int_equal(tf_call(c, "reserve", a, 5000, &res, NULL), SH_OK);
     assert_true(sh_val_bool(sh_val_get(res, "reserved")));
     assert_int_equal(sh_val_int(sh_val_get(sh_val_get(res, "reservation"), "startRow")),
                      r[0].blocks[0].start);
     sh_val_free(res);
-    a = obj();
-    put_s(a, "sq", "sq-1-0");
-    put_s(a, "botId", "BOT2");
-    put_i(a, "rowCount", 3);
-    put_s(a, "log", "racelog");
-    assert_int_equal(call(c, "reserve", a, &res, NULL), SH_OK);
+    a = item_args("sq-1-0", "BOT2", 0);
+    tf_put_int(a, "rowCount", 3);
+    tf_put_str(a, "log", "racelog");
+    assert_int_equal(tf_call(c, "reserve", a, 5000, &res, NULL), SH_OK);
     assert_false(sh_val_bool(sh_val_get(res, "reserved")));
     assert_string_equal(sh_val_get_str(sh_val_get(res, "reservation"), "botId", NULL), "BOT1");
     sh_val_free(res);
     /* Releasing needs the owner. */
-    a = obj();
-    put_s(a, "sq", "sq-1-0");
-    put_s(a, "botId", "BOT2");
-    put_s(a, "log", "racelog");
-    assert_int_equal(call(c, "reserve.release", a, NULL, NULL), SH_ELEASE);
-    a = obj();
-    put_s(a, "sq", "sq-1-0");
-    put_s(a, "botId", "BOT1");
-    put_s(a, "log", "racelog");
-    assert_int_equal(call(c, "reserve.release", a, NULL, NULL), SH_OK);
+    a = item_args("sq-1-0", "BOT2", 0);
+    tf_put_str(a, "log", "racelog");
+    assert_int_equal(tf_call(c, "reserve.release", a, 5000, NULL, NULL), SH_ELEASE);
+    a = item_args("sq-1-0", "BOT1", 0);
+    tf_put_str(a, "log", "racelog");
+    assert_int_equal(tf_call(c, "reserve.release", a, 5000, NULL, NULL), SH_OK);
     sh_rpc_client_free(c);
 }
 
@@ -365,42 +321,34 @@ static void test_reservations_disjoint_without_gaps(void **state)
 
 static void test_expiry_hands_over_with_higher_token(void **state)
 {
-    sh_rpc_client *c = client();
-    sh_val *a = obj(), *res = NULL;
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT1");
-    put_i(a, "ttlSeconds", 1);
-    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    sh_rpc_client *c = tf_client(urls);
+    sh_val *a = item_args("251019-164rmb", "BOT1", 0), *res = NULL;
+    tf_put_int(a, "ttlSeconds", 1);
+    assert_int_equal(tf_call(c, "claim", a, 5000, &res, NULL), SH_OK);
     assert_true(sh_val_bool(sh_val_get(res, "claimed")));
     int64_t t1 = sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token"));
     assert_string_equal(sh_val_get_str(sh_val_get(res, "claim"), "status", NULL), "CLAIMING");
     sh_val_free(res);
 
     /* Before expiry BOT3 is refused, told who holds it. */
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT3");
-    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    a = item_args("251019-164rmb", "BOT3", 0);
+    assert_int_equal(tf_call(c, "claim", a, 5000, &res, NULL), SH_OK);
     assert_false(sh_val_bool(sh_val_get(res, "claimed")));
     assert_string_equal(sh_val_get_str(sh_val_get(res, "claim"), "botId", NULL), "BOT1");
     assert_null(sh_val_get(sh_val_get(res, "claim"), "token"));
     sh_val_free(res);
 
     /* The same owner claiming again keeps its token. */
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT1");
-    put_i(a, "ttlSeconds", 1);
-    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    a = item_args("251019-164rmb", "BOT1", 0);
+    tf_put_int(a, "ttlSeconds", 1);
+    assert_int_equal(tf_call(c, "claim", a, 5000, &res, NULL), SH_OK);
     assert_int_equal(sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token")), t1);
     sh_val_free(res);
 
     int64_t t0 = sh_mono_ms();
     tf_sleep_ms(1100);
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT3");
-    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    a = item_args("251019-164rmb", "BOT3", 0);
+    assert_int_equal(tf_call(c, "claim", a, 5000, &res, NULL), SH_OK);
     assert_true(sh_val_bool(sh_val_get(res, "claimed")));
     int64_t t3 = sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token"));
     assert_true(t3 > t1);
@@ -409,53 +357,36 @@ static void test_expiry_hands_over_with_higher_token(void **state)
 
     const char *ops[] = {"claim.renew", "claim.release", "claim.status"};
     for (int i = 0; i < 3; i++) {
-        a = obj();
-        put_s(a, "sq", "251019-164rmb");
-        put_s(a, "botId", "BOT1");
-        put_i(a, "token", t1);
+        a = item_args("251019-164rmb", "BOT1", t1);
         if (i == 2)
-            put_s(a, "status", "WRITING");
+            tf_put_str(a, "status", "WRITING");
         sh_error err;
-        assert_int_equal(call(c, ops[i], a, NULL, &err), SH_ELEASE);
+        assert_int_equal(tf_call(c, ops[i], a, 5000, NULL, &err), SH_ELEASE);
         assert_non_null(strstr(err.msg, "lease_lost"));
     }
     /* The right owner with a stale token is refused too. */
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT3");
-    put_i(a, "token", t1);
-    assert_int_equal(call(c, "claim.release", a, NULL, NULL), SH_ELEASE);
+    a = item_args("251019-164rmb", "BOT3", t1);
+    assert_int_equal(tf_call(c, "claim.release", a, 5000, NULL, NULL), SH_ELEASE);
 
     /* The holder sets its status, renews and releases; then the item can be
      * claimed again with a higher token. */
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT3");
-    put_i(a, "token", t3);
-    put_s(a, "status", "WRITING");
-    assert_int_equal(call(c, "claim.status", a, &res, NULL), SH_OK);
+    a = item_args("251019-164rmb", "BOT3", t3);
+    tf_put_str(a, "status", "WRITING");
+    assert_int_equal(tf_call(c, "claim.status", a, 5000, &res, NULL), SH_OK);
     assert_string_equal(sh_val_get_str(sh_val_get(res, "claim"), "status", NULL), "WRITING");
     sh_val_free(res);
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT3");
-    put_i(a, "token", t3);
-    put_i(a, "ttlSeconds", 60);
-    assert_int_equal(call(c, "claim.renew", a, NULL, NULL), SH_OK);
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT3");
-    put_i(a, "token", t3);
-    assert_int_equal(call(c, "claim.release", a, NULL, NULL), SH_OK);
-    a = obj();
-    put_s(a, "sq", "251019-164rmb");
-    put_s(a, "botId", "BOT2");
-    assert_int_equal(call(c, "claim", a, &res, NULL), SH_OK);
+    a = item_args("251019-164rmb", "BOT3", t3);
+    tf_put_int(a, "ttlSeconds", 60);
+    assert_int_equal(tf_call(c, "claim.renew", a, 5000, NULL, NULL), SH_OK);
+    a = item_args("251019-164rmb", "BOT3", t3);
+    assert_int_equal(tf_call(c, "claim.release", a, 5000, NULL, NULL), SH_OK);
+    a = item_args("251019-164rmb", "BOT2", 0);
+    assert_int_equal(tf_call(c, "claim", a, 5000, &res, NULL), SH_OK);
     assert_true(sh_val_int(sh_val_get(sh_val_get(res, "claim"), "token")) > t3);
     sh_val_free(res);
 
     /* The listing shows it, under its id, with the seed's fields. */
-    assert_int_equal(call(c, "list", NULL, &res, NULL), SH_OK);
+    assert_int_equal(tf_call(c, "list", NULL, 5000, &res, NULL), SH_OK);
     const sh_val *cl = sh_val_get(sh_val_get(res, "claims"), "251019-164rmb");
     assert_non_null(cl);
     assert_string_equal(sh_val_get_str(cl, "botId", NULL), "BOT2");
@@ -467,22 +398,20 @@ static void test_expiry_hands_over_with_higher_token(void **state)
 
 static void test_listing_sweeps_expired(void **state)
 {
-    sh_rpc_client *c = client();
-    sh_val *a = obj();
-    put_s(a, "sq", "short-lived");
-    put_s(a, "botId", "BOT9");
-    put_i(a, "ttlSeconds", 1);
-    put_s(a, "namespace", "sweep");
-    assert_int_equal(call(c, "claim", a, NULL, NULL), SH_OK);
-    sh_val *res = NULL, *la = obj();
-    put_s(la, "namespace", "sweep");
-    assert_int_equal(call(c, "list", la, &res, NULL), SH_OK);
+    sh_rpc_client *c = tf_client(urls);
+    sh_val *a = item_args("short-lived", "BOT9", 0);
+    tf_put_int(a, "ttlSeconds", 1);
+    tf_put_str(a, "namespace", "sweep");
+    assert_int_equal(tf_call(c, "claim", a, 5000, NULL, NULL), SH_OK);
+    sh_val *res = NULL, *la = sh_val_new_map();
+    tf_put_str(la, "namespace", "sweep");
+    assert_int_equal(tf_call(c, "list", la, 5000, &res, NULL), SH_OK);
     assert_int_equal(sh_val_len(sh_val_get(res, "claims")), 1);
     sh_val_free(res);
     tf_sleep_ms(1100);
-    la = obj();
-    put_s(la, "namespace", "sweep");
-    assert_int_equal(call(c, "list", la, &res, NULL), SH_OK);
+    la = sh_val_new_map();
+    tf_put_str(la, "namespace", "sweep");
+    assert_int_equal(tf_call(c, "list", la, 5000, &res, NULL), SH_OK);
     assert_int_equal(sh_val_len(sh_val_get(res, "claims")), 0);
     sh_val_free(res);
     sh_rpc_client_free(c);
@@ -494,7 +423,7 @@ static void expect_invalid(sh_rpc_client *c, const char *op, sh_val *a, const ch
 {
     sh_error err;
     sh_error_clear(&err);
-    int rc = call(c, op, a, NULL, &err);
+    int rc = tf_call(c, op, a, 5000, NULL, &err);
     if (rc != SH_EINVAL)
         fail_msg("%s: expected invalid_argument, got %s (%s)", op, sh_err_name(rc), err.msg);
     if (!strstr(err.msg, words))
@@ -503,83 +432,55 @@ static void expect_invalid(sh_rpc_client *c, const char *op, sh_val *a, const ch
 
 static void test_bad_input_changes_nothing(void **state)
 {
-    sh_rpc_client *c = client();
+    sh_rpc_client *c = tf_client(urls);
     char big[200];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     sh_val *a;
 
-    a = obj();
-    put_s(a, "botId", "B");
+    a = sh_val_new_map();
+    tf_put_str(a, "botId", "B");
     expect_invalid(c, "claim", a, "\"sq\" is required");
-    a = obj();
-    put_s(a, "sq", big);
-    put_s(a, "botId", "B");
+    a = item_args(big, "B", 0);
     expect_invalid(c, "claim", a, "1..128");
-    a = obj();
-    put_s(a, "sq", "bad id");
-    put_s(a, "botId", "B");
+    a = item_args("bad id", "B", 0);
     expect_invalid(c, "claim", a, "letters, digits");
-    a = obj();
-    put_i(a, "sq", 5);
-    put_s(a, "botId", "B");
+    a = sh_val_new_map();
+    tf_put_int(a, "sq", 5);
+    tf_put_str(a, "botId", "B");
     expect_invalid(c, "claim", a, "must be a string");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_i(a, "ttlSeconds", -5);
-    expect_invalid(c, "claim", a, "ttlSeconds");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_i(a, "ttlSeconds", 99999999999LL);
-    expect_invalid(c, "claim", a, "between 1 and");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_s(a, "ttlSeconds", "60");
-    expect_invalid(c, "claim", a, "must be an integer");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_s(a, "namespace", "Bad NS");
-    expect_invalid(c, "claim", a, "namespace");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_s(a, "colour", "red");
-    expect_invalid(c, "claim", a, "unknown field \"colour\"");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_s(a, "token", "12");
-    expect_invalid(c, "claim.release", a, "token");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_i(a, "rowCount", 0);
-    expect_invalid(c, "reserve", a, "rowCount");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_i(a, "rowCount", -3);
-    expect_invalid(c, "reserve", a, "rowCount");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_i(a, "rowCount", 1LL << 40);
-    expect_invalid(c, "reserve", a, "rowCount");
-    a = obj();
-    put_s(a, "sq", "x1");
-    put_s(a, "botId", "B");
-    put_i(a, "rowCount", 2);
-    put_s(a, "log", "../etc");
-    expect_invalid(c, "reserve", a, "log");
+    /* One bad field beside a valid item and owner. */
+    static const struct {
+        const char *op, *field, *str; /* str NULL: the number num */
+        long long num;
+        const char *words;
+    } bad[] = {
+        {"claim", "ttlSeconds", NULL, -5, "ttlSeconds"},
+        {"claim", "ttlSeconds", NULL, 99999999999LL, "between 1 and"},
+        {"claim", "ttlSeconds", "60", 0, "must be an integer"},
+        {"claim", "namespace", "Bad NS", 0, "namespace"},
+        {"claim", "colour", "red", 0, "unknown field \"colour\""},
+        {"claim.release", "token", "12", 0, "token"},
+        {"reserve", "rowCount", NULL, 0, "rowCount"},
+        {"reserve", "rowCount", NULL, -3, "rowCount"},
+        {"reserve", "rowCount", NULL, 1LL << 40, "rowCount"},
+        {"reserve", "log", "../etc", 0, "log"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        a = item_args("x1", "B", 0);
+        if (strcmp(bad[i].op, "reserve") == 0 && strcmp(bad[i].field, "rowCount") != 0)
+            tf_put_int(a, "rowCount", 2);
+        if (bad[i].str)
+            tf_put_str(a, bad[i].field, bad[i].str);
+        else
+            tf_put_int(a, bad[i].field, bad[i].num);
+        expect_invalid(c, bad[i].op, a, bad[i].words);
+    }
     expect_invalid(c, "claim", sh_val_new_cstr("x"), "must be an object");
 
     /* Nothing of the above was stored. */
     sh_val *res = NULL;
-    assert_int_equal(call(c, "list", NULL, &res, NULL), SH_OK);
+    assert_int_equal(tf_call(c, "list", NULL, 5000, &res, NULL), SH_OK);
     assert_null(sh_val_get(sh_val_get(res, "claims"), "x1"));
     assert_null(sh_val_get(sh_val_get(res, "reservations"), "x1"));
     sh_val_free(res);

@@ -24,6 +24,7 @@
 
 #include "calls.h"
 #include "fixture.h"
+#include "services.h"
 #include "shared/events.h"
 #include "shared/msg.h"
 #include "shared/rpc.h"
@@ -39,25 +40,9 @@ static char rpc_url[64], ev_url[64];
 static sh_rpc_client *cli;
 static char logpath[300];
 
-static sh_val *args_id(const char *id)
-{
-    sh_val *a = sh_val_new_map();
-    sh_val_set_cstr(a, "id", sh_val_new_cstr(id));
-    return a;
-}
-
-/* call runs op and returns its rc; *out gets the result (or NULL). */
-static int call(const char *op, sh_val *args, sh_val **out, sh_error *err)
-{
-    return tf_call(cli, op, args, 5000, out, err);
-}
-
 static int update_one(const char *id, const char *field, int64_t value, sh_val **out)
 {
-    sh_val *a = args_id(id), *f = sh_val_new_map();
-    sh_val_set_cstr(f, field, sh_val_new_int(value));
-    sh_val_set_cstr(a, "fields", f);
-    return call("progress.update", a, out, NULL);
+    return tf_progress_update(cli, id, field, value, out);
 }
 
 static sh_store *direct_store(void)
@@ -103,27 +88,15 @@ static void redis_do(const char *a0, const char *a1, const char *a2)
 
 static int start_service(void)
 {
-    char e_redis[160], e_rpc[96], e_ev[96];
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
-    snprintf(e_rpc, sizeof e_rpc, "PROGRESS_RPC_URL=%s", rpc_url);
-    snprintf(e_ev, sizeof e_ev, "PROGRESS_EVENTS_URL=%s", ev_url);
-    const char *env[] = {e_redis,         e_rpc, e_ev, "PROGRESS_TTL=100", "PROGRESS_LOG_CAP=20",
-                         "RPC_WORKERS=8", NULL};
+    const char *env[] = {"PROGRESS_TTL=100", "PROGRESS_LOG_CAP=20", "RPC_WORKERS=8", NULL};
     snprintf(logpath, sizeof logpath, "%s/progress.log", redis.dir);
-    svc = tf_spawn(tf_build_path("services/progress/progress"), env, logpath);
-    if (svc <= 0)
-        return -1;
-    for (int i = 0; i < 500; i++) {
-        sh_val *res = NULL;
-        sh_error err;
-        if (sh_rpc_call(cli, "ping", NULL, 200, &res, &err) == SH_OK) {
-            sh_val_free(res);
-            return 0;
-        }
-        tf_sleep_ms(20);
-    }
-    fprintf(stderr, "progress service did not answer; log in %s\n", logpath);
-    return -1;
+    tf_service def = {.name = "progress",
+                      .redis_url = redis.url,
+                      .rpc_url = rpc_url,
+                      .events_url = ev_url,
+                      .env = env,
+                      .log_path = logpath};
+    return tf_service_start(&def, cli, &svc);
 }
 
 static int group_setup(void **state)
@@ -142,17 +115,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     sh_rpc_client_free(cli);
-    int st = tf_stop(svc, SIGTERM, 10000);
-    if (st != 0) {
-        fprintf(stderr, "progress service exited with %d; log:\n", st);
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "cat '%s' >&2", logpath);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no log)\n");
-    }
+    int rc = tf_services_stop(&svc, 1, logpath);
     tf_redis_stop(&redis);
     sh_rpc_fini();
-    return st == 0 ? 0 : -1;
+    return rc;
 }
 
 /* ---- concurrent writers ------------------------------------------------ */
@@ -160,48 +126,22 @@ static int group_teardown(void **state)
 #define WRITERS 8
 #define WRITES  200
 
-typedef struct writer_arg {
-    int idx;
-    int failures;
-    int non_increasing;
-} writer_arg;
-
-static void *writer_main(void *p)
-{
-    writer_arg *w = p;
-    char field[16];
-    snprintf(field, sizeof field, "f%d", w->idx);
-    int64_t last = 0;
-    for (int i = 1; i <= WRITES; i++) {
-        sh_val *rec = NULL;
-        if (update_one("concurrent", field, i, &rec) != SH_OK) {
-            w->failures++;
-            continue;
-        }
-        int64_t v = sh_val_int(sh_val_get(rec, "version"));
-        if (v <= last || sh_val_int(sh_val_get(rec, field)) != i)
-            w->non_increasing++;
-        last = v;
-        sh_val_free(rec);
-    }
-    return NULL;
-}
-
 static void test_concurrent_writers_lose_nothing(void **state)
 {
     pthread_t t[WRITERS];
-    writer_arg a[WRITERS];
+    tf_progress_writer a[WRITERS];
     for (int i = 0; i < WRITERS; i++) {
-        a[i] = (writer_arg){i, 0, 0};
-        pthread_create(&t[i], NULL, writer_main, &a[i]);
+        a[i] = (tf_progress_writer){.c = cli, .id = "concurrent", .idx = i, .writes = WRITES};
+        pthread_create(&t[i], NULL, tf_progress_writer_main, &a[i]);
     }
     for (int i = 0; i < WRITERS; i++) {
         pthread_join(t[i], NULL);
         assert_int_equal(a[i].failures, 0);
-        assert_int_equal(a[i].non_increasing, 0);
+        assert_int_equal(a[i].out_of_order, 0);
     }
     sh_val *rec = NULL;
-    assert_int_equal(call("progress.get", args_id("concurrent"), &rec, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "progress.get", tf_id_args("concurrent"), 5000, &rec, NULL),
+                     SH_OK);
     for (int i = 0; i < WRITERS; i++) {
         char field[16];
         snprintf(field, sizeof field, "f%d", i);
@@ -312,10 +252,10 @@ static void test_ttl_set_and_refreshed(void **state)
 
     /* A log append refreshes both the log and the record. */
     redis_do("EXPIRE", "progress:{ttl}", "7");
-    sh_val *a = args_id("ttl"), *e = sh_val_new_map();
+    sh_val *a = tf_id_args("ttl"), *e = sh_val_new_map();
     sh_val_set_cstr(e, "error", sh_val_new_cstr("boom"));
     sh_val_set_cstr(a, "entry", e);
-    assert_int_equal(call("log.append", a, NULL, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "log.append", a, 5000, NULL, NULL), SH_OK);
     assert_true(redis_int("TTL", "progress:{ttl}") > TTL - 5);
     assert_true(redis_int("TTL", "progress:{ttl}:log") > TTL - 5);
 }
@@ -325,7 +265,7 @@ static void test_ttl_set_and_refreshed(void **state)
 static void test_log_cap_keeps_newest(void **state)
 {
     for (int i = 0; i < LOG_CAP + 10; i++) {
-        sh_val *a = args_id("logcap"), *e = sh_val_new_map();
+        sh_val *a = tf_id_args("logcap"), *e = sh_val_new_map();
         char msg[32];
         snprintf(msg, sizeof msg, "e%d", i);
         sh_val_set_cstr(e, "tool", sh_val_new_cstr("git"));
@@ -334,13 +274,13 @@ static void test_log_cap_keeps_newest(void **state)
         sh_val_set_cstr(e, "step", sh_val_new_int(i));
         sh_val_set_cstr(a, "entry", e);
         sh_val *stored = NULL;
-        assert_int_equal(call("log.append", a, &stored, NULL), SH_OK);
+        assert_int_equal(tf_call(cli, "log.append", a, 5000, &stored, NULL), SH_OK);
         assert_string_equal(sh_val_get_str(stored, "error", NULL), msg);
         assert_non_null(sh_val_get_str(stored, "timestamp", NULL));
         sh_val_free(stored);
     }
     sh_val *list = NULL;
-    assert_int_equal(call("log.list", args_id("logcap"), &list, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "log.list", tf_id_args("logcap"), 5000, &list, NULL), SH_OK);
     assert_int_equal(sh_val_len(list), LOG_CAP);
     for (int i = 0; i < LOG_CAP; i++) {
         char msg[32];
@@ -350,14 +290,14 @@ static void test_log_cap_keeps_newest(void **state)
     sh_val_free(list);
 
     /* Unknown fields in an entry are refused and nothing is stored. */
-    sh_val *a = args_id("logcap2"), *e = sh_val_new_map();
+    sh_val *a = tf_id_args("logcap2"), *e = sh_val_new_map();
     sh_val_set_cstr(e, "error", sh_val_new_cstr("x"));
     sh_val_set_cstr(e, "color", sh_val_new_cstr("red"));
     sh_val_set_cstr(a, "entry", e);
     sh_error err;
-    assert_int_equal(call("log.append", a, NULL, &err), SH_EINVAL);
+    assert_int_equal(tf_call(cli, "log.append", a, 5000, NULL, &err), SH_EINVAL);
     assert_non_null(strstr(err.msg, "color"));
-    assert_int_equal(call("log.list", args_id("logcap2"), &list, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "log.list", tf_id_args("logcap2"), 5000, &list, NULL), SH_OK);
     assert_int_equal(sh_val_len(list), 0);
     sh_val_free(list);
 }
@@ -375,7 +315,7 @@ static void test_job_with_1mib_result_round_trips(void **state)
     sh_val_set_cstr(f, "result", sh_val_new_str(big, n));
     sh_val_set_cstr(a, "fields", f);
     sh_val *job = NULL;
-    assert_int_equal(call("job.create", a, &job, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "job.create", a, 5000, &job, NULL), SH_OK);
     const char *jid = sh_val_get_str(job, "jobId", NULL);
     assert_non_null(jid);
     assert_string_equal(sh_val_get_str(job, "status", NULL), "pending");
@@ -384,7 +324,7 @@ static void test_job_with_1mib_result_round_trips(void **state)
     sh_val_free(job);
 
     sh_val *got = NULL;
-    assert_int_equal(call("job.get", args_id(id), &got, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "job.get", tf_id_args(id), 5000, &got, NULL), SH_OK);
     size_t len;
     const char *res = sh_val_get_str(got, "result", &len);
     assert_int_equal(len, n);
@@ -393,14 +333,14 @@ static void test_job_with_1mib_result_round_trips(void **state)
 
     sh_val *ca = sh_val_new_map();
     sh_val_set_cstr(ca, "conversationId", sh_val_new_cstr("conv-1"));
-    assert_int_equal(call("job.by_conversation", ca, &got, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "job.by_conversation", ca, 5000, &got, NULL), SH_OK);
     assert_string_equal(sh_val_get_str(got, "jobId", NULL), id);
     sh_val_free(got);
 
-    sh_val *u = args_id(id), *uf = sh_val_new_map();
+    sh_val *u = tf_id_args(id), *uf = sh_val_new_map();
     sh_val_set_cstr(uf, "status", sh_val_new_cstr("done"));
     sh_val_set_cstr(u, "fields", uf);
-    assert_int_equal(call("job.update", u, &got, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "job.update", u, 5000, &got, NULL), SH_OK);
     assert_string_equal(sh_val_get_str(got, "status", NULL), "done");
     assert_int_equal(sh_val_int(sh_val_get(got, "version")), 2);
     assert_non_null(sh_val_get_str(got, "result", &len));
@@ -410,18 +350,18 @@ static void test_job_with_1mib_result_round_trips(void **state)
     /* One byte over the limit is refused. */
     big = realloc(big, n + 17);
     memset(big + n, 'z', 17);
-    u = args_id(id);
+    u = tf_id_args(id);
     uf = sh_val_new_map();
     sh_val_set_cstr(uf, "result", sh_val_new_str(big, n + 17));
     sh_val_set_cstr(u, "fields", uf);
     sh_error err;
-    assert_int_equal(call("job.update", u, NULL, &err), SH_ETOOBIG);
+    assert_int_equal(tf_call(cli, "job.update", u, 5000, NULL, &err), SH_ETOOBIG);
     free(big);
 
-    assert_int_equal(call("job.get", args_id("nope"), NULL, &err), SH_ENOTFOUND);
-    u = args_id("nope");
+    assert_int_equal(tf_call(cli, "job.get", tf_id_args("nope"), 5000, NULL, &err), SH_ENOTFOUND);
+    u = tf_id_args("nope");
     sh_val_set_cstr(u, "fields", sh_val_new_map());
-    assert_int_equal(call("job.update", u, NULL, &err), SH_ENOTFOUND);
+    assert_int_equal(tf_call(cli, "job.update", u, 5000, NULL, &err), SH_ENOTFOUND);
 }
 
 /* ---- bad input ------------------------------------------------------------ */
@@ -429,23 +369,26 @@ static void test_job_with_1mib_result_round_trips(void **state)
 static void test_bad_arguments_change_nothing(void **state)
 {
     sh_error err;
-    sh_val *a = args_id("bad"), *f = sh_val_new_map();
+    sh_val *a = tf_id_args("bad"), *f = sh_val_new_map();
     sh_val_set_cstr(f, "currentStep", sh_val_new_cstr("three"));
     sh_val_set_cstr(a, "fields", f);
-    assert_int_equal(call("progress.update", a, NULL, &err), SH_EINVAL);
+    assert_int_equal(tf_call(cli, "progress.update", a, 5000, NULL, &err), SH_EINVAL);
     assert_non_null(strstr(err.msg, "currentStep"));
-    assert_int_equal(call("progress.get", args_id("bad"), NULL, &err), SH_ENOTFOUND);
+    assert_int_equal(tf_call(cli, "progress.get", tf_id_args("bad"), 5000, NULL, &err),
+                     SH_ENOTFOUND);
 
-    a = args_id("bad");
+    a = tf_id_args("bad");
     f = sh_val_new_map();
     sh_val_set_cstr(f, "version", sh_val_new_int(99));
     sh_val_set_cstr(a, "fields", f);
-    assert_int_equal(call("progress.update", a, NULL, &err), SH_EINVAL);
+    assert_int_equal(tf_call(cli, "progress.update", a, 5000, NULL, &err), SH_EINVAL);
 
-    assert_int_equal(call("progress.get", args_id("bad id!"), NULL, &err), SH_EINVAL);
-    assert_int_equal(call("progress.get", sh_val_new_int(3), NULL, &err), SH_EINVAL);
-    assert_int_equal(call("no.such.op", NULL, NULL, &err), SH_ENOOP);
-    assert_int_equal(call("progress.get", args_id("bad"), NULL, &err), SH_ENOTFOUND);
+    assert_int_equal(tf_call(cli, "progress.get", tf_id_args("bad id!"), 5000, NULL, &err),
+                     SH_EINVAL);
+    assert_int_equal(tf_call(cli, "progress.get", sh_val_new_int(3), 5000, NULL, &err), SH_EINVAL);
+    assert_int_equal(tf_call(cli, "no.such.op", NULL, 5000, NULL, &err), SH_ENOOP);
+    assert_int_equal(tf_call(cli, "progress.get", tf_id_args("bad"), 5000, NULL, &err),
+                     SH_ENOTFOUND);
 }
 
 /* raw_call sends bytes on a plain REQ socket and returns the reply's error
@@ -537,7 +480,7 @@ static void test_malformed_and_oversized_messages(void **state)
     sh_val *pong = NULL;
     assert_int_equal(sh_rpc_call(small, "ping", NULL, 2000, &pong, &err), SH_OK);
     sh_val_free(pong);
-    sh_val *a = args_id("big"), *f = sh_val_new_map();
+    sh_val *a = tf_id_args("big"), *f = sh_val_new_map();
     char pad[2048];
     memset(pad, 'x', sizeof pad);
     sh_val_set_cstr(f, "note", sh_val_new_str(pad, sizeof pad));
@@ -547,7 +490,7 @@ static void test_malformed_and_oversized_messages(void **state)
     sh_val_free(a);
     sh_rpc_client_free(small);
 
-    assert_int_equal(call("ping", NULL, NULL, NULL), SH_OK);
+    assert_int_equal(tf_call(cli, "ping", NULL, 5000, NULL, NULL), SH_OK);
 }
 
 /* ---- Redis going away ------------------------------------------------------ */
@@ -560,13 +503,13 @@ static void test_redis_down_then_back(void **state)
     tf_redis_kill(&redis);
     sh_error err;
     int64_t t0 = sh_mono_ms();
-    sh_val *a = args_id("down"), *f = sh_val_new_map();
+    sh_val *a = tf_id_args("down"), *f = sh_val_new_map();
     sh_val_set_cstr(f, "currentStep", sh_val_new_int(2));
     sh_val_set_cstr(a, "fields", f);
-    assert_int_equal(call("progress.update", a, NULL, &err), SH_EUNAVAIL);
+    assert_int_equal(tf_call(cli, "progress.update", a, 5000, NULL, &err), SH_EUNAVAIL);
     assert_true(sh_mono_ms() - t0 < 1500);
     assert_non_null(strstr(err.msg, "Redis"));
-    assert_int_equal(call("ping", NULL, NULL, &err), SH_EUNAVAIL);
+    assert_int_equal(tf_call(cli, "ping", NULL, 5000, NULL, &err), SH_EUNAVAIL);
 
     assert_int_equal(tf_redis_start(&redis, redis.port), 0);
     t0 = sh_mono_ms();

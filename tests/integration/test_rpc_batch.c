@@ -20,14 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "fixture.h"
+#include "services.h"
 #include "shared/msg.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
 
 static tf_redis redis;
 static pid_t svc;
-static char rpc_url[64], ev_url[64], logpath[300];
+static char rpc_url[64], logpath[300];
 
 static sh_rpc_client *client_with(int inflight, int max_calls, size_t max_bytes)
 {
@@ -40,50 +42,18 @@ static sh_rpc_client *client_with(int inflight, int max_calls, size_t max_bytes)
     return c;
 }
 
-static sh_val *update_args(const char *id, const char *field, int64_t value)
-{
-    sh_val *a = sh_val_new_map(), *f = sh_val_new_map();
-    sh_val_set_cstr(a, "id", sh_val_new_cstr(id));
-    sh_val_set_cstr(f, field, sh_val_new_int(value));
-    sh_val_set_cstr(a, "fields", f);
-    return a;
-}
-
-static int update_one(sh_rpc_client *c, const char *id, const char *field, int64_t value,
-                      sh_val **out)
-{
-    sh_val *a = update_args(id, field, value);
-    sh_error err;
-    int rc = sh_rpc_call(c, "progress.update", a, 5000, out, &err);
-    sh_val_free(a);
-    return rc;
-}
-
 static int start_service(void)
 {
-    char e_redis[160], e_rpc[96], e_ev[96];
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
-    snprintf(e_rpc, sizeof e_rpc, "PROGRESS_RPC_URL=%s", rpc_url);
-    snprintf(e_ev, sizeof e_ev, "PROGRESS_EVENTS_URL=%s", ev_url);
-    const char *env[] = {e_redis, e_rpc, e_ev, "RPC_WORKERS=4", NULL};
-    svc = tf_spawn(tf_build_path("services/progress/progress"), env, logpath);
-    if (svc <= 0)
-        return -1;
+    const char *env[] = {"RPC_WORKERS=4", NULL};
+    tf_service def = {.name = "progress",
+                      .redis_url = redis.url,
+                      .rpc_url = rpc_url,
+                      .env = env,
+                      .log_path = logpath};
     sh_rpc_client *c = client_with(1, 1, 1024);
-    int ok = -1;
-    for (int i = 0; i < 500 && ok; i++) {
-        sh_val *res = NULL;
-        sh_error err;
-        if (sh_rpc_call(c, "ping", NULL, 200, &res, &err) == SH_OK)
-            ok = 0;
-        sh_val_free(res);
-        if (ok)
-            tf_sleep_ms(20);
-    }
+    int rc = tf_service_start(&def, c, &svc);
     sh_rpc_client_free(c);
-    if (ok)
-        fprintf(stderr, "progress service did not answer; log in %s\n", logpath);
-    return ok;
+    return rc;
 }
 
 static int group_setup(void **state)
@@ -93,7 +63,6 @@ static int group_setup(void **state)
     if (tf_redis_start(&redis, 0) != 0)
         return -1;
     snprintf(rpc_url, sizeof rpc_url, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(ev_url, sizeof ev_url, "tcp://127.0.0.1:%d", tf_free_port());
     snprintf(logpath, sizeof logpath, "%s/progress.log", redis.dir);
     return start_service();
 }
@@ -109,37 +78,6 @@ static int group_teardown(void **state)
 
 /* ---- many writers on one client ------------------------------------------ */
 
-typedef struct writer {
-    sh_rpc_client *c;
-    const char *id;
-    int idx, writes;
-    int failures, out_of_order;
-    int64_t *versions; /* every version this writer got back */
-} writer;
-
-static void *writer_main(void *p)
-{
-    writer *w = p;
-    char field[16];
-    snprintf(field, sizeof field, "f%d", w->idx);
-    int64_t last = 0;
-    for (int i = 1; i <= w->writes; i++) {
-        sh_val *rec = NULL;
-        if (update_one(w->c, w->id, field, i, &rec) != SH_OK) {
-            w->failures++;
-            continue;
-        }
-        int64_t v = sh_val_int(sh_val_get(rec, "version"));
-        /* Own writes apply in order: versions rise, the field is the latest. */
-        if (v <= last || sh_val_int(sh_val_get(rec, field)) != i)
-            w->out_of_order++;
-        w->versions[i - 1] = v;
-        last = v;
-        sh_val_free(rec);
-    }
-    return NULL;
-}
-
 static int cmp64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -153,11 +91,12 @@ static void run_writers(const char *id, int n, int writes, int inflight)
 {
     sh_rpc_client *c = client_with(inflight, 64, 256 * 1024);
     pthread_t *t = calloc((size_t)n, sizeof *t);
-    writer *w = calloc((size_t)n, sizeof *w);
+    tf_progress_writer *w = calloc((size_t)n, sizeof *w);
     int64_t *all = calloc((size_t)(n * writes), sizeof *all);
     for (int i = 0; i < n; i++) {
-        w[i] = (writer){c, id, i, writes, 0, 0, all + i * writes};
-        pthread_create(&t[i], NULL, writer_main, &w[i]);
+        w[i] = (tf_progress_writer){
+            .c = c, .id = id, .idx = i, .writes = writes, .versions = all + i * writes};
+        pthread_create(&t[i], NULL, tf_progress_writer_main, &w[i]);
     }
     for (int i = 0; i < n; i++) {
         pthread_join(t[i], NULL);
@@ -240,7 +179,7 @@ static void test_batch_with_one_malformed_call(void **state)
         sh_buf_init(&e[i]);
         items[i] = &e[i];
     }
-    sh_val *u1 = update_args("mal", "a", 1), *u2 = update_args("mal", "a", 2);
+    sh_val *u1 = tf_progress_args("mal", "a", 1), *u2 = tf_progress_args("mal", "a", 2);
     sh_val *bad = sh_val_new_map();
     sh_val_set_cstr(bad, "id", sh_val_new_int(5)); /* id must be a string */
     sh_call_encode("progress.update", 11, u1, &e[0]);

@@ -20,6 +20,7 @@
 
 #include "calls.h"
 #include "fixture.h"
+#include "services.h"
 #include "shared/events.h"
 #include "shared/rpc.h"
 #include "shared/secret.h"
@@ -38,33 +39,16 @@ static char ev_url[2][64]; /* each coordinator's events */
 static sh_rpc_client *c0, *c1;
 static char logdir[300];
 
-static sh_val *obj(void)
-{
-    return sh_val_new_map();
-}
-
-static int call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out, sh_error *err)
-{
-    return tf_call(c, op, args, 10000, out, err);
-}
-
 static pid_t start_coord(int i, const char *key, const char *prev, const char *cmd)
 {
-    char e_redis[160], e_rpc[96], e_ev[96], e_key[100], e_prev[120], logpath[400];
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
-    snprintf(e_rpc, sizeof e_rpc, "COORDINATOR_RPC_URL=%s", url[i]);
-    char ev[64];
+    char e_key[100], e_prev[120], logpath[400], ev[64];
     snprintf(ev, sizeof ev, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(e_ev, sizeof e_ev, "COORDINATOR_EVENTS_URL=%s", ev);
     if (!cmd)
         snprintf(ev_url[i], sizeof ev_url[i], "%s", ev);
     snprintf(e_key, sizeof e_key, "ENCRYPTION_KEY=%s", key);
     snprintf(e_prev, sizeof e_prev, "ENCRYPTION_KEY_PREVIOUS=%s", prev ? prev : "");
     snprintf(logpath, sizeof logpath, "%s/coordinator%d%s.log", logdir, i, cmd ? "-cmd" : "");
-    const char *env[] = {e_redis,
-                         e_rpc,
-                         e_ev,
-                         e_key,
+    const char *env[] = {e_key,
                          e_prev,
                          "SCHED_AUTO_TICK=false",
                          "SYNC_INTERVAL_MINUTES=15",
@@ -72,20 +56,15 @@ static pid_t start_coord(int i, const char *key, const char *prev, const char *c
                          "SYNC_LEASE_SECONDS=5",
                          "RPC_WORKERS=4",
                          NULL};
-    if (!cmd)
-        return tf_spawn(tf_build_path("services/coordinator/coordinator"), env, logpath);
-    /* A one-shot command: run it to the end. */
-    pid_t pid = fork();
-    if (pid == 0) {
-        for (const char *const *e = env; *e; e++)
-            putenv((char *)*e);
-        freopen(logpath, "w", stdout);
-        freopen(logpath, "a", stderr);
-        const char *bin = tf_build_path("services/coordinator/coordinator");
-        execl(bin, bin, cmd, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    /* With cmd, a one-shot command, which the caller waits for. */
+    tf_service svc = {.name = "coordinator",
+                      .redis_url = redis.url,
+                      .rpc_url = url[i],
+                      .events_url = ev,
+                      .env = env,
+                      .command = cmd,
+                      .log_path = logpath};
+    return tf_service_spawn(&svc);
 }
 
 static int group_setup(void **state)
@@ -102,16 +81,8 @@ static int group_setup(void **state)
     if (sh_rpc_client_new(url[0], 10000, 0, &c0, &err) ||
         sh_rpc_client_new(url[1], 10000, 0, &c1, &err))
         return -1;
-    for (int i = 0; i < 500; i++) {
-        sh_val *r0 = NULL, *r1 = NULL;
-        int a = sh_rpc_call(c0, "ping", NULL, 200, &r0, &err);
-        int b = sh_rpc_call(c1, "ping", NULL, 200, &r1, &err);
-        sh_val_free(r0);
-        sh_val_free(r1);
-        if (a == SH_OK && b == SH_OK)
-            return 0;
-        tf_sleep_ms(20);
-    }
+    if (tf_wait_ping(c0, 1) == 0 && tf_wait_ping(c1, 1) == 0)
+        return 0;
     fprintf(stderr, "coordinators did not answer; logs in %s\n", logdir);
     return -1;
 }
@@ -120,19 +91,12 @@ static int group_teardown(void **state)
 {
     sh_rpc_client_free(c0);
     sh_rpc_client_free(c1);
-    int bad = 0;
-    for (int i = 0; i < 2; i++)
-        if (tf_stop(coord[i], SIGTERM, 10000) != 0)
-            bad = 1;
-    if (bad) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "cat %s/coordinator*.log >&2", logdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no logs)\n");
-    }
+    char logs[400];
+    snprintf(logs, sizeof logs, "%s/coordinator*.log", logdir);
+    int rc = tf_services_stop(coord, 2, logs);
     tf_redis_stop(&redis);
     sh_rpc_fini();
-    return bad ? -1 : 0;
+    return rc;
 }
 
 static void flush_redis(void)
@@ -154,7 +118,7 @@ static sh_val *account_fields(int i, const char *password)
 {
     char email[64];
     snprintf(email, sizeof email, "user%d@example.com", i);
-    sh_val *f = obj();
+    sh_val *f = sh_val_new_map();
     sh_val_set_cstr(f, "emailAddress", sh_val_new_cstr(email));
     sh_val_set_cstr(f, "imapHost", sh_val_new_cstr("imap.example.com"));
     sh_val_set_cstr(f, "imapPort", sh_val_new_int(993));
@@ -176,7 +140,8 @@ static long long create_accounts(int n, char ids[][32])
         char pw[32];
         snprintf(pw, sizeof pw, "pw-%d-secret", i);
         sh_val *acc = NULL;
-        assert_int_equal(call(c0, "account.create", account_fields(i, pw), &acc, NULL), SH_OK);
+        assert_int_equal(tf_call(c0, "account.create", account_fields(i, pw), 10000, &acc, NULL),
+                         SH_OK);
         snprintf(ids[i], 32, "%s", sh_val_get_str(acc, "id", NULL));
         assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "idle");
         assert_null(sh_val_get(acc, "password"));
@@ -199,31 +164,31 @@ static int drain(void)
 {
     int n = 0;
     for (;;) {
-        sh_val *a = obj(), *res = NULL;
+        sh_val *a = sh_val_new_map(), *res = NULL;
         sh_val_set_cstr(a, "worker", sh_val_new_cstr("test"));
-        assert_int_equal(call(c0, "sync.lease", a, &res, NULL), SH_OK);
+        assert_int_equal(tf_call(c0, "sync.lease", a, 10000, &res, NULL), SH_OK);
         const sh_val *lease = sh_val_get(res, "lease");
         if (sh_val_type_of(lease) != SH_VAL_MAP) {
             sh_val_free(res);
             return n;
         }
-        sh_val *c = obj();
+        sh_val *c = sh_val_new_map();
         sh_val_set_cstr(c, "accountId", sh_val_clone(sh_val_get(lease, "accountId")));
         sh_val_set_cstr(c, "leaseToken", sh_val_clone(sh_val_get(lease, "leaseToken")));
         sh_val_set_cstr(c, "outcome", sh_val_new_cstr("ok"));
         sh_val_free(res);
-        assert_int_equal(call(c0, "sync.complete", c, NULL, NULL), SH_OK);
+        assert_int_equal(tf_call(c0, "sync.complete", c, 10000, NULL, NULL), SH_OK);
         n++;
     }
 }
 
 static sh_val *tick(sh_rpc_client *c, long long now, long long batch, bool force)
 {
-    sh_val *a = obj(), *res = NULL;
+    sh_val *a = sh_val_new_map(), *res = NULL;
     sh_val_set_cstr(a, "now", sh_val_new_int(now));
     sh_val_set_cstr(a, "batchSize", sh_val_new_int(batch));
     sh_val_set_cstr(a, "force", sh_val_new_bool(force));
-    assert_int_equal(call(c, "sched.tick", a, &res, NULL), SH_OK);
+    assert_int_equal(tf_call(c, "sched.tick", a, 10000, &res, NULL), SH_OK);
     return res;
 }
 
@@ -275,7 +240,7 @@ static void test_300_accounts_batch_5_effective_interval_60(void **state)
 {
     run_schedule(5, 60, 60, 60);
     sh_val *res = NULL;
-    assert_int_equal(call(c0, "sched.status", NULL, &res, NULL), SH_OK);
+    assert_int_equal(tf_call(c0, "sched.status", NULL, 10000, &res, NULL), SH_OK);
     assert_int_equal(sh_val_int(sh_val_get(res, "totalAccounts")), NACC);
     assert_int_equal(sh_val_int(sh_val_get(res, "syncInterval")), 15);
     assert_int_equal(sh_val_int(sh_val_get(res, "recommendedBatchSize")), 20);
@@ -294,7 +259,7 @@ typedef struct ticker_arg {
 static void *ticker_main(void *p)
 {
     ticker_arg *t = p;
-    sh_val *a = obj();
+    sh_val *a = sh_val_new_map();
     sh_val_set_cstr(a, "now", sh_val_new_int(t->now));
     sh_val_set_cstr(a, "batchSize", sh_val_new_int(1000));
     sh_val_set_cstr(a, "force", sh_val_new_bool(t->force));
@@ -352,7 +317,7 @@ static void test_missed_intervals_are_skipped_not_made_up(void **state)
     sh_val_free(res);
     assert_int_equal(drain(), 30);
     sh_val *list = NULL;
-    assert_int_equal(call(c0, "account.list", obj(), &list, NULL), SH_OK);
+    assert_int_equal(tf_call(c0, "account.list", sh_val_new_map(), 10000, &list, NULL), SH_OK);
     const sh_val *accs = sh_val_get(list, "accounts");
     assert_int_equal(sh_val_len(accs), 30);
     for (size_t i = 0; i < sh_val_len(accs); i++) {
@@ -383,9 +348,9 @@ static void test_missed_intervals_are_skipped_not_made_up(void **state)
 
 static sh_val *lease_one(sh_rpc_client *c)
 {
-    sh_val *a = obj(), *res = NULL;
+    sh_val *a = sh_val_new_map(), *res = NULL;
     sh_val_set_cstr(a, "worker", sh_val_new_cstr("w"));
-    assert_int_equal(call(c, "sync.lease", a, &res, NULL), SH_OK);
+    assert_int_equal(tf_call(c, "sync.lease", a, 10000, &res, NULL), SH_OK);
     sh_val *lease = sh_val_clone(sh_val_get(res, "lease"));
     sh_val_free(res);
     return lease;
@@ -393,19 +358,19 @@ static sh_val *lease_one(sh_rpc_client *c)
 
 static int complete(const sh_val *lease, const char *token, const char *outcome, sh_val **account)
 {
-    sh_val *c = obj();
+    sh_val *c = sh_val_new_map();
     sh_val_set_cstr(c, "accountId", sh_val_clone(sh_val_get(lease, "accountId")));
     sh_val_set_cstr(c, "leaseToken", sh_val_new_cstr(token));
     sh_val_set_cstr(c, "outcome", sh_val_new_cstr(outcome));
     sh_val_set_cstr(c, "message", sh_val_new_cstr("server said no"));
-    return call(c0, "sync.complete", c, account, NULL);
+    return tf_call(c0, "sync.complete", c, 10000, account, NULL);
 }
 
 static void sync_now(const char *id)
 {
-    sh_val *a = obj(), *res = NULL;
+    sh_val *a = sh_val_new_map(), *res = NULL;
     sh_val_set_cstr(a, "id", sh_val_new_cstr(id));
-    assert_int_equal(call(c0, "account.sync_now", a, &res, NULL), SH_OK);
+    assert_int_equal(tf_call(c0, "account.sync_now", a, 10000, &res, NULL), SH_OK);
     assert_non_null(sh_val_get_str(res, "progressId", NULL));
     sh_val_free(res);
 }
@@ -525,10 +490,10 @@ static void test_lease_expiry_requeues_and_stale_token_refused(void **state)
     char t1[64];
     snprintf(t1, sizeof t1, "%s", sh_val_get_str(l1, "leaseToken", NULL));
     /* Renewing works while the lease holds. */
-    sh_val *r = obj();
+    sh_val *r = sh_val_new_map();
     sh_val_set_cstr(r, "accountId", sh_val_new_cstr(ids[0]));
     sh_val_set_cstr(r, "leaseToken", sh_val_new_cstr(t1));
-    assert_int_equal(call(c1, "sync.renew", r, NULL, NULL), SH_OK);
+    assert_int_equal(tf_call(c1, "sync.renew", r, 10000, NULL, NULL), SH_OK);
     /* Then the worker goes silent: past the lease, a tick queues it again. */
     sh_val *res = tick(c0, sh_now_ms() + 6000, 5, true);
     assert_int_equal(sh_val_len(sh_val_get(res, "requeued")), 1);
@@ -538,10 +503,10 @@ static void test_lease_expiry_requeues_and_stale_token_refused(void **state)
     assert_string_not_equal(sh_val_get_str(l2, "leaseToken", NULL), t1);
     /* The old token is refused, for complete and renew alike. */
     assert_int_equal(complete(l1, t1, "ok", NULL), SH_ELEASE);
-    r = obj();
+    r = sh_val_new_map();
     sh_val_set_cstr(r, "accountId", sh_val_new_cstr(ids[0]));
     sh_val_set_cstr(r, "leaseToken", sh_val_new_cstr(t1));
-    assert_int_equal(call(c1, "sync.renew", r, NULL, NULL), SH_ELEASE);
+    assert_int_equal(tf_call(c1, "sync.renew", r, 10000, NULL, NULL), SH_ELEASE);
     sh_val *acc = NULL;
     assert_int_equal(complete(l2, sh_val_get_str(l2, "leaseToken", NULL), "ok", &acc), SH_OK);
     assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "ok");
@@ -571,9 +536,9 @@ static void test_backoff_and_auth_failures(void **state)
         sh_val_free(acc);
         sh_val_free(l);
     }
-    sh_val *a = obj(), *res = NULL;
+    sh_val *a = sh_val_new_map(), *res = NULL;
     sh_val_set_cstr(a, "status", sh_val_new_cstr("error"));
-    assert_int_equal(call(c0, "account.list", a, &res, NULL), SH_OK);
+    assert_int_equal(tf_call(c0, "account.list", a, 10000, &res, NULL), SH_OK);
     assert_int_equal(sh_val_len(sh_val_get(res, "accounts")), 1);
     sh_val_free(res);
 
@@ -591,12 +556,12 @@ static void test_backoff_and_auth_failures(void **state)
         assert_int_equal(sh_val_len(sh_val_get(res, "queued")), 0);
         sh_val_free(res);
     }
-    a = obj();
-    sh_val *f = obj();
+    a = sh_val_new_map();
+    sh_val *f = sh_val_new_map();
     sh_val_set_cstr(f, "password", sh_val_new_cstr("the-new-password"));
     sh_val_set_cstr(a, "id", sh_val_new_cstr(ids[0]));
     sh_val_set_cstr(a, "fields", f);
-    assert_int_equal(call(c0, "account.update", a, &acc, NULL), SH_OK);
+    assert_int_equal(tf_call(c0, "account.update", a, 10000, &acc, NULL), SH_OK);
     assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "idle");
     assert_int_equal(sh_val_int(sh_val_get(acc, "consecutiveFailures")), 0);
     assert_non_null(sh_val_get_str(acc, "nextSyncAt", NULL));

@@ -1,8 +1,9 @@
 /* test_store.c - the Redis store against a private redis-server: commands
  * with binary arguments, pipelines, commands sent ahead of their replies
- * (sh_store_send / sh_store_recv) and the misuses they refuse, scripts
- * reloaded after SCRIPT FLUSH, and a server lost between a send and its
- * replies (SH_EUNAVAIL, then recovery when it returns). */
+ * (sh_store_send / sh_store_recv) and the misuses they refuse, numbers
+ * read from string replies (sh_reply_ll), scripts reloaded after SCRIPT
+ * FLUSH, and a server lost between a send and its replies (SH_EUNAVAIL,
+ * then recovery when it returns). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,6 +125,51 @@ static void test_send_then_recv(void **state)
     sh_cmd_free(ev);
 }
 
+/* sh_reply_ll reads the numbers Redis hands back as strings; what holds
+ * none (a missing field, an integer reply, an empty or overlong string)
+ * reads as 0, absent. */
+static void test_reply_numbers(void **state)
+{
+    sh_error err;
+    sh_cmd *set = cmd2("HSET", "nums");
+    const char *const fields[] = {"n",     "-1234567890123",
+                                  "lead",  "42abc",
+                                  "empty", "",
+                                  "long",  "1234567890123456789012345678901234"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        sh_cmd_str(set, fields[i]);
+    sh_reply *r = NULL;
+    assert_int_equal(sh_store_run(st, set, &r, &err), SH_OK);
+    sh_reply_free(r);
+    sh_cmd_free(set);
+    sh_cmd *get = cmd2("HMGET", "nums");
+    const char *const names[] = {"n", "lead", "empty", "long", "missing"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        sh_cmd_str(get, names[i]);
+    assert_int_equal(sh_store_run(st, get, &r, &err), SH_OK);
+    sh_cmd_free(get);
+    bool present = false;
+    assert_int_equal(sh_reply_ll(sh_reply_elem(r, 0), &present), -1234567890123LL);
+    assert_true(present);
+    assert_int_equal(sh_reply_ll(sh_reply_elem(r, 1), &present), 42);
+    assert_true(present);
+    for (size_t i = 2; i < 5; i++) {
+        present = true;
+        assert_int_equal(sh_reply_ll(sh_reply_elem(r, i), &present), 0);
+        assert_false(present);
+    }
+    assert_int_equal(sh_reply_ll(sh_reply_elem(r, 0), NULL), -1234567890123LL);
+    sh_reply_free(r);
+    sh_cmd *len = cmd2("HLEN", "nums");
+    assert_int_equal(sh_store_run(st, len, &r, &err), SH_OK);
+    sh_cmd_free(len);
+    assert_int_equal(sh_reply_kind(r), SH_REPLY_INTEGER);
+    assert_int_equal(sh_reply_ll(r, &present), 0);
+    assert_false(present);
+    sh_reply_free(r);
+    assert_int_equal(sh_reply_ll(NULL, NULL), 0);
+}
+
 /* A script flushed from the server is sent again as EVAL. */
 static void test_script_after_flush(void **state)
 {
@@ -182,6 +228,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_binary_arguments_and_pipeline),
         cmocka_unit_test(test_send_then_recv),
+        cmocka_unit_test(test_reply_numbers),
         cmocka_unit_test(test_script_after_flush),
         cmocka_unit_test(test_server_lost_before_the_replies),
     };

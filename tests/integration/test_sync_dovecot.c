@@ -32,7 +32,7 @@
 
 /* What the server of a group offers. */
 typedef struct server_kind {
-    const char *name;
+    tf_stack_group group;
     const char *capability; /* NULL: Dovecot's own, with QRESYNC */
     const char *check;      /* the path the worker's log names for a change */
     bool condstore;
@@ -42,26 +42,16 @@ typedef struct server_kind {
 static const tf_strict_opts strict_qresync = {0};
 static const tf_strict_opts strict_plain = {.capability = "IMAP4rev1 ENABLE SPECIAL-USE UIDPLUS"};
 
-static const server_kind kinds[] = {
-    {"test_sync_dovecot", NULL, "check=qresync", true, NULL},
-    {"test_sync_dovecot_condstore",
-     "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS CONDSTORE SPECIAL-USE",
-     "check=full", true, NULL},
-    {"test_sync_dovecot_plain",
-     "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS SPECIAL-USE", "check=full",
-     false, NULL},
-    {"test_sync_strict", NULL, "check=qresync", true, &strict_qresync},
-    {"test_sync_strict_plain", NULL, "check=full", false, &strict_plain},
-};
-
 static const server_kind *kind;
 static tf_stack st;
 static char account_id[160];
 
 static int group_setup(void **state)
 {
+    kind = tf_stack_group_current();
+    account_id[0] = '\0';
     tf_stack_opts opts = {
-        .name = kind->name, .messages = NMSG, .fetch_batch = 200, .command_timeout = 20};
+        .name = kind->group.name, .messages = NMSG, .fetch_batch = 200, .command_timeout = 20};
     opts.imap_capability = kind->capability;
     opts.strict = kind->strict;
     *state = &st;
@@ -117,6 +107,22 @@ static void expect_events(sh_sub *sub, const char *const *what, const int64_t *u
 }
 
 /* expect_gone checks uid is no longer stored. */
+/* sync_change makes the changes of cmds on the server, syncs the account,
+ * and checks the sync's events are exactly what[i] of uids[i] for i < n
+ * and that it took the server's check path. */
+static void sync_change(const char *const *cmds, const char *const *what, const int64_t *uids,
+                        size_t n)
+{
+    char out[4096];
+    int before = synced_lines(kind->check);
+    sh_sub *sub = mail_events();
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    tf_stack_sync_and_wait(&st, account_id, "ok", NULL);
+    expect_events(sub, what, uids, n);
+    sh_sub_free(sub);
+    assert_int_equal(synced_lines(kind->check), before + 1);
+}
+
 static void expect_gone(int64_t uid)
 {
     sh_val *a = sh_val_new_map();
@@ -192,16 +198,9 @@ static void test_incremental(void **state)
                           "UID EXPUNGE 2",
                           append,
                           NULL};
-    char out[4096];
-    int before = synced_lines(kind->check);
-    sh_sub *sub = mail_events();
-    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
-    tf_stack_sync_and_wait(&st, account_id, "ok", NULL);
     const char *what[] = {"added", "removed", "changed", "changed"};
     const int64_t uids[] = {NMSG + 1, 2, 1, 3};
-    expect_events(sub, what, uids, 4);
-    sh_sub_free(sub);
-    assert_int_equal(synced_lines(kind->check), before + 1);
+    sync_change(cmds, what, uids, 4);
     assert_int_equal(synced_lines("new=1 removed=1"), 1);
 
     sh_val *all = tf_stack_list_all(&st, account_id, NULL, 300);
@@ -238,17 +237,10 @@ static void test_incremental_scattered(void **state)
                           a1,
                           a2,
                           NULL};
-    char out[4096];
-    int before = synced_lines(kind->check);
-    sh_sub *sub = mail_events();
-    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
-    tf_stack_sync_and_wait(&st, account_id, "ok", NULL);
     const char *what[] = {"removed", "removed", "removed", "removed",
                           "removed", "added",   "added",   "changed"};
     const int64_t uids[] = {10, 11, 12, 500, NMSG + 1, NMSG + 2, NMSG + 3, 20};
-    expect_events(sub, what, uids, 8);
-    sh_sub_free(sub);
-    assert_int_equal(synced_lines(kind->check), before + 1);
+    sync_change(cmds, what, uids, 8);
     assert_int_equal(synced_lines("new=2 removed=5 flags="), 1);
 
     sh_val *all = tf_stack_list_all(&st, account_id, NULL, 300);
@@ -339,55 +331,57 @@ static void test_wire_exact(void **state)
     if (!kind->strict)
         skip();
     assert_true(tf_strict_log_count(&st.dove, "UID FETCH") > 0);
-    if (tf_strict_log_count(&st.dove, "BAD ") != 0)
-        fail_msg("the strict server answered BAD; see %s.logs/imap.log", kind->name);
+    tf_stack_expect_bad(&st, 0);
 }
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_initial_sync),          cmocka_unit_test(test_incremental),
+    cmocka_unit_test(test_incremental_scattered), cmocka_unit_test(test_encoded_words),
+    cmocka_unit_test(test_deleted_account),       cmocka_unit_test(test_wrong_password),
+};
+static const struct CMUnitTest strict_tests[] = {
+    cmocka_unit_test(test_initial_sync),
+    cmocka_unit_test(test_incremental),
+    cmocka_unit_test(test_incremental_scattered),
+    cmocka_unit_test(test_encoded_words),
+    cmocka_unit_test(test_deleted_account),
+    cmocka_unit_test(test_wrong_password),
+    cmocka_unit_test(test_wire_exact),
+};
+static const struct CMUnitTest changes[] = {
+    cmocka_unit_test(test_initial_sync),
+    cmocka_unit_test(test_incremental),
+    cmocka_unit_test(test_incremental_scattered),
+};
+/* The strict server without LITERAL+ takes no {n+} from the test's own
+ * APPENDs, so there only the initial sync runs. */
+static const struct CMUnitTest initial[] = {
+    cmocka_unit_test(test_initial_sync),
+    cmocka_unit_test(test_wrong_password),
+    cmocka_unit_test(test_wire_exact),
+};
+
+static const server_kind kinds[] = {
+    {{"test_sync_dovecot", TF_STACK_TESTS(tests)}, NULL, "check=qresync", true, NULL},
+    {{"test_sync_dovecot_condstore", TF_STACK_TESTS(changes)},
+     "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS CONDSTORE SPECIAL-USE",
+     "check=full",
+     true,
+     NULL},
+    {{"test_sync_dovecot_plain", TF_STACK_TESTS(changes)},
+     "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS SPECIAL-USE",
+     "check=full",
+     false,
+     NULL},
+    {{"test_sync_strict", TF_STACK_TESTS(strict_tests)},
+     NULL,
+     "check=qresync",
+     true,
+     &strict_qresync},
+    {{"test_sync_strict_plain", TF_STACK_TESTS(initial)}, NULL, "check=full", false, &strict_plain},
+};
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_initial_sync),          cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_incremental_scattered), cmocka_unit_test(test_encoded_words),
-        cmocka_unit_test(test_deleted_account),       cmocka_unit_test(test_wrong_password),
-    };
-    const struct CMUnitTest strict_tests[] = {
-        cmocka_unit_test(test_initial_sync),
-        cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_incremental_scattered),
-        cmocka_unit_test(test_encoded_words),
-        cmocka_unit_test(test_deleted_account),
-        cmocka_unit_test(test_wrong_password),
-        cmocka_unit_test(test_wire_exact),
-    };
-    const struct CMUnitTest changes[] = {
-        cmocka_unit_test(test_initial_sync),
-        cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_incremental_scattered),
-    };
-    /* The strict server without LITERAL+ takes no {n+} from the test's
-     * own APPENDs, so there only the initial sync runs. */
-    const struct CMUnitTest initial[] = {
-        cmocka_unit_test(test_initial_sync),
-        cmocka_unit_test(test_wrong_password),
-        cmocka_unit_test(test_wire_exact),
-    };
-    int failed = 0;
-    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
-        kind = &kinds[i];
-        memset(&st, 0, sizeof st);
-        account_id[0] = '\0';
-        if (i == 0)
-            failed +=
-                cmocka_run_group_tests_name(kind->name, tests, group_setup, tf_stack_teardown);
-        else if (kind->strict == &strict_qresync)
-            failed += cmocka_run_group_tests_name(kind->name, strict_tests, group_setup,
-                                                  tf_stack_teardown);
-        else if (kind->strict)
-            failed +=
-                cmocka_run_group_tests_name(kind->name, initial, group_setup, tf_stack_teardown);
-        else
-            failed +=
-                cmocka_run_group_tests_name(kind->name, changes, group_setup, tf_stack_teardown);
-    }
-    return failed;
+    return tf_stack_run_groups(kinds, sizeof kinds / sizeof kinds[0], sizeof kinds[0], group_setup);
 }

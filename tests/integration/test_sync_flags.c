@@ -31,16 +31,11 @@
 /* The strict server, which answers BAD to any byte out of place. */
 static const tf_strict_opts strict = {0};
 
-/* The servers the tests run against. */
+/* The servers the tests run against, a group of tests each. */
 typedef struct server_kind {
-    const char *name;
+    tf_stack_group group;
     const tf_strict_opts *strict; /* NULL: Dovecot */
 } server_kind;
-
-static const server_kind kinds[] = {
-    {"test_sync_flags", NULL},
-    {"test_sync_flags_strict", &strict},
-};
 
 static const server_kind *kind;
 static tf_stack st;
@@ -48,7 +43,9 @@ static char account_id[160];
 
 static int group_setup(void **state)
 {
-    const tf_stack_opts opts = {.name = kind->name,
+    kind = tf_stack_group_current();
+    account_id[0] = '\0';
+    const tf_stack_opts opts = {.name = kind->group.name,
                                 .messages = NMSG,
                                 .fetch_batch = 200,
                                 .command_timeout = 20,
@@ -184,33 +181,36 @@ static void test_conflict_server_wins(void **state)
 
 static void test_http_routes(void **state)
 {
-    char path[300], body[65536];
-    snprintf(path, sizeof path, "/api/accounts/%s/messages?limit=5", account_id);
-    assert_int_equal(tf_stack_http(&st, "GET", path, body, sizeof body), 200);
+    char body[65536];
+    assert_int_equal(
+        tf_stack_account_http(&st, account_id, "GET", "/messages?limit=5", body, sizeof body), 200);
     assert_non_null(strstr(body, "\"nextCursor\":26"));
     assert_non_null(strstr(body, "\"subject\":\"Message 30\""));
-    snprintf(path, sizeof path, "/api/accounts/%s/messages?limit=5&cursor=26", account_id);
-    assert_int_equal(tf_stack_http(&st, "GET", path, body, sizeof body), 200);
+    assert_int_equal(tf_stack_account_http(&st, account_id, "GET", "/messages?limit=5&cursor=26",
+                                           body, sizeof body),
+                     200);
     assert_non_null(strstr(body, "\"subject\":\"Message 25\""));
     assert_null(strstr(body, "\"subject\":\"Message 26\""));
     assert_int_equal(tf_stack_http(&st, "GET", "/api/accounts/nope/messages", body, sizeof body),
                      404);
 
-    snprintf(path, sizeof path, "/api/accounts/%s/messages/14", account_id);
-    assert_int_equal(tf_stack_http(&st, "GET", path, body, sizeof body), 200);
+    assert_int_equal(
+        tf_stack_account_http(&st, account_id, "GET", "/messages/14", body, sizeof body), 200);
     assert_non_null(strstr(body, "\"uid\":14"));
     assert_null(strstr(body, "Seen"));
-    snprintf(path, sizeof path, "/api/accounts/%s/messages/0", account_id);
-    assert_int_equal(tf_stack_http(&st, "GET", path, body, sizeof body), 400);
-    snprintf(path, sizeof path, "/api/accounts/%s/messages/9999", account_id);
-    assert_int_equal(tf_stack_http(&st, "GET", path, body, sizeof body), 404);
+    assert_int_equal(
+        tf_stack_account_http(&st, account_id, "GET", "/messages/0", body, sizeof body), 400);
+    assert_int_equal(
+        tf_stack_account_http(&st, account_id, "GET", "/messages/9999", body, sizeof body), 404);
 
     /* read: shown at once, pushed by the sync it asks for */
-    snprintf(path, sizeof path, "/api/accounts/%s/messages/14/read?folder=INBOX", account_id);
-    assert_int_equal(tf_stack_http(&st, "POST", path, body, sizeof body), 200);
+    assert_int_equal(tf_stack_account_http(&st, account_id, "POST",
+                                           "/messages/14/read?folder=INBOX", body, sizeof body),
+                     200);
     assert_non_null(strstr(body, "\"flags\":[\"\\\\Seen\"]"));
-    snprintf(path, sizeof path, "/api/accounts/%s/messages/15/unread", account_id);
-    assert_int_equal(tf_stack_http(&st, "POST", path, body, sizeof body), 200);
+    assert_int_equal(
+        tf_stack_account_http(&st, account_id, "POST", "/messages/15/unread", body, sizeof body),
+        200);
     assert_null(strstr(body, "Seen"));
     bool pushed = false;
     for (int i = 0; i < 200 && !pushed; i++) {
@@ -230,8 +230,7 @@ static void test_http_routes(void **state)
     char want[128];
     snprintf(want, sizeof want, "\"folders\":[{\"name\":\"INBOX\",\"total\":%d,\"unread\":%d}]",
              NMSG, unread);
-    snprintf(path, sizeof path, "/api/accounts/%s", account_id);
-    assert_int_equal(tf_stack_http(&st, "GET", path, body, sizeof body), 200);
+    assert_int_equal(tf_stack_account_http(&st, account_id, "GET", "", body, sizeof body), 200);
     if (!strstr(body, want))
         fprintf(stderr, "want %s in %s\n", want, body);
     assert_non_null(strstr(body, want));
@@ -283,9 +282,9 @@ static void expect_reverted(uint32_t uid, const char *what)
         fail_msg("errorMessage does not name the refusal: %s", msg);
     assert_int_equal(pending_count(), 0);
     /* and the gateway shows it */
-    char path[300], body[8192];
-    snprintf(path, sizeof path, "/api/accounts/%s/messages/%u", account_id, (unsigned)uid);
-    assert_int_equal(tf_stack_http(&st, "GET", path, body, sizeof body), 200);
+    char rest[64], body[8192];
+    snprintf(rest, sizeof rest, "/messages/%u", (unsigned)uid);
+    assert_int_equal(tf_stack_account_http(&st, account_id, "GET", rest, body, sizeof body), 200);
     if (!strstr(body, "\"flagError\":\"") || !strstr(body, what))
         fail_msg("no flagError in %s", body);
 }
@@ -354,34 +353,29 @@ static void test_wire_exact(void **state)
     /* The worker's commands did reach it. */
     assert_true(tf_strict_log_count(&st.dove, "UID STORE") >= 4);
     assert_true(tf_strict_log_count(&st.dove, "SELECT INBOX (CONDSTORE)") >= 4);
-    if (tf_strict_log_count(&st.dove, "BAD ") != 1)
-        fail_msg("the strict server answered BAD; see %s.logs/imap.log", kind->name);
+    tf_stack_expect_bad(&st, 1);
 }
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_initial_sync),
+    cmocka_unit_test(test_set_seen_pushed),
+    cmocka_unit_test(test_conflict_server_wins),
+    cmocka_unit_test(test_http_routes),
+};
+/* Against the strict server also what only it can play. */
+static const struct CMUnitTest strict_tests[] = {
+    cmocka_unit_test(test_initial_sync),         cmocka_unit_test(test_set_seen_pushed),
+    cmocka_unit_test(test_conflict_server_wins), cmocka_unit_test(test_http_routes),
+    cmocka_unit_test(test_malformed_caught),     cmocka_unit_test(test_push_put_off),
+    cmocka_unit_test(test_push_refused),         cmocka_unit_test(test_wire_exact),
+};
+
+static const server_kind kinds[] = {
+    {{"test_sync_flags", TF_STACK_TESTS(tests)}, NULL},
+    {{"test_sync_flags_strict", TF_STACK_TESTS(strict_tests)}, &strict},
+};
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_initial_sync),
-        cmocka_unit_test(test_set_seen_pushed),
-        cmocka_unit_test(test_conflict_server_wins),
-        cmocka_unit_test(test_http_routes),
-    };
-    /* Against the strict server also what only it can play. */
-    const struct CMUnitTest strict_tests[] = {
-        cmocka_unit_test(test_initial_sync),         cmocka_unit_test(test_set_seen_pushed),
-        cmocka_unit_test(test_conflict_server_wins), cmocka_unit_test(test_http_routes),
-        cmocka_unit_test(test_malformed_caught),     cmocka_unit_test(test_push_put_off),
-        cmocka_unit_test(test_push_refused),         cmocka_unit_test(test_wire_exact),
-    };
-    int failed = 0;
-    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
-        kind = &kinds[i];
-        memset(&st, 0, sizeof st);
-        account_id[0] = '\0';
-        failed += kind->strict ? cmocka_run_group_tests_name(kind->name, strict_tests, group_setup,
-                                                             tf_stack_teardown)
-                               : cmocka_run_group_tests_name(kind->name, tests, group_setup,
-                                                             tf_stack_teardown);
-    }
-    return failed;
+    return tf_stack_run_groups(kinds, sizeof kinds / sizeof kinds[0], sizeof kinds[0], group_setup);
 }

@@ -190,30 +190,30 @@ static void test_sigterm_mid_sync(void **state)
     check_exactly(id, "INBOX", 1, NMSG);
 }
 
-/* append_cmds fills cmds with APPENDs of messages first..last to folder. */
-static void append_cmds(const char *folder, int first, int last, char bufs[][1200],
-                        const char **cmds)
+/* fill_folder runs prep on the server (e.g. CREATE of folder), then
+ * appends generated messages first..last (four at most) to folder. */
+static void fill_folder(const char *const *prep, const char *folder, int first, int last)
 {
-    char msg[1024];
+    char out[4096], bufs[4][1200], msg[1024];
+    const char *cmds[5];
+    assert_int_equal(tf_dovecot_imap(&st.dove, prep, out, sizeof out), 0);
+    assert_true(last - first < 4);
     int k = 0;
     for (int n = first; n <= last; n++, k++) {
         size_t len = tf_dovecot_message(n, msg, sizeof msg);
-        snprintf(bufs[k], 1200, "APPEND %s (%s) {%zu+}\r\n%s", folder,
+        snprintf(bufs[k], sizeof bufs[k], "APPEND %s (%s) {%zu+}\r\n%s", folder,
                  tf_dovecot_message_seen(n) ? "\\Seen" : "", len, msg);
         cmds[k] = bufs[k];
     }
     cmds[k] = NULL;
+    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
 }
 
 static void test_uidvalidity_reset(void **state)
 {
-    char id[160], key[256], out[4096];
-    static char bufs[4][1200];
-    const char *cmds[8];
+    char id[160], key[256];
     const char *create[] = {"CREATE Work", NULL};
-    assert_int_equal(tf_dovecot_imap(&st.dove, create, out, sizeof out), 0);
-    append_cmds("Work", 7001, 7003, bufs, cmds);
-    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    fill_folder(create, "Work", 7001, 7003);
     create_account(st.dove.port, "test", "Work", id, sizeof id);
     tf_stack_sync_and_wait(&st, id, "ok", NULL);
     check_exactly(id, "Work", 7001, 7003);
@@ -223,9 +223,7 @@ static void test_uidvalidity_reset(void **state)
 
     /* The folder deleted and made again: a new UIDVALIDITY, other mail. */
     const char *recreate[] = {"DELETE Work", "CREATE Work", NULL};
-    assert_int_equal(tf_dovecot_imap(&st.dove, recreate, out, sizeof out), 0);
-    append_cmds("Work", 7101, 7102, bufs, cmds);
-    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    fill_folder(recreate, "Work", 7101, 7102);
     tf_stack_sync_and_wait(&st, id, "ok", NULL);
     long long new_uv = tf_stack_hget_ll(&st, key, "uidvalidity");
     fprintf(stderr, "uidvalidity %lld -> %lld\n", old_uv, new_uv);
@@ -500,13 +498,9 @@ static void test_hostile_server(void **state)
  * account names no folder. */
 static void test_special_use_sent(void **state)
 {
-    char id[160], out[4096];
-    static char bufs[4][1200];
-    const char *cmds[8];
+    char id[160];
     const char *create[] = {"CREATE Sent", NULL};
-    assert_int_equal(tf_dovecot_imap(&st.dove, create, out, sizeof out), 0);
-    append_cmds("Sent", 8001, 8002, bufs, cmds);
-    assert_int_equal(tf_dovecot_imap(&st.dove, cmds, out, sizeof out), 0);
+    fill_folder(create, "Sent", 8001, 8002);
     create_account(st.dove.port, "test", NULL, id, sizeof id);
     tf_stack_sync_and_wait(&st, id, "ok", NULL);
     check_exactly(id, "Sent", 8001, 8002);

@@ -30,17 +30,7 @@ bool tf_dovecot_message_seen(int n)
 
 size_t tf_dovecot_message(int n, char *buf, size_t len)
 {
-    int w = snprintf(buf, len,
-                     "From: Sender %d <sender%d@example.com>\r\n"
-                     "To: Test User <test@example.com>\r\n"
-                     "Subject: Message %d\r\n"
-                     "Date: Mon, 01 Jan 2024 10:%02d:%02d +0000\r\n"
-                     "Message-ID: <msg%d@example.test>\r\n"
-                     "MIME-Version: 1.0\r\n"
-                     "Content-Type: text/plain; charset=utf-8\r\n"
-                     "\r\n"
-                     "Body of message %d.\r\n",
-                     n, n, n, (n / 60) % 60, n % 60, n, n);
+    int w = snprintf(buf, len, TF_MESSAGE_FORMAT, n, n, n, (n / 60) % 60, n % 60, n, n);
     return w < 0 ? 0 : (size_t)w >= len ? len - 1 : (size_t)w;
 }
 

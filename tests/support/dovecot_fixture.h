@@ -58,6 +58,21 @@ int tf_dovecot_resume(tf_dovecot *d);
 /* tf_dovecot_stop stops the server and removes its directory. */
 void tf_dovecot_stop(tf_dovecot *d);
 
+/* The RFC 5322 text of generated message n: TF_MESSAGE_FORMAT formatted
+ * with n, n, n, its minute (n / 60 % 60), its second (n % 60), n and n.
+ * The strict test server is given it (--message-format), and Python's %
+ * makes the same bytes of it. */
+#define TF_MESSAGE_FORMAT                                                                          \
+    "From: Sender %d <sender%d@example.com>\r\n"                                                   \
+    "To: Test User <test@example.com>\r\n"                                                         \
+    "Subject: Message %d\r\n"                                                                      \
+    "Date: Mon, 01 Jan 2024 10:%02d:%02d +0000\r\n"                                                \
+    "Message-ID: <msg%d@example.test>\r\n"                                                         \
+    "MIME-Version: 1.0\r\n"                                                                        \
+    "Content-Type: text/plain; charset=utf-8\r\n"                                                  \
+    "\r\n"                                                                                         \
+    "Body of message %d.\r\n"
+
 /* tf_dovecot_message builds the RFC 5322 text of message n into buf;
  * returns its length. */
 size_t tf_dovecot_message(int n, char *buf, size_t len);

@@ -34,6 +34,8 @@ int tf_free_port(void);
 /* tf_spawn starts path with env (NULL-terminated "K=V" list added to the
  * current environment); its stderr goes to log_path. Returns the pid or -1. */
 pid_t tf_spawn(const char *path, const char *const *env, const char *log_path);
+/* tf_spawn_arg does the same with one argument (NULL: none). */
+pid_t tf_spawn_arg(const char *path, const char *arg, const char *const *env, const char *log_path);
 /* tf_stop sends sig, waits up to timeout_ms and returns the exit status
  * (or 128+signal; -1 when it had to be killed). */
 int tf_stop(pid_t pid, int sig, int timeout_ms);

@@ -61,6 +61,11 @@ int tf_free_port(void)
 
 pid_t tf_spawn(const char *path, const char *const *env, const char *log_path)
 {
+    return tf_spawn_arg(path, NULL, env, log_path);
+}
+
+pid_t tf_spawn_arg(const char *path, const char *arg, const char *const *env, const char *log_path)
+{
     pid_t pid = fork();
     if (pid != 0)
         return pid;
@@ -74,7 +79,7 @@ pid_t tf_spawn(const char *path, const char *const *env, const char *log_path)
             close(fd);
         }
     }
-    execl(path, path, (char *)NULL);
+    execl(path, path, arg, (char *)NULL);
     fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
     _exit(127);
 }

@@ -50,6 +50,8 @@ int tf_strict_start(tf_dovecot *d, const char *user, const char *password, int c
     argv[n++] = msgs;
     argv[n++] = "--folder-messages";
     argv[n++] = fmsgs;
+    argv[n++] = "--message-format";
+    argv[n++] = TF_MESSAGE_FORMAT;
     snprintf(users[nu], sizeof users[nu], "%s:%s", user, password);
     argv[n++] = "--user";
     argv[n++] = users[nu++];

@@ -108,17 +108,17 @@ def nstring(b):
     return b"{%d}\r\n" % len(b) + b
 
 
-def message_text(n):
-    """The generated message n, byte for byte as the C fixture makes it."""
-    return ("From: Sender %d <sender%d@example.com>\r\n"
-            "To: Test User <test@example.com>\r\n"
-            "Subject: Message %d\r\n"
-            "Date: Mon, 01 Jan 2024 10:%02d:%02d +0000\r\n"
-            "Message-ID: <msg%d@example.test>\r\n"
-            "MIME-Version: 1.0\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            "\r\n"
-            "Body of message %d.\r\n" % (n, n, n, (n // 60) % 60, n % 60, n, n)).encode()
+def message_text(fmt, n):
+    """The generated message n, byte for byte as the C fixture makes it
+    from fmt, the format it passes (--message-format)."""
+    return (fmt % (n, n, n, (n // 60) % 60, n % 60, n, n)).encode()
+
+
+def fill(box, count, fmt):
+    """Adds generated messages 1..count to box; those with n % 3 == 0 seen,
+    as the C fixture has them."""
+    for n in range(1, count + 1):
+        box.add(message_text(fmt, n), ["\\Seen"] if n % 3 == 0 else [])
 
 
 def headers_of(raw):
@@ -194,14 +194,12 @@ class State:
         self.log = open(args.log, "a", buffering=1)
         self.boxes = {"INBOX": Mailbox("INBOX")}
         self.fail_store = {}  # uid -> [count, state, code]
-        for n in range(1, args.messages + 1):
-            self.boxes["INBOX"].add(message_text(n), ["\\Seen"] if n % 3 == 0 else [])
+        fill(self.boxes["INBOX"], args.messages, args.message_format)
         for spec in args.folder:
             name, _, special = spec.partition("=")
             enc = mutf7_encode(name)
             self.boxes[enc] = Mailbox(enc, special or None)
-            for n in range(1, args.folder_messages + 1):
-                self.boxes[enc].add(message_text(n), ["\\Seen"] if n % 3 == 0 else [])
+            fill(self.boxes[enc], args.folder_messages, args.message_format)
 
     def say(self, text):
         self.log.write(text + "\n")
@@ -759,6 +757,7 @@ def main():
     ap.add_argument("--capability", default=DEFAULT_CAPS)
     ap.add_argument("--folder", action="append", default=[])
     ap.add_argument("--folder-messages", type=int, default=0)
+    ap.add_argument("--message-format", required=True)
     args = ap.parse_args()
     Session.state = State(args)
     srv = Server(("127.0.0.1", args.port), Session)

@@ -1,7 +1,8 @@
 /* sync_calls.c - what the integration tests ask of a running sync stack:
  * accounts, syncs awaited to their end, messages read back through the
- * sync-worker, and keys counted in Redis. A reply that is not what a test
- * can go on from fails the running cmocka test. */
+ * sync-worker, keys counted in Redis, and the groups of tests that each
+ * run on a stack of their own. A reply that is not what a test can go on
+ * from fails the running cmocka test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,18 +22,6 @@
  * settle: SYNC_POLLS times SYNC_POLL_MS (2 minutes) each. */
 #define SYNC_POLLS   2400
 #define SYNC_POLL_MS 50
-
-void tf_put_str(sh_val *m, const char *k, const char *v)
-{
-    sh_val_set_cstr(m, k, sh_val_new_cstr(v));
-}
-
-sh_val *tf_id_args(const char *id)
-{
-    sh_val *a = sh_val_new_map();
-    tf_put_str(a, "id", id);
-    return a;
-}
 
 int tf_stack_call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out)
 {
@@ -281,4 +270,37 @@ int tf_stack_http(tf_stack *s, const char *method, const char *path, char *body,
     assert_non_null(nl);
     *nl = '\0';
     return atoi(nl + 1);
+}
+
+int tf_stack_account_http(tf_stack *s, const char *id, const char *method, const char *rest,
+                          char *body, size_t len)
+{
+    char path[600];
+    snprintf(path, sizeof path, "/api/accounts/%s%s", id, rest);
+    return tf_stack_http(s, method, path, body, len);
+}
+
+static const void *calls_group;
+
+int tf_stack_run_groups(const void *groups, size_t n, size_t stride, int (*setup)(void **state))
+{
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tf_stack_group *g = (const void *)((const char *)groups + i * stride);
+        calls_group = g;
+        failed += _cmocka_run_group_tests(g->name, g->tests, g->count, setup, tf_stack_teardown);
+    }
+    calls_group = NULL;
+    return failed;
+}
+
+const void *tf_stack_group_current(void)
+{
+    return calls_group;
+}
+
+void tf_stack_expect_bad(const tf_stack *s, int bad)
+{
+    if (tf_strict_log_count(&s->dove, "BAD ") != bad)
+        fail_msg("the strict server answered BAD; see %s.logs/imap.log", s->opts.name);
 }

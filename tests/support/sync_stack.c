@@ -8,6 +8,8 @@
 
 #include "sync_stack.h"
 
+#include "services.h"
+
 /* stack_setting adds "name=value" (written to buf) to env at n when value
  * is set (above 0); returns the new count. env has room and stays
  * NULL-terminated as it was zeroed. */
@@ -30,16 +32,23 @@ static pid_t stack_spawn(tf_stack *s, const char *bin, const char *name, const c
 
 int tf_stack_wait_ping(sh_rpc_client *c)
 {
-    for (int i = 0; i < 250; i++) {
-        sh_val *res = NULL;
-        sh_error err;
-        int rc = sh_rpc_call(c, "ping", NULL, 200, &res, &err);
-        sh_val_free(res);
-        if (rc == SH_OK)
-            return 0;
-        tf_sleep_ms(20);
-    }
-    return -1;
+    return tf_wait_ping(c, 1);
+}
+
+/* stack_service starts service name of the stack on rpc_url and events_url
+ * with the settings of env, logging to <log>.log. */
+static pid_t stack_service(tf_stack *s, const char *name, const char *log, const char *rpc_url,
+                           const char *events_url, const char *const *env)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s.log", s->redis.dir, log);
+    tf_service svc = {.name = name,
+                      .redis_url = s->redis.url,
+                      .rpc_url = rpc_url,
+                      .events_url = events_url,
+                      .env = env,
+                      .log_path = path};
+    return tf_service_spawn(&svc);
 }
 
 /* stack_url sets url to a free loopback TCP address. */
@@ -50,26 +59,16 @@ static void stack_url(char *url, size_t len)
 
 int tf_stack_start_worker(tf_stack *s, bool with_ca)
 {
-    char e_redis[160], p_rpc[96], c_rpc[96], c_ev[96], w_rpc[96], w_ev[96], ca[400], name[32];
+    char p_rpc[96], c_rpc[96], c_ev[96], ca[400], name[32];
     char batch[48], renew[48], timeout[64];
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", s->redis.url);
     snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", s->progress_url);
     snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", s->coord_url);
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", s->coord_events_url);
-    snprintf(w_rpc, sizeof w_rpc, "SYNC_WORKER_RPC_URL=%s", s->worker_url);
-    snprintf(w_ev, sizeof w_ev, "SYNC_WORKER_EVENTS_URL=%s", s->worker_events_url);
     /* Set even when empty, so that one from the environment is not used. */
     snprintf(ca, sizeof ca, "IMAP_CA_FILE=%s", with_ca ? s->dove.ca_file : "");
-    const char *env[16] = {e_redis,
-                           p_rpc,
-                           c_rpc,
-                           c_ev,
-                           w_rpc,
-                           w_ev,
-                           "ENCRYPTION_KEY=" TF_STACK_KEY,
-                           "SYNC_CONCURRENCY=2",
+    const char *env[16] = {p_rpc, c_rpc, c_ev, "ENCRYPTION_KEY=" TF_STACK_KEY, "SYNC_CONCURRENCY=2",
                            ca};
-    size_t n = 9;
+    size_t n = 6;
     n = stack_setting(env, n, batch, sizeof batch, "SYNC_FETCH_BATCH", s->opts.fetch_batch);
     n = stack_setting(env, n, renew, sizeof renew, "SYNC_RENEW_SECONDS", s->opts.renew_seconds);
     n = stack_setting(env, n, timeout, sizeof timeout, "IMAP_COMMAND_TIMEOUT_SECONDS",
@@ -77,7 +76,7 @@ int tf_stack_start_worker(tf_stack *s, bool with_ca)
     if (s->worker_env)
         env[n++] = s->worker_env;
     snprintf(name, sizeof name, "sync-worker-%d", s->workers_started++);
-    s->worker_pid = stack_spawn(s, "services/sync-worker/sync-worker", name, env);
+    s->worker_pid = stack_service(s, "sync-worker", name, s->worker_url, s->worker_events_url, env);
     if (s->worker_pid <= 0 || tf_stack_wait_ping(s->worker) != 0) {
         fprintf(stderr, "%s did not answer; logs in %s\n", name, s->redis.dir);
         return -1;
@@ -104,24 +103,19 @@ static int stack_start_gateway(tf_stack *s)
  * clients, then starts the sync-worker and the gateway. */
 static int stack_start_services(tf_stack *s)
 {
-    char e_redis[160], p_rpc[96], p_ev[96], c_rpc[96], c_ev[96], lease[48];
+    char lease[48];
     stack_url(s->progress_url, sizeof s->progress_url);
     stack_url(s->progress_events_url, sizeof s->progress_events_url);
     stack_url(s->coord_url, sizeof s->coord_url);
     stack_url(s->coord_events_url, sizeof s->coord_events_url);
     stack_url(s->worker_url, sizeof s->worker_url);
     stack_url(s->worker_events_url, sizeof s->worker_events_url);
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", s->redis.url);
-    snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", s->progress_url);
-    snprintf(p_ev, sizeof p_ev, "PROGRESS_EVENTS_URL=%s", s->progress_events_url);
-    snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", s->coord_url);
-    snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", s->coord_events_url);
-    const char *penv[] = {e_redis, p_rpc, p_ev, NULL};
-    const char *cenv[8] = {e_redis, c_rpc, c_ev, "ENCRYPTION_KEY=" TF_STACK_KEY,
-                           "SCHED_AUTO_TICK=false"};
-    stack_setting(cenv, 5, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
-    s->progress_pid = stack_spawn(s, "services/progress/progress", "progress", penv);
-    s->coord_pid = stack_spawn(s, "services/coordinator/coordinator", "coordinator", cenv);
+    const char *cenv[4] = {"ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false"};
+    stack_setting(cenv, 2, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
+    s->progress_pid =
+        stack_service(s, "progress", "progress", s->progress_url, s->progress_events_url, NULL);
+    s->coord_pid =
+        stack_service(s, "coordinator", "coordinator", s->coord_url, s->coord_events_url, cenv);
     if (s->progress_pid <= 0 || s->coord_pid <= 0)
         return -1;
     sh_error err;

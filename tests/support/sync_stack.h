@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "calls.h"
 #include "dovecot_fixture.h"
 #include "fixture.h"
 #include "shared/rpc.h"
@@ -87,14 +88,34 @@ int tf_stack_stop(tf_stack *s);
  * the group setup put in *state. */
 int tf_stack_teardown(void **state);
 
+/* A group of tests run on a stack of its own, e.g. against one IMAP
+ * server; a test file describes its groups by structs that begin with
+ * one. */
+struct CMUnitTest;
+typedef struct tf_stack_group {
+    const char *name; /* the group's, and its logs' (<name>.logs/) */
+    const struct CMUnitTest *tests;
+    size_t count;
+} tf_stack_group;
+#define TF_STACK_TESTS(t) (t), sizeof(t) / sizeof((t)[0])
+
+/* tf_stack_run_groups runs n groups in turn, each with setup and
+ * tf_stack_teardown: groups is an array of n structs of stride bytes, each
+ * beginning with its tf_stack_group. Returns the count of failed tests. */
+int tf_stack_run_groups(const void *groups, size_t n, size_t stride, int (*setup)(void **state));
+/* tf_stack_group_current returns the struct of the group running (its
+ * setup reads the group's settings there). */
+const void *tf_stack_group_current(void);
+
+/* tf_stack_expect_bad checks the strict server answered BAD to bad
+ * commands exactly (those made malformed on purpose), else fails the test
+ * naming its log. */
+void tf_stack_expect_bad(const tf_stack *s, int bad);
+
 /* tf_stack_call calls op with args (taken, freed here) and waits up to 10 s;
  * the reply goes to out (caller frees) or is dropped when out is NULL.
  * Returns the call's code, the error text on stderr when not SH_OK. */
 int tf_stack_call(sh_rpc_client *c, const char *op, sh_val *args, sh_val **out);
-/* tf_put_str sets key k of map m to the string v. */
-void tf_put_str(sh_val *m, const char *k, const char *v);
-/* tf_id_args returns a new map {"id": id} (caller frees). */
-sh_val *tf_id_args(const char *id);
 
 /* How an account verifies the server's certificate. */
 typedef enum tf_verify {
@@ -157,6 +178,9 @@ void tf_check_envelope(const sh_val *m, int n);
 /* tf_stack_http sends method path to the stack's gateway with curl and
  * returns the HTTP status; the body goes to body (len bytes at most). */
 int tf_stack_http(tf_stack *s, const char *method, const char *path, char *body, size_t len);
+/* tf_stack_account_http is tf_stack_http of /api/accounts/<id><rest>. */
+int tf_stack_account_http(tf_stack *s, const char *id, const char *method, const char *rest,
+                          char *body, size_t len);
 
 /* tf_stack_worker_log_count counts the lines of the running sync-worker's
  * log that hold every one of the NULL-terminated strings. */

@@ -85,6 +85,25 @@ static void test_script_as_evalsha_and_eval(void **state)
     sh_cmd_free(c);
 }
 
+/* The keys of a NULL-terminated list become the script's keys, counted. */
+static void test_script_with_its_keys(void **state)
+{
+    (void)state;
+    const char *const keys[] = {"k1", "key2", NULL};
+    sh_cmd *c = sh_cmd_new_eval_keys(&test_script, keys);
+    sh_cmd_str(c, "arg");
+    assert_ptr_equal(sh__cmd_script(c), &test_script);
+    static const char want[] = "*6\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n2\r\n"
+                               "$2\r\nk1\r\n$4\r\nkey2\r\n$3\r\narg\r\n";
+    expect_resp(c, NULL, true, want, sizeof want - 1);
+    sh_cmd_free(c);
+    const char *const none[] = {NULL};
+    c = sh_cmd_new_eval_keys(&test_script, none);
+    static const char bare[] = "*3\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n0\r\n";
+    expect_resp(c, NULL, true, bare, sizeof bare - 1);
+    sh_cmd_free(c);
+}
+
 static void test_null_and_overlong(void **state)
 {
     (void)state;
@@ -109,6 +128,7 @@ int main(void)
         cmocka_unit_test(test_binary_and_empty_arguments),
         cmocka_unit_test(test_many_arguments_grow),
         cmocka_unit_test(test_script_as_evalsha_and_eval),
+        cmocka_unit_test(test_script_with_its_keys),
         cmocka_unit_test(test_null_and_overlong),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

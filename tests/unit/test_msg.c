@@ -243,6 +243,18 @@ static void test_every_truncation_is_refused(void **state)
 
 /* ---- batches ------------------------------------------------------------- */
 
+/* split_ok splits the batch b, checks it holds want calls and returns
+ * them (caller frees). */
+static sh_slice *split_ok(const sh_buf *b, size_t want)
+{
+    sh_slice *items = NULL;
+    size_t n = 0;
+    sh_error err;
+    assert_int_equal(sh_batch_split(b->data, b->len, &items, &n, &err), SH_OK);
+    assert_int_equal(n, want);
+    return items;
+}
+
 static void test_batch_round_trip(void **state)
 {
     (void)state;
@@ -259,15 +271,12 @@ static void test_batch_round_trip(void **state)
     assert_true(b.len <= one.len + two.len + sh_batch_overhead(2));
     assert_true(sh_batch_is(b.data, b.len));
     assert_false(sh_batch_is(one.data, one.len));
-    sh_slice *items;
-    size_t n;
-    sh_error err;
-    assert_int_equal(sh_batch_split(b.data, b.len, &items, &n, &err), SH_OK);
-    assert_int_equal(n, 2);
+    sh_slice *items = split_ok(&b, 2);
     assert_int_equal(items[0].len, one.len);
     assert_memory_equal(items[0].data, one.data, one.len);
     assert_int_equal(items[1].len, two.len);
     sh_call call;
+    sh_error err;
     assert_int_equal(sh_call_decode(items[1].data, items[1].len, NULL, &call, &err), SH_OK);
     assert_string_equal(call.op, "b.op");
     assert_int_equal(call.id, 2);
@@ -298,11 +307,7 @@ static void test_batch_large(void **state)
     sh_buf_reset(&env);
     sh_call_encode("x", 299, s, &env);
     sh_batch_add(env.data, env.len, &b);
-    sh_slice *items;
-    size_t n;
-    sh_error err;
-    assert_int_equal(sh_batch_split(b.data, b.len, &items, &n, &err), SH_OK);
-    assert_int_equal(n, 300);
+    sh_slice *items = split_ok(&b, 300);
     assert_int_equal(items[299].len, env.len);
     free(items);
     sh_val_free(s);

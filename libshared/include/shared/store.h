@@ -81,6 +81,9 @@ bool sh_store_connected(const sh_store *s);
 sh_cmd *sh_cmd_new(const char *name);
 /* sh_cmd_new_eval starts "EVALSHA <sha> <nkeys>"; add keys then args. */
 sh_cmd *sh_cmd_new_eval(sh_script *script, int nkeys);
+/* sh_cmd_new_eval_keys is sh_cmd_new_eval with its keys added: keys is a
+ * list of key names ending in NULL. */
+sh_cmd *sh_cmd_new_eval_keys(sh_script *script, const char *const *keys);
 int sh_cmd_arg(sh_cmd *c, const void *p, size_t len);
 int sh_cmd_str(sh_cmd *c, const char *s);
 int sh_cmd_int(sh_cmd *c, long long v);
@@ -133,6 +136,12 @@ sh_reply_type sh_reply_kind(const sh_reply *r);
 long long sh_reply_integer(const sh_reply *r);
 /* String, status or error text (not NUL-safe for binary: use len). */
 const char *sh_reply_string(const sh_reply *r, size_t *len);
+/* sh_reply_ll reads a string reply holding a decimal number (strtoll: its
+ * leading digits, 0 for none), as Redis hands back hash fields, list items
+ * and the elements of our scripts' replies. A reply that is NULL or no
+ * string, or whose text is empty or longer than a number, gives 0 with
+ * *present false; present may be NULL. */
+long long sh_reply_ll(const sh_reply *r, bool *present);
 size_t sh_reply_count(const sh_reply *r);
 const sh_reply *sh_reply_elem(const sh_reply *r, size_t i);
 void sh_reply_free(sh_reply *r);
