@@ -18,28 +18,7 @@
 #include "mail_fixture.h"
 #include "mailstore.h"
 
-static tf_mail mail;
-#define ST (mail.st)
-
-static int setup(void **state)
-{
-    (void)state;
-    return tf_mail_start(&mail, 0);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tf_mail_stop(&mail);
-    return 0;
-}
-
-static int each(void **state)
-{
-    (void)state;
-    tf_mail_flush(ST);
-    return 0;
-}
+#define ST (tf_mail_the()->st)
 
 /* page lists a page, checks its UIDs are want[0..n-1] and returns its
  * nextCursor (0 for nil). */
@@ -275,13 +254,13 @@ static void test_counts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_list_never_synced, each),
-        cmocka_unit_test_setup(test_list_pages, each),
-        cmocka_unit_test_setup(test_list_current_uidvalidity, each),
-        cmocka_unit_test_setup(test_list_bad_limit, each),
-        cmocka_unit_test_setup(test_get_view, each),
-        cmocka_unit_test_setup(test_get_not_found, each),
-        cmocka_unit_test_setup(test_counts, each),
+        cmocka_unit_test_setup(test_list_never_synced, tf_mail_each),
+        cmocka_unit_test_setup(test_list_pages, tf_mail_each),
+        cmocka_unit_test_setup(test_list_current_uidvalidity, tf_mail_each),
+        cmocka_unit_test_setup(test_list_bad_limit, tf_mail_each),
+        cmocka_unit_test_setup(test_get_view, tf_mail_each),
+        cmocka_unit_test_setup(test_get_not_found, tf_mail_each),
+        cmocka_unit_test_setup(test_counts, tf_mail_each),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tf_mail_setup, tf_mail_teardown);
 }

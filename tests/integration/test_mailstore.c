@@ -20,28 +20,7 @@
 #include "mail_fixture.h"
 #include "mailstore.h"
 
-static tf_mail mail;
-#define ST (mail.st)
-
-static int setup(void **state)
-{
-    (void)state;
-    return tf_mail_start(&mail, 300);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tf_mail_stop(&mail);
-    return 0;
-}
-
-static int each(void **state)
-{
-    (void)state;
-    tf_mail_flush(ST);
-    return 0;
-}
+#define ST (tf_mail_the()->st)
 
 static long long zcard(const char *key)
 {
@@ -473,8 +452,8 @@ static void test_redis_gone_and_back(void **state)
 {
     (void)state;
     tf_mail_put(ST, "a1", "INBOX", 1, 1, "");
-    int port = mail.redis.port;
-    tf_redis_kill(&mail.redis);
+    int port = tf_mail_the()->redis.port;
+    tf_redis_kill(&tf_mail_the()->redis);
 
     sync_folder_state s;
     sh_error err;
@@ -495,7 +474,7 @@ static void test_redis_gone_and_back(void **state)
     long long deleted = 0;
     assert_int_equal(sync_mail_drop_account(ST, "a1", &deleted, &err), SH_EUNAVAIL);
 
-    assert_int_equal(tf_redis_start(&mail.redis, port), 0);
+    assert_int_equal(tf_redis_start(&tf_mail_the()->redis, port), 0);
     assert_int_equal(wait_ok(), SH_OK);
     tf_mail_put(ST, "a1", "INBOX", 1, 2, "");
     assert_int_equal(sync_mail_index(ST, "a1", "INBOX", 1, &uids, &n, &err), SH_OK);
@@ -505,12 +484,12 @@ static void test_redis_gone_and_back(void **state)
     /* Lost between send and receive. */
     m.uid = 3;
     assert_int_equal(sync_mail_put_cmds("a1", "INBOX", 1, &m, cmds), SH_OK);
-    kill(mail.redis.pid, SIGSTOP);
+    kill(tf_mail_the()->redis.pid, SIGSTOP);
     assert_int_equal(sync_mail_send(ST, cmds, SYNC_MAIL_PUT_CMDS, &err), SH_OK);
     sh_error_clear(&err);
     assert_int_not_equal(sync_mail_recv(ST, SYNC_MAIL_PUT_CMDS, &err), SH_OK);
     assert_true(err.msg[0] != '\0');
-    kill(mail.redis.pid, SIGCONT);
+    kill(tf_mail_the()->redis.pid, SIGCONT);
     assert_int_equal(wait_ok(), SH_OK);
     long long count = 0;
     assert_int_equal(sync_mail_count(ST, "a1", "INBOX", 1, &count, &err), SH_OK);
@@ -519,17 +498,17 @@ static void test_redis_gone_and_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_state_round_trip, each),
+        cmocka_unit_test_setup(test_state_round_trip, tf_mail_each),
         cmocka_unit_test(test_flags_seen),
-        cmocka_unit_test_setup(test_put_message, each),
-        cmocka_unit_test_setup(test_flags_cmds, each),
-        cmocka_unit_test_setup(test_index_count_flags, each),
-        cmocka_unit_test_setup(test_remove, each),
-        cmocka_unit_test_setup(test_drop_folder, each),
-        cmocka_unit_test_setup(test_drop_account, each),
-        cmocka_unit_test_setup(test_hostile_ids_and_sizes, each),
-        cmocka_unit_test_setup(test_error_reply, each),
-        cmocka_unit_test_setup(test_redis_gone_and_back, each),
+        cmocka_unit_test_setup(test_put_message, tf_mail_each),
+        cmocka_unit_test_setup(test_flags_cmds, tf_mail_each),
+        cmocka_unit_test_setup(test_index_count_flags, tf_mail_each),
+        cmocka_unit_test_setup(test_remove, tf_mail_each),
+        cmocka_unit_test_setup(test_drop_folder, tf_mail_each),
+        cmocka_unit_test_setup(test_drop_account, tf_mail_each),
+        cmocka_unit_test_setup(test_hostile_ids_and_sizes, tf_mail_each),
+        cmocka_unit_test_setup(test_error_reply, tf_mail_each),
+        cmocka_unit_test_setup(test_redis_gone_and_back, tf_mail_each),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tf_mail_setup, tf_mail_teardown);
 }

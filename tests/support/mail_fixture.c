@@ -38,6 +38,33 @@ void tf_mail_stop(tf_mail *m)
     tf_redis_stop(&m->redis);
 }
 
+static tf_mail mail_the;
+
+int tf_mail_setup(void **state)
+{
+    (void)state;
+    return tf_mail_start(&mail_the, 300);
+}
+
+int tf_mail_teardown(void **state)
+{
+    (void)state;
+    tf_mail_stop(&mail_the);
+    return 0;
+}
+
+int tf_mail_each(void **state)
+{
+    (void)state;
+    tf_mail_flush(mail_the.st);
+    return 0;
+}
+
+tf_mail *tf_mail_the(void)
+{
+    return &mail_the;
+}
+
 void tf_mail_put(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                  uint32_t uid, const char *flags)
 {

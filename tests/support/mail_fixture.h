@@ -22,6 +22,14 @@ typedef struct tf_mail {
 int tf_mail_start(tf_mail *m, int command_ms);
 void tf_mail_stop(tf_mail *m);
 
+/* The cmocka fixtures of a test file using one such store: group setup
+ * (a command timeout of 300 ms, so a stopped Redis fails calls quickly) and
+ * teardown, and a per-test setup emptying Redis. tf_mail_the returns it. */
+int tf_mail_setup(void **state);
+int tf_mail_teardown(void **state);
+int tf_mail_each(void **state);
+tf_mail *tf_mail_the(void);
+
 /* tf_mail_put stores message uid of folder under uidvalidity with flags
  * and the subject "Message <uid>" (sync_mail_put_cmds + sync_mail_run). */
 void tf_mail_put(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
