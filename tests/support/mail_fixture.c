@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "mail_fixture.h"
 #include "mailstore.h"
 
@@ -135,6 +136,16 @@ int tf_mail_hget(sh_store *st, const char *key, const char *field, char *buf, si
     snprintf(buf, len, "%.*s", s ? (int)n : 0, s ? s : "");
     sh_reply_free(r);
     return s ? 0 : -1;
+}
+
+long long tf_mail_keys(sh_store *st, const char *acct)
+{
+    char pattern[SYNC_KEY_MAX];
+    assert_true(sync_key_account_pattern(pattern, sizeof pattern, acct) > 0);
+    sh_cmd *c = tf_mail_cmd1("EVAL", "return #redis.call('KEYS', ARGV[1])");
+    sh_cmd_str(c, "0");
+    sh_cmd_str(c, pattern);
+    return tf_mail_int(st, c);
 }
 
 void tf_mail_flush(sh_store *st)

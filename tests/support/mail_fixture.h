@@ -46,6 +46,8 @@ sh_cmd *tf_mail_cmd1(const char *name, const char *arg);
 /* tf_mail_hget copies field of hash key into buf; returns 0, or -1 when
  * absent (buf then ""). */
 int tf_mail_hget(sh_store *st, const char *key, const char *field, char *buf, size_t len);
+/* tf_mail_keys counts the keys of account acct. */
+long long tf_mail_keys(sh_store *st, const char *acct);
 /* tf_mail_flush empties Redis. */
 void tf_mail_flush(sh_store *st);
 
