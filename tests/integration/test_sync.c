@@ -3,8 +3,8 @@
  * Dovecot: the mail events and their payload, the flags gathered from a
  * scan and stored only where they differ (one event per change), which
  * pending read/unread changes are pushed, dropped, or kept when the
- * connection fails, a conflict announced once, and accounts refused before
- * anything is synced. */
+ * connection fails, a conflict announced once, the stored UIDs compared
+ * with the server's, and accounts refused before anything is synced. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -538,6 +538,46 @@ static void test_account_refused(void **state)
         assert_string_equal(e[i].kind, "added");
 }
 
+/* A full check compares the stored UIDs with the server's: those the
+ * server lacks are removed, those missing are fetched, one event each,
+ * and a folder whose count differs is not taken as unchanged. */
+static void test_full_compare(void **state)
+{
+    (void)state;
+    sync_folder_info info;
+    sync_imap *imap = session("c1", &info);
+    sync_imap_free(imap);
+    sh_error err;
+    const uint32_t two = 2;
+    assert_int_equal(sync_mail_remove(ST, "c1", "INBOX", info.uidvalidity, &two, 1, &err), SH_OK);
+    tf_mail_put(ST, "c1", "INBOX", info.uidvalidity, 100, "");
+    tf_mail_put(ST, "c1", "INBOX", info.uidvalidity, 200, "");
+
+    sync_run run = new_run("c1");
+    sh_val *a = account("none", dove.port, NULL);
+    assert_int_equal(sync_account(&run, a, "secret", &err), SH_OK);
+    sh_val_free(a);
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    assert_int_equal(sync_mail_index(ST, "c1", "INBOX", info.uidvalidity, &uids, &n, &err), SH_OK);
+    assert_int_equal(n, MESSAGES);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(uids[i], i + 1);
+    free(uids);
+    event e[16];
+    size_t ne = events(e, 16);
+    assert_int_equal(ne, 3);
+    int removed = 0, added = 0;
+    for (size_t i = 0; i < ne; i++) {
+        if (strcmp(e[i].kind, "removed") == 0 && (e[i].uid == 100 || e[i].uid == 200))
+            removed++;
+        if (strcmp(e[i].kind, "added") == 0 && e[i].uid == 2)
+            added++;
+    }
+    assert_int_equal(removed, 2);
+    assert_int_equal(added, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup(test_push_applied_and_stale_dropped, tf_mail_each),
         cmocka_unit_test_setup(test_push_conflict, tf_mail_each),
         cmocka_unit_test_setup(test_push_connection_lost, tf_mail_each),
+        cmocka_unit_test_setup(test_full_compare, tf_mail_each),
         cmocka_unit_test_setup(test_account_refused, tf_mail_each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
