@@ -29,6 +29,7 @@
 #include "gw_http_int.h"
 #include "gw_metrics.h"
 #include "gw_router.h"
+#include "gw_routes.h"
 
 /* ---- replies, in process ------------------------------------------------- */
 
@@ -479,7 +480,7 @@ static void test_server_stop(void **state)
 
 int main(void)
 {
-    gw_router_init();
+    gw_router_init(gw_route_table);
     gw_metrics_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rpc_errors_map_to_statuses),
