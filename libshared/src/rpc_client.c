@@ -1,7 +1,13 @@
 /* rpc_client.c - the calling side of request/reply over nng: calls made
  * while the client's requests are all awaiting replies queue and go out
  * together as one batch (msg.h has the wire format), each call keeping its
- * own timeout and outcome. */
+ * own timeout and outcome.
+ *
+ * One file past 600 lines, on purpose: the queue, the request slots, the
+ * deadline list and its timer thread all move a call between states under
+ * the one client lock, and each step's correctness rests on the others'
+ * (a call is settled exactly once, by its reply, its deadline or the
+ * client's close). Split, that lock discipline would span files. */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
