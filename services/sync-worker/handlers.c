@@ -63,7 +63,7 @@ static int handler_number(const sh_val *args, const char *name, long long min, l
         if (len > 19 || s[0] < '0' || s[0] > '9')
             return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
         n = strtoll(s, &end, 10);
-        if (*end)
+        if (end != s + len) /* bytes after a NUL too */
             return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
     } else {
         return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
