@@ -533,6 +533,12 @@ void sh_rpc_client_free(sh_rpc_client *c)
         sh_error_set(&err, SH_ECLOSED, "call %s not sent: the client is closing", k->op);
         k->cb(k->arg, SH_ECLOSED, NULL, &err);
     }
+    /* nng 1.5.2 can expire a context's aio while nng_close tears the
+     * context down, and panics on the destroyed mutex ("pthread_mutex_lock:
+     * Invalid argument"): the aios are stopped first, failing what is in
+     * flight as closed. */
+    for (int i = 0; i < c->nslots; i++)
+        nng_aio_stop(c->slots[i].aio);
     if (c->sock_open)
         nng_close(c->sock);
     pthread_mutex_lock(&c->lock);
