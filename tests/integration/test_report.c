@@ -22,8 +22,8 @@
 #include "calls.h"
 #include "fixture.h"
 #include "report.h"
+#include "services.h"
 #include "shared/util.h"
-#include "sync_stack.h"
 
 static tf_redis redis;
 static pid_t svc;
@@ -36,33 +36,24 @@ static int group_setup(void **state)
     signal(SIGPIPE, SIG_IGN);
     if (tf_redis_start(&redis, 0) != 0)
         return -1;
-    char ev_url[64], e_redis[160], e_rpc[96], e_ev[96];
     snprintf(rpc_url, sizeof rpc_url, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(ev_url, sizeof ev_url, "tcp://127.0.0.1:%d", tf_free_port());
-    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", redis.url);
-    snprintf(e_rpc, sizeof e_rpc, "PROGRESS_RPC_URL=%s", rpc_url);
-    snprintf(e_ev, sizeof e_ev, "PROGRESS_EVENTS_URL=%s", ev_url);
-    const char *env[] = {e_redis, e_rpc, e_ev, NULL};
     snprintf(logpath, sizeof logpath, "%s/progress.log", redis.dir);
     sh_error err;
     if (sh_rpc_client_new(rpc_url, 5000, 0, &cli, &err) != SH_OK)
         return -1;
-    svc = tf_spawn(tf_build_path("services/progress/progress"), env, logpath);
-    if (svc <= 0 || tf_stack_wait_ping(cli) != 0) {
-        fprintf(stderr, "progress service did not answer; log in %s\n", logpath);
-        return -1;
-    }
-    return 0;
+    const tf_service progress = {
+        .name = "progress", .redis_url = redis.url, .rpc_url = rpc_url, .log_path = logpath};
+    return tf_service_start(&progress, cli, &svc);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     sh_rpc_client_free(cli);
-    int st = tf_stop(svc, SIGTERM, 10000);
+    int st = tf_services_stop(&svc, 1, logpath);
     tf_redis_stop(&redis);
     sh_rpc_fini();
-    return st == 0 ? 0 : -1;
+    return st;
 }
 
 /* record returns the progress record id (caller frees), or NULL when the

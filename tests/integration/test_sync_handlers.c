@@ -18,6 +18,7 @@
 
 #include "fixture.h"
 #include "handlers.h"
+#include "mail_fixture.h"
 #include "mailstore.h"
 #include "shared/events.h"
 #include "shared/keys.h"
@@ -31,52 +32,28 @@
 #define SENT     "Sent Items"
 #define SENTUIDV 9
 
-static tf_redis redis;
+static tf_mail mail;
 static sh_worker worker;
 static sh_sub *sub;
 
-/* put stores message uid of folder as a sync would: even UIDs are \Seen. */
-static void put(const char *folder, uint32_t uidvalidity, uint32_t uid)
-{
-    char subject[32], from[64];
-    snprintf(subject, sizeof subject, "Subject %u", (unsigned)uid);
-    snprintf(from, sizeof from, "Sender <s%u@example.com>", (unsigned)uid);
-    const sync_msg m = {.uid = uid,
-                        .flags = uid % 2 == 0 ? "\\Seen" : "",
-                        .size = 1000 + uid,
-                        .internal_date = "2026-01-02T03:04:05.000Z",
-                        .subject = subject,
-                        .from = from,
-                        .to = "to@example.com",
-                        .cc = "",
-                        .date = "2026-01-02T03:04:05.000Z",
-                        .message_id = "<m@example.com>"};
-    sh_cmd *cmds[SYNC_MAIL_PUT_CMDS];
-    sh_error err;
-    assert_int_equal(sync_mail_put_cmds(ACCT, folder, uidvalidity, &m, cmds), SH_OK);
-    assert_int_equal(sync_mail_run(worker.store, cmds, SYNC_MAIL_PUT_CMDS, &err), SH_OK);
-}
-
 static void folder_synced(const char *folder, uint32_t uidvalidity, uint32_t count)
 {
-    sh_error err;
+    /* Even UIDs are \Seen. */
     for (uint32_t u = 1; u <= count; u++)
-        put(folder, uidvalidity, u);
-    const sync_folder_state fs = {uidvalidity, count + 1, MODSEQ, sh_now_ms()};
-    assert_int_equal(sync_mail_state_set(worker.store, ACCT, folder, &fs, &err), SH_OK);
+        tf_mail_put(mail.st, ACCT, folder, uidvalidity, u, u % 2 == 0 ? "\\Seen" : "");
+    tf_mail_folder(mail.st, ACCT, folder, uidvalidity, count + 1, MODSEQ);
 }
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (tf_redis_start(&redis, 0))
+    if (tf_mail_start(&mail, 0))
         return -1;
-    sh_redis_url u;
+    worker.store = mail.st;
     sh_error err;
     char pub_url[64];
     snprintf(pub_url, sizeof pub_url, "tcp://127.0.0.1:%d", tf_free_port());
-    if (sh_redis_url_parse(redis.url, &u, &err) || sh_store_new(&u, NULL, &worker.store, &err) ||
-        sh_pub_new(pub_url, &worker.pub, &err) || sh_sub_new(pub_url, 0, &sub, &err) ||
+    if (sh_pub_new(pub_url, &worker.pub, &err) || sh_sub_new(pub_url, 0, &sub, &err) ||
         sh_sub_subscribe(sub, SH_TOPIC_MAIL)) {
         fprintf(stderr, "setup: %s\n", err.msg);
         return -1;
@@ -93,8 +70,7 @@ static int group_teardown(void **state)
     (void)state;
     sh_sub_free(sub);
     sh_pub_free(worker.pub);
-    sh_store_free(worker.store);
-    tf_redis_stop(&redis);
+    tf_mail_stop(&mail);
     return 0;
 }
 
@@ -361,8 +337,8 @@ static void test_get(void **state)
     assert_int_equal(sh_val_int(sh_val_get(m, "uid")), 4);
     assert_int_equal(sh_val_int(sh_val_get(m, "uidvalidity")), UIDV);
     assert_int_equal(sh_val_int(sh_val_get(m, "size")), 1004);
-    assert_string_equal(sh_val_get_str(m, "subject", NULL), "Subject 4");
-    assert_string_equal(sh_val_get_str(m, "from", NULL), "Sender <s4@example.com>");
+    assert_string_equal(sh_val_get_str(m, "subject", NULL), "Message 4");
+    assert_string_equal(sh_val_get_str(m, "from", NULL), "Sender <s@example.com>");
     const sh_val *flags = sh_val_get(m, "flags");
     assert_int_equal(sh_val_len(flags), 1);
     assert_string_equal(sh_val_str(sh_val_at(flags, 0), NULL), "\\Seen");
@@ -440,7 +416,7 @@ static void test_set_seen_and_counts(void **state)
     /* The change waits for the next sync, with the folder's state. */
     sync_pending *p = NULL;
     size_t n = 0;
-    assert_int_equal(sync_mail_pending(worker.store, ACCT, "INBOX", &p, &n, &err), SH_OK);
+    assert_int_equal(sync_mail_pending(mail.st, ACCT, "INBOX", &p, &n, &err), SH_OK);
     assert_int_equal(n, 1);
     assert_int_equal(p[0].uid, 3);
     assert_true(p[0].seen);
@@ -458,7 +434,7 @@ static void test_set_seen_and_counts(void **state)
     sh_val_free(m);
     expect_event("changed", 3, "");
     expect_counts(3);
-    assert_int_equal(sync_mail_pending(worker.store, ACCT, "INBOX", &p, &n, &err), SH_OK);
+    assert_int_equal(sync_mail_pending(mail.st, ACCT, "INBOX", &p, &n, &err), SH_OK);
     assert_int_equal(n, 1);
     assert_false(p[0].seen);
     free(p);
@@ -472,7 +448,7 @@ static void test_set_seen_and_counts(void **state)
     char *topic = NULL;
     sh_val *ev = NULL;
     assert_int_equal(sh_sub_recv(sub, 300, &topic, &ev), SH_ETIMEDOUT);
-    assert_int_equal(sync_mail_pending(worker.store, ACCT, "INBOX", &p, &n, &err), SH_OK);
+    assert_int_equal(sync_mail_pending(mail.st, ACCT, "INBOX", &p, &n, &err), SH_OK);
     assert_int_equal(n, 1);
     free(p);
 
@@ -489,7 +465,7 @@ static void test_set_seen_and_counts(void **state)
 static void test_redis_gone(void **state)
 {
     (void)state;
-    tf_redis_kill(&redis);
+    tf_redis_kill(&mail.redis);
     sh_error err;
     sh_val *res = NULL;
     assert_int_not_equal(call("ping", NULL, &res, &err), SH_OK);
