@@ -20,34 +20,23 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "ipc_dir.h"
 #include "shared/events.h"
 #include "shared/msg.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
 
-static char dir[64];
-
-/* url_in returns "ipc://<dir>/<name>" in buf. */
-static const char *url_in(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "ipc://%s/%s", dir, name);
-    return buf;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/test_events.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return tf_ipc_dir_make("test_events");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     sh_rpc_fini();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tf_ipc_dir_remove();
 }
 
 static sh_val *payload_of(int64_t version, const char *status)
@@ -129,7 +118,7 @@ static sh_pub *pub_on(const char *url)
 static sh_sub *pair_on(const char *name, const char *prefix, size_t max_msg, sh_pub **pub)
 {
     char url[128];
-    *pub = pub_on(url_in(url, sizeof url, name));
+    *pub = pub_on(tf_ipc_url(url, sizeof url, name));
     sh_sub *s = sub_on(url, max_msg);
     assert_int_equal(sh_sub_subscribe(s, prefix), SH_OK);
     wait_connected(s, sync_via_pub, *pub);
@@ -254,7 +243,7 @@ static void test_every_subscriber_gets_its_events(void **state)
 {
     (void)state;
     char url[128];
-    sh_pub *p = pub_on(url_in(url, sizeof url, "fanout"));
+    sh_pub *p = pub_on(tf_ipc_url(url, sizeof url, "fanout"));
     sh_sub *a = sub_on(url, 0), *b = sub_on(url, 0);
     assert_int_equal(sh_sub_subscribe(a, "progress:"), SH_OK);
     assert_int_equal(sh_sub_subscribe(b, "account:"), SH_OK);
@@ -371,7 +360,7 @@ static sh_sub *raw_pair_on(const char *name, const char *prefix, raw_pub *r)
 {
     char url[128];
     assert_int_equal(nng_pub0_open(&r->sock), 0);
-    assert_int_equal(nng_listen(r->sock, url_in(url, sizeof url, name), NULL, 0), 0);
+    assert_int_equal(nng_listen(r->sock, tf_ipc_url(url, sizeof url, name), NULL, 0), 0);
     sh_sub *s = sub_on(url, 0);
     assert_int_equal(sh_sub_subscribe(s, prefix), SH_OK);
     wait_connected(s, sync_via_raw, r);
@@ -491,7 +480,7 @@ static void test_bad_urls_are_named(void **state)
     assert_non_null(strstr(err.msg, "nope://x"));
     /* A second publisher on a live address. */
     char url[128];
-    sh_pub *first = pub_on(url_in(url, sizeof url, "taken"));
+    sh_pub *first = pub_on(tf_ipc_url(url, sizeof url, "taken"));
     assert_int_equal(sh_pub_new(url, &p, &err), SH_EINVAL);
     assert_non_null(strstr(err.msg, url));
     sh_pub_free(first);
@@ -505,7 +494,7 @@ static void test_prefix_table_is_bounded(void **state)
     char url[128];
     sh_sub *s = NULL;
     sh_error err;
-    assert_int_equal(sh_sub_new(url_in(url, sizeof url, "nobody"), 0, &s, &err), SH_OK);
+    assert_int_equal(sh_sub_new(tf_ipc_url(url, sizeof url, "nobody"), 0, &s, &err), SH_OK);
     int added = 0;
     while (added < 100 && sh_sub_subscribe(s, "progress:") == SH_OK)
         added++;
@@ -518,7 +507,7 @@ static void test_recv_waits_for_its_timeout(void **state)
 {
     (void)state;
     char url[128];
-    sh_sub *s = sub_on(url_in(url, sizeof url, "quiet"), 0);
+    sh_sub *s = sub_on(tf_ipc_url(url, sizeof url, "quiet"), 0);
     int64_t t0 = sh_mono_ms();
     expect_nothing(s, 150);
     int64_t dt = sh_mono_ms() - t0;
@@ -535,7 +524,7 @@ static void test_publisher_started_later_and_restarted(void **state)
 {
     (void)state;
     char url[128];
-    url_in(url, sizeof url, "later");
+    tf_ipc_url(url, sizeof url, "later");
     sh_sub *s = sub_on(url, 0); /* nothing listens yet */
     assert_int_equal(sh_sub_subscribe(s, "progress:"), SH_OK);
     expect_nothing(s, 50);
@@ -562,8 +551,8 @@ static void test_subscriber_of_two_publishers(void **state)
 {
     (void)state;
     char u1[128], u2[128], both[300];
-    sh_pub *p1 = pub_on(url_in(u1, sizeof u1, "two-a"));
-    sh_pub *p2 = pub_on(url_in(u2, sizeof u2, "two-b"));
+    sh_pub *p1 = pub_on(tf_ipc_url(u1, sizeof u1, "two-a"));
+    sh_pub *p2 = pub_on(tf_ipc_url(u2, sizeof u2, "two-b"));
     snprintf(both, sizeof both, "%s, %s", u1, u2);
     sh_sub *s = sub_on(both, 0);
     assert_int_equal(sh_sub_subscribe(s, "account:"), SH_OK);

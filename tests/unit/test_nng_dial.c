@@ -19,31 +19,21 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "ipc_dir.h"
 #include "nng_dial.h"
 #include "shared/util.h"
-
-static char dir[64];
-
-static const char *url_in(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "ipc://%s/%s", dir, name);
-    return buf;
-}
 
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/test_nng_dial.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return tf_ipc_dir_make("test_nng_dial");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     nng_fini();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tf_ipc_dir_remove();
 }
 
 static nng_socket req_open(void)
@@ -57,8 +47,8 @@ static void test_lists_that_are_taken(void **state)
 {
     (void)state;
     char a[128], b[128], list[400];
-    url_in(a, sizeof a, "a");
-    url_in(b, sizeof b, "b");
+    tf_ipc_url(a, sizeof a, "a");
+    tf_ipc_url(b, sizeof b, "b");
     const char *forms[] = {a, NULL, NULL, NULL, "inproc://dial-list", "tcp://127.0.0.1:1"};
     char two[300], spaced[300];
     snprintf(two, sizeof two, "%s,%s", a, b);
@@ -97,7 +87,7 @@ static void test_malformed_urls_are_named(void **state)
 {
     (void)state;
     char good[128];
-    url_in(good, sizeof good, "good");
+    tf_ipc_url(good, sizeof good, "good");
     char after_good[300];
     snprintf(after_good, sizeof after_good, "%s,nope://x", good);
     struct {
@@ -131,7 +121,7 @@ static void test_reconnect_times_are_short(void **state)
     char u[128];
     nng_socket s = req_open();
     sh_error err;
-    assert_int_equal(sh__nng_dial_all(s, url_in(u, sizeof u, "times"), "RPC", &err), SH_OK);
+    assert_int_equal(sh__nng_dial_all(s, tf_ipc_url(u, sizeof u, "times"), "RPC", &err), SH_OK);
     nng_duration mint = 0, maxt = 0;
     assert_int_equal(nng_socket_get_ms(s, NNG_OPT_RECONNMINT, &mint), 0);
     assert_int_equal(nng_socket_get_ms(s, NNG_OPT_RECONNMAXT, &maxt), 0);
@@ -144,7 +134,7 @@ static void test_dialing_nothing_returns_at_once(void **state)
 {
     (void)state;
     char u[128], list[300];
-    snprintf(list, sizeof list, "%s,tcp://127.0.0.1:%d", url_in(u, sizeof u, "nobody"),
+    snprintf(list, sizeof list, "%s,tcp://127.0.0.1:%d", tf_ipc_url(u, sizeof u, "nobody"),
              tf_free_port());
     nng_socket s = req_open();
     sh_error err;
@@ -195,7 +185,7 @@ static void test_a_listener_appearing_later_is_found_soon(void **state)
 {
     (void)state;
     char u[128];
-    url_in(u, sizeof u, "later");
+    tf_ipc_url(u, sizeof u, "later");
     nng_socket req = req_open();
     sh_error err;
     assert_int_equal(sh__nng_dial_all(req, u, "RPC", &err), SH_OK);
@@ -225,8 +215,8 @@ static void test_every_url_of_the_list_is_dialed(void **state)
 {
     (void)state;
     char a[128], b[128], list[300];
-    url_in(a, sizeof a, "both-a");
-    url_in(b, sizeof b, "both-b");
+    tf_ipc_url(a, sizeof a, "both-a");
+    tf_ipc_url(b, sizeof b, "both-b");
     snprintf(list, sizeof list, "%s, %s", a, b);
     nng_socket req = req_open();
     sh_error err;
