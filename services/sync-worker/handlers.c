@@ -127,7 +127,7 @@ static int h_messages_set_seen(void *state, const sh_val *args, sh_val **result,
     rc = sync_mail_set_seen(w->store, acct, folder, uid, sh_val_bool(seen), result, err);
     if (rc)
         return rc;
-    sync_publish(w->pub, acct, "changed", folder,
+    sync_publish(w->pub, acct, SH_EVENT_MAIL_CHANGED, folder,
                  (uint32_t)sh_val_int(sh_val_get(*result, "uidvalidity")), (uint32_t)uid,
                  sh_val_bool(seen) ? "\\Seen" : "");
     if (sh_val_bool(sh_val_get(args, "syncNow")))

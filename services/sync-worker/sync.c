@@ -74,7 +74,8 @@ static int sync_landed(sync_folder *f, sync_inflight *b, sh_error *err)
     if (rc)
         return rc;
     for (size_t i = 0; i < b->nuids; i++)
-        sync_publish(run->pub, run->acct, "added", f->folder, f->uidvalidity, b->uids[i], NULL);
+        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_ADDED, f->folder, f->uidvalidity,
+                     b->uids[i], NULL);
     f->done += b->count;
     run->fetched += b->count;
     sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done, f->total);
@@ -157,7 +158,8 @@ static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error 
     sync_run *run = f->run;
     int rc = sync_mail_remove(run->store, run->acct, f->folder, f->uidvalidity, gone, n, err);
     for (size_t i = 0; !rc && i < n; i++)
-        sync_publish(run->pub, run->acct, "removed", f->folder, f->uidvalidity, gone[i], NULL);
+        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_REMOVED, f->folder, f->uidvalidity, gone[i],
+                     NULL);
     return rc;
 }
 
@@ -322,7 +324,7 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         rc = sync_mail_drop_folder(run->store, run->acct, folder, fs.uidvalidity, err);
         if (rc)
             goto done;
-        sync_publish(run->pub, run->acct, "reset", folder, info.uidvalidity, 0, NULL);
+        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_RESET, folder, info.uidvalidity, 0, NULL);
         memset(&fs, 0, sizeof fs);
     }
     rc = sync__push_seen(&f, imap, &pushed, err);

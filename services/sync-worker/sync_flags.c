@@ -91,8 +91,8 @@ int sync__flags_apply(sync_folder *f, sh_error *err)
     free(cmds);
     for (size_t i = 0; !rc && i < f->nf; i++)
         if (stored[i] && strcmp(stored[i], f->f_flags[i]) != 0)
-            sync_publish(run->pub, run->acct, "changed", f->folder, f->uidvalidity, f->f_uids[i],
-                         f->f_flags[i]);
+            sync_publish(run->pub, run->acct, SH_EVENT_MAIL_CHANGED, f->folder, f->uidvalidity,
+                         f->f_uids[i], f->f_flags[i]);
     sync_mail_flags_free(stored, f->nf);
     return rc;
 }
