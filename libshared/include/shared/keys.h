@@ -37,6 +37,17 @@
                reset): sync-worker -> */
 #define SH_EVENT_DELETED "deleted"
 #define SH_EVENT_QUEUED  "queued"
+/* The kinds of the progress service's events (SH_TOPIC_PROGRESS, SH_TOPIC_JOB). */
+#define SH_EVENT_PROGRESS_UPDATE "update"
+#define SH_EVENT_PROGRESS_DELETE "delete"
+#define SH_EVENT_PROGRESS_LOG    "log"
+#define SH_EVENT_JOB             "job"
+/* The kinds of the sync-worker's events (SH_TOPIC_MAIL). */
+#define SH_EVENT_MAIL_ADDED    "added"
+#define SH_EVENT_MAIL_CHANGED  "changed"
+#define SH_EVENT_MAIL_REMOVED  "removed"
+#define SH_EVENT_MAIL_CONFLICT "conflict"
+#define SH_EVENT_MAIL_RESET    "reset"
 
 typedef struct sh_key_prefix {
     const char *prefix;
