@@ -39,6 +39,8 @@ void gw_route_message_unread(gw_req *r);
 void gw_route_cron_sync(gw_req *r);
 void gw_route_cron_status(gw_req *r);
 
+void gw_route_events(gw_req *r);
+
 void gw_route_healthz(gw_req *r);
 void gw_route_readyz(gw_req *r);
 void gw_route_metrics(gw_req *r);

@@ -44,6 +44,7 @@ static const gw_route router_table[] = {
     {GW_GET, "/api/accounts/:id/messages/:uid", gw_route_message_get, GW_ROUTE_AUTH},
     {GW_POST, "/api/accounts/:id/messages/:uid/read", gw_route_message_read, GW_ROUTE_AUTH},
     {GW_POST, "/api/accounts/:id/messages/:uid/unread", gw_route_message_unread, GW_ROUTE_AUTH},
+    {GW_GET, "/api/events", gw_route_events, GW_ROUTE_AUTH},
     {GW_POST, "/api/cron/sync-emails", gw_route_cron_sync, GW_ROUTE_CRON | GW_ROUTE_SEED},
     {GW_GET, "/api/cron/sync-emails", gw_route_cron_status, GW_ROUTE_CRON | GW_ROUTE_SEED},
     {GW_GET, "/healthz", gw_route_healthz, 0},
