@@ -242,6 +242,49 @@ class EventsTest(EventsTestBase):
             self.assertNotEqual(a, b, "health sent without a change")
 
 
+class ScopedTokenEventsTest(EventsTestBase):
+    """Scoped tokens (POST /api/tokens) see the families their scopes cover."""
+    STACK_ENV = dict(EventsTestBase.STACK_ENV, TOKEN_SIGNING_KEY="ab" * 32)
+
+    def mint(self, scopes):
+        r = self.http.post("/api/tokens", {"scopes": scopes, "ttlSeconds": 600})
+        self.assertStatus(r, 201)
+        return r.json["token"]
+
+    def open_with(self, token, query=""):
+        r = SSEReader("127.0.0.1", self.stack.http_port, "/api/events" + query, token=token)
+        self.addCleanup(r.close)
+        self.assertEqual(r.status, 200, getattr(r, "body", b"")[:300])
+        return r
+
+    def test_queue_and_accounts_scopes(self):
+        queue = self.open_with(self.mint(["queue"]))
+        accounts = self.open_with(self.mint(["accounts"]))
+        both = self.open_with(self.mint(["queue", "accounts"]), "?types=account.created,claim.*")
+        sq = self.new_id("scoped")
+        self.assertStatus(self.http.post("/api/queue/claim", {"sq": sq, "botId": "B"}), 200)
+        r = self.http.post("/api/accounts", account_body(11))
+        self.assertStatus(r, 201)
+        aid = r.json["id"]
+        for s in (queue, both):
+            self.typed(s, "claim.claimed", lambda d: d["sq"] == sq)
+        for s in (accounts, both):
+            self.typed(s, "account.created", lambda d: d["accountId"] == aid)
+        time.sleep(1.2)  # health and metrics would have come by now
+        self.assertEqual({e["event"].split(".")[0] for e in queue.events}, {"claim"})
+        self.assertEqual({e["event"].split(".")[0] for e in accounts.events}, {"account"})
+        self.assertEqual({e["event"] for e in both.events}, {"claim.claimed", "account.created"})
+
+    def test_other_scopes_refused(self):
+        sid = self.new_id("p")
+        tok = self.mint(["progress:" + sid])
+        self.assertJsonError(self.http.get("/api/events", token=tok), 403, "does not cover")
+        q = self.mint(["queue"])
+        for types in ("health", "account.*", "metrics,streams"):
+            self.assertJsonError(self.http.get("/api/events?types=" + types, token=q), 403,
+                                 "does not cover")
+
+
 class SyncStatusEventsTest(EventsTestBase):
     """A sync-worker that syncs: the lease and the failed run show as
     account.status events."""
