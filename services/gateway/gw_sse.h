@@ -4,9 +4,11 @@
  * One subscriber thread receives the progress service's events and hands
  * each to the streams of its record id; a timer thread sends heartbeats and
  * re-reads records whose last event may have been lost. Each stream sends
- * versions in strictly increasing order.
+ * versions in strictly increasing order. Another subscriber thread makes
+ * typed events of the coordinator's, and a probe thread the gateway's own
+ * (health, metrics, streams), for the typed streams.
  *
- * Life cycle: gw_sse_new starts both threads; gw_sse_shutdown stops them and
+ * Life cycle: gw_sse_new starts the threads; gw_sse_shutdown stops them and
  * ends every stream with a "shutdown" event; gw_sse_free (after the HTTP
  * server and the RPC client are gone) frees the rest. */
 #ifndef GW_SSE_H

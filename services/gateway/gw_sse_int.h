@@ -343,8 +343,8 @@ int gw__sse_probe_start(gw__sse_probe *p, gw__sse_registry *reg, const char *con
                         sh_error *err);
 void gw__sse_probe_stop(gw__sse_probe *p);
 void gw__sse_probe_fini(gw__sse_probe *p);
-/* gw__sse_probe_greet sends a new typed stream the current health and
- * streams. */
+/* gw__sse_probe_greet sends a new typed stream, not yet registered, the
+ * current health and streams. */
 void gw__sse_probe_greet(gw__sse_probe *p, gw__sse_stream *st);
 
 #endif

@@ -48,9 +48,10 @@ static bool sse_parse_last_id(const char *s, int64_t *out)
     return true;
 }
 
-/* sse_start answers r with stream st (taken): its response, then its
- * registration, after which the stream is greeted (the first things it
- * sends), or its end when the gateway is stopping. */
+/* sse_start answers r with stream st (taken): its response, and its
+ * registration (or its end when the gateway is stopping). A typed stream
+ * is greeted first, before it is registered: its greeting's ids are then
+ * lower than those of every event it receives. */
 static void sse_start(gw_sse *s, gw_req *r, gw__sse_stream *st)
 {
     static const char retry[] = "retry: 2000\n\n";
@@ -71,10 +72,10 @@ static void sse_start(gw_sse *s, gw_req *r, gw__sse_stream *st)
     /* Registered before the first read, so no update can fall in between. */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (st->types)
+        gw__sse_probe_greet(&s->probe, st);
     if (gw__sse_registry_add(&s->reg, st, ci ? ci->connect_fd : -1)) {
-        if (st->types)
-            gw__sse_probe_greet(&s->probe, st);
-        else
+        if (!st->types)
             gw__sse_feed_snapshot(&s->feed, st);
     } else {
         gw__sse_wake w;

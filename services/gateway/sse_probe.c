@@ -58,23 +58,24 @@ static void probe_pings(gw__sse_probe *p)
     }
 }
 
-/* probe_health_fields writes the health data of states; returns whether
- * every replica is up. */
-static bool probe_health_fields(const gw__sse_probe *p, const int *states, sh_buf *out)
+/* probe_health_fields writes the health data of states: SH_OK or
+ * SH_ENOMEM. */
+static int probe_health_fields(const gw__sse_probe *p, const int *states, sh_buf *out)
 {
     bool all = true;
-    sh_buf_puts(out, ",\"services\":[");
+    int rc = sh_buf_puts(out, ",\"services\":[");
     for (int i = 0; i < p->nreplicas; i++) {
         const gw__sse_replica *rp = &p->replicas[i];
         all = all && states[i] == PROBE_UP;
-        sh_buf_printf(out, "%s{\"service\":\"%s\",\"url\":", i ? "," : "",
-                      gw_service_name(rp->svc));
-        gw_json_write_str(out, rp->url, strlen(rp->url));
-        sh_buf_printf(out, ",\"status\":\"%s\",\"up\":%s}", probe_states[states[i]],
-                      states[i] == PROBE_UP || states[i] == PROBE_REDIS_DOWN ? "true" : "false");
+        rc |= sh_buf_printf(out, "%s{\"service\":\"%s\",\"url\":", i ? "," : "",
+                            gw_service_name(rp->svc));
+        rc |= gw_json_write_str(out, rp->url, strlen(rp->url));
+        rc |= sh_buf_printf(out, ",\"status\":\"%s\",\"up\":%s}", probe_states[states[i]],
+                            states[i] == PROBE_UP || states[i] == PROBE_REDIS_DOWN ? "true"
+                                                                                   : "false");
     }
-    sh_buf_printf(out, "],\"ready\":%s", all ? "true" : "false");
-    return all;
+    rc |= sh_buf_printf(out, "],\"ready\":%s", all ? "true" : "false");
+    return rc ? SH_ENOMEM : SH_OK;
 }
 
 static void probe_states_copy(gw__sse_probe *p, int *states)
@@ -94,8 +95,10 @@ static void probe_health(gw__sse_probe *p)
     memcpy(p->sent, states, sizeof(int) * (size_t)p->nreplicas);
     sh_buf b;
     sh_buf_init(&b);
-    probe_health_fields(p, states, &b);
-    gw__sse_events_emit(p->reg, GW__SSE_HEALTH, b.data, b.len, NULL, false);
+    if (probe_health_fields(p, states, &b) == SH_OK)
+        gw__sse_events_emit(p->reg, GW__SSE_HEALTH, b.data, b.len, NULL, false);
+    else
+        p->sent[0] = -1; /* sent again at the next sample */
     sh_buf_fini(&b);
 }
 
@@ -122,20 +125,21 @@ static void probe_metrics(gw__sse_probe *p, int64_t now)
         d[b] = buckets[b] - p->last_buckets[b];
     sh_buf b;
     sh_buf_init(&b);
-    sh_buf_printf(&b, ",\"requests\":%llu,\"requestsPerSecond\":%.3f,\"sseClients\":%lld",
-                  (unsigned long long)req, secs > 0 ? (double)n / secs : 0.0,
-                  (long long)gw_metrics_sse_clients());
+    int rc = sh_buf_printf(&b, ",\"requests\":%llu,\"requestsPerSecond\":%.3f,\"sseClients\":%lld",
+                           (unsigned long long)req, secs > 0 ? (double)n / secs : 0.0,
+                           (long long)gw_metrics_sse_clients());
     if (n)
-        sh_buf_printf(&b,
-                      ",\"latencyMs\":{\"count\":%llu,\"mean\":%.3f,\"p50\":%g,\"p95\":%g,"
-                      "\"p99\":%g}",
-                      (unsigned long long)n, (double)(sum - p->last_sum_ns) / 1e6 / (double)n,
-                      probe_quantile(d, n, 0.5), probe_quantile(d, n, 0.95),
-                      probe_quantile(d, n, 0.99));
+        rc |= sh_buf_printf(&b,
+                            ",\"latencyMs\":{\"count\":%llu,\"mean\":%.3f,\"p50\":%g,\"p95\":%g,"
+                            "\"p99\":%g}",
+                            (unsigned long long)n, (double)(sum - p->last_sum_ns) / 1e6 / (double)n,
+                            probe_quantile(d, n, 0.5), probe_quantile(d, n, 0.95),
+                            probe_quantile(d, n, 0.99));
     else
-        sh_buf_puts(&b, ",\"latencyMs\":{\"count\":0,\"mean\":null,\"p50\":null,\"p95\":null,"
-                        "\"p99\":null}");
-    gw__sse_events_emit(p->reg, GW__SSE_METRICS, b.data, b.len, NULL, false);
+        rc |= sh_buf_puts(&b, ",\"latencyMs\":{\"count\":0,\"mean\":null,\"p50\":null,\"p95\":null,"
+                              "\"p99\":null}");
+    if (rc == SH_OK)
+        gw__sse_events_emit(p->reg, GW__SSE_METRICS, b.data, b.len, NULL, false);
     sh_buf_fini(&b);
     p->last_requests = req;
     p->last_sum_ns = sum;
@@ -143,19 +147,21 @@ static void probe_metrics(gw__sse_probe *p, int64_t now)
     p->last_ms = now;
 }
 
-/* probe_streams_fields lists the ids of reg's topics (registry lock held). */
-static void probe_streams_fields(gw__sse_registry *reg, sh_buf *out)
+/* probe_streams_fields lists the ids of reg's topics (registry lock held):
+ * SH_OK or SH_ENOMEM. */
+static int probe_streams_fields(gw__sse_registry *reg, sh_buf *out)
 {
     size_t n = 0;
-    sh_buf_puts(out, ",\"ids\":[");
+    int rc = sh_buf_puts(out, ",\"ids\":[");
     for (size_t b = 0; b < SSE_BUCKETS; b++)
         for (gw__sse_topic *t = reg->buckets[b]; t; t = t->hnext, n++)
             if (n < SSE_STREAM_IDS_MAX) {
                 if (n)
-                    sh_buf_append(out, ",", 1);
-                gw_json_write_str(out, t->id, strlen(t->id));
+                    rc |= sh_buf_append(out, ",", 1);
+                rc |= gw_json_write_str(out, t->id, strlen(t->id));
             }
-    sh_buf_printf(out, "],\"count\":%zu", n);
+    rc |= sh_buf_printf(out, "],\"count\":%zu", n);
+    return rc ? SH_ENOMEM : SH_OK;
 }
 
 static void probe_streams(gw__sse_probe *p, gw__sse_stream *only)
@@ -165,10 +171,11 @@ static void probe_streams(gw__sse_probe *p, gw__sse_stream *only)
     sh_buf_init(&b);
     pthread_mutex_lock(&reg->mu);
     if (only || reg->topics_gen != p->streams_gen) {
-        if (!only)
-            p->streams_gen = reg->topics_gen;
-        probe_streams_fields(reg, &b);
-        gw__sse_events_emit(reg, GW__SSE_STREAMS, b.data, b.len, only, true);
+        if (probe_streams_fields(reg, &b) == SH_OK) {
+            if (!only)
+                p->streams_gen = reg->topics_gen;
+            gw__sse_events_emit(reg, GW__SSE_STREAMS, b.data, b.len, only, true);
+        }
     }
     pthread_mutex_unlock(&reg->mu);
     sh_buf_fini(&b);
@@ -180,8 +187,8 @@ void gw__sse_probe_greet(gw__sse_probe *p, gw__sse_stream *st)
     probe_states_copy(p, states);
     sh_buf b;
     sh_buf_init(&b);
-    probe_health_fields(p, states, &b);
-    gw__sse_events_emit(p->reg, GW__SSE_HEALTH, b.data, b.len, st, false);
+    if (probe_health_fields(p, states, &b) == SH_OK)
+        gw__sse_events_emit(p->reg, GW__SSE_HEALTH, b.data, b.len, st, false);
     sh_buf_fini(&b);
     probe_streams(p, st);
 }
