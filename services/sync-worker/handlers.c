@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "mailstore.h"
+#include "shared/buf.h"
 #include "shared/keys.h"
 #include "shared/service.h"
 #include "sync.h"
@@ -127,9 +128,24 @@ static int h_messages_set_seen(void *state, const sh_val *args, sh_val **result,
     rc = sync_mail_set_seen(w->store, acct, folder, uid, sh_val_bool(seen), result, err);
     if (rc)
         return rc;
-    sync_publish(w->pub, acct, SH_EVENT_MAIL_CHANGED, folder,
-                 (uint32_t)sh_val_int(sh_val_get(*result, "uidvalidity")), (uint32_t)uid,
-                 sh_val_bool(seen) ? "\\Seen" : "");
+    /* The event carries the message's flags as stored (space-separated),
+     * as the sync's flag events do, not only the one changed. */
+    const sh_val *flags = sh_val_get(*result, "flags");
+    sh_buf text;
+    sh_buf_init(&text);
+    int oom = 0;
+    for (size_t i = 0; !oom && i < sh_val_len(flags); i++) {
+        size_t len;
+        const char *f = sh_val_str(sh_val_at(flags, i), &len);
+        if (f)
+            oom = (text.len && sh_buf_puts(&text, " ")) || sh_buf_append(&text, f, len);
+    }
+    /* Out of memory, the event is dropped as a full publisher drops one. */
+    if (!oom)
+        sync_publish(w->pub, acct, SH_EVENT_MAIL_CHANGED, folder,
+                     (uint32_t)sh_val_int(sh_val_get(*result, "uidvalidity")), (uint32_t)uid,
+                     text.data ? text.data : "");
+    sh_buf_fini(&text);
     if (sh_val_bool(sh_val_get(args, "syncNow")))
         sync_workers_kick(acct);
     return SH_OK;

@@ -452,6 +452,17 @@ static void test_set_seen_and_counts(void **state)
     assert_int_equal(n, 1);
     free(p);
 
+    /* The event names every flag the message has, not only \Seen. */
+    tf_mail_put(mail.st, ACCT, "INBOX", UIDV, 5, "\\Flagged $Work");
+    assert_int_equal(call("messages.set_seen",
+                          args("accountId", str(ACCT), "uid", sh_val_new_int(5), "seen",
+                               sh_val_new_bool(true), NULL),
+                          &m, &err),
+                     SH_OK);
+    assert_int_equal(sh_val_len(sh_val_get(m, "flags")), 3);
+    sh_val_free(m);
+    expect_event("changed", 5, "\\Flagged $Work \\Seen");
+
     /* An account with nothing synced counts no folder. */
     sh_val *res = NULL;
     assert_int_equal(call("folders.counts", args("accountId", str("nobody"), NULL), &res, &err),
