@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gw_dashboard.h"
 #include "gw_openapi.h"
 #include "gw_routes.h"
 
@@ -50,6 +51,8 @@ static const gw_route router_table[] = {
     {GW_GET, "/readyz", gw_route_readyz, 0},
     {GW_GET, "/metrics", gw_route_metrics, GW_ROUTE_AUTH},
     {GW_GET, "/openapi.json", gw_route_openapi, 0},
+    {GW_GET, "/dashboard", gw_route_dashboard, 0},
+    {GW_GET, "/dashboard/:file", gw_route_dashboard_file, 0},
     {0, NULL, NULL, 0},
 };
 
