@@ -1,4 +1,4 @@
-/* secret.c - sealing secrets, randomness and constant-time comparison. The
+/* secret.c - sealing secrets, MACs, randomness and constant-time comparison. The
  * one file of the project that includes libsodium. */
 #include "shared/secret.h"
 
@@ -129,4 +129,15 @@ bool sh_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
     if (alen == 0)
         return true;
     return sodium_memcmp(a, b, alen) == 0;
+}
+
+void sh_mac(const sh_key *key, const void *data, size_t len, unsigned char mac[SH_MAC_BYTES])
+{
+    crypto_auth_hmacsha256(mac, data, len, key->bytes);
+}
+
+bool sh_mac_verify(const sh_key *key, const void *data, size_t len,
+                   const unsigned char mac[SH_MAC_BYTES])
+{
+    return crypto_auth_hmacsha256_verify(mac, data, len, key->bytes) == 0;
 }

@@ -12,7 +12,7 @@
 #include "shared/config.h"
 #include "shared/log.h"
 
-#define CONFIG_ROWS 21 /* rows, the NULL row included; unused rows are NULL too */
+#define CONFIG_ROWS 25 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -55,6 +55,14 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          "period of heartbeats on event streams"},
         {"GATEWAY_DRAIN_MS", NULL, SH_SET_INT, "500", 0, 5000, &c->drain_ms, false,
          "after SIGTERM, new connections are still served this long (/readyz: 503)"},
+        {"CORS_ORIGINS", NULL, SH_SET_STR, NULL, 0, 8192, &c->cors_origins, false,
+         "origins whose pages may read replies, comma-separated (no *)"},
+        {"TOKEN_SIGNING_KEY", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->token_key_hex, false,
+         "64 hex characters signing scoped tokens (openssl rand -hex 32)"},
+        {"TOKEN_SIGNING_KEY_PREVIOUS", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->token_prev_hex,
+         false, "the former TOKEN_SIGNING_KEY: its tokens still verify while rotating"},
+        {"TOKEN_MAX_TTL", NULL, SH_SET_INT, "3600", 1, 86400, &c->token_max_ttl_s, false,
+         "longest life of a scoped token in seconds"},
         {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &c->log_level_name, false,
          "debug, info, warn or error"},
         {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
@@ -127,6 +135,29 @@ static int config_parse_listen(gw_config *c, sh_error *err)
     return SH_OK;
 }
 
+/* config_token_keys parses the scoped tokens' keys: the current one first. */
+static int config_token_keys(gw_config *c, sh_error *err)
+{
+    int rc;
+    c->ntoken_keys = 0;
+    if (c->token_prev_hex && !c->token_key_hex)
+        return sh_error_set(err, SH_EINVAL,
+                            "TOKEN_SIGNING_KEY_PREVIOUS is set but TOKEN_SIGNING_KEY is not: "
+                            "new tokens are signed with TOKEN_SIGNING_KEY");
+    if (!c->token_key_hex)
+        return SH_OK;
+    if ((rc = sh_key_parse(c->token_key_hex, "TOKEN_SIGNING_KEY", &c->token_keys[0], err)))
+        return rc;
+    c->ntoken_keys = 1;
+    if (!c->token_prev_hex)
+        return SH_OK;
+    if ((rc =
+             sh_key_parse(c->token_prev_hex, "TOKEN_SIGNING_KEY_PREVIOUS", &c->token_keys[1], err)))
+        return rc;
+    c->ntoken_keys = 2;
+    return SH_OK;
+}
+
 int gw_config_load(gw_config *cfg, sh_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -147,6 +178,10 @@ int gw_config_load(gw_config *cfg, sh_error *err)
                             "API_TOKEN (and optionally API_READ_ONLY_TOKEN) before listening "
                             "on other addresses",
                             cfg->listen);
+    if ((rc = gw_cors_parse(cfg->cors_origins, &cfg->cors, err)) != SH_OK)
+        return rc;
+    if ((rc = config_token_keys(cfg, err)) != SH_OK)
+        return rc;
     /* Streams send a heartbeat well within the idle timeout. */
     cfg->conn_timeout_s = 60;
     if (cfg->conn_timeout_s < 2 * cfg->heartbeat_s + 10)

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "gw_cors.h"
 #include "shared/err.h"
+#include "shared/secret.h"
 
 typedef struct gw_config {
     const char *listen; /* GATEWAY_LISTEN as given */
@@ -30,9 +32,16 @@ typedef struct gw_config {
     long long threads;        /* MHD thread pool */
     long long conn_memory;    /* MHD's memory pool of each connection */
     long long max_connections;
-    long long heartbeat_s;    /* SSE heartbeat period */
-    long long conn_timeout_s; /* idle HTTP connections */
-    long long drain_ms;       /* after SIGTERM, connections still accepted this long */
+    long long heartbeat_s;     /* SSE heartbeat period */
+    long long conn_timeout_s;  /* idle HTTP connections */
+    long long drain_ms;        /* after SIGTERM, connections still accepted this long */
+    const char *cors_origins;  /* CORS_ORIGINS as given, NULL when unset */
+    gw_cors cors;              /* the origins of cors_origins */
+    const char *token_key_hex; /* TOKEN_SIGNING_KEY, NULL when unset */
+    const char *token_prev_hex;
+    sh_key token_keys[2]; /* current, previous */
+    size_t ntoken_keys;   /* 0: no scoped tokens; 1; 2 while rotating */
+    long long token_max_ttl_s;
     const char *log_level_name;
     int log_level;
 } gw_config;

@@ -93,6 +93,10 @@ sh_val *gw_req_take_body(gw_req *r);
 const char *gw_req_header(gw_req *r, const char *name);
 const char *gw_req_query(gw_req *r, const char *name);
 const char *gw_req_request_id(gw_req *r);
+/* gw_req_token returns the scoped token the request was let in with (its
+ * scopes, for gw_token_covers), or NULL when it came with API_TOKEN,
+ * API_READ_ONLY_TOKEN or none at all. */
+const struct gw_token *gw_req_token(gw_req *r);
 /* gw_req_stopping reports whether the gateway is stopping. */
 bool gw_req_stopping(gw_req *r);
 /* gw_req_peer_loopback reports whether the client connected from a loopback

@@ -19,6 +19,7 @@
 
 #include "gw_http.h"
 #include "gw_router.h"
+#include "gw_token.h"
 #include "shared/keys.h"
 
 enum { GW__HTTP_REQ_BODY, GW__HTTP_REQ_WAITING, GW__HTTP_REQ_DONE };
@@ -51,6 +52,9 @@ struct gw_req {
     char param2[SH_ID_MAX + 1];
     char rid[SH_ID_MAX + 1];
     uint64_t t0;
+    const char *origin; /* the Origin header when CORS_ORIGINS lists it, else NULL */
+    bool preflight;     /* an OPTIONS request answered with the CORS preflight headers */
+    gw_token *token;    /* the scoped token the request was let in with, or NULL */
     /* body */
     sh_buf body;
     uint64_t body_seen;

@@ -27,6 +27,11 @@ enum {
     GW_ROUTE_CRON = 8, /* needs CRON_SECRET (not the API token); CRON_LOOPBACK_ONLY applies */
 };
 
+/* The flags' high byte: what a scoped token must cover to open the route,
+ * an enum gw_scope_kind (gw_token.h); 0, GW_SCOPE_NONE: no scoped token does. */
+#define GW_ROUTE_SCOPE(kind)     ((unsigned)(kind) << 8)
+#define GW_ROUTE_SCOPE_OF(flags) ((int)(((flags) >> 8) & 0xff))
+
 typedef struct gw_route {
     int method; /* GW_GET rows also answer HEAD */
     const char *pattern;

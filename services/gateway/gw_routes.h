@@ -36,6 +36,8 @@ void gw_route_message_get(gw_req *r);
 void gw_route_message_read(gw_req *r);
 void gw_route_message_unread(gw_req *r);
 
+void gw_route_tokens_create(gw_req *r);
+
 void gw_route_cron_sync(gw_req *r);
 void gw_route_cron_status(gw_req *r);
 

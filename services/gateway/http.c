@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "gw_auth.h"
+#include "gw_cors.h"
 #include "gw_http_int.h"
 #include "gw_json.h"
 #include "gw_metrics.h"
@@ -67,6 +68,11 @@ const char *gw_req_request_id(gw_req *r)
     return r->rid;
 }
 
+const struct gw_token *gw_req_token(gw_req *r)
+{
+    return r->token;
+}
+
 bool gw_req_stopping(gw_req *r)
 {
     return atomic_load(&r->h->stopping);
@@ -100,7 +106,8 @@ static enum MHD_Result http_send(gw_req *r)
         if (!resp)
             return MHD_NO;
         r->resp = NULL; /* MHD frees it with the response */
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+        if (r->status != MHD_HTTP_NO_CONTENT)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     }
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
     /* A stopping gateway serves every request on an open connection, but one
@@ -109,6 +116,16 @@ static enum MHD_Result http_send(gw_req *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->xhdr_name)
         MHD_add_response_header(resp, r->xhdr_name, r->xhdr_value);
+    if (r->origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id");
+    }
+    if (r->preflight) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", r->m.allow);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", GW_CORS_ALLOW_HEADERS);
+        MHD_add_response_header(resp, "Access-Control-Max-Age", GW_CORS_MAX_AGE);
+    }
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     r->state = GW__HTTP_REQ_DONE;
@@ -157,6 +174,15 @@ static void http_request_id(gw_req *r)
     snprintf(r->rid, sizeof r->rid, "%s-%llx", r->h->rid_prefix, n);
 }
 
+/* http_unauthorized replies 401 with message and a WWW-Authenticate
+ * challenge. */
+static void http_unauthorized(gw_req *r, const char *message, const char *challenge)
+{
+    gw_req_reply_error(r, 401, "%s", message);
+    r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+    r->xhdr_value = challenge;
+}
+
 /* http_cron_allowed checks a cron route's caller before anything else is
  * read: its address (CRON_LOOPBACK_ONLY), then CRON_SECRET; false when it
  * has replied. */
@@ -177,16 +203,84 @@ static bool http_cron_allowed(gw_req *r)
         gw_req_reply_error(r, 503, "CRON_SECRET is not set: cron routes are disabled");
         return false;
     case GW_AUTH_MISSING:
-        gw_req_reply_error(r, 401, "missing bearer token (Authorization: Bearer <CRON_SECRET>)");
-        r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
-        r->xhdr_value = "Bearer";
+        http_unauthorized(r, "missing bearer token (Authorization: Bearer <CRON_SECRET>)",
+                          "Bearer");
         return false;
     default:
-        gw_req_reply_error(r, 401, "invalid cron secret");
-        r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
-        r->xhdr_value = "Bearer error=\"invalid_token\"";
+        http_unauthorized(r, "invalid cron secret", "Bearer error=\"invalid_token\"");
         return false;
     }
+}
+
+/* http_auth_allowed checks the token of an API route; false when it has
+ * replied. A scoped token it lets in is kept for the handler. */
+static bool http_auth_allowed(gw_req *r)
+{
+    const gw_config *cfg = r->h->cfg;
+    char id[SH_ID_MAX + 1] = "";
+    if (r->m.param && r->m.param_len <= SH_ID_MAX) {
+        memcpy(id, r->m.param, r->m.param_len);
+        id[r->m.param_len] = '\0';
+    }
+    int scope = GW_ROUTE_SCOPE_OF(r->m.route->flags);
+    gw_auth_ask ask = {r->method, gw_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION),
+                       gw_req_query(r, "access_token"), scope, id};
+    gw_token *t = NULL;
+    if (cfg->ntoken_keys && !(t = malloc(sizeof *t))) {
+        gw_req_reply_error(r, 503, "out of memory");
+        return false;
+    }
+    int rc = gw_auth_request(cfg, &ask, sh_now_ms(), t);
+    if (rc == GW_AUTH_OK && t && t->n) {
+        r->token = t;
+        return true;
+    }
+    free(t);
+    char what[160];
+    switch (rc) {
+    case GW_AUTH_OK:
+        return true;
+    case GW_AUTH_MISSING:
+        http_unauthorized(r, "missing bearer token (Authorization: Bearer <token>)", "Bearer");
+        return false;
+    case GW_AUTH_EXPIRED:
+        http_unauthorized(r, "token expired", "Bearer error=\"invalid_token\"");
+        return false;
+    case GW_AUTH_READ_ONLY:
+        gw_req_reply_error(r, 403, "the read-only token allows only GET and HEAD requests");
+        return false;
+    case GW_AUTH_WRITE:
+        gw_req_reply_error(r, 403,
+                           "a scoped token (or access_token) allows only GET and HEAD requests");
+        return false;
+    case GW_AUTH_UNCOVERED:
+        if (scope == GW_SCOPE_NONE)
+            snprintf(what, sizeof what, "%s %s", gw_method_name(r->method), r->m.route->pattern);
+        else
+            gw_scope_format(scope, id, what, sizeof what);
+        gw_req_reply_error(r, 403, "token does not cover %s", what);
+        return false;
+    default:
+        http_unauthorized(r, "invalid token", "Bearer error=\"invalid_token\"");
+        return false;
+    }
+}
+
+/* http_preflight answers a browser's OPTIONS before a cross-origin request:
+ * 204 with what the route allows to an origin of CORS_ORIGINS, else 403. No
+ * token is asked for: a browser sends none with a preflight. */
+static void http_preflight(gw_req *r)
+{
+    if (!r->origin) {
+        gw_req_reply_error(r, 403, "origin not allowed (CORS_ORIGINS)");
+        return;
+    }
+    free(r->resp);
+    r->resp = NULL;
+    r->resp_len = 0;
+    r->status = MHD_HTTP_NO_CONTENT;
+    r->preflight = true;
+    r->replied = true;
 }
 
 /* http_begin runs once the headers are read: route, token, id, body limits. */
@@ -196,6 +290,10 @@ static void http_begin(gw_req *r)
     int found = gw_router_match(r->method, r->url, &r->m);
     if (found == GW_MATCH_NOT_FOUND) {
         gw_req_reply_error(r, 404, "not found");
+        return;
+    }
+    if (found == GW_MATCH_BAD_METHOD && r->method == GW_OPTIONS && h->cfg->cors.n) {
+        http_preflight(r);
         return;
     }
     if (found == GW_MATCH_BAD_METHOD) {
@@ -210,26 +308,8 @@ static void http_begin(gw_req *r)
     const gw_route *rt = r->m.route;
     if ((rt->flags & GW_ROUTE_CRON) && !http_cron_allowed(r))
         return;
-    if (rt->flags & GW_ROUTE_AUTH) {
-        const char *authz = gw_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-        switch (gw_auth_check(h->cfg, r->method, authz)) {
-        case GW_AUTH_MISSING:
-            gw_req_reply_error(r, 401, "missing bearer token (Authorization: Bearer <token>)");
-            r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
-            r->xhdr_value = "Bearer";
-            return;
-        case GW_AUTH_BAD:
-            gw_req_reply_error(r, 401, "invalid token");
-            r->xhdr_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
-            r->xhdr_value = "Bearer error=\"invalid_token\"";
-            return;
-        case GW_AUTH_READ_ONLY:
-            gw_req_reply_error(r, 403, "the read-only token allows only GET and HEAD requests");
-            return;
-        default:
-            break;
-        }
-    }
+    if ((rt->flags & GW_ROUTE_AUTH) && !http_auth_allowed(r))
+        return;
     if (r->m.param) {
         if (!sh_id_valid(r->m.param, r->m.param_len)) {
             char shown[80];
@@ -371,6 +451,9 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         atomic_fetch_add(&h->busy, 1);
         gw__http_touch(h);
         http_request_id(r);
+        const char *origin = gw_req_header(r, "Origin");
+        if (gw_cors_allowed(&h->cfg->cors, origin))
+            r->origin = origin;
         http_begin(r);
         return r->replied ? http_send(r) : MHD_YES;
     }
@@ -409,13 +492,16 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **req_cl
     free(r->resp);
     sh_buf_fini(&r->body);
     sh_val_free(r->json);
+    free(r->token);
     free(r);
 }
 
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    char raw[512], msg[512];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    /* A request line MHD quotes may hold a token in its query. */
+    gw_token_scrub(raw, msg, sizeof msg);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';

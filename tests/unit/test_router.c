@@ -15,6 +15,7 @@
 
 #include "gw_router.h"
 #include "gw_routes.h"
+#include "gw_token.h"
 #include "shared/keys.h"
 
 /* One route as the README lists it: a concrete path of it, what it calls,
@@ -28,29 +29,32 @@ typedef struct router_case {
     const char *param, *param2;
 } router_case;
 
-#define AUTH GW_ROUTE_AUTH
-#define BODY GW_ROUTE_BODY
-#define SEED GW_ROUTE_SEED
-#define CRON GW_ROUTE_CRON
+#define AUTH     GW_ROUTE_AUTH
+#define BODY     GW_ROUTE_BODY
+#define SEED     GW_ROUTE_SEED
+#define CRON     GW_ROUTE_CRON
+#define SCOPE(k) GW_ROUTE_SCOPE(GW_SCOPE_##k)
 
 static const router_case router_cases[] = {
-    {GW_GET, "/api/progress/:id", "/api/progress/s1", gw_route_progress_get, AUTH, "s1", NULL},
+    {GW_GET, "/api/progress/:id", "/api/progress/s1", gw_route_progress_get, AUTH | SCOPE(PROGRESS),
+     "s1", NULL},
     {GW_POST, "/api/progress/:id", "/api/progress/s1", gw_route_progress_update, AUTH | BODY, "s1",
      NULL},
     {GW_DELETE, "/api/progress/:id", "/api/progress/s1", gw_route_progress_delete, AUTH, "s1",
      NULL},
     {GW_GET, "/api/progress/:id/log", "/api/progress/a.b_c:d-e/log", gw_route_progress_log_list,
-     AUTH, "a.b_c:d-e", NULL},
+     AUTH | SCOPE(PROGRESS), "a.b_c:d-e", NULL},
     {GW_POST, "/api/progress/:id/log", "/api/progress/s1/log", gw_route_progress_log_append,
      AUTH | BODY, "s1", NULL},
-    {GW_GET, "/api/progress/:id/stream", "/api/progress/s1/stream", gw_route_progress_stream, AUTH,
-     "s1", NULL},
+    {GW_GET, "/api/progress/:id/stream", "/api/progress/s1/stream", gw_route_progress_stream,
+     AUTH | SCOPE(PROGRESS), "s1", NULL},
     {GW_POST, "/api/jobs", "/api/jobs", gw_route_job_create, AUTH | BODY, NULL, NULL},
-    {GW_GET, "/api/jobs/:id", "/api/jobs/j-7", gw_route_job_get, AUTH, "j-7", NULL},
+    {GW_GET, "/api/jobs/:id", "/api/jobs/j-7", gw_route_job_get, AUTH | SCOPE(JOB), "j-7", NULL},
     {GW_PUT, "/api/jobs/:id", "/api/jobs/j-7", gw_route_job_update, AUTH | BODY, "j-7", NULL},
     {GW_GET, "/api/conversations/:id/job", "/api/conversations/c9/job", gw_route_conversation_job,
      AUTH, "c9", NULL},
-    {GW_GET, "/api/queue", "/api/queue", gw_route_queue_list, AUTH | SEED, NULL, NULL},
+    {GW_GET, "/api/queue", "/api/queue", gw_route_queue_list, AUTH | SEED | SCOPE(QUEUE), NULL,
+     NULL},
     {GW_POST, "/api/queue/claim", "/api/queue/claim", gw_route_queue_claim, AUTH | BODY | SEED,
      NULL, NULL},
     {GW_POST, "/api/queue/renew", "/api/queue/renew", gw_route_queue_renew, AUTH | BODY | SEED,
@@ -64,8 +68,10 @@ static const router_case router_cases[] = {
     {GW_POST, "/api/queue/reserve/release", "/api/queue/reserve/release", gw_route_queue_unreserve,
      AUTH | BODY | SEED, NULL, NULL},
     {GW_POST, "/api/accounts", "/api/accounts", gw_route_account_create, AUTH | BODY, NULL, NULL},
-    {GW_GET, "/api/accounts", "/api/accounts", gw_route_account_list, AUTH, NULL, NULL},
-    {GW_GET, "/api/accounts/:id", "/api/accounts/acc1", gw_route_account_get, AUTH, "acc1", NULL},
+    {GW_GET, "/api/accounts", "/api/accounts", gw_route_account_list, AUTH | SCOPE(ACCOUNTS), NULL,
+     NULL},
+    {GW_GET, "/api/accounts/:id", "/api/accounts/acc1", gw_route_account_get, AUTH | SCOPE(ACCOUNT),
+     "acc1", NULL},
     {GW_PATCH, "/api/accounts/:id", "/api/accounts/acc1", gw_route_account_update, AUTH | BODY,
      "acc1", NULL},
     {GW_DELETE, "/api/accounts/:id", "/api/accounts/acc1", gw_route_account_delete, AUTH, "acc1",
@@ -73,13 +79,14 @@ static const router_case router_cases[] = {
     {GW_POST, "/api/accounts/:id/sync", "/api/accounts/acc1/sync", gw_route_account_sync, AUTH,
      "acc1", NULL},
     {GW_GET, "/api/accounts/:id/messages", "/api/accounts/acc1/messages", gw_route_messages_list,
-     AUTH, "acc1", NULL},
+     AUTH | SCOPE(ACCOUNT), "acc1", NULL},
     {GW_GET, "/api/accounts/:id/messages/:uid", "/api/accounts/acc1/messages/42",
-     gw_route_message_get, AUTH, "acc1", "42"},
+     gw_route_message_get, AUTH | SCOPE(ACCOUNT), "acc1", "42"},
     {GW_POST, "/api/accounts/:id/messages/:uid/read", "/api/accounts/acc1/messages/42/read",
      gw_route_message_read, AUTH, "acc1", "42"},
     {GW_POST, "/api/accounts/:id/messages/:uid/unread", "/api/accounts/acc1/messages/7/unread",
      gw_route_message_unread, AUTH, "acc1", "7"},
+    {GW_POST, "/api/tokens", "/api/tokens", gw_route_tokens_create, AUTH | BODY, NULL, NULL},
     {GW_POST, "/api/cron/sync-emails", "/api/cron/sync-emails", gw_route_cron_sync, CRON | SEED,
      NULL, NULL},
     {GW_GET, "/api/cron/sync-emails", "/api/cron/sync-emails", gw_route_cron_status, CRON | SEED,

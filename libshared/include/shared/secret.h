@@ -1,5 +1,5 @@
 /* secret.h - encryption of secrets at rest (XChaCha20-Poly1305 AEAD), key
- * parsing, randomness and constant-time comparison.
+ * parsing, message authentication (HMAC-SHA-256), randomness and constant-time comparison.
  *
  * A sealed secret is: one key-id byte, a 24-byte random nonce, then the
  * ciphertext with its 16-byte tag. The key id is derived from the key
@@ -41,6 +41,16 @@ int sh_open(const sh_key *const *keys, size_t nkeys, const void *blob, size_t le
 
 /* sh_seal_key_id returns the key id a blob was sealed with (-1 if too short). */
 int sh_seal_key_id(const void *blob, size_t len);
+
+#define SH_MAC_BYTES 32
+
+/* sh_mac writes the HMAC-SHA-256 of data under key to mac. */
+void sh_mac(const sh_key *key, const void *data, size_t len, unsigned char mac[SH_MAC_BYTES]);
+
+/* sh_mac_verify reports whether mac is the HMAC-SHA-256 of data under key,
+ * comparing in time independent of mac's bytes. */
+bool sh_mac_verify(const sh_key *key, const void *data, size_t len,
+                   const unsigned char mac[SH_MAC_BYTES]);
 
 /* sh_random_hex and sh_secret_equal are declared in util.h. */
 
