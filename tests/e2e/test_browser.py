@@ -271,6 +271,159 @@ class ScopeAndExpiry(BrowserTestCase):
             self.assertEqual(resumed.get(k), v, "update %s is in the resumed record" % k)
 
 
+DASHBOARD_DIR = os.path.join(stack.REPO_ROOT, "services", "gateway", "dashboard")
+FIRST_LOAD_LIMIT = 100 * 1024
+
+
+def row_js(table, key):
+    """An expression: the row of key in one of the dashboard's tables."""
+    return "document.querySelector('#%s-rows tr[data-key=\"' + %s + '\"]')" % (table, json.dumps(key))
+
+
+class Dashboard(BrowserTestCase):
+    def open_dashboard(self, width=1280, height=900):
+        page = self.browser.new_page(width, height)
+        self.addCleanup(page.close)
+        page.navigate(self.gw + "/dashboard")
+        page.wait_for("!document.getElementById('signin').hidden", what="the token form")
+        page.evaluate("document.getElementById('token').value = %s;"
+                      "document.getElementById('signin').requestSubmit(); true" % json.dumps(TOKEN))
+        page.wait_for("document.body.dataset.ready === 'true'", what="the first reads")
+        page.wait_for("document.getElementById('live').dataset.state === 'live'",
+                      what="the event stream")
+        return page
+
+    def text_of(self, page, table, key):
+        return page.evaluate("(%s || {}).innerText || null" % row_js(table, key))
+
+    def wait_text(self, page, table, key, needle, within, what):
+        """Wait until the row's text contains needle; return how long it took."""
+        t0 = time.monotonic()
+        page.wait_for("((%s || {}).innerText || '').includes(%s)" % (row_js(table, key),
+                                                                     json.dumps(needle)),
+                      timeout=within, interval=0.02, what=what)
+        return time.monotonic() - t0
+
+    def test_page_and_files_are_served_with_their_types_and_policy(self):
+        names = sorted(os.listdir(DASHBOARD_DIR))
+        self.assertIn("index.html", names)
+        types = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
+                 ".svg": "image/svg+xml"}
+        for name in names:
+            path = "/dashboard" if name == "index.html" else "/dashboard/" + name
+            # No token is needed to load them, though the gateway has one.
+            r = self.http.get(path, token=None)
+            self.assertStatus(r, 200)
+            with open(os.path.join(DASHBOARD_DIR, name), "rb") as f:
+                self.assertEqual(r.raw, f.read(), "%s is served as it is" % name)
+            ctype = r.headers.get("Content-Type", "")
+            self.assertTrue(ctype.startswith(types[os.path.splitext(name)[1]]), (name, ctype))
+            self.assertEqual(r.headers.get("Cache-Control"), "no-cache")
+            self.assertEqual(r.headers.get("X-Content-Type-Options"), "nosniff")
+            csp = r.headers.get("Content-Security-Policy", "")
+            self.assertIn("default-src 'none'", csp)
+            self.assertIn("script-src 'self'", csp)
+            self.assertNotIn("unsafe", csp)
+            head = self.http.request("HEAD", path, token=None)
+            self.assertStatus(head, 200)
+            self.assertEqual(head.raw, b"")
+        for path in ("/dashboard/index.html", "/dashboard/nope.js", "/dashboard/..",
+                     "/dashboard/CMakeLists.txt", "/dashboard/..%2Frouter.c",
+                     "/dashboard/%2e%2e%2fembed.cmake", "/dashboard/dashboard/app.js",
+                     "/dashboard/"):
+            r = self.http.get(path, token=None)
+            self.assertIn(r.status, (400, 404), "%s: %r" % (path, r))
+            self.assertNotIn(b"cmake", r.raw.lower())
+        r = self.http.post("/dashboard", {}, token=None)
+        self.assertStatus(r, 405)
+
+    def test_dashboard_shows_the_stack_live(self):
+        # What the stack holds before the page opens: an account, a claim,
+        # and a progress record another page streams.
+        acc = self.http.post("/api/accounts", {
+            "emailAddress": "dash@example.com", "imapHost": "imap.example.com", "imapPort": 993,
+            "security": "tls", "username": "dash", "password": "pw-" + os.urandom(6).hex()})
+        self.assertStatus(acc, 201)
+        account = acc.json["id"]
+        sq = self.new_id("sq")
+        claim = self.http.post("/api/queue/claim", {"sq": sq, "botId": "BOT-DASH"})
+        self.assertStatus(claim, 200)
+        fencing = claim.json["claim"]["token"]
+        sid = self.new_id("dash")
+        self.create_record(sid, {"currentStep": 1, "currentAction": "starting", "percent": 10})
+        watcher = self.page_at(self.allowed.origin)
+        watcher.evaluate("follow(%s)" % json.dumps(
+            self.stream_url(sid, self.mint(["progress:" + sid])["token"])))
+        watcher.wait_for("lastVersion() === 1", what="the other client's stream")
+
+        page = self.open_dashboard()
+        # The current state: read at load, or pushed by the first events.
+        self.wait_text(page, "accounts", account, "dash@example.com", 5, "the account")
+        self.wait_text(page, "claims", sq, str(fencing), 5, "the claim with its token")
+        self.assertIn("BOT-DASH", self.text_of(page, "claims", sq))
+        self.wait_text(page, "streams", sid, "10%", 5, "the streamed record")
+        page.wait_for("document.querySelectorAll('#services li[data-up=\"true\"]').length >= 3",
+                      what="the services up")
+        page.wait_for("document.getElementById('m-rate').textContent !== '–'", timeout=5,
+                      what="a metrics event")
+        # Time left counts down in the page, between events.
+        left = page.evaluate("%s.cells[4].innerText" % row_js("claims", sq))
+        page.wait_for("%s.cells[4].innerText !== %s" % (row_js("claims", sq), json.dumps(left)),
+                      timeout=3, what="the claim's time left to tick")
+
+        # Changes show within 2 s, pushed (the page polls nothing).
+        r = self.http.post("/api/queue/status", {"sq": sq, "botId": "BOT-DASH",
+                                                 "token": fencing, "status": "WRITING"})
+        self.assertStatus(r, 200)
+        self.wait_text(page, "claims", sq, "WRITING", 2, "the claim's new status")
+        self.http.post("/api/progress/%s" % sid, {"percent": 42, "currentAction": "halfway"})
+        self.wait_text(page, "streams", sid, "42%", 2, "the record's new percent")
+        self.assertIn("halfway", self.text_of(page, "streams", sid))
+        r = self.http.post("/api/accounts/%s/sync" % account)
+        self.assertStatus(r, 202)
+        self.wait_text(page, "accounts", account, "queued", 2, "the account queued")
+        sq2 = self.new_id("sq")
+        r = self.http.post("/api/queue/reserve", {"sq": sq2, "botId": "BOT-R", "rowCount": 7})
+        self.assertStatus(r, 200)
+        self.wait_text(page, "reservations", sq2, "BOT-R", 2, "the new reservation")
+        r = self.http.post("/api/queue/release", {"sq": sq, "botId": "BOT-DASH", "token": fencing})
+        self.assertStatus(r, 200)
+        page.wait_for("!%s" % row_js("claims", sq), timeout=2, what="the released claim to go")
+
+        # Readable at 1280 and 390 px: nothing wider than the viewport.
+        shots = os.path.join(stack.build_dir(), "screenshots")
+        for width, height in ((1280, 900), (390, 844)):
+            page.set_viewport(width, height)
+            page.wait_for("innerWidth === %d" % width)
+            self.assertLessEqual(page.evaluate("document.documentElement.scrollWidth"), width)
+            png = page.screenshot(os.path.join(shots, "dashboard-%d.png" % width))
+            self.assertGreater(len(png), 5000)
+            self.assertEqual(png_size(png)[0], width)
+            with open(os.path.join(shots, "dashboard-%d.png" % width), "rb") as f:
+                self.assertEqual(f.read(), png)
+        self.assertEqual(page.console_errors, [])
+        self.assertEqual(watcher.console_errors, [])
+
+    def test_first_load_is_under_100_kib(self):
+        page = self.open_dashboard()
+        names = sorted(os.listdir(DASHBOARD_DIR))
+        deadline = time.monotonic() + 5
+        while (len([r for r in page.responses if "/dashboard" in r["url"]]) < len(names)
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        files = {r["url"].split("/dashboard", 1)[1].lstrip("/") or "index.html": r
+                 for r in page.responses if "/dashboard" in r["url"]}
+        self.assertEqual(sorted(files), names,
+                         "the page loads each of its files once")
+        for name, r in files.items():
+            self.assertEqual(r["status"], 200, name)
+            self.assertGreater(r["bytes"], os.path.getsize(os.path.join(DASHBOARD_DIR, name)),
+                               "%s: bytes transferred count its headers" % name)
+        total = sum(r["bytes"] for r in files.values())
+        self.assertLess(total, FIRST_LOAD_LIMIT, "first load: %d bytes" % total)
+        self.assertEqual(page.console_errors, [])
+
+
 def iso_seconds(iso):
     """Seconds since the epoch of an ISO 8601 UTC time."""
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

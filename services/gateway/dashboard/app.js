@@ -17,10 +17,11 @@ const EVENT_TYPES = [
   "claim.claimed", "claim.renewed", "claim.status", "claim.released", "claim.expired",
   "reservation.reserved", "reservation.renewed", "reservation.released", "reservation.expired",
   "account.created", "account.updated", "account.deleted", "account.status",
-  "sync.status", "folder.counts", "reset",
 ];
 // The families asked for, so the stream carries nothing the page drops.
-const EVENT_FILTER = "health,metrics,streams,claim.*,reservation.*,account.*,sync.status,folder.counts";
+const EVENT_FILTER = "health,metrics,streams,claim.*,reservation.*,account.*";
+// What the stream's token covers: claims and reservations, and accounts.
+const EVENT_SCOPES = ["queue", "accounts"];
 
 let board = null;
 
@@ -43,23 +44,30 @@ class Board {
     this.streams = new StreamsPanel();
     this.events = null;
     this.ticker = null;
+    this.opened = 0;
   }
 
   async start() {
     this.ticker = setInterval(tickAll, 1000);
     // The stream first, so that nothing happening during the reads is missed;
     // what the reads answer and what the events say agree, as both are whole.
-    this.events = new LiveStream("api/events?types=" + EVENT_FILTER, ["events"], EVENT_TYPES,
-      (type, data) => this.event(type, data), liveBadge).start();
+    this.events = new LiveStream("api/events?types=" + EVENT_FILTER, EVENT_SCOPES, EVENT_TYPES,
+      (type, data) => this.event(type, data), (state, detail) => this.state(state, detail)).start();
     const ready = readiness().then((d) => this.health.ready(d)).catch((e) => say("readyz: " + e.message));
     await Promise.all([ready, this.queue.load(), this.accounts.load()]);
+  }
+
+  // state: the events stream's. It does not resume, so what happened while
+  // it was down is read again once it is back.
+  state(state, detail) {
+    liveBadge(state, detail);
+    if (state === "live" && this.opened++ > 0) this.reload();
   }
 
   event(type, data) {
     if (type === "health") this.health.health(data);
     else if (type === "metrics") this.health.metrics(data);
-    else if (type === "streams") this.streams.set(streamIds(data));
-    else if (type === "reset") this.reload();
+    else if (type === "streams") this.streams.set((data && data.ids) || []);
     else if (type.startsWith("claim.") || type.startsWith("reservation.")) this.queue.event(type, data);
     else this.accounts.event(type, data);
   }
@@ -72,18 +80,8 @@ class Board {
   stop() {
     clearInterval(this.ticker);
     if (this.events) this.events.close();
-    this.streams.set([]);
+    this.streams.stop();
   }
-}
-
-// streamIds: the progress ids of a streams event, {ids: [...]} or
-// {streams: [{id, clients}]} or {progress: {id: clients}}.
-function streamIds(d) {
-  if (!d) return [];
-  if (Array.isArray(d.ids)) return d.ids;
-  if (Array.isArray(d.streams)) return d.streams.map((s) => (typeof s === "string" ? s : s.id));
-  if (d.progress && typeof d.progress === "object") return Object.keys(d.progress);
-  return [];
 }
 
 function showSignin(message) {

@@ -46,7 +46,7 @@ export class LiveStream {
     clearTimeout(this.timer);
     if (this.closed) return;
     const generation = ++this.generation;
-    this.onState(this.es ? "reconnecting" : "connecting");
+    if (!this.es) this.onState("connecting"); // a renewal keeps the stream live meanwhile
     let minted;
     try {
       minted = await mint(this.scopes);
@@ -83,6 +83,7 @@ export class LiveStream {
     es.onerror = () => {
       if (es !== this.es) return;
       es.close();
+      this.es = null;
       this.onState("reconnecting");
       this.retryLater();
     };

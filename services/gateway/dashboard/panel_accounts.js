@@ -1,8 +1,9 @@
 // panel_accounts.js - the email accounts: each one's sync status, last
 // error, next sync and folder counts. Read once (GET /api/accounts, then
-// each account for its folders), then kept by account.*, sync.status and
-// folder.counts events; an account event also re-reads that account, whose
-// answer is whole.
+// each account for its folders), then kept by the account.* events (and
+// folder.counts and sync.status when the stream carries mail events); as
+// those events carry no folder counts, an account event also re-reads that
+// account, whose answer has them.
 
 import { api } from "./api.js";
 import { el, KeyedTable, ticking, when, statusBadge } from "./view.js";
@@ -52,7 +53,14 @@ export class AccountsPanel {
   // show merges fields into the account known and redraws its row.
   show(fields) {
     if (!fields || !fields.id) return;
-    const a = Object.assign(this.accounts.get(fields.id) || {}, fields);
+    fields = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+    const known = this.accounts.get(fields.id) || {};
+    // Folder names without counts do not replace counts already known.
+    if (Array.isArray(fields.folders) && Array.isArray(known.folders) &&
+        fields.folders.every((f) => f.total == null)) {
+      fields = Object.assign({}, fields, { folders: known.folders });
+    }
+    const a = Object.assign(known, fields);
     this.accounts.set(a.id, a);
     const folders = (a.folders || []).map((f) =>
       el("span", { class: "folder", "data-folder": f.name },
@@ -71,7 +79,7 @@ export class AccountsPanel {
 
   event(type, data) {
     const d = data || {};
-    const id = d.accountId || (d.account && d.account.id) || d.id;
+    const id = d.accountId || (d.account && d.account.id);
     if (!id) return;
     if (type === "account.deleted") {
       this.drop(id);
@@ -86,11 +94,12 @@ export class AccountsPanel {
       this.show({ id, folders });
       return;
     }
-    if (type === "sync.status") {
-      this.show({ id, syncStatus: d.syncStatus, errorMessage: d.errorMessage });
-      return;
+    if (type === "sync.status" || type === "account.status") {
+      const { syncStatus, errorMessage, lastSyncedAt, nextSyncAt } = d;
+      this.show({ id, syncStatus, errorMessage, lastSyncedAt, nextSyncAt });
+    } else if (d.account) {
+      this.show(Object.assign({ id }, d.account));
     }
-    if (d.account) this.show(d.account);
     this.rereadSoon(id);
   }
 }

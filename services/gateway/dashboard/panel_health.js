@@ -8,13 +8,14 @@ import { $, el } from "./view.js";
 export class HealthPanel {
   constructor() {
     this.list = $("services");
-    this.services = new Map(); // name -> {up, replicas: Map(name -> up), detail}
+    this.services = new Map(); // name -> {up, replicas: Map(url -> {up, status}), detail}
   }
 
   // readyz: {checks: {progress: "ok", ...}, status}.
   ready(doc) {
     for (const [name, check] of Object.entries((doc && doc.checks) || {})) {
       const s = this.service(name);
+      if (s.replicas.size) continue; // the health events know better
       s.up = check === "ok";
       s.detail = s.up ? "" : String(check);
     }
@@ -30,41 +31,38 @@ export class HealthPanel {
     return s;
   }
 
-  // health: one service or replica, or all of them.
+  // health: {services: [every replica of every service], ready}.
   health(d) {
-    if (!d) return;
-    if (Array.isArray(d.services)) d.services.forEach((s) => this.one(s));
-    else if (d.services && typeof d.services === "object")
-      Object.entries(d.services).forEach(([name, s]) => this.one(Object.assign({ service: name }, s)));
-    else this.one(d);
+    if (!d || !Array.isArray(d.services)) return;
+    d.services.forEach((s) => this.one(s));
     this.draw();
   }
 
+  // one: {service, url, status, up} (a replica: status "up", "redis_down",
+  // "down" or "unknown"), or {service, up} for a whole service.
   one(d) {
     const name = d.service || d.name;
     if (!name) return;
     const s = this.service(name);
-    const up = (x) => x === true || x === "up" || x === "ok";
-    if (Array.isArray(d.replicas)) {
-      s.replicas = new Map(d.replicas.map((r, i) =>
-        [r.replica || r.url || r.address || r.name || String(i + 1), up(r.up !== undefined ? r.up : r.status)]));
-    } else if (d.replica || d.url || d.address) {
-      s.replicas.set(d.replica || d.url || d.address, up(d.up !== undefined ? d.up : d.status));
+    const up = d.up !== undefined ? d.up === true : d.status === "up" || d.status === "ok";
+    if (d.url) {
+      s.replicas.set(d.url, { up, status: d.status || (up ? "up" : "down") });
+      const reps = [...s.replicas.values()];
+      s.up = reps.some((r) => r.up);
+      s.detail = reps.filter((r) => !r.up).map((r) => r.status).join(", ");
+    } else {
+      s.up = up;
+      s.detail = up ? "" : d.status || "";
     }
-    if (d.up !== undefined || d.status !== undefined) {
-      if (!(d.replica || d.url || d.address)) s.up = up(d.up !== undefined ? d.up : d.status);
-    }
-    if (s.replicas.size) s.up = [...s.replicas.values()].some(Boolean);
-    s.detail = d.error || d.message || "";
   }
 
   draw() {
     const items = [];
     for (const [name, s] of [...this.services].sort()) {
       const reps = [...s.replicas.values()];
-      const upCount = reps.filter(Boolean).length;
+      const upCount = reps.filter((r) => r.up).length;
       items.push(el("li", { "data-service": name, "data-up": s.up === null ? "unknown" : String(s.up),
-        title: [...s.replicas].map(([r, u]) => r + (u ? " up" : " down")).join("\n") || s.detail },
+        "data-replicas-up": upCount, title: [...s.replicas].map(([u, r]) => u + " " + r.status).join("\n") || s.detail },
         name + (s.up === false ? " down" : s.up ? " up" : ""),
         reps.length ? el("small", {}, upCount + "/" + reps.length + " replicas") : null,
         s.detail && !s.up ? el("small", {}, s.detail) : null));
@@ -72,23 +70,16 @@ export class HealthPanel {
     this.list.replaceChildren(...items);
   }
 
+  // metrics: {requestsPerSecond, latencyMs: {p50, p99, ...} (null when
+  // idle), sseClients}.
   metrics(d) {
     if (!d) return;
-    const num = (...keys) => {
-      for (const k of keys) {
-        const v = k.split(".").reduce((o, p) => (o == null ? undefined : o[p]), d);
-        if (typeof v === "number") return v;
-      }
-      return undefined;
-    };
-    const rate = num("requestsPerSecond", "rate", "requests.rate", "http.rate");
-    const p50 = num("latencyMs.p50", "latency.p50Ms", "latency.p50", "p50Ms", "p50");
-    const p99 = num("latencyMs.p99", "latency.p99Ms", "latency.p99", "p99Ms", "p99");
-    const streams = num("sseClients", "streams", "sse.clients");
-    if (rate !== undefined) $("m-rate").textContent = rate.toFixed(rate < 10 ? 1 : 0);
-    if (p50 !== undefined) $("m-p50").textContent = ms(p50);
-    if (p99 !== undefined) $("m-p99").textContent = ms(p99);
-    if (streams !== undefined) $("m-streams").textContent = String(streams);
+    const lat = d.latencyMs || {};
+    $("m-rate").textContent = typeof d.requestsPerSecond === "number"
+      ? d.requestsPerSecond.toFixed(d.requestsPerSecond < 10 ? 1 : 0) : "–";
+    $("m-p50").textContent = typeof lat.p50 === "number" ? ms(lat.p50) : "–";
+    $("m-p99").textContent = typeof lat.p99 === "number" ? ms(lat.p99) : "–";
+    $("m-streams").textContent = typeof d.sseClients === "number" ? String(d.sseClients) : "–";
   }
 }
 

@@ -1,7 +1,9 @@
 // panel_queue.js - the claims and reservations of the queue: read once from
 // GET /api/queue, then kept by the claim.* and reservation.* events (a held
-// one is shown or replaced, a released or expired one removed). Time left
-// ticks down here, from expiresAt, between events.
+// one is shown or updated, a released or expired one removed). The events
+// carry no fencing token, so a new claim is read again from GET /api/queue
+// a moment later for its token. Time left ticks down here, from expiresAt,
+// between events.
 
 import { api } from "./api.js";
 import { el, KeyedTable, ticking, timeLeft, toMillis, statusBadge } from "./view.js";
@@ -12,6 +14,7 @@ export class QueuePanel {
   constructor(onError) {
     this.claims = new KeyedTable("claims", ["item", "holder", "token", "status", "time left"]);
     this.reservations = new KeyedTable("reservations", ["item", "holder", "rows", "status", "time left"]);
+    this.items = { claims: new Map(), reservations: new Map() };
     this.onError = onError;
     this.refetchTimer = null;
   }
@@ -19,21 +22,39 @@ export class QueuePanel {
   async load() {
     try {
       const q = await api("GET", "api/queue");
-      this.replace(this.claims, q.sqClaims || {}, (c) => this.claimCells(c));
-      this.replace(this.reservations, q.refundReservations || {}, (r) => this.reservationCells(r));
+      this.replace("claims", q.sqClaims || {});
+      this.replace("reservations", q.refundReservations || {});
     } catch (e) {
       this.onError("queue: " + e.message);
     }
   }
 
-  replace(table, byId, cells) {
+  // replace shows exactly the items of byId ({sq: item}) in one table.
+  replace(which, byId) {
+    const items = this.items[which];
     const seen = new Set();
     for (const [id, item] of Object.entries(byId)) {
       const key = item.sq || id;
       seen.add(key);
-      table.set(key, cells(Object.assign({ sq: key }, item)));
+      items.delete(key);
+      this.show(which, Object.assign({ sq: key }, item));
     }
-    for (const k of table.keys()) if (!seen.has(k)) table.remove(k);
+    for (const k of [...items.keys()]) if (!seen.has(k)) this.drop(which, k);
+  }
+
+  // show merges fields into the item known (an event keeps the token a
+  // listing gave) and redraws its row.
+  show(which, fields) {
+    const items = this.items[which];
+    const item = Object.assign(items.get(fields.sq) || {}, fields);
+    items.set(item.sq, item);
+    if (which === "claims") this.claims.set(item.sq, this.claimCells(item));
+    else this.reservations.set(item.sq, this.reservationCells(item));
+  }
+
+  drop(which, key) {
+    this.items[which].delete(key);
+    (which === "claims" ? this.claims : this.reservations).remove(key);
   }
 
   claimCells(c) {
@@ -50,18 +71,20 @@ export class QueuePanel {
   }
 
   // An event of the claim or reservation family.
+  // data: {sq, namespace, botId, status, timestamp, expiresAt} (claims),
+  // {sq, log, botId, startRow, rowCount, ...} (reservations).
   event(type, data) {
-    const claim = type.startsWith("claim.");
-    const table = claim ? this.claims : this.reservations;
-    const item = (data && (data.claim || data.reservation || data.data)) || data || {};
-    const key = item.sq;
-    if (key) {
-      if (GONE.test(type)) table.remove(key);
-      else table.set(key, claim ? this.claimCells(item) : this.reservationCells(item));
+    const which = type.startsWith("claim.") ? "claims" : "reservations";
+    const { id, type: _type, createdAt, ...fields } = data || {};
+    if (!fields.sq) return;
+    if (GONE.test(type)) {
+      this.drop(which, fields.sq);
+      return;
     }
-    // Events are best effort between services: read the whole state again
-    // soon after a burst, so a lost one heals.
+    this.show(which, fields);
+    // A new claim's token, and anything a lost event (they are best effort
+    // between services) left stale, come with one read after a burst.
     clearTimeout(this.refetchTimer);
-    this.refetchTimer = setTimeout(() => this.load(), 1500);
+    this.refetchTimer = setTimeout(() => this.load(), 250);
   }
 }
