@@ -44,24 +44,22 @@ class Board {
     this.streams = new StreamsPanel();
     this.events = null;
     this.ticker = null;
-    this.opened = 0;
   }
 
   async start() {
     this.ticker = setInterval(tickAll, 1000);
-    // The stream first, so that nothing happening during the reads is missed;
-    // what the reads answer and what the events say agree, as both are whole.
     this.events = new LiveStream("api/events?types=" + EVENT_FILTER, EVENT_SCOPES, EVENT_TYPES,
       (type, data) => this.event(type, data), (state, detail) => this.state(state, detail)).start();
     const ready = readiness().then((d) => this.health.ready(d)).catch((e) => say("readyz: " + e.message));
-    await Promise.all([ready, this.queue.load(), this.accounts.load()]);
+    await Promise.all([ready, this.reload()]);
   }
 
-  // state: the events stream's. It does not resume, so what happened while
-  // it was down is read again once it is back.
+  // state: the events stream's. It does not resume, so whenever it opens,
+  // what happened before (or while it was down) is read again: the reads
+  // and the events then agree, as both carry whole items.
   state(state, detail) {
     liveBadge(state, detail);
-    if (state === "live" && this.opened++ > 0) this.reload();
+    if (state === "live") this.reload();
   }
 
   event(type, data) {
@@ -73,8 +71,7 @@ class Board {
   }
 
   reload() {
-    this.queue.load();
-    this.accounts.load();
+    return Promise.all([this.queue.load(), this.accounts.load()]);
   }
 
   stop() {
