@@ -225,17 +225,16 @@ static bool http_auth_allowed(gw_req *r)
     int scope = GW_ROUTE_SCOPE_OF(r->m.route->flags);
     gw_auth_ask ask = {r->method, gw_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION),
                        gw_req_query(r, "access_token"), scope, id};
-    gw_token *t = NULL;
-    if (cfg->ntoken_keys && !(t = malloc(sizeof *t))) {
-        gw_req_reply_error(r, 503, "out of memory");
-        return false;
-    }
-    int rc = gw_auth_request(cfg, &ask, sh_now_ms(), t);
-    if (rc == GW_AUTH_OK && t && t->n) {
-        r->token = t;
+    gw_token t;
+    int rc = gw_auth_request(cfg, &ask, sh_now_ms(), &t);
+    if (rc == GW_AUTH_OK && t.n) {
+        if (!(r->token = malloc(sizeof *r->token))) {
+            gw_req_reply_error(r, 503, "out of memory");
+            return false;
+        }
+        memcpy(r->token, &t, sizeof t);
         return true;
     }
-    free(t);
     char what[160];
     switch (rc) {
     case GW_AUTH_OK:

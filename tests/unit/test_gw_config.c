@@ -40,6 +40,10 @@ static const char *const config_vars[] = {
     "GATEWAY_CONNECTION_MEMORY",
     "SSE_HEARTBEAT_SECONDS",
     "GATEWAY_DRAIN_MS",
+    "CORS_ORIGINS",
+    "TOKEN_SIGNING_KEY",
+    "TOKEN_SIGNING_KEY_PREVIOUS",
+    "TOKEN_MAX_TTL",
     "LOG_LEVEL",
     NULL,
 };
@@ -60,6 +64,7 @@ static const struct {
     {"GATEWAY_CONNECTION_MEMORY", offsetof(gw_config, conn_memory), 8192, 4096, 1048576},
     {"SSE_HEARTBEAT_SECONDS", offsetof(gw_config, heartbeat_s), 15, 1, 3600},
     {"GATEWAY_DRAIN_MS", offsetof(gw_config, drain_ms), 500, 0, 5000},
+    {"TOKEN_MAX_TTL", offsetof(gw_config, token_max_ttl_s), 3600, 1, 86400},
 };
 #define NINTS (sizeof config_ints / sizeof config_ints[0])
 
@@ -110,6 +115,9 @@ static void test_defaults(void **state)
                      config_ints[i].def);
     assert_string_equal(c.log_level_name, "info");
     assert_int_equal(c.log_level, SH_LOG_INFO);
+    assert_null(c.cors_origins);
+    assert_int_equal(c.cors.n, 0);
+    assert_int_equal(c.ntoken_keys, 0);
 
     /* An empty variable is an unset one (VAR= in a compose file). */
     setenv("GATEWAY_LISTEN", "", 1);
@@ -223,9 +231,17 @@ static void test_int_bounds(void **state)
     config_clear(NULL);
 }
 
+static void config_refused_also(const char *name, const char *value, const char *words);
+
 static void config_refused(const char *name, const char *value, const char *words)
 {
     config_clear(NULL);
+    config_refused_also(name, value, words);
+}
+
+/* config_refused_also is config_refused without clearing the other settings. */
+static void config_refused_also(const char *name, const char *value, const char *words)
+{
     setenv(name, value, 1);
     gw_config c;
     sh_error err;
@@ -255,6 +271,47 @@ static void test_bad_values(void **state)
     config_refused("RPC_TIMEOUT_MS", "3s", "integer");
     config_refused("GATEWAY_MAX_BODY", "2MiB", "integer");
     config_refused("LOG_LEVEL", "verbose", "debug, info, warn or error");
+}
+
+/* test_browser_settings: CORS_ORIGINS parsed, "*" and malformed origins
+ * refused; the signing keys parsed, the current one first, and refused when
+ * malformed or when only the previous one is set. */
+static void test_browser_settings(void **state)
+{
+    (void)state;
+    static const char key[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    static const char prev[] = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    setenv("CORS_ORIGINS", "https://app.example.com, http://localhost:3000", 1);
+    setenv("TOKEN_SIGNING_KEY", key, 1);
+    gw_config c;
+    sh_error err;
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_int_equal(c.cors.n, 2);
+    assert_true(gw_cors_allowed(&c.cors, "http://localhost:3000"));
+    assert_int_equal(c.ntoken_keys, 1);
+    assert_int_equal(c.token_keys[0].bytes[1], 0x11);
+    /* The key is a secret: the settings line does not show it. */
+    char *line = gw_config_describe(&c);
+    assert_null(strstr(line, key));
+    assert_non_null(strstr(line, "https://app.example.com"));
+    free(line);
+    setenv("TOKEN_SIGNING_KEY_PREVIOUS", prev, 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_int_equal(c.ntoken_keys, 2);
+    assert_int_equal(c.token_keys[0].bytes[1], 0x11);
+    assert_int_equal(c.token_keys[1].bytes[1], 0xee);
+
+    config_refused("CORS_ORIGINS", "*", "\"*\"");
+    config_refused("CORS_ORIGINS", "https://a.example, *", "\"*\"");
+    config_refused("CORS_ORIGINS", "https://a.example/", "not an origin");
+    config_refused("CORS_ORIGINS", "a.example", "not an origin");
+    config_refused("TOKEN_SIGNING_KEY", "abc", "64 hex characters");
+    config_refused("TOKEN_SIGNING_KEY",
+                   "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", "not hex");
+    config_refused("TOKEN_SIGNING_KEY_PREVIOUS", key, "TOKEN_SIGNING_KEY is not");
+    config_clear(NULL);
+    setenv("TOKEN_SIGNING_KEY", key, 1);
+    config_refused_also("TOKEN_SIGNING_KEY_PREVIOUS", "0011", "64 hex characters");
 }
 
 static struct sockaddr_storage config_sa(int family, const char *addr)
@@ -306,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup(test_listen_needs_token, config_clear),
         cmocka_unit_test_setup(test_bad_values, config_clear),
         cmocka_unit_test_setup(test_int_bounds, config_clear),
+        cmocka_unit_test_setup(test_browser_settings, config_clear),
         cmocka_unit_test(test_addr_is_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,8 +3,9 @@
  * header; then a real daemon (gw_http_start on a free loopback port) and a
  * socket client, for what the server answers before any handler runs
  * (unknown routes, tokens, ids, content types, malformed and oversized
- * bodies), request ids and the stop. No service is running: no request
- * here reaches a handler that calls one. */
+ * bodies), request ids, CORS headers and preflights, scoped tokens minted
+ * and refused, and the stop. No service is running: no request here
+ * reaches a handler that calls one. */
 #define _GNU_SOURCE /* strcasestr */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include "gw_http_int.h"
 #include "gw_metrics.h"
 #include "gw_router.h"
+#include "gw_token.h"
 
 /* ---- replies, in process ------------------------------------------------- */
 
@@ -181,9 +183,24 @@ typedef struct server {
     int port;
 } server;
 
-static void server_start(server *s)
+#define ORIGIN  "https://app.example.com"
+#define SIGNING "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+/* server_start_browser starts a server with CORS_ORIGINS and
+ * TOKEN_SIGNING_KEY as given (NULL: unset). */
+static void server_start_browser(server *s, const char *cors, const char *key)
 {
     memset(s, 0, sizeof *s);
+    if (cors)
+        setenv("CORS_ORIGINS", cors, 1);
+    else
+        unsetenv("CORS_ORIGINS");
+    if (key)
+        setenv("TOKEN_SIGNING_KEY", key, 1);
+    else
+        unsetenv("TOKEN_SIGNING_KEY");
+    unsetenv("TOKEN_SIGNING_KEY_PREVIOUS");
+    unsetenv("TOKEN_MAX_TTL");
     s->port = tf_free_port();
     assert_true(s->port > 0);
     char listen[64];
@@ -203,6 +220,11 @@ static void server_start(server *s)
     s->app.cfg = &s->cfg;
     if (gw_http_start(&s->cfg, &s->app, &s->h, &err) != SH_OK)
         fail_msg("gw_http_start: %s", err.msg);
+}
+
+static void server_start(server *s)
+{
+    server_start_browser(s, NULL, NULL);
 }
 
 static void server_stop(server *s)
@@ -477,6 +499,233 @@ static void test_server_stop(void **state)
     assert_int_equal(e, ECONNREFUSED);
 }
 
+/* expect_cors checks the CORS headers of a reply: all three for origin, or
+ * none when origin is NULL. */
+static void expect_cors(const reply *rp, const char *origin)
+{
+    if (!origin) {
+        assert_null(header(rp, "Access-Control-Allow-Origin"));
+        assert_null(header(rp, "Access-Control-Expose-Headers"));
+        assert_null(header(rp, "Access-Control-Allow-Methods"));
+        assert_null(header(rp, "Vary"));
+        return;
+    }
+    assert_non_null(header(rp, "Access-Control-Allow-Origin"));
+    assert_string_equal(header(rp, "Access-Control-Allow-Origin"), origin);
+    assert_string_equal(header(rp, "Vary"), "Origin");
+    assert_string_equal(header(rp, "Access-Control-Expose-Headers"), "X-Request-Id");
+}
+
+static void test_server_cors(void **state)
+{
+    (void)state;
+    server s;
+    server_start_browser(&s, ORIGIN ", http://localhost:3000", NULL);
+    reply rp;
+    static const char from_app[] = "Origin: " ORIGIN "\r\n";
+    static const char from_local[] = "Origin: http://localhost:3000\r\n";
+    static const char from_evil[] = "Origin: https://evil.example\r\n";
+
+    /* Replies, errors included, to an allowed origin carry the headers;
+     * another origin, or none, gets no CORS header at all. */
+    static const struct {
+        const char *method, *path, *headers;
+        int status;
+        const char *origin;
+    } replies[] = {
+        {"GET", "/healthz", from_app, 200, ORIGIN},
+        {"GET", "/api/progress/p1", from_local, 401, "http://localhost:3000"},
+        {"GET", "/no/such", from_app, 404, ORIGIN},
+        {"PUT", "/healthz", from_app, 405, ORIGIN},
+        {"GET", "/healthz", from_evil, 200, NULL},
+        {"GET", "/healthz", "Origin: https://app.example.com.evil.example\r\n", 200, NULL},
+        {"GET", "/healthz", "Origin: HTTPS://APP.EXAMPLE.COM\r\n", 200, NULL},
+        {"GET", "/healthz", NULL, 200, NULL},
+    };
+    for (size_t i = 0; i < sizeof replies / sizeof replies[0]; i++) {
+        request(s.port, replies[i].method, replies[i].path, replies[i].headers, NULL, &rp);
+        assert_int_equal(rp.status, replies[i].status);
+        expect_cors(&rp, replies[i].origin);
+        assert_null(header(&rp, "Access-Control-Allow-Methods"));
+    }
+
+    /* Preflight: no token needed, the route's methods. */
+    request(s.port, "OPTIONS", "/api/progress/p1",
+            "Origin: " ORIGIN "\r\nAccess-Control-Request-Method: DELETE\r\n", NULL, &rp);
+    assert_int_equal(rp.status, 204);
+    assert_string_equal(rp.body, "");
+    assert_null(header(&rp, "Content-Type"));
+    expect_cors(&rp, ORIGIN);
+    assert_string_equal(header(&rp, "Access-Control-Allow-Methods"), "GET, HEAD, POST, DELETE");
+    assert_string_equal(header(&rp, "Access-Control-Allow-Headers"),
+                        "Authorization, Content-Type, Last-Event-ID");
+    assert_string_equal(header(&rp, "Access-Control-Max-Age"), "600");
+    assert_non_null(header(&rp, "X-Request-Id"));
+    request(s.port, "OPTIONS", "/api/progress/p1/stream", from_local, NULL, &rp);
+    assert_int_equal(rp.status, 204);
+    assert_string_equal(header(&rp, "Access-Control-Allow-Methods"), "GET, HEAD");
+    request(s.port, "OPTIONS", "/api/tokens", from_app, NULL, &rp);
+    assert_int_equal(rp.status, 204);
+    assert_string_equal(header(&rp, "Access-Control-Allow-Methods"), "POST");
+    request(s.port, "OPTIONS", "/api/accounts/a1/messages/7/read", from_app, NULL, &rp);
+    assert_int_equal(rp.status, 204);
+    assert_string_equal(header(&rp, "Access-Control-Allow-Methods"), "POST");
+    /* ...refused to another origin, or without one, with no CORS header. */
+    request(s.port, "OPTIONS", "/api/progress/p1", from_evil, NULL, &rp);
+    assert_int_equal(rp.status, 403);
+    expect_cors(&rp, NULL);
+    assert_null(header(&rp, "Access-Control-Max-Age"));
+    assert_non_null(strstr(rp.body, "origin not allowed"));
+    request(s.port, "OPTIONS", "/api/progress/p1", NULL, NULL, &rp);
+    assert_int_equal(rp.status, 403);
+    /* ...and an unknown path is not found. */
+    request(s.port, "OPTIONS", "/api/nothing", from_app, NULL, &rp);
+    assert_int_equal(rp.status, 404);
+    assert_null(header(&rp, "Access-Control-Allow-Methods"));
+    server_stop(&s);
+
+    /* Without CORS_ORIGINS: no header, and OPTIONS is a method like any other. */
+    server_start(&s);
+    request(s.port, "GET", "/healthz", from_app, NULL, &rp);
+    assert_int_equal(rp.status, 200);
+    expect_cors(&rp, NULL);
+    request(s.port, "OPTIONS", "/api/progress/p1", from_app, NULL, &rp);
+    assert_int_equal(rp.status, 405);
+    expect_cors(&rp, NULL);
+    server_stop(&s);
+}
+
+/* mint asks the server for a token; returns the status, the token in tok. */
+static int mint(int port, const char *body, char *tok, size_t toklen)
+{
+    reply rp;
+    request(port, "POST", "/api/tokens", auth_json, body, &rp);
+    const char *t = strstr(rp.body, "\"token\":\"");
+    if (rp.status == 201) {
+        assert_non_null(t);
+        t += 9;
+        size_t n = strcspn(t, "\"");
+        assert_true(n < toklen);
+        memcpy(tok, t, n);
+        tok[n] = '\0';
+    }
+    return rp.status;
+}
+
+static void test_server_scoped_tokens(void **state)
+{
+    (void)state;
+    server s;
+    server_start_browser(&s, NULL, SIGNING);
+    reply rp;
+    char tok[GW_TOKEN_MAX_LEN + 1];
+
+    request(s.port, "POST", "/api/tokens", auth_json,
+            "{\"scopes\":[\"progress:p1\",\"queue\"],\"ttlSeconds\":60}", &rp);
+    assert_int_equal(rp.status, 201);
+    assert_non_null(strstr(rp.body, "\"expiresAt\":\""));
+    assert_non_null(strstr(rp.body, "\"scopes\":[\"progress:p1\",\"queue\"]}"));
+
+    /* Every refusal names its problem. */
+    static const struct {
+        const char *body, *error;
+    } bad[] = {
+        {"{\"scopes\":[\"progres:p1\"],\"ttlSeconds\":60}", "progres:p1"},
+        {"{\"scopes\":[\"progress:a b\"],\"ttlSeconds\":60}", "malformed scope"},
+        {"{\"scopes\":[\"queue:x\"],\"ttlSeconds\":60}", "queue:x"},
+        {"{\"scopes\":[7],\"ttlSeconds\":60}", "not a string"},
+        {"{\"scopes\":[],\"ttlSeconds\":60}", "at least one scope"},
+        {"{\"scopes\":\"queue\",\"ttlSeconds\":60}", "must be an array"},
+        {"{\"ttlSeconds\":60}", "must be an array"},
+        {"{\"scopes\":[\"queue\"],\"ttlSeconds\":0}", "1 to 3600"},
+        {"{\"scopes\":[\"queue\"],\"ttlSeconds\":3601}", "1 to 3600"},
+        {"{\"scopes\":[\"queue\"],\"ttlSeconds\":1.5}", "integer"},
+        {"{\"scopes\":[\"queue\"]}", "ttlSeconds"},
+        {"{\"scopes\":[\"queue\"],\"ttlSeconds\":60,\"admin\":true}", "unknown field \\\"admin"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        request(s.port, "POST", "/api/tokens", auth_json, bad[i].body, &rp);
+        if (rp.status != 400 || !strstr(rp.body, bad[i].error))
+            fail_msg("%s: %d %s (wanted 400 naming %s)", bad[i].body, rp.status, rp.body,
+                     bad[i].error);
+    }
+    char many[2048] = "{\"ttlSeconds\":60,\"scopes\":[";
+    for (int i = 0; i < 33; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"job:j%d\"", i ? "," : "", i);
+    strcat(many, "]}");
+    request(s.port, "POST", "/api/tokens", auth_json, many, &rp);
+    assert_int_equal(rp.status, 400);
+    assert_non_null(strstr(rp.body, "at most 32"));
+    strcpy(strstr(many, ",\"job:j32\""), "]}");
+    assert_int_equal(mint(s.port, many, tok, sizeof tok), 201);
+
+    /* A scoped token opens nothing it does not cover, and never writes. */
+    assert_int_equal(
+        mint(s.port, "{\"scopes\":[\"progress:p1\"],\"ttlSeconds\":60}", tok, sizeof tok), 201);
+    char hdr[GW_TOKEN_MAX_LEN + 64], path[GW_TOKEN_MAX_LEN + 64];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", tok);
+    static const struct {
+        const char *path, *body;
+    } uncovered[] = {
+        {"/api/progress/p2", "{\"error\":\"token does not cover progress:p2\"}"},
+        {"/api/jobs/j1", "{\"error\":\"token does not cover job:j1\"}"},
+        {"/api/accounts/p1", "{\"error\":\"token does not cover account:p1\"}"},
+        {"/api/accounts", "{\"error\":\"token does not cover accounts\"}"},
+        {"/api/queue", "{\"success\":false,\"error\":\"token does not cover queue\"}"},
+        {"/metrics", "{\"error\":\"token does not cover GET /metrics\"}"},
+        {"/api/conversations/p1/job",
+         "{\"error\":\"token does not cover GET /api/conversations/:id/job\"}"},
+    };
+    for (size_t i = 0; i < sizeof uncovered / sizeof uncovered[0]; i++) {
+        /* By header, and by query. */
+        request(s.port, "GET", uncovered[i].path, hdr, NULL, &rp);
+        assert_int_equal(rp.status, 403);
+        assert_string_equal(rp.body, uncovered[i].body);
+        snprintf(path, sizeof path, "%s?access_token=%s", uncovered[i].path, tok);
+        request(s.port, "GET", path, NULL, NULL, &rp);
+        assert_int_equal(rp.status, 403);
+        assert_string_equal(rp.body, uncovered[i].body);
+    }
+    request(s.port, "DELETE", "/api/progress/p1", hdr, NULL, &rp);
+    assert_int_equal(rp.status, 403);
+    assert_non_null(strstr(rp.body, "only GET and HEAD"));
+    snprintf(path, sizeof path, "/api/progress/p1?access_token=%s", tok);
+    request(s.port, "DELETE", path, NULL, NULL, &rp);
+    assert_int_equal(rp.status, 403);
+    /* Nor does it mint tokens. */
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
+             tok);
+    request(s.port, "POST", "/api/tokens", hdr, "{\"scopes\":[\"queue\"],\"ttlSeconds\":60}", &rp);
+    assert_int_equal(rp.status, 403);
+    /* Altered: 401 with the bearer challenge. */
+    tok[5] = tok[5] == 'A' ? 'B' : 'A';
+    snprintf(path, sizeof path, "/api/progress/p1?access_token=%s", tok);
+    request(s.port, "GET", path, NULL, NULL, &rp);
+    assert_int_equal(rp.status, 401);
+    assert_string_equal(rp.body, "{\"error\":\"invalid token\"}");
+    assert_string_equal(header(&rp, "WWW-Authenticate"), "Bearer error=\"invalid_token\"");
+    /* Expired. */
+    assert_int_equal(
+        mint(s.port, "{\"scopes\":[\"progress:p1\"],\"ttlSeconds\":1}", tok, sizeof tok), 201);
+    usleep(1100 * 1000);
+    snprintf(path, sizeof path, "/api/progress/p1/stream?access_token=%s", tok);
+    request(s.port, "GET", path, NULL, NULL, &rp);
+    assert_int_equal(rp.status, 401);
+    assert_string_equal(rp.body, "{\"error\":\"token expired\"}");
+    server_stop(&s);
+
+    /* Without TOKEN_SIGNING_KEY: 503, and the token above is refused. */
+    server_start(&s);
+    request(s.port, "POST", "/api/tokens", auth_json, "{\"scopes\":[\"queue\"],\"ttlSeconds\":60}",
+            &rp);
+    assert_int_equal(rp.status, 503);
+    assert_non_null(strstr(rp.body, "TOKEN_SIGNING_KEY is not set"));
+    request(s.port, "GET", path, NULL, NULL, &rp);
+    assert_int_equal(rp.status, 401);
+    assert_string_equal(rp.body, "{\"error\":\"invalid token\"}");
+    server_stop(&s);
+}
+
 int main(void)
 {
     gw_router_init();
@@ -489,6 +738,8 @@ int main(void)
         cmocka_unit_test(test_server_routes_tokens_and_ids),
         cmocka_unit_test(test_server_refuses_bad_bodies),
         cmocka_unit_test(test_server_request_ids),
+        cmocka_unit_test(test_server_cors),
+        cmocka_unit_test(test_server_scoped_tokens),
         cmocka_unit_test(test_server_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /* test_secret.c - sealing secrets: round trips, wrong keys, wrong owners,
- * tampering, key parsing and rotation. */
+ * tampering, key parsing and rotation; HMAC-SHA-256 against known values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +8,7 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "shared/secret.h"
@@ -98,12 +99,50 @@ static void test_random_and_compare(void **state)
     assert_false(sh_secret_equal("abc", 3, "abcd", 4));
 }
 
+/* test_mac: sh_mac, which starts from the state sh_key_parse keeps, gives
+ * HMAC-SHA-256 (values from Python's hmac module), and sh_mac_verify
+ * refuses any other MAC or data. */
+static void test_mac(void **state)
+{
+    (void)state;
+    sh_key k;
+    sh_error err;
+    assert_int_equal(
+        sh_key_parse("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "K", &k,
+                     &err),
+        SH_OK);
+    char x200[201];
+    memset(x200, 'x', 200);
+    x200[200] = '\0';
+    static const char *const want[] = {
+        "d38b42096d80f45f826b44a9d5607de72496a415d3f4a1a8c88e3bb9da8dc1cb",
+        "f0133729c4163dede81e21cd47839256da58171238c8a0d874397c73b14e1e47",
+        "7b48ae507721b7feb27d8403d20568ca6d1e003dba73751f869cae6163653c59",
+    };
+    const char *data[] = {"", "abc", x200};
+    for (size_t i = 0; i < 3; i++) {
+        unsigned char mac[SH_MAC_BYTES];
+        sh_mac(&k, data[i], strlen(data[i]), mac);
+        char hex[2 * SH_MAC_BYTES + 1];
+        for (size_t j = 0; j < SH_MAC_BYTES; j++)
+            snprintf(hex + 2 * j, 3, "%02x", mac[j]);
+        assert_string_equal(hex, want[i]);
+        /* The kept state is not used up by a MAC. */
+        assert_true(sh_mac_verify(&k, data[i], strlen(data[i]), mac));
+        mac[SH_MAC_BYTES - 1] ^= 1;
+        assert_false(sh_mac_verify(&k, data[i], strlen(data[i]), mac));
+        mac[SH_MAC_BYTES - 1] ^= 1;
+        assert_false(sh_mac_verify(&k, "abd", 3, mac));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_binding),
         cmocka_unit_test(test_key_parsing),
         cmocka_unit_test(test_random_and_compare),
+        cmocka_unit_test(test_mac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,9 +20,14 @@
 #define SH_KEY_BYTES     32
 #define SH_SEAL_OVERHEAD (1 + 24 + 16)
 
+#define SH_MAC_STATE_BYTES 256
+
 typedef struct sh_key {
     unsigned char bytes[SH_KEY_BYTES];
     uint8_t id;
+    /* HMAC-SHA-256 keyed with bytes (opaque), set by sh_key_parse: each
+     * sh_mac starts from it rather than hashing the key's pads again. */
+    unsigned char mac_state[SH_MAC_STATE_BYTES];
 } sh_key;
 
 /* sh_key_parse reads 64 hex characters (as `openssl rand -hex 32` prints).
@@ -44,7 +49,8 @@ int sh_seal_key_id(const void *blob, size_t len);
 
 #define SH_MAC_BYTES 32
 
-/* sh_mac writes the HMAC-SHA-256 of data under key to mac. */
+/* sh_mac writes the HMAC-SHA-256 of data under key (from sh_key_parse) to
+ * mac. */
 void sh_mac(const sh_key *key, const void *data, size_t len, unsigned char mac[SH_MAC_BYTES]);
 
 /* sh_mac_verify reports whether mac is the HMAC-SHA-256 of data under key,
