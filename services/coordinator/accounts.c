@@ -382,8 +382,10 @@ int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_er
     if ((rc = acc_run(w, c, &r, err)))
         return rc;
     rc = acc_view_reply(r, out, err);
-    if (rc == SH_OK)
+    if (rc == SH_OK) {
         sh_log_info("account_created", "id=%s", id);
+        coord_account_event(w, SH_EVENT_CREATED, id, *out);
+    }
     return rc;
 }
 
@@ -452,7 +454,10 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
     sh_reply *r;
     if ((rc = acc_run(w, c, &r, err)))
         return rc;
-    return acc_view_reply(r, out, err);
+    rc = acc_view_reply(r, out, err);
+    if (rc == SH_OK)
+        coord_account_event(w, SH_EVENT_UPDATED, id, *out);
+    return rc;
 }
 
 int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *err)
@@ -478,11 +483,7 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
     if (!*deleted)
         return sh_error_set(err, SH_ENOTFOUND, "Account not found");
     /* The sync worker owns the synced mail: it drops it on this event. */
-    char topic[COORD_KEY_MAX];
-    coord_topic_account(topic, sizeof topic, id);
-    sh_val *body = sh_val_new_map();
-    sh_val_set_cstr(body, "id", sh_val_new_cstr(id));
-    coord_publish(w, topic, SH_EVENT_DELETED, body);
+    coord_account_event(w, SH_EVENT_DELETED, id, NULL);
     sh_log_info("account_deleted", "id=%s", id);
     return SH_OK;
 }

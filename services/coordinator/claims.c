@@ -170,14 +170,14 @@ int coord_claim_reply(sh_worker *w, const char *ns, const char *id, const sh_rep
         rc = sh_error_set(err, SH_ECONFLICT, "%s is held by %s", id, out->bot);
     } else if (claim_outcome(r, "renewed")) {
         *renewed = true;
-        claim_event(w, "renewed", out);
+        claim_event(w, SH_EVENT_RENEWED, out);
     } else {
         if (claim_outcome(r, "claimed_after_expiry")) {
             coord_claim gone = *out;
             gone.bot[0] = '\0';
-            claim_event(w, "expired", &gone);
+            claim_event(w, SH_EVENT_EXPIRED, &gone);
         }
-        claim_event(w, "claimed", out);
+        claim_event(w, SH_EVENT_CLAIMED, out);
     }
     return rc;
 }
@@ -218,7 +218,7 @@ int coord_holder_cmd(coord_holder_op op, const char *ns, const char *id, const c
 int coord_holder_reply(sh_worker *w, coord_holder_op op, const char *ns, const char *id,
                        long long token, const sh_reply *r, coord_claim *out, sh_error *err)
 {
-    static const char *const events[] = {"renewed", "released", "status"};
+    static const char *const events[] = {SH_EVENT_RENEWED, SH_EVENT_RELEASED, SH_EVENT_STATUS};
     memset(out, 0, sizeof *out);
     int rc = coord_check_script_reply(r, err);
     if (rc)

@@ -74,14 +74,14 @@ int coord_key_reservation_index(char *buf, size_t len, const char *log)
 int coord_topic_claim(char *buf, size_t len, const char *ns, const char *id)
 {
     char pre[64];
-    snprintf(pre, sizeof pre, "%s%s:", SH_KEY_SQ, ns);
+    snprintf(pre, sizeof pre, "%s%s:", SH_TOPIC_CLAIM, ns);
     return keys_fmt(buf, len, "%s%s", pre, id);
 }
 
 int coord_topic_reservation(char *buf, size_t len, const char *log, const char *id)
 {
     char pre[64];
-    snprintf(pre, sizeof pre, "%s%s:", SH_KEY_REFUND, log);
+    snprintf(pre, sizeof pre, "%s%s:", SH_TOPIC_RESERVATION, log);
     return keys_fmt(buf, len, "%s%s", pre, id);
 }
 

@@ -36,7 +36,7 @@ static void list_expired(sh_worker *w, const sh_reply *keys, const char *ns, boo
             coord_topic_claim(topic, sizeof topic, ns, id);
         else
             coord_topic_reservation(topic, sizeof topic, ns, id);
-        coord_publish(w, topic, "expired", body);
+        coord_publish(w, topic, SH_EVENT_EXPIRED, body);
     }
 }
 

@@ -132,6 +132,13 @@ int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err);
 /* coord_check_script_reply refuses a script reply of the wrong shape. */
 int coord_check_script_reply(const sh_reply *r, sh_error *err);
 void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *body);
+
+/* coord_account_event publishes event kind (SH_EVENT_CREATED, _UPDATED,
+ * _STATUS: from view, the account's public view, borrowed; _DELETED: view
+ * NULL) of account id on its topic. coord_account_status_ids reads the
+ * accounts of ids (an array of strings) and publishes the status of each. */
+void coord_account_event(sh_worker *w, const char *kind, const char *id, const sh_val *view);
+void coord_account_status_ids(sh_worker *w, const sh_val *ids);
 void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len);
 /* coord_row_scan reads the elements of a script's reply row in order, one
  * a letter of spec: 's' into the next two arguments (char *buf, size_t

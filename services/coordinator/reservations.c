@@ -102,7 +102,7 @@ int coord_reserve_reply(sh_worker *w, const char *log, const char *id, const sh_
     if (strcmp(res_outcome(r, outcome, sizeof outcome), "conflict") == 0)
         rc = sh_error_set(err, SH_ECONFLICT, "%s is reserved by %s", id, out->bot);
     else
-        res_event(w, strcmp(outcome, "renewed") == 0 ? "renewed" : "reserved", out);
+        res_event(w, strcmp(outcome, "renewed") == 0 ? SH_EVENT_RENEWED : SH_EVENT_RESERVED, out);
     return rc;
 }
 
@@ -131,7 +131,7 @@ int coord_reserve_release(sh_worker *w, const char *log, const char *id, const c
             rc = sh_error_set(err, SH_ELEASE,
                               "lease_lost: %s has no reservation (released or expired)", id);
     } else {
-        res_event(w, "released", out);
+        res_event(w, SH_EVENT_RELEASED, out);
     }
     sh_reply_free(r);
     return rc;

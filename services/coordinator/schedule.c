@@ -100,6 +100,8 @@ int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_v
             ev = NULL;
         }
         coord_publish(w, COORD_TOPIC_QUEUED, SH_EVENT_QUEUED, ev);
+        coord_account_status_ids(w, queued);
+        coord_account_status_ids(w, requeued);
     }
     if (eff > env->interval_min)
         sh_log_warn("schedule_overloaded",
@@ -194,8 +196,13 @@ int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
         sh_reply_free(r);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
-    if (sh_val_bool(sh_val_get(m, "queued")))
+    if (sh_val_bool(sh_val_get(m, "queued"))) {
         sched_announce_queued(w, id);
+        sh_val *ids = sh_val_new_array();
+        if (ids && sh_val_push(ids, sh_val_new_cstr(id)) == SH_OK)
+            coord_account_status_ids(w, ids);
+        sh_val_free(ids);
+    }
     sh_reply_free(r);
     *out = m;
     return SH_OK;
@@ -242,6 +249,7 @@ int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err)
             rc = sh_error_set(err, SH_ENOMEM, "out of memory");
         } else {
             sh_log_info("lease", "account=%.*s worker=%s", (int)len, id, worker);
+            coord_account_event(w, SH_EVENT_STATUS, sh_val_get_str(lease, "accountId", NULL), acct);
         }
     } else {
         lease = sh_val_new_nil();
@@ -328,6 +336,7 @@ int coord_lease_complete(sh_worker *w, const char *id, const char *token, const 
     if (!*out)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     sh_log_info("sync_complete", "account=%s outcome=%s", id, outcome);
+    coord_account_event(w, SH_EVENT_STATUS, id, *out);
     const char *status = sh_val_get_str(*out, "syncStatus", NULL);
     if (status && strcmp(status, "queued") == 0) {
         /* A sync asked for while this one ran: wake the idle workers. */

@@ -16,21 +16,22 @@ typedef struct gw_config {
     socklen_t addrlen;
     bool ipv6;
     bool loopback;
-    const char *api_token;    /* NULL when unset */
-    const char *ro_token;     /* NULL when unset */
-    const char *cron_secret;  /* NULL when unset: the cron routes answer 503 */
-    bool cron_loopback_only;  /* cron routes refuse callers not on loopback */
-    const char *rpc_url;      /* progress service: comma-separated list */
-    const char *coord_url;    /* coordinator: comma-separated list */
-    const char *sync_url;     /* sync-worker: comma-separated list */
-    const char *events_url;   /* comma-separated list */
-    long long rpc_timeout_ms; /* every call to a service */
-    long long batch_inflight; /* requests per client awaiting replies before calls batch */
-    long long batch_calls;    /* most calls in one batch */
-    long long batch_bytes;    /* most bytes of calls in one batch */
-    long long max_body;       /* bytes of a request body */
-    long long threads;        /* MHD thread pool */
-    long long conn_memory;    /* MHD's memory pool of each connection */
+    const char *api_token;        /* NULL when unset */
+    const char *ro_token;         /* NULL when unset */
+    const char *cron_secret;      /* NULL when unset: the cron routes answer 503 */
+    bool cron_loopback_only;      /* cron routes refuse callers not on loopback */
+    const char *rpc_url;          /* progress service: comma-separated list */
+    const char *coord_url;        /* coordinator: comma-separated list */
+    const char *sync_url;         /* sync-worker: comma-separated list */
+    const char *events_url;       /* progress service events: comma-separated list */
+    const char *coord_events_url; /* coordinator events: comma-separated list */
+    long long rpc_timeout_ms;     /* every call to a service */
+    long long batch_inflight;     /* requests per client awaiting replies before calls batch */
+    long long batch_calls;        /* most calls in one batch */
+    long long batch_bytes;        /* most bytes of calls in one batch */
+    long long max_body;           /* bytes of a request body */
+    long long threads;            /* MHD thread pool */
+    long long conn_memory;        /* MHD's memory pool of each connection */
     long long max_connections;
     long long heartbeat_s;     /* SSE heartbeat period */
     long long conn_timeout_s;  /* idle HTTP connections */

@@ -27,6 +27,9 @@ int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t 
  * written as strings. Returns SH_OK or SH_ENOMEM. */
 int gw_json_write(const sh_val *v, sh_buf *out);
 
+/* gw_json_write_member appends the object member "key":v (key klen bytes). */
+int gw_json_write_member(sh_buf *out, const char *key, size_t klen, const sh_val *v);
+
 /* gw_json_write_str appends s[0..len) as a quoted JSON string. */
 int gw_json_write_str(sh_buf *out, const char *s, size_t len);
 

@@ -21,6 +21,17 @@ void gw_metrics_sse_event_sent(void);
 void gw_metrics_sse_gap_reread(void);
 int64_t gw_metrics_sse_clients(void);
 
+/* Buckets of the latency histogram (the last one, above every bound, not
+ * counted here). */
+#define GW_METRICS_BUCKETS 13
+
+/* gw_metrics_totals reads the totals over every route: requests answered,
+ * the sum of their times, and buckets[0..GW_METRICS_BUCKETS] (the last: above
+ * every bound), not cumulative. gw_metrics_bound is bucket i's upper bound
+ * in seconds. */
+void gw_metrics_totals(uint64_t *requests, uint64_t *sum_ns, uint64_t buckets[]);
+double gw_metrics_bound(int i);
+
 /* gw_metrics_render appends the exposition text to out. */
 int gw_metrics_render(sh_buf *out);
 

@@ -41,6 +41,8 @@ void gw_route_tokens_create(gw_req *r);
 void gw_route_cron_sync(gw_req *r);
 void gw_route_cron_status(gw_req *r);
 
+void gw_route_events(gw_req *r);
+
 void gw_route_healthz(gw_req *r);
 void gw_route_readyz(gw_req *r);
 void gw_route_metrics(gw_req *r);

@@ -2,21 +2,25 @@
  * outside them but their unit test includes (prefix gw__sse_). They are
  * layers, each using only those below it:
  *
- *   sse.c           the MHD response of a stream, the route, the life cycle
+ *   sse.c           the MHD response of a stream, the routes, the life cycle
+ *   sse_probe.c     the gateway's own typed events: health, metrics, streams
+ *   sse_events.c    typed events: ids, text, fan-out; the coordinator's events
  *   sse_timer.c     the timer thread: heartbeats, re-reads, hang-ups
  *   sse_feed.c      the subscriber thread, snapshots and re-reads of records
- *   sse_registry.c  streams by record id (topics), the watch of sockets
+ *   sse_registry.c  streams by record id (topics), typed event streams, the
+ *                   watch of sockets
  *   sse_stream.c    one stream: its buffer, references, what it may send
+ *   sse_types.c     the typed events' names, families, fields and filters
  *
  * Locks: the registry lock (gw__sse_registry.mu: topics, their stream
- * lists, shutting, the watch of sockets, and the feed's fields of a topic)
- * comes before a stream's lock. MHD is never called with either held,
- * except MHD_suspend_connection from a stream's own content reader, which
- * holds the stream lock so that a producer's resume always follows the
- * suspend. A stream is reference counted: its MHD response holds one
- * reference (dropped by the free callback when the connection closes), and
- * so does every call, wake-up and socket watch in flight, so nothing
- * touches freed memory. */
+ * lists, the typed event streams and their next id, shutting, the watch of
+ * sockets, and the feed's fields of a topic) comes before a stream's lock;
+ * the probe's lock (its replicas' states) is never held with either. MHD is never called with
+ * either held, except MHD_suspend_connection from a stream's own content reader, which holds the
+ * stream lock so that a producer's resume always follows the suspend. A stream is reference
+ * counted: its MHD response holds one reference (dropped by the free callback when the connection
+ * closes), and so does every call, wake-up and socket watch in flight, so nothing touches freed
+ * memory. */
 #ifndef GW_SSE_INT_H
 #define GW_SSE_INT_H
 
@@ -27,10 +31,54 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "gw_metrics.h"
 #include "gw_sse.h"
 #include "shared/buf.h"
 #include "shared/events.h"
 #include "shared/keys.h"
+
+/* ---- sse_types.c: the typed events of GET /api/events --------------------- */
+
+/* Each type is a bit of a stream's filter (gw__sse_stream.types). */
+enum gw__sse_type {
+    GW__SSE_CLAIM_CLAIMED,
+    GW__SSE_CLAIM_RENEWED,
+    GW__SSE_CLAIM_RELEASED,
+    GW__SSE_CLAIM_STATUS,
+    GW__SSE_CLAIM_EXPIRED,
+    GW__SSE_RESERVATION_RESERVED,
+    GW__SSE_RESERVATION_RENEWED,
+    GW__SSE_RESERVATION_RELEASED,
+    GW__SSE_RESERVATION_EXPIRED,
+    GW__SSE_ACCOUNT_CREATED,
+    GW__SSE_ACCOUNT_UPDATED,
+    GW__SSE_ACCOUNT_DELETED,
+    GW__SSE_ACCOUNT_STATUS,
+    GW__SSE_HEALTH,
+    GW__SSE_METRICS,
+    GW__SSE_STREAMS,
+    GW__SSE_TYPE_COUNT
+};
+
+/* gw__sse_type_name: "claim.claimed", ...; NULL out of range. */
+const char *gw__sse_type_name(int type);
+/* gw__sse_type_family: its GW_SSE_FAMILY_ bit; 0 out of range. */
+unsigned gw__sse_type_family(int type);
+/* gw__sse_types_of_families: the bits of every type of those families. */
+uint64_t gw__sse_types_of_families(unsigned families);
+/* gw__sse_type_of: the type of a coordinator event (its topic and kind), or
+ * -1 for one no typed event is made of. */
+int gw__sse_type_of(const char *topic, const char *kind);
+/* gw__sse_types_parse turns a ?types= value (comma-separated names, a
+ * trailing '*' matching a family: "claim.*,health"; NULL or empty: all)
+ * into type bits; SH_EINVAL with the first unknown name in bad. */
+int gw__sse_types_parse(const char *list, uint64_t *mask, char *bad, size_t badlen);
+/* gw__sse_type_fields appends the data fields of an event of type made of
+ * a coordinator payload, each as ",\"name\":value" (claims and reservations:
+ * the map without its fencing token; accounts: accountId, then the status
+ * fields or, created and updated, the account's public view as "account");
+ * SH_EINVAL for a payload that does not fit. */
+int gw__sse_type_fields(int type, const sh_val *payload, sh_buf *out);
 
 /* ---- sse_stream.c: one stream -------------------------------------------- */
 
@@ -62,6 +110,7 @@ struct gw__sse_stream {
     char created[SSE_TS_MAX]; /* createdAt of the last record sent */
     char tomb[SSE_TS_MAX];    /* createdAt of a record deleted since */
     bool suspended, finishing, failed, closed;
+    uint64_t types; /* a typed event stream: the types it takes; 0: a record's */
     char id[SH_ID_MAX + 1];
 };
 
@@ -135,6 +184,9 @@ struct gw__sse_registry {
     pthread_mutex_t mu;
     bool shutting;
     size_t nstreams;
+    gw__sse_stream *typed;   /* typed event streams (types != 0), not in any topic */
+    uint64_t next_id;        /* of the next typed event */
+    uint64_t topics_gen;     /* grows when a topic is made or removed */
     int ep;                  /* epoll of stream sockets, for hang-ups */
     gw__sse_stream *retired; /* no longer watched; freed by gw__sse_retired_drain */
     gw__sse_topic *buckets[SSE_BUCKETS];
@@ -146,9 +198,9 @@ int gw__sse_registry_init(gw__sse_registry *reg, sh_error *err);
 /* gw__sse_registry_fini frees the topics; their streams are gone. */
 void gw__sse_registry_fini(gw__sse_registry *reg);
 
-/* gw__sse_registry_add registers st under its id and watches sock (a
- * socket of its connection; -1: none); false when the registry is shutting
- * or out of memory. */
+/* gw__sse_registry_add registers st under its id (a typed event stream:
+ * among the typed ones) and watches sock (a socket of its connection; -1:
+ * none); false when the registry is shutting or out of memory. */
 bool gw__sse_registry_add(gw__sse_registry *reg, gw__sse_stream *st, int sock);
 /* gw__sse_registry_remove undoes gw__sse_registry_add, if it was done. */
 void gw__sse_registry_remove(gw__sse_stream *st);
@@ -199,6 +251,7 @@ void gw__sse_feed_snapshot(gw__sse_feed *f, gw__sse_stream *st);
 void gw__sse_feed_reread(gw__sse_feed *f, gw__sse_topic *t);
 
 /* ---- sse_timer.c: heartbeats, re-reads, hang-ups ------------------------- */
+/* (the heartbeats go to the typed event streams too) */
 
 #define SSE_TICK_MS  250 /* timer period */
 #define SSE_QUIET_MS 500 /* re-read an id this long after its last event */
@@ -224,5 +277,74 @@ void gw__sse_timer_fini(gw__sse_timer *tm);
  * monotonic): on every heartbeat, else once its events have been quiet for
  * SSE_QUIET_MS (registry lock held). */
 bool gw__sse_timer_due(const gw__sse_topic *t, int64_t now, bool heartbeat);
+
+/* ---- sse_events.c: typed events ------------------------------------------ */
+
+typedef struct gw__sse_events {
+    gw__sse_registry *reg;
+    sh_sub *sub;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+} gw__sse_events;
+
+/* gw__sse_events_start subscribes to the coordinator's events at url (a
+ * comma-separated list) and starts the thread that turns them into typed
+ * events for the streams of reg. gw__sse_events_fini undoes it even when it
+ * fails. */
+int gw__sse_events_start(gw__sse_events *ev, gw__sse_registry *reg, const char *url, sh_error *err);
+void gw__sse_events_stop(gw__sse_events *ev);
+void gw__sse_events_fini(gw__sse_events *ev);
+/* gw__sse_events_emit sends an event of type, its data the members
+ * fields[0..len) (each ",\"name\":value"; may be empty) after id, type and
+ * createdAt, with the next id: to every typed stream taking type, or to
+ * only. Registry lock held when locked. */
+void gw__sse_events_emit(gw__sse_registry *reg, int type, const char *fields, size_t len,
+                         gw__sse_stream *only, bool locked);
+
+/* ---- sse_probe.c: health, metrics, streams ------------------------------- */
+
+#define SSE_PROBE_MS       1000 /* sampling period */
+#define SSE_PING_MS        900  /* a replica that does not answer in time is down */
+#define SSE_REPLICAS_MAX   32
+#define SSE_STREAM_IDS_MAX 1000 /* ids listed in one streams event */
+
+struct gw__sse_probe;
+
+typedef struct gw__sse_replica {
+    struct gw__sse_probe *probe;
+    int svc; /* enum gw_service */
+    char url[256];
+    sh_rpc_client *rpc;
+    int state;     /* 0 unknown, 1 up, 2 up but its Redis is down, 3 down */
+    bool inflight; /* a ping is out (probe lock) */
+} gw__sse_replica;
+
+typedef struct gw__sse_probe {
+    gw__sse_registry *reg;
+    pthread_mutex_t mu;
+    gw__sse_replica replicas[SSE_REPLICAS_MAX];
+    int nreplicas;
+    int sent[SSE_REPLICAS_MAX]; /* states of the last health event (probe thread) */
+    uint64_t streams_gen;       /* topics_gen of the last streams event (probe thread) */
+    uint64_t last_requests, last_sum_ns, last_buckets[GW_METRICS_BUCKETS + 1];
+    int64_t last_ms;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_int pending; /* pings in flight */
+} gw__sse_probe;
+
+/* gw__sse_probe_start makes a client for each replica of urls[svc]
+ * (comma-separated lists, GW_SVC_COUNT of them) and starts the thread that
+ * samples every SSE_PROBE_MS. gw__sse_probe_fini undoes it even when it
+ * fails (and is harmless on a zeroed probe). */
+int gw__sse_probe_start(gw__sse_probe *p, gw__sse_registry *reg, const char *const *urls,
+                        sh_error *err);
+void gw__sse_probe_stop(gw__sse_probe *p);
+void gw__sse_probe_fini(gw__sse_probe *p);
+/* gw__sse_probe_greet sends a new typed stream, not yet registered, the
+ * current health and streams. */
+void gw__sse_probe_greet(gw__sse_probe *p, gw__sse_stream *st);
 
 #endif

@@ -289,6 +289,14 @@ static int json_write_double(sh_buf *out, double d)
     return sh_buf_puts(out, tmp);
 }
 
+int gw_json_write_member(sh_buf *out, const char *key, size_t klen, const sh_val *v)
+{
+    int rc = gw_json_write_str(out, key, klen);
+    if (rc == SH_OK)
+        rc = sh_buf_append(out, ":", 1);
+    return rc == SH_OK ? gw_json_write(v, out) : rc;
+}
+
 int gw_json_write(const sh_val *v, sh_buf *out)
 {
     char tmp[32];
@@ -330,11 +338,7 @@ int gw_json_write(const sh_val *v, sh_buf *out)
             if (i)
                 rc = sh_buf_append(out, ",", 1);
             if (rc == SH_OK)
-                rc = gw_json_write_str(out, k, klen);
-            if (rc == SH_OK)
-                rc = sh_buf_append(out, ":", 1);
-            if (rc == SH_OK)
-                rc = gw_json_write(sh_val_value_at(v, i), out);
+                rc = gw_json_write_member(out, k, klen, sh_val_value_at(v, i));
         }
         return rc == SH_OK ? sh_buf_append(out, "}", 1) : rc;
     }

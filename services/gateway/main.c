@@ -78,7 +78,7 @@ int main(void)
         }
     }
     if (gw_sse_new(&cfg, app.rpc[GW_SVC_PROGRESS][0], &sse, &err) != SH_OK) {
-        sh_log_error("config", "PROGRESS_EVENTS_URL: %s", err.msg);
+        sh_log_error("config", "%s", err.msg);
         goto done;
     }
     app.sse = sse;

@@ -19,6 +19,7 @@ static const int metrics_statuses[] = {200, 201, 202, 204, 400, 401, 403, 404,
 static const double metrics_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,    0.25,  0.5,    1,     2.5,  5};
 #define METRICS_NBUCKETS (sizeof metrics_bounds / sizeof metrics_bounds[0])
+_Static_assert(METRICS_NBUCKETS == GW_METRICS_BUCKETS, "GW_METRICS_BUCKETS is the bucket count");
 static uint64_t metrics_bounds_ns[METRICS_NBUCKETS];
 
 static _Atomic uint64_t metrics_requests[METRICS_PATTERNS][GW_METHOD_COUNT][METRICS_NSTATUS];
@@ -112,6 +113,28 @@ void gw_metrics_sse_gap_reread(void)
 static uint64_t metrics_load(_Atomic uint64_t *p)
 {
     return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+void gw_metrics_totals(uint64_t *requests, uint64_t *sum_ns, uint64_t buckets[])
+{
+    *requests = 0;
+    *sum_ns = 0;
+    for (size_t b = 0; b <= METRICS_NBUCKETS; b++)
+        buckets[b] = 0;
+    for (size_t p = 0; p < METRICS_PATTERNS; p++) {
+        for (size_t b = 0; b <= METRICS_NBUCKETS; b++) {
+            uint64_t n = metrics_load(&metrics_buckets[p][b]);
+            buckets[b] += n;
+            *requests += n;
+        }
+        *sum_ns += metrics_load(&metrics_sum_ns[p]);
+    }
+}
+
+double gw_metrics_bound(int i)
+{
+    return i >= 0 && (size_t)i < METRICS_NBUCKETS ? metrics_bounds[i]
+                                                  : metrics_bounds[METRICS_NBUCKETS - 1];
 }
 
 int gw_metrics_render(sh_buf *out)

@@ -1,9 +1,10 @@
-/* sse.c - event streams as the route and MHD see them: the streaming
- * response of GET /api/progress/:id/stream (its content reader and free
- * callback), and the life cycle of the whole. The layers below are
+/* sse.c - event streams as the routes and MHD see them: the streaming
+ * responses of GET /api/progress/:id/stream and GET /api/events (their
+ * content reader and free callback), and the life cycle of the whole. The layers below are
  * described in gw_sse_int.h. */
 #include <microhttpd.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gw_sse_int.h"
 #include "shared/log.h"
@@ -14,6 +15,8 @@ struct gw_sse {
     gw__sse_registry reg;
     gw__sse_feed feed;
     gw__sse_timer timer;
+    gw__sse_events events;
+    gw__sse_probe probe;
 };
 
 static const char sse_bye[] = "event: shutdown\ndata: {}\n\n";
@@ -45,20 +48,14 @@ static bool sse_parse_last_id(const char *s, int64_t *out)
     return true;
 }
 
-void gw_sse_open(gw_sse *s, gw_req *r)
+/* sse_start answers r with stream st (taken): its response, and its
+ * registration (or its end when the gateway is stopping). A typed stream
+ * is greeted first, before it is registered: its greeting's ids are then
+ * lower than those of every event it receives. */
+static void sse_start(gw_sse *s, gw_req *r, gw__sse_stream *st)
 {
     static const char retry[] = "retry: 2000\n\n";
-    const char *id = gw_req_param(r);
     struct MHD_Connection *conn = gw_req_connection(r);
-    int64_t last = 0;
-    if (!sse_parse_last_id(gw_req_header(r, "Last-Event-ID"), &last) &&
-        !sse_parse_last_id(gw_req_query(r, "lastEventId"), &last))
-        last = 0;
-    gw__sse_stream *st = gw__sse_stream_new(conn, id, last);
-    if (!st) {
-        gw_req_reply_error(r, 503, "out of memory");
-        return;
-    }
     gw__sse_stream_push_locked(st, retry, sizeof retry - 1); /* not shared yet */
 
     struct MHD_Response *resp =
@@ -75,16 +72,66 @@ void gw_sse_open(gw_sse *s, gw_req *r)
     /* Registered before the first read, so no update can fall in between. */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (st->types)
+        gw__sse_probe_greet(&s->probe, st);
     if (gw__sse_registry_add(&s->reg, st, ci ? ci->connect_fd : -1)) {
-        gw__sse_feed_snapshot(&s->feed, st);
+        if (!st->types)
+            gw__sse_feed_snapshot(&s->feed, st);
     } else {
         gw__sse_wake w;
         gw__sse_wake_init(&w);
         gw__sse_stream_finish(st, sse_bye, sizeof sse_bye - 1, &w);
         gw__sse_wake_run(&w);
     }
-    sh_log_debug("sse_open", "id=%s rid=%s last=%lld", id, gw_req_request_id(r), (long long)last);
     gw_req_reply_stream(r, resp);
+}
+
+void gw_sse_open(gw_sse *s, gw_req *r)
+{
+    const char *id = gw_req_param(r);
+    int64_t last = 0;
+    if (!sse_parse_last_id(gw_req_header(r, "Last-Event-ID"), &last) &&
+        !sse_parse_last_id(gw_req_query(r, "lastEventId"), &last))
+        last = 0;
+    gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), id, last);
+    if (!st) {
+        gw_req_reply_error(r, 503, "out of memory");
+        return;
+    }
+    sh_log_debug("sse_open", "id=%s rid=%s last=%lld", id, gw_req_request_id(r), (long long)last);
+    sse_start(s, r, st);
+}
+
+void gw_sse_open_events(gw_sse *s, gw_req *r, unsigned families)
+{
+    uint64_t types;
+    char bad[80];
+    if (gw__sse_types_parse(gw_req_query(r, "types"), &types, bad, sizeof bad) != SH_OK) {
+        gw_req_reply_error(r, 400, "unknown event type \"%s\" in types", bad);
+        return;
+    }
+    types &= gw__sse_types_of_families(families);
+    if (!types) {
+        gw_req_reply_error(r, 403, "token does not cover these event types");
+        return;
+    }
+    gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), "events", 0);
+    if (!st) {
+        gw_req_reply_error(r, 503, "out of memory");
+        return;
+    }
+    st->types = types;
+    sh_log_debug("sse_open", "events rid=%s types=%llx", gw_req_request_id(r),
+                 (unsigned long long)types);
+    sse_start(s, r, st);
+}
+
+/* sse_error_name puts the setting at fault before err's message. */
+static void sse_error_name(sh_error *err, int rc, const char *setting)
+{
+    char msg[sizeof err->msg];
+    memcpy(msg, err->msg, sizeof msg);
+    sh_error_set(err, rc, "%s: %.200s", setting, msg);
 }
 
 int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error *err)
@@ -94,11 +141,16 @@ int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error 
     if (!s)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     s->timer.stop_fd = -1; /* so that a half-built s is freed as a whole one */
+    const char *const urls[GW_SVC_COUNT] = {cfg->rpc_url, cfg->coord_url, cfg->sync_url};
     int rc = gw__sse_registry_init(&s->reg, err);
-    if (rc == SH_OK)
-        rc = gw__sse_feed_start(&s->feed, &s->reg, cfg->events_url, rpc, err);
+    if (rc == SH_OK && (rc = gw__sse_feed_start(&s->feed, &s->reg, cfg->events_url, rpc, err)))
+        sse_error_name(err, rc, "PROGRESS_EVENTS_URL");
+    if (rc == SH_OK && (rc = gw__sse_events_start(&s->events, &s->reg, cfg->coord_events_url, err)))
+        sse_error_name(err, rc, "COORDINATOR_EVENTS_URL");
     if (rc == SH_OK)
         rc = gw__sse_timer_start(&s->timer, &s->reg, &s->feed, cfg->heartbeat_s, err);
+    if (rc == SH_OK)
+        rc = gw__sse_probe_start(&s->probe, &s->reg, urls, err);
     if (rc != SH_OK) {
         gw_sse_free(s);
         return rc;
@@ -111,7 +163,9 @@ void gw_sse_shutdown(gw_sse *s)
 {
     if (!s)
         return;
+    gw__sse_probe_stop(&s->probe);
     gw__sse_timer_stop(&s->timer);
+    gw__sse_events_stop(&s->events);
     gw__sse_feed_stop(&s->feed);
     gw__sse_registry_end(&s->reg, sse_bye, sizeof sse_bye - 1);
 }
@@ -120,7 +174,9 @@ void gw_sse_free(gw_sse *s)
 {
     if (!s)
         return;
+    gw__sse_probe_fini(&s->probe);
     gw__sse_timer_fini(&s->timer);
+    gw__sse_events_fini(&s->events);
     gw__sse_feed_fini(&s->feed);
     gw__sse_registry_fini(&s->reg);
     free(s);

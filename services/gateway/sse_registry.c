@@ -1,5 +1,6 @@
 /* sse_registry.c - the streams of each record id (a topic: a hash table of
- * them, each with its list of streams) and the watch of their sockets.
+ * them, each with its list of streams), the typed event streams (one list,
+ * and the id of their next event), and the watch of their sockets.
  *
  * A suspended connection is not watched by MHD, so a client that leaves
  * would only be noticed at the next heartbeat. Each stream's socket is
@@ -66,6 +67,7 @@ static void sse_registry_topic_remove(gw__sse_registry *reg, gw__sse_topic *t)
         pp = &(*pp)->hnext;
     *pp = t->hnext;
     free(t);
+    reg->topics_gen++;
 }
 
 void gw__sse_unwatch(gw__sse_registry *reg, gw__sse_stream *st)
@@ -110,30 +112,41 @@ void gw__sse_retired_drain(gw__sse_registry *reg)
     }
 }
 
+/* sse_registry_topic_of finds or makes the topic of a record id. */
+static gw__sse_topic *sse_registry_topic_of(gw__sse_registry *reg, const char *id)
+{
+    gw__sse_topic *t = gw__sse_topic_find(reg, id);
+    if (!t && (t = calloc(1, sizeof *t))) {
+        snprintf(t->id, sizeof t->id, "%s", id);
+        size_t b = sse_registry_hash(id);
+        t->hnext = reg->buckets[b];
+        reg->buckets[b] = t;
+        reg->topics_gen++;
+    }
+    return t;
+}
+
 bool gw__sse_registry_add(gw__sse_registry *reg, gw__sse_stream *st, int sock)
 {
     pthread_mutex_lock(&reg->mu);
-    gw__sse_topic *t = reg->shutting ? NULL : gw__sse_topic_find(reg, st->id);
-    if (!reg->shutting && !t && (t = calloc(1, sizeof *t))) {
-        snprintf(t->id, sizeof t->id, "%s", st->id);
-        size_t b = sse_registry_hash(st->id);
-        t->hnext = reg->buckets[b];
-        reg->buckets[b] = t;
-    }
-    if (t) {
+    bool ok = !reg->shutting;
+    gw__sse_topic *t = ok && !st->types ? sse_registry_topic_of(reg, st->id) : NULL;
+    gw__sse_stream **head = t ? &t->streams : &reg->typed;
+    ok = ok && (t || st->types);
+    if (ok) {
         st->reg = reg;
         st->topic = t;
-        st->next = t->streams;
-        if (t->streams)
-            t->streams->prev = st;
-        t->streams = st;
+        st->next = *head;
+        if (*head)
+            (*head)->prev = st;
+        *head = st;
         st->registered = true;
         sse_registry_watch(reg, st, sock);
         reg->nstreams++;
         gw_metrics_sse_clients_add(1);
     }
     pthread_mutex_unlock(&reg->mu);
-    return t != NULL;
+    return ok;
 }
 
 void gw__sse_registry_remove(gw__sse_stream *st)
@@ -147,13 +160,15 @@ void gw__sse_registry_remove(gw__sse_stream *st)
         gw__sse_topic *t = st->topic;
         if (st->prev)
             st->prev->next = st->next;
-        else
+        else if (t)
             t->streams = st->next;
+        else
+            reg->typed = st->next;
         if (st->next)
             st->next->prev = st->prev;
         st->registered = false;
         st->topic = NULL;
-        if (!t->streams)
+        if (t && !t->streams)
             sse_registry_topic_remove(reg, t);
         reg->nstreams--;
         gw_metrics_sse_clients_add(-1);
@@ -171,6 +186,8 @@ void gw__sse_registry_end(gw__sse_registry *reg, const char *text, size_t len)
         for (gw__sse_topic *t = reg->buckets[b]; t; t = t->hnext)
             for (gw__sse_stream *st = t->streams; st; st = st->next)
                 gw__sse_stream_finish(st, text, len, &w);
+    for (gw__sse_stream *st = reg->typed; st; st = st->next)
+        gw__sse_stream_finish(st, text, len, &w);
     pthread_mutex_unlock(&reg->mu);
     gw__sse_wake_run(&w);
 }

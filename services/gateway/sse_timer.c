@@ -1,7 +1,7 @@
 /* sse_timer.c - the timer thread of the event streams: a heartbeat on every
- * stream, re-reads of records whose last event may have been lost (through
- * the feed), and the end of streams whose clients hung up (the sockets the
- * registry watches). */
+ * stream (typed event streams included), re-reads of records whose last
+ * event may have been lost (through the feed), and the end of streams whose
+ * clients hung up (the sockets the registry watches). */
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -42,6 +42,8 @@ static void sse_timer_tick(gw__sse_timer *tm, bool heartbeat)
                     gw__sse_stream_push(st, text, len, &w);
         }
     }
+    for (gw__sse_stream *st = reg->typed; heartbeat && st && !reg->shutting; st = st->next)
+        gw__sse_stream_push(st, text, len, &w);
     pthread_mutex_unlock(&reg->mu);
     gw__sse_wake_run(&w);
 }

@@ -1,9 +1,9 @@
 """SIGTERM of a gateway under load: it exits 0 within 10 s, every request that
 reached it is answered in full, no connection is reset or closed after its
 request was sent, responses close their connections once it is stopping,
-/readyz says so, event streams end with a "shutdown" event, idle keep-alive
-connections are closed cleanly, and once it has stopped new connections are
-refused.
+/readyz says so, event streams (GET /api/events too) end with a "shutdown"
+event, idle keep-alive connections are closed cleanly, and once it has
+stopped new connections are refused.
 
 Load comes from threads that reuse keep-alive connections and threads that
 open a connection per request; every attempt is classified: answered,
@@ -210,6 +210,11 @@ class GatewayStopTest(unittest.TestCase):
         self.assertEqual(stream.status, 200)
         self.assertTrue(stream.wait_for(lambda evs: any(e["event"] == "progress" for e in evs),
                                         10), "no snapshot on the stream")
+        typed = SSEReader("127.0.0.1", self.port, "/api/events")
+        self.addCleanup(typed.close)
+        self.assertEqual(typed.status, 200)
+        self.assertTrue(typed.wait_for(lambda evs: any(e["event"] == "health" for e in evs), 10),
+                        "no health event on the typed stream")
 
         load = Load(self.port)
         ready = ReadyPoller(self.port)
@@ -264,6 +269,10 @@ class GatewayStopTest(unittest.TestCase):
         self.assertIsNone(stream.error, "the event stream broke: %r" % stream.error)
         self.assertTrue([e for e in stream.events if e["event"] == "shutdown"],
                         "no shutdown event: %r" % stream.events[-3:])
+        # So did the typed event stream, shutdown its last event.
+        self.assertTrue(typed.wait_for(lambda evs: typed.closed, 5), "the typed stream is open")
+        self.assertIsNone(typed.error, "the typed stream broke: %r" % typed.error)
+        self.assertEqual(typed.events[-1]["event"], "shutdown", typed.events[-3:])
 
         self.assertTrue(connect_refused(self.port), "something still listens")
 

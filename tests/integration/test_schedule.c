@@ -420,6 +420,118 @@ static void test_queued_accounts_are_announced(void **state)
     drain();
 }
 
+/* next_account_event receives the next event on sub (failing after 5 s),
+ * checks it is kind of account id on its topic, and returns its payload. */
+static sh_val *next_account_event(sh_sub *sub, const char *kind, const char *id)
+{
+    char *topic = NULL, want[64];
+    sh_val *ev = NULL;
+    assert_int_equal(sh_sub_recv(sub, 5000, &topic, &ev), SH_OK);
+    snprintf(want, sizeof want, "account:%s", id);
+    assert_string_equal(topic, want);
+    assert_string_equal(sh_val_get_str(ev, "kind", NULL), kind);
+    assert_string_equal(sh_val_get_str(ev, "id", NULL), id);
+    free(topic);
+    return ev;
+}
+
+/* Every change of an account is published on account:<id>: created and
+ * updated with the public view (no secret), status with the schedule's
+ * fields when it is queued (sync_now, a tick), leased and completed, and
+ * deleted. */
+static void test_account_changes_are_published(void **state)
+{
+    flush_redis();
+    sh_sub *sub = NULL;
+    sh_error err;
+    assert_int_equal(sh_sub_new(ev_url[0], 0, &sub, &err), SH_OK);
+    assert_int_equal(sh_sub_subscribe(sub, "account:"), SH_OK);
+    tf_sleep_ms(300);
+    static char ids[2][32];
+    long long t0 = create_accounts(2, ids);
+    for (int i = 0; i < 2; i++) {
+        sh_val *ev = next_account_event(sub, "created", ids[i]);
+        assert_string_equal(sh_val_get_str(ev, "syncStatus", NULL), "idle");
+        assert_non_null(sh_val_get_str(ev, "emailAddress", NULL));
+        assert_null(sh_val_get(ev, "password"));
+        assert_null(sh_val_get(ev, "passwordSealed"));
+        sh_val_free(ev);
+    }
+
+    sh_val *u = sh_val_new_map(), *f = sh_val_new_map(), *res = NULL;
+    sh_val_set_cstr(f, "imapPort", sh_val_new_int(1993));
+    sh_val_set_cstr(u, "id", sh_val_new_cstr(ids[0]));
+    sh_val_set_cstr(u, "fields", f);
+    assert_int_equal(tf_call(c0, "account.update", u, 10000, &res, NULL), SH_OK);
+    sh_val_free(res);
+    sh_val *ev = next_account_event(sub, "updated", ids[0]);
+    assert_int_equal(sh_val_int(sh_val_get(ev, "imapPort")), 1993);
+    sh_val_free(ev);
+
+    sync_now(ids[0]);
+    ev = next_account_event(sub, "status", ids[0]);
+    assert_string_equal(sh_val_get_str(ev, "syncStatus", NULL), "queued");
+    assert_non_null(sh_val_get(ev, "nextSyncAt"));
+    assert_null(sh_val_get(ev, "emailAddress")); /* the schedule's fields only */
+    sh_val_free(ev);
+
+    sh_val *lease = lease_one(c0);
+    assert_non_null(lease);
+    ev = next_account_event(sub, "status", ids[0]);
+    assert_string_equal(sh_val_get_str(ev, "syncStatus", NULL), "syncing");
+    sh_val_free(ev);
+    assert_int_equal(complete(lease, sh_val_get_str(lease, "leaseToken", NULL), "error", NULL),
+                     SH_OK);
+    sh_val_free(lease);
+    ev = next_account_event(sub, "status", ids[0]);
+    assert_string_equal(sh_val_get_str(ev, "syncStatus", NULL), "error");
+    assert_string_equal(sh_val_get_str(ev, "errorMessage", NULL), "server said no");
+    assert_non_null(sh_val_get(ev, "lastSyncedAt"));
+    sh_val_free(ev);
+
+    /* A tick that queues the other account announces its status. */
+    res = tick(c0, t0 + 16 * MIN, 20, false);
+    const sh_val *q = sh_val_get(res, "queued");
+    bool other = false;
+    for (size_t i = 0; i < sh_val_len(q); i++)
+        other = other || strcmp(sh_val_str(sh_val_at(q, i), NULL), ids[1]) == 0;
+    assert_true(other);
+    size_t n = sh_val_len(q) + sh_val_len(sh_val_get(res, "requeued"));
+    sh_val_free(res);
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        char *topic = NULL;
+        ev = NULL;
+        assert_int_equal(sh_sub_recv(sub, 5000, &topic, &ev), SH_OK);
+        assert_string_equal(sh_val_get_str(ev, "kind", NULL), "status");
+        assert_string_equal(sh_val_get_str(ev, "syncStatus", NULL), "queued");
+        seen = seen || strcmp(sh_val_get_str(ev, "id", NULL), ids[1]) == 0;
+        free(topic);
+        sh_val_free(ev);
+    }
+    assert_true(seen);
+    int drained = drain();
+    for (int i = 0; i < 2 * drained; i++) { /* syncing, then ok, of each */
+        char *topic = NULL;
+        ev = NULL;
+        assert_int_equal(sh_sub_recv(sub, 5000, &topic, &ev), SH_OK);
+        free(topic);
+        sh_val_free(ev);
+    }
+
+    sh_val *d = sh_val_new_map();
+    sh_val_set_cstr(d, "id", sh_val_new_cstr(ids[1]));
+    assert_int_equal(tf_call(c0, "account.delete", d, 10000, NULL, NULL), SH_OK);
+    ev = next_account_event(sub, "deleted", ids[1]);
+    sh_val_free(ev);
+    char *topic = NULL;
+    ev = NULL;
+    assert_int_not_equal(sh_sub_recv(sub, 300, &topic, &ev), SH_OK); /* nothing else */
+    free(topic);
+    sh_val_free(ev);
+    sh_sub_free(sub);
+}
+
 /* A sync asked for while the account syncs (a read/unread change made
  * meanwhile) is not lost: when the run completes the account is queued
  * again at once, under a new progress id, and announced; a refused login
@@ -727,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_300_accounts_batch_5_effective_interval_60),
         cmocka_unit_test(test_two_coordinators_ticking_at_once_never_double_queue),
         cmocka_unit_test(test_queued_accounts_are_announced),
+        cmocka_unit_test(test_account_changes_are_published),
         cmocka_unit_test(test_missed_intervals_are_skipped_not_made_up),
         cmocka_unit_test(test_sync_asked_while_syncing_follows),
         cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),

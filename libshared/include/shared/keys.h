@@ -28,15 +28,34 @@
  * so each ends with a delimiter or is whole. The payload is a map whose
  * "kind" names the event. */
 #define SH_TOPIC_PROGRESS                                                                          \
-    SH_KEY_PROGRESS /* progress:<id> (update, delete, log): progress -> gateway */
-#define SH_TOPIC_JOB         SH_KEY_JOB    /* job:<id> (job): progress -> gateway */
-#define SH_TOPIC_ACCOUNT     "account:"    /* account:<id> (deleted): coordinator -> sync-workers */
+    SH_KEY_PROGRESS             /* progress:<id> (update, delete, log): progress -> gateway */
+#define SH_TOPIC_JOB SH_KEY_JOB /* job:<id> (job): progress -> gateway */
+/* sq:<ns>:<id> (claimed, renewed, released, status, expired): the claim map;
+ * coordinator -> gateway */
+#define SH_TOPIC_CLAIM SH_KEY_SQ
+/* refund:<log>:<id> (reserved, renewed, released, expired): the reservation
+ * map; coordinator -> gateway */
+#define SH_TOPIC_RESERVATION SH_KEY_REFUND
+/* account:<id>: created and updated (the public view of the account),
+ * deleted ({id}), status ({id, syncStatus, errorMessage, lastSyncedAt,
+ * nextSyncAt}, whenever the schedule moves the account); coordinator ->
+ * sync-workers (which drop the mail of a deleted account) and gateway */
+#define SH_TOPIC_ACCOUNT     "account:"
 #define SH_TOPIC_SYNC_QUEUED "sync:queued" /* (queued): coordinator -> idle sync-workers */
 #define SH_TOPIC_MAIL                                                                              \
     "mail:" /* mail:<accountId> (added, changed, removed, conflict,                                \
                reset): sync-worker -> */
-#define SH_EVENT_DELETED "deleted"
-#define SH_EVENT_QUEUED  "queued"
+/* Event kinds (the payload's "kind"). */
+#define SH_EVENT_CLAIMED  "claimed"
+#define SH_EVENT_RENEWED  "renewed"
+#define SH_EVENT_RELEASED "released"
+#define SH_EVENT_STATUS   "status"
+#define SH_EVENT_EXPIRED  "expired"
+#define SH_EVENT_RESERVED "reserved"
+#define SH_EVENT_CREATED  "created"
+#define SH_EVENT_UPDATED  "updated"
+#define SH_EVENT_DELETED  "deleted"
+#define SH_EVENT_QUEUED   "queued"
 
 typedef struct sh_key_prefix {
     const char *prefix;
