@@ -183,12 +183,17 @@ class Browser:
         self._listeners.append(fn)
 
     # -- pages -------------------------------------------------------------
-    def new_page(self, width=1280, height=800):
-        """A new tab, attached, with Page, Runtime, Log and Network enabled."""
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+    def new_page(self, width=1280, height=800, fresh=False):
+        """A new tab, attached, with Page, Runtime, Log and Network enabled;
+        fresh: in a browser context of its own (no cache, cookies or storage
+        shared with other tabs, as in a first visit)."""
+        params = {"url": "about:blank"}
+        if fresh:
+            params["browserContextId"] = self.call("Target.createBrowserContext")["browserContextId"]
+        target = self.call("Target.createTarget", params)["targetId"]
         session = self.call("Target.attachToTarget",
                             {"targetId": target, "flatten": True})["sessionId"]
-        page = Page(self, target, session)
+        page = Page(self, target, session, params.get("browserContextId"))
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(domain + ".enable", session=session)
         page.set_viewport(width, height)
@@ -238,8 +243,9 @@ class Page:
     responses collects {url, status, type, mime, bytes} of every finished
     request (bytes: as transferred, headers included)."""
 
-    def __init__(self, browser, target, session):
+    def __init__(self, browser, target, session, context=None):
         self.browser = browser
+        self.context = context
         self.target = target
         self.session = session
         self.console_errors = []
@@ -338,3 +344,5 @@ class Page:
 
     def close(self):
         self.browser.call("Target.closeTarget", {"targetId": self.target})
+        if self.context:
+            self.browser.call("Target.disposeBrowserContext", {"browserContextId": self.context})

@@ -282,7 +282,7 @@ def row_js(table, key):
 
 class Dashboard(BrowserTestCase):
     def open_dashboard(self, width=1280, height=900):
-        page = self.browser.new_page(width, height)
+        page = self.browser.new_page(width, height, fresh=True)
         self.addCleanup(page.close)
         page.navigate(self.gw + "/dashboard")
         page.wait_for("!document.getElementById('signin').hidden", what="the token form")
@@ -386,11 +386,12 @@ class Dashboard(BrowserTestCase):
         r = self.http.post("/api/queue/reserve", {"sq": sq2, "botId": "BOT-R", "rowCount": 7})
         self.assertStatus(r, 200)
         self.wait_text(page, "reservations", sq2, "BOT-R", 2, "the new reservation")
-        r = self.http.post("/api/queue/release", {"sq": sq, "botId": "BOT-DASH", "token": fencing})
-        self.assertStatus(r, 200)
-        page.wait_for("!%s" % row_js("claims", sq), timeout=2, what="the released claim to go")
+        page.wait_for("/\\d+ (s|min)/.test(%s.cells[4].innerText)" % row_js("reservations", sq2),
+                      timeout=2, what="the reservation's time left")
 
         # Readable at 1280 and 390 px: nothing wider than the viewport.
+        page.wait_for("!document.querySelector('tr.flash')", timeout=3,
+                      what="the marks of changed rows to fade")
         shots = os.path.join(stack.build_dir(), "screenshots")
         for width, height in ((1280, 900), (390, 844)):
             page.set_viewport(width, height)
@@ -401,6 +402,10 @@ class Dashboard(BrowserTestCase):
             self.assertEqual(png_size(png)[0], width)
             with open(os.path.join(shots, "dashboard-%d.png" % width), "rb") as f:
                 self.assertEqual(f.read(), png)
+        page.set_viewport(1280, 900)
+        r = self.http.post("/api/queue/release", {"sq": sq, "botId": "BOT-DASH", "token": fencing})
+        self.assertStatus(r, 200)
+        page.wait_for("!%s" % row_js("claims", sq), timeout=2, what="the released claim to go")
         self.assertEqual(page.console_errors, [])
         self.assertEqual(watcher.console_errors, [])
 

@@ -1,10 +1,10 @@
-// app.js - the dashboard's wiring: ask for the API token once, read the
-// current state (GET /readyz, /api/queue, /api/accounts), then follow the
-// one typed event stream of the gateway (GET /api/events) and hand each
-// event to its panel. Nothing is polled: the state moves only on events.
+// app.js - the dashboard's wiring: ask for the API token once, follow the
+// one typed event stream of the gateway (GET /api/events), read the current
+// state (GET /readyz, /api/queue, /api/accounts) whenever it opens, and hand
+// each event to its panel. Nothing is polled: the state moves on events.
 
 import { api, apiToken, readiness } from "./api.js";
-import { LiveStream } from "./live.js";
+import { HeaderStream } from "./live.js";
 import { $, tickAll } from "./view.js";
 import { HealthPanel } from "./panel_health.js";
 import { QueuePanel } from "./panel_queue.js";
@@ -20,8 +20,6 @@ const EVENT_TYPES = [
 ];
 // The families asked for, so the stream carries nothing the page drops.
 const EVENT_FILTER = "health,metrics,streams,claim.*,reservation.*,account.*";
-// What the stream's token covers: claims and reservations, and accounts.
-const EVENT_SCOPES = ["queue", "accounts"];
 
 let board = null;
 
@@ -48,7 +46,9 @@ class Board {
 
   async start() {
     this.ticker = setInterval(tickAll, 1000);
-    this.events = new LiveStream("api/events?types=" + EVENT_FILTER, EVENT_SCOPES, EVENT_TYPES,
+    // The full token's stream: a scoped one would not carry health,
+    // metrics and streams.
+    this.events = new HeaderStream("api/events?types=" + EVENT_FILTER, EVENT_TYPES,
       (type, data) => this.event(type, data), (state, detail) => this.state(state, detail)).start();
     const ready = readiness().then((d) => this.health.ready(d)).catch((e) => say("readyz: " + e.message));
     await Promise.all([ready, this.reload()]);
@@ -60,6 +60,7 @@ class Board {
   state(state, detail) {
     liveBadge(state, detail);
     if (state === "live") this.reload();
+    if (state === "refused") signOut("The gateway refused this token (" + detail + ").");
   }
 
   event(type, data) {
@@ -118,14 +119,16 @@ $("signin").addEventListener("submit", (ev) => {
   open();
 });
 
-$("signout").addEventListener("click", () => {
+function signOut(message) {
   if (board) board.stop();
   board = null;
   apiToken.clear();
   delete document.body.dataset.ready;
   liveBadge("off");
-  showSignin();
-});
+  showSignin(message);
+}
+
+$("signout").addEventListener("click", () => signOut());
 
 if (apiToken.get()) open();
 else showSignin();

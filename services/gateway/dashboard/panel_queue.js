@@ -29,14 +29,15 @@ export class QueuePanel {
     }
   }
 
-  // replace shows exactly the items of byId ({sq: item}) in one table.
+  // replace shows exactly the items of byId ({sq: item}) in one table,
+  // keeping what events said that the listing lacks (a reservation's
+  // expiresAt).
   replace(which, byId) {
     const items = this.items[which];
     const seen = new Set();
     for (const [id, item] of Object.entries(byId)) {
       const key = item.sq || id;
       seen.add(key);
-      items.delete(key);
       this.show(which, Object.assign({ sq: key }, item));
     }
     for (const k of [...items.keys()]) if (!seen.has(k)) this.drop(which, k);

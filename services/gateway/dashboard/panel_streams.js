@@ -10,7 +10,7 @@
 // again from the last version it saw.
 
 import { el, KeyedTable, ticking, when } from "./view.js";
-import { LiveStream } from "./live.js";
+import { TokenStream } from "./live.js";
 
 const PROBE_MS = 30000;
 const PROBE_WAIT_MS = 2000;
@@ -32,7 +32,7 @@ export function percentOf(rec) {
 export class StreamsPanel {
   constructor() {
     this.table = new KeyedTable("streams", ["progress id", "done", "action", "version", "updated"]);
-    this.followed = new Map(); // id -> LiveStream, or null while probing
+    this.followed = new Map(); // id -> TokenStream, or null while probing
     this.lastIds = new Map(); // id -> the last event id seen
     this.probing = null; // the ids let go, until the probe ends
     this.probeTimer = setInterval(() => this.probe(), PROBE_MS);
@@ -52,7 +52,7 @@ export class StreamsPanel {
 
   follow(id) {
     if (!this.table.rows.has(id)) this.table.set(id, [id, "…", "", "", ""]);
-    const s = new LiveStream("api/progress/" + encodeURIComponent(id) + "/stream",
+    const s = new TokenStream("api/progress/" + encodeURIComponent(id) + "/stream",
       ["progress:" + id], ["progress", "deleted"], (type, data) => this.record(id, type, data));
     s.lastId = this.lastIds.get(id) || null;
     this.followed.set(id, s.start());

@@ -16,8 +16,8 @@ export function el(tag, attrs, ...children) {
   return e;
 }
 
-// A table body whose rows are keyed: set() replaces a row's cells (and marks
-// the row a moment), remove() drops it; count and empty elements follow.
+// A table body whose rows are keyed: set() replaces a row's cells, remove()
+// drops it; count and empty elements follow.
 export class KeyedTable {
   constructor(prefix, labels) {
     this.body = $(prefix + "-rows");
@@ -27,20 +27,27 @@ export class KeyedTable {
     this.rows = new Map();
   }
 
-  // cells: one entry per column, each a string, a Node or null.
+  // cells: one entry per column, each a string, a Node or null. A row whose
+  // text changed (not counting the ticking cells) is marked a moment.
   set(key, cells) {
     let tr = this.rows.get(key);
+    const before = tr ? tr.signature : null;
+    const signature = cells.map((c) =>
+      c instanceof Node ? (c.tickFn ? "" : c.textContent) : String(c ?? "")).join("\u0000");
     if (!tr) {
       tr = el("tr", { "data-key": key });
       this.rows.set(key, tr);
       this.insertSorted(key, tr);
     }
     tr.replaceChildren(...cells.map((c, i) => el("td", { "data-label": this.labels[i] }, c)));
-    tr.classList.remove("flash");
-    void tr.offsetWidth; // restart the highlight
-    tr.classList.add("flash");
-    clearTimeout(tr.flashTimer);
-    tr.flashTimer = setTimeout(() => tr.classList.remove("flash"), 800);
+    tr.signature = signature;
+    if (signature !== before) {
+      tr.classList.remove("flash");
+      void tr.offsetWidth; // restart the highlight
+      tr.classList.add("flash");
+      clearTimeout(tr.flashTimer);
+      tr.flashTimer = setTimeout(() => tr.classList.remove("flash"), 800);
+    }
     this.counted();
     return tr;
   }
