@@ -106,6 +106,7 @@ async function open() {
   $("board").hidden = false;
   $("signout").hidden = false;
   board = new Board();
+  window.dashboard = board; // for a look from the browser's console
   await board.start();
   document.body.dataset.ready = "true";
 }
@@ -122,6 +123,7 @@ $("signin").addEventListener("submit", (ev) => {
 function signOut(message) {
   if (board) board.stop();
   board = null;
+  window.dashboard = null;
   apiToken.clear();
   delete document.body.dataset.ready;
   liveBadge("off");
