@@ -41,6 +41,7 @@ int sh_buf_reserve(sh_buf *b, size_t extra)
     char *p = realloc(b->data, cap);
     if (!p)
         return SH_ENOMEM;
+    p[b->len] = '\0'; /* a first allocation is a string too */
     b->data = p;
     b->cap = cap;
     return SH_OK;

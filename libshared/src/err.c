@@ -54,11 +54,16 @@ int sh_err_from_name(const char *name, size_t len)
 int sh_error_set(sh_error *err, int code, const char *fmt, ...)
 {
     if (err) {
+        /* Formatted aside first: the arguments may quote err->msg itself
+         * (wrapping an error with context). */
+        char msg[sizeof err->msg];
+        msg[0] = '\0';
         va_list ap;
         va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        err->code = code;
+        memcpy(err->msg, msg, strlen(msg) + 1);
     }
     return code;
 }

@@ -53,6 +53,8 @@ void sh_log(int level, const char *event, const char *fmt, ...)
     int n = snprintf(line, sizeof line, "ts=%s level=%s service=%s event=%s msg=\"", ts,
                      names[level], log_service, event);
     size_t at = n > 0 ? (size_t)n : 0;
+    if (at > sizeof line - 4)
+        at = sizeof line - 4; /* a huge event or service name: cut, keep the line whole */
     for (const char *p = msg; *p && at < sizeof line - 4; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '"' || c == '\\') {

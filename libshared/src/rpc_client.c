@@ -1,7 +1,13 @@
 /* rpc_client.c - the calling side of request/reply over nng: calls made
  * while the client's requests are all awaiting replies queue and go out
  * together as one batch (msg.h has the wire format), each call keeping its
- * own timeout and outcome. */
+ * own timeout and outcome.
+ *
+ * One file past 600 lines, on purpose: the queue, the request slots, the
+ * deadline list and its timer thread all move a call between states under
+ * the one client lock, and each step's correctness rests on the others'
+ * (a call is settled exactly once, by its reply, its deadline or the
+ * client's close). Split, that lock discipline would span files. */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
@@ -527,6 +533,12 @@ void sh_rpc_client_free(sh_rpc_client *c)
         sh_error_set(&err, SH_ECLOSED, "call %s not sent: the client is closing", k->op);
         k->cb(k->arg, SH_ECLOSED, NULL, &err);
     }
+    /* nng 1.5.2 can expire a context's aio while nng_close tears the
+     * context down, and panics on the destroyed mutex ("pthread_mutex_lock:
+     * Invalid argument"): the aios are stopped first, failing what is in
+     * flight as closed. */
+    for (int i = 0; i < c->nslots; i++)
+        nng_aio_stop(c->slots[i].aio);
     if (c->sock_open)
         nng_close(c->sock);
     pthread_mutex_lock(&c->lock);

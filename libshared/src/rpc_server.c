@@ -166,17 +166,25 @@ static void rpc_run(rpc_worker *w, rpc_item *items, size_t n)
     rpc_flush(w, items + group, n - group);
 }
 
-/* rpc_reply encodes the outcome of one call into out. */
-static void rpc_reply(rpc_item *it, sh_buf *out)
+/* rpc_reply encodes the outcome of one call into out. A result larger than
+ * the message limit is refused here: a client (with the same limit) would
+ * drop the connection, and nng would send the call again and again. */
+static void rpc_reply(const rpc_worker *w, rpc_item *it, sh_buf *out)
 {
     size_t mark = out->len;
     uint64_t id = it->decoded ? it->call.id : 0;
     if (it->rc == SH_OK) {
-        if (sh_reply_encode_ok(id, it->result, out) == SH_OK)
+        int rc = sh_reply_encode_ok(id, it->result, out);
+        size_t len = out->len - mark;
+        if (rc == SH_OK && len <= w->srv->lim.max_bytes)
             return;
         out->len = mark;
-        rpc_fail(it, SH_ENOMEM);
-        sh_error_set(&it->err, SH_ENOMEM, "out of memory encoding the reply");
+        if (rc == SH_OK)
+            sh_error_set(&it->err, SH_ETOOBIG, "reply of %zu bytes exceeds the limit of %zu", len,
+                         w->srv->lim.max_bytes);
+        else
+            sh_error_set(&it->err, SH_ENOMEM, "out of memory encoding the reply");
+        rpc_fail(it, it->err.code);
     }
     sh_reply_encode_err(id, it->rc, it->err.msg, out);
     if (!it->decoded)
@@ -194,7 +202,9 @@ static void rpc_decode(rpc_worker *w, rpc_item *it, const void *data, size_t len
     int rc = sh_call_decode(data, len, &w->srv->lim, &it->call, &it->err);
     if (rc != SH_OK) {
         sh_log_warn("rpc_bad_request", "undecodable call of %zu bytes: %s", len, it->err.msg);
-        rpc_fail(it, rc == SH_ENOMEM ? SH_ENOMEM : SH_EPROTO);
+        /* Over a size limit the client is told which; anything else is
+         * malformed. */
+        rpc_fail(it, rc == SH_ENOMEM || rc == SH_ETOOBIG || rc == SH_ELIMIT ? rc : SH_EPROTO);
         return;
     }
     it->decoded = 1;
@@ -215,7 +225,7 @@ static void rpc_serve_one(rpc_worker *w, const void *data, size_t len, sh_buf *o
     rpc_item it;
     rpc_decode(w, &it, data, len);
     rpc_run(w, &it, 1);
-    rpc_reply(&it, out);
+    rpc_reply(w, &it, out);
     rpc_items_fini(&it, 1);
 }
 
@@ -252,7 +262,7 @@ static void rpc_serve_batch(rpc_worker *w, const void *data, size_t len, sh_buf 
     rc = sh_batch_begin(n, out);
     for (size_t i = 0; i < n && rc == SH_OK; i++) {
         sh_buf_reset(&one);
-        rpc_reply(&items[i], &one);
+        rpc_reply(w, &items[i], &one);
         rc = sh_batch_add(one.data, one.len, out);
     }
     sh_buf_fini(&one);

@@ -89,7 +89,7 @@ static int svc_config(const sh_service_def *def, sh_error *err)
         {"RPC_WORKERS", NULL, SH_SET_INT, "16", 1, 1024, &svc_workers, false,
          "requests served at once"},
         {"RPC_MAX_MSG", NULL, SH_SET_INT, "4194304", 65536, 64LL * 1024 * 1024, &svc_max_msg, false,
-         "largest request accepted, bytes"},
+         "largest request accepted and reply sent, bytes"},
         {"RPC_BATCH_INFLIGHT", NULL, SH_SET_INT, "4", 1, 64, &svc_batch_inflight, false,
          "requests to a service in flight before calls queue into batches"},
         {"RPC_BATCH_MAX_CALLS", NULL, SH_SET_INT, "64", 1, SH_RPC_BATCH_SERVER_MAX,

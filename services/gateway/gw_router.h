@@ -56,15 +56,16 @@ typedef struct gw_match {
     char allow[GW_ALLOW_MAX]; /* GW_MATCH_BAD_METHOD: the Allow header */
 } gw_match;
 
-/* gw_router_init indexes the distinct patterns; call once before serving. */
-void gw_router_init(void);
+/* Rows a route table may have. */
+#define GW_ROUTES_MAX 128
+
+/* gw_router_init makes table (ending in a row whose pattern is NULL) the
+ * one matched, and indexes its distinct patterns; call once before serving.
+ * Returns 0, or -1 when the table has more than GW_ROUTES_MAX rows. */
+int gw_router_init(const gw_route *table);
 
 /* gw_router_match finds the route of method and path. */
 int gw_router_match(int method, const char *path, gw_match *m);
-
-/* gw_router_table returns the route table, ending in a row whose pattern is
- * NULL (for checks of the table against the API description). */
-const gw_route *gw_router_table(void);
 
 /* Distinct patterns, for labelling metrics. */
 size_t gw_router_npatterns(void);

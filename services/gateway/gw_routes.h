@@ -3,6 +3,10 @@
 #define GW_ROUTES_H
 
 #include "gw_http.h"
+#include "gw_router.h"
+
+/* The gateway's route table (routes_table.c), given to gw_router_init. */
+extern const gw_route gw_route_table[];
 
 void gw_route_progress_get(gw_req *r);
 void gw_route_progress_update(gw_req *r);

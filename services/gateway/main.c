@@ -11,6 +11,7 @@
 #include "gw_http.h"
 #include "gw_metrics.h"
 #include "gw_router.h"
+#include "gw_routes.h"
 #include "gw_sse.h"
 #include "shared/log.h"
 #include "shared/rpc.h"
@@ -54,7 +55,10 @@ int main(void)
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-    gw_router_init();
+    if (gw_router_init(gw_route_table) != 0) {
+        sh_log_error("config", "the route table has more than %d rows", GW_ROUTES_MAX);
+        return 1;
+    }
     gw_metrics_init();
 
     int code = 1;

@@ -1,87 +1,34 @@
-/* router.c - the route table and path matching. Matching walks the table
- * once: a path that fits a pattern under another method yields 405 with the
- * methods that pattern does take. */
+/* router.c - path matching against the route table given to
+ * gw_router_init (routes_table.c holds the gateway's). Matching walks the
+ * table once: a path that fits a pattern under another method yields 405
+ * with the methods that pattern does take. */
 #include "gw_router.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "gw_dashboard.h"
-#include "gw_openapi.h"
-#include "gw_routes.h"
-#include "gw_token.h"
-
-static const gw_route router_table[] = {
-    {GW_GET, "/api/progress/:id", gw_route_progress_get,
-     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_PROGRESS)},
-    {GW_POST, "/api/progress/:id", gw_route_progress_update, GW_ROUTE_AUTH | GW_ROUTE_BODY},
-    {GW_DELETE, "/api/progress/:id", gw_route_progress_delete, GW_ROUTE_AUTH},
-    {GW_GET, "/api/progress/:id/log", gw_route_progress_log_list,
-     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_PROGRESS)},
-    {GW_POST, "/api/progress/:id/log", gw_route_progress_log_append, GW_ROUTE_AUTH | GW_ROUTE_BODY},
-    {GW_GET, "/api/progress/:id/stream", gw_route_progress_stream,
-     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_PROGRESS)},
-    {GW_POST, "/api/jobs", gw_route_job_create, GW_ROUTE_AUTH | GW_ROUTE_BODY},
-    {GW_GET, "/api/jobs/:id", gw_route_job_get, GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_JOB)},
-    {GW_PUT, "/api/jobs/:id", gw_route_job_update, GW_ROUTE_AUTH | GW_ROUTE_BODY},
-    {GW_GET, "/api/conversations/:id/job", gw_route_conversation_job, GW_ROUTE_AUTH},
-    {GW_GET, "/api/queue", gw_route_queue_list,
-     GW_ROUTE_AUTH | GW_ROUTE_SEED | GW_ROUTE_SCOPE(GW_SCOPE_QUEUE)},
-    {GW_POST, "/api/queue/claim", gw_route_queue_claim,
-     GW_ROUTE_AUTH | GW_ROUTE_BODY | GW_ROUTE_SEED},
-    {GW_POST, "/api/queue/renew", gw_route_queue_renew,
-     GW_ROUTE_AUTH | GW_ROUTE_BODY | GW_ROUTE_SEED},
-    {GW_POST, "/api/queue/release", gw_route_queue_release,
-     GW_ROUTE_AUTH | GW_ROUTE_BODY | GW_ROUTE_SEED},
-    {GW_POST, "/api/queue/status", gw_route_queue_status,
-     GW_ROUTE_AUTH | GW_ROUTE_BODY | GW_ROUTE_SEED},
-    {GW_POST, "/api/queue/reserve", gw_route_queue_reserve,
-     GW_ROUTE_AUTH | GW_ROUTE_BODY | GW_ROUTE_SEED},
-    {GW_POST, "/api/queue/reserve/release", gw_route_queue_unreserve,
-     GW_ROUTE_AUTH | GW_ROUTE_BODY | GW_ROUTE_SEED},
-    {GW_POST, "/api/accounts", gw_route_account_create, GW_ROUTE_AUTH | GW_ROUTE_BODY},
-    {GW_GET, "/api/accounts", gw_route_account_list,
-     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_ACCOUNTS)},
-    {GW_GET, "/api/accounts/:id", gw_route_account_get,
-     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_ACCOUNT)},
-    {GW_PATCH, "/api/accounts/:id", gw_route_account_update, GW_ROUTE_AUTH | GW_ROUTE_BODY},
-    {GW_DELETE, "/api/accounts/:id", gw_route_account_delete, GW_ROUTE_AUTH},
-    {GW_POST, "/api/accounts/:id/sync", gw_route_account_sync, GW_ROUTE_AUTH},
-    {GW_GET, "/api/accounts/:id/messages", gw_route_messages_list,
-     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_ACCOUNT)},
-    {GW_GET, "/api/accounts/:id/messages/:uid", gw_route_message_get,
-     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_ACCOUNT)},
-    {GW_POST, "/api/accounts/:id/messages/:uid/read", gw_route_message_read, GW_ROUTE_AUTH},
-    {GW_POST, "/api/accounts/:id/messages/:uid/unread", gw_route_message_unread, GW_ROUTE_AUTH},
-    {GW_GET, "/api/events", gw_route_events, GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_HANDLER)},
-    {GW_POST, "/api/tokens", gw_route_tokens_create, GW_ROUTE_AUTH | GW_ROUTE_BODY},
-    {GW_POST, "/api/cron/sync-emails", gw_route_cron_sync, GW_ROUTE_CRON | GW_ROUTE_SEED},
-    {GW_GET, "/api/cron/sync-emails", gw_route_cron_status, GW_ROUTE_CRON | GW_ROUTE_SEED},
-    {GW_GET, "/healthz", gw_route_healthz, 0},
-    {GW_GET, "/readyz", gw_route_readyz, 0},
-    {GW_GET, "/metrics", gw_route_metrics, GW_ROUTE_AUTH},
-    {GW_GET, "/openapi.json", gw_route_openapi, 0},
-    {GW_GET, "/dashboard", gw_route_dashboard, 0},
-    {GW_GET, "/dashboard/:file", gw_route_dashboard_file, 0},
-    {0, NULL, NULL, 0},
-};
-
-#define ROUTER_ROWS (sizeof router_table / sizeof router_table[0] - 1)
-
+static const gw_route *router_table;
+static size_t router_rows;
 /* router_pattern_of[i]: index among distinct patterns of row i. */
-static int router_pattern_of[ROUTER_ROWS];
-static const char *router_patterns[ROUTER_ROWS];
+static int router_pattern_of[GW_ROUTES_MAX];
+static const char *router_patterns[GW_ROUTES_MAX];
 static size_t router_npatterns;
 
 static const char *const router_methods[GW_METHOD_COUNT] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
 };
 
-void gw_router_init(void)
+int gw_router_init(const gw_route *table)
 {
+    size_t rows = 0;
+    while (table[rows].pattern)
+        if (++rows > GW_ROUTES_MAX)
+            return -1;
+    router_table = table;
+    router_rows = rows;
     router_npatterns = 0;
-    for (size_t i = 0; i < ROUTER_ROWS; i++) {
+    for (size_t i = 0; i < rows; i++) {
         size_t j = 0;
         while (j < router_npatterns && strcmp(router_patterns[j], router_table[i].pattern) != 0)
             j++;
@@ -89,11 +36,7 @@ void gw_router_init(void)
             router_patterns[router_npatterns++] = router_table[i].pattern;
         router_pattern_of[i] = (int)j;
     }
-}
-
-const gw_route *gw_router_table(void)
-{
-    return router_table;
+    return 0;
 }
 
 size_t gw_router_npatterns(void)
@@ -161,7 +104,7 @@ int gw_router_match(int method, const char *path, gw_match *m)
     memset(m, 0, sizeof *m);
     m->pattern = -1;
     bool path_known = false;
-    for (size_t i = 0; i < ROUTER_ROWS; i++) {
+    for (size_t i = 0; i < router_rows; i++) {
         const gw_route *rt = &router_table[i];
         const char *param[GW_PARAMS_MAX] = {NULL, NULL};
         size_t plen[GW_PARAMS_MAX] = {0, 0};

@@ -10,6 +10,7 @@
 #include "gw_json.h"
 #include "gw_metrics.h"
 #include "gw_sse_int.h"
+#include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -213,7 +214,7 @@ static void sse_feed_event(gw__sse_feed *f, const sh_val *ev)
     gw__sse_topic *t = gw__sse_topic_find(reg, id);
     if (!t || reg->shutting)
         goto done;
-    if (strcmp(kind, "update") == 0) {
+    if (strcmp(kind, SH_EVENT_PROGRESS_UPDATE) == 0) {
         const sh_val *ver = sh_val_get(ev, "version");
         const sh_val *record = sh_val_get(ev, "record");
         if (!ver || sh_val_type_of(ver) != SH_VAL_INT || sh_val_type_of(record) != SH_VAL_MAP)
@@ -233,7 +234,7 @@ static void sse_feed_event(gw__sse_feed *f, const sh_val *ev)
             gw_metrics_sse_gap_reread();
             gw__sse_feed_reread(f, t);
         }
-    } else if (strcmp(kind, "log") == 0) {
+    } else if (strcmp(kind, SH_EVENT_PROGRESS_LOG) == 0) {
         const sh_val *entry = sh_val_get(ev, "entry");
         if (!entry || sh_buf_puts(&text, "event: log\ndata: ") != SH_OK ||
             gw_json_write(entry, &text) != SH_OK || sh_buf_append(&text, "\n\n", 2) != SH_OK)
@@ -242,7 +243,7 @@ static void sse_feed_event(gw__sse_feed *f, const sh_val *ev)
             gw__sse_stream_push(st, text.data, text.len, &w);
             gw_metrics_sse_event_sent();
         }
-    } else if (strcmp(kind, "delete") == 0) {
+    } else if (strcmp(kind, SH_EVENT_PROGRESS_DELETE) == 0) {
         if (sh_buf_puts(&text, "event: deleted\ndata: {\"sessionId\":") != SH_OK ||
             gw_json_write_str(&text, id, idlen) != SH_OK || sh_buf_puts(&text, "}\n\n") != SH_OK)
             goto done;

@@ -7,6 +7,7 @@
 #include "keys.h"
 #include "record.h"
 #include "scripts.h"
+#include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -169,7 +170,7 @@ int prog_progress_update_reply(prog_worker *w, const char *id, const sh_reply *r
 {
     int rc = prog_record_from_hash(r, record, err);
     if (rc == SH_OK)
-        ops_publish(w, SH_TOPIC_PROGRESS, "update", id, "record", record);
+        ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_UPDATE, id, "record", record);
     return rc;
 }
 
@@ -203,7 +204,7 @@ int prog_progress_delete(prog_worker *w, const char *id, bool *deleted, sh_error
     *deleted = sh_reply_integer(r) > 0;
     sh_reply_free(r);
     if (*deleted)
-        ops_publish(w, SH_TOPIC_PROGRESS, "delete", id, NULL, NULL);
+        ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_DELETE, id, NULL, NULL);
     return SH_OK;
 }
 
@@ -240,7 +241,7 @@ int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_
 
 void prog_log_append_reply(prog_worker *w, const char *id, sh_val **stored)
 {
-    ops_publish(w, SH_TOPIC_PROGRESS, "log", id, "entry", stored);
+    ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_LOG, id, "entry", stored);
 }
 
 int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val **stored,
@@ -330,7 +331,7 @@ int prog_job_write_reply(prog_worker *w, const char *id, const sh_reply *r, sh_v
     else
         rc = prog_record_from_hash(r, job, err);
     if (rc == SH_OK)
-        ops_publish(w, SH_TOPIC_JOB, "job", id, "record", job);
+        ops_publish(w, SH_TOPIC_JOB, SH_EVENT_JOB, id, "record", job);
     return rc;
 }
 

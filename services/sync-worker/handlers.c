@@ -63,7 +63,7 @@ static int handler_number(const sh_val *args, const char *name, long long min, l
         if (len > 19 || s[0] < '0' || s[0] > '9')
             return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
         n = strtoll(s, &end, 10);
-        if (*end)
+        if (end != s + len) /* bytes after a NUL too */
             return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
     } else {
         return sh_error_set(err, SH_EINVAL, "%s must be an integer", name);
@@ -127,7 +127,7 @@ static int h_messages_set_seen(void *state, const sh_val *args, sh_val **result,
     rc = sync_mail_set_seen(w->store, acct, folder, uid, sh_val_bool(seen), result, err);
     if (rc)
         return rc;
-    sync_publish(w->pub, acct, "changed", folder,
+    sync_publish(w->pub, acct, SH_EVENT_MAIL_CHANGED, folder,
                  (uint32_t)sh_val_int(sh_val_get(*result, "uidvalidity")), (uint32_t)uid,
                  sh_val_bool(seen) ? "\\Seen" : "");
     if (sh_val_bool(sh_val_get(args, "syncNow")))

@@ -59,6 +59,8 @@ int sync_mail_set_seen(sh_store *st, const char *acct, const char *folder, long 
                        sh_val **out, sh_error *err)
 {
     *out = NULL;
+    if (uid < 1 || uid > UINT32_MAX) /* as in sync_mail_get */
+        return sh_error_set(err, SH_ENOTFOUND, "message not found");
     sync_folder_state fs;
     int rc = sync_mail_state_get(st, acct, folder, &fs, err);
     if (rc)

@@ -56,6 +56,9 @@ int sync_mail_list(sh_store *st, const char *acct, const char *folder, long long
                    long long cursor, sh_val **out, sh_error *err)
 {
     *out = NULL;
+    /* Redis reads a negative LIMIT count as "all". */
+    if (limit < 1)
+        return sh_error_set(err, SH_EINVAL, "limit must be at least 1");
     sync_folder_state fs;
     int rc = sync_mail_state_get(st, acct, folder, &fs, err);
     if (rc)
@@ -140,6 +143,10 @@ int sync_mail_get(sh_store *st, const char *acct, const char *folder, long long 
                   sh_error *err)
 {
     *out = NULL;
+    /* No message has a UID outside 32 bits; cut to them it would name
+     * another. */
+    if (uid < 1 || uid > UINT32_MAX)
+        return sh_error_set(err, SH_ENOTFOUND, "message not found");
     sync_folder_state fs;
     int rc = sync_mail_state_get(st, acct, folder, &fs, err);
     if (rc)

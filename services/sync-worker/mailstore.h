@@ -74,10 +74,12 @@ int sync_mail_drop_folder(sh_store *st, const char *acct, const char *folder, ui
 int sync_mail_drop_account(sh_store *st, const char *acct, long long *deleted, sh_error *err);
 
 /* sync_mail_list returns {messages: [...], nextCursor} of a folder, newest
- * first: at most limit messages with a UID below cursor (0: from the top). */
+ * first: at most limit messages with a UID below cursor (0: from the top);
+ * SH_EINVAL for a limit below 1. */
 int sync_mail_list(sh_store *st, const char *acct, const char *folder, long long limit,
                    long long cursor, sh_val **out, sh_error *err);
-/* sync_mail_get returns one message; SH_ENOTFOUND when absent. */
+/* sync_mail_get returns one message; SH_ENOTFOUND when absent (also for a
+ * uid outside 1..2^32-1). */
 int sync_mail_get(sh_store *st, const char *acct, const char *folder, long long uid, sh_val **out,
                   sh_error *err);
 

@@ -2,6 +2,7 @@
 #include "report.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "shared/log.h"
 #include "shared/util.h"
@@ -55,7 +56,11 @@ void sync_report_update(sync_report *r, int step, const char *action, const char
                         long long done, long long total)
 {
     r->step = step;
-    snprintf(r->folder, sizeof r->folder, "%s", folder ? folder : "");
+    folder = folder ? folder : "";
+    snprintf(r->folder, sizeof r->folder, "%s", folder);
+    /* A cut inside a UTF-8 sequence drops the sequence's first bytes too. */
+    for (size_t n = strlen(r->folder); ((unsigned char)folder[n] & 0xc0) == 0x80 && n > 0;)
+        r->folder[--n] = '\0';
     r->done = done;
     r->total = total;
     if (!r->client || !r->id || !r->id[0])

@@ -14,7 +14,9 @@
 #include "shared/rpc.h"
 
 #define SYNC_REPORT_EVERY_MS 250
-#define SYNC_REPORT_TEXT     200
+/* The longest folder name reported whole (an account's folder names are
+ * at most this long); a longer one is cut at a character boundary. */
+#define SYNC_REPORT_TEXT 200
 
 typedef struct sync_report {
     sh_rpc_client *client; /* borrowed, shared by the worker threads */
@@ -22,7 +24,7 @@ typedef struct sync_report {
     bool warned;
     /* the latest state, written or not */
     int step;
-    char folder[SYNC_REPORT_TEXT];
+    char folder[SYNC_REPORT_TEXT + 1];
     long long done, total;
     long long sent_ms; /* monotonic time of the last write, 0 before */
 } sync_report;

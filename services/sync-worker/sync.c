@@ -26,28 +26,6 @@
 /* The smallest batch the fetch budget shrinks a batch to. */
 #define SYNC_BATCH_MIN 50
 
-void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *folder,
-                  uint32_t uidvalidity, uint32_t uid, const char *flags)
-{
-    if (!pub)
-        return;
-    char topic[SH_ID_MAX + 16];
-    snprintf(topic, sizeof topic, "%s%s", SH_TOPIC_MAIL, acct);
-    sh_val *m = sh_val_new_map();
-    int rc = !m;
-    rc = rc || sh_val_set_cstr(m, "kind", sh_val_new_cstr(kind));
-    rc = rc || sh_val_set_cstr(m, "accountId", sh_val_new_cstr(acct));
-    rc = rc || sh_val_set_cstr(m, "folder", sh_val_new_cstr(folder));
-    rc = rc || sh_val_set_cstr(m, "uidvalidity", sh_val_new_int(uidvalidity));
-    if (uid)
-        rc = rc || sh_val_set_cstr(m, "uid", sh_val_new_int(uid));
-    if (flags)
-        rc = rc || sh_val_set_cstr(m, "flags", sh_val_new_cstr(flags));
-    if (!rc)
-        sh_pub_send(pub, topic, m);
-    sh_val_free(m);
-}
-
 static int sync_put(void *arg, const sync_msg *m)
 {
     sync_folder *f = arg;
@@ -57,29 +35,6 @@ static int sync_put(void *arg, const sync_msg *m)
         return SH_ENOMEM;
     f->ncmds += SYNC_MAIL_PUT_CMDS;
     f->batch_uids[f->nbatch++] = m->uid;
-    return SH_OK;
-}
-
-int sync__flag_seen(void *arg, const sync_msg *m)
-{
-    sync_folder *f = arg;
-    if (f->nf == f->capf) {
-        size_t cap = f->capf ? f->capf * 2 : 256;
-        uint32_t *u = realloc(f->f_uids, cap * sizeof *u);
-        if (!u)
-            return SH_ENOMEM;
-        f->f_uids = u;
-        char **fl = realloc(f->f_flags, cap * sizeof *fl);
-        if (!fl)
-            return SH_ENOMEM;
-        f->f_flags = fl;
-        f->capf = cap;
-    }
-    char *copy = strdup(m->flags);
-    if (!copy)
-        return SH_ENOMEM;
-    f->f_uids[f->nf] = m->uid;
-    f->f_flags[f->nf++] = copy;
     return SH_OK;
 }
 
@@ -119,7 +74,8 @@ static int sync_landed(sync_folder *f, sync_inflight *b, sh_error *err)
     if (rc)
         return rc;
     for (size_t i = 0; i < b->nuids; i++)
-        sync_publish(run->pub, run->acct, "added", f->folder, f->uidvalidity, b->uids[i], NULL);
+        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_ADDED, f->folder, f->uidvalidity,
+                     b->uids[i], NULL);
     f->done += b->count;
     run->fetched += b->count;
     sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done, f->total);
@@ -181,50 +137,6 @@ static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_
     return rc;
 }
 
-/* sync_flags stores the flags gathered by the scan that differ from the
- * stored ones. */
-int sync__flags_apply(sync_folder *f, sh_error *err)
-{
-    sync_run *run = f->run;
-    if (f->nf == 0)
-        return SH_OK;
-    char **stored = NULL;
-    int rc = sync_mail_flags(run->store, run->acct, f->folder, f->uidvalidity, f->f_uids, f->nf,
-                             &stored, err);
-    if (rc)
-        return rc;
-    sh_cmd **cmds = calloc(SYNC_MAIL_FLAGS_CMDS * f->nf, sizeof *cmds);
-    size_t nc = 0;
-    if (!cmds) {
-        sync_mail_flags_free(stored, f->nf);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < f->nf; i++) {
-        /* A message not stored yet is the next run's new message. */
-        if (!stored[i] || strcmp(stored[i], f->f_flags[i]) == 0)
-            continue;
-        if (sync_mail_flags_cmds(run->acct, f->folder, f->uidvalidity, f->f_uids[i], f->f_flags[i],
-                                 cmds + nc)) {
-            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-            break;
-        }
-        nc += SYNC_MAIL_FLAGS_CMDS;
-        f->changed++;
-    }
-    if (!rc)
-        rc = sync_mail_run(run->store, cmds, nc, err);
-    else
-        for (size_t i = 0; i < nc; i++)
-            sh_cmd_free(cmds[i]);
-    free(cmds);
-    for (size_t i = 0; !rc && i < f->nf; i++)
-        if (stored[i] && strcmp(stored[i], f->f_flags[i]) != 0)
-            sync_publish(run->pub, run->acct, "changed", f->folder, f->uidvalidity, f->f_uids[i],
-                         f->f_flags[i]);
-    sync_mail_flags_free(stored, f->nf);
-    return rc;
-}
-
 static void sync_folder_fini(sync_folder *f)
 {
     if (f->cmds)
@@ -246,7 +158,8 @@ static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error 
     sync_run *run = f->run;
     int rc = sync_mail_remove(run->store, run->acct, f->folder, f->uidvalidity, gone, n, err);
     for (size_t i = 0; !rc && i < n; i++)
-        sync_publish(run->pub, run->acct, "removed", f->folder, f->uidvalidity, gone[i], NULL);
+        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_REMOVED, f->folder, f->uidvalidity, gone[i],
+                     NULL);
     return rc;
 }
 
@@ -411,7 +324,7 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         rc = sync_mail_drop_folder(run->store, run->acct, folder, fs.uidvalidity, err);
         if (rc)
             goto done;
-        sync_publish(run->pub, run->acct, "reset", folder, info.uidvalidity, 0, NULL);
+        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_RESET, folder, info.uidvalidity, 0, NULL);
         memset(&fs, 0, sizeof fs);
     }
     rc = sync__push_seen(&f, imap, &pushed, err);

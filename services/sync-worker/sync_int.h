@@ -1,5 +1,6 @@
 /* sync_int.h - what the files of an account's sync share (sync.c, the
- * folder by folder sync, and sync_push.c, the read/unread pushes); the
+ * folder by folder sync, on top of sync_push.c, the read/unread pushes,
+ * both on top of sync_flags.c, the flag scans and the mail events); the
  * sync_ names of sync.h are its interface, the sync__ names here its
  * internals. */
 #ifndef SYNC_SYNC_INT_H

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mailstore.h"
+#include "shared/keys.h"
 #include "shared/log.h"
 #include "sync_int.h"
 
@@ -103,7 +104,8 @@ int sync__push_seen(sync_folder *f, sync_imap *imap, size_t *pushed, sh_error *e
             sync_report_error(run->report, msg,
                               "Nothing to do: the server's change wins; mark the message again to "
                               "change it.");
-            sync_publish(run->pub, run->acct, "conflict", folder, f->uidvalidity, p[i].uid, NULL);
+            sync_publish(run->pub, run->acct, SH_EVENT_MAIL_CONFLICT, folder, f->uidvalidity,
+                         p[i].uid, NULL);
         }
         rc = sync_mail_pending_done(run->store, run->acct, folder, &p[i], err);
     }

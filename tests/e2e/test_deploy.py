@@ -218,7 +218,7 @@ class ReadmesMatchCode(unittest.TestCase):
                     self.fail("%s does not list its setting %s" % (where, n))
 
     def test_route_tables_are_the_router_table(self):
-        with open(os.path.join(ROOT, "services/gateway/router.c"), encoding="utf-8") as f:
+        with open(os.path.join(ROOT, "services/gateway/routes_table.c"), encoding="utf-8") as f:
             routed = set(re.findall(r'\{GW_([A-Z]+), "([^"]+)", gw_route_\w+', f.read()))
         self.assertGreater(len(routed), 30)
         for path, heading in (("README.md", "http api"), ("services/gateway/README.md", "routes")):

@@ -43,6 +43,10 @@ int tf_stop(pid_t pid, int sig, int timeout_ms);
 /* tf_build_path returns SH_BUILD_DIR + "/" + rel in a static buffer. */
 const char *tf_build_path(const char *rel);
 
+/* tf_file_count counts the lines of the file at path that hold what (0
+ * when it cannot be read). */
+int tf_file_count(const char *path, const char *what);
+
 /* tf_sleep_ms sleeps. */
 void tf_sleep_ms(int ms);
 

@@ -1,4 +1,4 @@
-/* proc.c - child processes for tests. */
+/* proc.c - child processes for tests, and reading what they log. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -107,4 +107,16 @@ const char *tf_build_path(const char *rel)
     const char *dir = getenv("SH_BUILD_DIR");
     snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "build", rel);
     return buf;
+}
+
+int tf_file_count(const char *path, const char *what)
+{
+    char line[8192];
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    return n;
 }

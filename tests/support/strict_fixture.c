@@ -75,13 +75,7 @@ int tf_strict_start(tf_dovecot *d, const char *user, const char *password, int c
 
 int tf_strict_log_count(const tf_dovecot *d, const char *what)
 {
-    char path[400], line[8192];
+    char path[400];
     snprintf(path, sizeof path, "%s/imap.log", d->dir);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, what) != NULL;
-    if (f)
-        fclose(f);
-    return n;
+    return tf_file_count(path, what);
 }

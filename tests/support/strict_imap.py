@@ -12,7 +12,13 @@ It serves what the sync-worker and the tests use: LOGIN, CAPABILITY, NOOP,
 LOGOUT, ENABLE, LIST, SELECT/EXAMINE (CONDSTORE), CREATE, DELETE, APPEND,
 UID SEARCH, UID FETCH (CHANGEDSINCE, VANISHED), UID STORE (UNCHANGEDSINCE),
 UID EXPUNGE, and XSTRICT, a test control (XSTRICT FAIL-STORE uid count
-NO|BAD [code]: the next count STOREs of that UID are refused).
+NO|BAD [code]: the next count STOREs of that UID are refused; XSTRICT
+HOSTILE command mode: the next command of that name on any connection, the
+last word of it (FETCH for UID FETCH), is answered as no real server would,
+and its connection ends: HUGE-LITERAL (a {999999999} literal, then bytes
+until the client gives up), GARBAGE (an unparsable line, then OK), STALL (no
+answer at all), CLOSE (the connection closed at once), CLOSE-IN-LITERAL
+(closed inside a literal)).
 
 State lives in memory: mailboxes with UIDVALIDITY, UIDNEXT, mod-sequences,
 flags and expunge tombstones. Usage:
@@ -194,6 +200,7 @@ class State:
         self.log = open(args.log, "a", buffering=1)
         self.boxes = {"INBOX": Mailbox("INBOX")}
         self.fail_store = {}  # uid -> [count, state, code]
+        self.hostile = {}  # command name -> mode (XSTRICT HOSTILE)
         fill(self.boxes["INBOX"], args.messages, args.message_format)
         for spec in args.folder:
             name, _, special = spec.partition("=")
@@ -432,6 +439,11 @@ class Session(socketserver.StreamRequestHandler):
                     p.sp()
                     name = "UID " + p.atom().upper().decode()
                 with st.lock:
+                    how = st.hostile.pop(name.split()[-1], None)
+                if how:
+                    st.say("hostile answer %s to %s" % (how, name))
+                    return self.hostile(tag, how)
+                with st.lock:
                     done = self.dispatch(name, p, tag)
                 if done == "bye":
                     return
@@ -443,6 +455,27 @@ class Session(socketserver.StreamRequestHandler):
                 self.send(b"%s NO %s%s\r\n" % (tag, code.encode(), str(e).encode()))
             except (ConnectionError, OSError):
                 return
+
+    def hostile(self, tag, how):
+        """Answers as XSTRICT HOSTILE asked (outside the lock: a stall holds
+        up this connection only), then ends the connection."""
+        try:
+            if how == "HUGE-LITERAL":
+                self.send("* 1 FETCH (UID 1 BODY[] {999999999}\r\n")
+                chunk = b"x" * (1024 * 1024)
+                for _ in range(96):
+                    self.send(chunk)
+            elif how == "GARBAGE":
+                self.send(b"* 1 FETCH ((((( ]]] \x01\x02 }{\r\n%s OK done\r\n" % tag)
+            elif how == "CLOSE-IN-LITERAL":
+                self.send("* 1 FETCH (UID 1 BODY[] {5000}\r\nonly this")
+                return
+            elif how == "CLOSE":
+                return
+            while self.rfile.readline(65536):  # STALL, and after the others
+                pass
+        except (ConnectionError, OSError):
+            pass
 
     def caps(self):
         return self.state.caps
@@ -485,7 +518,19 @@ class Session(socketserver.StreamRequestHandler):
             raise Bad("log in first")
         if name == "XSTRICT":
             p.sp()
-            p.expect(b"FAIL-STORE")
+            control = p.atom().decode().upper()
+            if control == "HOSTILE":
+                p.sp()
+                cmd = p.atom().decode().upper()
+                p.sp()
+                how = p.atom().decode().upper()
+                p.end(name)
+                if how not in ("HUGE-LITERAL", "GARBAGE", "STALL", "CLOSE", "CLOSE-IN-LITERAL"):
+                    raise Bad("unknown HOSTILE mode %s" % how)
+                st.hostile[cmd] = how
+                return ok()
+            if control != "FAIL-STORE":
+                raise Bad("unknown XSTRICT control %s" % control)
             p.sp()
             uid = p.number()
             p.sp()

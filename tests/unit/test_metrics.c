@@ -16,6 +16,7 @@
 
 #include "gw_metrics.h"
 #include "gw_router.h"
+#include "gw_routes.h"
 #include "shared/err.h"
 
 #define MS 1000000ull /* nanoseconds */
@@ -23,7 +24,7 @@
 static int metrics_setup(void **state)
 {
     (void)state;
-    gw_router_init();
+    gw_router_init(gw_route_table);
     gw_metrics_init();
     return 0;
 }

@@ -45,7 +45,7 @@
 #define SH_TOPIC_MAIL                                                                              \
     "mail:" /* mail:<accountId> (added, changed, removed, conflict,                                \
                reset): sync-worker -> */
-/* Event kinds (the payload's "kind"). */
+/* Event kinds (the payload's "kind"). The coordinator's: */
 #define SH_EVENT_CLAIMED  "claimed"
 #define SH_EVENT_RENEWED  "renewed"
 #define SH_EVENT_RELEASED "released"
@@ -56,6 +56,17 @@
 #define SH_EVENT_UPDATED  "updated"
 #define SH_EVENT_DELETED  "deleted"
 #define SH_EVENT_QUEUED   "queued"
+/* The progress service's (SH_TOPIC_PROGRESS, SH_TOPIC_JOB): */
+#define SH_EVENT_PROGRESS_UPDATE "update"
+#define SH_EVENT_PROGRESS_DELETE "delete"
+#define SH_EVENT_PROGRESS_LOG    "log"
+#define SH_EVENT_JOB             "job"
+/* The sync-worker's (SH_TOPIC_MAIL): */
+#define SH_EVENT_MAIL_ADDED    "added"
+#define SH_EVENT_MAIL_CHANGED  "changed"
+#define SH_EVENT_MAIL_REMOVED  "removed"
+#define SH_EVENT_MAIL_CONFLICT "conflict"
+#define SH_EVENT_MAIL_RESET    "reset"
 
 typedef struct sh_key_prefix {
     const char *prefix;

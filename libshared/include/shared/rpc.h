@@ -70,7 +70,8 @@ typedef struct sh_rpc_op {
 typedef struct sh_rpc_server_opts {
     const char *listen_url; /* e.g. "ipc:///tmp/progress.sock", "tcp://127.0.0.1:7101" */
     int workers;            /* threads, each with a context; default 8 */
-    size_t max_msg;         /* largest request accepted; default SH_MSG_DEFAULT_MAX_BYTES */
+    size_t max_msg;         /* largest request accepted and reply sent (a larger one is
+                               refused as too_large); default SH_MSG_DEFAULT_MAX_BYTES */
     const sh_rpc_op *ops;   /* table ending in {NULL, NULL} */
     /* worker_init builds the state of worker idx (or returns NULL on
      * failure, which fails sh_rpc_server_new); worker_fini frees it. */

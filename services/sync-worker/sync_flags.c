@@ -1,0 +1,98 @@
+/* sync_flags.c - what the syncs of a folder and its pushes both build on:
+ * the "mail:<account>" events, and the flags a scan gathers, stored where
+ * they differ from the stored ones (sync_int.h). sync.c and sync_push.c
+ * call these; nothing here calls back into them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailstore.h"
+#include "shared/keys.h"
+#include "sync_int.h"
+
+void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *folder,
+                  uint32_t uidvalidity, uint32_t uid, const char *flags)
+{
+    if (!pub)
+        return;
+    char topic[SH_ID_MAX + 16];
+    snprintf(topic, sizeof topic, "%s%s", SH_TOPIC_MAIL, acct);
+    sh_val *m = sh_val_new_map();
+    int rc = !m;
+    rc = rc || sh_val_set_cstr(m, "kind", sh_val_new_cstr(kind));
+    rc = rc || sh_val_set_cstr(m, "accountId", sh_val_new_cstr(acct));
+    rc = rc || sh_val_set_cstr(m, "folder", sh_val_new_cstr(folder));
+    rc = rc || sh_val_set_cstr(m, "uidvalidity", sh_val_new_int(uidvalidity));
+    if (uid)
+        rc = rc || sh_val_set_cstr(m, "uid", sh_val_new_int(uid));
+    if (flags)
+        rc = rc || sh_val_set_cstr(m, "flags", sh_val_new_cstr(flags));
+    if (!rc)
+        sh_pub_send(pub, topic, m);
+    sh_val_free(m);
+}
+
+int sync__flag_seen(void *arg, const sync_msg *m)
+{
+    sync_folder *f = arg;
+    if (f->nf == f->capf) {
+        size_t cap = f->capf ? f->capf * 2 : 256;
+        uint32_t *u = realloc(f->f_uids, cap * sizeof *u);
+        if (!u)
+            return SH_ENOMEM;
+        f->f_uids = u;
+        char **fl = realloc(f->f_flags, cap * sizeof *fl);
+        if (!fl)
+            return SH_ENOMEM;
+        f->f_flags = fl;
+        f->capf = cap;
+    }
+    char *copy = strdup(m->flags);
+    if (!copy)
+        return SH_ENOMEM;
+    f->f_uids[f->nf] = m->uid;
+    f->f_flags[f->nf++] = copy;
+    return SH_OK;
+}
+
+int sync__flags_apply(sync_folder *f, sh_error *err)
+{
+    sync_run *run = f->run;
+    if (f->nf == 0)
+        return SH_OK;
+    char **stored = NULL;
+    int rc = sync_mail_flags(run->store, run->acct, f->folder, f->uidvalidity, f->f_uids, f->nf,
+                             &stored, err);
+    if (rc)
+        return rc;
+    sh_cmd **cmds = calloc(SYNC_MAIL_FLAGS_CMDS * f->nf, sizeof *cmds);
+    size_t nc = 0;
+    if (!cmds) {
+        sync_mail_flags_free(stored, f->nf);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < f->nf; i++) {
+        /* A message not stored yet is the next run's new message. */
+        if (!stored[i] || strcmp(stored[i], f->f_flags[i]) == 0)
+            continue;
+        if (sync_mail_flags_cmds(run->acct, f->folder, f->uidvalidity, f->f_uids[i], f->f_flags[i],
+                                 cmds + nc)) {
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+            break;
+        }
+        nc += SYNC_MAIL_FLAGS_CMDS;
+        f->changed++;
+    }
+    if (!rc)
+        rc = sync_mail_run(run->store, cmds, nc, err);
+    else
+        for (size_t i = 0; i < nc; i++)
+            sh_cmd_free(cmds[i]);
+    free(cmds);
+    for (size_t i = 0; !rc && i < f->nf; i++)
+        if (stored[i] && strcmp(stored[i], f->f_flags[i]) != 0)
+            sync_publish(run->pub, run->acct, SH_EVENT_MAIL_CHANGED, f->folder, f->uidvalidity,
+                         f->f_uids[i], f->f_flags[i]);
+    sync_mail_flags_free(stored, f->nf);
+    return rc;
+}

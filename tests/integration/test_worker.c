@@ -1,0 +1,298 @@
+/* test_worker.c - worker.c driven directly (sync_workers_start, _kick,
+ * _stop) against a private Redis and real progress and coordinator
+ * processes: a lease run to its end, idle threads woken by the
+ * coordinator's sync:queued rather than their idle poll, the mail of a
+ * deleted account dropped, a kick queuing a sync, a start that cannot
+ * complete, and a prompt stop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka needs the four headers above first. */
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calls.h"
+#include "mail_fixture.h"
+#include "shared/util.h"
+#include "sync_stack.h"
+#include "worker.h"
+
+#define ST (tf_mail_the()->st)
+
+static pid_t progress_pid, coord_pid;
+static char coord_url[64], coord_events_url[64], progress_url[64];
+static sh_rpc_client *coord;
+static sh_key key;
+static sync_env env;
+static sh_redis_url redis_url;
+
+static void free_url(char *url, size_t len)
+{
+    snprintf(url, len, "tcp://127.0.0.1:%d", tf_free_port());
+}
+
+static int setup(void **state)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sh_error err;
+    if (tf_mail_setup(state) || sh_redis_url_parse(tf_mail_the()->redis.url, &redis_url, &err) ||
+        sh_key_parse(TF_STACK_KEY, "key", &key, &err))
+        return -1;
+    char e_redis[160], c_rpc[96], c_ev[96], p_rpc[96], p_ev[96], log[400];
+    free_url(coord_url, sizeof coord_url);
+    free_url(coord_events_url, sizeof coord_events_url);
+    free_url(progress_url, sizeof progress_url);
+    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", tf_mail_the()->redis.url);
+    snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", coord_url);
+    snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", coord_events_url);
+    snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", progress_url);
+    snprintf(p_ev, sizeof p_ev, "PROGRESS_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
+    const char *cenv[] = {
+        e_redis, c_rpc, c_ev, "ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false", NULL};
+    const char *penv[] = {e_redis, p_rpc, p_ev, NULL};
+    snprintf(log, sizeof log, "%s/coordinator.log", tf_mail_the()->redis.dir);
+    coord_pid = tf_spawn(tf_build_path("services/coordinator/coordinator"), cenv, log);
+    snprintf(log, sizeof log, "%s/progress.log", tf_mail_the()->redis.dir);
+    progress_pid = tf_spawn(tf_build_path("services/progress/progress"), penv, log);
+    sh_rpc_client *progress = NULL;
+    int rc = coord_pid > 0 && progress_pid > 0 &&
+                     !sh_rpc_client_new(coord_url, 10000, 0, &coord, &err) &&
+                     !sh_rpc_client_new(progress_url, 10000, 0, &progress, &err) &&
+                     !tf_stack_wait_ping(coord) && !tf_stack_wait_ping(progress)
+                 ? 0
+                 : -1;
+    sh_rpc_client_free(progress);
+    if (rc)
+        fprintf(stderr, "the coordinator or progress did not start; logs in %s\n",
+                tf_mail_the()->redis.dir);
+    env.keys[0] = &key;
+    env.nkeys = 1;
+    env.coordinator_rpc = coord_url;
+    env.coordinator_events = coord_events_url;
+    env.progress_rpc = progress_url;
+    env.connect_timeout_s = 2;
+    env.command_timeout_s = 2;
+    env.fetch_batch = 100;
+    env.fetch_budget = 1000;
+    env.renew_s = 30;
+    return rc;
+}
+
+static int teardown(void **state)
+{
+    sh_rpc_client_free(coord);
+    int bad = 0;
+    if (coord_pid > 0 && tf_stop(coord_pid, SIGTERM, 10000) != 0)
+        bad = 1;
+    if (progress_pid > 0 && tf_stop(progress_pid, SIGTERM, 10000) != 0)
+        bad = 1;
+    tf_mail_teardown(state);
+    return bad ? -1 : 0;
+}
+
+/* start runs the workers with n sync threads. */
+static void start(int n)
+{
+    env.concurrency = n;
+    sh_error err;
+    assert_int_equal(sync_workers_start(&redis_url, NULL, &env, &err), SH_OK);
+}
+
+/* create makes an account on an IMAP port nothing listens on (a run fails
+ * at once); its id goes to id. */
+static void create(char *id, size_t len)
+{
+    sh_val *a = sh_val_new_map(), *res = NULL;
+    sh_val_set_cstr(a, "emailAddress", sh_val_new_cstr("w@example.com"));
+    sh_val_set_cstr(a, "imapHost", sh_val_new_cstr("127.0.0.1"));
+    sh_val_set_cstr(a, "imapPort", sh_val_new_int(tf_free_port()));
+    sh_val_set_cstr(a, "security", sh_val_new_cstr("none"));
+    sh_val_set_cstr(a, "username", sh_val_new_cstr("w"));
+    sh_val_set_cstr(a, "password", sh_val_new_cstr("secret"));
+    assert_int_equal(tf_call(coord, "account.create", a, 5000, &res, NULL), SH_OK);
+    snprintf(id, len, "%s", sh_val_get_str(res, "id", NULL));
+    sh_val_free(res);
+}
+
+/* status copies the account's syncStatus (and errorMessage into msg),
+ * through the stack's helper: only its coordinator client is used. */
+static void status(const char *id, char *st, size_t len, char *msg, size_t mlen)
+{
+    tf_stack s = {.coord = coord};
+    tf_stack_account_status(&s, id, st, len, msg, mlen);
+}
+
+static void sync_now(const char *id)
+{
+    tf_stack s = {.coord = coord};
+    tf_stack_sync_now(&s, id, NULL, 0);
+}
+
+/* wait_leased waits until the account is no longer queued and returns how
+ * long that took (ms), or -1 after 5 s. */
+static long long wait_leased(const char *id)
+{
+    int64_t t0 = sh_mono_ms();
+    char st[32];
+    while (sh_mono_ms() - t0 < 5000) {
+        status(id, st, sizeof st, NULL, 0);
+        if (strcmp(st, "queued") != 0)
+            return sh_mono_ms() - t0;
+        tf_sleep_ms(5);
+    }
+    return -1;
+}
+
+/* wait_status waits up to 5 s for the account's status to be want. */
+static void wait_status(const char *id, const char *want, char *msg, size_t mlen)
+{
+    char st[32] = "";
+    for (int i = 0; i < 500; i++) {
+        status(id, st, sizeof st, msg, mlen);
+        if (strcmp(st, want) == 0)
+            return;
+        tf_sleep_ms(10);
+    }
+    assert_string_equal(st, want);
+}
+
+/* A leased account is synced and its lease completed with the run's
+ * outcome and message. */
+static void test_lease_run_completes(void **state)
+{
+    (void)state;
+    char id[64], msg[512];
+    create(id, sizeof id);
+    start(1);
+    sync_now(id);
+    wait_status(id, "error", msg, sizeof msg);
+    assert_non_null(strstr(msg, "connect"));
+    sync_workers_stop();
+}
+
+/* An idle thread asks for a lease when the coordinator announces a queued
+ * sync, not at its next idle poll (a second after its last). Each sync is
+ * asked for right after the thread found nothing to do, so only the
+ * announcement can bring the lease in well under a second. */
+static void test_queued_wakes_idle_thread(void **state)
+{
+    (void)state;
+    char id[64];
+    create(id, sizeof id);
+    start(1);
+    tf_sleep_ms(300); /* the subscriber connects */
+    for (int i = 0; i < 4; i++) {
+        sync_now(id);
+        long long ms = wait_leased(id);
+        assert_true(ms >= 0);
+        if (ms > 400)
+            fprintf(stderr, "lease %d came after %lld ms\n", i, ms);
+        assert_true(ms <= 400);
+        wait_status(id, "error", NULL, 0);
+    }
+    sync_workers_stop();
+}
+
+/* The coordinator's account:<id> deleted drops that account's mail and no
+ * other's. */
+static void test_deleted_account_mail_dropped(void **state)
+{
+    (void)state;
+    char gone[64], kept[64];
+    create(gone, sizeof gone);
+    create(kept, sizeof kept);
+    for (uint32_t u = 1; u <= 20; u++) {
+        tf_mail_put(ST, gone, "INBOX", 1, u, "");
+        tf_mail_put(ST, kept, "INBOX", 1, u, "");
+    }
+    tf_mail_folder(ST, gone, "INBOX", 1, 21, 1);
+    assert_int_equal(tf_mail_keys(ST, gone), 24);
+    start(0);
+    tf_sleep_ms(300); /* the subscriber connects */
+    assert_int_equal(tf_call(coord, "account.delete", tf_id_args(gone), 5000, NULL, NULL), SH_OK);
+    long long left = -1;
+    for (int i = 0; i < 300 && left != 0; i++) {
+        left = tf_mail_keys(ST, gone);
+        if (left)
+            tf_sleep_ms(10);
+    }
+    assert_int_equal(left, 0);
+    assert_int_equal(tf_mail_keys(ST, kept), 22);
+    sync_workers_stop();
+}
+
+/* A kick asks the coordinator for a sync; with no sync thread the account
+ * stays queued. After stop a kick is refused quietly. */
+static void test_kick(void **state)
+{
+    (void)state;
+    char id[64], st[32];
+    create(id, sizeof id);
+    status(id, st, sizeof st, NULL, 0);
+    assert_string_not_equal(st, "queued");
+    start(0);
+    sync_workers_kick(id);
+    status(id, st, sizeof st, NULL, 0);
+    assert_string_equal(st, "queued");
+    sync_workers_kick("no-such-account");
+    sync_workers_stop();
+    sync_workers_kick(id);
+    status(id, st, sizeof st, NULL, 0);
+    assert_string_equal(st, "queued");
+}
+
+/* A start that cannot complete says why and leaves nothing running; the
+ * next start works. */
+static void test_start_fails_cleanly(void **state)
+{
+    (void)state;
+    sync_env bad = env;
+    bad.coordinator_events = "not a url";
+    bad.concurrency = 2;
+    sh_error err;
+    sh_error_clear(&err);
+    assert_int_not_equal(sync_workers_start(&redis_url, NULL, &bad, &err), SH_OK);
+    assert_true(err.msg[0] != '\0');
+    char id[64];
+    create(id, sizeof id);
+    start(1);
+    sync_now(id);
+    wait_status(id, "error", NULL, 0);
+    sync_workers_stop();
+}
+
+/* Stopping does not wait out the idle threads' poll (a second): they are
+ * woken; what remains is the event thread's receive (half a second). */
+static void test_stop_is_prompt(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        start(2);
+        tf_sleep_ms(100); /* both threads found nothing and sleep */
+        int64_t t0 = sh_mono_ms();
+        sync_workers_stop();
+        long long ms = sh_mono_ms() - t0;
+        if (ms > 700)
+            fprintf(stderr, "stop %d took %lld ms\n", i, ms);
+        assert_true(ms <= 700);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lease_run_completes),
+        cmocka_unit_test(test_queued_wakes_idle_thread),
+        cmocka_unit_test(test_deleted_account_mail_dropped),
+        cmocka_unit_test(test_kick),
+        cmocka_unit_test(test_start_fails_cleanly),
+        cmocka_unit_test(test_stop_is_prompt),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
