@@ -50,7 +50,9 @@ static void dashboard_reply(gw_req *r, const gw_embed_file *f)
         gw_req_reply_error(r, 404, "not found");
         return;
     }
-    /* The bytes are static: the response points at them. */
+    /* The bytes are static: the response points at them. A response of the
+     * handler's own making (gw_req_reply_stream takes any) is how headers
+     * beyond the type go out. */
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
     if (!resp) {

@@ -6,7 +6,7 @@
 // between events.
 
 import { api } from "./api.js";
-import { el, KeyedTable, ticking, timeLeft, toMillis, statusBadge } from "./view.js";
+import { KeyedTable, ticking, timeLeft, toMillis, statusBadge } from "./view.js";
 
 const GONE = /\.(released|expired|deleted)$/;
 
@@ -76,7 +76,8 @@ export class QueuePanel {
   // {sq, log, botId, startRow, rowCount, ...} (reservations).
   event(type, data) {
     const which = type.startsWith("claim.") ? "claims" : "reservations";
-    const { id, type: _type, createdAt, ...fields } = data || {};
+    const fields = Object.assign({}, data);
+    for (const k of ["id", "type", "createdAt"]) delete fields[k]; // the event's, not the item's
     if (!fields.sq) return;
     if (GONE.test(type)) {
       this.drop(which, fields.sq);
