@@ -104,7 +104,7 @@ class BrowserTestCase(StackTestCase):
         cls.other = OriginServer()
         cls.browser = None
         cls.STACK_ENV = {"API_TOKEN": TOKEN, "TOKEN_SIGNING_KEY": SIGNING_KEY,
-                         "CORS_ORIGINS": cls.allowed.origin, "SSE_HEARTBEAT_SECONDS": "2"}
+                         "CORS_ORIGINS": cls.allowed.origin}
         try:
             super().setUpClass()
             cls.gw = "http://127.0.0.1:%d" % cls.stack.http_port
