@@ -2,6 +2,7 @@
  * each needs. The top of the gateway: it names every handler, and main
  * hands it to the router, so the router and the server below it never
  * refer to the handlers above them. */
+#include "gw_dashboard.h"
 #include "gw_openapi.h"
 #include "gw_routes.h"
 #include "gw_token.h"
@@ -56,5 +57,7 @@ const gw_route gw_route_table[] = {
     {GW_GET, "/readyz", gw_route_readyz, 0},
     {GW_GET, "/metrics", gw_route_metrics, GW_ROUTE_AUTH},
     {GW_GET, "/openapi.json", gw_route_openapi, 0},
+    {GW_GET, "/dashboard", gw_route_dashboard, 0},
+    {GW_GET, "/dashboard/:file", gw_route_dashboard_file, 0},
     {0, NULL, NULL, 0},
 };
