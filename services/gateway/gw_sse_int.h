@@ -186,7 +186,7 @@ struct gw__sse_registry {
     size_t nstreams;
     gw__sse_stream *typed;   /* typed event streams (types != 0), not in any topic */
     uint64_t next_id;        /* of the next typed event */
-    uint64_t topics_gen;     /* grows when a topic is made or removed */
+    uint64_t topics_gen;     /* grows when a topic is made or removed, or gains or loses a stream */
     int ep;                  /* epoll of stream sockets, for hang-ups */
     gw__sse_stream *retired; /* no longer watched; freed by gw__sse_retired_drain */
     gw__sse_topic *buckets[SSE_BUCKETS];

@@ -8,7 +8,8 @@
  * payload is ASCII: "1,<key id>,<expiry, ms since the epoch>,<scope>[,<scope>...]".
  * The key id (sh_key.id) picks the key to verify with, the current one or,
  * while rotating, the previous one. A scope is "progress:<id>", "job:<id>",
- * "account:<id>", "accounts" (every account read) or "queue". */
+ * "account:<id>", "accounts" (every account read), "queue" or "events" (the
+ * whole typed event stream, for a dashboard). */
 #ifndef GW_TOKEN_H
 #define GW_TOKEN_H
 
@@ -31,6 +32,7 @@ enum gw_scope_kind {
     GW_SCOPE_QUEUE,    /* queue: GET /api/queue */
     GW_SCOPE_HANDLER,  /* route: any valid scoped token; the handler checks its scopes
                           with gw_token_covers (gw_req_token) */
+    GW_SCOPE_EVENTS,   /* events: all of GET /api/events, as the API token sees it */
 };
 
 #define GW_TOKEN_SCOPES_MAX 32

@@ -8,10 +8,13 @@
 #include "gw_sse.h"
 #include "gw_token.h"
 
-/* routes_events_families: what a scoped token may see of the stream: a
- * queue scope the claims and reservations, an accounts scope the accounts. */
+/* routes_events_families: what a scoped token may see of the stream: an
+ * events scope all of it, a queue scope the claims and reservations, an
+ * accounts scope the accounts. */
 static unsigned routes_events_families(const gw_token *t)
 {
+    if (gw_token_covers(t, GW_SCOPE_EVENTS, NULL))
+        return GW_SSE_FAMILY_ALL;
     unsigned f = 0;
     if (gw_token_covers(t, GW_SCOPE_QUEUE, NULL))
         f |= GW_SSE_FAMILY_CLAIM | GW_SSE_FAMILY_RESERVATION;
@@ -27,7 +30,8 @@ void gw_route_events(gw_req *r)
     if (t) {
         families = routes_events_families(t);
         if (!families) {
-            gw_req_reply_error(r, 403, "token does not cover the event stream (queue or accounts)");
+            gw_req_reply_error(r, 403,
+                               "token does not cover the event stream (events, queue or accounts)");
             return;
         }
     } else if (gw_auth_check(gw_req_app(r)->cfg, GW_POST,

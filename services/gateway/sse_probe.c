@@ -147,20 +147,35 @@ static void probe_metrics(gw__sse_probe *p, int64_t now)
     p->last_ms = now;
 }
 
-/* probe_streams_fields lists the ids of reg's topics (registry lock held):
- * SH_OK or SH_ENOMEM. */
+/* probe_streams_fields lists the ids of reg's topics and, in "clients",
+ * how many streams each has (registry lock held), so that a client can
+ * tell its own streams from others': SH_OK or SH_ENOMEM. */
 static int probe_streams_fields(gw__sse_registry *reg, sh_buf *out)
 {
     size_t n = 0;
+    sh_buf clients;
+    sh_buf_init(&clients);
     int rc = sh_buf_puts(out, ",\"ids\":[");
+    rc |= sh_buf_puts(&clients, ",\"clients\":{");
     for (size_t b = 0; b < SSE_BUCKETS; b++)
         for (gw__sse_topic *t = reg->buckets[b]; t; t = t->hnext, n++)
             if (n < SSE_STREAM_IDS_MAX) {
-                if (n)
+                size_t k = 0;
+                for (const gw__sse_stream *st = t->streams; st; st = st->next)
+                    k++;
+                if (n) {
                     rc |= sh_buf_append(out, ",", 1);
+                    rc |= sh_buf_append(&clients, ",", 1);
+                }
                 rc |= gw_json_write_str(out, t->id, strlen(t->id));
+                rc |= gw_json_write_str(&clients, t->id, strlen(t->id));
+                rc |= sh_buf_printf(&clients, ":%zu", k);
             }
     rc |= sh_buf_printf(out, "],\"count\":%zu", n);
+    rc |= sh_buf_append(&clients, "}", 1);
+    if (!rc)
+        rc = sh_buf_append(out, clients.data, clients.len);
+    sh_buf_fini(&clients);
     return rc ? SH_ENOMEM : SH_OK;
 }
 

@@ -143,6 +143,8 @@ bool gw__sse_registry_add(gw__sse_registry *reg, gw__sse_stream *st, int sock)
         st->registered = true;
         sse_registry_watch(reg, st, sock);
         reg->nstreams++;
+        if (t)
+            reg->topics_gen++; /* a record's client count changed */
         gw_metrics_sse_clients_add(1);
     }
     pthread_mutex_unlock(&reg->mu);
@@ -170,6 +172,8 @@ void gw__sse_registry_remove(gw__sse_stream *st)
         st->topic = NULL;
         if (t && !t->streams)
             sse_registry_topic_remove(reg, t);
+        else if (t)
+            reg->topics_gen++;
         reg->nstreams--;
         gw_metrics_sse_clients_add(-1);
     }

@@ -20,9 +20,13 @@ static const struct {
     int kind;
     bool has_id;
 } token_kinds[] = {
-    {"progress", GW_SCOPE_PROGRESS, true}, {"job", GW_SCOPE_JOB, true},
-    {"account", GW_SCOPE_ACCOUNT, true},   {"accounts", GW_SCOPE_ACCOUNTS, false},
-    {"queue", GW_SCOPE_QUEUE, false},      {NULL, 0, false},
+    {"progress", GW_SCOPE_PROGRESS, true},
+    {"job", GW_SCOPE_JOB, true},
+    {"account", GW_SCOPE_ACCOUNT, true},
+    {"accounts", GW_SCOPE_ACCOUNTS, false},
+    {"queue", GW_SCOPE_QUEUE, false},
+    {"events", GW_SCOPE_EVENTS, false},
+    {NULL, 0, false},
 };
 
 int gw_scope_parse(const char *s, size_t len, gw_scope *out)

@@ -215,8 +215,17 @@ class EventsTest(EventsTestBase):
         self.addCleanup(p.close)
         d = self.typed(s, "streams", lambda d: sid in d["ids"])
         self.assertGreaterEqual(d["count"], 1)
+        self.assertEqual(d["clients"][sid], 1)
+        # A second stream on the same record is counted, and its end too.
+        q = SSEReader("127.0.0.1", self.stack.http_port, "/api/progress/%s/stream" % sid,
+                      token=TOKEN)
+        self.addCleanup(q.close)
+        self.typed(s, "streams", lambda d: d["clients"].get(sid) == 2)
+        q.close()
+        self.typed(s, "streams", lambda d: d["clients"].get(sid) == 1)
         p.close()
-        self.typed(s, "streams", lambda d: sid not in d["ids"])
+        d = self.typed(s, "streams", lambda d: sid not in d["ids"])
+        self.assertNotIn(sid, d["clients"])
 
     def test_health_shows_a_service_down_then_up(self):
         s = self.open("?types=health")
@@ -274,6 +283,18 @@ class ScopedTokenEventsTest(EventsTestBase):
         self.assertEqual({e["event"].split(".")[0] for e in queue.events}, {"claim"})
         self.assertEqual({e["event"].split(".")[0] for e in accounts.events}, {"account"})
         self.assertEqual({e["event"] for e in both.events}, {"claim.claimed", "account.created"})
+
+    def test_events_scope_sees_everything(self):
+        ev = self.open_with(self.mint(["events"]), "?types=health,streams,claim.*")
+        self.typed(ev, "health", lambda d: True, timeout=5)
+        self.typed(ev, "streams", lambda d: True, timeout=5)
+        sq = self.new_id("dash")
+        self.assertStatus(self.http.post("/api/queue/claim", {"sq": sq, "botId": "B"}), 200)
+        self.typed(ev, "claim.claimed", lambda d: d["sq"] == sq)
+        # It only reads: a write with it is refused.
+        r = self.http.post("/api/queue/claim", {"sq": sq + "x", "botId": "B"},
+                           token=self.mint(["events"]))
+        self.assertEqual(r.status, 403)
 
     def test_other_scopes_refused(self):
         sid = self.new_id("p")

@@ -88,8 +88,8 @@ static int token_verify(const sh_key *k0, const sh_key *k1, const char *s, int64
 static void test_round_trip(void **state)
 {
     (void)state;
-    static const char *const scopes[] = {"progress:sess-1", "job:j.7_x:y-z", "account:acc1",
-                                         "accounts",        "queue",         NULL};
+    static const char *const scopes[] = {
+        "progress:sess-1", "job:j.7_x:y-z", "account:acc1", "accounts", "queue", "events", NULL};
     char *tok = token_mint(&token_key_a, NOW + 60000, scopes);
     /* Compact and URL-safe: base64url, one dot, no padding. */
     for (const char *p = tok; *p; p++)
@@ -105,7 +105,7 @@ static void test_round_trip(void **state)
     assert_int_equal(token_verify(&token_key_a, NULL, tok, NOW, &t), GW_TOKEN_OK);
     assert_int_equal(token_mac_checks, 1);
     assert_int_equal(t.expires_ms, NOW + 60000);
-    assert_int_equal(t.n, 5);
+    assert_int_equal(t.n, 6);
     assert_int_equal(t.scope[0].kind, GW_SCOPE_PROGRESS);
     assert_string_equal(t.scope[0].id, "sess-1");
     assert_int_equal(t.scope[1].kind, GW_SCOPE_JOB);
@@ -115,6 +115,7 @@ static void test_round_trip(void **state)
     assert_int_equal(t.scope[3].kind, GW_SCOPE_ACCOUNTS);
     assert_string_equal(t.scope[3].id, "");
     assert_int_equal(t.scope[4].kind, GW_SCOPE_QUEUE);
+    assert_int_equal(t.scope[5].kind, GW_SCOPE_EVENTS);
 
     /* Two mints of the same scopes and expiry are the same token; another
      * expiry or key gives another. */

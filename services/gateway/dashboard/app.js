@@ -1,10 +1,11 @@
 // app.js - the dashboard's wiring: ask for the API token once, follow the
-// one typed event stream of the gateway (GET /api/events), read the current
+// one typed event stream of the gateway (GET /api/events, with a minted
+// "events" token), read the current
 // state (GET /readyz, /api/queue, /api/accounts) whenever it opens, and hand
 // each event to its panel. Nothing is polled: the state moves on events.
 
 import { api, apiToken, readiness } from "./api.js";
-import { HeaderStream } from "./live.js";
+import { TokenStream } from "./live.js";
 import { $, tickAll } from "./view.js";
 import { HealthPanel } from "./panel_health.js";
 import { QueuePanel } from "./panel_queue.js";
@@ -46,9 +47,9 @@ class Board {
 
   async start() {
     this.ticker = setInterval(tickAll, 1000);
-    // The full token's stream: a scoped one would not carry health,
-    // metrics and streams.
-    this.events = new HeaderStream("api/events?types=" + EVENT_FILTER, EVENT_TYPES,
+    // An "events" token sees all of the stream, as the API token would,
+    // and only reads.
+    this.events = new TokenStream("api/events?types=" + EVENT_FILTER, ["events"], EVENT_TYPES,
       (type, data) => this.event(type, data), (state, detail) => this.state(state, detail)).start();
     const ready = readiness().then((d) => this.health.ready(d)).catch((e) => say("readyz: " + e.message));
     await Promise.all([ready, this.reload()]);
@@ -66,7 +67,7 @@ class Board {
   event(type, data) {
     if (type === "health") this.health.health(data);
     else if (type === "metrics") this.health.metrics(data);
-    else if (type === "streams") this.streams.set((data && data.ids) || []);
+    else if (type === "streams") this.streams.set((data && data.clients) || {});
     else if (type.startsWith("claim.") || type.startsWith("reservation.")) this.queue.event(type, data);
     else this.accounts.event(type, data);
   }

@@ -9,11 +9,10 @@
 // renewed, and the stream reopened, at four fifths of its life; EventSource's
 // own retries are not used, as they would reuse an expired token.
 //
-// HeaderStream reads GET /api/events with fetch and the API token in its
-// Authorization header: the gateway's own events (health, metrics, streams)
-// go to the full token only, which a URL may not carry.
+// A minting the gateway refuses (401 or 403: the API token is wrong) is
+// "refused", and the stream stops; any other failure is retried.
 
-import { apiToken, mint, TOKEN_TTL } from "./api.js";
+import { mint, TOKEN_TTL } from "./api.js";
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10000;
@@ -100,7 +99,13 @@ export class TokenStream extends Stream {
     try {
       minted = await mint(this.scopes);
     } catch (e) {
-      if (generation === this.generation) this.failed(e.message);
+      if (generation !== this.generation) return;
+      if (e.status === 401 || e.status === 403) {
+        this.disconnect();
+        this.onState("refused", e.message);
+      } else {
+        this.failed(e.message);
+      }
       return;
     }
     if (this.closed || generation !== this.generation) return;
@@ -123,88 +128,5 @@ export class TokenStream extends Stream {
     const life = Date.parse(minted.expiresAt) - Date.now();
     const renewIn = Number.isFinite(life) ? life * 0.8 : TOKEN_TTL * 800;
     this.timer = setTimeout(() => this.connect(), Math.max(1000, renewIn));
-  }
-}
-
-export class HeaderStream extends Stream {
-  constructor(path, types, onEvent, onState) {
-    super(path, types, onEvent, onState);
-    this.abort = null;
-  }
-
-  disconnect() {
-    if (this.abort) this.abort.abort();
-    this.abort = null;
-  }
-
-  async connect() {
-    clearTimeout(this.timer);
-    if (this.closed) return;
-    const generation = ++this.generation;
-    this.disconnect();
-    const abort = new AbortController();
-    this.abort = abort;
-    const current = () => generation === this.generation && !this.closed;
-    try {
-      const res = await fetch(this.url({ lastEventId: this.lastId }), {
-        headers: { Authorization: "Bearer " + apiToken.get(), Accept: "text/event-stream" },
-        cache: "no-store",
-        signal: abort.signal,
-      });
-      if (res.status === 401 || res.status === 403) {
-        let msg = res.status + "";
-        try {
-          msg = (await res.json()).error || msg;
-        } catch (e) {
-          /* no JSON: the status says it */
-        }
-        if (current()) {
-          this.disconnect();
-          this.onState("refused", msg);
-        }
-        return;
-      }
-      if (!res.ok || !res.body) throw new Error("HTTP " + res.status);
-      if (!current()) return;
-      this.opened();
-      await this.read(res.body.getReader(), current);
-      if (current()) this.failed("the stream ended");
-    } catch (e) {
-      if (current()) this.failed(e.message);
-    }
-  }
-
-  // read parses text/event-stream until the body ends: events end at an
-  // empty line; "event:", "data:" (lines joined by "\n") and "id:" fields;
-  // lines starting with ":" are comments (heartbeats).
-  async read(reader, current) {
-    const decoder = new TextDecoder();
-    let buf = "";
-    let type = "message";
-    let data = [];
-    let id = null;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done || !current()) return;
-      buf += decoder.decode(value, { stream: true });
-      let nl;
-      while ((nl = buf.search(/\r?\n/)) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + (buf[nl] === "\r" ? 2 : 1));
-        if (line === "") {
-          if (data.length) this.emit(type, data.join("\n"), id);
-          type = "message";
-          data = [];
-          continue;
-        }
-        if (line[0] === ":") continue;
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "event") type = val;
-        else if (field === "data") data.push(val);
-        else if (field === "id") id = val;
-      }
-    }
   }
 }

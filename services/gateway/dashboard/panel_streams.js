@@ -2,18 +2,13 @@
 // (the streams events name them) and, through a stream of its own on each,
 // their live state: percent done, current action, version.
 //
-// The page's own streams are among those the gateway counts, so an id would
-// never leave the list while the page follows it. Every PROBE_MS the page
-// therefore lets go of the ids it follows for a moment: a streams event
-// without an id means no one else streams it (its row goes); no event, or
-// one that still names it, means someone does, and the page follows it
-// again from the last version it saw.
+// The page's own streams are among those the gateway counts: a streams
+// event says how many streams each record has ("clients"), so a record the
+// page follows stays while it has more than the page's own one, and goes
+// when only the page's is left.
 
 import { el, KeyedTable, ticking, when } from "./view.js";
 import { TokenStream } from "./live.js";
-
-const PROBE_MS = 30000;
-const PROBE_WAIT_MS = 2000;
 
 // percent of a record: its own percent field, else the share of its
 // completed steps of totalSteps, else 100 once complete.
@@ -32,29 +27,30 @@ export function percentOf(rec) {
 export class StreamsPanel {
   constructor() {
     this.table = new KeyedTable("streams", ["progress id", "done", "action", "version", "updated"]);
-    this.followed = new Map(); // id -> TokenStream, or null while probing
-    this.lastIds = new Map(); // id -> the last event id seen
-    this.probing = null; // the ids let go, until the probe ends
-    this.probeTimer = setInterval(() => this.probe(), PROBE_MS);
-    this.probeEnd = null;
+    this.followed = new Map(); // id -> TokenStream
   }
 
-  // set: a streams event's ids.
-  set(ids) {
-    const want = new Set(ids);
-    if (this.probing) {
-      clearTimeout(this.probeEnd);
-      this.endProbe(want);
+  // set: a streams event's clients, record id -> streams open on it.
+  set(clients) {
+    const dropped = new Set();
+    for (const [id, s] of [...this.followed]) {
+      const mine = s.live ? 1 : 0;
+      if ((clients[id] || 0) <= mine) {
+        this.drop(id);
+        dropped.add(id);
+      }
     }
-    for (const id of [...this.followed.keys()]) if (!want.has(id)) this.drop(id);
-    for (const id of want) if (!this.followed.has(id)) this.follow(id);
+    for (const [id, n] of Object.entries(clients)) {
+      if (n > 0 && !this.followed.has(id) && !dropped.has(id)) this.follow(id);
+    }
   }
 
   follow(id) {
     if (!this.table.rows.has(id)) this.table.set(id, [id, "…", "", "", ""]);
     const s = new TokenStream("api/progress/" + encodeURIComponent(id) + "/stream",
-      ["progress:" + id], ["progress", "deleted"], (type, data) => this.record(id, type, data));
-    s.lastId = this.lastIds.get(id) || null;
+      ["progress:" + id], ["progress", "deleted"], (type, data) => this.record(id, type, data),
+      (state) => { s.live = state === "live"; });
+    s.live = false;
     this.followed.set(id, s.start());
   }
 
@@ -62,45 +58,15 @@ export class StreamsPanel {
     const s = this.followed.get(id);
     if (s) s.close();
     this.followed.delete(id);
-    this.lastIds.delete(id);
     this.table.remove(id);
   }
 
-  probe() {
-    if (this.probing || this.followed.size === 0) return;
-    this.probing = new Set(this.followed.keys());
-    for (const id of this.probing) {
-      const s = this.followed.get(id);
-      this.lastIds.set(id, s.lastId);
-      s.close();
-      this.followed.set(id, null);
-    }
-    this.probeEnd = setTimeout(() => this.endProbe(null), PROBE_WAIT_MS);
-  }
-
-  // endProbe: want, the ids of a streams event that came meanwhile, or null
-  // when none came (nothing changed: every id is still streamed).
-  endProbe(want) {
-    const ids = this.probing;
-    this.probing = null;
-    for (const id of ids) {
-      if (this.followed.get(id) !== null) continue;
-      if (want && !want.has(id)) this.drop(id);
-      else this.follow(id);
-    }
-  }
-
   stop() {
-    clearInterval(this.probeTimer);
-    clearTimeout(this.probeEnd);
-    this.probing = null;
     for (const id of [...this.followed.keys()]) this.drop(id);
   }
 
   record(id, type, rec) {
-    const s = this.followed.get(id);
-    if (!s) return;
-    this.lastIds.set(id, s.lastId);
+    if (!this.followed.has(id)) return;
     if (type === "deleted") {
       this.table.set(id, [id, "deleted", "", "", ""]);
       return;
