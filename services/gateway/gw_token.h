@@ -4,7 +4,7 @@
  * replica verifies any token.
  *
  * A token is base64url(payload) "." base64url(mac), without padding, where
- * mac is the HMAC-SHA-256 of the first part (as sent) under the key, and the
+ * mac is sh_mac (keyed BLAKE2b-256) of the first part (as sent) under the key, and the
  * payload is ASCII: "1,<key id>,<expiry, ms since the epoch>,<scope>[,<scope>...]".
  * The key id (sh_key.id) picks the key to verify with, the current one or,
  * while rotating, the previous one. A scope is "progress:<id>", "job:<id>",

@@ -1,5 +1,5 @@
 /* token.c - scoped tokens: their scopes, minting and verification (the
- * format is described in gw_token.h). Verification costs one HMAC over the
+ * format is described in gw_token.h). Verification costs one MAC over the
  * encoded payload and one pass over it, well under 2 us (tests/bench/token). */
 #include "gw_token.h"
 

@@ -1,13 +1,13 @@
 /* bench_token.c - what checking a scoped token costs the gateway, beside
  * references measured in the same run, in one parseable line:
  *
- *   token verify_ns=612.3 verify32_ns=... request_ns=... hmac_ns=... equal_ns=... errors=0
+ *   token verify_ns=612.3 verify32_ns=... request_ns=... mac_ns=... equal_ns=... errors=0
  *
  * verify: gw_token_verify of a token of two scopes; verify32: of the
  * largest token (32 scopes of 128-character ids); request: gw_auth_request
  * of that two-scope token in an Authorization header, as every request
  * with one pays (both comparisons with the static tokens, then the
- * verification and the scope check); hmac: one HMAC-SHA-256 (sh_mac) over
+ * verification and the scope check); mac: one MAC (sh_mac, keyed BLAKE2b) over
  * the same bytes the two-scope verification authenticates; equal: the
  * constant-time comparison of a 64-character token, as API_TOKEN is
  * checked. errors counts verifications that did not succeed (must be 0).
@@ -67,7 +67,7 @@ static void bench_request(const bench_case *c)
     bench_sink += t.n;
 }
 
-static void bench_hmac(const bench_case *c)
+static void bench_mac(const bench_case *c)
 {
     unsigned char mac[SH_MAC_BYTES];
     sh_mac(c->key, c->token, c->len, mac);
@@ -168,11 +168,11 @@ int main(int argc, char **argv)
     double verify = bench_run(bench_verify, &vs, seconds);
     double verify32 = bench_run(bench_verify, &vl, seconds);
     double request = bench_run(bench_request, &rq, seconds);
-    double hmac = bench_run(bench_hmac, &hm, seconds);
+    double mac = bench_run(bench_mac, &hm, seconds);
     double equal = bench_run(bench_equal, &vs, seconds);
-    printf("token verify_ns=%.1f verify32_ns=%.1f request_ns=%.1f hmac_ns=%.1f equal_ns=%.1f "
+    printf("token verify_ns=%.1f verify32_ns=%.1f request_ns=%.1f mac_ns=%.1f equal_ns=%.1f "
            "token_bytes=%zu token32_bytes=%zu errors=%lu\n",
-           verify, verify32, request, hmac, equal, strlen(small), strlen(large), bench_errors);
+           verify, verify32, request, mac, equal, strlen(small), strlen(large), bench_errors);
     free(small);
     free(large);
     return 0;

@@ -1,5 +1,5 @@
 /* secret.h - encryption of secrets at rest (XChaCha20-Poly1305 AEAD), key
- * parsing, message authentication (HMAC-SHA-256), randomness and constant-time comparison.
+ * parsing, message authentication (keyed BLAKE2b), randomness and constant-time comparison.
  *
  * A sealed secret is: one key-id byte, a 24-byte random nonce, then the
  * ciphertext with its 16-byte tag. The key id is derived from the key
@@ -20,13 +20,14 @@
 #define SH_KEY_BYTES     32
 #define SH_SEAL_OVERHEAD (1 + 24 + 16)
 
-#define SH_MAC_STATE_BYTES 256
+#define SH_MAC_STATE_BYTES 512
 
 typedef struct sh_key {
     unsigned char bytes[SH_KEY_BYTES];
     uint8_t id;
-    /* HMAC-SHA-256 keyed with bytes (opaque), set by sh_key_parse: each
-     * sh_mac starts from it rather than hashing the key's pads again. */
+    /* Keyed BLAKE2b-256 after the key's block (opaque), set by
+     * sh_key_parse: each sh_mac starts from it rather than hashing the key
+     * again. */
     unsigned char mac_state[SH_MAC_STATE_BYTES];
 } sh_key;
 
@@ -49,11 +50,13 @@ int sh_seal_key_id(const void *blob, size_t len);
 
 #define SH_MAC_BYTES 32
 
-/* sh_mac writes the HMAC-SHA-256 of data under key (from sh_key_parse) to
- * mac. */
+/* sh_mac writes the MAC of data under key (from sh_key_parse) to mac:
+ * keyed BLAKE2b with a 32-byte output (libsodium's crypto_generichash with
+ * the key), a PRF by design and about twice as fast here as HMAC-SHA-256
+ * on short messages such as tokens. */
 void sh_mac(const sh_key *key, const void *data, size_t len, unsigned char mac[SH_MAC_BYTES]);
 
-/* sh_mac_verify reports whether mac is the HMAC-SHA-256 of data under key,
+/* sh_mac_verify reports whether mac is sh_mac of data under key,
  * comparing in time independent of mac's bytes. */
 bool sh_mac_verify(const sh_key *key, const void *data, size_t len,
                    const unsigned char mac[SH_MAC_BYTES]);
