@@ -24,6 +24,11 @@ int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error 
 /* gw_sse_open answers r with a stream of the record named by its :id. */
 void gw_sse_open(gw_sse *s, gw_req *r);
 
+/* gw_sse_open_mail answers r with the mail stream of the account :id,
+ * resuming after its Last-Event-ID (header or ?lastEventId=) from the
+ * sync-worker's event log; 400 for an id that is not <ms>-<seq>. */
+void gw_sse_open_mail(gw_sse *s, gw_req *r);
+
 /* Families of the typed events, as bits: what a token may see is a set of
  * them (a queue scope: claim and reservation; an accounts scope: account). */
 enum {

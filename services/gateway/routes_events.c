@@ -1,5 +1,6 @@
 /* routes_events.c - GET /api/events, the one stream of typed events (claims,
- * reservations, accounts, the gateway's health, metrics and streams). */
+ * reservations, accounts, the gateway's health, metrics and streams), and
+ * GET /api/accounts/:id/events, an account's mail events. */
 #include <microhttpd.h>
 
 #include "gw_auth.h"
@@ -39,4 +40,9 @@ void gw_route_events(gw_req *r)
         return;
     }
     gw_sse_open_events(gw_req_app(r)->sse, r, families);
+}
+
+void gw_route_account_events(gw_req *r)
+{
+    gw_sse_open_mail(gw_req_app(r)->sse, r);
 }

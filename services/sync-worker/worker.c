@@ -229,7 +229,6 @@ static void worker_run(worker_thread *t, const sh_val *lease)
         }
     }
     int64_t started = sh_mono_ms();
-    worker_log_status(t->store, acct, "syncing", NULL, false);
     if (!rc)
         rc = sync_account(&run, account, pw.data ? pw.data : "", &err);
     if (pw.data)
