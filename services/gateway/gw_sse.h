@@ -38,7 +38,8 @@ enum {
     GW_SSE_FAMILY_HEALTH = 8,
     GW_SSE_FAMILY_METRICS = 16,
     GW_SSE_FAMILY_STREAMS = 32,
-    GW_SSE_FAMILY_ALL = 63,
+    GW_SSE_FAMILY_MAIL = 64, /* the sync-worker's mail events of every account */
+    GW_SSE_FAMILY_ALL = 127,
 };
 
 /* gw_sse_family_of returns the family of an event type name ("claim.claimed"),

@@ -57,6 +57,12 @@ enum gw__sse_type {
     GW__SSE_ACCOUNT_UPDATED,
     GW__SSE_ACCOUNT_DELETED,
     GW__SSE_ACCOUNT_STATUS,
+    GW__SSE_MAIL_NEW,
+    GW__SSE_MAIL_FLAGS,
+    GW__SSE_MAIL_REMOVED,
+    GW__SSE_FOLDER_COUNTS,
+    GW__SSE_SYNC_STATUS,
+    GW__SSE_AUTH_ERROR,
     GW__SSE_HEALTH,
     GW__SSE_METRICS,
     GW__SSE_STREAMS,
@@ -79,7 +85,8 @@ int gw__sse_types_parse(const char *list, uint64_t *mask, char *bad, size_t badl
 /* gw__sse_type_fields appends the data fields of an event of type made of
  * a coordinator payload, each as ",\"name\":value" (claims and reservations:
  * the map without its fencing token; accounts: accountId, then the status
- * fields or, created and updated, the account's public view as "account");
+ * fields or, created and updated, the account's public view as "account";
+ * mail events: the sync-worker's event with its log id as "eventId");
  * SH_EINVAL for a payload that does not fit. */
 int gw__sse_type_fields(int type, const sh_val *payload, sh_buf *out);
 

@@ -10,14 +10,15 @@
 #include "gw_token.h"
 
 /* routes_events_families: what a scoped token may see of the stream: a
- * queue scope the claims and reservations, an accounts scope the accounts. */
+ * queue scope the claims and reservations, an accounts scope the accounts
+ * and every account's mail events. */
 static unsigned routes_events_families(const gw_token *t)
 {
     unsigned f = 0;
     if (gw_token_covers(t, GW_SCOPE_QUEUE, NULL))
         f |= GW_SSE_FAMILY_CLAIM | GW_SSE_FAMILY_RESERVATION;
     if (gw_token_covers(t, GW_SCOPE_ACCOUNTS, NULL))
-        f |= GW_SSE_FAMILY_ACCOUNT;
+        f |= GW_SSE_FAMILY_ACCOUNT | GW_SSE_FAMILY_MAIL;
     return f;
 }
 

@@ -1,7 +1,8 @@
 /* sse_mail.c - the mail streams of GET /api/accounts/:id/events: the
  * sync-worker's live events (topic mailevent:<account>) handed to the
  * streams of their account, and the account's event log (events.read)
- * replayed to a stream that resumes after a Last-Event-ID.
+ * replayed to a stream that resumes after a Last-Event-ID; each live event
+ * also goes to the typed event streams (GET /api/events) that take it.
  *
  * No gap, no duplicate: a resuming stream is registered first with its
  * live events held (up to SSE_MAIL_HELD_MAX bytes), the log after its id
@@ -81,8 +82,22 @@ static void sse_mail_send_locked(gw__sse_stream *st, const char *id, const char 
     gw_metrics_sse_event_sent();
 }
 
-/* sse_mail_live hands one live event to the streams of its account. */
-static void sse_mail_live(gw__sse_mail *m, const sh_val *ev)
+/* sse_mail_typed makes a typed event of GET /api/events of a mail event. */
+static void sse_mail_typed(gw__sse_mail *m, const char *topic, const sh_val *ev)
+{
+    int type = gw__sse_type_of(topic, sh_val_get_str(ev, "kind", NULL));
+    if (type < 0)
+        return;
+    sh_buf fields;
+    sh_buf_init(&fields);
+    if (gw__sse_type_fields(type, ev, &fields) == SH_OK)
+        gw__sse_events_emit(m->reg, type, fields.data, fields.len, NULL, false);
+    sh_buf_fini(&fields);
+}
+
+/* sse_mail_live hands one live event to the streams of its account, and
+ * to the typed event streams. */
+static void sse_mail_live(gw__sse_mail *m, const char *topic, const sh_val *ev)
 {
     const char *acct = sh_val_get_str(ev, "accountId", NULL);
     const char *id = sh_val_get_str(ev, "id", NULL);
@@ -113,6 +128,7 @@ static void sse_mail_live(gw__sse_mail *m, const sh_val *ev)
     pthread_mutex_unlock(&m->reg->mu);
     gw__sse_wake_run(&w);
     sh_buf_fini(&text);
+    sse_mail_typed(m, topic, ev);
 }
 
 static void *sse_mail_main(void *arg)
@@ -123,7 +139,7 @@ static void *sse_mail_main(void *arg)
         sh_val *payload = NULL;
         int rc = sh_sub_recv(m->sub, SSE_RECV_MS, &topic, &payload);
         if (rc == SH_OK)
-            sse_mail_live(m, payload);
+            sse_mail_live(m, topic, payload);
         else if (rc == SH_ECLOSED)
             break;
         else if (rc == SH_EPROTO)

@@ -110,7 +110,10 @@ class MailEventsTest(e2ebase.StackTestCase):
     # -- tests -------------------------------------------------------------
     def test_1_changes_arrive_live(self):
         reader = self.stream("alice")
+        typed = SSEReader("127.0.0.1", self.stack.http_port, "/api/events?types=mail.*",
+                          token=RW)
         try:
+            self.assertEqual(typed.status, 200)
             self.assertEqual(reader.status, 200)
             self.assertEqual(reader.headers["Content-Type"], "text/event-stream")
             self.sync("alice")  # the first sync: the two generated messages
@@ -152,7 +155,15 @@ class MailEventsTest(e2ebase.StackTestCase):
             self.assertTrue(self.wait_events(reader, lambda evs: self.typed(evs, "folder.counts")))
             ids = [e["id"] for e in reader.events if e["event"] and e["id"]]
             self.assertEqual(len(ids), len(set(ids)))
+            # GET /api/events has them too, with their log ids as eventId.
+            mine = [e["id"] for e in reader.events if e["event"] in ("mail.new", "mail.flags")]
+            got = typed.wait_for(lambda evs: set(mine) <= {
+                data(e).get("eventId") for e in evs if e["event"] in ("mail.new", "mail.flags")}, 10)
+            self.assertTrue(got, typed.events)
+            one = next(data(e) for e in typed.events if e["event"] == "mail.flags")
+            self.assertEqual((one["accountId"], one["uid"]), (self.accounts["alice"], 1))
         finally:
+            typed.close()
             reader.close()
 
     def test_2_resume_after_k_gets_exactly_the_rest(self):
