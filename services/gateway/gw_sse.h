@@ -24,6 +24,11 @@ int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error 
 /* gw_sse_open answers r with a stream of the record named by its :id. */
 void gw_sse_open(gw_sse *s, gw_req *r);
 
+/* gw_sse_open_mail answers r with the mail stream of the account :id,
+ * resuming after its Last-Event-ID (header or ?lastEventId=) from the
+ * sync-worker's event log; 400 for an id that is not <ms>-<seq>. */
+void gw_sse_open_mail(gw_sse *s, gw_req *r);
+
 /* Families of the typed events, as bits: what a token may see is a set of
  * them (a queue scope: claim and reservation; an accounts scope: account). */
 enum {
@@ -33,7 +38,8 @@ enum {
     GW_SSE_FAMILY_HEALTH = 8,
     GW_SSE_FAMILY_METRICS = 16,
     GW_SSE_FAMILY_STREAMS = 32,
-    GW_SSE_FAMILY_ALL = 63,
+    GW_SSE_FAMILY_MAIL = 64, /* the sync-worker's mail events of every account */
+    GW_SSE_FAMILY_ALL = 127,
 };
 
 /* gw_sse_family_of returns the family of an event type name ("claim.claimed"),

@@ -1,5 +1,6 @@
 /* routes_events.c - GET /api/events, the one stream of typed events (claims,
- * reservations, accounts, the gateway's health, metrics and streams). */
+ * reservations, accounts, the gateway's health, metrics and streams), and
+ * GET /api/accounts/:id/events, an account's mail events. */
 #include <microhttpd.h>
 
 #include "gw_auth.h"
@@ -10,7 +11,7 @@
 
 /* routes_events_families: what a scoped token may see of the stream: an
  * events scope all of it, a queue scope the claims and reservations, an
- * accounts scope the accounts. */
+ * accounts scope the accounts and every account's mail events. */
 static unsigned routes_events_families(const gw_token *t)
 {
     if (gw_token_covers(t, GW_SCOPE_EVENTS, NULL))
@@ -19,7 +20,7 @@ static unsigned routes_events_families(const gw_token *t)
     if (gw_token_covers(t, GW_SCOPE_QUEUE, NULL))
         f |= GW_SSE_FAMILY_CLAIM | GW_SSE_FAMILY_RESERVATION;
     if (gw_token_covers(t, GW_SCOPE_ACCOUNTS, NULL))
-        f |= GW_SSE_FAMILY_ACCOUNT;
+        f |= GW_SSE_FAMILY_ACCOUNT | GW_SSE_FAMILY_MAIL;
     return f;
 }
 
@@ -43,4 +44,9 @@ void gw_route_events(gw_req *r)
         return;
     }
     gw_sse_open_events(gw_req_app(r)->sse, r, families);
+}
+
+void gw_route_account_events(gw_req *r)
+{
+    gw_sse_open_mail(gw_req_app(r)->sse, r);
 }
