@@ -111,6 +111,9 @@ struct gw__sse_stream {
     char tomb[SSE_TS_MAX];    /* createdAt of a record deleted since */
     bool suspended, finishing, failed, closed;
     uint64_t types; /* a typed event stream: the types it takes; 0: a record's */
+    /* a tap (conn NULL): called instead of MHD_resume_connection, no lock held */
+    void (*wake)(void *arg);
+    void *wake_arg;
     char id[SH_ID_MAX + 1];
 };
 

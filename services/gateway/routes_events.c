@@ -1,5 +1,6 @@
 /* routes_events.c - GET /api/events, the one stream of typed events (claims,
- * reservations, accounts, the gateway's health, metrics and streams). */
+ * reservations, accounts, the gateway's health, metrics and streams), as
+ * Server-Sent Events or, asked with Upgrade: websocket, a WebSocket. */
 #include <microhttpd.h>
 
 #include "gw_auth.h"
@@ -7,6 +8,7 @@
 #include "gw_routes.h"
 #include "gw_sse.h"
 #include "gw_token.h"
+#include "gw_ws.h"
 
 /* routes_events_families: what a scoped token may see of the stream: a
  * queue scope the claims and reservations, an accounts scope the accounts. */
@@ -38,5 +40,11 @@ void gw_route_events(gw_req *r)
         gw_req_reply_error(r, 403, "the event stream needs the full API token");
         return;
     }
-    gw_sse_open_events(gw_req_app(r)->sse, r, families);
+    uint64_t types = gw_sse_events_types(r, families);
+    if (!types)
+        return;
+    if (gw_ws_requested(r))
+        gw_ws_open(gw_req_app(r)->ws, r, types);
+    else
+        gw_sse_open_events(gw_req_app(r)->sse, r, types);
 }

@@ -102,19 +102,22 @@ void gw_sse_open(gw_sse *s, gw_req *r)
     sse_start(s, r, st);
 }
 
-void gw_sse_open_events(gw_sse *s, gw_req *r, unsigned families)
+uint64_t gw_sse_events_types(gw_req *r, unsigned families)
 {
     uint64_t types;
     char bad[80];
     if (gw__sse_types_parse(gw_req_query(r, "types"), &types, bad, sizeof bad) != SH_OK) {
         gw_req_reply_error(r, 400, "unknown event type \"%s\" in types", bad);
-        return;
+        return 0;
     }
     types &= gw__sse_types_of_families(families);
-    if (!types) {
+    if (!types)
         gw_req_reply_error(r, 403, "token does not cover these event types");
-        return;
-    }
+    return types;
+}
+
+void gw_sse_open_events(gw_sse *s, gw_req *r, uint64_t types)
+{
     gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), "events", 0);
     if (!st) {
         gw_req_reply_error(r, 503, "out of memory");
@@ -124,6 +127,47 @@ void gw_sse_open_events(gw_sse *s, gw_req *r, unsigned families)
     sh_log_debug("sse_open", "events rid=%s types=%llx", gw_req_request_id(r),
                  (unsigned long long)types);
     sse_start(s, r, st);
+}
+
+/* A tap is a typed event stream with no MHD connection: its reader is
+ * woken through wake instead of being resumed. */
+int gw_sse_tap_new(gw_sse *s, uint64_t types, void (*wake)(void *arg), void *arg, gw_sse_tap **out)
+{
+    gw__sse_stream *st = gw__sse_stream_new(NULL, "events", 0);
+    if (!st)
+        return SH_ENOMEM;
+    st->types = types;
+    st->wake = wake;
+    st->wake_arg = arg;
+    gw__sse_probe_greet(&s->probe, st);
+    if (!gw__sse_registry_add(&s->reg, st, -1)) {
+        gw__sse_wake w;
+        gw__sse_wake_init(&w);
+        gw__sse_stream_finish(st, sse_bye, sizeof sse_bye - 1, &w);
+        gw__sse_wake_run(&w);
+    }
+    *out = (gw_sse_tap *)st;
+    return SH_OK;
+}
+
+ssize_t gw_sse_tap_read(gw_sse_tap *t, char *buf, size_t max)
+{
+    ssize_t n = gw__sse_stream_read((gw__sse_stream *)t, buf, max);
+    if (n == MHD_CONTENT_READER_END_WITH_ERROR)
+        return GW_SSE_TAP_FAILED;
+    if (n == MHD_CONTENT_READER_END_OF_STREAM)
+        return GW_SSE_TAP_END;
+    return n;
+}
+
+void gw_sse_tap_free(gw_sse_tap *t)
+{
+    if (!t)
+        return;
+    gw__sse_stream *st = (gw__sse_stream *)t;
+    gw__sse_registry_remove(st);
+    gw__sse_stream_close(st);
+    gw__sse_stream_unref(st);
 }
 
 /* sse_error_name puts the setting at fault before err's message. */
