@@ -12,7 +12,7 @@
 #include "shared/config.h"
 #include "shared/log.h"
 
-#define CONFIG_ROWS 26 /* rows, the NULL row included; unused rows are NULL too */
+#define CONFIG_ROWS 27 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -37,6 +37,8 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          false, "progress service event URLs, comma-separated"},
         {"COORDINATOR_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7112", 0, 4096,
          &c->coord_events_url, false, "coordinator event URLs, comma-separated"},
+        {"SYNC_WORKER_EVENTS_URL", NULL, SH_SET_STR, "tcp://127.0.0.1:7122", 0, 4096,
+         &c->sync_events_url, false, "sync-worker event URLs (mail events), comma-separated"},
         {"RPC_TIMEOUT_MS", NULL, SH_SET_INT, "3000", 10, 600000, &c->rpc_timeout_ms, false,
          "timeout of every call to a service"},
         {"RPC_BATCH_INFLIGHT", NULL, SH_SET_INT, "4", 1, 64, &c->batch_inflight, false,

@@ -25,6 +25,7 @@ typedef struct gw_config {
     const char *sync_url;         /* sync-worker: comma-separated list */
     const char *events_url;       /* progress service events: comma-separated list */
     const char *coord_events_url; /* coordinator events: comma-separated list */
+    const char *sync_events_url;  /* sync-worker events (mail): comma-separated list */
     long long rpc_timeout_ms;     /* every call to a service */
     long long batch_inflight;     /* requests per client awaiting replies before calls batch */
     long long batch_calls;        /* most calls in one batch */

@@ -46,6 +46,7 @@ void gw_route_cron_sync(gw_req *r);
 void gw_route_cron_status(gw_req *r);
 
 void gw_route_events(gw_req *r);
+void gw_route_account_events(gw_req *r);
 
 void gw_route_healthz(gw_req *r);
 void gw_route_readyz(gw_req *r);

@@ -26,6 +26,17 @@ int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error 
 /* gw_sse_open answers r with a stream of the record named by its :id. */
 void gw_sse_open(gw_sse *s, gw_req *r);
 
+/* gw_sse_open_mail answers r with the mail stream of the account :id,
+ * resuming after its Last-Event-ID (header or ?lastEventId=) from the
+ * sync-worker's event log; 400 for an id that is not <ms>-<seq>. */
+void gw_sse_open_mail(gw_sse *s, gw_req *r);
+
+#define GW_SSE_MAIL_ID_MAX 48 /* an event id of the log, "<ms>-<seq>", and its NUL */
+
+/* gw_sse_mail_last reads r's Last-Event-ID (header, else ?lastEventId=)
+ * into out, len bytes ("" for none); false for one that is no event id. */
+bool gw_sse_mail_last(gw_req *r, char *out, size_t len);
+
 /* Families of the typed events, as bits: what a token may see is a set of
  * them (a queue scope: claim and reservation; an accounts scope: account). */
 enum {
@@ -35,7 +46,8 @@ enum {
     GW_SSE_FAMILY_HEALTH = 8,
     GW_SSE_FAMILY_METRICS = 16,
     GW_SSE_FAMILY_STREAMS = 32,
-    GW_SSE_FAMILY_ALL = 63,
+    GW_SSE_FAMILY_MAIL = 64, /* the sync-worker's mail events of every account */
+    GW_SSE_FAMILY_ALL = 127,
 };
 
 /* gw_sse_family_of returns the family of an event type name ("claim.claimed"),
@@ -66,6 +78,10 @@ typedef struct gw_sse_tap gw_sse_tap;
 int gw_sse_tap_new(gw_sse *s, uint64_t types, void (*wake)(void *arg), void *arg, gw_sse_tap **out);
 /* gw_sse_tap_read copies up to max bytes of t's text into buf; 0 when there
  * is none now (wake follows), else GW_SSE_TAP_END or GW_SSE_TAP_FAILED. */
+/* gw_sse_tap_mail opens a tap of account's mail events, replaying the log
+ * after last ("": live only) as gw_sse_open_mail does. */
+int gw_sse_tap_mail(gw_sse *s, const char *account, const char *last, void (*wake)(void *arg),
+                    void *arg, gw_sse_tap **out);
 ssize_t gw_sse_tap_read(gw_sse_tap *t, char *buf, size_t max);
 void gw_sse_tap_free(gw_sse_tap *t);
 

@@ -4,6 +4,8 @@
  *
  *   sse.c           the MHD response of a stream, the routes, the life cycle
  *   sse_probe.c     the gateway's own typed events: health, metrics, streams
+ *   sse_mail.c      the accounts' mail streams: the sync-worker's event log
+ *                   replayed, then its live events
  *   sse_events.c    typed events: ids, text, fan-out; the coordinator's events
  *   sse_timer.c     the timer thread: heartbeats, re-reads, hang-ups
  *   sse_feed.c      the subscriber thread, snapshots and re-reads of records
@@ -36,6 +38,7 @@
 #include "shared/buf.h"
 #include "shared/events.h"
 #include "shared/keys.h"
+#include "shared/rpc.h"
 
 /* ---- sse_types.c: the typed events of GET /api/events --------------------- */
 
@@ -54,6 +57,12 @@ enum gw__sse_type {
     GW__SSE_ACCOUNT_UPDATED,
     GW__SSE_ACCOUNT_DELETED,
     GW__SSE_ACCOUNT_STATUS,
+    GW__SSE_MAIL_NEW,
+    GW__SSE_MAIL_FLAGS,
+    GW__SSE_MAIL_REMOVED,
+    GW__SSE_FOLDER_COUNTS,
+    GW__SSE_SYNC_STATUS,
+    GW__SSE_AUTH_ERROR,
     GW__SSE_HEALTH,
     GW__SSE_METRICS,
     GW__SSE_STREAMS,
@@ -76,14 +85,21 @@ int gw__sse_types_parse(const char *list, uint64_t *mask, char *bad, size_t badl
 /* gw__sse_type_fields appends the data fields of an event of type made of
  * a coordinator payload, each as ",\"name\":value" (claims and reservations:
  * the map without its fencing token; accounts: accountId, then the status
- * fields or, created and updated, the account's public view as "account");
+ * fields or, created and updated, the account's public view as "account";
+ * mail events: the sync-worker's event with its log id as "eventId");
  * SH_EINVAL for a payload that does not fit. */
 int gw__sse_type_fields(int type, const sh_val *payload, sh_buf *out);
 
 /* ---- sse_stream.c: one stream -------------------------------------------- */
 
 #define SSE_MAX_BUFFER (16u * 1024 * 1024)
-#define SSE_TS_MAX     40
+/* The types of an account's mail stream (GET /api/accounts/:id/events): a
+ * bit no typed event has, so the typed events never reach it while the
+ * heartbeats, hang-ups and the shutdown do. */
+#define GW__SSE_MAIL_STREAM (UINT64_C(1) << 63)
+#define GW__SSE_MAIL_ID_MAX GW_SSE_MAIL_ID_MAX
+#define SSE_MAIL_HELD_MAX   (1u << 20) /* live events held during a replay */
+#define SSE_TS_MAX          40
 
 struct MHD_Connection;
 
@@ -111,6 +127,12 @@ struct gw__sse_stream {
     char tomb[SSE_TS_MAX];    /* createdAt of a record deleted since */
     bool suspended, finishing, failed, closed;
     uint64_t types; /* a typed event stream: the types it takes; 0: a record's */
+    /* an account's mail stream (types GW__SSE_MAIL_STREAM; id: the account),
+     * under the stream lock */
+    char mail_last[GW__SSE_MAIL_ID_MAX]; /* id of the last event sent or given */
+    bool mail_replaying;                 /* live events are held meanwhile */
+    bool mail_overflow;                  /* some were dropped: read the log again */
+    sh_buf mail_held;                    /* held events: "<id>\0<text>\0"... */
     /* a tap (conn NULL): called instead of MHD_resume_connection, no lock held */
     void (*wake)(void *arg);
     void *wake_arg;
@@ -304,6 +326,37 @@ void gw__sse_events_fini(gw__sse_events *ev);
  * only. Registry lock held when locked. */
 void gw__sse_events_emit(gw__sse_registry *reg, int type, const char *fields, size_t len,
                          gw__sse_stream *only, bool locked);
+
+/* ---- sse_mail.c: the accounts' mail streams ------------------------------ */
+
+typedef struct gw__sse_mail {
+    gw__sse_registry *reg;
+    sh_sub *sub;
+    sh_rpc_client *rpc; /* the sync-worker's events.read */
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+} gw__sse_mail;
+
+/* gw__sse_mail_start subscribes to the sync-worker's mail events at
+ * events_url and starts the thread handing each to the mail streams of its
+ * account; the log is read through rpc_url. gw__sse_mail_fini undoes it
+ * even when it fails. */
+int gw__sse_mail_start(gw__sse_mail *m, gw__sse_registry *reg, const char *events_url,
+                       const char *rpc_url, sh_error *err);
+void gw__sse_mail_stop(gw__sse_mail *m);
+void gw__sse_mail_fini(gw__sse_mail *m);
+/* gw__sse_mail_replay sends a registered mail stream, whose live events are
+ * held (mail_replaying), what the log has after its mail_last (or "event:
+ * reset" when that is gone), then the held events it has not sent, and lets
+ * the live ones through. Without a mail_last it goes live at once. */
+void gw__sse_mail_replay(gw__sse_mail *m, gw__sse_stream *st);
+/* gw__sse_mail_id_cmp compares two event ids "<ms>-<seq>" (<0, 0, >0); an
+ * id that does not parse is older than any. */
+int gw__sse_mail_id_cmp(const char *a, const char *b);
+/* gw__sse_mail_text appends the SSE text of an event (a map with id and
+ * type; its kind left out); SH_EINVAL for one without them. */
+int gw__sse_mail_text(const sh_val *ev, sh_buf *out);
 
 /* ---- sse_probe.c: health, metrics, streams ------------------------------- */
 

@@ -22,9 +22,13 @@ int gw_ws_new(gw_sse *sse, gw_ws **out, sh_error *err);
  * header names websocket). */
 bool gw_ws_requested(gw_req *r);
 
-/* gw_ws_open answers r: 101 and a WebSocket of the typed events of types, or
- * 400/426 naming what is wrong with the handshake, 503 when stopping. */
-void gw_ws_open(gw_ws *ws, gw_req *r, uint64_t types);
+/* gw_ws_open_events answers r: 101 and a WebSocket of the typed events of
+ * types, or 400/426 naming what is wrong with the handshake, 503 when
+ * stopping. gw_ws_open_mail does the same with the mail events of the
+ * account :id, resuming after ?lastEventId= (400 for one that is no event
+ * id). */
+void gw_ws_open_events(gw_ws *ws, gw_req *r, uint64_t types);
+void gw_ws_open_mail(gw_ws *ws, gw_req *r);
 
 void gw_ws_shutdown(gw_ws *ws);
 void gw_ws_free(gw_ws *ws);

@@ -46,9 +46,11 @@ int gw__ws_accept_key(const char *key, char out[GW__WS_ACCEPT_LEN + 1]);
 typedef struct gw__ws_conn gw__ws_conn;
 
 /* gw__ws_event_of finds the JSON of the SSE event block (up to its blank
- * line) in *data: 1 an event to send, 2 the gateway's shutdown, 0 nothing
- * (a comment, a retry line). */
-int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dlen);
+ * line) in *data and its id line's value in *id (NULL: none): 1 an event
+ * to send, 2 the gateway's shutdown, 3 a mail stream's reset, 0 nothing (a
+ * comment, a retry line). */
+int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dlen, const char **id,
+                    size_t *idlen);
 
 /* gw__ws_conn_new makes a WebSocket on sock (non-blocking) that has already
  * received extra (n bytes), reading tap (taken); NULL out of memory. */

@@ -1,5 +1,6 @@
 /* routes_events.c - GET /api/events, the one stream of typed events (claims,
- * reservations, accounts, the gateway's health, metrics and streams), as
+ * reservations, accounts, the gateway's health, metrics and streams), and
+ * GET /api/accounts/:id/events, an account's mail events; each as
  * Server-Sent Events or, asked with Upgrade: websocket, a WebSocket. */
 #include <microhttpd.h>
 
@@ -11,14 +12,15 @@
 #include "gw_ws.h"
 
 /* routes_events_families: what a scoped token may see of the stream: a
- * queue scope the claims and reservations, an accounts scope the accounts. */
+ * queue scope the claims and reservations, an accounts scope the accounts
+ * and every account's mail events. */
 static unsigned routes_events_families(const gw_token *t)
 {
     unsigned f = 0;
     if (gw_token_covers(t, GW_SCOPE_QUEUE, NULL))
         f |= GW_SSE_FAMILY_CLAIM | GW_SSE_FAMILY_RESERVATION;
     if (gw_token_covers(t, GW_SCOPE_ACCOUNTS, NULL))
-        f |= GW_SSE_FAMILY_ACCOUNT;
+        f |= GW_SSE_FAMILY_ACCOUNT | GW_SSE_FAMILY_MAIL;
     return f;
 }
 
@@ -44,7 +46,15 @@ void gw_route_events(gw_req *r)
     if (!types)
         return;
     if (gw_ws_requested(r))
-        gw_ws_open(gw_req_app(r)->ws, r, types);
+        gw_ws_open_events(gw_req_app(r)->ws, r, types);
     else
         gw_sse_open_events(gw_req_app(r)->sse, r, types);
+}
+
+void gw_route_account_events(gw_req *r)
+{
+    if (gw_ws_requested(r))
+        gw_ws_open_mail(gw_req_app(r)->ws, r);
+    else
+        gw_sse_open_mail(gw_req_app(r)->sse, r);
 }

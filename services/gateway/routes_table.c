@@ -48,6 +48,8 @@ const gw_route gw_route_table[] = {
      GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_ACCOUNT)},
     {GW_POST, "/api/accounts/:id/messages/:uid/read", gw_route_message_read, GW_ROUTE_AUTH},
     {GW_POST, "/api/accounts/:id/messages/:uid/unread", gw_route_message_unread, GW_ROUTE_AUTH},
+    {GW_GET, "/api/accounts/:id/events", gw_route_account_events,
+     GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_ACCOUNT)},
     {GW_GET, "/api/events", gw_route_events, GW_ROUTE_AUTH | GW_ROUTE_SCOPE(GW_SCOPE_HANDLER)},
     {GW_POST, "/api/tokens", gw_route_tokens_create, GW_ROUTE_AUTH | GW_ROUTE_BODY},
     {GW_POST, "/api/cron/sync-emails", gw_route_cron_sync, GW_ROUTE_CRON | GW_ROUTE_SEED},

@@ -1,8 +1,9 @@
 /* sse.c - event streams as the routes and MHD see them: the streaming
- * responses of GET /api/progress/:id/stream and GET /api/events (their
- * content reader and free callback), and the life cycle of the whole. The layers below are
+ * responses of GET /api/progress/:id/stream, GET /api/accounts/:id/events and GET /api/events
+ * (their content reader and free callback), and the life cycle of the whole. The layers below are
  * described in gw_sse_int.h. */
 #include <microhttpd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ struct gw_sse {
     gw__sse_timer timer;
     gw__sse_events events;
     gw__sse_probe probe;
+    gw__sse_mail mail;
 };
 
 static const char sse_bye[] = "event: shutdown\ndata: {}\n\n";
@@ -72,11 +74,14 @@ static void sse_start(gw_sse *s, gw_req *r, gw__sse_stream *st)
     /* Registered before the first read, so no update can fall in between. */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (st->types)
+    bool mail = st->types == GW__SSE_MAIL_STREAM;
+    if (st->types && !mail)
         gw__sse_probe_greet(&s->probe, st);
     if (gw__sse_registry_add(&s->reg, st, ci ? ci->connect_fd : -1)) {
         if (!st->types)
             gw__sse_feed_snapshot(&s->feed, st);
+        else if (mail)
+            gw__sse_mail_replay(&s->mail, st);
     } else {
         gw__sse_wake w;
         gw__sse_wake_init(&w);
@@ -129,24 +134,82 @@ void gw_sse_open_events(gw_sse *s, gw_req *r, uint64_t types)
     sse_start(s, r, st);
 }
 
-/* A tap is a typed event stream with no MHD connection: its reader is
- * woken through wake instead of being resumed. */
+bool gw_sse_mail_last(gw_req *r, char *out, size_t len)
+{
+    const char *v = gw_req_header(r, "Last-Event-ID");
+    if (!v || !*v)
+        v = gw_req_query(r, "lastEventId");
+    out[0] = '\0';
+    if (!v || !*v)
+        return true;
+    if (strlen(v) >= len || gw__sse_mail_id_cmp(v, v) != 0 || gw__sse_mail_id_cmp(v, "0-0") < 0)
+        return false;
+    snprintf(out, len, "%s", v);
+    return true;
+}
+
+void gw_sse_open_mail(gw_sse *s, gw_req *r)
+{
+    const char *acct = gw_req_param(r);
+    char last[GW_SSE_MAIL_ID_MAX];
+    if (!gw_sse_mail_last(r, last, sizeof last)) {
+        gw_req_reply_error(r, 400, "invalid Last-Event-ID: an event id is <ms>-<seq>");
+        return;
+    }
+    gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), acct, 0);
+    if (!st) {
+        gw_req_reply_error(r, 503, "out of memory");
+        return;
+    }
+    st->types = GW__SSE_MAIL_STREAM;
+    snprintf(st->mail_last, sizeof st->mail_last, "%s", last);
+    st->mail_replaying = last[0] != '\0';
+    sh_log_debug("sse_open", "mail account=%s rid=%s last=%s", acct, gw_req_request_id(r), last);
+    sse_start(s, r, st);
+}
+
+/* A tap is a stream with no MHD connection: its reader is woken through
+ * wake instead of being resumed. sse_tap_start greets (a typed stream) or
+ * replays (a mail stream) it as sse_start does its HTTP twin. */
+static gw_sse_tap *sse_tap_start(gw_sse *s, gw__sse_stream *st, void (*wake)(void *arg), void *arg)
+{
+    st->wake = wake;
+    st->wake_arg = arg;
+    bool mail = st->types == GW__SSE_MAIL_STREAM;
+    if (!mail)
+        gw__sse_probe_greet(&s->probe, st);
+    if (gw__sse_registry_add(&s->reg, st, -1)) {
+        if (mail)
+            gw__sse_mail_replay(&s->mail, st);
+    } else {
+        gw__sse_wake w;
+        gw__sse_wake_init(&w);
+        gw__sse_stream_finish(st, sse_bye, sizeof sse_bye - 1, &w);
+        gw__sse_wake_run(&w);
+    }
+    return (gw_sse_tap *)st;
+}
+
 int gw_sse_tap_new(gw_sse *s, uint64_t types, void (*wake)(void *arg), void *arg, gw_sse_tap **out)
 {
     gw__sse_stream *st = gw__sse_stream_new(NULL, "events", 0);
     if (!st)
         return SH_ENOMEM;
     st->types = types;
-    st->wake = wake;
-    st->wake_arg = arg;
-    gw__sse_probe_greet(&s->probe, st);
-    if (!gw__sse_registry_add(&s->reg, st, -1)) {
-        gw__sse_wake w;
-        gw__sse_wake_init(&w);
-        gw__sse_stream_finish(st, sse_bye, sizeof sse_bye - 1, &w);
-        gw__sse_wake_run(&w);
-    }
-    *out = (gw_sse_tap *)st;
+    *out = sse_tap_start(s, st, wake, arg);
+    return SH_OK;
+}
+
+int gw_sse_tap_mail(gw_sse *s, const char *account, const char *last, void (*wake)(void *arg),
+                    void *arg, gw_sse_tap **out)
+{
+    gw__sse_stream *st = gw__sse_stream_new(NULL, account, 0);
+    if (!st)
+        return SH_ENOMEM;
+    st->types = GW__SSE_MAIL_STREAM;
+    snprintf(st->mail_last, sizeof st->mail_last, "%s", last);
+    st->mail_replaying = last[0] != '\0';
+    *out = sse_tap_start(s, st, wake, arg);
     return SH_OK;
 }
 
@@ -191,6 +254,9 @@ int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error 
         sse_error_name(err, rc, "PROGRESS_EVENTS_URL");
     if (rc == SH_OK && (rc = gw__sse_events_start(&s->events, &s->reg, cfg->coord_events_url, err)))
         sse_error_name(err, rc, "COORDINATOR_EVENTS_URL");
+    if (rc == SH_OK &&
+        (rc = gw__sse_mail_start(&s->mail, &s->reg, cfg->sync_events_url, cfg->sync_url, err)))
+        sse_error_name(err, rc, "SYNC_WORKER_EVENTS_URL");
     if (rc == SH_OK)
         rc = gw__sse_timer_start(&s->timer, &s->reg, &s->feed, cfg->heartbeat_s, err);
     if (rc == SH_OK)
@@ -210,6 +276,7 @@ void gw_sse_shutdown(gw_sse *s)
     gw__sse_probe_stop(&s->probe);
     gw__sse_timer_stop(&s->timer);
     gw__sse_events_stop(&s->events);
+    gw__sse_mail_stop(&s->mail);
     gw__sse_feed_stop(&s->feed);
     gw__sse_registry_end(&s->reg, sse_bye, sizeof sse_bye - 1);
 }
@@ -221,6 +288,7 @@ void gw_sse_free(gw_sse *s)
     gw__sse_probe_fini(&s->probe);
     gw__sse_timer_fini(&s->timer);
     gw__sse_events_fini(&s->events);
+    gw__sse_mail_fini(&s->mail);
     gw__sse_feed_fini(&s->feed);
     gw__sse_registry_fini(&s->reg);
     free(s);

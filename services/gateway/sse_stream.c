@@ -24,6 +24,7 @@ gw__sse_stream *gw__sse_stream_new(struct MHD_Connection *conn, const char *id, 
     st->last = last;
     snprintf(st->id, sizeof st->id, "%s", id);
     sh_buf_init(&st->out);
+    sh_buf_init(&st->mail_held);
     return st;
 }
 
@@ -38,6 +39,7 @@ void gw__sse_stream_unref(gw__sse_stream *st)
         return;
     pthread_mutex_destroy(&st->mu);
     sh_buf_fini(&st->out);
+    sh_buf_fini(&st->mail_held);
     free(st);
 }
 

@@ -1,5 +1,5 @@
 /* sse_types.c - the typed events of GET /api/events: their names and
- * families, the coordinator events each is made from, the fields its data
+ * families, the coordinator and sync-worker events each is made from, the fields its data
  * carries, and the ?types= filter. Nothing here holds state or a lock. */
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +29,12 @@ static const sse_type_row sse_types[GW__SSE_TYPE_COUNT] = {
     {"account.updated", GW_SSE_FAMILY_ACCOUNT, SH_TOPIC_ACCOUNT, SH_EVENT_UPDATED},
     {"account.deleted", GW_SSE_FAMILY_ACCOUNT, SH_TOPIC_ACCOUNT, SH_EVENT_DELETED},
     {"account.status", GW_SSE_FAMILY_ACCOUNT, SH_TOPIC_ACCOUNT, SH_EVENT_STATUS},
+    {"mail.new", GW_SSE_FAMILY_MAIL, SH_TOPIC_MAIL_EVENT, "mail.new"},
+    {"mail.flags", GW_SSE_FAMILY_MAIL, SH_TOPIC_MAIL_EVENT, "mail.flags"},
+    {"mail.removed", GW_SSE_FAMILY_MAIL, SH_TOPIC_MAIL_EVENT, "mail.removed"},
+    {"folder.counts", GW_SSE_FAMILY_MAIL, SH_TOPIC_MAIL_EVENT, "folder.counts"},
+    {"sync.status", GW_SSE_FAMILY_MAIL, SH_TOPIC_MAIL_EVENT, "sync.status"},
+    {"auth.error", GW_SSE_FAMILY_MAIL, SH_TOPIC_MAIL_EVENT, "auth.error"},
     {"health", GW_SSE_FAMILY_HEALTH, NULL, NULL},
     {"metrics", GW_SSE_FAMILY_METRICS, NULL, NULL},
     {"streams", GW_SSE_FAMILY_STREAMS, NULL, NULL},
@@ -164,6 +170,19 @@ int gw__sse_type_fields(int type, const sh_val *payload, sh_buf *out)
     unsigned fam = gw__sse_type_family(type);
     if (fam == GW_SSE_FAMILY_CLAIM || fam == GW_SSE_FAMILY_RESERVATION)
         return sse_types_members(out, payload, NULL, item_skip);
+    if (fam == GW_SSE_FAMILY_MAIL) {
+        /* The stream's own id, type and createdAt come first; the log's id
+         * stays as eventId. */
+        static const char *const mail_skip[] = {"kind", "id", "type", "createdAt", NULL};
+        size_t idlen;
+        const char *id = sh_val_get_str(payload, "id", &idlen);
+        if (!id || !sh_val_get_str(payload, "accountId", NULL))
+            return SH_EINVAL;
+        int rc = sh_buf_puts(out, ",\"eventId\":");
+        if (rc == SH_OK)
+            rc = gw_json_write_str(out, id, idlen);
+        return rc == SH_OK ? sse_types_members(out, payload, NULL, mail_skip) : rc;
+    }
     if (fam != GW_SSE_FAMILY_ACCOUNT)
         return SH_EINVAL;
     size_t idlen;

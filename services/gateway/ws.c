@@ -29,17 +29,26 @@ typedef struct ws_new {
     struct ws_new *next;
     int fd;
     struct MHD_UpgradeResponseHandle *urh;
-    uint64_t types;
+    gw_sse_tap *tap;
     char *extra;
     size_t extra_len;
 } ws_new;
 
-/* What the upgrade callback needs of the request; freed when MHD is done
- * with the request (gw_req_on_done). */
+/* What the upgrade callback needs of the request: the tap, opened when the
+ * request was answered (as an SSE stream is, so that nothing is missed
+ * between the reply and the first frame), is taken by the callback; freed
+ * with what is left when MHD is done with the request (gw_req_on_done). */
 typedef struct ws_pending {
     gw_ws *ws;
-    uint64_t types;
+    gw_sse_tap *tap;
 } ws_pending;
+
+static void ws_pending_free(void *arg)
+{
+    ws_pending *p = arg;
+    gw_sse_tap_free(p->tap);
+    free(p);
+}
 
 /* The thread's list of live connections. */
 typedef struct ws_link {
@@ -108,12 +117,12 @@ static void ws_link_io(gw_ws *ws, ws_link *l, int64_t now)
 /* ws_adopt turns an upgraded socket into a live connection. */
 static void ws_adopt(gw_ws *ws, ws_new *n, int64_t now)
 {
-    gw_sse_tap *tap = NULL;
     ws_link *l = calloc(1, sizeof *l);
     int fl = fcntl(n->fd, F_GETFL);
-    if (l && fl >= 0 && fcntl(n->fd, F_SETFL, fl | O_NONBLOCK) == 0 &&
-        gw_sse_tap_new(ws->sse, n->types, ws_wake, ws, &tap) == SH_OK)
-        l->c = gw__ws_conn_new(n->fd, n->extra, n->extra_len, tap, l);
+    if (l && fl >= 0 && fcntl(n->fd, F_SETFL, fl | O_NONBLOCK) == 0) {
+        l->c = gw__ws_conn_new(n->fd, n->extra, n->extra_len, n->tap, l);
+        n->tap = NULL; /* taken, even when that failed */
+    }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = l};
     if (!l || !l->c || epoll_ctl(ws->ep, EPOLL_CTL_ADD, n->fd, &ev) != 0) {
         sh_log_warn("ws_open", "WebSocket dropped: out of memory or descriptors");
@@ -133,6 +142,7 @@ static void ws_adopt(gw_ws *ws, ws_new *n, int64_t now)
 
 static void ws_new_free(ws_new *n)
 {
+    gw_sse_tap_free(n->tap);
     free(n->extra);
     free(n);
 }
@@ -235,7 +245,8 @@ static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, c
     if (!refuse) {
         n->fd = sock;
         n->urh = urh;
-        n->types = p->types;
+        n->tap = p->tap;
+        p->tap = NULL;
         n->extra_len = extra_len;
         n->next = ws->incoming;
         ws->incoming = n;
@@ -250,7 +261,9 @@ static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, c
     ws_wake(ws);
 }
 
-void gw_ws_open(gw_ws *ws, gw_req *r, uint64_t types)
+/* ws_handshake_ok checks r's opening handshake and puts its
+ * Sec-WebSocket-Accept in accept; false when it has replied. */
+static bool ws_handshake_ok(gw_ws *ws, gw_req *r, char accept[GW__WS_ACCEPT_LEN + 1])
 {
     const char *why = NULL;
     const char *key = gw_req_header(r, "Sec-WebSocket-Key");
@@ -260,35 +273,67 @@ void gw_ws_open(gw_ws *ws, gw_req *r, uint64_t types)
     if (status) {
         gw_req_reply_error(r, status, "%s", why);
         gw_req_reply_header(r, "Sec-WebSocket-Version", "13");
-        return;
+        return false;
     }
     pthread_mutex_lock(&ws->mu);
     bool shutting = ws->shutting;
     pthread_mutex_unlock(&ws->mu);
     if (shutting || gw_req_stopping(r)) {
         gw_req_reply_error(r, 503, "the gateway is stopping");
-        return;
+        return false;
     }
-    char accept[GW__WS_ACCEPT_LEN + 1];
-    ws_pending *p = malloc(sizeof *p);
-    if (!p || gw__ws_accept_key(key, accept) != 0) {
+    if (gw__ws_accept_key(key, accept) != 0) {
+        gw_req_reply_error(r, 500, "internal error: cannot compute Sec-WebSocket-Accept");
+        return false;
+    }
+    return true;
+}
+
+/* ws_reply answers r with 101 and hands tap (taken; NULL: out of memory)
+ * to the upgrade that follows. */
+static void ws_reply(gw_ws *ws, gw_req *r, gw_sse_tap *tap, const char *accept)
+{
+    ws_pending *p = tap ? malloc(sizeof *p) : NULL;
+    struct MHD_Response *resp = p ? MHD_create_response_for_upgrade(ws_upgraded, p) : NULL;
+    if (!resp) {
         free(p);
+        gw_sse_tap_free(tap);
         gw_req_reply_error(r, 503, "out of memory");
         return;
     }
     p->ws = ws;
-    p->types = types;
-    struct MHD_Response *resp = MHD_create_response_for_upgrade(ws_upgraded, p);
-    if (!resp) {
-        free(p);
-        gw_req_reply_error(r, 503, "out of memory");
-        return;
-    }
-    gw_req_on_done(r, free, p);
+    p->tap = tap;
+    gw_req_on_done(r, ws_pending_free, p);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
-    sh_log_debug("ws_open", "rid=%s types=%llx", gw_req_request_id(r), (unsigned long long)types);
+    sh_log_debug("ws_open", "rid=%s", gw_req_request_id(r));
     gw_req_reply_upgrade(r, resp);
+}
+
+void gw_ws_open_events(gw_ws *ws, gw_req *r, uint64_t types)
+{
+    char accept[GW__WS_ACCEPT_LEN + 1];
+    gw_sse_tap *tap = NULL;
+    if (!ws_handshake_ok(ws, r, accept))
+        return;
+    if (gw_sse_tap_new(ws->sse, types, ws_wake, ws, &tap) != SH_OK)
+        tap = NULL;
+    ws_reply(ws, r, tap, accept);
+}
+
+void gw_ws_open_mail(gw_ws *ws, gw_req *r)
+{
+    char accept[GW__WS_ACCEPT_LEN + 1], last[GW_SSE_MAIL_ID_MAX];
+    gw_sse_tap *tap = NULL;
+    if (!gw_sse_mail_last(r, last, sizeof last)) {
+        gw_req_reply_error(r, 400, "invalid lastEventId: an event id is <ms>-<seq>");
+        return;
+    }
+    if (!ws_handshake_ok(ws, r, accept))
+        return;
+    if (gw_sse_tap_mail(ws->sse, gw_req_param(r), last, ws_wake, ws, &tap) != SH_OK)
+        tap = NULL;
+    ws_reply(ws, r, tap, accept);
 }
 
 int gw_ws_new(gw_sse *sse, gw_ws **out, sh_error *err)

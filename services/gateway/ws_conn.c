@@ -10,6 +10,7 @@
  * binary is closed here with 1003. */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,9 +37,12 @@ struct gw__ws_conn {
     int64_t close_ms; /* when a close was queued; 0: none */
 };
 
-int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dlen)
+int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dlen, const char **id,
+                    size_t *idlen)
 {
     int kind = 0;
+    *id = NULL;
+    *idlen = 0;
     const char *end = block + len;
     for (const char *p = block; p < end;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -51,6 +55,11 @@ int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dl
                 kind = 1;
         } else if (n == 15 && memcmp(p, "event: shutdown", 15) == 0) {
             kind = 2;
+        } else if (n == 12 && memcmp(p, "event: reset", 12) == 0) {
+            kind = 3;
+        } else if (n >= 4 && memcmp(p, "id: ", 4) == 0) {
+            *id = p + 4;
+            *idlen = n - 4;
         }
         p = e + 1;
     }
@@ -173,6 +182,19 @@ void gw__ws_conn_close(gw__ws_conn *c, uint16_t code, const char *reason, int64_
     wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, strlen(reason));
 }
 
+/* ws_conn_send_reset queues the frame of a mail stream's reset: the SSE
+ * event has its id on the id line and empty data, a frame carries both in
+ * its JSON. Log ids are "<ms>-<seq>", nothing to escape. */
+static void ws_conn_send_reset(gw__ws_conn *c, const char *id, size_t idlen)
+{
+    char text[96];
+    int n = idlen && idlen < 48 ? snprintf(text, sizeof text,
+                                           "{\"type\":\"reset\",\"id\":\"%.*s\"}", (int)idlen, id)
+                                : snprintf(text, sizeof text, "{\"type\":\"reset\"}");
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, (size_t)n};
+    wslay_event_queue_msg(c->ctx, &m);
+}
+
 /* ws_conn_send_events queues a text frame for every whole event in c->in
  * and keeps the rest. */
 static void ws_conn_send_events(gw__ws_conn *c, int64_t now_ms)
@@ -183,9 +205,9 @@ static void ws_conn_send_events(gw__ws_conn *c, int64_t now_ms)
         const char *end = c->in.len > off ? memmem(b, c->in.len - off, "\n\n", 2) : NULL;
         if (!end)
             break;
-        const char *data = NULL;
-        size_t dlen = 0;
-        int kind = gw__ws_event_of(b, (size_t)(end - b), &data, &dlen);
+        const char *data = NULL, *id = NULL;
+        size_t dlen = 0, idlen = 0;
+        int kind = gw__ws_event_of(b, (size_t)(end - b), &data, &dlen, &id, &idlen);
         off = (size_t)(end - c->in.data) + 2;
         if (kind == 2) {
             gw__ws_conn_close(c, WSLAY_CODE_GOING_AWAY, "gateway stopping", now_ms);
@@ -194,6 +216,8 @@ static void ws_conn_send_events(gw__ws_conn *c, int64_t now_ms)
         if (kind == 1) {
             struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)data, dlen};
             wslay_event_queue_msg(c->ctx, &m);
+        } else if (kind == 3) {
+            ws_conn_send_reset(c, id, idlen);
         }
     }
     if (off >= c->in.len) {

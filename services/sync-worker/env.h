@@ -18,8 +18,10 @@ typedef struct sync_env {
     int connect_timeout_s;
     int command_timeout_s;
     int fetch_batch;
-    int fetch_budget; /* messages in flight across all sync threads */
-    int renew_s;      /* seconds between two lease renewals */
+    int fetch_budget;           /* messages in flight across all sync threads */
+    int renew_s;                /* seconds between two lease renewals */
+    long long events_max_len;   /* MAIL_EVENTS_MAX_LEN: entries kept per account's log */
+    long long events_max_age_s; /* MAIL_EVENTS_MAX_AGE_SECONDS: age kept */
 } sync_env;
 
 #endif

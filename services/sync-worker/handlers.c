@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "eventlog.h"
 #include "mailstore.h"
 #include "shared/buf.h"
 #include "shared/keys.h"
@@ -13,9 +14,10 @@
 #include "sync.h"
 #include "worker.h"
 
-#define HANDLER_LIMIT_DEFAULT 50
-#define HANDLER_LIMIT_MAX     500
-#define HANDLER_FOLDER_MAX    200
+#define HANDLER_LIMIT_DEFAULT  50
+#define HANDLER_LIMIT_MAX      500
+#define HANDLER_FOLDER_MAX     200
+#define HANDLER_EVENTS_DEFAULT 100
 
 static int handler_args(const sh_val *args, const char **acct, const char **folder, sh_error *err)
 {
@@ -146,6 +148,20 @@ static int h_messages_set_seen(void *state, const sh_val *args, sh_val **result,
                      (uint32_t)sh_val_int(sh_val_get(*result, "uidvalidity")), (uint32_t)uid,
                      text.data ? text.data : "");
     sh_buf_fini(&text);
+    sh_val *ev = sh_val_new_map();
+    const char *type = SYNC_EV_MAIL_FLAGS;
+    if (!ev || sh_val_set_cstr(ev, "uid", sh_val_new_int(uid)) ||
+        sh_val_set_cstr(ev, "folder", sh_val_new_cstr(folder)) ||
+        sh_val_set_cstr(ev, "flags", sh_val_clone(flags)))
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    else
+        rc = sync_evlog_add(w->store, w->pub, w->env, acct, &type, &ev, 1, err);
+    sh_val_free(ev);
+    if (rc) {
+        sh_val_free(*result);
+        *result = NULL;
+        return rc;
+    }
     if (sh_val_bool(sh_val_get(args, "syncNow")))
         sync_workers_kick(acct);
     return SH_OK;
@@ -159,11 +175,31 @@ static int h_folders_counts(void *state, const sh_val *args, sh_val **result, sh
     return rc ? rc : sync_mail_counts(w->store, acct, result, err);
 }
 
+/* h_events_read: {accountId, after?, count?} -> {events, reset, lastId}
+ * (eventlog.h); count 1..1000, default 100. */
+static int h_events_read(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    sh_worker *w = state;
+    const char *acct, *folder;
+    long long count = HANDLER_EVENTS_DEFAULT;
+    int rc = handler_args(args, &acct, &folder, err);
+    if (!rc)
+        rc = handler_number(args, "count", 1, SYNC_EVLOG_READ_MAX, &count, err);
+    const sh_val *a = rc ? NULL : sh_val_get(args, "after");
+    size_t len = 0;
+    const char *after = a ? sh_val_str(a, &len) : NULL;
+    if (!rc && a && sh_val_type_of(a) != SH_VAL_NIL &&
+        (sh_val_type_of(a) != SH_VAL_STR || strlen(after) != len || len > 40))
+        rc = sh_error_set(err, SH_EINVAL, "after must be an event id (<ms>-<seq>)");
+    return rc ? rc : sync_evlog_read(w->store, acct, after, count, result, err);
+}
+
 const sh_rpc_op sync_ops[] = {
     {"ping", sh_service_ping, NULL, NULL},
     {"messages.list", h_messages_list, NULL, NULL},
     {"messages.get", h_messages_get, NULL, NULL},
     {"messages.set_seen", h_messages_set_seen, NULL, NULL},
     {"folders.counts", h_folders_counts, NULL, NULL},
+    {"events.read", h_events_read, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };

@@ -58,6 +58,16 @@ int sync_key_folders(char *buf, size_t len, const char *acct)
     return keys_with(buf, len, acct, ":folders");
 }
 
+int sync_key_events(char *buf, size_t len, const char *acct)
+{
+    return keys_with(buf, len, acct, ":events");
+}
+
+int sync_key_events_status(char *buf, size_t len, const char *acct)
+{
+    return keys_with(buf, len, acct, ":evstatus");
+}
+
 int sync_key_account_pattern(char *buf, size_t len, const char *acct)
 {
     return keys_with(buf, len, acct, ":*");

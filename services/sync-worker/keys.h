@@ -31,6 +31,10 @@ int sync_key_unseen(char *buf, size_t len, const char *acct, const char *folder,
 int sync_key_pending(char *buf, size_t len, const char *acct, const char *folder);
 /* mail:{acct}:folders set of the folder names synced at least once */
 int sync_key_folders(char *buf, size_t len, const char *acct);
+/* mail:{acct}:events stream: the account's event log (eventlog.h) */
+int sync_key_events(char *buf, size_t len, const char *acct);
+/* mail:{acct}:evstatus string: the last sync.status the log holds */
+int sync_key_events_status(char *buf, size_t len, const char *acct);
 /* mail:{acct}:* - the SCAN pattern of every key of an account */
 int sync_key_account_pattern(char *buf, size_t len, const char *acct);
 

@@ -9,6 +9,29 @@
 #include "keys.h"
 #include "mailstore_int.h"
 
+/* mail_flags_val splits a space-separated flag list into an array. */
+static sh_val *mail_flags_val(const char *v, size_t vl)
+{
+    sh_val *val = sh_val_new_array();
+    size_t s = 0;
+    while (val && s < vl) {
+        size_t e = s;
+        while (e < vl && v[e] != ' ')
+            e++;
+        if (e > s && sh_val_push(val, sh_val_new_str(v + s, e - s))) {
+            sh_val_free(val);
+            val = NULL;
+        }
+        s = e + 1;
+    }
+    return val;
+}
+
+sh_val *sync_mail_flags_val(const char *flags)
+{
+    return mail_flags_val(flags, strlen(flags));
+}
+
 /* mail_view turns an HGETALL reply into the public message map. */
 static sh_val *mail_view(const sh_reply *h)
 {
@@ -28,18 +51,7 @@ static sh_val *mail_view(const sh_reply *h)
             (kl == 11 && !memcmp(k, "uidvalidity", 11))) {
             val = sh_val_new_int(sh_reply_ll(sh_reply_elem(h, i + 1), NULL));
         } else if (kl == 5 && !memcmp(k, "flags", 5)) {
-            val = sh_val_new_array();
-            size_t s = 0;
-            while (val && s < vl) {
-                size_t e = s;
-                while (e < vl && v[e] != ' ')
-                    e++;
-                if (e > s && sh_val_push(val, sh_val_new_str(v + s, e - s))) {
-                    sh_val_free(val);
-                    val = NULL;
-                }
-                s = e + 1;
-            }
+            val = mail_flags_val(v, vl);
         } else {
             val = sh_val_new_str(v, vl);
         }
@@ -170,6 +182,75 @@ int sync_mail_get(sh_store *st, const char *acct, const char *folder, long long 
     return SH_OK;
 }
 
+int sync_mail_folder_count(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                           long long *total, long long *unread, sh_error *err)
+{
+    char idx[SYNC_KEY_MAX], unseen[SYNC_KEY_MAX];
+    *total = *unread = 0;
+    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0 ||
+        sync_key_unseen(unseen, sizeof unseen, acct, folder, uidvalidity) < 0)
+        return sh_error_set(err, SH_EINVAL, "folder name too long for a key");
+    sh_cmd *cmds[2] = {sh_cmd_new("ZCARD"), sh_cmd_new("ZCARD")};
+    sh_reply *outs[2] = {NULL, NULL};
+    sh_cmd_str(cmds[0], idx);
+    sh_cmd_str(cmds[1], unseen);
+    int rc = sh_store_pipeline(st, cmds, 2, outs, err);
+    sh_cmd_free(cmds[0]);
+    sh_cmd_free(cmds[1]);
+    for (int i = 0; !rc && i < 2; i++)
+        rc = sh_store_reply_check(outs[i], err);
+    if (!rc) {
+        *total = sh_reply_integer(outs[0]);
+        *unread = sh_reply_integer(outs[1]);
+    }
+    sh_reply_free(outs[0]);
+    sh_reply_free(outs[1]);
+    return rc;
+}
+
+int sync_mail_views(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                    const uint32_t *uids, size_t n, sh_val ***out, sh_error *err)
+{
+    *out = NULL;
+    if (n == 0)
+        return SH_OK;
+    sh_cmd **cmds = calloc(n, sizeof *cmds);
+    sh_reply **outs = calloc(n, sizeof *outs);
+    sh_val **views = calloc(n, sizeof *views);
+    int rc = cmds && outs && views ? SH_OK : sh_error_set(err, SH_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < n; i++) {
+        char key[SYNC_KEY_MAX];
+        if (sync_key_message(key, sizeof key, acct, folder, uidvalidity, uids[i]) < 0)
+            rc = sync__mail_key_err(err);
+        else if (!(cmds[i] = sh_cmd_new("HGETALL")) || sh_cmd_str(cmds[i], key))
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    if (!rc)
+        rc = sh_store_pipeline(st, cmds, n, outs, err);
+    for (size_t i = 0; i < n && cmds; i++) {
+        sh_cmd_free(cmds[i]);
+        if (!rc && outs[i])
+            views[i] = mail_view(outs[i]);
+        if (outs)
+            sh_reply_free(outs[i]);
+    }
+    free(cmds);
+    free(outs);
+    if (rc) {
+        sync_mail_views_free(views, views ? n : 0);
+        return rc;
+    }
+    *out = views;
+    return SH_OK;
+}
+
+void sync_mail_views_free(sh_val **views, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sh_val_free(views[i]);
+    free(views);
+}
+
 int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err)
 {
     *out = NULL;
@@ -189,7 +270,7 @@ int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err
     for (size_t i = 0; !rc && i < n; i++) {
         size_t len;
         const char *s = sh_reply_string(sh_reply_elem(names, i), &len);
-        char folder[SYNC_KEY_MAX], idx[SYNC_KEY_MAX], unseen[SYNC_KEY_MAX];
+        char folder[SYNC_KEY_MAX];
         if (!s || len == 0 || len >= sizeof folder)
             continue;
         memcpy(folder, s, len);
@@ -198,29 +279,25 @@ int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err
         rc = sync_mail_state_get(st, acct, folder, &fs, err);
         if (rc)
             break;
-        if (!fs.uidvalidity || sync_key_index(idx, sizeof idx, acct, folder, fs.uidvalidity) < 0 ||
-            sync_key_unseen(unseen, sizeof unseen, acct, folder, fs.uidvalidity) < 0)
+        if (!fs.uidvalidity)
             continue;
-        sh_cmd *cmds[2] = {sh_cmd_new("ZCARD"), sh_cmd_new("ZCARD")};
-        sh_reply *outs[2] = {NULL, NULL};
-        sh_cmd_str(cmds[0], idx);
-        sh_cmd_str(cmds[1], unseen);
-        rc = sh_store_pipeline(st, cmds, 2, outs, err);
-        sh_cmd_free(cmds[0]);
-        sh_cmd_free(cmds[1]);
+        long long total, unread;
+        rc = sync_mail_folder_count(st, acct, folder, fs.uidvalidity, &total, &unread, err);
+        if (rc == SH_EINVAL) { /* a name too long for a key */
+            rc = SH_OK;
+            continue;
+        }
         if (!rc) {
             sh_val *f = sh_val_new_map();
             if (!f || sh_val_set_cstr(f, "name", sh_val_new_cstr(folder)) ||
-                sh_val_set_cstr(f, "total", sh_val_new_int(sh_reply_integer(outs[0]))) ||
-                sh_val_set_cstr(f, "unread", sh_val_new_int(sh_reply_integer(outs[1])))) {
+                sh_val_set_cstr(f, "total", sh_val_new_int(total)) ||
+                sh_val_set_cstr(f, "unread", sh_val_new_int(unread))) {
                 sh_val_free(f);
                 rc = sh_error_set(err, SH_ENOMEM, "out of memory");
             } else if (sh_val_push(arr, f)) {
                 rc = sh_error_set(err, SH_ENOMEM, "out of memory");
             }
         }
-        sh_reply_free(outs[0]);
-        sh_reply_free(outs[1]);
     }
     sh_reply_free(names);
     if (!rc) {

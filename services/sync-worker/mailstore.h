@@ -118,6 +118,18 @@ int sync_mail_pending_retry(sh_store *st, const char *acct, const char *folder,
 int sync_mail_flag_error(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                          uint32_t uid, const char *why, sh_error *err);
 
+/* sync_mail_views returns the n messages as the API shows them, in one
+ * pipeline: (*out)[i] is NULL where one is not stored; free with
+ * sync_mail_views_free. */
+int sync_mail_views(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                    const uint32_t *uids, size_t n, sh_val ***out, sh_error *err);
+void sync_mail_views_free(sh_val **views, size_t n);
+/* sync_mail_flags_val returns a space-separated flag list as the API shows
+ * it (an array of strings; caller frees), NULL without memory. */
+sh_val *sync_mail_flags_val(const char *flags);
+/* sync_mail_folder_count reads the stored and unread counts of a folder. */
+int sync_mail_folder_count(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                           long long *total, long long *unread, sh_error *err);
 /* sync_mail_counts returns {folders: [{name, total, unread}]} of every
  * folder of the account synced at least once. */
 int sync_mail_counts(sh_store *st, const char *acct, sh_val **out, sh_error *err);

@@ -9,7 +9,7 @@
 static const char *cfg_key, *cfg_key_prev, *cfg_coord_rpc, *cfg_coord_events, *cfg_progress_rpc,
     *cfg_ca_file;
 static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_budget,
-    cfg_renew;
+    cfg_renew, cfg_events_len, cfg_events_age;
 static sh_key key, key_prev;
 static sync_env env;
 
@@ -38,6 +38,10 @@ static const sh_setting sync_settings[] = {
      "messages in flight across all sync threads (bounds memory)"},
     {"SYNC_RENEW_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &cfg_renew, false,
      "seconds between two renewals of a lease while syncing"},
+    {"MAIL_EVENTS_MAX_LEN", NULL, SH_SET_INT, "10000", 10, 10000000, &cfg_events_len, false,
+     "events kept in each account's event log (about: whole stream nodes are trimmed)"},
+    {"MAIL_EVENTS_MAX_AGE_SECONDS", NULL, SH_SET_INT, "604800", 1, 31536000, &cfg_events_age, false,
+     "seconds an event is kept in the account's event log"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
 
@@ -63,6 +67,8 @@ static int sync_validate(sh_error *err)
     env.fetch_batch = (int)cfg_batch;
     env.fetch_budget = (int)cfg_budget;
     env.renew_s = (int)cfg_renew;
+    env.events_max_len = cfg_events_len;
+    env.events_max_age_s = cfg_events_age;
     return SH_OK;
 }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eventlog.h"
 #include "mailstore.h"
 #include "shared/keys.h"
 #include "shared/log.h"
@@ -62,6 +63,31 @@ typedef struct sync_inflight {
     long long count;
 } sync_inflight;
 
+/* sync_log_new appends a mail.new event per message just stored, with the
+ * message as the API shows it. */
+static int sync_log_new(sync_folder *f, const uint32_t *uids, size_t n, sh_error *err)
+{
+    sync_run *run = f->run;
+    sh_val **views = NULL;
+    int rc =
+        sync_mail_views(run->store, run->acct, f->folder, f->uidvalidity, uids, n, &views, err);
+    const char **types = rc || !n ? NULL : calloc(n, sizeof *types);
+    size_t k = 0;
+    if (!rc && n && !types)
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < n; i++)
+        if (views[i]) { /* gone meanwhile: its removal is the next event */
+            views[k] = views[i];
+            views[i] = k == i ? views[i] : NULL;
+            types[k++] = SYNC_EV_MAIL_NEW;
+        }
+    if (!rc)
+        rc = sync_evlog_add(run->store, run->pub, run->env, run->acct, types, views, k, err);
+    free(types);
+    sync_mail_views_free(views, views ? n : 0);
+    return rc;
+}
+
 /* sync_landed reads the replies of the batch in flight, then announces its
  * messages and the progress. */
 static int sync_landed(sync_folder *f, sync_inflight *b, sh_error *err)
@@ -76,6 +102,9 @@ static int sync_landed(sync_folder *f, sync_inflight *b, sh_error *err)
     for (size_t i = 0; i < b->nuids; i++)
         sync_publish(run->pub, run->acct, SH_EVENT_MAIL_ADDED, f->folder, f->uidvalidity,
                      b->uids[i], NULL);
+    rc = sync_log_new(f, b->uids, b->nuids, err);
+    if (rc)
+        return rc;
     f->done += b->count;
     run->fetched += b->count;
     sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done, f->total);
@@ -160,7 +189,7 @@ static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error 
     for (size_t i = 0; !rc && i < n; i++)
         sync_publish(run->pub, run->acct, SH_EVENT_MAIL_REMOVED, f->folder, f->uidvalidity, gone[i],
                      NULL);
-    return rc;
+    return rc ? rc : sync__log_msgs(run, SYNC_EV_MAIL_REMOVED, f->folder, gone, NULL, n, err);
 }
 
 /* sync_check_flags gathers the flags changed on the server since modseq
@@ -355,6 +384,8 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         .last_full_check = c.full ? now : fs.last_full_check,
     };
     rc = sync_mail_state_set(run->store, run->acct, folder, &ns_state, err);
+    if (!rc && (c.fresh || c.gone || f.changed))
+        rc = sync__log_counts(run, folder, info.uidvalidity, err);
     if (!rc)
         sh_log_info("folder_synced", "account=%s folder=%s check=%s new=%zu removed=%zu flags=%zu",
                     run->acct, folder, c.full ? "full" : "qresync", c.fresh, c.gone, f.changed);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eventlog.h"
 #include "mailstore.h"
 #include "shared/keys.h"
 #include "sync_int.h"
@@ -30,6 +31,53 @@ void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *f
     if (!rc)
         sh_pub_send(pub, topic, m);
     sh_val_free(m);
+}
+
+int sync__log_msgs(sync_run *run, const char *type, const char *folder, const uint32_t *uids,
+                   char *const *flags, size_t n, sh_error *err)
+{
+    if (n == 0)
+        return SH_OK;
+    const char **types = calloc(n, sizeof *types);
+    sh_val **fields = calloc(n, sizeof *fields);
+    int rc = types && fields ? SH_OK : SH_ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        types[i] = type;
+        sh_val *m = fields[i] = sh_val_new_map();
+        rc = !m || sh_val_set_cstr(m, "uid", sh_val_new_int(uids[i])) ||
+             sh_val_set_cstr(m, "folder", sh_val_new_cstr(folder)) ||
+             (flags && sh_val_set_cstr(m, "flags", sync_mail_flags_val(flags[i])));
+    }
+    if (rc)
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    else
+        rc = sync_evlog_add(run->store, run->pub, run->env, run->acct, types,
+                            (sh_val *const *)fields, n, err);
+    for (size_t i = 0; fields && i < n; i++)
+        sh_val_free(fields[i]);
+    free(fields);
+    free(types);
+    return rc;
+}
+
+int sync__log_counts(sync_run *run, const char *folder, uint32_t uidvalidity, sh_error *err)
+{
+    long long total, unread;
+    int rc =
+        sync_mail_folder_count(run->store, run->acct, folder, uidvalidity, &total, &unread, err);
+    if (rc)
+        return rc;
+    sh_val *m = sh_val_new_map();
+    if (!m || sh_val_set_cstr(m, "folder", sh_val_new_cstr(folder)) ||
+        sh_val_set_cstr(m, "total", sh_val_new_int(total)) ||
+        sh_val_set_cstr(m, "unread", sh_val_new_int(unread))) {
+        sh_val_free(m);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    const char *type = SYNC_EV_FOLDER_COUNTS;
+    rc = sync_evlog_add(run->store, run->pub, run->env, run->acct, &type, &m, 1, err);
+    sh_val_free(m);
+    return rc;
 }
 
 int sync__flag_seen(void *arg, const sync_msg *m)
@@ -89,10 +137,22 @@ int sync__flags_apply(sync_folder *f, sh_error *err)
         for (size_t i = 0; i < nc; i++)
             sh_cmd_free(cmds[i]);
     free(cmds);
+    uint32_t *uids = rc ? NULL : malloc(f->nf * sizeof *uids);
+    char **flags = rc ? NULL : malloc(f->nf * sizeof *flags);
+    size_t n = 0;
+    if (!rc && (!uids || !flags))
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < f->nf; i++)
-        if (stored[i] && strcmp(stored[i], f->f_flags[i]) != 0)
+        if (stored[i] && strcmp(stored[i], f->f_flags[i]) != 0) {
             sync_publish(run->pub, run->acct, SH_EVENT_MAIL_CHANGED, f->folder, f->uidvalidity,
                          f->f_uids[i], f->f_flags[i]);
+            uids[n] = f->f_uids[i];
+            flags[n++] = f->f_flags[i];
+        }
+    if (!rc)
+        rc = sync__log_msgs(run, SYNC_EV_MAIL_FLAGS, f->folder, uids, flags, n, err);
+    free(uids);
+    free(flags);
     sync_mail_flags_free(stored, f->nf);
     return rc;
 }

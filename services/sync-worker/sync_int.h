@@ -31,6 +31,13 @@ typedef struct sync_folder {
     size_t changed; /* messages whose stored flags were changed */
 } sync_folder;
 
+/* sync__log_msgs appends one event of type per message to the account's
+ * log: {uid, folder}, with flags (space-separated, shown as an array) when
+ * flags is not NULL. */
+int sync__log_msgs(sync_run *run, const char *type, const char *folder, const uint32_t *uids,
+                   char *const *flags, size_t n, sh_error *err);
+/* sync__log_counts appends the folder's folder.counts event. */
+int sync__log_counts(sync_run *run, const char *folder, uint32_t uidvalidity, sh_error *err);
 /* sync__flag_seen is a fetch callback gathering each message's flags in
  * the folder's scan results. */
 int sync__flag_seen(void *arg, const sync_msg *m);

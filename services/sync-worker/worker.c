@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eventlog.h"
 #include "mailstore.h"
 #include "shared/keys.h"
 #include "shared/log.h"
@@ -167,6 +168,27 @@ static void worker_complete(const char *acct, const char *token, const char *out
     }
 }
 
+/* worker_log_status appends the account's sync.status to its event log
+ * when it changed, and an auth.error after a refused login. A log that
+ * cannot be written fails nothing here: the run's result still goes to the
+ * coordinator. */
+static void worker_log_status(sh_store *store, const char *acct, const char *status,
+                              const char *message, bool auth)
+{
+    sh_error e;
+    int rc = sync_evlog_status(store, wk.pub, wk.env, acct, status, message, &e);
+    if (!rc && auth) {
+        sh_val *f = sh_val_new_map();
+        const char *type = SYNC_EV_AUTH_ERROR;
+        rc = !f || sh_val_set_cstr(f, "errorMessage", sh_val_new_cstr(message ? message : ""))
+                 ? sh_error_set(&e, SH_ENOMEM, "out of memory")
+                 : sync_evlog_add(store, wk.pub, wk.env, acct, &type, &f, 1, &e);
+        sh_val_free(f);
+    }
+    if (rc)
+        sh_log_warn("event_log_failed", "account=%s: %s", acct, e.msg);
+}
+
 /* worker_run syncs the account of one lease and completes it. */
 static void worker_run(worker_thread *t, const sh_val *lease)
 {
@@ -236,14 +258,10 @@ static void worker_run(worker_thread *t, const sh_val *lease)
         sh_log_info("synced", "account=%s in %lld ms", acct, (long long)(sh_mono_ms() - started));
     }
     sync_report_complete(&rep, rc ? "failed" : "done");
-    worker_complete(acct, token,
-                    rc == SH_OK        ? "ok"
-                    : rc == SYNC_EAUTH ? "auth_error"
-                                       : "error",
-                    rc               ? err.msg
-                    : run.warning[0] ? run.warning
-                                     : NULL,
-                    t->store);
+    const char *outcome = rc == SH_OK ? "ok" : rc == SYNC_EAUTH ? "auth_error" : "error";
+    const char *message = rc ? err.msg : run.warning[0] ? run.warning : NULL;
+    worker_log_status(t->store, acct, outcome, message, rc == SYNC_EAUTH);
+    worker_complete(acct, token, outcome, message, t->store);
 }
 
 static void *worker_main(void *arg)

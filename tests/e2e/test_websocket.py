@@ -3,10 +3,13 @@ small client written here (masked frames, as a browser sends) checks the
 handshake and its refusals, events as text frames (a claim made through the
 API arrives as claim.claimed), pings answered, the close codes of oversized
 and malformed frames (that socket only: another WebSocket and an SSE stream
-keep working), and the close (1001) when the gateway stops."""
+keep working), the close (1001) when the gateway stops, and an account's
+mail events (GET /api/accounts/:id/events, against a real Dovecot) live
+and resumed with ?lastEventId=: exactly the events after it, in order."""
 
 import base64
 import hashlib
+import imaplib
 import json
 import os
 import socket
@@ -14,6 +17,7 @@ import struct
 import time
 import unittest
 
+from dovecot import Dovecot, message
 from e2ebase import StackTestCase
 from stack import SSEReader
 
@@ -283,6 +287,82 @@ class WebSocketStopTest(StackTestCase):
         self.assertEqual(b.expect_close(), 1001)
         self.assertEqual(gw.proc.wait(15), 0)
         self.assertLess(time.monotonic() - t0, 5.0)
+
+
+class WebSocketMailTest(StackTestCase):
+    STACK_ENV = {"API_TOKEN": TOKEN, "SYNC_CONCURRENCY": "1", "SSE_HEARTBEAT_SECONDS": "1"}
+    USERS = {"dora": "dora-pw"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dovecot = Dovecot(cls.USERS, messages=2).start()
+        cls.addClassCleanup(cls.dovecot.stop)  # after tearDownClass, or a failed setUpClass
+        super().setUpClass()
+        r = cls.http.post("/api/accounts", {
+            "emailAddress": "dora@example.com", "imapHost": "127.0.0.1",
+            "imapPort": cls.dovecot.port, "security": "none", "username": "dora",
+            "password": cls.USERS["dora"]})
+        assert r.status == 201, r
+        cls.acct = r.json["id"]
+
+    def sync(self):
+        deadline = time.monotonic() + 20
+        while True:
+            r = self.http.post("/api/accounts/%s/sync" % self.acct)
+            self.assertEqual(r.status, 202)
+            if r.json["queued"] or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def append(self, n):
+        c = imaplib.IMAP4("127.0.0.1", self.dovecot.port)
+        try:
+            c.login("dora", "dora-pw")
+            c.append("INBOX", None, None, message("dora", n))
+        finally:
+            c.logout()
+
+    def path(self, query=""):
+        return "/api/accounts/%s/events%s" % (self.acct, query)
+
+    def test_live_then_resume_after_last_event_id(self):
+        w = WS(self.stack.http_port, self.path())
+        self.assertEqual(w.status, 101)
+        try:
+            self.sync()
+            news = [w.next_event(lambda e: e["type"] == "mail.new", timeout=30)
+                    for _ in range(2)]
+            self.assertEqual(sorted(e["uid"] for e in news), [1, 2])
+            self.assertTrue(all(e["accountId"] == self.acct for e in news))
+            k = news[-1]["id"]
+        finally:
+            w.close()
+        for n in range(3, 6):
+            self.append(n)
+        self.sync()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r = self.http.get("/api/accounts/%s/messages?limit=500" % self.acct)
+            if len(r.json["messages"]) >= 5:
+                break
+            time.sleep(0.2)
+        back = WS(self.stack.http_port, self.path("?lastEventId=" + k))
+        self.addCleanup(back.close)
+        self.assertEqual(back.status, 101)
+        got = [back.next_event(lambda e: e["type"] in ("mail.new", "reset"), timeout=20)
+               for _ in range(3)]
+        self.assertEqual([(e["type"], e["uid"]) for e in got],
+                         [("mail.new", 3), ("mail.new", 4), ("mail.new", 5)])
+        self.assertEqual(len({e["id"] for e in got}), 3)
+
+    def test_bad_last_event_id_rejected(self):
+        w = WS(self.stack.http_port, self.path("?lastEventId=yesterday"))
+        self.addCleanup(w.close)
+        self.assertEqual(w.status, 400)
+        self.assertIn("lastEventId", w.body["error"])
+        w = WS(self.stack.http_port, self.path(), token=None)
+        self.addCleanup(w.close)
+        self.assertEqual(w.status, 401)
 
 
 if __name__ == "__main__":

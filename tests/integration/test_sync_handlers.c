@@ -126,15 +126,16 @@ static void expect_refused(const char *op, sh_val *a, const char *msg)
 static void test_table(void **state)
 {
     (void)state;
-    static const char *const want[] = {"ping", "messages.list", "messages.get", "messages.set_seen",
-                                       "folders.counts"};
+    static const char *const want[] = {"ping",           "messages.list",
+                                       "messages.get",   "messages.set_seen",
+                                       "folders.counts", "events.read"};
     size_t n = 0;
     for (; sync_ops[n].name; n++) {
-        assert_true(n < 5);
+        assert_true(n < 6);
         assert_string_equal(sync_ops[n].name, want[n]);
         assert_non_null(sync_ops[n].fn);
     }
-    assert_int_equal(n, 5);
+    assert_int_equal(n, 6);
     assert_null(sync_ops[n].fn);
     sh_val *res = NULL;
     sh_error err;
@@ -413,6 +414,17 @@ static void test_set_seen_and_counts(void **state)
     sh_val_free(m);
     expect_event("changed", 3, "\\Seen");
     expect_counts(2);
+    /* The account's event log has it as mail.flags. */
+    sh_val *log = NULL;
+    assert_int_equal(call("events.read", args("accountId", str(ACCT), NULL), &log, &err), SH_OK);
+    const sh_val *evs = sh_val_get(log, "events");
+    assert_int_equal(sh_val_len(evs), 1);
+    const sh_val *logged = sh_val_at(evs, 0);
+    assert_string_equal(sh_val_get_str(logged, "type", NULL), "mail.flags");
+    assert_int_equal(sh_val_int(sh_val_get(logged, "uid")), 3);
+    assert_string_equal(sh_val_get_str(logged, "folder", NULL), "INBOX");
+    assert_string_equal(sh_val_str(sh_val_at(sh_val_get(logged, "flags"), 0), NULL), "\\Seen");
+    sh_val_free(log);
     /* The change waits for the next sync, with the folder's state. */
     sync_pending *p = NULL;
     size_t n = 0;

@@ -39,7 +39,9 @@ static void test_names_and_families(void **state)
     assert_int_equal(gw_sse_family_of("metrics"), GW_SSE_FAMILY_METRICS);
     assert_int_equal(gw_sse_family_of("streams"), GW_SSE_FAMILY_STREAMS);
     assert_int_equal(gw_sse_family_of("claim"), 0);
-    assert_int_equal(gw_sse_family_of("mail.new"), 0);
+    assert_int_equal(gw_sse_family_of("mail.new"), GW_SSE_FAMILY_MAIL);
+    assert_int_equal(gw_sse_family_of("auth.error"), GW_SSE_FAMILY_MAIL);
+    assert_int_equal(gw_sse_family_of("mail"), 0);
     /* A queue scope's families hold the claim and reservation types only. */
     uint64_t queue = gw__sse_types_of_families(GW_SSE_FAMILY_CLAIM | GW_SSE_FAMILY_RESERVATION);
     for (int t = 0; t < GW__SSE_TYPE_COUNT; t++) {
@@ -72,6 +74,14 @@ static void test_coordinator_events_map_to_types(void **state)
         {"account:a1", "updated", GW__SSE_ACCOUNT_UPDATED},
         {"account:a1", "deleted", GW__SSE_ACCOUNT_DELETED},
         {"account:a1", "status", GW__SSE_ACCOUNT_STATUS},
+        {"mailevent:a1", "mail.new", GW__SSE_MAIL_NEW},
+        {"mailevent:a1", "mail.flags", GW__SSE_MAIL_FLAGS},
+        {"mailevent:a1", "mail.removed", GW__SSE_MAIL_REMOVED},
+        {"mailevent:a1", "folder.counts", GW__SSE_FOLDER_COUNTS},
+        {"mailevent:a1", "sync.status", GW__SSE_SYNC_STATUS},
+        {"mailevent:a1", "auth.error", GW__SSE_AUTH_ERROR},
+        {"mail:a1", "mail.new", -1},
+        {"mailevent:a1", "added", -1},
         /* kinds no typed event is made of, and other topics */
         {"refund:refund:x", "status", -1},
         {"account:a1", "claimed", -1},
@@ -113,7 +123,7 @@ static void test_types_filter(void **state)
         {"claim", "claim"},
         {"health,", ""},
         {",health", ""},
-        {"mail.new", "mail.new"},
+        {"mail.bogus", "mail.bogus"},
         {"HEALTH", "HEALTH"},
         {"claim.claimed*x", "claim.claimed*x"},
     };
@@ -209,6 +219,30 @@ static void test_account_fields(void **state)
     sh_val_free(noid);
 }
 
+/* A mail event: the sync-worker's, its log id as eventId, without the id,
+ * type and createdAt the typed stream gives it. */
+static void test_mail_fields(void **state)
+{
+    (void)state;
+    sh_val *v = sh_val_new_map();
+    sh_val_set_cstr(v, "type", sh_val_new_cstr("mail.removed"));
+    sh_val_set_cstr(v, "accountId", sh_val_new_cstr("a1"));
+    sh_val_set_cstr(v, "createdAt", sh_val_new_cstr("2026-01-01T00:00:00.000Z"));
+    sh_val_set_cstr(v, "uid", sh_val_new_int(7));
+    sh_val_set_cstr(v, "folder", sh_val_new_cstr("INBOX"));
+    sh_val_set_cstr(v, "id", sh_val_new_cstr("17-3"));
+    sh_val_set_cstr(v, "kind", sh_val_new_cstr("mail.removed"));
+    assert_string_equal(fields(GW__SSE_MAIL_REMOVED, v),
+                        "{\"x\":0,\"eventId\":\"17-3\",\"accountId\":\"a1\",\"uid\":7,"
+                        "\"folder\":\"INBOX\"}");
+    sh_buf b;
+    sh_buf_init(&b);
+    sh_val_free(sh_val_take(v, "id"));
+    assert_int_equal(gw__sse_type_fields(GW__SSE_MAIL_REMOVED, v, &b), SH_EINVAL);
+    sh_buf_fini(&b);
+    sh_val_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_types_filter),
         cmocka_unit_test(test_claim_fields_keep_the_token_back),
         cmocka_unit_test(test_account_fields),
+        cmocka_unit_test(test_mail_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

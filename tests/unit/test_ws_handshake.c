@@ -87,18 +87,24 @@ static void test_header_tokens(void **state)
 static void test_event_of(void **state)
 {
     (void)state;
-    const char *d = NULL;
-    size_t n = 0;
+    const char *d = NULL, *id = NULL;
+    size_t n = 0, idn = 0;
     static const char ev[] = "id: 7\nevent: health\ndata: {\"id\":7,\"type\":\"health\"}";
-    assert_int_equal(gw__ws_event_of(ev, sizeof ev - 1, &d, &n), 1);
+    assert_int_equal(gw__ws_event_of(ev, sizeof ev - 1, &d, &n, &id, &idn), 1);
     assert_int_equal(n, strlen("{\"id\":7,\"type\":\"health\"}"));
     assert_memory_equal(d, "{\"id\":7,\"type\":\"health\"}", n);
+    assert_int_equal(idn, 1);
+    assert_memory_equal(id, "7", 1);
     static const char hb[] = ": heartbeat 2026-01-01T00:00:00.000Z";
-    assert_int_equal(gw__ws_event_of(hb, sizeof hb - 1, &d, &n), 0);
+    assert_int_equal(gw__ws_event_of(hb, sizeof hb - 1, &d, &n, &id, &idn), 0);
     static const char retry[] = "retry: 2000";
-    assert_int_equal(gw__ws_event_of(retry, sizeof retry - 1, &d, &n), 0);
+    assert_int_equal(gw__ws_event_of(retry, sizeof retry - 1, &d, &n, &id, &idn), 0);
     static const char bye[] = "event: shutdown\ndata: {}";
-    assert_int_equal(gw__ws_event_of(bye, sizeof bye - 1, &d, &n), 2);
+    assert_int_equal(gw__ws_event_of(bye, sizeof bye - 1, &d, &n, &id, &idn), 2);
+    static const char reset[] = "id: 1700000000000-3\nevent: reset\ndata: {}";
+    assert_int_equal(gw__ws_event_of(reset, sizeof reset - 1, &d, &n, &id, &idn), 3);
+    assert_int_equal(idn, strlen("1700000000000-3"));
+    assert_memory_equal(id, "1700000000000-3", idn);
 }
 
 int main(void)

@@ -45,6 +45,11 @@
 #define SH_TOPIC_MAIL                                                                              \
     "mail:" /* mail:<accountId> (added, changed, removed, conflict,                                \
                reset): sync-worker -> */
+/* mailevent:<accountId>: an entry of the account's event log as appended
+ * ({id, type, accountId, createdAt, ...}, "kind" = type: mail.new,
+ * mail.flags, mail.removed, folder.counts, sync.status, auth.error);
+ * sync-worker -> gateway. Not under "mail:", whose listeners it would reach. */
+#define SH_TOPIC_MAIL_EVENT "mailevent:"
 /* Event kinds (the payload's "kind"). The coordinator's: */
 #define SH_EVENT_CLAIMED  "claimed"
 #define SH_EVENT_RENEWED  "renewed"

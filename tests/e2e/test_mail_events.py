@@ -1,0 +1,259 @@
+"""End to end: an account's mail events (GET /api/accounts/:id/events)
+against a real Dovecot (dovecot.py) and the stack, the sync-worker syncing
+(SYNC_CONCURRENCY=1) when asked through POST /api/accounts/:id/sync.
+
+A message APPENDed on the server shows up as mail.new with the messages
+route's fields; flags changed by another IMAP client as mail.flags; an
+expunge as mail.removed. A client that stops after event k while ten more
+messages arrive and comes back with Last-Event-ID: k gets exactly those ten
+mail.new, in order; an id older than the log keeps (MAIL_EVENTS_MAX_LEN=30,
+Redis's stream nodes cut to 5 entries so that the log is trimmed at this
+size, 40 new messages) gets event: reset; an account:<id> token opens its
+account's stream and not another's."""
+
+import imaplib
+import json
+import subprocess
+import time
+
+import e2ebase
+from dovecot import Dovecot, message
+from stack import SSEReader
+
+RW = "mail-events-rw-token-0123456789"
+KEY = "4d" * 32
+USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+
+
+def id_of(s):
+    ms, _, seq = s.partition("-")
+    return int(ms), int(seq)
+
+
+def data(ev):
+    return json.loads(ev["data"])
+
+
+class MailEventsTest(e2ebase.StackTestCase):
+    STACK_ENV = {"API_TOKEN": RW, "TOKEN_SIGNING_KEY": KEY, "SYNC_CONCURRENCY": "1",
+                 "MAIL_EVENTS_MAX_LEN": "30", "SSE_HEARTBEAT_SECONDS": "1"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dovecot = Dovecot(USERS, messages=2).start()
+        try:
+            super().setUpClass()
+            url = cls.stack.redis.url
+            out = subprocess.run(["redis-cli", "-u", url, "CONFIG", "SET",
+                                  "stream-node-max-entries", "5"],
+                                 capture_output=True, text=True, timeout=10)
+            assert out.stdout.strip() == "OK", out
+            cls.accounts = {}
+            for user in sorted(USERS):
+                r = cls.http.post("/api/accounts", {
+                    "emailAddress": "%s@example.com" % user, "imapHost": "127.0.0.1",
+                    "imapPort": cls.dovecot.port, "security": "none", "username": user,
+                    "password": USERS[user]})
+                assert r.status == 201, r
+                cls.accounts[user] = r.json["id"]
+        except Exception:
+            cls.dovecot.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.dovecot.stop()
+
+    # -- helpers -----------------------------------------------------------
+    def imap(self, user):
+        c = imaplib.IMAP4("127.0.0.1", self.dovecot.port)
+        c.login(user, USERS[user])
+        c.select("INBOX")
+        return c
+
+    def append(self, user, n):
+        c = self.imap(user)
+        try:
+            c.append("INBOX", None, None, message(user, n))
+        finally:
+            c.logout()
+
+    def sync(self, user):
+        acct = self.accounts[user]
+        deadline = time.monotonic() + 20
+        while True:
+            r = self.http.post("/api/accounts/%s/sync" % acct)
+            self.assertStatus(r, 202)
+            if r.json["queued"] or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def stream(self, user, last_event_id=None, token=RW):
+        return SSEReader("127.0.0.1", self.stack.http_port,
+                         "/api/accounts/%s/events" % self.accounts[user], token=token,
+                         last_event_id=last_event_id)
+
+    def wait_events(self, reader, pred, timeout=30):
+        return reader.wait_for(lambda evs: pred([e for e in evs if e["event"]]), timeout)
+
+    def mint(self, scopes):
+        r = self.http.post("/api/tokens", {"scopes": scopes, "ttlSeconds": 60})
+        self.assertStatus(r, 201)
+        return r.json["token"]
+
+    def typed(self, events, type_):
+        return [e for e in events if e["event"] == type_]
+
+    # -- tests -------------------------------------------------------------
+    def test_1_changes_arrive_live(self):
+        reader = self.stream("alice")
+        typed = SSEReader("127.0.0.1", self.stack.http_port, "/api/events?types=mail.*",
+                          token=RW)
+        try:
+            self.assertEqual(typed.status, 200)
+            self.assertEqual(reader.status, 200)
+            self.assertEqual(reader.headers["Content-Type"], "text/event-stream")
+            self.sync("alice")  # the first sync: the two generated messages
+            got = self.wait_events(reader, lambda evs: len(self.typed(evs, "mail.new")) >= 2)
+            self.assertTrue(got, reader.events)
+            self.append("alice", 3)
+            self.sync("alice")
+            got = self.wait_events(reader, lambda evs: len(self.typed(evs, "mail.new")) >= 3)
+            self.assertTrue(got, reader.events)
+            new = data(self.typed(reader.events, "mail.new")[-1])
+            self.assertEqual(new["type"], "mail.new")
+            self.assertEqual(new["accountId"], self.accounts["alice"])
+            self.assertEqual(new["id"], self.typed(reader.events, "mail.new")[-1]["id"])
+            self.assertIsoUtc(new["createdAt"])
+            # The same fields as the messages route shows.
+            r = self.http.get("/api/accounts/%s/messages/%d" % (self.accounts["alice"],
+                                                                new["uid"]))
+            self.assertStatus(r, 200)
+            for k, v in r.json.items():
+                self.assertEqual(new[k], v, k)
+
+            c = self.imap("alice")
+            try:
+                c.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+                c.uid("STORE", "2", "+FLAGS", "(\\Deleted)")
+                c.expunge()
+            finally:
+                c.logout()
+            self.sync("alice")
+            got = self.wait_events(reader, lambda evs: self.typed(evs, "mail.flags") and
+                                   self.typed(evs, "mail.removed"))
+            self.assertTrue(got, reader.events)
+            flags = data(self.typed(reader.events, "mail.flags")[-1])
+            self.assertEqual(flags["uid"], 1)
+            self.assertEqual(flags["folder"], "INBOX")
+            self.assertIn("\\Flagged", flags["flags"])
+            removed = data(self.typed(reader.events, "mail.removed")[-1])
+            self.assertEqual((removed["uid"], removed["folder"]), (2, "INBOX"))
+            self.assertTrue(self.wait_events(reader, lambda evs: self.typed(evs, "folder.counts")))
+            ids = [e["id"] for e in reader.events if e["event"] and e["id"]]
+            self.assertEqual(len(ids), len(set(ids)))
+            # GET /api/events has them too, with their log ids as eventId.
+            mine = [e["id"] for e in reader.events if e["event"] in ("mail.new", "mail.flags")]
+            got = typed.wait_for(lambda evs: set(mine) <= {
+                data(e).get("eventId") for e in evs if e["event"] in ("mail.new", "mail.flags")}, 10)
+            self.assertTrue(got, typed.events)
+            one = next(data(e) for e in typed.events if e["event"] == "mail.flags")
+            self.assertEqual((one["accountId"], one["uid"]), (self.accounts["alice"], 1))
+        finally:
+            typed.close()
+            reader.close()
+
+    def test_2_resume_after_k_gets_exactly_the_rest(self):
+        reader = self.stream("bob")
+        try:
+            self.assertEqual(reader.status, 200)
+            self.sync("bob")
+            got = self.wait_events(reader, lambda evs: len(self.typed(evs, "mail.new")) >= 2)
+            self.assertTrue(got, reader.events)
+            k = self.typed(reader.events, "mail.new")[-1]["id"]
+        finally:
+            reader.close()
+        # Ten more arrive, one sync each, while no one listens.
+        for n in range(3, 13):
+            self.append("bob", n)
+            self.sync("bob")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                r = self.http.get("/api/accounts/%s/messages?limit=500" % self.accounts["bob"])
+                if len(r.json["messages"]) >= n:
+                    break
+                time.sleep(0.2)
+        # The log keeps about 10 entries: the ten mail.new stay, the older
+        # ones go once a stream node fills; read from k on at once.
+        back = self.stream("bob", last_event_id=k)
+        try:
+            self.assertEqual(back.status, 200)
+            got = self.wait_events(back, lambda evs: len(self.typed(evs, "mail.new")) >= 10
+                                   or self.typed(evs, "reset"), 20)
+            self.assertTrue(got, back.events)
+            if self.typed(back.events, "reset"):
+                self.fail("a resume within the log was answered with reset: %r" % back.events)
+            news = [data(e) for e in self.typed(back.events, "mail.new")]
+            self.assertEqual([m["uid"] for m in news], list(range(3, 13)))
+            ids = [e["id"] for e in back.events if e["event"]]
+            self.assertTrue(all(id_of(i) > id_of(k) for i in ids), ids)
+            time.sleep(1.5)
+            self.assertEqual(len(self.typed(back.events, "mail.new")), 10)
+        finally:
+            back.close()
+
+    def test_3_old_id_gets_reset(self):
+        reader = self.stream("carol")
+        try:
+            self.sync("carol")
+            got = self.wait_events(reader, lambda evs: len(self.typed(evs, "mail.new")) >= 2)
+            self.assertTrue(got, reader.events)
+            first = self.typed(reader.events, "mail.new")[0]["id"]
+        finally:
+            reader.close()
+        for n in range(3, 43):
+            self.append("carol", n)
+        self.sync("carol")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r = self.http.get("/api/accounts/%s/messages?limit=500" % self.accounts["carol"])
+            if len(r.json["messages"]) >= 42:
+                break
+            time.sleep(0.2)
+        reader = self.stream("carol", last_event_id=first)
+        try:
+            self.assertEqual(reader.status, 200)
+            got = self.wait_events(reader, lambda evs: self.typed(evs, "reset"), 10)
+            self.assertTrue(got, reader.events)
+            self.assertEqual(self.typed(reader.events, "mail.new"), [])
+            # The reset carries the log's newest id: resuming from it is no reset.
+            last = self.typed(reader.events, "reset")[0]["id"]
+            self.assertTrue(last)
+        finally:
+            reader.close()
+        again = self.stream("carol", last_event_id=last)
+        try:
+            time.sleep(1.5)
+            self.assertEqual([e for e in again.events if e["event"]], [])
+        finally:
+            again.close()
+        r = self.http.get("/api/accounts/%s/events?lastEventId=nope" % self.accounts["carol"])
+        self.assertJsonError(r, 400, "Last-Event-ID")
+
+    def test_4_account_token_covers_its_stream_only(self):
+        token = self.mint(["account:%s" % self.accounts["alice"]])
+        mine = self.stream("alice", token=token)
+        try:
+            self.assertEqual(mine.status, 200)
+        finally:
+            mine.close()
+        other = self.stream("bob", token=token)
+        self.assertEqual(other.status, 403)
+        every = self.stream("bob", token=self.mint(["accounts"]))
+        try:
+            self.assertEqual(every.status, 200)
+        finally:
+            every.close()
