@@ -289,6 +289,42 @@ class WebSocketStopTest(StackTestCase):
         self.assertLess(time.monotonic() - t0, 5.0)
 
 
+class WebSocketLimitTest(StackTestCase):
+    STACK_ENV = {"API_TOKEN": TOKEN, "GATEWAY_MAX_CONNECTIONS": "3"}
+
+    def refused(self):
+        """Whether a new HTTP request goes unanswered for a second: past
+        GATEWAY_MAX_CONNECTIONS the gateway accepts no more connections (they
+        wait in the listen queue) until one closes."""
+        s = socket.create_connection(("127.0.0.1", self.stack.http_port), timeout=1.0)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return not s.recv(100).startswith(b"HTTP/1.1 200")
+        except (ConnectionResetError, socket.timeout):
+            return True
+        finally:
+            s.close()
+
+    def test_websockets_count_against_the_limit(self):
+        self.http.close()  # its keep-alive connection would take a slot
+        self.assertFalse(self.refused())
+        socks = [WS(self.stack.http_port) for _ in range(3)]
+        try:
+            for w in socks:
+                self.assertEqual(w.status, 101)
+                w.next_event()
+            self.assertTrue(self.refused(), "a fourth connection was served")
+            socks[0].send_frame(CLOSE, struct.pack("!H", 1000))
+            self.assertEqual(socks[0].expect_close(), 1000)
+            deadline = time.monotonic() + WAIT
+            while self.refused() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertFalse(self.refused(), "the closed WebSocket's slot was not freed")
+        finally:
+            for w in socks:
+                w.close()
+
+
 class WebSocketMailTest(StackTestCase):
     STACK_ENV = {"API_TOKEN": TOKEN, "SYNC_CONCURRENCY": "1", "SSE_HEARTBEAT_SECONDS": "1"}
     USERS = {"dora": "dora-pw"}
