@@ -25,6 +25,7 @@ struct MHD_Connection;
 struct MHD_Response;
 
 typedef struct gw_sse gw_sse;
+typedef struct gw_ws gw_ws;
 
 #define GW_RPC_CLIENTS_MAX 8
 
@@ -42,6 +43,7 @@ typedef struct gw_app {
     sh_rpc_client *rpc[GW_SVC_COUNT][GW_RPC_CLIENTS_MAX];
     int nrpc;
     gw_sse *sse;
+    gw_ws *ws;
 } gw_app;
 
 typedef struct gw_http gw_http;
@@ -115,6 +117,15 @@ void gw_req_reply_error(gw_req *r, int status, const char *fmt, ...)
 void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *not_found);
 /* gw_req_reply_stream replies 200 with a streaming response (taken). */
 void gw_req_reply_stream(gw_req *r, struct MHD_Response *resp);
+/* gw_req_reply_upgrade replies 101 with an upgrade response (taken; made by
+ * MHD_create_response_for_upgrade). */
+void gw_req_reply_upgrade(gw_req *r, struct MHD_Response *resp);
+/* gw_req_reply_header adds one header (name and value are static) to the
+ * reply given. */
+void gw_req_reply_header(gw_req *r, const char *name, const char *value);
+/* gw_req_on_done has fn(arg) called once when the server is done with r
+ * (after an upgrade: once the upgraded socket is closed). */
+void gw_req_on_done(gw_req *r, void (*fn)(void *arg), void *arg);
 
 /* Completion of gw_req_call for handlers that shape the reply themselves:
  * it runs on a messaging thread, must reply with gw_req_reply_* and must not

@@ -74,6 +74,8 @@ struct gw_req {
     const char *xhdr_name;
     const char *xhdr_value;
     struct MHD_Response *stream;
+    void (*done_fn)(void *arg);
+    void *done_arg;
 };
 
 /* ---- http_reply.c -------------------------------------------------------- */

@@ -97,7 +97,7 @@ int gw__sse_type_fields(int type, const sh_val *payload, sh_buf *out);
  * bit no typed event has, so the typed events never reach it while the
  * heartbeats, hang-ups and the shutdown do. */
 #define GW__SSE_MAIL_STREAM (UINT64_C(1) << 63)
-#define GW__SSE_MAIL_ID_MAX 48         /* "<ms>-<seq>" */
+#define GW__SSE_MAIL_ID_MAX GW_SSE_MAIL_ID_MAX
 #define SSE_MAIL_HELD_MAX   (1u << 20) /* live events held during a replay */
 #define SSE_TS_MAX          40
 
@@ -133,6 +133,9 @@ struct gw__sse_stream {
     bool mail_replaying;                 /* live events are held meanwhile */
     bool mail_overflow;                  /* some were dropped: read the log again */
     sh_buf mail_held;                    /* held events: "<id>\0<text>\0"... */
+    /* a tap (conn NULL): called instead of MHD_resume_connection, no lock held */
+    void (*wake)(void *arg);
+    void *wake_arg;
     char id[SH_ID_MAX + 1];
 };
 

@@ -73,6 +73,12 @@ const struct gw_token *gw_req_token(gw_req *r)
     return r->token;
 }
 
+void gw_req_on_done(gw_req *r, void (*fn)(void *arg), void *arg)
+{
+    r->done_fn = fn;
+    r->done_arg = arg;
+}
+
 bool gw_req_stopping(gw_req *r)
 {
     return atomic_load(&r->h->stopping);
@@ -488,6 +494,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **req_cl
     gw__http_touch(r->h);
     if (r->stream)
         MHD_destroy_response(r->stream);
+    if (r->done_fn)
+        r->done_fn(r->done_arg);
     free(r->resp);
     sh_buf_fini(&r->body);
     sh_val_free(r->json);
@@ -522,7 +530,7 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
     if (sh_random_hex(h->rid_prefix, 4) != SH_OK)
         snprintf(h->rid_prefix, sizeof h->rid_prefix, "%08x", (unsigned)getpid());
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (cfg->ipv6)
         flags |= MHD_USE_IPv6;
     uint16_t port = ntohs(cfg->ipv6 ? ((const struct sockaddr_in6 *)&cfg->addr)->sin6_port

@@ -82,6 +82,20 @@ void gw_req_reply_stream(gw_req *r, struct MHD_Response *resp)
     r->replied = true;
 }
 
+void gw_req_reply_header(gw_req *r, const char *name, const char *value)
+{
+    r->xhdr_name = name;
+    r->xhdr_value = value;
+}
+
+void gw_req_reply_upgrade(gw_req *r, struct MHD_Response *resp)
+{
+    http_reply_clear(r);
+    r->stream = resp;
+    r->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+    r->replied = true;
+}
+
 void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *not_found)
 {
     const char *msg = err && err->msg[0] ? err->msg : sh_strerror(rc);

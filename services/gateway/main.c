@@ -13,6 +13,7 @@
 #include "gw_router.h"
 #include "gw_routes.h"
 #include "gw_sse.h"
+#include "gw_ws.h"
 #include "shared/log.h"
 #include "shared/rpc.h"
 #include "shared/service.h"
@@ -64,6 +65,7 @@ int main(void)
     int code = 1;
     gw_app app = {.cfg = &cfg};
     gw_sse *sse = NULL;
+    gw_ws *ws = NULL;
     gw_http *http = NULL;
     app.nrpc = cfg.threads < GW_RPC_CLIENTS_MAX ? (int)cfg.threads : GW_RPC_CLIENTS_MAX;
     const char *urls[GW_SVC_COUNT] = {cfg.rpc_url, cfg.coord_url, cfg.sync_url};
@@ -86,6 +88,11 @@ int main(void)
         goto done;
     }
     app.sse = sse;
+    if (gw_ws_new(sse, &ws, &err) != SH_OK) {
+        sh_log_error("config", "%s", err.msg);
+        goto done;
+    }
+    app.ws = ws;
     if (gw_http_start(&cfg, &app, &http, &err) != SH_OK) {
         sh_log_error("listen", "%s", err.msg);
         goto done;
@@ -101,13 +108,16 @@ int main(void)
     sh_service_watchdog(9500);
     gw_http_stop_begin(http);
     gw_sse_shutdown(sse);
+    gw_ws_shutdown(ws);
     gw_http_drain(http);
     code = 0;
 done:
+    gw_ws_shutdown(ws); /* upgraded sockets are closed before the daemon stops */
     gw_http_free(http);
     for (int svc = 0; svc < GW_SVC_COUNT; svc++)
         for (int i = 0; i < app.nrpc; i++)
             sh_rpc_client_free(app.rpc[svc][i]);
+    gw_ws_free(ws);
     gw_sse_free(sse);
     if (code == 0)
         sh_log_info("stopped", "clean exit");

@@ -1,6 +1,7 @@
 /* routes_events.c - GET /api/events, the one stream of typed events (claims,
  * reservations, accounts, the gateway's health, metrics and streams), and
- * GET /api/accounts/:id/events, an account's mail events. */
+ * GET /api/accounts/:id/events, an account's mail events; each as
+ * Server-Sent Events or, asked with Upgrade: websocket, a WebSocket. */
 #include <microhttpd.h>
 
 #include "gw_auth.h"
@@ -8,6 +9,7 @@
 #include "gw_routes.h"
 #include "gw_sse.h"
 #include "gw_token.h"
+#include "gw_ws.h"
 
 /* routes_events_families: what a scoped token may see of the stream: an
  * events scope all of it, a queue scope the claims and reservations, an
@@ -43,10 +45,19 @@ void gw_route_events(gw_req *r)
         gw_req_reply_error(r, 403, "the event stream needs the full API token");
         return;
     }
-    gw_sse_open_events(gw_req_app(r)->sse, r, families);
+    uint64_t types = gw_sse_events_types(r, families);
+    if (!types)
+        return;
+    if (gw_ws_requested(r))
+        gw_ws_open_events(gw_req_app(r)->ws, r, types);
+    else
+        gw_sse_open_events(gw_req_app(r)->sse, r, types);
 }
 
 void gw_route_account_events(gw_req *r)
 {
-    gw_sse_open_mail(gw_req_app(r)->sse, r);
+    if (gw_ws_requested(r))
+        gw_ws_open_mail(gw_req_app(r)->ws, r);
+    else
+        gw_sse_open_mail(gw_req_app(r)->sse, r);
 }

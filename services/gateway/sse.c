@@ -107,19 +107,22 @@ void gw_sse_open(gw_sse *s, gw_req *r)
     sse_start(s, r, st);
 }
 
-void gw_sse_open_events(gw_sse *s, gw_req *r, unsigned families)
+uint64_t gw_sse_events_types(gw_req *r, unsigned families)
 {
     uint64_t types;
     char bad[80];
     if (gw__sse_types_parse(gw_req_query(r, "types"), &types, bad, sizeof bad) != SH_OK) {
         gw_req_reply_error(r, 400, "unknown event type \"%s\" in types", bad);
-        return;
+        return 0;
     }
     types &= gw__sse_types_of_families(families);
-    if (!types) {
+    if (!types)
         gw_req_reply_error(r, 403, "token does not cover these event types");
-        return;
-    }
+    return types;
+}
+
+void gw_sse_open_events(gw_sse *s, gw_req *r, uint64_t types)
+{
     gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), "events", 0);
     if (!st) {
         gw_req_reply_error(r, 503, "out of memory");
@@ -131,9 +134,7 @@ void gw_sse_open_events(gw_sse *s, gw_req *r, unsigned families)
     sse_start(s, r, st);
 }
 
-/* sse_mail_last reads a mail stream's Last-Event-ID (header, else
- * ?lastEventId=) into out ("" for none); false for one that is no event id. */
-static bool sse_mail_last(gw_req *r, char *out, size_t len)
+bool gw_sse_mail_last(gw_req *r, char *out, size_t len)
 {
     const char *v = gw_req_header(r, "Last-Event-ID");
     if (!v || !*v)
@@ -150,8 +151,8 @@ static bool sse_mail_last(gw_req *r, char *out, size_t len)
 void gw_sse_open_mail(gw_sse *s, gw_req *r)
 {
     const char *acct = gw_req_param(r);
-    char last[GW__SSE_MAIL_ID_MAX];
-    if (!sse_mail_last(r, last, sizeof last)) {
+    char last[GW_SSE_MAIL_ID_MAX];
+    if (!gw_sse_mail_last(r, last, sizeof last)) {
         gw_req_reply_error(r, 400, "invalid Last-Event-ID: an event id is <ms>-<seq>");
         return;
     }
@@ -165,6 +166,71 @@ void gw_sse_open_mail(gw_sse *s, gw_req *r)
     st->mail_replaying = last[0] != '\0';
     sh_log_debug("sse_open", "mail account=%s rid=%s last=%s", acct, gw_req_request_id(r), last);
     sse_start(s, r, st);
+}
+
+/* A tap is a stream with no MHD connection: its reader is woken through
+ * wake instead of being resumed. sse_tap_start greets (a typed stream) or
+ * replays (a mail stream) it as sse_start does its HTTP twin. */
+static gw_sse_tap *sse_tap_start(gw_sse *s, gw__sse_stream *st, void (*wake)(void *arg), void *arg)
+{
+    st->wake = wake;
+    st->wake_arg = arg;
+    bool mail = st->types == GW__SSE_MAIL_STREAM;
+    if (!mail)
+        gw__sse_probe_greet(&s->probe, st);
+    if (gw__sse_registry_add(&s->reg, st, -1)) {
+        if (mail)
+            gw__sse_mail_replay(&s->mail, st);
+    } else {
+        gw__sse_wake w;
+        gw__sse_wake_init(&w);
+        gw__sse_stream_finish(st, sse_bye, sizeof sse_bye - 1, &w);
+        gw__sse_wake_run(&w);
+    }
+    return (gw_sse_tap *)st;
+}
+
+int gw_sse_tap_new(gw_sse *s, uint64_t types, void (*wake)(void *arg), void *arg, gw_sse_tap **out)
+{
+    gw__sse_stream *st = gw__sse_stream_new(NULL, "events", 0);
+    if (!st)
+        return SH_ENOMEM;
+    st->types = types;
+    *out = sse_tap_start(s, st, wake, arg);
+    return SH_OK;
+}
+
+int gw_sse_tap_mail(gw_sse *s, const char *account, const char *last, void (*wake)(void *arg),
+                    void *arg, gw_sse_tap **out)
+{
+    gw__sse_stream *st = gw__sse_stream_new(NULL, account, 0);
+    if (!st)
+        return SH_ENOMEM;
+    st->types = GW__SSE_MAIL_STREAM;
+    snprintf(st->mail_last, sizeof st->mail_last, "%s", last);
+    st->mail_replaying = last[0] != '\0';
+    *out = sse_tap_start(s, st, wake, arg);
+    return SH_OK;
+}
+
+ssize_t gw_sse_tap_read(gw_sse_tap *t, char *buf, size_t max)
+{
+    ssize_t n = gw__sse_stream_read((gw__sse_stream *)t, buf, max);
+    if (n == MHD_CONTENT_READER_END_WITH_ERROR)
+        return GW_SSE_TAP_FAILED;
+    if (n == MHD_CONTENT_READER_END_OF_STREAM)
+        return GW_SSE_TAP_END;
+    return n;
+}
+
+void gw_sse_tap_free(gw_sse_tap *t)
+{
+    if (!t)
+        return;
+    gw__sse_stream *st = (gw__sse_stream *)t;
+    gw__sse_registry_remove(st);
+    gw__sse_stream_close(st);
+    gw__sse_stream_unref(st);
 }
 
 /* sse_error_name puts the setting at fault before err's message. */

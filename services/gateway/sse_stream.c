@@ -43,6 +43,16 @@ void gw__sse_stream_unref(gw__sse_stream *st)
     free(st);
 }
 
+/* sse_stream_resume wakes whoever reads st: its suspended MHD connection,
+ * or a tap's reader (gw_sse_tap_new). */
+static void sse_stream_resume(gw__sse_stream *st)
+{
+    if (st->wake)
+        st->wake(st->wake_arg);
+    else
+        MHD_resume_connection(st->conn);
+}
+
 void gw__sse_wake_init(gw__sse_wake *w)
 {
     w->v = w->inl;
@@ -57,7 +67,7 @@ void gw__sse_wake_add(gw__sse_wake *w, gw__sse_stream *st)
         gw__sse_stream **v = malloc(cap * sizeof *v);
         if (!v) {
             /* Resume now rather than never; the stream lock is not held. */
-            MHD_resume_connection(st->conn);
+            sse_stream_resume(st);
             return;
         }
         memcpy(v, w->v, w->n * sizeof *v);
@@ -73,7 +83,7 @@ void gw__sse_wake_add(gw__sse_wake *w, gw__sse_stream *st)
 void gw__sse_wake_run(gw__sse_wake *w)
 {
     for (size_t i = 0; i < w->n; i++) {
-        MHD_resume_connection(w->v[i]->conn);
+        sse_stream_resume(w->v[i]);
         gw__sse_stream_unref(w->v[i]);
     }
     if (w->v != w->inl)
@@ -220,7 +230,8 @@ ssize_t gw__sse_stream_read(gw__sse_stream *st, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
     st->suspended = true;
-    MHD_suspend_connection(st->conn);
+    if (!st->wake)
+        MHD_suspend_connection(st->conn);
     pthread_mutex_unlock(&st->mu);
     return 0;
 }
