@@ -306,18 +306,26 @@ static void test_open_listener_warns(void **state)
     sh_log_init("test", SH_LOG_INFO);
     sh_error err;
     assert_int_equal(sh_msgmac_setup(NULL, 30, &err), SH_OK);
-    assert_int_equal(warnings("RPC", "tcp://0.0.0.0:7101"), 1);
-    assert_int_equal(warnings("RPC", "tcp://10.1.2.3:7101"), 1);
-    assert_int_equal(warnings("RPC", "tcp://coordinator:7111"), 1);
-    assert_int_equal(warnings("RPC", "tcp://[::]:7101"), 1);
-    assert_int_equal(warnings("RPC", "tcp://:7101"), 1);
-    assert_int_equal(warnings("events", "tcp://127.0.0.1:7102,tcp://0.0.0.0:7103"), 1);
-    assert_int_equal(warnings("RPC", "tcp://127.0.0.1:7101"), 0);
-    assert_int_equal(warnings("RPC", "tcp://127.8.9.10:7101"), 0);
-    assert_int_equal(warnings("RPC", "tcp://[::1]:7101"), 0);
-    assert_int_equal(warnings("RPC", "tcp://localhost:7101"), 0);
-    assert_int_equal(warnings("RPC", "ipc:///tmp/progress.sock"), 0);
-    assert_int_equal(warnings("RPC", "inproc://x"), 0);
+    const struct {
+        const char *what, *url;
+        int warned;
+    } cases[] = {
+        {"RPC", "tcp://0.0.0.0:7101", 1},
+        {"RPC", "tcp://10.1.2.3:7101", 1},
+        {"RPC", "tcp://coordinator:7111", 1},
+        {"RPC", "tcp://[::]:7101", 1},
+        {"RPC", "tcp://:7101", 1},
+        {"events", "tcp://127.0.0.1:7102,tcp://0.0.0.0:7103", 1},
+        {"RPC", "tcp://127.0.0.1:7101", 0},
+        {"RPC", "tcp://127.8.9.10:7101", 0},
+        {"RPC", "tcp://[::1]:7101", 0},
+        {"RPC", "tcp://localhost:7101", 0},
+        {"RPC", "ipc:///tmp/progress.sock", 0},
+        {"RPC", "inproc://x", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (warnings(cases[i].what, cases[i].url) != cases[i].warned)
+            fail_msg("%s %s: expected %d warning(s)", cases[i].what, cases[i].url, cases[i].warned);
     /* With a secret, nothing to warn about. */
     assert_int_equal(sh_msgmac_setup(KEY, 30, &err), SH_OK);
     assert_int_equal(warnings("RPC", "tcp://0.0.0.0:7101"), 0);
