@@ -400,14 +400,13 @@ int sh_rpc_server_new(const sh_rpc_server_opts *opts, sh_rpc_server **out, sh_er
         s->lim.max_bytes = s->opts.max_msg;
     sh_msgmac_current(&s->mac);
     if (s->mac.on && sh_msgmac_seen_new(SH_MSGMAC_SEEN_DEFAULT, &s->seen) != SH_OK) {
-        free(s);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
+        sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
     }
     int rv = nng_rep0_open(&s->sock);
     if (rv) {
-        sh_msgmac_seen_free(s->seen);
-        free(s);
-        return sh_error_set(err, SH_EINTERNAL, "cannot open REP socket: %s", nng_strerror(rv));
+        sh_error_set(err, SH_EINTERNAL, "cannot open REP socket: %s", nng_strerror(rv));
+        goto fail;
     }
     s->sock_open = 1;
     /* A batch may carry up to max_msg of envelopes plus its framing. */
