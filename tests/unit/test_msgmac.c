@@ -19,6 +19,7 @@
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/msgmac.h"
+#include "shared/util.h"
 
 #define KEY   "3c9f1e7a5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0c1a3b5d7f9e2c4a6b8d0f1e3a"
 #define OTHER "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -275,6 +276,32 @@ static void test_nonce_cache_refuses_replays_within_its_bound(void **state)
     sh_msgmac_seen_free(NULL);
 }
 
+/* The nonces of one process share their first half and count in the
+ * second: the cache must still spread them, or every lookup walks one
+ * chain (measured: 200 us a message instead of 3 with a hash of the first
+ * half alone). A full cache's worth must go in within seconds. */
+static void test_nonce_cache_spreads_one_process_nonces(void **state)
+{
+    (void)state;
+    sh_msgmac_seen *seen = NULL;
+    assert_int_equal(sh_msgmac_seen_new(SH_MSGMAC_SEEN_DEFAULT, &seen), SH_OK);
+    sh_buf b;
+    sh_buf_init(&b);
+    int64_t t0 = sh_mono_ms();
+    char why[256];
+    for (int i = 0; i < SH_MSGMAC_SEEN_DEFAULT; i++) {
+        sh_buf_reset(&b);
+        sign(&conf, SH_MSGMAC_CALL, "c", NOW, NULL, &b);
+        assert_int_equal(check(&b, SH_MSGMAC_CALL, seen, NOW, why, sizeof why), SH_OK);
+    }
+    int64_t ms = sh_mono_ms() - t0;
+    if (ms > 10000)
+        fail_msg("%d nonces took %lld ms to take", SH_MSGMAC_SEEN_DEFAULT, (long long)ms);
+    assert_int_equal(check(&b, SH_MSGMAC_CALL, seen, NOW, why, sizeof why), SH_EAUTH);
+    sh_buf_fini(&b);
+    sh_msgmac_seen_free(seen);
+}
+
 /* warnings runs sh_msgmac_warn_open on url and returns how many warning
  * lines it logged. */
 static int warnings(const char *what, const char *url)
@@ -341,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_window_edges),
         cmocka_unit_test(test_reply_carries_its_request_nonce),
         cmocka_unit_test(test_nonce_cache_refuses_replays_within_its_bound),
+        cmocka_unit_test(test_nonce_cache_spreads_one_process_nonces),
         cmocka_unit_test(test_open_listener_warns),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -11,7 +11,9 @@
  *   byte 3      kind: 'C' call, 'R' reply, 'E' event (a reply cannot pass
  *               for a call, nor an event for either)
  *   bytes 4-11  timestamp, unix milliseconds, big-endian
- *   bytes 12-27 nonce, 16 random bytes (a reply repeats its request's)
+ *   bytes 12-27 nonce, never repeated: 8 random bytes drawn once per
+ *               process then a 64-bit counter (a reply repeats its
+ *               request's)
  *   bytes 28-   payload: a call or batch (msg.h) or an events message
  *               (events.h), exactly as sent without a secret
  *   last 32     tag: keyed BLAKE2b-256 (sh_mac, secret.h) of everything
