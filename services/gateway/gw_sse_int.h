@@ -171,7 +171,8 @@ void gw__sse_wake_run(gw__sse_wake *w);
  * its cap unread, a record's stream drops what it has not begun to send,
  * keeping text (a newer record supersedes the ones dropped; after other
  * text the record is sent again at its next read), and any other stream
- * fails: its client resumes with Last-Event-ID. */
+ * fails: its client resumes with Last-Event-ID. One text always fits an
+ * empty buffer; a mail stream's replay of the log has SSE_MAX_BUFFER. */
 bool gw__sse_stream_push_locked(gw__sse_stream *st, const char *text, size_t len);
 /* gw__sse_stream_push appends text unless the stream is finishing. */
 void gw__sse_stream_push(gw__sse_stream *st, const char *text, size_t len, gw__sse_wake *w);

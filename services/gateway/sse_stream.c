@@ -132,7 +132,12 @@ bool gw__sse_stream_push_locked(gw__sse_stream *st, const char *text, size_t len
         st->off = 0;
         st->out.data[st->out.len] = '\0';
     }
-    if (st->out.len - st->off + len > st->cap) {
+    /* One event always fits an empty buffer; a mail stream replaying the
+     * log may hold it all (up to SSE_MAX_BUFFER), since its client only
+     * resumes from there. */
+    size_t unread = st->out.len - st->off;
+    size_t cap = st->mail_replaying && st->cap < SSE_MAX_BUFFER ? SSE_MAX_BUFFER : st->cap;
+    if (unread && unread + len > cap) {
         if (st->types) {
             /* Events with ids: the client resumes after the last one it
              * got (a mail stream from the log, with nothing lost). */

@@ -77,10 +77,13 @@ def stream_request(path, token, host="127.0.0.1", close=False):
 
 
 def closed_by_peer(s):
-    """Whether the server closed s (nothing more to read, or reset)."""
+    """Whether the server closed s: what it sent is read, then the end (or a
+    reset) is seen rather than a socket with nothing more for now."""
     try:
         s.setblocking(False)
-        return s.recv(4096) == b""
+        while True:
+            if s.recv(65536) == b"":
+                return True
     except BlockingIOError:
         return False
     except (ConnectionResetError, BrokenPipeError):
@@ -194,6 +197,20 @@ class HeadDeadlineTest(StackTestCase):
             self.assertEqual(status, 200)
             time.sleep(self.HEAD_TIMEOUT + 2)
             self.assertFalse(closed_by_peer(s), "a stream was closed by the head deadline")
+        finally:
+            s.close()
+
+    def test_a_websocket_outlives_the_head_deadline(self):
+        s = connect(self.stack.http_port, timeout=10)
+        try:
+            s.sendall(("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n" % TOKEN).encode())
+            status, _, _ = read_head(s)
+            self.assertEqual(status, 101)
+            time.sleep(self.HEAD_TIMEOUT + 2)
+            self.assertFalse(closed_by_peer(s), "a WebSocket was closed by the head deadline")
         finally:
             s.close()
 

@@ -117,7 +117,6 @@ static void test_buffer_end_and_overflow(void **state)
     assert_int_equal(st->out.len - st->off, st->cap);
     assert_false(gw__sse_stream_push_locked(st, big, 1));
     assert_int_equal(st->out.len - st->off, st->cap);
-    free(big);
     char *out = malloc(chunk);
     size_t total = 0;
     ssize_t got;
@@ -125,8 +124,31 @@ static void test_buffer_end_and_overflow(void **state)
         total += (size_t)got;
     assert_int_equal(total, 64 * 1024);
     assert_int_equal(got, MHD_CONTENT_READER_END_WITH_ERROR);
-    free(out);
     gw__sse_stream_unref(st);
+
+    /* One event bigger than the cap still goes into an empty buffer; a
+     * mail stream replaying its log holds up to SSE_MAX_BUFFER. */
+    st = gw__sse_stream_new(NULL, "big", 0);
+    st->types = 1;
+    st->cap = 8 * 1024;
+    assert_false(gw__sse_stream_push_locked(st, big, chunk));
+    assert_false(st->failed);
+    assert_false(gw__sse_stream_push_locked(st, "!", 1));
+    assert_true(st->failed);
+    gw__sse_stream_unref(st);
+    st = gw__sse_stream_new(NULL, "acct", 0);
+    st->types = GW__SSE_MAIL_STREAM;
+    st->cap = 16 * 1024;
+    st->mail_replaying = true;
+    for (int i = 0; i < 8; i++)
+        assert_false(gw__sse_stream_push_locked(st, big, chunk));
+    assert_false(st->failed);
+    st->mail_replaying = false;
+    assert_false(gw__sse_stream_push_locked(st, "!", 1));
+    assert_true(st->failed);
+    gw__sse_stream_unref(st);
+    free(big);
+    free(out);
 }
 
 /* record_text makes the event of version v padded to about len bytes. */
