@@ -76,6 +76,13 @@ def stream_request(path, token, host="127.0.0.1", close=False):
             % (path, host, token, "Connection: close\r\n" if close else "")).encode()
 
 
+def websocket_request(token):
+    return ("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n" % token).encode()
+
+
 def closed_by_peer(s):
     """Whether the server closed s: what it sent is read, then the end (or a
     reset) is seen rather than a socket with nothing more for now."""
@@ -203,10 +210,7 @@ class HeadDeadlineTest(StackTestCase):
     def test_a_websocket_outlives_the_head_deadline(self):
         s = connect(self.stack.http_port, timeout=10)
         try:
-            s.sendall(("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n" % TOKEN).encode())
+            s.sendall(websocket_request(TOKEN))
             status, _, _ = read_head(s)
             self.assertEqual(status, 101)
             time.sleep(self.HEAD_TIMEOUT + 2)
@@ -268,8 +272,9 @@ class StreamLimitTest(StackTestCase):
             s, status, _, rest = self.open_stream(path, src="127.0.0.2")
             held.append(s)
             self.assertEqual(status, 200)
-            if b"event: progress" not in rest:
-                s.settimeout(5)
+            s.settimeout(5)
+            deadline = time.monotonic() + 5
+            while b"event: progress" not in rest and time.monotonic() < deadline:
                 rest += s.recv(65536)
             self.assertIn(b"event: progress", rest)
             status, took = timed_get(self.stack.http_port, "/healthz")
@@ -278,10 +283,7 @@ class StreamLimitTest(StackTestCase):
             self.assertStatus(r, 200)
             # The WebSocket form counts against the same cap.
             w = connect(self.stack.http_port)
-            w.sendall(("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n" % TOKEN).encode())
+            w.sendall(websocket_request(TOKEN))
             status, headers, _ = read_head(w)
             w.close()
             self.assertEqual(status, 429)
@@ -476,7 +478,10 @@ class StreamBufferTest(StackTestCase):
     UPDATES = 500
     RECORD = 200 * 1024
     CONN_MEMORY = 8192
+    QUARANTINE_MB = 16  # the sanitizer build's memory of freed blocks
     STACK_ENV = {"API_TOKEN": TOKEN, "GATEWAY_STREAM_BUFFER": str(BUFFER),
+                 "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1:quarantine_size_mb=%d"
+                                 % QUARANTINE_MB,
                  "GATEWAY_MAX_STREAMS_PER_ADDRESS": "250",
                  "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "300",
                  "GATEWAY_MAX_BODY": "1048576"}
@@ -499,7 +504,14 @@ class StreamBufferTest(StackTestCase):
             # one that did not fit), in a buffer that grows by doubling,
             # besides its connection's pool and a block of the reply.
             per_stream = 2 * (self.BUFFER + self.RECORD + 4096) + self.CONN_MEMORY + 4096
-            bound = base + self.STREAMS * per_stream + 32 * 1024 * 1024
+            slack = 32 * 1024 * 1024
+            with open("/proc/%d/maps" % pid) as f:
+                if "libasan" in f.read():
+                    # Under the sanitizer: redzones and shadow on every
+                    # block, and the quarantine of freed ones.
+                    per_stream = per_stream * 5 // 4
+                    slack += (self.QUARANTINE_MB + 64) * 1024 * 1024
+            bound = base + self.STREAMS * per_stream + slack
             peak = base
             version = None
             for i in range(1, self.UPDATES + 1):
