@@ -342,7 +342,7 @@ class PerAddressChecks:
     def served(self, src):
         try:
             s = connect(self.stack.http_port, src=src, host=self.HOST, family=self.FAMILY,
-                        timeout=2.0)
+                        timeout=5.0)
         except OSError:
             return False
         try:
@@ -532,7 +532,7 @@ class StreamBufferTest(StackTestCase):
             want = ("id: %d\n" % version).encode()
             bufs = {s: b"" for s in socks}
             done, got = set(), set()
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             for s in socks:
                 s.setblocking(False)
             while len(done) < len(socks) and time.monotonic() < deadline:
