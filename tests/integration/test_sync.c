@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "dovecot_fixture.h"
+#include "hosts.h"
 #include "keys.h"
 #include "mail_fixture.h"
 #include "mailstore.h"
@@ -88,6 +89,8 @@ static int setup(void **state)
     signal(SIGPIPE, SIG_IGN);
     if (tf_mail_setup(state) || tf_dovecot_start(&dove, "test", "secret", MESSAGES))
         return -1;
+    env.hosts = tf_loopback_hosts();
+    env.allow_insecure = true;
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tf_free_port());
     sh_error err;
@@ -307,7 +310,9 @@ static sync_imap *session_on(const char *acct, int port, sync_folder_info *info)
                         .port = port,
                         .security = SYNC_SEC_NONE,
                         .connect_timeout_s = 5,
-                        .command_timeout_s = 5};
+                        .command_timeout_s = 5,
+                        .hosts = tf_loopback_hosts(),
+                        .allow_insecure = true};
     sync_imap *imap = NULL;
     sh_error err;
     assert_int_equal(sync_imap_open(&o, &imap, &err), SH_OK);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "calls.h"
+#include "hosts.h"
 #include "mail_fixture.h"
 #include "shared/util.h"
 #include "sync_stack.h"
@@ -53,8 +54,14 @@ static int setup(void **state)
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", coord_events_url);
     snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", progress_url);
     snprintf(p_ev, sizeof p_ev, "PROGRESS_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
-    const char *cenv[] = {
-        e_redis, c_rpc, c_ev, "ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false", NULL};
+    const char *cenv[] = {e_redis,
+                          c_rpc,
+                          c_ev,
+                          "ENCRYPTION_KEY=" TF_STACK_KEY,
+                          "SCHED_AUTO_TICK=false",
+                          TF_ALLOW_LOOPBACK,
+                          TF_ALLOW_INSECURE,
+                          NULL};
     const char *penv[] = {e_redis, p_rpc, p_ev, NULL};
     snprintf(log, sizeof log, "%s/coordinator.log", tf_mail_the()->redis.dir);
     coord_pid = tf_spawn(tf_build_path("services/coordinator/coordinator"), cenv, log);
@@ -78,6 +85,8 @@ static int setup(void **state)
     env.progress_rpc = progress_url;
     env.connect_timeout_s = 2;
     env.command_timeout_s = 2;
+    env.hosts = tf_loopback_hosts();
+    env.allow_insecure = true;
     env.fetch_batch = 100;
     env.fetch_budget = 1000;
     env.renew_s = 30;

@@ -8,6 +8,8 @@
 
 #include "sync_stack.h"
 
+#include "hosts.h"
+
 #include "services.h"
 
 /* stack_setting adds "name=value" (written to buf) to env at n when value
@@ -66,9 +68,16 @@ int tf_stack_start_worker(tf_stack *s, bool with_ca)
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", s->coord_events_url);
     /* Set even when empty, so that one from the environment is not used. */
     snprintf(ca, sizeof ca, "IMAP_CA_FILE=%s", with_ca ? s->dove.ca_file : "");
-    const char *env[16] = {p_rpc, c_rpc, c_ev, "ENCRYPTION_KEY=" TF_STACK_KEY, "SYNC_CONCURRENCY=2",
-                           ca};
-    size_t n = 6;
+    const char *env[20] = {p_rpc,
+                           c_rpc,
+                           c_ev,
+                           "ENCRYPTION_KEY=" TF_STACK_KEY,
+                           "SYNC_CONCURRENCY=2",
+                           ca,
+                           TF_ALLOW_LOOPBACK};
+    size_t n = 7;
+    if (!s->opts.secure_only)
+        env[n++] = TF_ALLOW_INSECURE;
     n = stack_setting(env, n, batch, sizeof batch, "SYNC_FETCH_BATCH", s->opts.fetch_batch);
     n = stack_setting(env, n, renew, sizeof renew, "SYNC_RENEW_SECONDS", s->opts.renew_seconds);
     n = stack_setting(env, n, timeout, sizeof timeout, "IMAP_COMMAND_TIMEOUT_SECONDS",
@@ -110,8 +119,12 @@ static int stack_start_services(tf_stack *s)
     stack_url(s->coord_events_url, sizeof s->coord_events_url);
     stack_url(s->worker_url, sizeof s->worker_url);
     stack_url(s->worker_events_url, sizeof s->worker_events_url);
-    const char *cenv[4] = {"ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false"};
-    stack_setting(cenv, 2, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
+    const char *cenv[8] = {"ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false",
+                           TF_ALLOW_LOOPBACK};
+    size_t cn = 3;
+    if (!s->opts.secure_only)
+        cenv[cn++] = TF_ALLOW_INSECURE;
+    stack_setting(cenv, cn, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
     s->progress_pid =
         stack_service(s, "progress", "progress", s->progress_url, s->progress_events_url, NULL);
     s->coord_pid =

@@ -42,6 +42,7 @@ typedef struct tf_stack_opts {
     int renew_seconds;            /* the sync-worker's SYNC_RENEW_SECONDS */
     int command_timeout;          /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
     bool worker_ca;               /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
+    bool secure_only;             /* no IMAP_ALLOW_INSECURE (loopback is always allowed) */
     bool gateway;                 /* start the gateway on http_port too */
     const char *imap_capability;  /* Dovecot's CAPABILITY after login, NULL
                                      for its own (tf_dovecot_start_caps) */
