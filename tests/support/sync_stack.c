@@ -62,7 +62,7 @@ static void stack_url(char *url, size_t len)
 int tf_stack_start_worker(tf_stack *s, bool with_ca)
 {
     char p_rpc[96], c_rpc[96], c_ev[96], ca[400], name[32];
-    char batch[48], renew[48], timeout[64];
+    char batch[48], renew[48], timeout[64], deadline[64];
     snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", s->progress_url);
     snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", s->coord_url);
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", s->coord_events_url);
@@ -82,6 +82,8 @@ int tf_stack_start_worker(tf_stack *s, bool with_ca)
     n = stack_setting(env, n, renew, sizeof renew, "SYNC_RENEW_SECONDS", s->opts.renew_seconds);
     n = stack_setting(env, n, timeout, sizeof timeout, "IMAP_COMMAND_TIMEOUT_SECONDS",
                       s->opts.command_timeout);
+    n = stack_setting(env, n, deadline, sizeof deadline, "IMAP_COMMAND_DEADLINE_SECONDS",
+                      s->opts.command_deadline);
     if (s->worker_env)
         env[n++] = s->worker_env;
     snprintf(name, sizeof name, "sync-worker-%d", s->workers_started++);
