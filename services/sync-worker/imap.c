@@ -211,6 +211,19 @@ fail:
     return rc;
 }
 
+void sync_imap_set_deadlines(sync_imap *s, int idle_s, int command_s, int64_t run_deadline_ms)
+{
+    if (idle_s > 0)
+        s->limits.idle_s = idle_s;
+    if (command_s > 0)
+        s->limits.command_s = command_s;
+    s->limits.run_end_ms = run_deadline_ms;
+    s->cap->idle_s = s->limits.idle_s;
+    s->cap->command_s = s->limits.command_s;
+    s->cap->run_end_ms = run_deadline_ms;
+    mailimap_set_timeout(s->m, s->limits.idle_s);
+}
+
 void sync_imap_free(sync_imap *s)
 {
     if (!s)

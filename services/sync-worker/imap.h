@@ -92,6 +92,12 @@ typedef struct sync_imap sync_imap;
  * at 64 KiB and must be complete within the connect timeout. SH_EINVAL for
  * a refused host or insecure options. *out is freed with sync_imap_free. */
 int sync_imap_open(const sync_imap_opts *opts, sync_imap **out, sh_error *err);
+/* sync_imap_set_deadlines changes, for the replies read from now on, the
+ * longest silence (idle_s) and the longest whole reply (command_s; 0
+ * leaves either as it is), and the time the session must be done by
+ * (run_deadline_ms, sh_mono_ms() time, 0 for none): a caller that waits
+ * on purpose (IDLE) sets what it waits for, and sets them back after. */
+void sync_imap_set_deadlines(sync_imap *s, int idle_s, int command_s, int64_t run_deadline_ms);
 /* sync_imap_free logs out when logged in and frees the session. */
 void sync_imap_free(sync_imap *s);
 

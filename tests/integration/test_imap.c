@@ -646,10 +646,27 @@ static void test_trickle(void **state)
     assert_true(took < 4000);
     free(c);
     sync_imap_free(s);
+    /* Deadlines changed on an open session (a caller that waits on
+     * purpose): the shorter one cuts the reply. */
+    o.run_deadline_ms = 0;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    assert_int_equal(sync_imap_login(s, "test", "secret", &err), SH_OK);
+    select_inbox(s, &info);
+    sync_imap_set_deadlines(s, 0, 2, 0);
+    control(&strict, "XSTRICT HOSTILE FETCH TRICKLE");
+    c = calloc(1, sizeof *c);
+    t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_fetch(s, &one, 1, true, 0, collect, c, &err), SH_ETIMEDOUT);
+    took = sh_mono_ms() - t0;
+    assert_string_equal(err.msg, "IMAP server stalled: no complete reply to UID FETCH within 2 s");
+    assert_true(took >= 1900 && took < 4000);
+    free(c);
+    sync_imap_free(s);
+    o.run_deadline_ms = sh_mono_ms() - 1;
     /* Past the run's deadline nothing is even connected to. */
     assert_int_equal(sync_imap_open(&o, &s, &err), SH_ETIMEDOUT);
     expect_msg(&err, "sync run deadline of 42 s");
-    assert_int_equal(tf_strict_log_count(&strict, "hostile answer TRICKLE"), 2);
+    assert_int_equal(tf_strict_log_count(&strict, "hostile answer TRICKLE"), 3);
 }
 
 /* peak_rss_kb is the process's largest resident size so far. */
