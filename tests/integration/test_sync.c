@@ -528,6 +528,21 @@ static void test_account_refused(void **state)
     assert_int_equal(sync_account_rc(a, msg, sizeof msg), SH_EINVAL);
     assert_int_equal(tf_mail_keys(ST, "s1"), 0);
 
+    /* An account stored before the policy: refused when it syncs. */
+    env.allow_insecure = false;
+    a = account("none", dove.port, "INBOX");
+    assert_int_equal(sync_account_rc(a, msg, sizeof msg), SH_EINVAL);
+    assert_string_equal(msg, "security \"none\" sends the password in clear; refused unless "
+                             "IMAP_ALLOW_INSECURE=true");
+    env.allow_insecure = true;
+    env.hosts = NULL;
+    a = account("none", dove.port, "INBOX");
+    assert_int_equal(sync_account_rc(a, msg, sizeof msg), SH_EINVAL);
+    assert_non_null(strstr(msg, "host 127.0.0.1 is a loopback address; refused unless "
+                                "IMAP_ALLOW_HOSTS allows it"));
+    env.hosts = tf_loopback_hosts();
+    assert_int_equal(tf_mail_keys(ST, "s1"), 0);
+
     /* The same account with a name that fits is synced. */
     a = account("none", dove.port, "INBOX");
     assert_int_equal(sync_account_rc(a, msg, sizeof msg), SH_OK);
