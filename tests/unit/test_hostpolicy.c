@@ -168,6 +168,14 @@ static void test_resolve(void **state)
     assert_int_equal(sh_hostpolicy_resolve(p, "[::1]", 143, a, &n, &err), SH_EINVAL);
     assert_string_equal(err.msg, "host ::1 is a loopback address; refused unless "
                                  "IMAP_ALLOW_HOSTS allows it (e.g. ::1)");
+    /* The legacy forms the resolver takes are checked as what they are. */
+    assert_int_equal(sh_hostpolicy_resolve(p, "2852039166", 143, a, &n, &err), SH_EINVAL);
+    assert_string_equal(err.msg, "host 2852039166 resolves to 169.254.169.254, a link-local or "
+                                 "metadata address; never connected to");
+    assert_int_equal(sh_hostpolicy_resolve(p, "0x7f.1", 143, a, &n, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "resolves to 127.0.0.1, a loopback address"));
+    assert_int_equal(sh_hostpolicy_resolve(p, "[::ffff:10.0.0.1]", 143, a, &n, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "10.0.0.1, a private address"));
     assert_int_equal(sh_hostpolicy_resolve(p, "no-such-host.invalid", 143, a, &n, &err),
                      SH_EUNAVAIL);
     assert_non_null(strstr(err.msg, "cannot resolve no-such-host.invalid"));
