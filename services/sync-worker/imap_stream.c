@@ -44,9 +44,11 @@ static ssize_t imap_cap_read(mailstream_low *s, void *buf, size_t count)
     if (wait > c->idle_s)
         wait = c->idle_s;
     mailstream_low_set_timeout(c->inner, (time_t)(wait < 1 ? 1 : wait));
+    sync__imap_watch_arm(&c->watch, c->inner, end);
     ssize_t r = mailstream_low_read(c->inner, buf, count);
+    bool cancelled = sync__imap_watch_disarm(&c->watch);
     if (r <= 0) {
-        if (r < 0 && sh_mono_ms() >= end)
+        if (r < 0 && (cancelled || sh_mono_ms() >= end))
             *(run ? &c->run_over : &c->stalled) = true;
         return -1; /* 0: the server closed the connection */
     }
@@ -119,6 +121,7 @@ int sync__imap_cap_install(sync_imap *sess, mailstream *st)
         return SH_ENOMEM;
     }
     *c = sess->limits;
+    c->watch = (sync__imap_watch){0};
     c->inner = mailstream_get_low(st);
     sync__imap_cap_begin(c);
     mailstream_set_low(st, low);

@@ -761,6 +761,36 @@ static void test_sni(void **state)
     assert_int_equal(tf_strict_log_count(&tls, "BAD"), 0);
 }
 
+/* A greeting whose TLS record comes a byte every 2 s: libetpan's TLS read
+ * waits inside one read, which the watchdog cancels at the deadline. */
+static void test_tls_trickle(void **state)
+{
+    (void)state;
+    sync_imap_opts o = opts_for(tls.tls_port);
+    o.security = SYNC_SEC_TLS;
+    o.tls_verify = true;
+    o.ca_file = tls.ca_file;
+    o.allow_insecure = false;
+    o.connect_timeout_s = 3;
+    control(&tls, "XSTRICT GREETING TLS-TRICKLE");
+    sync_imap *s = (sync_imap *)1;
+    sh_error err;
+    long long t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_ETIMEDOUT);
+    long long took = sh_mono_ms() - t0;
+    assert_null(s);
+    char want[160];
+    snprintf(want, sizeof want,
+             "IMAP server stalled: no complete greeting from 127.0.0.1:%d within 3 s",
+             tls.tls_port);
+    assert_string_equal(err.msg, want);
+    assert_true(took >= 2900 && took < 5000);
+    assert_int_equal(tf_strict_log_count(&tls, "hostile greeting TLS-TRICKLE"), 1);
+    /* The next one is greeted as usual. */
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    sync_imap_free(s);
+}
+
 /* The host policy after resolution, and the insecure modes. */
 static void test_policy(void **state)
 {
@@ -834,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_trickle),
         cmocka_unit_test(test_greeting),
         cmocka_unit_test(test_sni),
+        cmocka_unit_test(test_tls_trickle),
         cmocka_unit_test(test_policy),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -20,7 +20,8 @@ until the client gives up), GARBAGE (an unparsable line, then OK), STALL (no
 answer at all), CLOSE (the connection closed at once), CLOSE-IN-LITERAL
 (closed inside a literal), TRICKLE (the start of an answer, then one byte
 every 2 s, never complete); XSTRICT GREETING mode: the next connection is
-greeted so: TRICKLE (a byte every 2 s), HUGE (one line of 100 MB)).
+greeted so: TRICKLE (a byte every 2 s), HUGE (one line of 100 MB),
+TLS-TRICKLE (on the TLS port: the greeting's TLS record a byte every 2 s)).
 
 State lives in memory: mailboxes with UIDVALIDITY, UIDNEXT, mod-sequences,
 flags and expunge tombstones. Usage:
@@ -424,8 +425,40 @@ class Session(socketserver.StreamRequestHandler):
         self.rfile = self.request.makefile("rb")
         self.wfile = self.request.makefile("wb")
 
+    def tls_trickle(self):
+        """Completes the TLS handshake, then sends the greeting's TLS record
+        a byte every 2 s: the client's TLS layer waits inside one read."""
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = self.state.tls.wrap_bio(inc, out, server_side=True)
+        sock = self.request
+        try:
+            while True:
+                try:
+                    obj.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(out.read())
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    inc.write(data)
+            sock.sendall(out.read())
+            obj.write(b"* OK trickled at the TLS layer\r\n")
+            for b in out.read():
+                sock.sendall(bytes([b]))
+                time.sleep(2)
+            while sock.recv(65536):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+
     def handle(self):
         st = self.state
+        with st.lock:
+            greeting, st.greeting = st.greeting, None
+        if greeting == "TLS-TRICKLE" and self.server.server_address[1] == st.tls_port:
+            st.say("hostile greeting TLS-TRICKLE")
+            return self.tls_trickle()
         if self.server.server_address[1] == st.tls_port:
             try:
                 self.start_tls()
@@ -437,8 +470,6 @@ class Session(socketserver.StreamRequestHandler):
         self.readonly = False
         self.condstore = False
         self.qresync = False
-        with st.lock:
-            greeting, st.greeting = st.greeting, None
         if greeting:
             st.say("hostile greeting %s" % greeting)
             return self.hostile(b"*", "GREETING-" + greeting)
@@ -576,7 +607,7 @@ class Session(socketserver.StreamRequestHandler):
                 p.sp()
                 how = p.atom().decode().upper()
                 p.end(name)
-                if how not in ("TRICKLE", "HUGE"):
+                if how not in ("TRICKLE", "HUGE", "TLS-TRICKLE"):
                     raise Bad("unknown GREETING mode %s" % how)
                 st.greeting = how
                 return ok()
