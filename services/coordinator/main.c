@@ -65,8 +65,8 @@ static int coord_validate(sh_error *err)
     env.batch = cfg_batch;
     env.lease_s = cfg_lease;
     env.allow_insecure = cfg_allow_insecure;
-    int prc = sh_hostpolicy_new(cfg_allow_hosts, cfg_deny_hosts, "IMAP_ALLOW_HOSTS",
-                                "IMAP_DENY_HOSTS", &hosts, err);
+    int prc = sh_hostpolicy_new(cfg_allow_hosts, cfg_deny_hosts, SH_IMAP_ALLOW_HOSTS,
+                                SH_IMAP_DENY_HOSTS, &hosts, err);
     if (prc)
         return prc;
     env.hosts = hosts;

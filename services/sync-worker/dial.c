@@ -58,7 +58,7 @@ static pthread_once_t dial_once = PTHREAD_ONCE_INIT;
 static void dial_builtin_init(void)
 {
     sh_error e;
-    sh_hostpolicy_new(NULL, NULL, "IMAP_ALLOW_HOSTS", "IMAP_DENY_HOSTS", &dial_builtin, &e);
+    sh_hostpolicy_new(NULL, NULL, SH_IMAP_ALLOW_HOSTS, SH_IMAP_DENY_HOSTS, &dial_builtin, &e);
 }
 
 int sync_dial(const sh_hostpolicy *policy, const char *host, int port, int timeout_s, int *fd,

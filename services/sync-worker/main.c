@@ -79,7 +79,7 @@ static int sync_validate(sh_error *err)
     env.command_deadline_s = (int)cfg_command_deadline;
     env.run_deadline_s = (int)cfg_run_deadline;
     env.allow_insecure = cfg_allow_insecure;
-    rc = sh_hostpolicy_new(cfg_allow_hosts, cfg_deny_hosts, "IMAP_ALLOW_HOSTS", "IMAP_DENY_HOSTS",
+    rc = sh_hostpolicy_new(cfg_allow_hosts, cfg_deny_hosts, SH_IMAP_ALLOW_HOSTS, SH_IMAP_DENY_HOSTS,
                            &hosts, err);
     if (rc)
         return rc;

@@ -22,7 +22,7 @@ static sh_hostpolicy *policy(const char *allow, const char *deny)
 {
     sh_hostpolicy *p = NULL;
     sh_error err;
-    if (sh_hostpolicy_new(allow, deny, "IMAP_ALLOW_HOSTS", "IMAP_DENY_HOSTS", &p, &err) != SH_OK)
+    if (sh_hostpolicy_new(allow, deny, SH_IMAP_ALLOW_HOSTS, SH_IMAP_DENY_HOSTS, &p, &err) != SH_OK)
         fail_msg("policy %s / %s: %s", allow ? allow : "-", deny ? deny : "-", err.msg);
     return p;
 }
@@ -63,9 +63,9 @@ static void test_syntax(void **state)
     for (size_t i = 0; bad[i]; i++) {
         sh_hostpolicy *p = (sh_hostpolicy *)1;
         sh_error err;
-        assert_int_equal(
-            sh_hostpolicy_new("127.0.0.1", bad[i], "IMAP_ALLOW_HOSTS", "IMAP_DENY_HOSTS", &p, &err),
-            SH_EINVAL);
+        assert_int_equal(sh_hostpolicy_new("127.0.0.1", bad[i], SH_IMAP_ALLOW_HOSTS,
+                                           SH_IMAP_DENY_HOSTS, &p, &err),
+                         SH_EINVAL);
         assert_null(p);
         char want[200];
         snprintf(want, sizeof want,

@@ -19,6 +19,11 @@
 
 typedef struct sh_hostpolicy sh_hostpolicy;
 
+/* The settings of the IMAP host policy, read alike by the coordinator and
+ * the sync-worker; their names, for messages. */
+#define SH_IMAP_ALLOW_HOSTS "IMAP_ALLOW_HOSTS"
+#define SH_IMAP_DENY_HOSTS  "IMAP_DENY_HOSTS"
+
 /* sh_hostpolicy_new parses allow and deny (NULL or "" for none), comma
  * lists of host names, IP addresses and CIDR ranges ("127.0.0.0/8,::1,
  * mail.internal"); allow_var and deny_var are the settings' names, used in
