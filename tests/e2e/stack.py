@@ -217,7 +217,7 @@ class Stack:
                if not k.startswith(("API_", "GATEWAY_", "PROGRESS_", "REDIS_", "KV_", "RPC_",
                                      "SSE_", "LOG_LEVEL", "COORDINATOR_", "CLAIM_",
                                      "RESERVE_", "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_",
-                                     "EMAIL_"))}
+                                     "EMAIL_", "IMAP_"))}
         env.update({
             "REDIS_URL": self.redis.url,
             "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % self.rpc_port,
@@ -239,6 +239,9 @@ class Stack:
             "SCHED_AUTO_TICK": "false",
             "SYNC_INTERVAL_MINUTES": "15",
             "EMAIL_SYNC_BATCH_SIZE": "5",
+            # The test Dovecot listens on loopback and speaks plain IMAP.
+            "IMAP_ALLOW_HOSTS": "127.0.0.0/8",
+            "IMAP_ALLOW_INSECURE": "true",
         })
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -593,7 +596,8 @@ class ScaleStack:
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("API_", "GATEWAY_", "PROGRESS_", "REDIS_", "KV_", "RPC_",
                                      "SSE_", "LOG_LEVEL", "COORDINATOR_", "CLAIM_", "RESERVE_",
-                                     "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_", "EMAIL_"))}
+                                     "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_", "EMAIL_",
+                                     "IMAP_"))}
         base.update({
             "REDIS_URL": self.redis.url,
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "info"),
@@ -608,6 +612,8 @@ class ScaleStack:
             "COORDINATOR_EVENTS_URL": self.urls("coordinator", "events"),
             "SYNC_WORKER_RPC_URL": self.urls("sync-worker", "rpc"),
             "SYNC_WORKER_EVENTS_URL": self.urls("sync-worker", "events"),
+            "IMAP_ALLOW_HOSTS": "127.0.0.0/8",
+            "IMAP_ALLOW_INSECURE": "true",
         })
         base.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         base.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
