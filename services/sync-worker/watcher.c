@@ -177,9 +177,15 @@ static void watcher_lease_more(void)
         char id[SH_ID_MAX + 1];
         snprintf(id, sizeof id, "%s", back.id ? back.id : "");
         back.id = id;
-        watch_acct *a = NULL, **grown = NULL;
-        if (id[0] && watcher_find(id) < 0 && (a = watcher_acct_new(l)) &&
-            (grown = realloc(wt.accts, (wt.n + 1) * sizeof *wt.accts))) {
+        if (!id[0]) {
+            sh_val_free(l);
+            continue;
+        }
+        int held = watcher_find(id);
+        if (held >= 0) /* its older lease ended (an update): the new one replaces it */
+            watcher_drop((size_t)held, "leased again");
+        watch_acct *a = watcher_acct_new(l), **grown = NULL;
+        if (a && (grown = realloc(wt.accts, (wt.n + 1) * sizeof *wt.accts))) {
             wt.accts = grown;
             wt.accts[wt.n++] = a;
             wt.nconns += a->nconns;
@@ -188,7 +194,7 @@ static void watcher_lease_more(void)
             continue;
         }
         watcher_acct_free(a);
-        if (id[0] && watcher_find(id) < 0 && sync_wc_release(wt.coord, wt.worker, &back, 1, &err))
+        if (sync_wc_release(wt.coord, wt.worker, &back, 1, &err))
             sh_log_warn("watch_release_failed", "account=%s: %s", id, err.msg);
     }
     sh_val_free(reply);

@@ -141,6 +141,8 @@ typedef struct tf_account {
     const char *security; /* ["none"] */
     tf_verify verify;     /* [tlsVerify left out] */
     const char *folder;   /* the one folder to sync [none named: INBOX] */
+    bool unwatched;       /* watchFolders [] (tests of the syncs themselves,
+                             which a watch would sync once more) [INBOX watched] */
 } tf_account;
 
 /* tf_stack_create_account creates the account (address test@example.com
