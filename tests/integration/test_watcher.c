@@ -157,6 +157,23 @@ static void setup_account(const char *want)
     wait_watch(want, 10000);
 }
 
+/* watch_archive_too creates the folder Archive elsewhere and has the
+ * account watch it besides INBOX (and sync it too, with sync_too). */
+static void watch_archive_too(bool sync_too)
+{
+    const char *create[] = {"CREATE Archive", NULL};
+    other_client(create);
+    sh_val *u = sh_val_new_map(), *f = sh_val_new_map(), *both = sh_val_new_array();
+    sh_val_push(both, sh_val_new_cstr("INBOX"));
+    sh_val_push(both, sh_val_new_cstr("Archive"));
+    if (sync_too)
+        sh_val_set_cstr(f, "folders", sh_val_clone(both));
+    sh_val_set_cstr(f, "watchFolders", both);
+    tf_put_str(u, "id", acct);
+    sh_val_set_cstr(u, "fields", f);
+    assert_int_equal(tf_stack_call(st.coord, "account.update", u, NULL), SH_OK);
+}
+
 static void test_new_mail_reaches_the_log_without_a_sync_asked(void **state)
 {
     (void)state;
@@ -194,16 +211,7 @@ static void test_a_watched_folder_besides_inbox(void **state)
 {
     (void)state;
     setup_account("idle");
-    const char *create[] = {"CREATE Archive", NULL};
-    other_client(create);
-    sh_val *u = sh_val_new_map(), *f = sh_val_new_map(), *both = sh_val_new_array();
-    sh_val_push(both, sh_val_new_cstr("INBOX"));
-    sh_val_push(both, sh_val_new_cstr("Archive"));
-    sh_val_set_cstr(f, "folders", sh_val_clone(both));
-    sh_val_set_cstr(f, "watchFolders", both);
-    tf_put_str(u, "id", acct);
-    sh_val_set_cstr(u, "fields", f);
-    assert_int_equal(tf_stack_call(st.coord, "account.update", u, NULL), SH_OK);
+    watch_archive_too(true);
     tf_stack_sync_and_wait(&st, acct, "ok", NULL);
     wait_watch("idle", 10000);
     /* Both sessions up: the watcher holds the lease again. */
@@ -299,15 +307,7 @@ static void test_connections_per_host_are_capped(void **state)
 {
     (void)state;
     setup_account("idle");
-    const char *create[] = {"CREATE Archive", NULL};
-    other_client(create);
-    sh_val *u = sh_val_new_map(), *f = sh_val_new_map(), *both = sh_val_new_array();
-    sh_val_push(both, sh_val_new_cstr("INBOX"));
-    sh_val_push(both, sh_val_new_cstr("Archive"));
-    sh_val_set_cstr(f, "watchFolders", both);
-    tf_put_str(u, "id", acct);
-    sh_val_set_cstr(u, "fields", f);
-    assert_int_equal(tf_stack_call(st.coord, "account.update", u, NULL), SH_OK);
+    watch_archive_too(false);
     /* A cap of 2 leaves one connection to the watches, one to the syncs. */
     wait_watch("error", 10000);
     sh_val *a = account();
