@@ -126,6 +126,8 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
         const char *pw = sh_reply_string(secret, &len);
         rc |= sh_val_set_cstr(m, "passwordSealed", sh_val_new_bin(pw ? pw : "", pw ? len : 0));
         rc |= sh_val_set_cstr(m, "progressId", acc_str(hash, "progressId", true));
+        if (acc_field(hash, "syncFirst", NULL))
+            rc |= sh_val_set_cstr(m, "syncFirst", acc_str(hash, "syncFirst", false));
     }
     if (rc) {
         sh_val_free(m);

@@ -102,8 +102,8 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
                          sh_error *err);
 int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *err);
 /* coord_account_view turns an account hash (HGETALL) into its public map;
- * given the sealed password (for sync workers), it adds passwordSealed and
- * progressId. */
+ * given the sealed password (for sync workers), it adds passwordSealed,
+ * progressId and syncFirst (when a folder was asked for first). */
 sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret);
 
 /* The sync schedule (schedule.c). now_ms < 0 uses Redis's clock; batch 0
@@ -111,7 +111,9 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret);
 int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_val **out,
                sh_error *err);
 int coord_sched_status(sh_worker *w, sh_val **out, sh_error *err);
-int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err);
+/* coord_sync_now queues account id; folder (NULL: none), a folder that
+ * changed, is synced first by the run (syncFirst in the lease's account). */
+int coord_sync_now(sh_worker *w, const char *id, const char *folder, sh_val **out, sh_error *err);
 int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err);
 int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **out, sh_error *err);
 int coord_lease_complete(sh_worker *w, const char *id, const char *token, const char *outcome,

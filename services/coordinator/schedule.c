@@ -150,7 +150,7 @@ static void sched_announce_queued(sh_worker *w, const char *id)
     coord_publish(w, COORD_TOPIC_QUEUED, SH_EVENT_QUEUED, ev);
 }
 
-int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
+int coord_sync_now(sh_worker *w, const char *id, const char *folder, sh_val **out, sh_error *err)
 {
     *out = NULL;
     char key[COORD_KEY_MAX], pid[96], rnd[17];
@@ -165,6 +165,7 @@ int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
     sh_cmd_str(c, k.queue);
     sh_cmd_str(c, pid);
     sh_cmd_str(c, id);
+    sh_cmd_str(c, folder ? folder : "");
     sh_reply *r;
     rc = sched_run(w, c, &r, err);
     if (rc)

@@ -177,7 +177,9 @@ sh_script coord_script_lease = SH_SCRIPT(
     "    end\n"
     "    redis.call('HSET', k, 'status', 'syncing', 'leaseToken', ARGV[3], 'leaseExpires', exp)\n"
     "    redis.call('ZADD', KEYS[2], exp, id)\n"
-    "    return {id, exp, redis.call('HGETALL', k), redis.call('GET', k .. ':secret')}\n"
+    "    local h = redis.call('HGETALL', k)\n"
+    "    redis.call('HDEL', k, 'syncFirst')\n"
+    "    return {id, exp, h, redis.call('GET', k .. ':secret')}\n"
     "  end\n"
     "end\n");
 
@@ -232,13 +234,15 @@ sh_script coord_script_lease_complete = SH_SCRIPT(
     "end\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: account, queue. ARGV: progress id, account id. Queues the account now, at the
+/* KEYS: account, queue. ARGV: progress id, account id, the folder to sync
+ * first ("" for none: kept by the next lease, which hands it on). Queues the account now, at the
  * front. Returns {1, progressId} when queued, {0, progressId} when it
  * already was (or is syncing: then another run follows this one, for what
  * was asked while it ran), nil when there is no account. */
 sh_script coord_script_sync_now = SH_SCRIPT(
     "sync_now", "local st = redis.call('HGET', KEYS[1], 'status')\n"
                 "if not st then return false end\n"
+                "if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'syncFirst', ARGV[3]) end\n"
                 "if st == 'queued' or st == 'syncing' then\n"
                 "  local pid = redis.call('HGET', KEYS[1], 'progressId') or ''\n"
                 "  if pid == '' then pid = ARGV[1]; redis.call('HSET', KEYS[1], 'progressId', pid) "

@@ -88,10 +88,11 @@ int sync_wc_report(sh_rpc_client *c, const sync_wc_ref *ref, const char *state, 
     return rc;
 }
 
-int sync_wc_sync_now(sh_rpc_client *c, const char *id, sh_error *err)
+int sync_wc_sync_now(sh_rpc_client *c, const char *id, const char *folder, sh_error *err)
 {
     sh_val *a = sh_val_new_map(), *reply = NULL;
-    if (a && sh_val_set_cstr(a, "id", sh_val_new_cstr(id))) {
+    if (a && (sh_val_set_cstr(a, "id", sh_val_new_cstr(id)) ||
+              (folder && sh_val_set_cstr(a, "folder", sh_val_new_cstr(folder))))) {
         sh_val_free(a);
         a = NULL;
     }

@@ -34,7 +34,8 @@ int sync_wc_release(sh_rpc_client *c, const char *worker, const sync_wc_ref *ref
 int sync_wc_report(sh_rpc_client *c, const sync_wc_ref *ref, const char *state, const char *error,
                    sh_error *err);
 /* sync_wc_sync_now asks for an incremental sync of account id now
- * (account.sync_now: queued, or run again once the running sync ends). */
-int sync_wc_sync_now(sh_rpc_client *c, const char *id, sh_error *err);
+ * (account.sync_now: queued, or run again once the running sync ends),
+ * folder (may be NULL) first. */
+int sync_wc_sync_now(sh_rpc_client *c, const char *id, const char *folder, sh_error *err);
 
 #endif

@@ -31,6 +31,7 @@ typedef struct watch_acct {
     char state[16]; /* as last reported, "" before */
     char error[256];
     bool kick_pending; /* a change to ask a sync for, once the coordinator answers */
+    char kick_folder[SYNC_WATCH_FOLDER_MAX + 1]; /* its folder, "" for none */
 } watch_acct;
 
 static struct {
@@ -251,13 +252,18 @@ static void watcher_report(size_t i)
  * or, while the coordinator does not answer, once it does. */
 static void watcher_kick(watch_acct *a, const char *folder, const char *why)
 {
-    if (folder)
+    if (folder) {
         sh_log_info("watch_change", "account=%s folder=%s: %s, syncing", a->id, folder, why);
+        /* Two folders changed before the sync was asked for: neither first. */
+        snprintf(a->kick_folder, sizeof a->kick_folder, "%s",
+                 a->kick_pending && strcmp(a->kick_folder, folder) ? "" : folder);
+    }
     a->kick_pending = true;
     if (sh_mono_ms() < wt.coord_quiet_until)
         return;
     sh_error err;
-    if (sync_wc_sync_now(wt.coord, a->id, &err) == SH_OK) {
+    if (sync_wc_sync_now(wt.coord, a->id, a->kick_folder[0] ? a->kick_folder : NULL, &err) ==
+        SH_OK) {
         a->kick_pending = false;
     } else {
         sh_log_warn("sync_now_failed", "account=%s: %s (asked again later)", a->id, err.msg);

@@ -3,7 +3,8 @@
  * fenced by the token, expiry handing the watch to another worker, tokens
  * growing even when the account's record of them is lost, accounts deleted
  * or with nothing to watch dropped, watchFolders checked, bad arguments
- * refused. */
+ * refused; and the folder a watch asks to sync first handed to the sync's
+ * lease once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -422,6 +423,42 @@ static void test_bad_arguments_are_refused_clearly(void **state)
     sh_val_free(acc);
 }
 
+static void test_sync_now_names_the_folder_to_sync_first(void **state)
+{
+    (void)state;
+    char id[64];
+    create(1, NULL, 0, id);
+    sh_val *a = tf_id_args(id);
+    tf_put_str(a, "folder", "Archive");
+    assert_int_equal(tf_call(cl[0], "account.sync_now", a, 10000, NULL, NULL), SH_OK);
+    sh_val *w = sh_val_new_map(), *res = NULL;
+    tf_put_str(w, "worker", "w1");
+    assert_int_equal(tf_call(cl[1], "sync.lease", w, 10000, &res, NULL), SH_OK);
+    const sh_val *acc = sh_val_get(sh_val_get(res, "lease"), "account");
+    assert_string_equal(sh_val_get_str(acc, "syncFirst", NULL), "Archive");
+    /* Handed on once: the public view never shows it, the next lease lacks it. */
+    sh_val *pub = get(id);
+    assert_null(sh_val_get(pub, "syncFirst"));
+    sh_val_free(pub);
+    sh_val *c = sh_val_new_map();
+    tf_put_str(c, "accountId", id);
+    tf_put_str(c, "leaseToken", sh_val_get_str(sh_val_get(res, "lease"), "leaseToken", NULL));
+    tf_put_str(c, "outcome", "ok");
+    assert_int_equal(tf_call(cl[0], "sync.complete", c, 10000, NULL, NULL), SH_OK);
+    sh_val_free(res);
+    assert_int_equal(tf_call(cl[0], "account.sync_now", tf_id_args(id), 10000, NULL, NULL), SH_OK);
+    w = sh_val_new_map();
+    tf_put_str(w, "worker", "w1");
+    assert_int_equal(tf_call(cl[1], "sync.lease", w, 10000, &res, NULL), SH_OK);
+    acc = sh_val_get(sh_val_get(res, "lease"), "account");
+    assert_non_null(acc);
+    assert_null(sh_val_get(acc, "syncFirst"));
+    sh_val_free(res);
+    a = tf_id_args(id);
+    sh_val_set_cstr(a, "folder", sh_val_new_int(7));
+    expect_einval(0, "account.sync_now", a, "\"folder\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup(test_renew_report_fenced_and_expiry_moves_the_watch, each_setup),
         cmocka_unit_test_setup(test_deleted_or_unwatched_accounts_lose_their_watch, each_setup),
         cmocka_unit_test_setup(test_bad_arguments_are_refused_clearly, each_setup),
+        cmocka_unit_test_setup(test_sync_now_names_the_folder_to_sync_first, each_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
