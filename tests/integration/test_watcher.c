@@ -3,7 +3,8 @@
  * folder) reaches the account's event log within 2 s with no sync asked
  * for by the test; the strict server answering IDLE with untagged data
  * before "+ idling"; a server without IDLE polled; Dovecot restarted under
- * a watch; the cap on connections per host; and the watch moving to another worker when its own
+ * a watch; the cap on connections per host; no watch with IMAP_MAX_WATCHES
+ * 0; and the watch moving to another worker when its own
  * dies, with the old lease's token refused afterwards. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@ typedef struct watch_group {
     const tf_strict_opts *strict; /* NULL: Dovecot */
     int poll_seconds;
     int max_per_host;
+    const char *worker_setting;
 } watch_group;
 
 static const tf_strict_opts strict_early = {.capability = IDLE_CAPS, .idle_untagged_first = true};
@@ -53,6 +55,7 @@ static int group_setup(void **state)
                           .watch_renew_seconds = 1,
                           .poll_seconds = g->poll_seconds,
                           .max_per_host = g->max_per_host,
+                          .worker_setting = g->worker_setting,
                           .strict = g->strict};
     *state = &st;
     return tf_stack_start(&st, &opts);
@@ -335,15 +338,33 @@ static const struct CMUnitTest poll_tests[] = {
     cmocka_unit_test(test_server_without_idle_is_polled),
 };
 
+static void test_no_watch_when_watches_are_off(void **state)
+{
+    (void)state;
+    setup_account("off");
+    /* Well past a renewal period: nobody took the watch. */
+    tf_sleep_ms(3000);
+    wait_watch("off", 100);
+    assert_int_equal(tf_stack_worker_log_count(&st, "event=watch_opened", (const char *)NULL), 0);
+    char key[200];
+    snprintf(key, sizeof key, "account:{%s}", acct);
+    assert_int_equal(tf_stack_hget_ll(&st, key, "watchToken"), 0);
+}
+
+static const struct CMUnitTest off_tests[] = {
+    cmocka_unit_test(test_no_watch_when_watches_are_off),
+};
+
 static const struct CMUnitTest cap_tests[] = {
     cmocka_unit_test(test_connections_per_host_are_capped),
 };
 
 static const watch_group groups[] = {
-    {{"test_watcher_dovecot", TF_STACK_TESTS(dovecot_tests)}, NULL, 0, 0},
-    {{"test_watcher_strict_early", TF_STACK_TESTS(early_tests)}, &strict_early, 0, 0},
-    {{"test_watcher_strict_poll", TF_STACK_TESTS(poll_tests)}, &strict_no_idle, 1, 0},
-    {{"test_watcher_host_cap", TF_STACK_TESTS(cap_tests)}, NULL, 0, 2},
+    {{"test_watcher_dovecot", TF_STACK_TESTS(dovecot_tests)}, NULL, 0, 0, NULL},
+    {{"test_watcher_strict_early", TF_STACK_TESTS(early_tests)}, &strict_early, 0, 0, NULL},
+    {{"test_watcher_strict_poll", TF_STACK_TESTS(poll_tests)}, &strict_no_idle, 1, 0, NULL},
+    {{"test_watcher_host_cap", TF_STACK_TESTS(cap_tests)}, NULL, 0, 2, NULL},
+    {{"test_watcher_off", TF_STACK_TESTS(off_tests)}, NULL, 0, 0, "IMAP_MAX_WATCHES=0"},
 };
 
 int main(void)

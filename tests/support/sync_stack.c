@@ -83,6 +83,8 @@ static pid_t stack_worker(tf_stack *s, bool with_ca, const char *rpc_url, const 
                       s->opts.max_per_host);
     if (s->worker_env)
         env[n++] = s->worker_env;
+    if (s->opts.worker_setting)
+        env[n++] = s->opts.worker_setting;
     snprintf(name, sizeof name, "sync-worker-%d", s->workers_started++);
     pid_t pid = stack_service(s, "sync-worker", name, rpc_url, events_url, env);
     if (pid <= 0 || tf_stack_wait_ping(c) != 0) {

@@ -45,6 +45,7 @@ typedef struct tf_stack_opts {
     int watch_renew_seconds;      /* the sync-worker's WATCH_RENEW_SECONDS */
     int poll_seconds;             /* the sync-worker's IMAP_POLL_SECONDS */
     int max_per_host;             /* the sync-worker's IMAP_MAX_CONNECTIONS_PER_HOST */
+    const char *worker_setting;   /* one more "K=V" for every sync-worker, or NULL */
     bool worker_ca;               /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
     bool gateway;                 /* start the gateway on http_port too */
     const char *imap_capability;  /* Dovecot's CAPABILITY after login, NULL
