@@ -12,7 +12,7 @@
 #include "shared/config.h"
 #include "shared/log.h"
 
-#define CONFIG_ROWS 27 /* rows, the NULL row included; unused rows are NULL too */
+#define CONFIG_ROWS 32 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -53,6 +53,18 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          "HTTP worker threads"},
         {"GATEWAY_MAX_CONNECTIONS", NULL, SH_SET_INT, "4096", 1, 1000000, &c->max_connections,
          false, "simultaneous HTTP connections"},
+        {"GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", NULL, SH_SET_INT, "256", 0, 1000000,
+         &c->max_conns_per_addr, false,
+         "simultaneous HTTP connections from one client address (0: no limit)"},
+        {"GATEWAY_MAX_STREAMS", NULL, SH_SET_INT, "0", 0, 1000000, &c->max_streams, false,
+         "open event streams and WebSockets (0: three quarters of GATEWAY_MAX_CONNECTIONS)"},
+        {"GATEWAY_MAX_STREAMS_PER_ADDRESS", NULL, SH_SET_INT, "64", 0, 1000000,
+         &c->max_streams_per_addr, false,
+         "open event streams and WebSockets of one client address (0: no limit)"},
+        {"GATEWAY_STREAM_BUFFER", NULL, SH_SET_INT, "262144", 16384, 16777216, &c->stream_buffer,
+         false, "bytes an event stream holds for a client that does not read"},
+        {"GATEWAY_HEAD_TIMEOUT", NULL, SH_SET_INT, "10", 1, 300, &c->head_timeout_s, false,
+         "seconds a connection has to send a whole request head"},
         {"GATEWAY_CONNECTION_MEMORY", NULL, SH_SET_INT, "8192", 4096, 1048576, &c->conn_memory,
          false, "bytes each connection has for its request head and reply headers"},
         {"SSE_HEARTBEAT_SECONDS", NULL, SH_SET_INT, "15", 1, 3600, &c->heartbeat_s, false,
@@ -162,6 +174,29 @@ static int config_token_keys(gw_config *c, sh_error *err)
     return SH_OK;
 }
 
+/* config_limits derives the stream cap and checks that the limits leave
+ * room: streams below connections (the API and /healthz keep a reserve),
+ * and an address's streams below its connections (or the 429 never shows:
+ * its connections are turned away first). */
+static int config_limits(gw_config *c, sh_error *err)
+{
+    c->stream_cap = c->max_streams;
+    if (!c->stream_cap)
+        c->stream_cap = c->max_connections - (c->max_connections + 3) / 4;
+    if (c->stream_cap >= c->max_connections)
+        return sh_error_set(err, SH_EINVAL,
+                            "GATEWAY_MAX_STREAMS (%lld) must be less than "
+                            "GATEWAY_MAX_CONNECTIONS (%lld): requests need connections too",
+                            c->stream_cap, c->max_connections);
+    if (c->max_streams_per_addr && c->max_conns_per_addr &&
+        c->max_streams_per_addr >= c->max_conns_per_addr)
+        return sh_error_set(err, SH_EINVAL,
+                            "GATEWAY_MAX_STREAMS_PER_ADDRESS (%lld) must be less than "
+                            "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS (%lld), or either 0",
+                            c->max_streams_per_addr, c->max_conns_per_addr);
+    return SH_OK;
+}
+
 int gw_config_load(gw_config *cfg, sh_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -185,6 +220,8 @@ int gw_config_load(gw_config *cfg, sh_error *err)
     if ((rc = gw_cors_parse(cfg->cors_origins, &cfg->cors, err)) != SH_OK)
         return rc;
     if ((rc = config_token_keys(cfg, err)) != SH_OK)
+        return rc;
+    if ((rc = config_limits(cfg, err)) != SH_OK)
         return rc;
     /* Streams send a heartbeat well within the idle timeout. */
     cfg->conn_timeout_s = 60;

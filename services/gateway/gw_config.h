@@ -34,12 +34,18 @@ typedef struct gw_config {
     long long threads;            /* MHD thread pool */
     long long conn_memory;        /* MHD's memory pool of each connection */
     long long max_connections;
-    long long heartbeat_s;     /* SSE heartbeat period */
-    long long conn_timeout_s;  /* idle HTTP connections */
-    long long drain_ms;        /* after SIGTERM, connections still accepted this long */
-    const char *cors_origins;  /* CORS_ORIGINS as given, NULL when unset */
-    gw_cors cors;              /* the origins of cors_origins */
-    const char *token_key_hex; /* TOKEN_SIGNING_KEY, NULL when unset */
+    long long max_conns_per_addr;   /* 0: no limit */
+    long long max_streams;          /* as set; 0: derived */
+    long long stream_cap;           /* event streams and WebSockets open at once */
+    long long max_streams_per_addr; /* 0: no limit */
+    long long stream_buffer;        /* bytes a stream holds unread */
+    long long head_timeout_s;       /* a request head arrives within this */
+    long long heartbeat_s;          /* SSE heartbeat period */
+    long long conn_timeout_s;       /* idle HTTP connections */
+    long long drain_ms;             /* after SIGTERM, connections still accepted this long */
+    const char *cors_origins;       /* CORS_ORIGINS as given, NULL when unset */
+    gw_cors cors;                   /* the origins of cors_origins */
+    const char *token_key_hex;      /* TOKEN_SIGNING_KEY, NULL when unset */
     const char *token_prev_hex;
     sh_key token_keys[2]; /* current, previous */
     size_t ntoken_keys;   /* 0: no scoped tokens; 1; 2 while rotating */

@@ -101,6 +101,8 @@ const char *gw_req_request_id(gw_req *r);
 const struct gw_token *gw_req_token(gw_req *r);
 /* gw_req_stopping reports whether the gateway is stopping. */
 bool gw_req_stopping(gw_req *r);
+/* gw_req_peer returns the client's address (MHD's; NULL when unknown). */
+const struct sockaddr *gw_req_peer(gw_req *r);
 /* gw_req_peer_loopback reports whether the client connected from a loopback
  * address. */
 bool gw_req_peer_loopback(gw_req *r);

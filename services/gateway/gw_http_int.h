@@ -7,11 +7,13 @@
  *   http_call.c   service calls and their fan-out
  *   http_reply.c  replies, and service errors mapped to statuses
  *   http_stop.c   the orderly stop and the activity it watches
+ *   http_head.c   the deadline of request heads
  */
 #ifndef GW_HTTP_INT_H
 #define GW_HTTP_INT_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +23,18 @@
 #include "gw_router.h"
 #include "gw_token.h"
 #include "shared/keys.h"
+
+typedef struct gw__http_conn gw__http_conn;
+
+/* The connections whose request head is awaited, oldest first (lock mu). */
+typedef struct gw__http_heads {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    gw__http_conn *first, *last;
+    uint64_t timeout_ns;
+    pthread_t thread;
+    bool inited, started, stop;
+} gw__http_heads;
 
 enum { GW__HTTP_REQ_BODY, GW__HTTP_REQ_WAITING, GW__HTTP_REQ_DONE };
 
@@ -38,6 +52,7 @@ struct gw_http {
     uint64_t stop_ns;
     atomic_uint_fast64_t next_rid;
     char rid_prefix[9];
+    gw__http_heads heads;
 };
 
 struct gw_req {
@@ -74,6 +89,7 @@ struct gw_req {
     const char *xhdr_name;
     const char *xhdr_value;
     struct MHD_Response *stream;
+    bool upgraded; /* the reply is a 101: the connection is the WebSocket's */
     void (*done_fn)(void *arg);
     void *done_arg;
 };
@@ -82,6 +98,23 @@ struct gw_req {
 
 /* The content type of every JSON reply. */
 extern const char gw__http_json[];
+
+/* ---- http_head.c --------------------------------------------------------- */
+
+/* gw__http_head_start starts the thread that closes connections whose head
+ * has not arrived timeout_s after they were armed; gw__http_head_fini stops
+ * it (after the daemon) and is harmless on a zeroed or half-started one. */
+int gw__http_head_start(gw__http_heads *hs, long long timeout_s, sh_error *err);
+void gw__http_head_fini(gw__http_heads *hs);
+/* gw__http_head_open makes the socket context of a new connection, armed;
+ * gw__http_head_close frees it. */
+void gw__http_head_open(gw__http_heads *hs, struct MHD_Connection *conn, void **socket_ctx);
+void gw__http_head_close(gw__http_heads *hs, void **socket_ctx);
+/* gw__http_head_received disarms conn: a request head is in. */
+void gw__http_head_received(gw__http_heads *hs, struct MHD_Connection *conn);
+/* gw__http_head_rearm arms conn again: its request ended, the next head
+ * has the deadline too. */
+void gw__http_head_rearm(gw__http_heads *hs, struct MHD_Connection *conn);
 
 /* ---- http_stop.c --------------------------------------------------------- */
 

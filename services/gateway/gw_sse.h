@@ -18,10 +18,20 @@
 
 #include "gw_config.h"
 #include "gw_http.h"
+#include "gw_slots.h"
 #include "shared/err.h"
 #include "shared/rpc.h"
 
 int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error *err);
+
+/* Seconds a client refused a stream is told to wait (Retry-After). */
+#define GW_SSE_RETRY_AFTER "5"
+
+/* gw_sse_admit takes a place for a stream of r's client (gw_slots.h), or
+ * replies 429 (its address has GATEWAY_MAX_STREAMS_PER_ADDRESS) or 503 (the
+ * gateway has GATEWAY_MAX_STREAMS), with Retry-After, and returns NULL. The
+ * open functions below take one themselves. */
+gw_slot *gw_sse_admit(gw_sse *s, gw_req *r);
 
 /* gw_sse_open answers r with a stream of the record named by its :id. */
 void gw_sse_open(gw_sse *s, gw_req *r);
@@ -70,18 +80,20 @@ void gw_sse_open_events(gw_sse *s, gw_req *r, uint64_t types);
 typedef struct gw_sse_tap gw_sse_tap;
 
 #define GW_SSE_TAP_END    (-1) /* the stream ended (the gateway stops) */
-#define GW_SSE_TAP_FAILED (-2) /* its reader fell 16 MiB behind */
+#define GW_SSE_TAP_FAILED (-2) /* its reader fell GATEWAY_STREAM_BUFFER behind */
 
-/* gw_sse_tap_new opens a tap of the typed events of types; wake(arg) is
+/* gw_sse_tap_new opens a tap of the typed events of types, holding slot
+ * (from gw_sse_admit; taken, even on failure); wake(arg) is
  * called, from any thread and with no lock held, when a tap whose last read
  * found nothing has text again (or ends). Freed with gw_sse_tap_free. */
-int gw_sse_tap_new(gw_sse *s, uint64_t types, void (*wake)(void *arg), void *arg, gw_sse_tap **out);
+int gw_sse_tap_new(gw_sse *s, gw_slot *slot, uint64_t types, void (*wake)(void *arg), void *arg,
+                   gw_sse_tap **out);
 /* gw_sse_tap_read copies up to max bytes of t's text into buf; 0 when there
  * is none now (wake follows), else GW_SSE_TAP_END or GW_SSE_TAP_FAILED. */
 /* gw_sse_tap_mail opens a tap of account's mail events, replaying the log
  * after last ("": live only) as gw_sse_open_mail does. */
-int gw_sse_tap_mail(gw_sse *s, const char *account, const char *last, void (*wake)(void *arg),
-                    void *arg, gw_sse_tap **out);
+int gw_sse_tap_mail(gw_sse *s, gw_slot *slot, const char *account, const char *last,
+                    void (*wake)(void *arg), void *arg, gw_sse_tap **out);
 ssize_t gw_sse_tap_read(gw_sse_tap *t, char *buf, size_t max);
 void gw_sse_tap_free(gw_sse_tap *t);
 

@@ -34,6 +34,7 @@
 #include <sys/types.h>
 
 #include "gw_metrics.h"
+#include "gw_slots.h"
 #include "gw_sse.h"
 #include "shared/buf.h"
 #include "shared/events.h"
@@ -92,7 +93,7 @@ int gw__sse_type_fields(int type, const sh_val *payload, sh_buf *out);
 
 /* ---- sse_stream.c: one stream -------------------------------------------- */
 
-#define SSE_MAX_BUFFER (16u * 1024 * 1024)
+#define SSE_MAX_BUFFER (16u * 1024 * 1024) /* a stream's cap unless set (GATEWAY_STREAM_BUFFER) */
 /* The types of an account's mail stream (GET /api/accounts/:id/events): a
  * bit no typed event has, so the typed events never reach it while the
  * heartbeats, hang-ups and the shutdown do. */
@@ -118,9 +119,12 @@ struct gw__sse_stream {
     bool registered;
     int ep_fd; /* duplicate of the socket, watched for hang-ups; -1 when not */
     gw__sse_stream *retired_next;
+    gw_slot *slot; /* its place among the streams (released with it), or NULL */
+    size_t cap;    /* bytes it holds unread (GATEWAY_STREAM_BUFFER) */
     /* stream lock */
     sh_buf out;
     size_t off;
+    bool split;               /* out[off] is inside a block (event) partly read */
     int64_t last;             /* last version sent, or given as Last-Event-ID */
     bool sent_record;         /* a record went out on this stream */
     char created[SSE_TS_MAX]; /* createdAt of the last record sent */
@@ -140,7 +144,8 @@ struct gw__sse_stream {
 };
 
 /* gw__sse_stream_new returns a stream of record id on conn holding one
- * reference, or NULL; last is the client's Last-Event-ID (0: none). */
+ * reference, or NULL; last is the client's Last-Event-ID (0: none). Its cap
+ * is SSE_MAX_BUFFER until set. The last reference releases its slot. */
 gw__sse_stream *gw__sse_stream_new(struct MHD_Connection *conn, const char *id, int64_t last);
 void gw__sse_stream_ref(gw__sse_stream *st);
 /* gw__sse_stream_unref frees st with its last reference. */
@@ -159,10 +164,15 @@ void gw__sse_wake_init(gw__sse_wake *w);
 void gw__sse_wake_add(gw__sse_wake *w, gw__sse_stream *st);
 void gw__sse_wake_run(gw__sse_wake *w);
 
-/* gw__sse_stream_push_locked appends text to the stream's buffer (stream
- * lock held, or st not yet shared); it returns whether the connection is
- * suspended and must be resumed (the flag is cleared, so exactly one
- * producer resumes it). Past SSE_MAX_BUFFER unread the stream fails. */
+/* gw__sse_stream_push_locked appends text (whole blocks, each ending in a
+ * blank line) to the stream's buffer (stream lock held, or st not yet
+ * shared); it returns whether the connection is suspended and must be
+ * resumed (the flag is cleared, so exactly one producer resumes it). Past
+ * its cap unread, a record's stream drops what it has not begun to send,
+ * keeping text (a newer record supersedes the ones dropped; after other
+ * text the record is sent again at its next read), and any other stream
+ * fails: its client resumes with Last-Event-ID. One text always fits an
+ * empty buffer; a mail stream's replay of the log has SSE_MAX_BUFFER. */
 bool gw__sse_stream_push_locked(gw__sse_stream *st, const char *text, size_t len);
 /* gw__sse_stream_push appends text unless the stream is finishing. */
 void gw__sse_stream_push(gw__sse_stream *st, const char *text, size_t len, gw__sse_wake *w);

@@ -84,11 +84,17 @@ bool gw_req_stopping(gw_req *r)
     return atomic_load(&r->h->stopping);
 }
 
-bool gw_req_peer_loopback(gw_req *r)
+const struct sockaddr *gw_req_peer(gw_req *r)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    return ci && ci->client_addr && gw_config_addr_is_loopback(ci->client_addr);
+    return ci ? ci->client_addr : NULL;
+}
+
+bool gw_req_peer_loopback(gw_req *r)
+{
+    const struct sockaddr *sa = gw_req_peer(r);
+    return sa && gw_config_addr_is_loopback(sa);
 }
 
 /* ---- the request state machine ------------------------------------------ */
@@ -453,6 +459,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         r->method = gw_method_parse(method);
         r->ctype = gw__http_json;
         sh_buf_init(&r->body);
+        gw__http_head_received(&h->heads, conn);
         atomic_fetch_add(&h->busy, 1);
         gw__http_touch(h);
         http_request_id(r);
@@ -490,6 +497,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **req_cl
     if (!r)
         return;
     *req_cls = NULL;
+    if (!r->upgraded)
+        gw__http_head_rearm(&r->h->heads, conn);
     atomic_fetch_sub(&r->h->busy, 1);
     gw__http_touch(r->h);
     if (r->stream)
@@ -533,6 +542,12 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (cfg->ipv6)
         flags |= MHD_USE_IPv6;
+    int rc = gw__http_head_start(&h->heads, cfg->head_timeout_s, err);
+    if (rc != SH_OK) {
+        gw__http_head_fini(&h->heads);
+        free(h);
+        return rc;
+    }
     uint16_t port = ntohs(cfg->ipv6 ? ((const struct sockaddr_in6 *)&cfg->addr)->sin6_port
                                     : ((const struct sockaddr_in *)&cfg->addr)->sin_port);
     h->daemon = MHD_start_daemon(
@@ -541,9 +556,11 @@ int gw_http_start(const gw_config *cfg, gw_app *app, gw_http **out, sh_error *er
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->conn_memory,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_addr,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, gw__http_conn_notify, h, MHD_OPTION_END);
     if (!h->daemon) {
+        gw__http_head_fini(&h->heads);
         free(h);
         return sh_error_set(err, SH_EUNAVAIL,
                             "cannot listen on GATEWAY_LISTEN=%s (address in use or not "
@@ -562,5 +579,6 @@ void gw_http_free(gw_http *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    gw__http_head_fini(&h->heads);
     free(h);
 }

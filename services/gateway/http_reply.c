@@ -94,6 +94,7 @@ void gw_req_reply_upgrade(gw_req *r, struct MHD_Response *resp)
     r->stream = resp;
     r->status = MHD_HTTP_SWITCHING_PROTOCOLS;
     r->replied = true;
+    r->upgraded = true;
 }
 
 void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *not_found)

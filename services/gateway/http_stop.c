@@ -35,6 +35,10 @@ void gw__http_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_
     gw_http *h = cls;
     atomic_fetch_add(&h->conns, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
     gw__http_touch(h);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        gw__http_head_open(&h->heads, conn, socket_ctx);
+    else
+        gw__http_head_close(&h->heads, socket_ctx);
 }
 
 void gw_http_stop_begin(gw_http *h)

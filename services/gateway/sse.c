@@ -13,6 +13,8 @@
 #define SSE_BLOCK 4096 /* bytes a stream's reply hands MHD at a time: each stream holds one */
 
 struct gw_sse {
+    gw_slots *slots;
+    size_t stream_buffer; /* GATEWAY_STREAM_BUFFER */
     gw__sse_registry reg;
     gw__sse_feed feed;
     gw__sse_timer timer;
@@ -22,6 +24,44 @@ struct gw_sse {
 };
 
 static const char sse_bye[] = "event: shutdown\ndata: {}\n\n";
+
+gw_slot *gw_sse_admit(gw_sse *s, gw_req *r)
+{
+    gw_slot *slot = NULL;
+    int rc = gw_slots_take(s->slots, gw_req_peer(r), &slot);
+    if (rc == GW_SLOTS_OK)
+        return slot;
+    if (rc == GW_SLOTS_NOMEM) {
+        gw_req_reply_error(r, 503, "out of memory");
+        return NULL;
+    }
+    bool mine = rc == GW_SLOTS_ADDRESS;
+    gw_req_reply_error(r, mine ? 429 : 503, "%s: %s is %zu",
+                       mine ? "too many event streams from this address"
+                            : "the gateway has all the event streams it takes",
+                       mine ? "GATEWAY_MAX_STREAMS_PER_ADDRESS" : "GATEWAY_MAX_STREAMS",
+                       mine ? gw_slots_per_address(s->slots) : gw_slots_total(s->slots));
+    gw_req_reply_header(r, MHD_HTTP_HEADER_RETRY_AFTER, GW_SSE_RETRY_AFTER);
+    return NULL;
+}
+
+/* sse_stream_new makes the stream of r (its place taken, its cap set);
+ * NULL when it has replied. */
+static gw__sse_stream *sse_stream_new(gw_sse *s, gw_req *r, const char *id, int64_t last)
+{
+    gw_slot *slot = gw_sse_admit(s, r);
+    if (!slot)
+        return NULL;
+    gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), id, last);
+    if (!st) {
+        gw_slot_release(slot);
+        gw_req_reply_error(r, 503, "out of memory");
+        return NULL;
+    }
+    st->slot = slot;
+    st->cap = s->stream_buffer;
+    return st;
+}
 
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -98,11 +138,9 @@ void gw_sse_open(gw_sse *s, gw_req *r)
     if (!sse_parse_last_id(gw_req_header(r, "Last-Event-ID"), &last) &&
         !sse_parse_last_id(gw_req_query(r, "lastEventId"), &last))
         last = 0;
-    gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), id, last);
-    if (!st) {
-        gw_req_reply_error(r, 503, "out of memory");
+    gw__sse_stream *st = sse_stream_new(s, r, id, last);
+    if (!st)
         return;
-    }
     sh_log_debug("sse_open", "id=%s rid=%s last=%lld", id, gw_req_request_id(r), (long long)last);
     sse_start(s, r, st);
 }
@@ -123,11 +161,9 @@ uint64_t gw_sse_events_types(gw_req *r, unsigned families)
 
 void gw_sse_open_events(gw_sse *s, gw_req *r, uint64_t types)
 {
-    gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), "events", 0);
-    if (!st) {
-        gw_req_reply_error(r, 503, "out of memory");
+    gw__sse_stream *st = sse_stream_new(s, r, "events", 0);
+    if (!st)
         return;
-    }
     st->types = types;
     sh_log_debug("sse_open", "events rid=%s types=%llx", gw_req_request_id(r),
                  (unsigned long long)types);
@@ -156,11 +192,9 @@ void gw_sse_open_mail(gw_sse *s, gw_req *r)
         gw_req_reply_error(r, 400, "invalid Last-Event-ID: an event id is <ms>-<seq>");
         return;
     }
-    gw__sse_stream *st = gw__sse_stream_new(gw_req_connection(r), acct, 0);
-    if (!st) {
-        gw_req_reply_error(r, 503, "out of memory");
+    gw__sse_stream *st = sse_stream_new(s, r, acct, 0);
+    if (!st)
         return;
-    }
     st->types = GW__SSE_MAIL_STREAM;
     snprintf(st->mail_last, sizeof st->mail_last, "%s", last);
     st->mail_replaying = last[0] != '\0';
@@ -171,8 +205,11 @@ void gw_sse_open_mail(gw_sse *s, gw_req *r)
 /* A tap is a stream with no MHD connection: its reader is woken through
  * wake instead of being resumed. sse_tap_start greets (a typed stream) or
  * replays (a mail stream) it as sse_start does its HTTP twin. */
-static gw_sse_tap *sse_tap_start(gw_sse *s, gw__sse_stream *st, void (*wake)(void *arg), void *arg)
+static gw_sse_tap *sse_tap_start(gw_sse *s, gw__sse_stream *st, gw_slot *slot,
+                                 void (*wake)(void *arg), void *arg)
 {
+    st->slot = slot;
+    st->cap = s->stream_buffer;
     st->wake = wake;
     st->wake_arg = arg;
     bool mail = st->types == GW__SSE_MAIL_STREAM;
@@ -190,26 +227,31 @@ static gw_sse_tap *sse_tap_start(gw_sse *s, gw__sse_stream *st, void (*wake)(voi
     return (gw_sse_tap *)st;
 }
 
-int gw_sse_tap_new(gw_sse *s, uint64_t types, void (*wake)(void *arg), void *arg, gw_sse_tap **out)
+int gw_sse_tap_new(gw_sse *s, gw_slot *slot, uint64_t types, void (*wake)(void *arg), void *arg,
+                   gw_sse_tap **out)
 {
     gw__sse_stream *st = gw__sse_stream_new(NULL, "events", 0);
-    if (!st)
+    if (!st) {
+        gw_slot_release(slot);
         return SH_ENOMEM;
+    }
     st->types = types;
-    *out = sse_tap_start(s, st, wake, arg);
+    *out = sse_tap_start(s, st, slot, wake, arg);
     return SH_OK;
 }
 
-int gw_sse_tap_mail(gw_sse *s, const char *account, const char *last, void (*wake)(void *arg),
-                    void *arg, gw_sse_tap **out)
+int gw_sse_tap_mail(gw_sse *s, gw_slot *slot, const char *account, const char *last,
+                    void (*wake)(void *arg), void *arg, gw_sse_tap **out)
 {
     gw__sse_stream *st = gw__sse_stream_new(NULL, account, 0);
-    if (!st)
+    if (!st) {
+        gw_slot_release(slot);
         return SH_ENOMEM;
+    }
     st->types = GW__SSE_MAIL_STREAM;
     snprintf(st->mail_last, sizeof st->mail_last, "%s", last);
     st->mail_replaying = last[0] != '\0';
-    *out = sse_tap_start(s, st, wake, arg);
+    *out = sse_tap_start(s, st, slot, wake, arg);
     return SH_OK;
 }
 
@@ -248,6 +290,11 @@ int gw_sse_new(const gw_config *cfg, sh_rpc_client *rpc, gw_sse **out, sh_error 
     if (!s)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     s->timer.stop_fd = -1; /* so that a half-built s is freed as a whole one */
+    s->stream_buffer = (size_t)cfg->stream_buffer;
+    if (!(s->slots = gw_slots_new((size_t)cfg->stream_cap, (size_t)cfg->max_streams_per_addr))) {
+        free(s);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
     const char *const urls[GW_SVC_COUNT] = {cfg->rpc_url, cfg->coord_url, cfg->sync_url};
     int rc = gw__sse_registry_init(&s->reg, err);
     if (rc == SH_OK && (rc = gw__sse_feed_start(&s->feed, &s->reg, cfg->events_url, rpc, err)))
@@ -291,5 +338,6 @@ void gw_sse_free(gw_sse *s)
     gw__sse_mail_fini(&s->mail);
     gw__sse_feed_fini(&s->feed);
     gw__sse_registry_fini(&s->reg);
+    gw_slots_free(s->slots);
     free(s);
 }

@@ -3,6 +3,7 @@
  * suspended connection, and the rules of what it may send (versions in
  * strictly increasing order, restarting after a delete or with a new
  * record). Locking is described in gw_sse_int.h. */
+#define _GNU_SOURCE /* memmem */
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ gw__sse_stream *gw__sse_stream_new(struct MHD_Connection *conn, const char *id, 
     pthread_mutex_init(&st->mu, NULL);
     st->conn = conn;
     st->ep_fd = -1;
+    st->cap = SSE_MAX_BUFFER;
     st->last = last;
     snprintf(st->id, sizeof st->id, "%s", id);
     sh_buf_init(&st->out);
@@ -37,6 +39,7 @@ void gw__sse_stream_unref(gw__sse_stream *st)
 {
     if (atomic_fetch_sub(&st->refs, 1) != 1)
         return;
+    gw_slot_release(st->slot);
     pthread_mutex_destroy(&st->mu);
     sh_buf_fini(&st->out);
     sh_buf_fini(&st->mail_held);
@@ -91,6 +94,34 @@ void gw__sse_wake_run(gw__sse_wake *w)
     gw__sse_wake_init(w);
 }
 
+/* sse_stream_sent_end returns where the block partly read ends: what
+ * must still go out for the client to see whole events. */
+static size_t sse_stream_sent_end(const gw__sse_stream *st)
+{
+    if (!st->split)
+        return st->off;
+    size_t from = st->off ? st->off - 1 : 0;
+    const char *end = memmem(st->out.data + from, st->out.len - from, "\n\n", 2);
+    return end ? (size_t)(end - st->out.data) + 2 : st->out.len;
+}
+
+/* sse_stream_drop drops the blocks a record's stream has not begun to send;
+ * the record is sent again at its next read, unless text, which follows, is
+ * a newer one (gw__sse_stream_offer then notes its version). */
+static void sse_stream_drop(gw__sse_stream *st)
+{
+    size_t keep = sse_stream_sent_end(st);
+    sh_log_debug("sse_behind", "id=%s %zu unread bytes dropped", st->id, st->out.len - keep);
+    st->out.len = keep;
+    st->out.data[keep] = '\0';
+    if (keep == st->off) {
+        sh_buf_reset(&st->out);
+        st->off = 0;
+        st->split = false;
+    }
+    st->last = 0;
+}
+
 bool gw__sse_stream_push_locked(gw__sse_stream *st, const char *text, size_t len)
 {
     if (st->closed || st->failed)
@@ -101,11 +132,26 @@ bool gw__sse_stream_push_locked(gw__sse_stream *st, const char *text, size_t len
         st->off = 0;
         st->out.data[st->out.len] = '\0';
     }
-    if (st->out.len + len > SSE_MAX_BUFFER || sh_buf_append(&st->out, text, len) != SH_OK) {
-        /* A client this far behind gets closed; it reconnects with its
-         * Last-Event-ID and receives the current record. */
-        sh_log_warn("sse_overflow", "id=%s stream dropped: %zu bytes unread", st->id,
-                    st->out.len - st->off);
+    /* One event always fits an empty buffer; a mail stream replaying the
+     * log may hold it all (up to SSE_MAX_BUFFER), since its client only
+     * resumes from there. */
+    size_t unread = st->out.len - st->off;
+    size_t cap = st->mail_replaying && st->cap < SSE_MAX_BUFFER ? SSE_MAX_BUFFER : st->cap;
+    if (unread && unread + len > cap) {
+        if (st->types) {
+            /* Events with ids: the client resumes after the last one it
+             * got (a mail stream from the log, with nothing lost). */
+            sh_log_warn("sse_overflow", "id=%s stream closed: %zu bytes unread", st->id,
+                        st->out.len - st->off);
+            st->failed = true;
+        } else if (len && text[0] == ':') {
+            len = 0; /* a comment to a client this far behind: not sent */
+        } else {
+            sse_stream_drop(st);
+        }
+    }
+    if (!st->failed && len && sh_buf_append(&st->out, text, len) != SH_OK) {
+        sh_log_warn("sse_overflow", "id=%s stream closed: out of memory", st->id);
         st->failed = true;
     }
     if (!st->suspended)
@@ -214,6 +260,9 @@ ssize_t gw__sse_stream_read(gw__sse_stream *st, char *buf, size_t max)
         size_t n = avail < max ? avail : max;
         memcpy(buf, st->out.data + st->off, n);
         st->off += n;
+        /* Every block ends in a blank line, which no block holds inside. */
+        st->split = !(st->off >= 2 && st->out.data[st->off - 1] == '\n' &&
+                      st->out.data[st->off - 2] == '\n');
         if (st->off == st->out.len) {
             sh_buf_reset(&st->out);
             st->off = 0;

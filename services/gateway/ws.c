@@ -316,7 +316,10 @@ void gw_ws_open_events(gw_ws *ws, gw_req *r, uint64_t types)
     gw_sse_tap *tap = NULL;
     if (!ws_handshake_ok(ws, r, accept))
         return;
-    if (gw_sse_tap_new(ws->sse, types, ws_wake, ws, &tap) != SH_OK)
+    gw_slot *slot = gw_sse_admit(ws->sse, r);
+    if (!slot)
+        return;
+    if (gw_sse_tap_new(ws->sse, slot, types, ws_wake, ws, &tap) != SH_OK)
         tap = NULL;
     ws_reply(ws, r, tap, accept);
 }
@@ -331,7 +334,10 @@ void gw_ws_open_mail(gw_ws *ws, gw_req *r)
     }
     if (!ws_handshake_ok(ws, r, accept))
         return;
-    if (gw_sse_tap_mail(ws->sse, gw_req_param(r), last, ws_wake, ws, &tap) != SH_OK)
+    gw_slot *slot = gw_sse_admit(ws->sse, r);
+    if (!slot)
+        return;
+    if (gw_sse_tap_mail(ws->sse, slot, gw_req_param(r), last, ws_wake, ws, &tap) != SH_OK)
         tap = NULL;
     ws_reply(ws, r, tap, accept);
 }

@@ -305,14 +305,30 @@ class WebSocketLimitTest(StackTestCase):
         finally:
             s.close()
 
+    def open_ws(self):
+        """A WebSocket, once the places of the last test's are given back."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            w = WS(self.stack.http_port)
+            if w.status != 503 or time.monotonic() > deadline:
+                return w
+            w.close()
+            time.sleep(0.1)
+
     def test_websockets_count_against_the_limit(self):
+        """Two WebSockets (GATEWAY_MAX_STREAMS, a quarter of the connections
+        kept for requests) and a kept-alive request fill the three places;
+        a closed WebSocket gives its place back."""
         self.http.close()  # its keep-alive connection would take a slot
         self.assertFalse(self.refused())
-        socks = [WS(self.stack.http_port) for _ in range(3)]
+        socks = [self.open_ws() for _ in range(2)]
+        plain = socket.create_connection(("127.0.0.1", self.stack.http_port), timeout=5.0)
         try:
             for w in socks:
                 self.assertEqual(w.status, 101)
                 w.next_event()
+            plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(plain.recv(100).startswith(b"HTTP/1.1 200"))
             self.assertTrue(self.refused(), "a fourth connection was served")
             socks[0].send_frame(CLOSE, struct.pack("!H", 1000))
             self.assertEqual(socks[0].expect_close(), 1000)
@@ -320,6 +336,20 @@ class WebSocketLimitTest(StackTestCase):
             while self.refused() and time.monotonic() < deadline:
                 time.sleep(0.1)
             self.assertFalse(self.refused(), "the closed WebSocket's slot was not freed")
+        finally:
+            plain.close()
+            for w in socks:
+                w.close()
+
+    def test_a_third_websocket_is_past_the_stream_cap(self):
+        self.http.close()
+        socks = [self.open_ws() for _ in range(2)]
+        try:
+            for w in socks:
+                self.assertEqual(w.status, 101)
+            third = WS(self.stack.http_port)
+            third.close()
+            self.assertEqual(third.status, 503)
         finally:
             for w in socks:
                 w.close()

@@ -38,6 +38,11 @@ static const char *const config_vars[] = {
     "GATEWAY_THREADS",
     "GATEWAY_MAX_CONNECTIONS",
     "GATEWAY_CONNECTION_MEMORY",
+    "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS",
+    "GATEWAY_MAX_STREAMS",
+    "GATEWAY_MAX_STREAMS_PER_ADDRESS",
+    "GATEWAY_STREAM_BUFFER",
+    "GATEWAY_HEAD_TIMEOUT",
     "SSE_HEARTBEAT_SECONDS",
     "GATEWAY_DRAIN_MS",
     "CORS_ORIGINS",
@@ -62,6 +67,8 @@ static const struct {
     {"GATEWAY_THREADS", offsetof(gw_config, threads), 2, 1, 256},
     {"GATEWAY_MAX_CONNECTIONS", offsetof(gw_config, max_connections), 4096, 1, 1000000},
     {"GATEWAY_CONNECTION_MEMORY", offsetof(gw_config, conn_memory), 8192, 4096, 1048576},
+    {"GATEWAY_STREAM_BUFFER", offsetof(gw_config, stream_buffer), 262144, 16384, 16777216},
+    {"GATEWAY_HEAD_TIMEOUT", offsetof(gw_config, head_timeout_s), 10, 1, 300},
     {"SSE_HEARTBEAT_SECONDS", offsetof(gw_config, heartbeat_s), 15, 1, 3600},
     {"GATEWAY_DRAIN_MS", offsetof(gw_config, drain_ms), 500, 0, 5000},
     {"TOKEN_MAX_TTL", offsetof(gw_config, token_max_ttl_s), 3600, 1, 86400},
@@ -233,6 +240,45 @@ static void test_int_bounds(void **state)
 
 static void config_refused_also(const char *name, const char *value, const char *words);
 
+/* test_stream_limits: the stream cap is three quarters of the connections
+ * unless set, and below them; an address's streams below its connections. */
+static void test_stream_limits(void **state)
+{
+    (void)state;
+    gw_config c;
+    sh_error err;
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_int_equal(c.max_streams, 0);
+    assert_int_equal(c.stream_cap, 3072);
+    assert_int_equal(c.max_streams_per_addr, 64);
+    assert_int_equal(c.max_conns_per_addr, 256);
+    setenv("GATEWAY_MAX_CONNECTIONS", "3", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_int_equal(c.stream_cap, 2);
+    setenv("GATEWAY_MAX_STREAMS", "3", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "GATEWAY_MAX_STREAMS (3) must be less than "
+                                    "GATEWAY_MAX_CONNECTIONS (3)"));
+    setenv("GATEWAY_MAX_STREAMS", "1", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_int_equal(c.stream_cap, 1);
+    config_clear(NULL);
+    setenv("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "64", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "GATEWAY_MAX_STREAMS_PER_ADDRESS (64) must be less than "
+                                    "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS (64)"));
+    setenv("GATEWAY_MAX_STREAMS_PER_ADDRESS", "0", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    setenv("GATEWAY_MAX_STREAMS_PER_ADDRESS", "1000", 1);
+    setenv("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "0", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    assert_int_equal(c.max_conns_per_addr, 0);
+    config_refused("GATEWAY_MAX_STREAMS", "-1", "between 0 and 1000000");
+    config_refused("GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "x",
+                   "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS");
+    config_clear(NULL);
+}
+
 static void config_refused(const char *name, const char *value, const char *words)
 {
     config_clear(NULL);
@@ -363,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup(test_listen_needs_token, config_clear),
         cmocka_unit_test_setup(test_bad_values, config_clear),
         cmocka_unit_test_setup(test_int_bounds, config_clear),
+        cmocka_unit_test_setup(test_stream_limits, config_clear),
         cmocka_unit_test_setup(test_browser_settings, config_clear),
         cmocka_unit_test(test_addr_is_loopback),
     };

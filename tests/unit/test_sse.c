@@ -98,30 +98,130 @@ static void test_buffer_end_and_overflow(void **state)
     assert_int_equal(gw__sse_stream_read(st, buf, sizeof buf), MHD_CONTENT_READER_END_OF_STREAM);
     gw__sse_stream_unref(st);
 
-    /* A client SSE_MAX_BUFFER behind is dropped: what it had is still
-     * read, then the response ends with an error. */
+    /* A stream of events with ids whose client is its cap behind is
+     * closed: what it had is still read, then the response ends with an
+     * error (the client resumes with its Last-Event-ID). */
     st = gw__sse_stream_new(NULL, "slow", 0);
-    size_t chunk = 1024 * 1024;
+    st->types = 1;
+    assert_int_equal(st->cap, SSE_MAX_BUFFER);
+    st->cap = 64 * 1024;
+    size_t chunk = 16 * 1024;
     char *big = malloc(chunk);
     assert_non_null(big);
     memset(big, 'z', chunk);
-    for (size_t i = 0; i < SSE_MAX_BUFFER / chunk; i++)
+    for (size_t i = 0; i < st->cap / chunk; i++)
         assert_false(gw__sse_stream_push_locked(st, big, chunk));
     assert_false(st->failed);
     assert_false(gw__sse_stream_push_locked(st, "!", 1));
     assert_true(st->failed);
-    assert_int_equal(st->out.len - st->off, SSE_MAX_BUFFER);
+    assert_int_equal(st->out.len - st->off, st->cap);
     assert_false(gw__sse_stream_push_locked(st, big, 1));
-    assert_int_equal(st->out.len - st->off, SSE_MAX_BUFFER);
-    free(big);
+    assert_int_equal(st->out.len - st->off, st->cap);
     char *out = malloc(chunk);
     size_t total = 0;
     ssize_t got;
     while ((got = gw__sse_stream_read(st, out, chunk)) > 0)
         total += (size_t)got;
-    assert_int_equal(total, SSE_MAX_BUFFER);
+    assert_int_equal(total, 64 * 1024);
     assert_int_equal(got, MHD_CONTENT_READER_END_WITH_ERROR);
+    gw__sse_stream_unref(st);
+
+    /* One event bigger than the cap still goes into an empty buffer; a
+     * mail stream replaying its log holds up to SSE_MAX_BUFFER. */
+    st = gw__sse_stream_new(NULL, "big", 0);
+    st->types = 1;
+    st->cap = 8 * 1024;
+    assert_false(gw__sse_stream_push_locked(st, big, chunk));
+    assert_false(st->failed);
+    assert_false(gw__sse_stream_push_locked(st, "!", 1));
+    assert_true(st->failed);
+    gw__sse_stream_unref(st);
+    st = gw__sse_stream_new(NULL, "acct", 0);
+    st->types = GW__SSE_MAIL_STREAM;
+    st->cap = 16 * 1024;
+    st->mail_replaying = true;
+    for (int i = 0; i < 8; i++)
+        assert_false(gw__sse_stream_push_locked(st, big, chunk));
+    assert_false(st->failed);
+    st->mail_replaying = false;
+    assert_false(gw__sse_stream_push_locked(st, "!", 1));
+    assert_true(st->failed);
+    gw__sse_stream_unref(st);
+    free(big);
     free(out);
+}
+
+/* record_text makes the event of version v padded to about len bytes. */
+static char *record_text(int64_t v, size_t len)
+{
+    char *t = malloc(len + 64);
+    assert_non_null(t);
+    int n = snprintf(t, 64, "event: progress\nid: %lld\ndata: {\"p\":\"", (long long)v);
+    memset(t + n, 'p', len);
+    memcpy(t + n + len, "\"}\n\n", 5);
+    t[n + len + 5] = '\0';
+    return t;
+}
+
+static void test_record_stream_behind_keeps_the_latest(void **state)
+{
+    (void)state;
+    gw__sse_wake w;
+    gw__sse_wake_init(&w);
+    gw__sse_stream *st = gw__sse_stream_new(NULL, "rec", 0);
+    st->cap = 16 * 1024;
+    /* Versions 1..40 of a 1 KiB record; the client read half of the first
+     * and nothing more. */
+    char *t = record_text(1, 1000);
+    gw__sse_stream_offer(st, 1, NULL, t, strlen(t), true, &w);
+    size_t first = strlen(t);
+    free(t);
+    char buf[600];
+    assert_int_equal(gw__sse_stream_read(st, buf, 500), 500);
+    for (int64_t v = 2; v <= 40; v++) {
+        t = record_text(v, 1000);
+        gw__sse_stream_offer(st, v, NULL, t, strlen(t), false, &w);
+        free(t);
+        assert_false(st->failed);
+        assert_true(st->out.len - st->off <= st->cap + 1100);
+    }
+    gw__sse_wake_run(&w);
+    /* A heartbeat to a stream this far behind is not sent. */
+    size_t before = st->out.len;
+    for (int i = 0; i < 100; i++)
+        gw__sse_stream_push_locked(st, ": heartbeat\n\n", 13);
+    assert_true(st->out.len - st->off <= st->cap);
+    assert_true(st->out.len >= before);
+    /* The rest of the first event, whole events after it, the last one 40. */
+    const char *all = drain(st, 4096);
+    assert_true(strlen(all) >= first - 500);
+    assert_memory_equal(all + (first - 500 - 4), "\"}\n\n", 4);
+    assert_non_null(strstr(all, "id: 40\n"));
+    assert_null(strstr(all, "id: 2\n"));
+    const char *last = strstr(all, "id: 40\n");
+    assert_non_null(strstr(last, "\"}\n\n"));
+    assert_int_equal(st->last, 40);
+
+    /* Other text that does not fit drops the backlog too; the record is
+     * then sent again at its next read. */
+    for (int64_t v = 41; v <= 50; v++) {
+        t = record_text(v, 1000);
+        gw__sse_stream_offer(st, v, NULL, t, strlen(t), false, &w);
+        free(t);
+    }
+    char *log = record_text(0, 12 * 1024);
+    memcpy(log, "event: log\n", 11);
+    gw__sse_stream_push(st, log, strlen(log), &w);
+    free(log);
+    assert_int_equal(st->last, 0);
+    t = record_text(50, 1000);
+    gw__sse_stream_offer(st, 50, NULL, t, strlen(t), false, &w);
+    free(t);
+    gw__sse_wake_run(&w);
+    all = drain(st, 4096);
+    assert_non_null(strstr(all, "event: log\n"));
+    assert_non_null(strstr(all, "id: 50\n"));
+    assert_null(strstr(all, "id: 49\n"));
     gw__sse_stream_unref(st);
 }
 
@@ -411,6 +511,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buffer_reads_in_order_across_compaction),
         cmocka_unit_test(test_buffer_end_and_overflow),
+        cmocka_unit_test(test_record_stream_behind_keeps_the_latest),
         cmocka_unit_test(test_push_resumes_a_suspended_stream_once),
         cmocka_unit_test(test_wake_list_grows_and_holds_references),
         cmocka_unit_test(test_offer_sends_strictly_newer_versions),
