@@ -394,7 +394,7 @@ done:
     return rc;
 }
 
-static int sync_security_of(const char *s, sync_security *out)
+int sync_security_of(const char *s, sync_security *out)
 {
     if (!s)
         return -1;
@@ -444,6 +444,7 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     o.run_deadline_s = run->env->run_deadline_s;
     o.hosts = run->env->hosts;
     o.allow_insecure = run->env->allow_insecure;
+    o.max_per_host = run->env->max_per_host;
 
     sync_report_update(run->report, 0, "connecting", NULL, 0, 0);
     sync_imap *imap = NULL;
@@ -459,7 +460,17 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     const sh_val *folders = sh_val_get(account, "folders");
     size_t nf = sh_val_type_of(folders) == SH_VAL_ARRAY ? sh_val_len(folders) : 0;
     size_t nown = nf ? nf : 1;
-    for (size_t i = 0; !rc && i < nown + nspecial; i++) {
+    /* The folder a watch saw change goes first, so that its change is
+     * logged without waiting for the others. */
+    size_t first = 0;
+    const char *want = sh_val_get_str(account, "syncFirst", NULL);
+    for (size_t k = 0; want && k < nf; k++) {
+        const char *name = sh_val_str(sh_val_at(folders, k), NULL);
+        if (name && strcmp(name, want) == 0)
+            first = k;
+    }
+    for (size_t j = 0; !rc && j < nown + nspecial; j++) {
+        size_t i = j >= nown ? j : j == 0 ? first : j <= first ? j - 1 : j;
         size_t len = 5;
         const char *name = i >= nown ? special[i - nown]
                            : nf      ? sh_val_str(sh_val_at(folders, i), &len)
