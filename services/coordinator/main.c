@@ -12,7 +12,7 @@
 #include "ticker.h"
 
 static long long cfg_ttl, cfg_max_ttl, cfg_max_rows, cfg_first_row, cfg_list_max;
-static long long cfg_interval, cfg_batch, cfg_lease;
+static long long cfg_interval, cfg_batch, cfg_lease, cfg_watch_lease;
 static const char *cfg_key, *cfg_key_prev;
 static bool cfg_auto_tick;
 static sh_key key, key_prev;
@@ -39,6 +39,8 @@ static const sh_setting coord_settings[] = {
      "most accounts queued per minute"},
     {"SYNC_LEASE_SECONDS", NULL, SH_SET_INT, "120", 5, 3600, &cfg_lease, false,
      "a sync worker's lease on an account unless renewed"},
+    {"WATCH_LEASE_SECONDS", NULL, SH_SET_INT, "60", 3, 3600, &cfg_watch_lease, false,
+     "a sync worker's lease on an account's IDLE watch, unless renewed"},
     {"SCHED_AUTO_TICK", NULL, SH_SET_BOOL, "true", 0, 0, &cfg_auto_tick, false,
      "tick the schedule every minute"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
@@ -57,6 +59,7 @@ static int coord_validate(sh_error *err)
     env.interval_min = cfg_interval;
     env.batch = cfg_batch;
     env.lease_s = cfg_lease;
+    env.watch_lease_s = cfg_watch_lease;
     if (cfg_key) {
         int rc = sh_key_parse(cfg_key, "ENCRYPTION_KEY", &key, err);
         if (rc)

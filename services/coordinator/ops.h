@@ -21,11 +21,12 @@ typedef struct coord_env {
     long long first_row;
     long long list_max;
     /* Accounts: no key means account operations answer "unavailable". */
-    const sh_key *key;      /* ENCRYPTION_KEY: seals new secrets */
-    const sh_key *key_prev; /* ENCRYPTION_KEY_PREVIOUS, or NULL */
-    long long interval_min; /* SYNC_INTERVAL_MINUTES */
-    long long batch;        /* EMAIL_SYNC_BATCH_SIZE */
-    long long lease_s;      /* SYNC_LEASE_SECONDS */
+    const sh_key *key;       /* ENCRYPTION_KEY: seals new secrets */
+    const sh_key *key_prev;  /* ENCRYPTION_KEY_PREVIOUS, or NULL */
+    long long interval_min;  /* SYNC_INTERVAL_MINUTES */
+    long long batch;         /* EMAIL_SYNC_BATCH_SIZE */
+    long long lease_s;       /* SYNC_LEASE_SECONDS */
+    long long watch_lease_s; /* WATCH_LEASE_SECONDS */
 } coord_env;
 
 #define COORD_STATUS_MAX 64
@@ -115,6 +116,31 @@ int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err);
 int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **out, sh_error *err);
 int coord_lease_complete(sh_worker *w, const char *id, const char *token, const char *outcome,
                          const char *message, sh_val **out, sh_error *err);
+/* IDLE watches (watch.c): one sync worker at a time holds the watch of an
+ * account with folders to watch, under a lease with a fencing token that
+ * grows with every new lease of the account. One watch lease as the
+ * worker names it: */
+typedef struct coord_watch_ref {
+    const char *id;
+    long long token;
+} coord_watch_ref;
+/* coord_watch_lease hands worker up to max accounts nobody watches:
+ * {leases: [{accountId, token, leaseExpiresAt, host, port, security,
+ * tlsVerify, username, passwordSealed, watchFolders}]}. */
+int coord_watch_lease(sh_worker *w, const char *worker, long long max, sh_val **out, sh_error *err);
+/* coord_watch_renew extends the n leases of refs that worker still holds:
+ * {held: [id], lost: [id]}. */
+int coord_watch_renew(sh_worker *w, const char *worker, const coord_watch_ref *refs, size_t n,
+                      sh_val **out, sh_error *err);
+/* coord_watch_release gives the n leases of refs back: {released: [id]}. */
+int coord_watch_release(sh_worker *w, const char *worker, const coord_watch_ref *refs, size_t n,
+                        sh_val **out, sh_error *err);
+/* coord_watch_report records the watch's state ("idle", "polling",
+ * "connecting" or "error") and error text; SH_ELEASE for a token that is
+ * not the account's live lease. */
+int coord_watch_report(sh_worker *w, const char *id, long long token, const char *state,
+                       const char *error, sh_val **out, sh_error *err);
+
 /* coord_rotate re-seals every account's password with env->key; blobs
  * sealed with env->key_prev (or already with env->key) open. Counts what it
  * re-sealed and what was already current. */
@@ -140,6 +166,9 @@ void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *bo
 void coord_account_event(sh_worker *w, const char *kind, const char *id, const sh_val *view);
 void coord_account_status_ids(sh_worker *w, const sh_val *ids);
 void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len);
+/* coord_ids_val turns an array reply of ids into a new array of strings
+ * (NULL when out of memory). */
+sh_val *coord_ids_val(const sh_reply *arr);
 /* coord_row_scan reads the elements of a script's reply row in order, one
  * a letter of spec: 's' into the next two arguments (char *buf, size_t
  * len), 'l' into the next (long long *) as a number. */

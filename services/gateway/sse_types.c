@@ -45,10 +45,12 @@ static const sse_type_row sse_types[GW__SSE_TYPE_COUNT] = {
 static const char *const sse_status_fields[] = {"syncStatus", "errorMessage", "lastSyncedAt",
                                                 "nextSyncAt", NULL};
 static const char *const sse_account_fields[] = {
-    "emailAddress", "imapHost",     "imapPort",   "security",
-    "username",     "folders",      "tlsVerify",  "syncStatus",
-    "errorMessage", "lastSyncedAt", "nextSyncAt", "consecutiveFailures",
-    "createdAt",    "updatedAt",    NULL};
+    "emailAddress", "imapHost",   "imapPort",
+    "security",     "username",   "folders",
+    "tlsVerify",    "syncStatus", "errorMessage",
+    "lastSyncedAt", "nextSyncAt", "consecutiveFailures",
+    "createdAt",    "updatedAt",  "watchFolders",
+    "watch",        NULL};
 
 const char *gw__sse_type_name(int type)
 {

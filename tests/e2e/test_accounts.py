@@ -15,7 +15,7 @@ TOKEN = "e2e-accounts-token-0123456789"
 
 # The public view of an account (services/coordinator/README.md).
 ACCOUNT_KEYS = {"id", "emailAddress", "imapHost", "imapPort", "security", "username", "folders",
-                "tlsVerify", "syncStatus", "errorMessage", "lastSyncedAt", "nextSyncAt",
+                "watchFolders", "watch", "tlsVerify", "syncStatus", "errorMessage", "lastSyncedAt", "nextSyncAt",
                 "consecutiveFailures", "createdAt", "updatedAt"}
 
 
