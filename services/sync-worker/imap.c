@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "hostcap.h"
 #include "imap_int.h"
 #include "imap_wire.h"
 #include "shared/buf.h"
@@ -54,8 +55,15 @@ int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
     s->host = o->host;
+    int r, rc = sync_hostcap_take(o->host, o->max_per_host, err);
+    if (rc)
+        goto fail;
+    if (!(s->counted_host = strdup(o->host))) {
+        sync_hostcap_give(o->host);
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
+    }
     mailimap_set_timeout(s->m, o->connect_timeout_s);
-    int r, rc = SH_OK;
     if (o->security == SYNC_SEC_TLS)
         r = mailimap_ssl_connect(s->m, o->host, (uint16_t)o->port);
     else
@@ -101,6 +109,9 @@ void sync_imap_free(sync_imap *s)
             mailimap_logout(s->m);
         mailimap_free(s->m);
     }
+    if (s->counted_host)
+        sync_hostcap_give(s->counted_host);
+    free(s->counted_host);
     free(s);
 }
 

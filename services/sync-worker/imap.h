@@ -41,6 +41,7 @@ typedef struct sync_imap_opts {
     const char *ca_file; /* CA bundle, or NULL for the system store */
     int connect_timeout_s;
     int command_timeout_s;
+    int max_per_host; /* open no more than this many sessions to host (0: no cap) */
 } sync_imap_opts;
 
 typedef struct sync_folder_info {
@@ -69,7 +70,9 @@ typedef struct sync_imap sync_imap;
 
 /* sync_imap_open connects (with the connect timeout), sets up TLS as the
  * security mode says, verifies the certificate unless tls_verify is false,
- * and switches to the command timeout. *out is freed with sync_imap_free. */
+ * and switches to the command timeout. Every session counts against the
+ * connections to its host (hostcap.h): with max_per_host sessions open,
+ * SH_ELIMIT. *out is freed with sync_imap_free. */
 int sync_imap_open(const sync_imap_opts *opts, sync_imap **out, sh_error *err);
 /* sync_imap_free logs out when logged in and frees the session. */
 void sync_imap_free(sync_imap *s);

@@ -38,6 +38,7 @@ typedef struct sync__imap_cap {
 struct sync_imap {
     mailimap *m;
     const char *host;
+    char *counted_host;  /* the host counted in hostcap.h, NULL when not */
     sync__imap_cap *cap; /* owned by the stream */
     bool logged_in;
     bool condstore;

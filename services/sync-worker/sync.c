@@ -339,7 +339,7 @@ done:
     return rc;
 }
 
-static int sync_security_of(const char *s, sync_security *out)
+int sync_security_of(const char *s, sync_security *out)
 {
     if (!s)
         return -1;
@@ -382,6 +382,7 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     o.ca_file = run->env->ca_file;
     o.connect_timeout_s = run->env->connect_timeout_s;
     o.command_timeout_s = run->env->command_timeout_s;
+    o.max_per_host = run->env->max_per_host;
 
     sync_report_update(run->report, 0, "connecting", NULL, 0, 0);
     sync_imap *imap = NULL;

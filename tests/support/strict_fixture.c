@@ -69,6 +69,8 @@ int tf_strict_start(tf_dovecot *d, const char *user, const char *password, int c
         argv[n++] = "--capability";
         argv[n++] = opts->capability;
     }
+    if (opts && opts->idle_untagged_first)
+        argv[n++] = "--idle-untagged-first";
     argv[n] = NULL;
     return tf_imap_launch(d, argv, out, "the strict IMAP server");
 }

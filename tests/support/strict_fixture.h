@@ -7,6 +7,8 @@
 #ifndef TESTS_STRICT_FIXTURE_H
 #define TESTS_STRICT_FIXTURE_H
 
+#include <stdbool.h>
+
 #include "dovecot_fixture.h"
 
 /* What the strict server holds besides INBOX's generated messages. */
@@ -17,6 +19,7 @@ typedef struct tf_strict_opts {
                                        for a special-use folder */
     int folder_messages;            /* generated messages in each of them */
     const char *const *extra_users; /* NULL-terminated "user:password" (UTF-8) */
+    bool idle_untagged_first;       /* answer IDLE with untagged data before "+ idling" */
 } tf_strict_opts;
 
 /* tf_strict_start starts strict_imap.py on a free port with user:password

@@ -41,6 +41,9 @@ typedef struct tf_stack_opts {
     int fetch_batch;              /* the sync-worker's SYNC_FETCH_BATCH */
     int renew_seconds;            /* the sync-worker's SYNC_RENEW_SECONDS */
     int command_timeout;          /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
+    int watch_lease_seconds;      /* the coordinator's WATCH_LEASE_SECONDS */
+    int watch_renew_seconds;      /* the sync-worker's WATCH_RENEW_SECONDS */
+    int poll_seconds;             /* the sync-worker's IMAP_POLL_SECONDS */
     bool worker_ca;               /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
     bool gateway;                 /* start the gateway on http_port too */
     const char *imap_capability;  /* Dovecot's CAPABILITY after login, NULL
@@ -77,6 +80,11 @@ int tf_stack_start(tf_stack *s, const tf_stack_opts *opts);
  * Dovecot's CA when with_ca, and waits until it answers ping. Each one logs to
  * sync-worker-<n>.log. Returns 0 or -1. */
 int tf_stack_start_worker(tf_stack *s, bool with_ca);
+/* tf_stack_start_extra_worker starts one more sync-worker beside the
+ * stack's, on RPC and event URLs of its own, and waits until *c (a client
+ * of it, made here: the caller frees it) answers ping. Returns its pid
+ * (the caller stops it), or -1. */
+pid_t tf_stack_start_extra_worker(tf_stack *s, sh_rpc_client **c);
 /* tf_stack_wait_ping waits up to 5 s for c to answer ping; returns 0 or -1. */
 int tf_stack_wait_ping(sh_rpc_client *c);
 /* tf_stack_stop stops the services (SIGTERM), keeps their logs and stops
