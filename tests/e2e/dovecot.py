@@ -192,6 +192,21 @@ class Dovecot:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
+    def restart(self, timeout=30.0):
+        """Stop the server and start it again on the same port, with the
+        same mail: its clients lose their connections meanwhile."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        deadline = time.monotonic() + 5
+        while self.greets() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.launch(timeout)
+
     def logins(self):
         """Every login so far: a list of (UTC datetime, user), in log order."""
         out = []
