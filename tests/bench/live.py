@@ -120,6 +120,14 @@ class Worker:
                 self.proc.wait(10)
         self.proc = None
 
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def last_line(self):
+        with open(self.log, errors="replace") as f:
+            lines = [l.strip() for l in f if l.strip()]
+        return lines[-1] if lines else "(empty log)"
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
@@ -138,11 +146,15 @@ def quantile(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def wait_all_idle(ids, after, timeout):
+def wait_all_idle(ids, after, timeout, worker):
     """Seconds until every account of ids has its watch idle, entered after
-    the wall time after; None when not within timeout."""
+    the wall time after; None when not within timeout or when the worker
+    died (its last log line printed)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
+        if not worker.alive():
+            print("worker_died %s" % worker.last_line())
+            return None
         states = watch_states()
         up = sum(1 for i in ids if states.get(i, {}).get("state") == "idle" and
                  iso_s(states[i].get("since")) >= after)
@@ -257,6 +269,8 @@ def latency(dovecot, acct):
 
 
 def main():
+    # A SIGTERM (the wrapper's cleanup, a timeout) still ends Dovecot.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     users = {"lat": "lat-pw"}
     users.update({"u%04d" % i: "pw%04d" % i for i in range(ACCOUNTS)})
     dovecot = BigDovecot(users, messages=1)
@@ -269,7 +283,7 @@ def main():
         worker = Worker(env)
         worker.start()
         lat = create_account("lat", "lat-pw", dovecot.port)
-        if wait_all_idle([lat], 0, 60) is None:
+        if wait_all_idle([lat], 0, 60, worker) is None:
             raise SystemExit("bench: the latency account's watch never came up")
         sse_ms, ws_ms, lost = latency(dovecot, lat)
         print("latency_sse_p50 %.1f ms" % quantile(sse_ms, 0.5))
@@ -284,19 +298,22 @@ def main():
         ids = [create_account(u, users[u], dovecot.port) for u in sorted(users) if u != "lat"]
         ids.append(lat)
         # From the first account created: creating them is part of it.
-        first = time.monotonic() - t_create if wait_all_idle(ids, 0, 600) is not None else None
+        first = time.monotonic() - t_create if wait_all_idle(ids, 0, 600, worker) is not None else None
         print("watches_up_from_create %.1f s" % (first if first is not None else -1))
-        worker.stop()
-        t_restart = time.time()
-        worker.start()
-        up = wait_all_idle(ids, t_restart, 600)
-        print("watches_up_after_restart %.1f s" % (up if up is not None else -1))
-        time.sleep(2)
-        c0, w0 = worker.cpu_ticks(), time.monotonic()
-        time.sleep(IDLE_SECONDS)
-        c1, w1 = worker.cpu_ticks(), time.monotonic()
-        cpu = 100.0 * (c1 - c0) / CLK_TCK / (w1 - w0)
-        rss = worker.rss_kib() / 1024.0
+        up, cpu, rss = None, float("nan"), float("nan")
+        if first is not None:
+            worker.stop()
+            t_restart = time.time()
+            worker.start()
+            up = wait_all_idle(ids, t_restart, 600, worker)
+            print("watches_up_after_restart %.1f s" % (up if up is not None else -1))
+        if up is not None:
+            time.sleep(2)
+            c0, w0 = worker.cpu_ticks(), time.monotonic()
+            time.sleep(IDLE_SECONDS)
+            c1, w1 = worker.cpu_ticks(), time.monotonic()
+            cpu = 100.0 * (c1 - c0) / CLK_TCK / (w1 - w0)
+            rss = worker.rss_kib() / 1024.0
         print("worker_idle_cpu %.2f %%" % cpu)
         print("worker_rss %.1f MiB" % rss)
         print("watches %d accounts" % len(ids))
