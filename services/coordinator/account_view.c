@@ -46,8 +46,8 @@ static sh_val *acc_time(const sh_reply *hash, const char *name)
     return sh_val_new_cstr(iso);
 }
 
-/* acc_folders reads the msgpack list of folder names field, or dflt
- * (["INBOX"] when true, [] otherwise) when the hash has none. */
+/* acc_folders reads the msgpack list of folder names field; ["INBOX"]
+ * when the hash has none (accounts made before the field existed). */
 static sh_val *acc_folders(const sh_reply *hash, const char *field)
 {
     size_t len;

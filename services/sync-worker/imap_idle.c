@@ -27,7 +27,7 @@ int sync_imap_fd(sync_imap *s)
 
 bool sync_imap_line_ready(sync_imap *s)
 {
-    mailstream *st = s->m->imap_stream;
+    mailstream *st = s && s->m ? s->m->imap_stream : NULL;
     return st && st->read_buffer_len > 0 && memchr(st->read_buffer, '\n', st->read_buffer_len);
 }
 

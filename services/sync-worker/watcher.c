@@ -30,6 +30,7 @@ typedef struct watch_acct {
     size_t nconns;
     char state[16]; /* as last reported, "" before */
     char error[256];
+    bool kick_pending; /* a change to ask a sync for, once the coordinator answers */
 } watch_acct;
 
 static struct {
@@ -44,6 +45,10 @@ static struct {
     size_t n;
     size_t nconns;
     int64_t next_renew, last_renewed;
+    /* After a call to the coordinator failed, reports and sync requests
+     * wait until then (kept for later), so that a coordinator that is down
+     * does not hold up every session for the length of a call timeout. */
+    int64_t coord_quiet_until;
 } wt = {.wake = {-1, -1}};
 
 static bool watcher_stopping(void)
@@ -177,9 +182,15 @@ static void watcher_lease_more(void)
         char id[SH_ID_MAX + 1];
         snprintf(id, sizeof id, "%s", back.id ? back.id : "");
         back.id = id;
-        watch_acct *a = NULL, **grown = NULL;
-        if (id[0] && watcher_find(id) < 0 && (a = watcher_acct_new(l)) &&
-            (grown = realloc(wt.accts, (wt.n + 1) * sizeof *wt.accts))) {
+        if (!id[0]) {
+            sh_val_free(l);
+            continue;
+        }
+        int held = watcher_find(id);
+        if (held >= 0) /* its older lease ended (an update): the new one replaces it */
+            watcher_drop((size_t)held, "leased again");
+        watch_acct *a = watcher_acct_new(l), **grown = NULL;
+        if (a && (grown = realloc(wt.accts, (wt.n + 1) * sizeof *wt.accts))) {
             wt.accts = grown;
             wt.accts[wt.n++] = a;
             wt.nconns += a->nconns;
@@ -188,7 +199,7 @@ static void watcher_lease_more(void)
             continue;
         }
         watcher_acct_free(a);
-        if (id[0] && watcher_find(id) < 0 && sync_wc_release(wt.coord, wt.worker, &back, 1, &err))
+        if (sync_wc_release(wt.coord, wt.worker, &back, 1, &err))
             sh_log_warn("watch_release_failed", "account=%s: %s", id, err.msg);
     }
     sh_val_free(reply);
@@ -217,7 +228,8 @@ static void watcher_report(size_t i)
         state = "connecting";
     else if (polled == a->nconns)
         state = "polling";
-    if (strcmp(state, a->state) == 0 && strcmp(error, a->error) == 0)
+    if ((strcmp(state, a->state) == 0 && strcmp(error, a->error) == 0) ||
+        sh_mono_ms() < wt.coord_quiet_until)
         return;
     sync_wc_ref ref = watcher_ref(a);
     sh_error err;
@@ -231,15 +243,26 @@ static void watcher_report(size_t i)
         snprintf(a->error, sizeof a->error, "%s", error);
     } else {
         sh_log_debug("watch_report_failed", "account=%s: %s", a->id, err.msg);
+        wt.coord_quiet_until = sh_mono_ms() + (int64_t)wt.env->watch_renew_s * 1000;
     }
 }
 
-static void watcher_kick(const watch_acct *a, const char *folder, const char *why)
+/* watcher_kick asks for a sync of the account (folder changed: why), now
+ * or, while the coordinator does not answer, once it does. */
+static void watcher_kick(watch_acct *a, const char *folder, const char *why)
 {
+    if (folder)
+        sh_log_info("watch_change", "account=%s folder=%s: %s, syncing", a->id, folder, why);
+    a->kick_pending = true;
+    if (sh_mono_ms() < wt.coord_quiet_until)
+        return;
     sh_error err;
-    sh_log_info("watch_change", "account=%s folder=%s: %s, syncing", a->id, folder, why);
-    if (sync_wc_sync_now(wt.coord, a->id, &err) != SH_OK)
-        sh_log_warn("sync_now_failed", "account=%s: %s", a->id, err.msg);
+    if (sync_wc_sync_now(wt.coord, a->id, &err) == SH_OK) {
+        a->kick_pending = false;
+    } else {
+        sh_log_warn("sync_now_failed", "account=%s: %s (asked again later)", a->id, err.msg);
+        wt.coord_quiet_until = sh_mono_ms() + (int64_t)wt.env->watch_renew_s * 1000;
+    }
 }
 
 /* watcher_due opens the sessions that are due, runs the due NOOPs and IDLE
@@ -265,6 +288,8 @@ static void watcher_due(int64_t now)
                 watcher_kick(a, c->folder, "changed");
             }
         }
+        if (a->kick_pending)
+            watcher_kick(a, NULL, NULL);
         size_t before = wt.n;
         watcher_report(i);
         if (wt.n < before)

@@ -3,8 +3,8 @@
  * folder) reaches the account's event log within 2 s with no sync asked
  * for by the test; the strict server answering IDLE with untagged data
  * before "+ idling"; a server without IDLE polled; Dovecot restarted under
- * a watch; and the watch moving to another worker when its own dies, with
- * the old lease's token refused afterwards. */
+ * a watch; the cap on connections per host; and the watch moving to another worker when its own
+ * dies, with the old lease's token refused afterwards. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +30,7 @@ typedef struct watch_group {
     tf_stack_group group;
     const tf_strict_opts *strict; /* NULL: Dovecot */
     int poll_seconds;
+    int max_per_host;
 } watch_group;
 
 static const tf_strict_opts strict_early = {.capability = IDLE_CAPS, .idle_untagged_first = true};
@@ -51,6 +52,7 @@ static int group_setup(void **state)
                           .watch_lease_seconds = 3,
                           .watch_renew_seconds = 1,
                           .poll_seconds = g->poll_seconds,
+                          .max_per_host = g->max_per_host,
                           .strict = g->strict};
     *state = &st;
     return tf_stack_start(&st, &opts);
@@ -155,6 +157,23 @@ static void setup_account(const char *want)
     wait_watch(want, 10000);
 }
 
+/* watch_archive_too creates the folder Archive elsewhere and has the
+ * account watch it besides INBOX (and sync it too, with sync_too). */
+static void watch_archive_too(bool sync_too)
+{
+    const char *create[] = {"CREATE Archive", NULL};
+    other_client(create);
+    sh_val *u = sh_val_new_map(), *f = sh_val_new_map(), *both = sh_val_new_array();
+    sh_val_push(both, sh_val_new_cstr("INBOX"));
+    sh_val_push(both, sh_val_new_cstr("Archive"));
+    if (sync_too)
+        sh_val_set_cstr(f, "folders", sh_val_clone(both));
+    sh_val_set_cstr(f, "watchFolders", both);
+    tf_put_str(u, "id", acct);
+    sh_val_set_cstr(u, "fields", f);
+    assert_int_equal(tf_stack_call(st.coord, "account.update", u, NULL), SH_OK);
+}
+
 static void test_new_mail_reaches_the_log_without_a_sync_asked(void **state)
 {
     (void)state;
@@ -192,16 +211,7 @@ static void test_a_watched_folder_besides_inbox(void **state)
 {
     (void)state;
     setup_account("idle");
-    const char *create[] = {"CREATE Archive", NULL};
-    other_client(create);
-    sh_val *u = sh_val_new_map(), *f = sh_val_new_map(), *both = sh_val_new_array();
-    sh_val_push(both, sh_val_new_cstr("INBOX"));
-    sh_val_push(both, sh_val_new_cstr("Archive"));
-    sh_val_set_cstr(f, "folders", sh_val_clone(both));
-    sh_val_set_cstr(f, "watchFolders", both);
-    tf_put_str(u, "id", acct);
-    sh_val_set_cstr(u, "fields", f);
-    assert_int_equal(tf_stack_call(st.coord, "account.update", u, NULL), SH_OK);
+    watch_archive_too(true);
     tf_stack_sync_and_wait(&st, acct, "ok", NULL);
     wait_watch("idle", 10000);
     /* Both sessions up: the watcher holds the lease again. */
@@ -293,6 +303,23 @@ static void test_server_without_idle_is_polled(void **state)
     tf_stack_expect_bad(&st, 0);
 }
 
+static void test_connections_per_host_are_capped(void **state)
+{
+    (void)state;
+    setup_account("idle");
+    watch_archive_too(false);
+    /* A cap of 2 leaves one connection to the watches, one to the syncs. */
+    wait_watch("error", 10000);
+    sh_val *a = account();
+    const char *e = sh_val_get_str(sh_val_get(a, "watch"), "error", NULL);
+    assert_non_null(e);
+    assert_non_null(strstr(e, "IMAP_MAX_CONNECTIONS_PER_HOST"));
+    assert_non_null(strstr(e, "Archive"));
+    sh_val_free(a);
+    /* INBOX is watched still, and its change synced. */
+    new_mail_arrives("INBOX");
+}
+
 static const struct CMUnitTest dovecot_tests[] = {
     cmocka_unit_test(test_new_mail_reaches_the_log_without_a_sync_asked),
     cmocka_unit_test(test_flag_set_elsewhere_reaches_the_log),
@@ -308,10 +335,15 @@ static const struct CMUnitTest poll_tests[] = {
     cmocka_unit_test(test_server_without_idle_is_polled),
 };
 
+static const struct CMUnitTest cap_tests[] = {
+    cmocka_unit_test(test_connections_per_host_are_capped),
+};
+
 static const watch_group groups[] = {
-    {{"test_watcher_dovecot", TF_STACK_TESTS(dovecot_tests)}, NULL, 0},
-    {{"test_watcher_strict_early", TF_STACK_TESTS(early_tests)}, &strict_early, 0},
-    {{"test_watcher_strict_poll", TF_STACK_TESTS(poll_tests)}, &strict_no_idle, 1},
+    {{"test_watcher_dovecot", TF_STACK_TESTS(dovecot_tests)}, NULL, 0, 0},
+    {{"test_watcher_strict_early", TF_STACK_TESTS(early_tests)}, &strict_early, 0, 0},
+    {{"test_watcher_strict_poll", TF_STACK_TESTS(poll_tests)}, &strict_no_idle, 1, 0},
+    {{"test_watcher_host_cap", TF_STACK_TESTS(cap_tests)}, NULL, 0, 2},
 };
 
 int main(void)

@@ -63,7 +63,7 @@ static pid_t stack_worker(tf_stack *s, bool with_ca, const char *rpc_url, const 
                           sh_rpc_client *c)
 {
     char p_rpc[96], c_rpc[96], c_ev[96], ca[400], name[32];
-    char batch[48], renew[48], timeout[64], wrenew[48], poll[48];
+    char batch[48], renew[48], timeout[64], wrenew[48], poll[48], cap[64];
     snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", s->progress_url);
     snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", s->coord_url);
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", s->coord_events_url);
@@ -79,6 +79,8 @@ static pid_t stack_worker(tf_stack *s, bool with_ca, const char *rpc_url, const 
     n = stack_setting(env, n, wrenew, sizeof wrenew, "WATCH_RENEW_SECONDS",
                       s->opts.watch_renew_seconds);
     n = stack_setting(env, n, poll, sizeof poll, "IMAP_POLL_SECONDS", s->opts.poll_seconds);
+    n = stack_setting(env, n, cap, sizeof cap, "IMAP_MAX_CONNECTIONS_PER_HOST",
+                      s->opts.max_per_host);
     if (s->worker_env)
         env[n++] = s->worker_env;
     snprintf(name, sizeof name, "sync-worker-%d", s->workers_started++);

@@ -44,6 +44,7 @@ typedef struct tf_stack_opts {
     int watch_lease_seconds;      /* the coordinator's WATCH_LEASE_SECONDS */
     int watch_renew_seconds;      /* the sync-worker's WATCH_RENEW_SECONDS */
     int poll_seconds;             /* the sync-worker's IMAP_POLL_SECONDS */
+    int max_per_host;             /* the sync-worker's IMAP_MAX_CONNECTIONS_PER_HOST */
     bool worker_ca;               /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
     bool gateway;                 /* start the gateway on http_port too */
     const char *imap_capability;  /* Dovecot's CAPABILITY after login, NULL
@@ -141,6 +142,8 @@ typedef struct tf_account {
     const char *security; /* ["none"] */
     tf_verify verify;     /* [tlsVerify left out] */
     const char *folder;   /* the one folder to sync [none named: INBOX] */
+    bool unwatched;       /* watchFolders [] (tests of the syncs themselves,
+                             which a watch would sync once more) [INBOX watched] */
 } tf_account;
 
 /* tf_stack_create_account creates the account (address test@example.com
