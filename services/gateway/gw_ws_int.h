@@ -53,7 +53,8 @@ int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dl
                     size_t *idlen);
 
 /* gw__ws_conn_new makes a WebSocket on sock (non-blocking) that has already
- * received extra (n bytes), reading tap (taken); NULL out of memory. */
+ * received extra (n bytes), reading tap (taken; NULL: no events, as the
+ * frame fuzzer has it); NULL out of memory. */
 gw__ws_conn *gw__ws_conn_new(int sock, const char *extra, size_t n, gw_sse_tap *tap, void *user);
 /* gw__ws_conn_free frees c and its tap, not its socket. */
 void gw__ws_conn_free(gw__ws_conn *c);

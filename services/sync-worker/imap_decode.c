@@ -315,3 +315,55 @@ int sync__imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, s
         mailimap_fetch_list_free(res);
     return rc;
 }
+
+/* imap_ranges_add appends the UIDs of set, cut to 1..hi, to *out. */
+static int imap_ranges_add(const struct mailimap_set *set, uint32_t hi, sync_uid_range **out,
+                           size_t *n, size_t *cap)
+{
+    for (clistiter *it = set && set->set_list ? clist_begin(set->set_list) : NULL; it;
+         it = clist_next(it)) {
+        const struct mailimap_set_item *item = clist_content(it);
+        if (!item)
+            continue;
+        /* 0 stands for "*": the largest UID. */
+        uint32_t lo = item->set_first ? item->set_first : hi;
+        uint32_t up = item->set_last ? item->set_last : hi;
+        if (lo > up) {
+            uint32_t t = lo;
+            lo = up;
+            up = t;
+        }
+        if (lo > hi)
+            continue;
+        if (up > hi)
+            up = hi;
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 16;
+            sync_uid_range *v = realloc(*out, c * sizeof *v);
+            if (!v)
+                return SH_ENOMEM;
+            *out = v;
+            *cap = c;
+        }
+        (*out)[(*n)++] = (sync_uid_range){lo, up};
+    }
+    return SH_OK;
+}
+
+int sync__imap_vanished(clist *extensions, uint32_t hi, sync_uid_range **gone, size_t *ngone)
+{
+    /* Every VANISHED response is in the reply's extension data (the server
+     * may split them, or report expunges as they happen). */
+    size_t cap = 0;
+    int rc = SH_OK;
+    for (clistiter *it = extensions ? clist_begin(extensions) : NULL; it && !rc;
+         it = clist_next(it)) {
+        const struct mailimap_extension_data *ed = clist_content(it);
+        if (!ed || ed->ext_extension != &mailimap_extension_qresync ||
+            ed->ext_type != MAILIMAP_QRESYNC_TYPE_VANISHED || !ed->ext_data)
+            continue;
+        const struct mailimap_qresync_vanished *v = ed->ext_data;
+        rc = imap_ranges_add(v->qr_known_uids, hi, gone, ngone, &cap);
+    }
+    return rc;
+}

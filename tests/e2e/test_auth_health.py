@@ -7,6 +7,7 @@ import http.server
 import os
 import re
 import threading
+import time
 import unittest
 
 from e2ebase import API, OPENAPI_PATH, StackTestCase, gateway_exit, raw_request
@@ -134,6 +135,44 @@ class AuthTest(StackTestCase):
         sse = [(n, v) for (n, l), v in samples.items() if "sse" in n.lower()]
         self.assertTrue(sse, "no SSE gauge:\n" + text)
         self.assertRegex(text, r"(?m)^# TYPE \S*sse\S* gauge")
+
+
+class ReadyDetailsTest(StackTestCase):
+    """GET /readyz needs no token, but what failed (its text names Redis's
+    host and the services' errors) is shown only to the full API_TOKEN."""
+    STACK_ENV = {"API_TOKEN": RW, "API_READ_ONLY_TOKEN": RO}
+
+    def test_details_only_with_the_full_token(self):
+        for token in (None, RO, "wrong-token-0123456789"):
+            r = self.http.get("/readyz", token=token)
+            self.assertStatus(r, 200)
+            self.assertEqual(r.json, {"status": "ready"}, token)
+        r = self.http.get("/readyz", token=RW)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["status"], "ready")
+        self.assertEqual(set(r.json["checks"]), {"progress", "coordinator", "sync-worker", "redis"})
+
+        self.stack.redis.kill()
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                r = self.http.get("/readyz", token=RW)
+                if r.status == 503:
+                    break
+                time.sleep(0.1)
+            self.assertStatus(r, 503)
+            self.assertIn("error", r.json)
+            self.assertNotEqual(r.json["checks"]["redis"], "ok")
+            for token in (None, RO):
+                r = self.http.get("/readyz", token=token)
+                self.assertStatus(r, 503)
+                self.assertEqual(r.json, {"status": "unavailable"}, token)
+        finally:
+            self.stack.redis.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.http.get("/readyz").status != 200:
+            time.sleep(0.1)
+        self.assertEqual(self.http.get("/readyz", token=None).json, {"status": "ready"})
 
 
 class HealthNoTokenTest(StackTestCase):
