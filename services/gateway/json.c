@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "shared/err.h"
+#include "shared/text.h"
 
 /* json_to_val converts a json-c tree; msg names the first value refused. */
 static sh_val *json_to_val(struct json_object *o, bool *min_seen, char *msg, size_t msglen)
@@ -114,45 +115,6 @@ static bool json_below_int64(const char *text, size_t len)
     return false;
 }
 
-/* json_utf8_valid checks text[0..len) against RFC 3629 (section 4): no
- * overlong forms, surrogates or code points above U+10FFFF, which json-c's
- * own check lets through. On failure *bad is the offset of the first byte
- * of the invalid sequence. */
-static bool json_utf8_valid(const unsigned char *text, size_t len, size_t *bad)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = text[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        /* The lead byte fixes the length and the range of the next byte. */
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t n = 0;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlong form */
-            hi = c == 0xED ? 0x9F : 0xBF; /* no surrogate */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80; /* no overlong form */
-            hi = c == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
-        }
-        bool ok = n > 0 && len - i > n && text[i + 1] >= lo && text[i + 1] <= hi;
-        for (size_t k = 2; ok && k <= n; k++)
-            ok = (text[i + k] & 0xC0) == 0x80;
-        if (!ok) {
-            *bad = i;
-            return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
-
 int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t msglen)
 {
     *out = NULL;
@@ -162,7 +124,9 @@ int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t 
         return -1;
     }
     size_t bad;
-    if (!json_utf8_valid((const unsigned char *)text, len, &bad)) {
+    /* RFC 3629 (section 4): no overlong forms, surrogates or code points
+     * above U+10FFFF, which json-c's own check lets through. */
+    if (!sh_utf8_valid(text, len, &bad)) {
         snprintf(msg, msglen, "malformed JSON at byte %zu: invalid UTF-8", bad);
         return -1;
     }

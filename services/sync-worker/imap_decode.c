@@ -8,63 +8,15 @@
 #include <time.h>
 
 #include "imap_int.h"
+#include "shared/text.h"
 #include "shared/util.h"
 
-/* sync__imap_clean appends s (len bytes) to out as valid UTF-8: control bytes
- * become spaces and invalid sequences '?'. */
+/* sync__imap_clean appends s (len bytes) to out as valid UTF-8 (text.h:
+ * control characters become spaces and invalid sequences U+FFFD), cut on
+ * a character boundary at SYNC__IMAP_FIELD_MAX bytes. */
 int sync__imap_clean(sh_buf *out, const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    if (len > SYNC__IMAP_FIELD_MAX)
-        len = SYNC__IMAP_FIELD_MAX;
-    while (i < len) {
-        /* A run of printable ASCII goes in one piece. */
-        size_t run = i;
-        while (run < len && p[run] >= 0x20 && p[run] < 0x7f)
-            run++;
-        if (run > i && sh_buf_append(out, p + i, run - i))
-            return SH_ENOMEM;
-        i = run;
-        if (i == len)
-            break;
-        unsigned char c = p[i];
-        size_t need = c < 0x80             ? 0
-                      : (c & 0xE0) == 0xC0 ? 1
-                      : (c & 0xF0) == 0xE0 ? 2
-                      : (c & 0xF8) == 0xF0 ? 3
-                                           : 9;
-        if (need == 0) {
-            /* a control character */
-            if (sh_buf_append(out, " ", 1))
-                return SH_ENOMEM;
-            i++;
-            continue;
-        }
-        bool ok = need <= 3 && i + need < len;
-        for (size_t k = 1; ok && k <= need; k++)
-            if ((p[i + k] & 0xC0) != 0x80)
-                ok = false;
-        /* Overlong forms, UTF-16 surrogates (U+D800..U+DFFF) and code
-         * points past U+10FFFF are not UTF-8 either (RFC 3629). */
-        unsigned char c1 = ok ? p[i + 1] : 0;
-        if (ok && need == 1 && c < 0xC2)
-            ok = false;
-        if (ok && need == 2 && ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)))
-            ok = false;
-        if (ok && need == 3 && (c > 0xF4 || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)))
-            ok = false;
-        if (!ok) {
-            if (sh_buf_append(out, "?", 1))
-                return SH_ENOMEM;
-            i++;
-            continue;
-        }
-        if (sh_buf_append(out, p + i, need + 1))
-            return SH_ENOMEM;
-        i += need + 1;
-    }
-    return SH_OK;
+    return sh_utf8_clean(out, s, len, SYNC__IMAP_FIELD_MAX);
 }
 
 /* sync__imap_header appends a header text (possibly with MIME encoded words),
