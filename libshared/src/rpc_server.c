@@ -13,6 +13,7 @@
 #include "shared/log.h"
 #include "shared/msg.h"
 #include "shared/rpc.h"
+#include "shared/secret.h"
 #include "shared/util.h"
 
 typedef struct rpc_worker {
@@ -303,6 +304,9 @@ static void *rpc_worker_main(void *arg)
             rpc_serve_one(w, nng_msg_body(msg), nng_msg_len(msg), &out);
         sh_log_debug("rpc", "request of %zu bytes served in %lld ms", nng_msg_len(msg),
                      (long long)(sh_mono_ms() - t0));
+        /* The request may carry passwords (account calls): wiped before the
+         * reply takes its place. */
+        sh_wipe(nng_msg_body(msg), nng_msg_len(msg));
         nng_msg_clear(msg);
         if (nng_msg_append(msg, out.data, out.len) != 0) {
             nng_msg_free(msg);

@@ -127,6 +127,8 @@ void sh_val_free(sh_val *v)
     switch (v->type) {
     case SH_VAL_STR:
     case SH_VAL_BIN:
+        /* Strings of calls and bodies may be passwords and tokens. */
+        sh_wipe(v->u.s.p, v->u.s.len);
         free(v->u.s.p);
         break;
     case SH_VAL_ARRAY:

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "shared/err.h"
+#include "shared/secret.h"
 #include "shared/text.h"
 
 /* json_to_val converts a json-c tree; msg names the first value refused. */
@@ -115,6 +116,31 @@ static bool json_below_int64(const char *text, size_t len)
     return false;
 }
 
+/* json_wipe overwrites every string of o before json-c frees it: a body's
+ * strings may be passwords and tokens (its parser's buffer is wiped too). */
+static void json_wipe(struct json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        sh_wipe((char *)json_object_get_string(o), (size_t)json_object_get_string_len(o));
+        break;
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            json_wipe(json_object_array_get_idx(o, i));
+        break;
+    case json_type_object: {
+        json_object_object_foreach(o, key, val)
+        {
+            (void)key;
+            json_wipe(val);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
 int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t msglen)
 {
     *out = NULL;
@@ -172,6 +198,9 @@ int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t 
     else if (!msg[0])
         snprintf(msg, msglen, "out of memory");
 done:
+    json_wipe(o);
+    if (tok->pb && tok->pb->buf)
+        sh_wipe(tok->pb->buf, (size_t)tok->pb->size);
     json_object_put(o);
     json_tokener_free(tok);
     return rc;
