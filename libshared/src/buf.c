@@ -1,4 +1,6 @@
-/* buf.c - growable byte buffer. */
+/* buf.c - growable byte buffer. A secret one is wiped with explicit_bzero
+ * (what sodium_memzero, sh_wipe, does on glibc): secret.c appends to buffers,
+ * so calling back into it would make a loop. */
 #include "shared/buf.h"
 
 #include <stdint.h>
@@ -13,16 +15,29 @@ void sh_buf_init(sh_buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->secret = false;
+}
+
+void sh_buf_init_secret(sh_buf *b)
+{
+    sh_buf_init(b);
+    b->secret = true;
 }
 
 void sh_buf_fini(sh_buf *b)
 {
+    bool secret = b->secret;
+    if (secret && b->data)
+        explicit_bzero(b->data, b->cap);
     free(b->data);
     sh_buf_init(b);
+    b->secret = secret;
 }
 
 void sh_buf_reset(sh_buf *b)
 {
+    if (b->secret && b->data)
+        explicit_bzero(b->data, b->len);
     b->len = 0;
     if (b->data)
         b->data[0] = '\0';
@@ -38,9 +53,18 @@ int sh_buf_reserve(sh_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
+    char *p;
+    if (b->secret) {
+        if (!(p = malloc(cap)))
+            return SH_ENOMEM;
+        if (b->data) {
+            memcpy(p, b->data, b->len + 1);
+            explicit_bzero(b->data, b->cap);
+            free(b->data);
+        }
+    } else if (!(p = realloc(b->data, cap))) {
         return SH_ENOMEM;
+    }
     p[b->len] = '\0'; /* a first allocation is a string too */
     b->data = p;
     b->cap = cap;
@@ -92,6 +116,8 @@ char *sh_buf_steal(sh_buf *b, size_t *len)
     char *p = b->data;
     if (len)
         *len = b->len;
+    bool secret = b->secret;
     sh_buf_init(b);
+    b->secret = secret;
     return p;
 }

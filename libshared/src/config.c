@@ -69,6 +69,11 @@ static int config_one(const sh_setting *s, sh_error *err)
         if (text && s->max > 0 && (long long)strlen(text) > s->max)
             return sh_error_set(err, SH_EINVAL, "%s is too long (%zu characters, at most %lld)",
                                 used, strlen(text), s->max);
+        if (text && s->type == SH_SET_SECRET && sh_config_placeholder(text))
+            return sh_error_set(err, SH_EINVAL,
+                                "%s is still the example value of deploy/.env.example: set a "
+                                "secret of your own (openssl rand -hex 32)",
+                                used);
         if (text && s->type == SH_SET_SECRET && (long long)strlen(text) < s->min)
             return sh_error_set(err, SH_EINVAL, "%s is too short (%zu characters, at least %lld)",
                                 used, strlen(text), s->min);
@@ -86,6 +91,11 @@ int sh_config_load(const sh_setting *table, sh_error *err)
             return rc;
     }
     return SH_OK;
+}
+
+bool sh_config_placeholder(const char *value)
+{
+    return value && strncasecmp(value, SH_CONFIG_PLACEHOLDER, strlen(SH_CONFIG_PLACEHOLDER)) == 0;
 }
 
 char *sh_config_describe(const sh_setting *table)

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared/text.h"
+
 static const struct {
     int code;
     const char *name;
@@ -64,7 +66,9 @@ int sh_error_set(sh_error *err, int code, const char *fmt, ...)
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
         err->code = code;
-        memcpy(err->msg, msg, strlen(msg) + 1);
+        /* Messages quote servers and libraries: valid UTF-8 without
+         * control characters, whatever they sent. */
+        sh_text_bound(err->msg, sizeof err->msg, msg, strlen(msg));
     }
     return code;
 }

@@ -22,6 +22,7 @@
 #include "shared/msg.h"
 #include "shared/msgmac.h"
 #include "shared/rpc.h"
+#include "shared/secret.h"
 #include "shared/util.h"
 
 #define RPC_DEFAULT_INFLIGHT  4
@@ -346,6 +347,7 @@ static void rpc_slot_reply(rpc_slot *s, nng_msg *m)
         }
         free(items);
     }
+    sh_wipe(nng_msg_body(m), nng_msg_len(m));
     nng_msg_free(m);
 }
 
@@ -635,7 +637,7 @@ int sh_rpc_call_async(sh_rpc_client *c, const char *op, const sh_val *args, int 
         k = calloc(1, sizeof *k);
         if (!k)
             return SH_ENOMEM;
-        sh_buf_init(&k->env);
+        sh_buf_init_secret(&k->env); /* the encoded call: its args may be secrets */
     }
     k->id = __atomic_add_fetch(&c->next_id, 1, __ATOMIC_RELAXED) & INT64_MAX;
     int rc = sh_call_encode(op, k->id, args, &k->env);

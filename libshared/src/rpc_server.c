@@ -14,6 +14,7 @@
 #include "shared/msg.h"
 #include "shared/msgmac.h"
 #include "shared/rpc.h"
+#include "shared/secret.h"
 #include "shared/util.h"
 
 typedef struct rpc_worker {
@@ -361,6 +362,9 @@ static void *rpc_worker_main(void *arg)
         }
         sh_log_debug("rpc", "request of %zu bytes served in %lld ms", len,
                      (long long)(sh_mono_ms() - t0));
+        /* The request may carry passwords (account calls): wiped before the
+         * reply takes its place. */
+        sh_wipe(nng_msg_body(msg), nng_msg_len(msg));
         if (rpc_fill_reply(w, msg, &out, signed_reply ? nonce : NULL) != 0) {
             nng_msg_free(msg);
             continue;

@@ -1,7 +1,9 @@
-/* secret.c - sealing secrets, MACs, randomness and constant-time comparison. The
- * one file of the project that includes libsodium. */
+/* secret.c - sealing secrets, MACs, randomness, constant-time comparison and
+ * the seeded hash of hash tables. The one file of the project that includes
+ * libsodium. */
 #include "shared/secret.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -162,4 +164,26 @@ bool sh_mac_verify(const sh_key *key, const void *data, size_t len,
     bool ok = crypto_verify_32(want, mac) == 0; /* constant time */
     sodium_memzero(want, sizeof want);
     return ok;
+}
+
+/* The key of sh_hash: random, made once per process, never shown. */
+static unsigned char secret_hash_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t secret_hash_once = PTHREAD_ONCE_INIT;
+
+static void secret_hash_init(void)
+{
+    /* Should libsodium not start, randombytes still reads the system's
+     * generator (it initialises itself on first use). */
+    (void)secret_init();
+    crypto_shorthash_keygen(secret_hash_key);
+}
+
+uint64_t sh_hash(const void *data, size_t len)
+{
+    pthread_once(&secret_hash_once, secret_hash_init);
+    unsigned char out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, data, len, secret_hash_key);
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h;
 }

@@ -78,6 +78,18 @@ static void svc_worker_fini(void *state)
     free(w);
 }
 
+/* svc_redis_url_parse reads REDIS_URL (loaded by svc_config) into url,
+ * refusing a password left as deploy/.env.example has it. */
+static int svc_redis_url_parse(sh_redis_url *url, sh_error *err)
+{
+    int rc = sh_redis_url_parse(svc_redis_url, url, err);
+    if (rc == SH_OK && sh_config_placeholder(url->password))
+        rc = sh_error_set(err, SH_EINVAL,
+                          "REDIS_URL: the password is still the example value of "
+                          "deploy/.env.example: set one of your own (openssl rand -hex 32)");
+    return rc;
+}
+
 /* svc_config loads the common settings and the service's own. */
 static int svc_config(const sh_service_def *def, sh_error *err)
 {
@@ -136,7 +148,7 @@ int sh_service_command(const sh_service_def *def, const char *name, sh_service_c
     sh_log_init(def->name, SH_LOG_INFO);
     sh_redis_url url;
     sh_store *store = NULL;
-    if (svc_config(def, &err) != SH_OK || sh_redis_url_parse(svc_redis_url, &url, &err) != SH_OK ||
+    if (svc_config(def, &err) != SH_OK || svc_redis_url_parse(&url, &err) != SH_OK ||
         sh_store_new(&url, NULL, &store, &err) != SH_OK) {
         sh_log_error("config", "%s", err.msg);
         return 1;
@@ -159,8 +171,7 @@ int sh_service_main(const sh_service_def *def)
     svc_run run;
     memset(&run, 0, sizeof run);
     run.def = def;
-    if (svc_config(def, &err) != SH_OK ||
-        sh_redis_url_parse(svc_redis_url, &run.url, &err) != SH_OK) {
+    if (svc_config(def, &err) != SH_OK || svc_redis_url_parse(&run.url, &err) != SH_OK) {
         sh_log_error("config", "%s", err.msg);
         return 1;
     }

@@ -1,6 +1,6 @@
 /* val.c - the dynamic value tree of val.h. Maps keep insertion order and,
- * past a few entries, a hash index so that lookups and duplicate checks stay
- * O(1) even for hostile inputs with many keys. */
+ * past a few entries, a hash index (seeded: sh_hash) so that lookups and
+ * duplicate checks stay O(1) even for hostile inputs with many keys. */
 #include "shared/val.h"
 
 #include <math.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "shared/err.h"
+#include "shared/secret.h"
 
 #define VAL_INDEX_MIN 16 /* maps with fewer entries are searched linearly */
 
@@ -126,6 +127,8 @@ void sh_val_free(sh_val *v)
     switch (v->type) {
     case SH_VAL_STR:
     case SH_VAL_BIN:
+        /* Strings of calls and bodies may be passwords and tokens. */
+        sh_wipe(v->u.s.p, v->u.s.len);
         free(v->u.s.p);
         break;
     case SH_VAL_ARRAY:
@@ -283,15 +286,11 @@ sh_val *sh_val_take_at(sh_val *arr, size_t i)
     return v;
 }
 
-/* FNV-1a: keys are short and this only spreads them over the slots. */
+/* Keys come from request bodies and messages: a seeded hash (sh_hash), so
+ * that colliding keys cannot be chosen to make the index quadratic. */
 static uint64_t val_hash(const char *k, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return sh_hash(k, len);
 }
 
 static void val_index_insert(sh_val *m, size_t entry)

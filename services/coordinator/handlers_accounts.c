@@ -4,6 +4,7 @@
 
 #include "handlers.h"
 #include "ops.h"
+#include "shared/text.h"
 
 static int ha_map(const sh_val *args, sh_error *err)
 {
@@ -180,5 +181,10 @@ int coord_h_lease_complete(void *state, const sh_val *args, sh_val **result, sh_
     const char *msg = sh_val_get_str(args, "message", &mlen);
     if (msg && mlen > 1000)
         return sh_error_set(err, SH_EINVAL, "message must be at most 1000 bytes");
-    return coord_lease_complete(state, id, token, outcome, msg, result, err);
+    /* It becomes the account's errorMessage: server text, bounded and
+     * cleaned like every error text. */
+    char text[SH_TEXT_ERROR_MAX + 1];
+    if (msg)
+        sh_text_bound(text, sizeof text, msg, mlen);
+    return coord_lease_complete(state, id, token, outcome, msg ? text : NULL, result, err);
 }

@@ -20,10 +20,10 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
     const sh_setting t[CONFIG_ROWS] = {
         {"GATEWAY_LISTEN", NULL, SH_SET_STR, "127.0.0.1:8080", 0, 300, &c->listen, false,
          "host:port to listen on ([::1]:8080 for IPv6)"},
-        {"API_TOKEN", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->api_token, false,
-         "bearer token allowing every request"},
-        {"API_READ_ONLY_TOKEN", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->ro_token, false,
-         "bearer token allowing GET and HEAD only"},
+        {"API_TOKEN", NULL, SH_SET_SECRET, NULL, GW_TOKEN_MIN_LEN, 4096, &c->api_token, false,
+         "bearer token allowing every request (openssl rand -hex 32)"},
+        {"API_READ_ONLY_TOKEN", NULL, SH_SET_SECRET, NULL, GW_TOKEN_MIN_LEN, 4096, &c->ro_token,
+         false, "bearer token allowing GET and HEAD only"},
         {"CRON_SECRET", NULL, SH_SET_SECRET, NULL, 16, 4096, &c->cron_secret, false,
          "bearer token of the cron routes (openssl rand -hex 32)"},
         {"CRON_LOOPBACK_ONLY", NULL, SH_SET_BOOL, "false", 0, 0, &c->cron_loopback_only, false,
@@ -226,6 +226,10 @@ int gw_config_load(gw_config *cfg, sh_error *err)
                             "API_TOKEN (and optionally API_READ_ONLY_TOKEN) before listening "
                             "on other addresses",
                             cfg->listen);
+    if (cfg->api_token && cfg->ro_token && strcmp(cfg->api_token, cfg->ro_token) == 0)
+        return sh_error_set(err, SH_EINVAL,
+                            "API_TOKEN and API_READ_ONLY_TOKEN must differ: the read-only token "
+                            "would allow every request");
     if ((rc = gw_cors_parse(cfg->cors_origins, &cfg->cors, err)) != SH_OK)
         return rc;
     if ((rc = config_token_keys(cfg, err)) != SH_OK)

@@ -10,13 +10,16 @@
 #include "shared/err.h"
 #include "shared/secret.h"
 
+/* The shortest API_TOKEN and API_READ_ONLY_TOKEN accepted. */
+#define GW_TOKEN_MIN_LEN 16
+
 typedef struct gw_config {
     const char *listen; /* GATEWAY_LISTEN as given */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     bool ipv6;
     bool loopback;
-    const char *api_token;        /* NULL when unset */
+    const char *api_token;        /* NULL when unset; GW_TOKEN_MIN_LEN or more */
     const char *ro_token;         /* NULL when unset */
     const char *cron_secret;      /* NULL when unset: the cron routes answer 503 */
     bool cron_loopback_only;      /* cron routes refuse callers not on loopback */

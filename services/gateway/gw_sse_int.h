@@ -361,6 +361,13 @@ void gw__sse_mail_fini(gw__sse_mail *m);
  * reset" when that is gone), then the held events it has not sent, and lets
  * the live ones through. Without a mail_last it goes live at once. */
 void gw__sse_mail_replay(gw__sse_mail *m, gw__sse_stream *st);
+/* gw__sse_last_id_parse reads a record stream's Last-Event-ID (a version,
+ * decimal digits only, no overflow) into *out; false when s is not one. */
+bool gw__sse_last_id_parse(const char *s, int64_t *out);
+/* gw__sse_mail_last_check checks a mail stream's Last-Event-ID value v
+ * (NULL or "": none, out is "") and copies it to out (len bytes); false
+ * when it is not an event id "<ms>-<seq>" or does not fit. */
+bool gw__sse_mail_last_check(const char *v, char *out, size_t len);
 /* gw__sse_mail_id_cmp compares two event ids "<ms>-<seq>" (<0, 0, >0); an
  * id that does not parse is older than any. */
 int gw__sse_mail_id_cmp(const char *a, const char *b);

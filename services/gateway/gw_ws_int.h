@@ -52,8 +52,9 @@ int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dl
                     size_t *idlen);
 
 /* gw__ws_conn_new makes a WebSocket on sock (non-blocking) that has already
- * received extra (n bytes), reading tap (taken), pinged every ping_ms and
- * closed when a pong does not come within pong_ms; NULL out of memory. */
+ * received extra (n bytes), reading tap (taken; NULL: no events, as the
+ * frame fuzzer has it), pinged every ping_ms and closed when a pong does
+ * not come within pong_ms; NULL out of memory. */
 gw__ws_conn *gw__ws_conn_new(int sock, const char *extra, size_t n, gw_sse_tap *tap,
                              int64_t ping_ms, int64_t pong_ms, void *user);
 /* gw__ws_conn_free frees c and its tap, not its socket. */

@@ -458,7 +458,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         r->method_name = method;
         r->method = gw_method_parse(method);
         r->ctype = gw__http_json;
-        sh_buf_init(&r->body);
+        sh_buf_init_secret(&r->body); /* may hold a password */
         gw__http_head_received(&h->heads, conn);
         atomic_fetch_add(&h->busy, 1);
         gw__http_touch(h);

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "shared/err.h"
+#include "shared/secret.h"
+#include "shared/text.h"
 
 /* json_to_val converts a json-c tree; msg names the first value refused. */
 static sh_val *json_to_val(struct json_object *o, bool *min_seen, char *msg, size_t msglen)
@@ -114,43 +116,29 @@ static bool json_below_int64(const char *text, size_t len)
     return false;
 }
 
-/* json_utf8_valid checks text[0..len) against RFC 3629 (section 4): no
- * overlong forms, surrogates or code points above U+10FFFF, which json-c's
- * own check lets through. On failure *bad is the offset of the first byte
- * of the invalid sequence. */
-static bool json_utf8_valid(const unsigned char *text, size_t len, size_t *bad)
+/* json_wipe overwrites every string of o before json-c frees it: a body's
+ * strings may be passwords and tokens (its parser's buffer is wiped too). */
+static void json_wipe(struct json_object *o)
 {
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = text[i];
-        if (c < 0x80) {
-            i++;
-            continue;
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        sh_wipe((char *)json_object_get_string(o), (size_t)json_object_get_string_len(o));
+        break;
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            json_wipe(json_object_array_get_idx(o, i));
+        break;
+    case json_type_object: {
+        json_object_object_foreach(o, key, val)
+        {
+            (void)key;
+            json_wipe(val);
         }
-        /* The lead byte fixes the length and the range of the next byte. */
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t n = 0;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlong form */
-            hi = c == 0xED ? 0x9F : 0xBF; /* no surrogate */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80; /* no overlong form */
-            hi = c == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
-        }
-        bool ok = n > 0 && len - i > n && text[i + 1] >= lo && text[i + 1] <= hi;
-        for (size_t k = 2; ok && k <= n; k++)
-            ok = (text[i + k] & 0xC0) == 0x80;
-        if (!ok) {
-            *bad = i;
-            return false;
-        }
-        i += n + 1;
+        break;
     }
-    return true;
+    default:
+        break;
+    }
 }
 
 int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t msglen)
@@ -162,7 +150,9 @@ int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t 
         return -1;
     }
     size_t bad;
-    if (!json_utf8_valid((const unsigned char *)text, len, &bad)) {
+    /* RFC 3629 (section 4): no overlong forms, surrogates or code points
+     * above U+10FFFF, which json-c's own check lets through. */
+    if (!sh_utf8_valid(text, len, &bad)) {
         snprintf(msg, msglen, "malformed JSON at byte %zu: invalid UTF-8", bad);
         return -1;
     }
@@ -208,6 +198,9 @@ int gw_json_parse(const char *text, size_t len, sh_val **out, char *msg, size_t 
     else if (!msg[0])
         snprintf(msg, msglen, "out of memory");
 done:
+    json_wipe(o);
+    if (tok->pb && tok->pb->buf)
+        sh_wipe(tok->pb->buf, (size_t)tok->pb->size);
     json_object_put(o);
     json_tokener_free(tok);
     return rc;

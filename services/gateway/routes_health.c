@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
+#include "gw_auth.h"
 #include "gw_json.h"
 #include "gw_metrics.h"
 #include "gw_routes.h"
@@ -18,6 +21,15 @@ void gw_route_healthz(gw_req *r)
     gw_req_reply_raw(r, 200, "application/json", &b);
 }
 
+/* routes_ready_detailed tells whether r may see why a check failed: the
+ * services' and Redis's own error texts name hosts and users, so only the
+ * full API_TOKEN (or a gateway without tokens) is shown them. */
+static bool routes_ready_detailed(gw_req *r)
+{
+    return gw_auth_check(gw_req_app(r)->cfg, GW_POST,
+                         gw_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION)) == GW_AUTH_OK;
+}
+
 /* routes_ready_done answers 200 only when every service answered its ping,
  * which each does only while it can reach Redis. */
 static void routes_ready_done(gw_req *r, size_t n, const int *rc, sh_val *const *results,
@@ -25,8 +37,8 @@ static void routes_ready_done(gw_req *r, size_t n, const int *rc, sh_val *const 
 {
     sh_buf b;
     sh_buf_init(&b);
-    bool ready = true;
-    const char *redis = "ok", *first_error = NULL;
+    bool ready = true, redis_known = true;
+    const char *redis = NULL, *first_error = NULL;
     char text[GW_SVC_COUNT][320];
     sh_buf_puts(&b, "{\"checks\":{");
     for (size_t i = 0; i < n; i++) {
@@ -39,8 +51,7 @@ static void routes_ready_done(gw_req *r, size_t n, const int *rc, sh_val *const 
             snprintf(text[i], sizeof text[i], "%s service unavailable: %s", gw_service_name((int)i),
                      msg);
             state = text[i];
-            if (redis == (const char *)"ok")
-                redis = "unknown";
+            redis_known = false;
         }
         if (rc[i] != SH_OK) {
             ready = false;
@@ -50,9 +61,18 @@ static void routes_ready_done(gw_req *r, size_t n, const int *rc, sh_val *const 
         sh_buf_printf(&b, "%s\"%s\":", i ? "," : "", gw_service_name((int)i));
         gw_json_write_str(&b, state, strlen(state));
     }
+    if (!redis)
+        redis = redis_known ? "ok" : "unknown";
+    const char *status = ready ? "ready" : "unavailable";
+    if (!routes_ready_detailed(r)) {
+        sh_buf_reset(&b);
+        sh_buf_printf(&b, "{\"status\":\"%s\"}", status);
+        gw_req_reply_raw(r, ready ? 200 : 503, "application/json", &b);
+        return;
+    }
     sh_buf_puts(&b, ",\"redis\":");
     gw_json_write_str(&b, redis, strlen(redis));
-    sh_buf_printf(&b, "},\"status\":\"%s\"", ready ? "ready" : "unavailable");
+    sh_buf_printf(&b, "},\"status\":\"%s\"", status);
     if (first_error) {
         sh_buf_puts(&b, ",\"error\":");
         gw_json_write_str(&b, first_error, strlen(first_error));
@@ -68,7 +88,9 @@ void gw_route_readyz(gw_req *r)
          * are served. */
         sh_buf b;
         sh_buf_init(&b);
-        sh_buf_puts(&b, "{\"status\":\"stopping\",\"error\":\"the gateway is shutting down\"}");
+        sh_buf_puts(&b, routes_ready_detailed(r)
+                            ? "{\"status\":\"stopping\",\"error\":\"the gateway is shutting down\"}"
+                            : "{\"status\":\"stopping\"}");
         gw_req_reply_raw(r, 503, "application/json", &b);
         return;
     }

@@ -76,7 +76,7 @@ static void sse_free_cb(void *cls)
     gw__sse_stream_unref(st);
 }
 
-static bool sse_parse_last_id(const char *s, int64_t *out)
+bool gw__sse_last_id_parse(const char *s, int64_t *out)
 {
     if (!s || !*s)
         return false;
@@ -135,8 +135,8 @@ void gw_sse_open(gw_sse *s, gw_req *r)
 {
     const char *id = gw_req_param(r);
     int64_t last = 0;
-    if (!sse_parse_last_id(gw_req_header(r, "Last-Event-ID"), &last) &&
-        !sse_parse_last_id(gw_req_query(r, "lastEventId"), &last))
+    if (!gw__sse_last_id_parse(gw_req_header(r, "Last-Event-ID"), &last) &&
+        !gw__sse_last_id_parse(gw_req_query(r, "lastEventId"), &last))
         last = 0;
     gw__sse_stream *st = sse_stream_new(s, r, id, last);
     if (!st)
@@ -175,6 +175,11 @@ bool gw_sse_mail_last(gw_req *r, char *out, size_t len)
     const char *v = gw_req_header(r, "Last-Event-ID");
     if (!v || !*v)
         v = gw_req_query(r, "lastEventId");
+    return gw__sse_mail_last_check(v, out, len);
+}
+
+bool gw__sse_mail_last_check(const char *v, char *out, size_t len)
+{
     out[0] = '\0';
     if (!v || !*v)
         return true;

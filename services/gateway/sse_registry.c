@@ -15,6 +15,7 @@
 
 #include "gw_metrics.h"
 #include "gw_sse_int.h"
+#include "shared/secret.h"
 
 int gw__sse_registry_init(gw__sse_registry *reg, sh_error *err)
 {
@@ -44,12 +45,11 @@ void gw__sse_registry_fini(gw__sse_registry *reg)
     pthread_mutex_destroy(&reg->mu);
 }
 
+/* Ids come from request paths: a seeded hash, so no one can pile streams
+ * on one bucket. */
 static size_t sse_registry_hash(const char *id)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (size_t)(h & (SSE_BUCKETS - 1));
+    return (size_t)(sh_hash(id, strlen(id)) & (SSE_BUCKETS - 1));
 }
 
 gw__sse_topic *gw__sse_topic_find(gw__sse_registry *reg, const char *id)

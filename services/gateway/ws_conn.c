@@ -240,7 +240,8 @@ static void ws_conn_send_events(gw__ws_conn *c, int64_t now_ms)
 static void ws_conn_pump(gw__ws_conn *c, int64_t now_ms)
 {
     char chunk[WS_TAP_CHUNK];
-    while (!c->tap_done && wslay_event_get_queued_msg_length(c->ctx) < GW__WS_MAX_QUEUED) {
+    while (c->tap && !c->tap_done &&
+           wslay_event_get_queued_msg_length(c->ctx) < GW__WS_MAX_QUEUED) {
         ssize_t n = gw_sse_tap_read(c->tap, chunk, sizeof chunk);
         if (n == 0)
             return;

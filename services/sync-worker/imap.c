@@ -576,40 +576,6 @@ int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uin
     return rc ? rc : sync__imap_fetch_results(res, full, cb, arg, err);
 }
 
-/* imap_ranges_add appends the UIDs of set, cut to 1..hi, to *out. */
-static int imap_ranges_add(const struct mailimap_set *set, uint32_t hi, sync_uid_range **out,
-                           size_t *n, size_t *cap)
-{
-    for (clistiter *it = set && set->set_list ? clist_begin(set->set_list) : NULL; it;
-         it = clist_next(it)) {
-        const struct mailimap_set_item *item = clist_content(it);
-        if (!item)
-            continue;
-        /* 0 stands for "*": the largest UID. */
-        uint32_t lo = item->set_first ? item->set_first : hi;
-        uint32_t up = item->set_last ? item->set_last : hi;
-        if (lo > up) {
-            uint32_t t = lo;
-            lo = up;
-            up = t;
-        }
-        if (lo > hi)
-            continue;
-        if (up > hi)
-            up = hi;
-        if (*n == *cap) {
-            size_t c = *cap ? *cap * 2 : 16;
-            sync_uid_range *v = realloc(*out, c * sizeof *v);
-            if (!v)
-                return SH_ENOMEM;
-            *out = v;
-            *cap = c;
-        }
-        (*out)[(*n)++] = (sync_uid_range){lo, up};
-    }
-    return SH_OK;
-}
-
 int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb, void *arg,
                       sync_uid_range **gone, size_t *ngone, sh_error *err)
 {
@@ -630,19 +596,8 @@ int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb
     sync_wire_fini(&w);
     if (rc)
         return rc;
-    /* Every VANISHED response is in the reply's extension data (the server
-     * may split them, or report expunges as they happen). */
-    size_t cap = 0;
     const struct mailimap_response_info *ri = s->m->imap_response_info;
-    for (clistiter *it = ri && ri->rsp_extension_list ? clist_begin(ri->rsp_extension_list) : NULL;
-         it && !rc; it = clist_next(it)) {
-        const struct mailimap_extension_data *ed = clist_content(it);
-        if (!ed || ed->ext_extension != &mailimap_extension_qresync ||
-            ed->ext_type != MAILIMAP_QRESYNC_TYPE_VANISHED || !ed->ext_data)
-            continue;
-        const struct mailimap_qresync_vanished *v = ed->ext_data;
-        rc = imap_ranges_add(v->qr_known_uids, hi, gone, ngone, &cap);
-    }
+    rc = sync__imap_vanished(ri ? ri->rsp_extension_list : NULL, hi, gone, ngone);
     if (rc) {
         if (res)
             mailimap_fetch_list_free(res);

@@ -8,63 +8,15 @@
 #include <time.h>
 
 #include "imap_int.h"
+#include "shared/text.h"
 #include "shared/util.h"
 
-/* sync__imap_clean appends s (len bytes) to out as valid UTF-8: control bytes
- * become spaces and invalid sequences '?'. */
+/* sync__imap_clean appends s (len bytes) to out as valid UTF-8 (text.h:
+ * control characters become spaces and invalid sequences U+FFFD), cut on
+ * a character boundary at SYNC__IMAP_FIELD_MAX bytes. */
 int sync__imap_clean(sh_buf *out, const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    if (len > SYNC__IMAP_FIELD_MAX)
-        len = SYNC__IMAP_FIELD_MAX;
-    while (i < len) {
-        /* A run of printable ASCII goes in one piece. */
-        size_t run = i;
-        while (run < len && p[run] >= 0x20 && p[run] < 0x7f)
-            run++;
-        if (run > i && sh_buf_append(out, p + i, run - i))
-            return SH_ENOMEM;
-        i = run;
-        if (i == len)
-            break;
-        unsigned char c = p[i];
-        size_t need = c < 0x80             ? 0
-                      : (c & 0xE0) == 0xC0 ? 1
-                      : (c & 0xF0) == 0xE0 ? 2
-                      : (c & 0xF8) == 0xF0 ? 3
-                                           : 9;
-        if (need == 0) {
-            /* a control character */
-            if (sh_buf_append(out, " ", 1))
-                return SH_ENOMEM;
-            i++;
-            continue;
-        }
-        bool ok = need <= 3 && i + need < len;
-        for (size_t k = 1; ok && k <= need; k++)
-            if ((p[i + k] & 0xC0) != 0x80)
-                ok = false;
-        /* Overlong forms, UTF-16 surrogates (U+D800..U+DFFF) and code
-         * points past U+10FFFF are not UTF-8 either (RFC 3629). */
-        unsigned char c1 = ok ? p[i + 1] : 0;
-        if (ok && need == 1 && c < 0xC2)
-            ok = false;
-        if (ok && need == 2 && ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)))
-            ok = false;
-        if (ok && need == 3 && (c > 0xF4 || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)))
-            ok = false;
-        if (!ok) {
-            if (sh_buf_append(out, "?", 1))
-                return SH_ENOMEM;
-            i++;
-            continue;
-        }
-        if (sh_buf_append(out, p + i, need + 1))
-            return SH_ENOMEM;
-        i += need + 1;
-    }
-    return SH_OK;
+    return sh_utf8_clean(out, s, len, SYNC__IMAP_FIELD_MAX);
 }
 
 /* sync__imap_header appends a header text (possibly with MIME encoded words),
@@ -313,5 +265,57 @@ int sync__imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, s
     imap_fields_reset(&f, true);
     if (res)
         mailimap_fetch_list_free(res);
+    return rc;
+}
+
+/* imap_ranges_add appends the UIDs of set, cut to 1..hi, to *out. */
+static int imap_ranges_add(const struct mailimap_set *set, uint32_t hi, sync_uid_range **out,
+                           size_t *n, size_t *cap)
+{
+    for (clistiter *it = set && set->set_list ? clist_begin(set->set_list) : NULL; it;
+         it = clist_next(it)) {
+        const struct mailimap_set_item *item = clist_content(it);
+        if (!item)
+            continue;
+        /* 0 stands for "*": the largest UID. */
+        uint32_t lo = item->set_first ? item->set_first : hi;
+        uint32_t up = item->set_last ? item->set_last : hi;
+        if (lo > up) {
+            uint32_t t = lo;
+            lo = up;
+            up = t;
+        }
+        if (lo > hi)
+            continue;
+        if (up > hi)
+            up = hi;
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 16;
+            sync_uid_range *v = realloc(*out, c * sizeof *v);
+            if (!v)
+                return SH_ENOMEM;
+            *out = v;
+            *cap = c;
+        }
+        (*out)[(*n)++] = (sync_uid_range){lo, up};
+    }
+    return SH_OK;
+}
+
+int sync__imap_vanished(clist *extensions, uint32_t hi, sync_uid_range **gone, size_t *ngone)
+{
+    /* Every VANISHED response is in the reply's extension data (the server
+     * may split them, or report expunges as they happen). */
+    size_t cap = 0;
+    int rc = SH_OK;
+    for (clistiter *it = extensions ? clist_begin(extensions) : NULL; it && !rc;
+         it = clist_next(it)) {
+        const struct mailimap_extension_data *ed = clist_content(it);
+        if (!ed || ed->ext_extension != &mailimap_extension_qresync ||
+            ed->ext_type != MAILIMAP_QRESYNC_TYPE_VANISHED || !ed->ext_data)
+            continue;
+        const struct mailimap_qresync_vanished *v = ed->ext_data;
+        rc = imap_ranges_add(v->qr_known_uids, hi, gone, ngone, &cap);
+    }
     return rc;
 }

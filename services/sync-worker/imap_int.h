@@ -126,13 +126,18 @@ bool sync__imap_has_cap(sync_imap *s, const char *name);
  * server that offers it. */
 void sync__imap_wire_init(sync_imap *s, sync_wire *w);
 
-/* sync__imap_clean appends len bytes of s to out as valid UTF-8, cut at
- * SYNC__IMAP_FIELD_MAX: control bytes become spaces, and invalid, overlong
- * or surrogate sequences "?". Returns SH_OK or SH_ENOMEM. */
+/* sync__imap_clean appends len bytes of s to out as valid UTF-8, cut on a
+ * character boundary at SYNC__IMAP_FIELD_MAX bytes: control characters
+ * become spaces, and invalid, overlong, surrogate, out of range or cut
+ * sequences U+FFFD (sh_utf8_clean). Returns SH_OK or SH_ENOMEM. */
 int sync__imap_clean(sh_buf *out, const char *s, size_t len);
 /* sync__imap_header appends a header text (possibly with MIME encoded
  * words, RFC 2047) decoded to UTF-8 and cleaned; NULL appends nothing. */
 int sync__imap_header(sh_buf *out, const char *s);
+/* sync__imap_vanished appends to *gone (*ngone ranges, realloc'd; the
+ * caller frees it) the UIDs of every VANISHED response (RFC 7162) among a
+ * reply's extension data, cut to 1..hi; SH_ENOMEM out of memory. */
+int sync__imap_vanished(clist *extensions, uint32_t hi, sync_uid_range **gone, size_t *ngone);
 /* sync__imap_fetch_results runs cb on each message of a fetch's results
  * (full: the summary fields must be there) and frees them. Returns SH_OK,
  * SH_EPROTO for a message without a requested field, or cb's code. */

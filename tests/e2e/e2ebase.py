@@ -189,13 +189,13 @@ def env_flag(name):
     return os.environ.get(name, "") not in ("", "0", "no", "false")
 
 
-def gateway_exit(test, env, what):
-    """Start a gateway alone with env and return (exit code, log tail) once
-    it exits; fails test when it is still running after 30 s (what: the
-    reason it should not run)."""
-    workdir = tempfile.mkdtemp(prefix="e2e-gw-")
+def service_exit(test, name, env, what):
+    """Start service name alone with env and return (exit code, log tail)
+    once it exits; fails test when it is still running after 30 s (what:
+    the reason it should not run)."""
+    workdir = tempfile.mkdtemp(prefix="e2e-%s-" % name)
     try:
-        svc = Service("gateway", env, workdir)
+        svc = Service(name, env, workdir)
         svc.start()
         deadline = time.monotonic() + 30
         while svc.alive() and time.monotonic() < deadline:
@@ -203,10 +203,15 @@ def gateway_exit(test, env, what):
         log = read_tail(svc.log_path)
         if svc.alive():
             svc.stop()
-            test.fail("gateway kept running %s:\n%s" % (what, log))
+            test.fail("%s kept running %s:\n%s" % (name, what, log))
         return svc.proc.returncode, log
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def gateway_exit(test, env, what):
+    """service_exit of a gateway."""
+    return service_exit(test, "gateway", env, what)
 
 
 def raw_request(port, method, path, body, headers=None, timeout=30):

@@ -7,9 +7,11 @@ import http.server
 import os
 import re
 import threading
+import time
 import unittest
 
-from e2ebase import API, OPENAPI_PATH, StackTestCase, gateway_exit, raw_request
+from e2ebase import (API, OPENAPI_PATH, REPO_ROOT, StackTestCase, gateway_exit, raw_request,
+                     service_exit)
 from stack import Client, free_port
 
 RW = "rw-token-0123456789abcdef"
@@ -136,6 +138,44 @@ class AuthTest(StackTestCase):
         self.assertRegex(text, r"(?m)^# TYPE \S*sse\S* gauge")
 
 
+class ReadyDetailsTest(StackTestCase):
+    """GET /readyz needs no token, but what failed (its text names Redis's
+    host and the services' errors) is shown only to the full API_TOKEN."""
+    STACK_ENV = {"API_TOKEN": RW, "API_READ_ONLY_TOKEN": RO}
+
+    def test_details_only_with_the_full_token(self):
+        for token in (None, RO, "wrong-token-0123456789"):
+            r = self.http.get("/readyz", token=token)
+            self.assertStatus(r, 200)
+            self.assertEqual(r.json, {"status": "ready"}, token)
+        r = self.http.get("/readyz", token=RW)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["status"], "ready")
+        self.assertEqual(set(r.json["checks"]), {"progress", "coordinator", "sync-worker", "redis"})
+
+        self.stack.redis.kill()
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                r = self.http.get("/readyz", token=RW)
+                if r.status == 503:
+                    break
+                time.sleep(0.1)
+            self.assertStatus(r, 503)
+            self.assertIn("error", r.json)
+            self.assertNotEqual(r.json["checks"]["redis"], "ok")
+            for token in (None, RO):
+                r = self.http.get("/readyz", token=token)
+                self.assertStatus(r, 503)
+                self.assertEqual(r.json, {"status": "unavailable"}, token)
+        finally:
+            self.stack.redis.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.http.get("/readyz").status != 200:
+            time.sleep(0.1)
+        self.assertEqual(self.http.get("/readyz", token=None).json, {"status": "ready"})
+
+
 class HealthNoTokenTest(StackTestCase):
     def test_healthz_readyz(self):
         r = self.http.get("/healthz")
@@ -209,17 +249,57 @@ class ApiDescriptionCheckTest(unittest.TestCase):
             srv.server_close()
 
 
+def lone_gateway_env(host, **settings):
+    """The environment of a gateway started alone on host, without the
+    caller's tokens, with settings added."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("API_TOKEN", "API_READ_ONLY_TOKEN")}
+    env.update({"GATEWAY_LISTEN": "%s:%d" % (host, free_port()),
+                "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
+                "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % free_port(),
+                "REDIS_URL": "redis://127.0.0.1:%d" % free_port()})
+    env.update(settings)
+    return env
+
+
 class LoopbackOnlyWithoutTokenTest(unittest.TestCase):
     def test_refuses_public_listen_without_token(self):
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("API_TOKEN", "API_READ_ONLY_TOKEN")}
-        env.update({"GATEWAY_LISTEN": "0.0.0.0:%d" % free_port(),
-                    "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % free_port(),
-                    "PROGRESS_EVENTS_URL": "tcp://127.0.0.1:%d" % free_port(),
-                    "REDIS_URL": "redis://127.0.0.1:%d" % free_port()})
+        env = lone_gateway_env("0.0.0.0")
         code, log = gateway_exit(self, env, "on 0.0.0.0 without a token")
         self.assertNotEqual(code, 0, log)
         self.assertRegex(log, r"API_TOKEN|GATEWAY_LISTEN|loopback", log)
+
+
+class WeakTokensRefusedTest(unittest.TestCase):
+    """The gateway refuses to start with an API token under 16 characters,
+    the same token for full and read-only access, or a value left as
+    deploy/.env.example has it, and says which."""
+
+    def refused(self, tokens, pattern):
+        env = lone_gateway_env("127.0.0.1", **tokens)
+        code, log = gateway_exit(self, env, "with %r" % tokens)
+        self.assertEqual(code, 1, log)
+        self.assertRegex(log, pattern)
+
+    def test_refused(self):
+        with open(os.path.join(REPO_ROOT, "deploy", ".env.example")) as f:
+            example = re.search(r"(?m)^API_TOKEN=(.*)$", f.read()).group(1)
+        self.refused({"API_TOKEN": example}, r"API_TOKEN is still the example value")
+        self.refused({"API_TOKEN": "change-me-progress-0000"}, r"API_TOKEN is still the example")
+        self.refused({"API_TOKEN": "0123456789abcde"}, r"API_TOKEN is too short")
+        self.refused({"API_TOKEN": RW, "API_READ_ONLY_TOKEN": "ro-short"},
+                     r"API_READ_ONLY_TOKEN is too short")
+        self.refused({"API_TOKEN": RW, "API_READ_ONLY_TOKEN": RW}, r"must differ")
+
+    def test_example_redis_password_refused(self):
+        env = dict(os.environ, REDIS_URL="redis://progress:change-me-progress-0000@"
+                   "127.0.0.1:%d" % free_port(),
+                   PROGRESS_RPC_URL="tcp://127.0.0.1:%d" % free_port(),
+                   PROGRESS_EVENTS_URL="tcp://127.0.0.1:%d" % free_port())
+        code, log = service_exit(self, "progress", env, "with the example Redis password")
+        self.assertEqual(code, 1, log)
+        self.assertRegex(log, r"REDIS_URL: the password is still the example value")
+        self.assertNotIn("change-me-progress-0000", log)
 
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')

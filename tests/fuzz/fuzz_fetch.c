@@ -1,8 +1,10 @@
 /* fuzz_fetch.c - libFuzzer harness for what an IMAP server's FETCH reply
  * becomes: the bytes (with a tagged "1 OK" line after them) are parsed by
  * libetpan as a session would, and the results decoded into messages by
- * the sync-worker (imap_decode.c). Nothing may read out of bounds, leak
- * or hand the callback text that is not valid UTF-8. Inputs announcing a
+ * the sync-worker (imap_decode.c: ENVELOPE, FLAGS, UID, sizes, dates), and
+ * any VANISHED responses (QRESYNC) into UID ranges. Nothing may read out of
+ * bounds, leak, hand the callback text that is not valid UTF-8, or give a
+ * range outside 1..the highest UID asked about. Inputs announcing a
  * literal over 1 MiB are skipped: libetpan allocates the announced size at
  * once (virtual memory the session's 64 MiB reply cap never lets it fill,
  * which test_sync_robust checks against a live worker), and the fuzzer
@@ -60,10 +62,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(all, data, size);
     memcpy(all + size, "1 OK done\r\n", 11);
-    clist *res = NULL;
-    if (tf_imap_parse_fetch(all, size + 11, &res) == 0 && res) {
+    clist *res = NULL, *ext = NULL;
+    if (tf_imap_parse_reply(all, size + 11, &res, &ext) == 0) {
         sh_error err;
-        sync__imap_fetch_results(res, size % 2 == 0, fuzz_msg, NULL, &err);
+        if (res)
+            sync__imap_fetch_results(res, size % 2 == 0, fuzz_msg, NULL, &err);
+        sync_uid_range *gone = NULL;
+        size_t ngone = 0;
+        uint32_t hi = size % 3 == 0 ? 4294967295u : 1000;
+        if (sync__imap_vanished(ext, hi, &gone, &ngone) == SH_OK)
+            for (size_t i = 0; i < ngone; i++)
+                if (gone[i].lo < 1 || gone[i].lo > gone[i].hi || gone[i].hi > hi)
+                    abort();
+        free(gone);
+        tf_imap_extensions_free(ext);
     }
     free(all);
     return 0;

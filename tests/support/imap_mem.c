@@ -55,7 +55,14 @@ static mailstream_low_driver mem_driver = {
 
 int tf_imap_parse_fetch(const char *reply, size_t len, clist **fetch)
 {
+    return tf_imap_parse_reply(reply, len, fetch, NULL);
+}
+
+int tf_imap_parse_reply(const char *reply, size_t len, clist **fetch, clist **extensions)
+{
     *fetch = NULL;
+    if (extensions)
+        *extensions = NULL;
     mem_stream ms = {reply, len, 0};
     mailimap *m = mailimap_new(0, NULL);
     if (!m)
@@ -75,6 +82,10 @@ int tf_imap_parse_fetch(const char *reply, size_t len, clist **fetch)
         if (m->imap_response_info) {
             *fetch = m->imap_response_info->rsp_fetch_list;
             m->imap_response_info->rsp_fetch_list = NULL;
+            if (extensions) {
+                *extensions = m->imap_response_info->rsp_extension_list;
+                m->imap_response_info->rsp_extension_list = NULL;
+            }
         }
         r = MAILIMAP_NO_ERROR;
     }
@@ -82,4 +93,13 @@ int tf_imap_parse_fetch(const char *reply, size_t len, clist **fetch)
         mailimap_response_free(resp);
     mailimap_free(m);
     return r;
+}
+
+void tf_imap_extensions_free(clist *extensions)
+{
+    if (!extensions)
+        return;
+    for (clistiter *it = clist_begin(extensions); it; it = clist_next(it))
+        mailimap_extension_data_free(clist_content(it));
+    clist_free(extensions);
 }

@@ -8,6 +8,7 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,12 +98,43 @@ static void test_errors_name_the_setting(void **state)
     expect_error("T_URL", longv, "too long");
 }
 
+/* test_example_values_refused: every secret that deploy/.env.example sets
+ * (a name with TOKEN, SECRET, KEY or PASSWORD in it) is refused as it
+ * stands there, whatever the setting's length rules. */
+static void test_example_values_refused(void **state)
+{
+    FILE *f = fopen(SH_SOURCE_DIR "/deploy/.env.example", "r");
+    assert_non_null(f);
+    char line[512];
+    int secrets = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (line[0] == '#' || !eq || !eq[1])
+            continue;
+        *eq = '\0';
+        const char *name = line, *value = eq + 1;
+        if (!strstr(name, "TOKEN") && !strstr(name, "SECRET") && !strstr(name, "KEY") &&
+            !strstr(name, "PASSWORD"))
+            continue;
+        secrets++;
+        if (!sh_config_placeholder(value))
+            fail_msg("%s=%s in deploy/.env.example would be accepted", name, value);
+        expect_error("T_TOKEN", value, "example value");
+    }
+    fclose(f);
+    assert_true(secrets >= 2); /* API_TOKEN and ENCRYPTION_KEY at least */
+    assert_false(sh_config_placeholder("0123456789abcdef0123"));
+    assert_true(sh_config_placeholder("CHANGE-ME-please"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults, reset),
         cmocka_unit_test_setup(test_values_and_alias, reset),
         cmocka_unit_test_setup(test_errors_name_the_setting, reset),
+        cmocka_unit_test_setup(test_example_values_refused, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

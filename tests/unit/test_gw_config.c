@@ -142,8 +142,8 @@ static void test_values(void **state)
 {
     (void)state;
     setenv("GATEWAY_LISTEN", "[::1]:9090", 1);
-    setenv("API_TOKEN", "tok-full", 1);
-    setenv("API_READ_ONLY_TOKEN", "tok-ro", 1);
+    setenv("API_TOKEN", "tok-full-0123456789", 1);
+    setenv("API_READ_ONLY_TOKEN", "tok-ro-0123456789", 1);
     setenv("CRON_SECRET", "0123456789abcdef", 1);
     setenv("CRON_LOOPBACK_ONLY", "true", 1);
     setenv("PROGRESS_RPC_URL", "tcp://127.0.0.1:1,tcp://127.0.0.1:2", 1);
@@ -157,8 +157,8 @@ static void test_values(void **state)
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&c.addr;
     assert_int_equal(in6->sin6_family, AF_INET6);
     assert_int_equal(ntohs(in6->sin6_port), 9090);
-    assert_string_equal(c.api_token, "tok-full");
-    assert_string_equal(c.ro_token, "tok-ro");
+    assert_string_equal(c.api_token, "tok-full-0123456789");
+    assert_string_equal(c.ro_token, "tok-ro-0123456789");
     assert_string_equal(c.cron_secret, "0123456789abcdef");
     assert_true(c.cron_loopback_only);
     assert_string_equal(c.rpc_url, "tcp://127.0.0.1:1,tcp://127.0.0.1:2");
@@ -170,12 +170,51 @@ static void test_values(void **state)
     /* Secrets never show in the description of the settings. */
     char *d = gw_config_describe(&c);
     assert_non_null(d);
-    assert_null(strstr(d, "tok-full"));
-    assert_null(strstr(d, "tok-ro"));
+    assert_null(strstr(d, "tok-full-0123456789"));
+    assert_null(strstr(d, "tok-ro-0123456789"));
     assert_null(strstr(d, "0123456789abcdef"));
     assert_non_null(strstr(d, "API_TOKEN=<secret>"));
     assert_non_null(strstr(d, "GATEWAY_LISTEN=[::1]:9090"));
     free(d);
+}
+
+/* test_token_rules: API tokens of 16 characters or more, that differ, and
+ * not the example value of deploy/.env.example; each refusal names it. */
+static void expect_refused(const char *words)
+{
+    gw_config c;
+    sh_error err;
+    assert_int_equal(gw_config_load(&c, &err), SH_EINVAL);
+    if (!strstr(err.msg, words))
+        fail_msg("\"%s\" lacks \"%s\"", err.msg, words);
+}
+
+static void test_token_rules(void **state)
+{
+    (void)state;
+    gw_config c;
+    sh_error err;
+    setenv("API_TOKEN", "0123456789abcde", 1); /* 15 */
+    expect_refused("API_TOKEN is too short (15 characters, at least 16)");
+    setenv("API_TOKEN", "0123456789abcdef", 1); /* 16 */
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    setenv("API_READ_ONLY_TOKEN", "short-ro", 1);
+    expect_refused("API_READ_ONLY_TOKEN is too short");
+    setenv("API_READ_ONLY_TOKEN", "0123456789abcdef", 1);
+    expect_refused("API_TOKEN and API_READ_ONLY_TOKEN must differ");
+    setenv("API_READ_ONLY_TOKEN", "fedcba9876543210", 1);
+    assert_int_equal(gw_config_load(&c, &err), SH_OK);
+    unsetenv("API_READ_ONLY_TOKEN");
+    /* deploy/.env.example's value, and any other of its example values. */
+    setenv("API_TOKEN", "change-me", 1);
+    expect_refused("API_TOKEN is still the example value of deploy/.env.example");
+    setenv("API_TOKEN", "change-me-progress-0000", 1);
+    expect_refused("example value");
+    setenv("API_READ_ONLY_TOKEN", "change-me-admin-0000", 1);
+    setenv("API_TOKEN", "0123456789abcdef", 1);
+    expect_refused("API_READ_ONLY_TOKEN is still the example value");
+    unsetenv("API_READ_ONLY_TOKEN");
+    unsetenv("API_TOKEN");
 }
 
 /* test_listen_needs_token: the gateway listens beyond loopback only behind a
@@ -192,11 +231,11 @@ static void test_listen_needs_token(void **state)
     /* A cron secret is no API token. */
     setenv("CRON_SECRET", "0123456789abcdef", 1);
     assert_int_equal(gw_config_load(&c, &err), SH_EINVAL);
-    setenv("API_READ_ONLY_TOKEN", "ro", 1);
+    setenv("API_READ_ONLY_TOKEN", "ro-token-0123456789", 1);
     assert_int_equal(gw_config_load(&c, &err), SH_OK);
     assert_false(c.loopback);
     unsetenv("API_READ_ONLY_TOKEN");
-    setenv("API_TOKEN", "full", 1);
+    setenv("API_TOKEN", "full-token-0123456789", 1);
     assert_int_equal(gw_config_load(&c, &err), SH_OK);
     assert_false(c.loopback);
     unsetenv("API_TOKEN");
@@ -407,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup(test_defaults, config_clear),
         cmocka_unit_test_setup(test_values, config_clear),
         cmocka_unit_test_setup(test_listen_needs_token, config_clear),
+        cmocka_unit_test_setup(test_token_rules, config_clear),
         cmocka_unit_test_setup(test_bad_values, config_clear),
         cmocka_unit_test_setup(test_int_bounds, config_clear),
         cmocka_unit_test_setup(test_stream_limits, config_clear),

@@ -15,7 +15,8 @@
 typedef enum sh_setting_type {
     SH_SET_INT,    /* target: long long *; bounds min..max */
     SH_SET_STR,    /* target: const char **; points into the environment or def */
-    SH_SET_SECRET, /* like STR, never logged; min = minimum length */
+    SH_SET_SECRET, /* like STR, never logged; min = minimum length; the
+                    * example values of deploy/.env.example are refused */
     SH_SET_BOOL,   /* target: bool *; accepts 1/0 true/false yes/no on/off */
 } sh_setting_type;
 
@@ -29,6 +30,15 @@ typedef struct sh_setting {
     bool required;
     const char *help;
 } sh_setting;
+
+/* Every secret's example value in deploy/.env.example starts with this;
+ * such a value is refused (sh_config_placeholder). */
+#define SH_CONFIG_PLACEHOLDER "change-me"
+
+/* sh_config_placeholder reports whether value is an example value of
+ * deploy/.env.example (it starts with SH_CONFIG_PLACEHOLDER, in any case):
+ * a secret left as the example says is no secret. */
+bool sh_config_placeholder(const char *value);
 
 /* sh_config_load reads every row of table from the environment. On error it
  * returns SH_EINVAL and err names the setting; targets may be half set. */

@@ -65,6 +65,12 @@ bool sh_mac_verify(const sh_key *key, const void *data, size_t len,
 
 /* sh_random_bytes fills out with len bytes of cryptographic randomness. */
 void sh_random_bytes(void *out, size_t len);
+/* sh_hash is SipHash-2-4 (libsodium's crypto_shorthash) of data under a
+ * random key made once per process: the hash of every hash table indexed
+ * by what comes from outside (JSON and msgpack map keys, stream ids), so
+ * that no one can choose keys that collide and make the table quadratic.
+ * Thread-safe; values differ from one process to the next. */
+uint64_t sh_hash(const void *data, size_t len);
 
 /* sh_wipe overwrites memory that held a secret. */
 void sh_wipe(void *p, size_t len);

@@ -37,6 +37,8 @@ sh_val *sh_val_new_array(void);
 sh_val *sh_val_new_map(void);
 /* sh_val_clone returns a deep copy (caller frees) or NULL. */
 sh_val *sh_val_clone(const sh_val *v);
+/* sh_val_free frees v and what it holds, wiping every string and binary
+ * value first (sh_wipe): they may be passwords, tokens or keys. */
 void sh_val_free(sh_val *v);
 
 sh_val_type sh_val_type_of(const sh_val *v);

@@ -43,10 +43,12 @@ export async function api(method, path, body) {
   return doc;
 }
 
-// GET /readyz needs no token; it answers 503 with the same shape when a
-// check fails, which is an answer here, not an error.
+// GET /readyz needs no token, but names its checks only to the full API
+// token; it answers 503 with the same shape when a check fails, which is an
+// answer here, not an error.
 export async function readiness() {
-  const res = await fetch("readyz", { cache: "no-store" });
+  const headers = { Authorization: "Bearer " + apiToken.get() };
+  const res = await fetch("readyz", { headers, cache: "no-store" });
   return res.json();
 }
 
