@@ -77,6 +77,18 @@ static int coord_validate(sh_error *err)
 
 static int coord_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 {
+    sh_store *store = NULL;
+    int rc = sh_store_new(url, NULL, &store, err);
+    if (rc == SH_OK)
+        rc = coord_rows_check_first(store, cfg_first_row, err);
+    sh_store_free(store);
+    /* Redis down: the reserve script's floor still keeps rows apart. */
+    if (rc == SH_EUNAVAIL || rc == SH_ETIMEDOUT) {
+        sh_log_warn("rows_check", "RESERVE_FIRST_ROW not checked: %s", err->msg);
+        rc = SH_OK;
+    }
+    if (rc)
+        return rc;
     return cfg_auto_tick ? coord_ticker_start(url, pub, &env, err) : SH_OK;
 }
 

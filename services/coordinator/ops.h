@@ -88,6 +88,10 @@ int coord_reserve_reply(sh_worker *w, const char *log, const char *id, const sh_
 int coord_reserve_release(sh_worker *w, const char *log, const char *id, const char *bot,
                           coord_reservation *out, sh_error *err);
 
+/* coord_rows_check_first refuses (SH_EINVAL, naming the log and its first
+ * row) a first_row below the first row of a log that handed rows out. */
+int coord_rows_check_first(sh_store *store, long long first_row, sh_error *err);
+
 /* coord_list returns {claims: {id: claim}, reservations: {id: reservation}}
  * for namespace ns and log, removing expired entries from the indexes (and
  * publishing "expired" for each). */

@@ -1,7 +1,8 @@
 /* test_coordinator.c - three coordinator processes on one private Redis:
  * claims never overlap and tokens only grow, whatever the concurrency;
  * reservations are disjoint and gap-free; expiry hands an item over with a
- * higher token and the old holder gets lease_lost; bad input is refused. */
+ * higher token and the old holder gets lease_lost; bad input is refused;
+ * a lost row counter or a lowered first row never hands a row out twice. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -487,6 +488,153 @@ static void test_bad_input_changes_nothing(void **state)
     sh_rpc_client_free(c);
 }
 
+/* ---- a floor under the row counter -------------------------------------- */
+
+/* redis_do runs one command on the private Redis and returns its integer
+ * reply (or -1 for another reply). */
+static long long redis_do(const char *const *argv)
+{
+    sh_redis_url u;
+    sh_store *s = NULL;
+    sh_error err;
+    assert_int_equal(sh_redis_url_parse(redis.url, &u, &err), SH_OK);
+    assert_int_equal(sh_store_new(&u, NULL, &s, &err), SH_OK);
+    sh_cmd *c = sh_cmd_new(argv[0]);
+    for (int i = 1; argv[i]; i++)
+        sh_cmd_str(c, argv[i]);
+    sh_reply *r = NULL;
+    assert_int_equal(sh_store_run(s, c, &r, &err), SH_OK);
+    long long v = sh_reply_kind(r) == SH_REPLY_INTEGER ? sh_reply_integer(r) : -1;
+    sh_reply_free(r);
+    sh_cmd_free(c);
+    sh_store_free(s);
+    return v;
+}
+
+/* reserve_block reserves rows rows of log for sq and returns the block. */
+static block reserve_block(sh_rpc_client *c, const char *log, const char *sq, int64_t rows)
+{
+    sh_val *a = item_args(sq, "BOTF", 0), *res = NULL;
+    tf_put_int(a, "rowCount", rows);
+    tf_put_str(a, "log", log);
+    sh_error err;
+    if (tf_call(c, "reserve", a, 5000, &res, &err) != SH_OK)
+        fail_msg("reserve %s: %s", sq, err.msg);
+    assert_true(sh_val_bool(sh_val_get(res, "reserved")));
+    const sh_val *rv = sh_val_get(res, "reservation");
+    block b = {sh_val_int(sh_val_get(rv, "startRow")), sh_val_int(sh_val_get(rv, "rowCount"))};
+    sh_val_free(res);
+    return b;
+}
+
+static void release_block(sh_rpc_client *c, const char *log, const char *sq)
+{
+    sh_val *a = item_args(sq, "BOTF", 0);
+    tf_put_str(a, "log", log);
+    assert_int_equal(tf_call(c, "reserve.release", a, 5000, NULL, NULL), SH_OK);
+}
+
+static void assert_after(block earlier, block later)
+{
+    if (later.start < earlier.start + earlier.count)
+        fail_msg("rows %lld..%lld overlap rows %lld..%lld handed out before",
+                 (long long)later.start, (long long)(later.start + later.count - 1),
+                 (long long)earlier.start, (long long)(earlier.start + earlier.count - 1));
+}
+
+/* A counter lost (eviction, a crash losing its last writes, a replica
+ * promoted without them) never hands out a row again: the log's high-water
+ * mark, and failing that its live reservations, put a floor under it. */
+static void test_lost_row_counter_never_reissues_rows(void **state)
+{
+    sh_rpc_client *c = tf_client(urls);
+    const char *del_counter[] = {"DEL", "refund:rows:lostlog", NULL};
+    const char *del_all[] = {"DEL", "refund:rows:lostlog", "refund:rowsmax:lostlog", NULL};
+    block a = reserve_block(c, "lostlog", "lost-a", 10);
+    assert_int_equal(a.start, 1);
+    /* Counter gone while a's reservation is live. */
+    assert_int_equal(redis_do(del_counter), 1);
+    block b = reserve_block(c, "lostlog", "lost-b", 5);
+    assert_after(a, b);
+    /* Counter gone after b's reservation was released: nothing live
+     * remembers b's rows but the high-water mark. */
+    release_block(c, "lostlog", "lost-b");
+    assert_int_equal(redis_do(del_counter), 1);
+    block d = reserve_block(c, "lostlog", "lost-d", 7);
+    assert_after(b, d);
+    /* Counter and high-water mark both gone: the live reservations
+     * (a and d) still hold the floor. */
+    assert_int_equal(redis_do(del_all), 2);
+    block e = reserve_block(c, "lostlog", "lost-e", 3);
+    assert_after(a, e);
+    assert_after(d, e);
+    /* Without losses, blocks still follow each other without gaps. */
+    block f = reserve_block(c, "lostlog", "lost-f", 4);
+    assert_int_equal(f.start, e.start + e.count);
+    sh_rpc_client_free(c);
+}
+
+/* spawn_coord starts one more coordinator with the given first row. */
+static pid_t spawn_coord(const char *first_row, const char *logname, char *url, size_t urllen)
+{
+    char logpath[400], setting[64];
+    snprintf(url, urllen, "tcp://127.0.0.1:%d", tf_free_port());
+    snprintf(logpath, sizeof logpath, "%s/%s", logdir, logname);
+    snprintf(setting, sizeof setting, "RESERVE_FIRST_ROW=%s", first_row);
+    const char *env[] = {setting, NULL};
+    tf_service svc = {.name = "coordinator",
+                      .redis_url = redis.url,
+                      .rpc_url = url,
+                      .env = env,
+                      .log_path = logpath};
+    return tf_service_spawn(&svc);
+}
+
+static bool file_has(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[2048];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* A lowered RESERVE_FIRST_ROW would hand out a log's first rows again:
+ * start-up refuses it, naming the log and its first row. A raised one is
+ * accepted, and a replica still running with the lower one continues from
+ * the log's high-water mark. */
+static void test_lowered_first_row_refused(void **state)
+{
+    char url[64], path[400];
+    /* lostlog and racelog began at row 1. */
+    pid_t p = spawn_coord("0", "coordinator-low.log", url, sizeof url);
+    assert_true(p > 0);
+    int st = tf_stop(p, 0, 15000);
+    snprintf(path, sizeof path, "%s/coordinator-low.log", logdir);
+    assert_true(st > 0 && st < 128); /* exited by itself, refusing */
+    assert_true(file_has(path, "RESERVE_FIRST_ROW (0) is below row 1, the first row of log"));
+    assert_true(file_has(path, "lostlog") || file_has(path, "racelog"));
+
+    /* A higher first row starts; its new log begins there. */
+    p = spawn_coord("1000", "coordinator-high.log", url, sizeof url);
+    assert_true(p > 0);
+    sh_rpc_client *hc = tf_client(url);
+    assert_int_equal(tf_wait_ping(hc, 1), 0);
+    block h = reserve_block(hc, "highlog", "high-a", 5);
+    assert_int_equal(h.start, 1000);
+    sh_rpc_client_free(hc);
+    assert_int_equal(tf_stop(p, SIGTERM, 10000), 0);
+    /* The replicas at first row 1 continue after it, not at row 1. */
+    sh_rpc_client *c = tf_client(urls);
+    block l = reserve_block(c, "highlog", "high-b", 5);
+    assert_int_equal(l.start, 1005);
+    sh_rpc_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +643,8 @@ int main(void)
         cmocka_unit_test(test_expiry_hands_over_with_higher_token),
         cmocka_unit_test(test_listing_sweeps_expired),
         cmocka_unit_test(test_bad_input_changes_nothing),
+        cmocka_unit_test(test_lost_row_counter_never_reissues_rows),
+        cmocka_unit_test(test_lowered_first_row_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
