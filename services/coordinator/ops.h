@@ -119,11 +119,18 @@ int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err);
 int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **out, sh_error *err);
 int coord_lease_complete(sh_worker *w, const char *id, const char *token, const char *outcome,
                          const char *message, sh_val **out, sh_error *err);
-/* coord_rotate re-seals every account's password with env->key; blobs
- * sealed with env->key_prev (or already with env->key) open. Counts what it
- * re-sealed and what was already current. */
-int coord_rotate(sh_store *store, const coord_env *env, long long *resealed, long long *current,
-                 sh_error *err);
+/* What coord_rotate did: secrets read, re-sealed (and read back opening
+ * with the new key alone), already current, and failed (not opening with
+ * either key, or not checking out after re-sealing). */
+typedef struct coord_rotate_counts {
+    long long scanned, resealed, current, failed;
+} coord_rotate_counts;
+
+/* coord_rotate re-seals every account's password not yet sealed in the
+ * newest format under env->key; blobs sealed with env->key_prev (or already
+ * with env->key) open. SH_OK only when every secret ends opening with
+ * env->key alone; failures are counted and the error names the first. */
+int coord_rotate(sh_store *store, const coord_env *env, coord_rotate_counts *n, sh_error *err);
 
 /* Map forms of a claim and a reservation, as RPC results and event bodies
  * carry them (times as ISO 8601 strings). */

@@ -494,11 +494,9 @@ static void test_bad_input_changes_nothing(void **state)
  * reply (or -1 for another reply). */
 static long long redis_do(const char *const *argv)
 {
-    sh_redis_url u;
-    sh_store *s = NULL;
+    sh_store *s = tf_redis_store(&redis);
     sh_error err;
-    assert_int_equal(sh_redis_url_parse(redis.url, &u, &err), SH_OK);
-    assert_int_equal(sh_store_new(&u, NULL, &s, &err), SH_OK);
+    assert_non_null(s);
     sh_cmd *c = sh_cmd_new(argv[0]);
     for (int i = 1; argv[i]; i++)
         sh_cmd_str(c, argv[i]);
