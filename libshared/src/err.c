@@ -24,6 +24,7 @@ static const struct {
     {SH_ENOOP, "unknown_operation", "unknown operation"},
     {SH_ECLOSED, "closed", "closed"},
     {SH_ELIMIT, "limit_exceeded", "limit exceeded"},
+    {SH_EAUTH, "unauthenticated", "unauthenticated message"},
     {0, NULL, NULL},
 };
 

@@ -15,12 +15,16 @@
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/msg.h"
+#include "shared/msgmac.h"
 #include "shared/util.h"
 
 /* How long the publisher lets events gather once the first one is queued:
  * under load many events share a send, idle a lone event waits this long. */
 #define PUB_LINGER_US       200
 #define EVENTS_MAX_PREFIXES 16
+/* Nonces a subscriber remembers: messages carry batches, so far fewer
+ * arrive than calls. */
+#define EVENTS_SEEN 65536
 
 struct sh_pub {
     nng_socket sock;
@@ -31,6 +35,7 @@ struct sh_pub {
     size_t nqueued;
     size_t dropped;
     bool stop;
+    sh_msgmac_conf mac;
 };
 
 struct sh_sub {
@@ -40,25 +45,38 @@ struct sh_sub {
     size_t nprefixes;
     sh_val *batch; /* events of the last message not yet handed out */
     size_t next;
+    sh_msgmac_conf mac;
+    sh_msgmac_seen *seen; /* nonces of the messages taken within the window */
 };
 
 /* ---- publishing ------------------------------------------------------------ */
 
-/* pub_flush sends the events in b (n of them) as one message. */
+/* pub_flush sends the events in b (n of them) as one message, signed when
+ * the publisher has a key (msgmac.h). */
 static void pub_flush(sh_pub *p, const sh_buf *b, size_t n)
 {
     sh_buf head;
     sh_buf_init(&head);
     nng_msg *m = NULL;
-    if (sh_buf_puts(&head, "*\n") || sh_msg_pack_array_header(n * 2, &head) ||
-        nng_msg_alloc(&m, 0) || nng_msg_append(m, head.data, head.len) ||
-        nng_msg_append(m, b->data, b->len)) {
-        if (m)
-            nng_msg_free(m);
-        sh_buf_fini(&head);
-        return;
+    unsigned char mhead[SH_MSGMAC_HEAD_BYTES], tag[SH_MSGMAC_TAG_BYTES];
+    int rv =
+        sh_buf_puts(&head, "*\n") || sh_msg_pack_array_header(n * 2, &head) || nng_msg_alloc(&m, 0);
+    if (!rv && p->mac.on) {
+        sh_msgmac_head(SH_MSGMAC_EVENT, sh_now_ms(), NULL, NULL, mhead);
+        rv = nng_msg_append(m, mhead, sizeof mhead);
+    }
+    if (!rv)
+        rv = nng_msg_append(m, head.data, head.len) || nng_msg_append(m, b->data, b->len);
+    if (!rv && p->mac.on) {
+        sh_msgmac_tag(&p->mac, nng_msg_body(m), nng_msg_len(m), tag);
+        rv = nng_msg_append(m, tag, sizeof tag);
     }
     sh_buf_fini(&head);
+    if (rv) {
+        if (m)
+            nng_msg_free(m);
+        return;
+    }
     if (nng_sendmsg(p->sock, m, NNG_FLAG_NONBLOCK) != 0)
         nng_msg_free(m);
 }
@@ -112,6 +130,7 @@ int sh_pub_new(const char *url, sh_pub **out, sh_error *err)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     sh_buf_init(&p->queued);
+    sh_msgmac_current(&p->mac);
     int rv = nng_pub0_open(&p->sock);
     if (rv) {
         free(p);
@@ -124,6 +143,7 @@ int sh_pub_new(const char *url, sh_pub **out, sh_error *err)
         free(p);
         return sh_error_set(err, SH_EINVAL, "cannot listen on %s: %s", url, nng_strerror(rv));
     }
+    sh_msgmac_warn_open("events", url);
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
         nng_close(p->sock);
         free(p);
@@ -184,12 +204,18 @@ int sh_sub_new(const char *urls, size_t max_msg, sh_sub **out, sh_error *err)
     sh_msg_limits_default(&s->lim);
     if (max_msg)
         s->lim.max_bytes = max_msg;
+    sh_msgmac_current(&s->mac);
+    if (s->mac.on && sh_msgmac_seen_new(EVENTS_SEEN, &s->seen) != SH_OK) {
+        free(s);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
     int rv = nng_sub0_open(&s->sock);
     if (rv) {
+        sh_msgmac_seen_free(s->seen);
         free(s);
         return sh_error_set(err, SH_EINTERNAL, "cannot open SUB socket: %s", nng_strerror(rv));
     }
-    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->lim.max_bytes + 256);
+    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->lim.max_bytes + 256 + SH_MSGMAC_OVERHEAD);
     nng_socket_set_int(s->sock, NNG_OPT_RECVBUF, 1024);
     if ((rv = sh__nng_dial_all(s->sock, urls, "events", err))) {
         sh_sub_free(s);
@@ -250,11 +276,36 @@ static int sub_next(sh_sub *s, char **topic, sh_val **payload)
     return SH_ETIMEDOUT;
 }
 
+/* sub_open checks the MAC of a message (when the subscriber has a key)
+ * and narrows body and len to the events inside; a refused message is logged
+ * (rate-limited) and dropped. */
+static int sub_open(sh_sub *s, const char **body, size_t *len)
+{
+    sh_error err;
+    sh_error_clear(&err);
+    int rc = SH_OK;
+    if (s->mac.on) {
+        const void *inner;
+        rc = sh_msgmac_open(&s->mac, SH_MSGMAC_EVENT, s->seen, sh_now_ms(), *body, *len, NULL, NULL,
+                            &inner, len, &err);
+        if (rc == SH_OK)
+            *body = inner;
+    } else if (sh_msgmac_is_signed(*body, *len)) {
+        rc = sh_error_set(&err, SH_EAUTH,
+                          "the events carry a MAC but this process has no RPC_SECRET");
+    }
+    if (rc)
+        sh_msgmac_log_refusal("events", &err);
+    return rc;
+}
+
 /* sub_take turns one received message into the current batch. */
 static int sub_take(sh_sub *s, nng_msg *m)
 {
     const char *body = nng_msg_body(m);
     size_t len = nng_msg_len(m);
+    if (sub_open(s, &body, &len) != SH_OK)
+        return SH_EAUTH;
     const char *nl = memchr(body, '\n', len);
     if (!nl)
         return SH_EPROTO;
@@ -302,6 +353,8 @@ int sh_sub_recv(sh_sub *s, int timeout_ms, char **topic, sh_val **payload)
             return rv == NNG_ECLOSED ? SH_ECLOSED : SH_EUNAVAIL;
         rc = sub_take(s, m);
         nng_msg_free(m);
+        if (rc == SH_EAUTH)
+            continue; /* dropped, and logged */
         if (rc)
             return rc;
     }
@@ -315,5 +368,6 @@ void sh_sub_free(sh_sub *s)
     for (size_t i = 0; i < s->nprefixes; i++)
         free(s->prefixes[i]);
     sh_val_free(s->batch);
+    sh_msgmac_seen_free(s->seen);
     free(s);
 }

@@ -20,6 +20,7 @@
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/msg.h"
+#include "shared/msgmac.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
 
@@ -61,6 +62,7 @@ struct rpc_slot {
     rpc_call **calls;
     size_t n, cap;
     rpc_slot *next_free;
+    unsigned char nonce[SH_MSGMAC_NONCE_BYTES]; /* of the request out, when signed */
 };
 
 struct sh_rpc_client {
@@ -68,6 +70,7 @@ struct sh_rpc_client {
     int sock_open;
     int timeout_ms;
     sh_msg_limits lim;
+    sh_msgmac_conf mac;
     sh_rpc_batch_opts batch;
     uint64_t next_id; /* atomic */
     pthread_mutex_t lock;
@@ -270,12 +273,53 @@ static void rpc_slot_fail(rpc_slot *s, int rc, const char *what, int rv)
     }
 }
 
+/* rpc_slot_refused fails every call of slot s with why (already set). */
+static void rpc_slot_refused(rpc_slot *s, const sh_error *why)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        sh_error err;
+        sh_error_set(&err, why->code, "call %s: %s", s->calls[i]->op, why->msg);
+        rpc_complete(s->c, s->calls[i], why->code, NULL, &err);
+    }
+}
+
+/* rpc_reply_open checks the MAC of reply body (narrowing it to the reply
+ * inside); on failure it fails the calls of slot s and returns non-zero.
+ * A server refuses an unauthenticated call with an unsigned reply: its
+ * words are kept for the error, though the call fails whatever they say. */
+static int rpc_reply_open(rpc_slot *s, const void **body, size_t *len)
+{
+    sh_rpc_client *c = s->c;
+    sh_error err;
+    sh_error_clear(&err);
+    if (sh_msgmac_open(&c->mac, SH_MSGMAC_REPLY, NULL, sh_now_ms(), *body, *len, s->nonce, NULL,
+                       body, len, &err) == SH_OK)
+        return SH_OK;
+    sh_reply_env env;
+    sh_error derr;
+    if (!sh_msgmac_is_signed(*body, *len) &&
+        sh_reply_decode(*body, *len, &c->lim, &env, &derr) == SH_OK) {
+        if (!env.ok)
+            sh_error_set(&err, SH_EAUTH, "refused by the service: %s", env.message);
+        else
+            sh_error_set(&err, SH_EAUTH, "the reply carries no MAC");
+        sh_reply_env_fini(&env);
+    }
+    sh_msgmac_log_refusal("rpc", &err);
+    rpc_slot_refused(s, &err);
+    return SH_EAUTH;
+}
+
 /* rpc_slot_reply hands out the replies in message m (freed here). */
 static void rpc_slot_reply(rpc_slot *s, nng_msg *m)
 {
     sh_rpc_client *c = s->c;
     const void *body = nng_msg_body(m);
     size_t len = nng_msg_len(m);
+    if (c->mac.on && rpc_reply_open(s, &body, &len) != SH_OK) {
+        nng_msg_free(m);
+        return;
+    }
     if (s->n == 1 && !sh_batch_is(body, len)) {
         rpc_decode_one(c, s->calls[0], body, len);
     } else if (!sh_batch_is(body, len)) {
@@ -354,14 +398,18 @@ static void rpc_slot_cb(void *arg)
  * call as a plain envelope (which any server takes), more as a batch. */
 static void rpc_slot_send(rpc_slot *s)
 {
+    sh_rpc_client *c = s->c;
     nng_msg *m = NULL;
-    int rv;
-    if (s->n == 1) {
+    int rv = nng_msg_alloc(&m, 0);
+    if (!rv && c->mac.on) {
+        unsigned char head[SH_MSGMAC_HEAD_BYTES];
+        sh_msgmac_head(SH_MSGMAC_CALL, sh_now_ms(), NULL, s->nonce, head);
+        rv = nng_msg_append(m, head, sizeof head);
+    }
+    if (!rv && s->n == 1) {
         rpc_call *k = s->calls[0];
-        rv = nng_msg_alloc(&m, 0);
-        if (!rv)
-            rv = nng_msg_append(m, k->env.data, k->env.len);
-    } else {
+        rv = nng_msg_append(m, k->env.data, k->env.len);
+    } else if (!rv) {
         /* The framing goes straight into the message, beside each
          * envelope: every envelope is copied once. */
         sh_buf b;
@@ -369,9 +417,7 @@ static void rpc_slot_send(rpc_slot *s)
         size_t total = sh_batch_overhead(s->n);
         for (size_t i = 0; i < s->n; i++)
             total += s->calls[i]->env.len;
-        rv = nng_msg_alloc(&m, 0);
-        if (!rv)
-            rv = nng_msg_reserve(m, total);
+        rv = nng_msg_reserve(m, total + SH_MSGMAC_OVERHEAD);
         if (!rv)
             rv = sh_batch_begin(s->n, &b) ? NNG_ENOMEM : nng_msg_append(m, b.data, b.len);
         for (size_t i = 0; i < s->n && !rv; i++) {
@@ -383,6 +429,11 @@ static void rpc_slot_send(rpc_slot *s)
                 rv = nng_msg_append(m, k->env.data, k->env.len);
         }
         sh_buf_fini(&b);
+    }
+    if (!rv && c->mac.on) {
+        unsigned char tag[SH_MSGMAC_TAG_BYTES];
+        sh_msgmac_tag(&c->mac, nng_msg_body(m), nng_msg_len(m), tag);
+        rv = nng_msg_append(m, tag, sizeof tag);
     }
     if (rv) {
         if (m)
@@ -469,6 +520,7 @@ int sh_rpc_client_new(const char *urls, int timeout_ms, size_t max_msg, sh_rpc_c
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
     c->batch = rpc_defaults;
     c->timer_wake = INT64_MAX;
+    sh_msgmac_current(&c->mac);
     sh_msg_limits_default(&c->lim);
     if (max_msg)
         c->lim.max_bytes = max_msg;

@@ -12,6 +12,7 @@
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/msg.h"
+#include "shared/msgmac.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
 
@@ -35,6 +36,8 @@ struct sh_rpc_server {
     rpc_worker *workers;
     int nworkers;
     int stopping; /* atomic */
+    sh_msgmac_conf mac;
+    sh_msgmac_seen *seen; /* nonces of the calls taken within the window */
 };
 
 /* One call of a request while it is served. */
@@ -274,6 +277,54 @@ static void rpc_serve_batch(rpc_worker *w, const void *data, size_t len, sh_buf 
     free(items);
 }
 
+/* rpc_open checks the MAC of a request (when the server has a key) and
+ * narrows data and len to the request inside; on a refusal it writes the
+ * error reply to out, unsigned (the caller may not hold the key, and the
+ * reply carries nothing but why), and returns non-zero. */
+static int rpc_open(rpc_worker *w, const void **data, size_t *len, unsigned char *nonce,
+                    sh_buf *out)
+{
+    sh_rpc_server *srv = w->srv;
+    sh_error err;
+    sh_error_clear(&err);
+    int rc;
+    if (srv->mac.on)
+        rc = sh_msgmac_open(&srv->mac, SH_MSGMAC_CALL, srv->seen, sh_now_ms(), *data, *len, NULL,
+                            nonce, data, len, &err);
+    else if (sh_msgmac_is_signed(*data, *len))
+        rc = sh_error_set(&err, SH_EAUTH,
+                          "the call carries a MAC but this service has no "
+                          "RPC_SECRET: set the same RPC_SECRET on every service");
+    else
+        return SH_OK;
+    if (rc == SH_OK)
+        return SH_OK;
+    sh_msgmac_log_refusal("rpc", &err);
+    sh_reply_encode_err(0, SH_EAUTH, err.msg, out);
+    return rc;
+}
+
+/* rpc_fill_reply puts the reply in out into msg, signed with the request's
+ * nonce when the request was. */
+static int rpc_fill_reply(rpc_worker *w, nng_msg *msg, const sh_buf *out,
+                          const unsigned char *nonce)
+{
+    nng_msg_clear(msg);
+    if (!nonce)
+        return nng_msg_append(msg, out->data, out->len);
+    unsigned char head[SH_MSGMAC_HEAD_BYTES], tag[SH_MSGMAC_TAG_BYTES];
+    sh_msgmac_head(SH_MSGMAC_REPLY, sh_now_ms(), nonce, NULL, head);
+    int rv = nng_msg_reserve(msg, sizeof head + out->len + sizeof tag);
+    if (!rv)
+        rv = nng_msg_append(msg, head, sizeof head);
+    if (!rv)
+        rv = nng_msg_append(msg, out->data, out->len);
+    if (rv)
+        return rv;
+    sh_msgmac_tag(&w->srv->mac, nng_msg_body(msg), nng_msg_len(msg), tag);
+    return nng_msg_append(msg, tag, sizeof tag);
+}
+
 static void *rpc_worker_main(void *arg)
 {
     rpc_worker *w = arg;
@@ -297,14 +348,20 @@ static void *rpc_worker_main(void *arg)
         nng_msg *msg = nng_aio_get_msg(w->aio);
         sh_buf_reset(&out);
         int64_t t0 = sh_mono_ms();
-        if (sh_batch_is(nng_msg_body(msg), nng_msg_len(msg)))
-            rpc_serve_batch(w, nng_msg_body(msg), nng_msg_len(msg), &out);
-        else
-            rpc_serve_one(w, nng_msg_body(msg), nng_msg_len(msg), &out);
-        sh_log_debug("rpc", "request of %zu bytes served in %lld ms", nng_msg_len(msg),
+        const void *body = nng_msg_body(msg);
+        size_t len = nng_msg_len(msg);
+        unsigned char nonce[SH_MSGMAC_NONCE_BYTES];
+        int signed_reply = 0;
+        if (rpc_open(w, &body, &len, nonce, &out) == SH_OK) {
+            signed_reply = w->srv->mac.on;
+            if (sh_batch_is(body, len))
+                rpc_serve_batch(w, body, len, &out);
+            else
+                rpc_serve_one(w, body, len, &out);
+        }
+        sh_log_debug("rpc", "request of %zu bytes served in %lld ms", len,
                      (long long)(sh_mono_ms() - t0));
-        nng_msg_clear(msg);
-        if (nng_msg_append(msg, out.data, out.len) != 0) {
+        if (rpc_fill_reply(w, msg, &out, signed_reply ? nonce : NULL) != 0) {
             nng_msg_free(msg);
             continue;
         }
@@ -341,10 +398,15 @@ int sh_rpc_server_new(const sh_rpc_server_opts *opts, sh_rpc_server **out, sh_er
     sh_msg_limits_default(&s->lim);
     if (s->opts.max_msg)
         s->lim.max_bytes = s->opts.max_msg;
+    sh_msgmac_current(&s->mac);
+    if (s->mac.on && sh_msgmac_seen_new(SH_MSGMAC_SEEN_DEFAULT, &s->seen) != SH_OK) {
+        sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
+    }
     int rv = nng_rep0_open(&s->sock);
     if (rv) {
-        free(s);
-        return sh_error_set(err, SH_EINTERNAL, "cannot open REP socket: %s", nng_strerror(rv));
+        sh_error_set(err, SH_EINTERNAL, "cannot open REP socket: %s", nng_strerror(rv));
+        goto fail;
     }
     s->sock_open = 1;
     /* A batch may carry up to max_msg of envelopes plus its framing. */
@@ -375,6 +437,7 @@ int sh_rpc_server_new(const sh_rpc_server_opts *opts, sh_rpc_server **out, sh_er
                      nng_strerror(rv));
         goto fail;
     }
+    sh_msgmac_warn_open("RPC", s->opts.listen_url);
     for (int i = 0; i < s->nworkers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, rpc_worker_main, &s->workers[i])) {
             sh_error_set(err, SH_EINTERNAL, "cannot start RPC worker thread");
@@ -420,5 +483,6 @@ void sh_rpc_server_free(sh_rpc_server *s)
             s->opts.worker_fini(w->state);
     }
     free(s->workers);
+    sh_msgmac_seen_free(s->seen);
     free(s);
 }

@@ -207,6 +207,11 @@ int sh_random_hex(char *out, size_t nbytes)
     return SH_OK;
 }
 
+void sh_random_bytes(void *out, size_t len)
+{
+    randombytes_buf(out, len); /* initialises itself when needed */
+}
+
 bool sh_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen)

@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "shared/log.h"
+#include "shared/msgmac.h"
 
-static const char *svc_redis_url, *svc_log_level, *svc_rpc_url, *svc_events_url;
-static long long svc_workers, svc_max_msg, svc_batch_inflight, svc_batch_calls, svc_batch_bytes;
+static const char *svc_redis_url, *svc_log_level, *svc_rpc_url, *svc_events_url, *svc_rpc_secret;
+static long long svc_mac_window_s, svc_workers, svc_max_msg, svc_batch_inflight, svc_batch_calls,
+    svc_batch_bytes;
 
 static void *svc_watchdog_main(void *arg)
 {
@@ -96,6 +98,10 @@ static int svc_config(const sh_service_def *def, sh_error *err)
          &svc_batch_calls, false, "most calls in one batch"},
         {"RPC_BATCH_MAX_BYTES", NULL, SH_SET_INT, "262144", 1024, 64LL * 1024 * 1024,
          &svc_batch_bytes, false, "most bytes of calls in one batch"},
+        {"RPC_SECRET", NULL, SH_SET_SECRET, NULL, 0, 4096, &svc_rpc_secret, false,
+         "shared secret that signs every call and event between services"},
+        {"RPC_MAC_WINDOW_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &svc_mac_window_s, false,
+         "how far a signed message's timestamp may be from this host's clock"},
         {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &svc_log_level, false, "log level"},
         {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
     };
@@ -107,6 +113,8 @@ static int svc_config(const sh_service_def *def, sh_error *err)
     sh_rpc_batch_opts batch = {(int)svc_batch_inflight, (int)svc_batch_calls,
                                (size_t)svc_batch_bytes};
     sh_rpc_batch_defaults(&batch);
+    if ((rc = sh_msgmac_setup(svc_rpc_secret, svc_mac_window_s, err)) != SH_OK)
+        return rc;
     int level;
     if (sh_log_level_parse(svc_log_level, &level) != 0)
         return sh_error_set(err, SH_EINVAL,

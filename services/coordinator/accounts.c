@@ -272,6 +272,8 @@ int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_er
     int rc = acc_key_required(w, err);
     if (!rc)
         rc = acc_check(fields, true, err);
+    if (!rc)
+        rc = coord_account_policy(coord_env_of(w), fields, err);
     if (rc)
         return rc;
     char id[25];
@@ -363,6 +365,8 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
         rc = acc_key_required(w, err);
     if (!rc)
         rc = acc_check(fields, false, err);
+    if (!rc)
+        rc = coord_account_policy(coord_env_of(w), fields, err);
     if (rc)
         return rc;
     const char *const keys[] = {k.due, k.errors};

@@ -13,8 +13,9 @@
 
 static long long cfg_ttl, cfg_max_ttl, cfg_max_rows, cfg_first_row, cfg_list_max;
 static long long cfg_interval, cfg_batch, cfg_lease;
-static const char *cfg_key, *cfg_key_prev;
-static bool cfg_auto_tick;
+static const char *cfg_key, *cfg_key_prev, *cfg_allow_hosts, *cfg_deny_hosts;
+static bool cfg_auto_tick, cfg_allow_insecure;
+static sh_hostpolicy *hosts;
 static sh_key key, key_prev;
 static coord_env env;
 
@@ -41,6 +42,12 @@ static const sh_setting coord_settings[] = {
      "a sync worker's lease on an account unless renewed"},
     {"SCHED_AUTO_TICK", NULL, SH_SET_BOOL, "true", 0, 0, &cfg_auto_tick, false,
      "tick the schedule every minute"},
+    {"IMAP_ALLOW_HOSTS", NULL, SH_SET_STR, NULL, 0, 0, &cfg_allow_hosts, false,
+     "host names, addresses and CIDR ranges an account may use although private or loopback"},
+    {"IMAP_DENY_HOSTS", NULL, SH_SET_STR, NULL, 0, 0, &cfg_deny_hosts, false,
+     "host names, addresses and CIDR ranges an account may not use"},
+    {"IMAP_ALLOW_INSECURE", NULL, SH_SET_BOOL, "false", 0, 0, &cfg_allow_insecure, false,
+     "allow accounts with security none or tlsVerify false"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
 
@@ -57,6 +64,12 @@ static int coord_validate(sh_error *err)
     env.interval_min = cfg_interval;
     env.batch = cfg_batch;
     env.lease_s = cfg_lease;
+    env.allow_insecure = cfg_allow_insecure;
+    int prc = sh_hostpolicy_new(cfg_allow_hosts, cfg_deny_hosts, SH_IMAP_ALLOW_HOSTS,
+                                SH_IMAP_DENY_HOSTS, &hosts, err);
+    if (prc)
+        return prc;
+    env.hosts = hosts;
     if (cfg_key) {
         int rc = sh_key_parse(cfg_key, "ENCRYPTION_KEY", &key, err);
         if (rc)
@@ -96,6 +109,8 @@ static int coord_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 static void coord_stop(void)
 {
     coord_ticker_stop();
+    sh_hostpolicy_free(hosts);
+    hosts = NULL;
 }
 
 static int coord_rotate_command(sh_store *store, const void *e, sh_error *err)

@@ -9,6 +9,7 @@
 #define COORDINATOR_OPS_H
 
 #include "keys.h"
+#include "shared/hostpolicy.h"
 #include "shared/secret.h"
 #include "shared/service.h"
 #include "shared/val.h"
@@ -21,11 +22,13 @@ typedef struct coord_env {
     long long first_row;
     long long list_max;
     /* Accounts: no key means account operations answer "unavailable". */
-    const sh_key *key;      /* ENCRYPTION_KEY: seals new secrets */
-    const sh_key *key_prev; /* ENCRYPTION_KEY_PREVIOUS, or NULL */
-    long long interval_min; /* SYNC_INTERVAL_MINUTES */
-    long long batch;        /* EMAIL_SYNC_BATCH_SIZE */
-    long long lease_s;      /* SYNC_LEASE_SECONDS */
+    const sh_key *key;          /* ENCRYPTION_KEY: seals new secrets */
+    const sh_key *key_prev;     /* ENCRYPTION_KEY_PREVIOUS, or NULL */
+    long long interval_min;     /* SYNC_INTERVAL_MINUTES */
+    long long batch;            /* EMAIL_SYNC_BATCH_SIZE */
+    long long lease_s;          /* SYNC_LEASE_SECONDS */
+    const sh_hostpolicy *hosts; /* IMAP_ALLOW_HOSTS, IMAP_DENY_HOSTS */
+    bool allow_insecure;        /* IMAP_ALLOW_INSECURE */
 } coord_env;
 
 #define COORD_STATUS_MAX 64
@@ -98,6 +101,12 @@ int coord_rows_check_first(sh_store *store, long long first_row, sh_error *err);
 int coord_list(sh_worker *w, const char *ns, const char *log, sh_val **out, sh_error *err);
 
 /* Email accounts (accounts.c). Fields and results as in README.md. */
+/* coord_account_policy refuses (SH_EINVAL, naming the field, the address
+ * and the setting) an imapHost the host policy refuses (an IP literal, or
+ * a name resolving only to refused addresses; a name that does not
+ * resolve passes, to be checked at connect time), and security "none" or
+ * tlsVerify false without IMAP_ALLOW_INSECURE. */
+int coord_account_policy(const coord_env *env, const sh_val *fields, sh_error *err);
 int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_error *err);
 int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err);
 int coord_account_list(sh_worker *w, const char *status, sh_val **out, sh_error *err);

@@ -11,8 +11,9 @@
 
 #include "shared/config.h"
 #include "shared/log.h"
+#include "shared/msgmac.h"
 
-#define CONFIG_ROWS 32 /* rows, the NULL row included; unused rows are NULL too */
+#define CONFIG_ROWS 34 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -79,6 +80,10 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          false, "the former TOKEN_SIGNING_KEY: its tokens still verify while rotating"},
         {"TOKEN_MAX_TTL", NULL, SH_SET_INT, "3600", 1, 86400, &c->token_max_ttl_s, false,
          "longest life of a scoped token in seconds"},
+        {"RPC_SECRET", NULL, SH_SET_SECRET, NULL, 0, 4096, &c->rpc_secret, false,
+         "shared secret that signs every call and event between services"},
+        {"RPC_MAC_WINDOW_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &c->mac_window_s, false,
+         "how far a signed message's timestamp may be from this host's clock"},
         {"LOG_LEVEL", NULL, SH_SET_STR, "info", 0, 16, &c->log_level_name, false,
          "debug, info, warn or error"},
         {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
@@ -222,6 +227,8 @@ int gw_config_load(gw_config *cfg, sh_error *err)
     if ((rc = config_token_keys(cfg, err)) != SH_OK)
         return rc;
     if ((rc = config_limits(cfg, err)) != SH_OK)
+        return rc;
+    if ((rc = sh_msgmac_setup(cfg->rpc_secret, cfg->mac_window_s, err)) != SH_OK)
         return rc;
     /* Streams send a heartbeat well within the idle timeout. */
     cfg->conn_timeout_s = 60;

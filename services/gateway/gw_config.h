@@ -27,6 +27,8 @@ typedef struct gw_config {
     const char *coord_events_url; /* coordinator events: comma-separated list */
     const char *sync_events_url;  /* sync-worker events (mail): comma-separated list */
     long long rpc_timeout_ms;     /* every call to a service */
+    const char *rpc_secret;       /* RPC_SECRET, NULL when unset: calls and events unsigned */
+    long long mac_window_s;       /* RPC_MAC_WINDOW_SECONDS */
     long long batch_inflight;     /* requests per client awaiting replies before calls batch */
     long long batch_calls;        /* most calls in one batch */
     long long batch_bytes;        /* most bytes of calls in one batch */

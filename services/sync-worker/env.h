@@ -3,8 +3,10 @@
 #ifndef SYNC_ENV_H
 #define SYNC_ENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "shared/hostpolicy.h"
 #include "shared/secret.h"
 
 typedef struct sync_env {
@@ -16,7 +18,11 @@ typedef struct sync_env {
     const char *ca_file; /* NULL or "" for the system store */
     int concurrency;
     int connect_timeout_s;
-    int command_timeout_s;
+    int command_timeout_s;      /* IMAP_COMMAND_TIMEOUT_SECONDS: longest silence */
+    int command_deadline_s;     /* IMAP_COMMAND_DEADLINE_SECONDS: longest whole reply */
+    int run_deadline_s;         /* SYNC_RUN_DEADLINE_SECONDS: longest run */
+    const sh_hostpolicy *hosts; /* IMAP_ALLOW_HOSTS, IMAP_DENY_HOSTS */
+    bool allow_insecure;        /* IMAP_ALLOW_INSECURE */
     int fetch_batch;
     int fetch_budget;           /* messages in flight across all sync threads */
     int renew_s;                /* seconds between two lease renewals */

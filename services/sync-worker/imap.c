@@ -9,7 +9,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <arpa/inet.h>
+
+#include "dial.h"
 #include "imap_int.h"
 #include "imap_wire.h"
 #include "shared/buf.h"
@@ -43,33 +47,148 @@ static int imap_check_cert(sync_imap *s, const sync_imap_opts *o, sh_error *err)
     return rc;
 }
 
+/* imap_is_ip tells an IP literal from a host name (RFC 6066: no SNI for
+ * an address). */
+static bool imap_is_ip(const char *host)
+{
+    unsigned char buf[16];
+    char v6[INET6_ADDRSTRLEN];
+    size_t len = strlen(host);
+    if (len >= 2 && len - 2 < sizeof v6 && host[0] == '[' && host[len - 1] == ']') {
+        memcpy(v6, host + 1, len - 2);
+        v6[len - 2] = '\0';
+        return inet_pton(AF_INET6, v6, buf) == 1;
+    }
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* imap_sni names the host in the TLS handshake (Server Name Indication),
+ * so a server that picks its certificate by name shows the right one. */
+static void imap_sni(struct mailstream_ssl_context *ctx, void *data)
+{
+    const char *host = data;
+    if (!imap_is_ip(host))
+        mailstream_ssl_set_server_name(ctx, (char *)host);
+}
+
+/* imap_insecure refuses what sends a password in clear or to anyone. */
+static int imap_insecure(const sync_imap_opts *o, sh_error *err)
+{
+    if (o->allow_insecure)
+        return SH_OK;
+    if (o->security == SYNC_SEC_NONE)
+        return sh_error_set(err, SH_EINVAL,
+                            "security \"none\" sends the password in clear; refused unless "
+                            "IMAP_ALLOW_INSECURE=true");
+    if (!o->tls_verify)
+        return sh_error_set(err, SH_EINVAL,
+                            "tlsVerify false accepts any server's certificate; refused unless "
+                            "IMAP_ALLOW_INSECURE=true");
+    return SH_OK;
+}
+
+/* imap_stream_open wraps the connected socket fd in libetpan's stream,
+ * with the TLS handshake (and SNI) for implicit TLS, and the counting
+ * stream in front. fd is the stream's (or closed) afterwards. */
+static int imap_stream_open(sync_imap *s, const sync_imap_opts *o, int fd, mailstream **out,
+                            sh_error *err)
+{
+    *out = NULL;
+    mailstream_low *low = o->security == SYNC_SEC_TLS
+                              ? mailstream_low_ssl_open_with_callback_timeout(
+                                    fd, s->limits.command_s, imap_sni, (void *)o->host)
+                              : mailstream_low_socket_open(fd);
+    if (!low) {
+        close(fd);
+        return sh_error_set(err, SH_EUNAVAIL, "cannot connect to %s:%d%s", o->host, o->port,
+                            o->security == SYNC_SEC_TLS ? " with TLS (handshake failed)" : "");
+    }
+    mailstream *st = mailstream_new(low, 8192);
+    if (!st) {
+        mailstream_low_close(low);
+        mailstream_low_free(low);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    if (sync__imap_cap_install(s, st)) {
+        mailstream_close(st);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    *out = st;
+    return SH_OK;
+}
+
+/* imap_greeting_error names what went wrong while the server had not
+ * let us in yet (the greeting, STARTTLS). */
+static int imap_greeting_error(const sync_imap *s, const sync_imap_opts *o, const char *what, int r,
+                               sh_error *err)
+{
+    if (s->cap && s->cap->run_over)
+        return sh_error_set(err, SH_ETIMEDOUT,
+                            "sync run deadline of %d s (SYNC_RUN_DEADLINE_SECONDS) reached "
+                            "waiting for %s of %s:%d",
+                            o->run_deadline_s, what, o->host, o->port);
+    if (s->cap && s->cap->stalled)
+        return sh_error_set(err, SH_ETIMEDOUT,
+                            "IMAP server stalled: no complete %s from %s:%d within %d s", what,
+                            o->host, o->port, s->limits.command_s);
+    if (s->cap && s->cap->tripped)
+        return sh_error_set(err, SH_EPROTO,
+                            "IMAP server %s:%d: its %s is larger than %zu KiB; refused", o->host,
+                            o->port, what, SYNC__IMAP_GREETING_MAX >> 10);
+    return sh_error_set(err, SH_EUNAVAIL, "cannot connect to %s:%d: no %s (code %d)", o->host,
+                        o->port, what, r);
+}
+
 int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
 {
     *out = NULL;
     if (o->port < 1 || o->port > 65535)
         return sh_error_set(err, SH_EINVAL, "invalid IMAP port %d", o->port);
+    int rc = imap_insecure(o, err);
+    if (rc)
+        return rc;
     sync_imap *s = calloc(1, sizeof *s);
     if (!s || !(s->m = mailimap_new(0, NULL))) {
         free(s);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
     s->host = o->host;
-    mailimap_set_timeout(s->m, o->connect_timeout_s);
-    int r, rc = SH_OK;
-    if (o->security == SYNC_SEC_TLS)
-        r = mailimap_ssl_connect(s->m, o->host, (uint16_t)o->port);
-    else
-        r = mailimap_socket_connect(s->m, o->host, (uint16_t)o->port);
+    int connect_s = o->connect_timeout_s > 0 ? o->connect_timeout_s : 10;
+    /* Until the server has let us in, replies are held to the greeting's
+     * cap and the connect timeout. */
+    s->limits = (sync__imap_cap){
+        .limit = SYNC__IMAP_GREETING_MAX,
+        .idle_s = connect_s,
+        .command_s = connect_s,
+        .run_end_ms = o->run_deadline_ms,
+    };
+    mailimap_set_timeout(s->m, connect_s);
+    int fd;
+    rc = sync_dial(o->hosts, o->host, o->port, connect_s, &fd, err);
+    mailstream *st = NULL;
+    if (!rc)
+        rc = imap_stream_open(s, o, fd, &st, err);
+    if (rc)
+        goto fail;
+    int r = mailimap_connect(s->m, st);
+    if (!s->m->imap_stream)
+        mailstream_close(st);
     if (r != MAILIMAP_NO_ERROR_AUTHENTICATED && r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
-        rc = sh_error_set(err, SH_EUNAVAIL, "cannot connect to %s:%d%s (code %d)", o->host, o->port,
-                          o->security == SYNC_SEC_TLS ? " with TLS" : "", r);
+        rc = imap_greeting_error(s, o, "greeting", r, err);
         goto fail;
     }
     if (o->security == SYNC_SEC_STARTTLS) {
-        r = mailimap_socket_starttls(s->m);
+        r = mailimap_socket_starttls_with_callback(s->m, imap_sni, (void *)o->host);
         if (r != MAILIMAP_NO_ERROR) {
-            rc = sh_error_set(err, SH_EUNAVAIL, "STARTTLS with %s:%d failed (code %d)", o->host,
-                              o->port, r);
+            rc = s->cap && (s->cap->stalled || s->cap->tripped || s->cap->run_over)
+                     ? imap_greeting_error(s, o, "answer to STARTTLS", r, err)
+                     : sh_error_set(err, SH_EUNAVAIL, "STARTTLS with %s:%d failed (code %d)",
+                                    o->host, o->port, r);
+            goto fail;
+        }
+        /* The TLS stream replaced the counting one: in front again. */
+        if (sync__imap_cap_install(s, s->m->imap_stream)) {
+            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
             goto fail;
         }
     }
@@ -78,13 +197,13 @@ int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
         if (rc)
             goto fail;
     }
-    mailimap_set_timeout(s->m, o->command_timeout_s);
-    if (s->m->imap_stream)
-        mailstream_low_set_timeout(mailstream_get_low(s->m->imap_stream), o->command_timeout_s);
-    if (!s->m->imap_stream || sync__imap_cap_install(s->m, &s->cap)) {
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-        goto fail;
-    }
+    s->limits.idle_s = o->command_timeout_s > 0 ? o->command_timeout_s : 30;
+    mailimap_set_timeout(s->m, s->limits.idle_s);
+    s->limits.command_s =
+        o->command_deadline_s > 0 ? o->command_deadline_s : SYNC_IMAP_COMMAND_DEADLINE_DEFAULT;
+    s->run_deadline_s = o->run_deadline_s;
+    s->cap->idle_s = s->limits.idle_s;
+    s->cap->command_s = s->limits.command_s;
     *out = s;
     return SH_OK;
 fail:
@@ -92,13 +211,34 @@ fail:
     return rc;
 }
 
+void sync_imap_set_deadlines(sync_imap *s, int idle_s, int command_s, int64_t run_deadline_ms)
+{
+    if (idle_s > 0)
+        s->limits.idle_s = idle_s;
+    if (command_s > 0)
+        s->limits.command_s = command_s;
+    s->limits.run_end_ms = run_deadline_ms;
+    s->cap->idle_s = s->limits.idle_s;
+    s->cap->command_s = s->limits.command_s;
+    s->cap->run_end_ms = run_deadline_ms;
+    mailimap_set_timeout(s->m, s->limits.idle_s);
+}
+
 void sync_imap_free(sync_imap *s)
 {
     if (!s)
         return;
     if (s->m) {
-        if (s->logged_in && s->m->imap_stream)
+        /* A server that stalled or overflowed gets no LOGOUT (it would
+         * wait out another deadline). */
+        bool dead = s->cap && (s->cap->stalled || s->cap->run_over || s->cap->tripped);
+        if (s->logged_in && s->m->imap_stream && !dead)
             mailimap_logout(s->m);
+        /* mailimap_free would send LOGOUT itself, whatever the state. */
+        if (s->m->imap_stream) {
+            mailstream_close(s->m->imap_stream);
+            s->m->imap_stream = NULL;
+        }
         mailimap_free(s->m);
     }
     free(s);
@@ -164,6 +304,9 @@ int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_err
         return sh_error_set(err, SYNC_EAUTH, "IMAP login refused: %.200s", sync__imap_said(s));
     s->m->imap_state = MAILIMAP_STATE_AUTHENTICATED;
     s->logged_in = true;
+    /* Let in: replies may now be as large as a batch of messages. */
+    s->limits.limit = SYNC__IMAP_REPLY_MAX;
+    s->cap->limit = SYNC__IMAP_REPLY_MAX;
     ci = s->m->imap_connection_info;
     if (!ci || !ci->imap_capability) {
         struct mailimap_capability_data *caps = NULL;

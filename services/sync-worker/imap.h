@@ -7,7 +7,8 @@
  * Every function returns SH_OK or an error code with err naming what went
  * wrong in words fit for an account's error message: SYNC_EAUTH when the
  * server refused the login, SH_EUNAVAIL for connection failures and
- * timeouts, SH_EPROTO for replies that cannot be parsed or lack a field
+ * timeouts, SH_ETIMEDOUT when the server stalled past a deadline (a whole
+ * reply's, or the run's), SH_EPROTO for replies that cannot be parsed or lack a field
  * that was asked for, SH_EINVAL for a refused TLS certificate. */
 #ifndef SYNC_IMAP_H
 #define SYNC_IMAP_H
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include "shared/err.h"
+#include "shared/hostpolicy.h"
 
 /* The server refused the credentials (a NO or BAD answer to LOGIN). */
 #define SYNC_EAUTH (-100)
@@ -33,14 +35,29 @@ typedef enum sync_security {
     SYNC_SEC_STARTTLS,
 } sync_security;
 
+/* The deadline of a whole reply when the options give none. */
+#define SYNC_IMAP_COMMAND_DEADLINE_DEFAULT 60
+
 typedef struct sync_imap_opts {
     const char *host;
     int port;
     sync_security security;
-    bool tls_verify;     /* check the certificate chain and host name */
-    const char *ca_file; /* CA bundle, or NULL for the system store */
-    int connect_timeout_s;
-    int command_timeout_s;
+    bool tls_verify;       /* check the certificate chain and host name */
+    const char *ca_file;   /* CA bundle, or NULL for the system store */
+    int connect_timeout_s; /* the TCP connect, the TLS handshake, the greeting */
+    int command_timeout_s; /* the longest wait for any byte of a reply */
+    /* The longest a whole reply may take, however it trickles in; 0 for
+     * SYNC_IMAP_COMMAND_DEADLINE_DEFAULT. */
+    int command_deadline_s;
+    /* sh_mono_ms() time by which the session is done (every read after it
+     * fails), 0 for none; run_deadline_s is its setting, for messages. */
+    int64_t run_deadline_ms;
+    int run_deadline_s;
+    /* Which addresses may be connected to after resolving host; NULL for
+     * the built-in rules alone (private and loopback ranges refused). */
+    const sh_hostpolicy *hosts;
+    /* security NONE and tls_verify false are refused unless this is set. */
+    bool allow_insecure;
 } sync_imap_opts;
 
 typedef struct sync_folder_info {
@@ -67,10 +84,20 @@ typedef int (*sync_msg_fn)(void *arg, const sync_msg *m);
 
 typedef struct sync_imap sync_imap;
 
-/* sync_imap_open connects (with the connect timeout), sets up TLS as the
- * security mode says, verifies the certificate unless tls_verify is false,
- * and switches to the command timeout. *out is freed with sync_imap_free. */
+/* sync_imap_open resolves the host and connects to an address the host
+ * policy allows (with the connect timeout), sets up TLS as the security
+ * mode says (naming the host by SNI unless it is an IP literal), verifies
+ * the certificate unless tls_verify is false, and switches to the command
+ * timeout and deadline. From the first byte, a reply before login is capped
+ * at 64 KiB and must be complete within the connect timeout. SH_EINVAL for
+ * a refused host or insecure options. *out is freed with sync_imap_free. */
 int sync_imap_open(const sync_imap_opts *opts, sync_imap **out, sh_error *err);
+/* sync_imap_set_deadlines changes, for the replies read from now on, the
+ * longest silence (idle_s) and the longest whole reply (command_s; 0
+ * leaves either as it is), and the time the session must be done by
+ * (run_deadline_ms, sh_mono_ms() time, 0 for none): a caller that waits
+ * on purpose (IDLE) sets what it waits for, and sets them back after. */
+void sync_imap_set_deadlines(sync_imap *s, int idle_s, int command_s, int64_t run_deadline_ms);
 /* sync_imap_free logs out when logged in and frees the session. */
 void sync_imap_free(sync_imap *s);
 

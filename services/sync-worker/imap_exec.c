@@ -13,10 +13,24 @@
 int sync__imap_error(sync_imap *s, int r, const char *what, sh_error *err)
 {
     const char *said = s && s->m && s->m->imap_response ? s->m->imap_response : "";
+    if (s && s->cap && s->cap->run_over)
+        return sh_error_set(err, SH_ETIMEDOUT,
+                            "sync run deadline of %d s (SYNC_RUN_DEADLINE_SECONDS) reached during "
+                            "IMAP %s; the next run goes on from there",
+                            s->run_deadline_s, what);
+    if (s && s->cap && s->cap->stalled)
+        return sh_error_set(err, SH_ETIMEDOUT,
+                            "IMAP server stalled: no complete reply to %s within %d s", what,
+                            s->cap->command_s);
     if (s && s->cap && s->cap->tripped)
-        return sh_error_set(err, SH_EPROTO,
-                            "IMAP %s: the server's reply is larger than %zu MiB; refused", what,
-                            SYNC__IMAP_REPLY_MAX >> 20);
+        return s->cap->limit < SYNC__IMAP_REPLY_MAX
+                   ? sh_error_set(err, SH_EPROTO,
+                                  "IMAP %s: the server's reply before login is larger than %zu "
+                                  "KiB; refused",
+                                  what, s->cap->limit >> 10)
+                   : sh_error_set(err, SH_EPROTO,
+                                  "IMAP %s: the server's reply is larger than %zu MiB; refused",
+                                  what, SYNC__IMAP_REPLY_MAX >> 20);
     switch (r) {
     case MAILIMAP_ERROR_STREAM:
     case MAILIMAP_ERROR_CONNECTION_REFUSED:

@@ -1,6 +1,7 @@
 /* imap_int.h - what the files of the IMAP module share: imap.c (the session
  * and its commands), imap_exec.c (running one command), imap_stream.c (the
- * reply-size cap under the session) and imap_decode.c (the replies' text
+ * reply-size cap and deadlines under the session, with imap_watchdog.c)
+ * and imap_decode.c (the replies' text
  * and messages). Only these files and this header include libetpan; the
  * sync_ names of imap.h are the module's interface, the sync__imap_ names
  * here are its internals. */
@@ -9,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libetpan/libetpan.h>
 
@@ -27,27 +29,63 @@
  * first of an enum private to its enable.c. */
 #define SYNC__IMAP_ENABLE_TYPE_ENABLE 0
 
-/* The reading side of a session counts the bytes of the reply to the last
- * command sent (imap_stream.c). */
+/* The largest reply before login: the greeting, CAPABILITY and STARTTLS
+ * answers are a few hundred bytes; a server that has not let us in yet
+ * gets no more than this of our memory. */
+#define SYNC__IMAP_GREETING_MAX ((size_t)64 * 1024)
+
+/* A read under watch (imap_watchdog.c): cancelled by the watchdog thread
+ * if still running at deadline_ms. */
+typedef struct sync__imap_watch {
+    mailstream_low *low;
+    int64_t deadline_ms;
+    bool armed, fired;
+    struct sync__imap_watch *next;
+} sync__imap_watch;
+
+/* sync__imap_watch_arm watches the read about to be made on low; disarm
+ * ends the watch (after it, low is not touched) and tells whether the
+ * read was cancelled at its deadline. */
+void sync__imap_watch_arm(sync__imap_watch *w, mailstream_low *low, int64_t deadline_ms);
+bool sync__imap_watch_disarm(sync__imap_watch *w);
+
+/* The reading side of a session (imap_stream.c) counts the bytes of the
+ * reply to the last command sent and holds the time it may take: a
+ * deadline for the whole reply and one for the whole run, checked before
+ * every read, so a server that trickles a byte at a time is cut off. */
 typedef struct sync__imap_cap {
     mailstream_low *inner;
-    size_t used;  /* bytes read since the last write */
-    bool tripped; /* a reply went over SYNC__IMAP_REPLY_MAX */
+    size_t used;            /* bytes read since the last write */
+    size_t limit;           /* the cap on one reply */
+    bool tripped;           /* a reply went over limit */
+    int idle_s;             /* longest wait for any byte */
+    int command_s;          /* longest wait for a whole reply */
+    int64_t deadline_ms;    /* monotonic: this reply's end */
+    int64_t run_end_ms;     /* monotonic: the run's end, 0 for none */
+    bool stalled;           /* a read hit deadline_ms */
+    bool run_over;          /* a read hit run_end_ms */
+    sync__imap_watch watch; /* of the read in progress */
 } sync__imap_cap;
 
 struct sync_imap {
     mailimap *m;
     const char *host;
-    sync__imap_cap *cap; /* owned by the stream */
+    sync__imap_cap *cap;   /* owned by the stream */
+    sync__imap_cap limits; /* what cap starts from, kept across STARTTLS */
+    int run_deadline_s;    /* for messages */
     bool logged_in;
     bool condstore;
     bool qresync; /* ENABLE QRESYNC succeeded */
 };
 
-/* sync__imap_cap_install puts the counting stream in front of the stream
- * of session m; *out (owned by the stream, freed with it) tells when a
- * reply went over the cap. Returns SH_OK or SH_ENOMEM. */
-int sync__imap_cap_install(mailimap *m, sync__imap_cap **out);
+/* sync__imap_cap_install puts the counting stream in front of st, the
+ * stream of session s, with the limits of s->limits; s->cap (owned by the
+ * stream, freed with it) tells when a reply went over the cap or its
+ * deadline. Returns SH_OK or SH_ENOMEM. */
+int sync__imap_cap_install(sync_imap *s, mailstream *st);
+/* sync__imap_cap_begin starts the clock and the count of a reply now, for
+ * the greeting (written before anything is sent). */
+void sync__imap_cap_begin(sync__imap_cap *c);
 
 /* An IMAP command's tagged answer. */
 typedef enum sync__imap_state {

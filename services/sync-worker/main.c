@@ -7,9 +7,11 @@
 #include "worker.h"
 
 static const char *cfg_key, *cfg_key_prev, *cfg_coord_rpc, *cfg_coord_events, *cfg_progress_rpc,
-    *cfg_ca_file;
+    *cfg_ca_file, *cfg_allow_hosts, *cfg_deny_hosts;
 static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_budget,
-    cfg_renew, cfg_events_len, cfg_events_age;
+    cfg_renew, cfg_events_len, cfg_events_age, cfg_command_deadline, cfg_run_deadline;
+static bool cfg_allow_insecure;
+static sh_hostpolicy *hosts;
 static sh_key key, key_prev;
 static sync_env env;
 
@@ -31,7 +33,17 @@ static const sh_setting sync_settings[] = {
     {"IMAP_CONNECT_TIMEOUT_SECONDS", NULL, SH_SET_INT, "10", 1, 600, &cfg_connect_timeout, false,
      "seconds to connect to an IMAP server"},
     {"IMAP_COMMAND_TIMEOUT_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &cfg_command_timeout, false,
-     "seconds an IMAP command may take"},
+     "seconds an IMAP reply may go without a byte"},
+    {"IMAP_COMMAND_DEADLINE_SECONDS", NULL, SH_SET_INT, "60", 1, 3600, &cfg_command_deadline, false,
+     "seconds a whole IMAP reply may take, however it trickles in"},
+    {"SYNC_RUN_DEADLINE_SECONDS", NULL, SH_SET_INT, "600", 10, 86400, &cfg_run_deadline, false,
+     "seconds one sync of an account may take; the next run goes on from there"},
+    {"IMAP_ALLOW_HOSTS", NULL, SH_SET_STR, NULL, 0, 0, &cfg_allow_hosts, false,
+     "host names, addresses and CIDR ranges allowed although private or loopback"},
+    {"IMAP_DENY_HOSTS", NULL, SH_SET_STR, NULL, 0, 0, &cfg_deny_hosts, false,
+     "host names, addresses and CIDR ranges never connected to"},
+    {"IMAP_ALLOW_INSECURE", NULL, SH_SET_BOOL, "false", 0, 0, &cfg_allow_insecure, false,
+     "allow accounts with security none or tlsVerify false"},
     {"SYNC_FETCH_BATCH", NULL, SH_SET_INT, "500", 1, 10000, &cfg_batch, false,
      "messages fetched and written per batch"},
     {"SYNC_FETCH_BUDGET", NULL, SH_SET_INT, "1000", 1, 1000000, &cfg_budget, false,
@@ -67,6 +79,14 @@ static int sync_validate(sh_error *err)
     env.concurrency = (int)cfg_concurrency;
     env.connect_timeout_s = (int)cfg_connect_timeout;
     env.command_timeout_s = (int)cfg_command_timeout;
+    env.command_deadline_s = (int)cfg_command_deadline;
+    env.run_deadline_s = (int)cfg_run_deadline;
+    env.allow_insecure = cfg_allow_insecure;
+    rc = sh_hostpolicy_new(cfg_allow_hosts, cfg_deny_hosts, SH_IMAP_ALLOW_HOSTS, SH_IMAP_DENY_HOSTS,
+                           &hosts, err);
+    if (rc)
+        return rc;
+    env.hosts = hosts;
     env.fetch_batch = (int)cfg_batch;
     env.fetch_budget = (int)cfg_budget;
     env.renew_s = (int)cfg_renew;
@@ -83,6 +103,8 @@ static int sync_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 static void sync_stop(void)
 {
     sync_workers_stop();
+    sh_hostpolicy_free(hosts);
+    hosts = NULL;
 }
 
 int main(void)

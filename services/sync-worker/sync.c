@@ -437,6 +437,13 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     o.ca_file = run->env->ca_file;
     o.connect_timeout_s = run->env->connect_timeout_s;
     o.command_timeout_s = run->env->command_timeout_s;
+    o.command_deadline_s = run->env->command_deadline_s;
+    if (!run->deadline_ms && run->env->run_deadline_s > 0)
+        run->deadline_ms = sh_mono_ms() + (int64_t)run->env->run_deadline_s * 1000;
+    o.run_deadline_ms = run->deadline_ms;
+    o.run_deadline_s = run->env->run_deadline_s;
+    o.hosts = run->env->hosts;
+    o.allow_insecure = run->env->allow_insecure;
 
     sync_report_update(run->report, 0, "connecting", NULL, 0, 0);
     sync_imap *imap = NULL;

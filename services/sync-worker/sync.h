@@ -25,6 +25,10 @@ typedef struct sync_run {
     sync_keepalive_fn keepalive;
     void *keepalive_arg;
     long long fetched; /* messages fetched by the run, set by sync_account */
+    /* sh_mono_ms() time the run must end by (SYNC_RUN_DEADLINE_SECONDS
+     * from its start); 0: sync_account sets it (none when that setting
+     * is 0). */
+    int64_t deadline_ms;
     /* A problem the run went on past (a read/unread change the server
      * refused), shown as the account's errorMessage of an ok run; "" when
      * none. Set by sync_account. */

@@ -93,6 +93,7 @@ typedef struct worker_lease {
     const char *acct;
     const char *token;
     int64_t last_renew;
+    int64_t deadline_ms; /* the run's end: no renewal past it */
 } worker_lease;
 
 static sh_val *worker_lease_args(const char *acct, const char *token)
@@ -111,6 +112,11 @@ static int worker_keepalive(void *arg, sh_error *err)
     worker_lease *l = arg;
     if (worker_stopping())
         return sh_error_set(err, SH_ECLOSED, "the worker is stopping");
+    if (l->deadline_ms && sh_mono_ms() >= l->deadline_ms)
+        return sh_error_set(err, SH_ETIMEDOUT,
+                            "sync run deadline of %d s (SYNC_RUN_DEADLINE_SECONDS) reached; the "
+                            "next run goes on from there",
+                            wk.env->run_deadline_s);
     if (sh_mono_ms() - l->last_renew < (int64_t)wk.env->renew_s * 1000)
         return SH_OK;
     sh_val *args = worker_lease_args(l->acct, l->token), *res = NULL;
@@ -135,6 +141,10 @@ static const char *worker_fix(int rc, const char *msg)
         return "Check the username and password; updating the account retries the sync.";
     if (rc == SH_EUNAVAIL)
         return "Check that the IMAP server is up and reachable at the account's host and port.";
+    if (rc == SH_ETIMEDOUT)
+        return "The IMAP server answered too slowly; retried on the next scheduled sync.";
+    if (strstr(msg, "IMAP_ALLOW"))
+        return "Point the account at another server, or have the operator allow this one.";
     if (strstr(msg, "TLS"))
         return "Give the server's CA in IMAP_CA_FILE, or set tlsVerify false for a test server.";
     if (strstr(msg, "decrypt"))
@@ -203,14 +213,20 @@ static void worker_run(worker_thread *t, const sh_val *lease)
         return;
     }
     sync_report rep = {.client = wk.progress, .id = pid};
-    worker_lease l = {.acct = acct, .token = token, .last_renew = sh_mono_ms()};
+    worker_lease l = {.acct = acct,
+                      .token = token,
+                      .last_renew = sh_mono_ms(),
+                      .deadline_ms = wk.env->run_deadline_s > 0
+                                         ? sh_mono_ms() + (int64_t)wk.env->run_deadline_s * 1000
+                                         : 0};
     sync_run run = {.env = wk.env,
                     .store = t->store,
                     .pub = wk.pub,
                     .report = &rep,
                     .acct = acct,
                     .keepalive = worker_keepalive,
-                    .keepalive_arg = &l};
+                    .keepalive_arg = &l,
+                    .deadline_ms = l.deadline_ms};
     sh_error err;
     sh_error_clear(&err);
     sh_buf pw;

@@ -10,7 +10,8 @@
  * do (their calls then batch); by default each caller has its own.
  * Mode progress (default) calls progress.update; mode claim calls claim then
  * claim.release on the coordinator, one pair per operation counted.
- * URL defaults to $PROGRESS_RPC_URL, then tcp://127.0.0.1:7101. */
+ * URL defaults to $PROGRESS_RPC_URL, then tcp://127.0.0.1:7101. Calls are
+ * signed with $RPC_SECRET when it is set (msgmac.h), as the services'. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 
 #include "shared/err.h"
 #include "shared/msg.h"
+#include "shared/msgmac.h"
 #include "shared/rpc.h"
 #include "shared/val.h"
 
@@ -245,6 +247,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Signed as the services are, with the RPC_SECRET of the environment. */
+    sh_error merr;
+    if (sh_msgmac_setup(getenv("RPC_SECRET"), SH_MSGMAC_WINDOW_DEFAULT, &merr) != SH_OK) {
+        fprintf(stderr, "bench_rpc: %s\n", merr.msg);
+        return 2;
+    }
     int status = 1;
     int started = 0;
     bench_thread *th = calloc((size_t)o.clients, sizeof *th);

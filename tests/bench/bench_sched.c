@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shared/msgmac.h"
 #include "shared/rpc.h"
 #include "shared/store.h"
 #include "shared/util.h"
@@ -93,7 +94,9 @@ int main(int argc, char **argv)
     sh_error err;
     sh_redis_url ru;
     sh_store *store = NULL;
-    if (sh_redis_url_parse(redis, &ru, &err) || sh_store_new(&ru, NULL, &store, &err)) {
+    /* Signed as the services are, with the RPC_SECRET of the environment. */
+    if (sh_msgmac_setup(getenv("RPC_SECRET"), SH_MSGMAC_WINDOW_DEFAULT, &err) ||
+        sh_redis_url_parse(redis, &ru, &err) || sh_store_new(&ru, NULL, &store, &err)) {
         fprintf(stderr, "bench_sched: %s\n", err.msg);
         return 1;
     }

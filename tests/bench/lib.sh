@@ -11,7 +11,9 @@
 # skip it, as the smoke runs of tests/run do), BENCH_ROUNDS (default 3:
 # rounds of alternate runs of ours and the peer), BENCH_WARMUP (default 3:
 # seconds of unrecorded wrk against each before them), PEER_NODE_DIR
-# (default $ROOT/../shared/peer-node).
+# (default $ROOT/../shared/peer-node), BENCH_RPC_SECRET (default 1: every
+# process of the run signs its internal traffic with one generated
+# RPC_SECRET, as deployed; 0: unsigned).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,6 +24,12 @@ BENCH_PEER=${BENCH_PEER:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-3}
 PEER_NODE_DIR=${PEER_NODE_DIR:-$ROOT/../shared/peer-node}
+if [ "${BENCH_RPC_SECRET:-1}" = 1 ]; then
+    RPC_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+    export RPC_SECRET
+else
+    unset RPC_SECRET
+fi
 
 die() { echo "bench: $*" >&2; exit 1; }
 for tool in redis-server redis-benchmark redis-cli wrk curl python3; do

@@ -23,9 +23,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 # Secrets every stack gets unless a test's env overrides them: the
 # coordinator needs ENCRYPTION_KEY (64 hex characters), the cron routes
-# CRON_SECRET. Test values, never used anywhere else.
+# CRON_SECRET, and every call and event between services is signed with
+# RPC_SECRET (64 hex; "" in a test's env runs the stack unsigned). Test
+# values, never used anywhere else.
 TEST_ENCRYPTION_KEY = "5e" * 32
 TEST_CRON_SECRET = "e2e-cron-secret-" + "c0" * 16
+TEST_RPC_SECRET = "a7" * 32
 
 # Under the sanitizer build everything is several times slower.
 START_TIMEOUT = float(os.environ.get("E2E_START_TIMEOUT", "60"))
@@ -214,7 +217,7 @@ class Stack:
                if not k.startswith(("API_", "GATEWAY_", "PROGRESS_", "REDIS_", "KV_", "RPC_",
                                      "SSE_", "LOG_LEVEL", "COORDINATOR_", "CLAIM_",
                                      "RESERVE_", "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_",
-                                     "EMAIL_"))}
+                                     "EMAIL_", "IMAP_"))}
         env.update({
             "REDIS_URL": self.redis.url,
             "PROGRESS_RPC_URL": "tcp://127.0.0.1:%d" % self.rpc_port,
@@ -231,10 +234,14 @@ class Stack:
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "info"),
             "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
             "CRON_SECRET": TEST_CRON_SECRET,
+            "RPC_SECRET": TEST_RPC_SECRET,
             "CRON_LOOPBACK_ONLY": "false",
             "SCHED_AUTO_TICK": "false",
             "SYNC_INTERVAL_MINUTES": "15",
             "EMAIL_SYNC_BATCH_SIZE": "5",
+            # The test Dovecot listens on loopback and speaks plain IMAP.
+            "IMAP_ALLOW_HOSTS": "127.0.0.0/8",
+            "IMAP_ALLOW_INSECURE": "true",
         })
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -589,12 +596,14 @@ class ScaleStack:
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("API_", "GATEWAY_", "PROGRESS_", "REDIS_", "KV_", "RPC_",
                                      "SSE_", "LOG_LEVEL", "COORDINATOR_", "CLAIM_", "RESERVE_",
-                                     "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_", "EMAIL_"))}
+                                     "SYNC_", "SCHED_", "ENCRYPTION_", "CRON_", "EMAIL_",
+                                     "IMAP_"))}
         base.update({
             "REDIS_URL": self.redis.url,
             "LOG_LEVEL": os.environ.get("E2E_LOG_LEVEL", "info"),
             "ENCRYPTION_KEY": "8f3a0c5e7b9d1f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a",
             "CRON_SECRET": "e2e-cron-secret-0123456789abcdef",
+            "RPC_SECRET": TEST_RPC_SECRET,
             "SCHED_AUTO_TICK": "false",
             "SYNC_CONCURRENCY": "0",
             "PROGRESS_RPC_URL": self.urls("progress", "rpc"),
@@ -603,6 +612,8 @@ class ScaleStack:
             "COORDINATOR_EVENTS_URL": self.urls("coordinator", "events"),
             "SYNC_WORKER_RPC_URL": self.urls("sync-worker", "rpc"),
             "SYNC_WORKER_EVENTS_URL": self.urls("sync-worker", "events"),
+            "IMAP_ALLOW_HOSTS": "127.0.0.0/8",
+            "IMAP_ALLOW_INSECURE": "true",
         })
         base.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         base.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")

@@ -315,6 +315,76 @@ class AccountsBadInputTest(AccountsTestBase):
         self.assertEqual(self.get(before[0]["id"]), before[0])
 
 
+class AccountsHostPolicyTest(AccountsTestBase):
+    """Without IMAP_ALLOW_HOSTS nor IMAP_ALLOW_INSECURE: metadata, private
+    and loopback hosts (literal or resolved) and insecure modes are 400
+    naming the field, the address and the setting, and nothing changes."""
+    STACK_ENV = {"API_TOKEN": TOKEN, "IMAP_ALLOW_HOSTS": "", "IMAP_ALLOW_INSECURE": "false",
+                 "IMAP_DENY_HOSTS": "203.0.113.0/24"}
+
+    def test_refused_hosts_are_400(self):
+        acc = self.create(account_body(200))
+        before = self.list()
+        cases = [
+            ("169.254.169.254", r"field \"imapHost\": host 169\.254\.169\.254 is a link-local or "
+                                r"metadata address; never connected to"),
+            ("[fd00:ec2::254]", r"fd00:ec2::254 is a metadata address"),
+            ("100.100.100.200", r"metadata address"),
+            ("10.1.2.3", r"host 10\.1\.2\.3 is a private address; refused unless "
+                         r"IMAP_ALLOW_HOSTS allows it"),
+            ("192.168.1.1", r"private address.*IMAP_ALLOW_HOSTS"),
+            ("127.0.0.1", r"loopback address.*IMAP_ALLOW_HOSTS"),
+            ("localhost", r"host localhost resolves to (127\.0\.0\.1|::1), a loopback address; "
+                          r"refused unless IMAP_ALLOW_HOSTS"),
+            ("203.0.113.9", r"listed in IMAP_DENY_HOSTS"),
+        ]
+        for host, msg in cases:
+            with self.subTest(host=host):
+                r = self.http.post("/api/accounts", account_body(201, imapHost=host))
+                self.assertJsonError(r, 400, msg)
+                r = self.http.patch("/api/accounts/%s" % acc["id"], {"imapHost": host})
+                self.assertJsonError(r, 400, msg)
+        self.assertEqual(len(self.list()), len(before))
+        self.assertEqual(self.get(acc["id"])["imapHost"], "imap.example.com")
+        # A public address, and a name that does not resolve (yet), pass.
+        self.create(account_body(202, imapHost="93.184.216.34"))
+        self.create(account_body(203, imapHost="no-such-host.invalid"))
+
+    def test_insecure_modes_are_400(self):
+        acc = self.create(account_body(210))
+        for over, msg in (({"security": "none", "imapPort": 143},
+                           r"field \"security\": \"none\" sends the password in clear; refused "
+                           r"unless IMAP_ALLOW_INSECURE=true"),
+                          ({"tlsVerify": False},
+                           r"field \"tlsVerify\": false accepts any server's certificate; refused "
+                           r"unless IMAP_ALLOW_INSECURE=true")):
+            with self.subTest(over=over):
+                self.assertJsonError(self.http.post("/api/accounts", account_body(211, **over)),
+                                     400, msg)
+                self.assertJsonError(self.http.patch("/api/accounts/%s" % acc["id"], over), 400,
+                                     msg)
+        after = self.get(acc["id"])
+        self.assertEqual((after["security"], after["tlsVerify"]), ("tls", True))
+
+
+class AccountsHostPolicyAllowedTest(AccountsTestBase):
+    """What IMAP_ALLOW_HOSTS and IMAP_ALLOW_INSECURE allow, and what they
+    cannot."""
+    STACK_ENV = {"API_TOKEN": TOKEN, "IMAP_ALLOW_HOSTS": "10.0.0.0/8, localhost",
+                 "IMAP_ALLOW_INSECURE": "true"}
+
+    def test_allowed(self):
+        self.create(account_body(220, imapHost="10.1.2.3"))
+        self.create(account_body(221, imapHost="localhost"))
+        self.create(account_body(222, imapHost="10.1.2.4", security="none", imapPort=143))
+        self.create(account_body(223, imapHost="10.1.2.5", tlsVerify=False))
+        self.assertJsonError(self.http.post("/api/accounts", account_body(224, imapHost="127.0.0.1")),
+                             400, r"IMAP_ALLOW_HOSTS")
+        self.assertJsonError(
+            self.http.post("/api/accounts", account_body(225, imapHost="169.254.169.254")), 400,
+            r"never connected to")
+
+
 class AccountsSecretTest(AccountsTestBase):
     STACK_ENV = {"API_TOKEN": TOKEN, "LOG_LEVEL": "debug"}
 

@@ -21,6 +21,7 @@
 #include "dovecot_fixture.h"
 #include "eventlog.h"
 #include "handlers.h"
+#include "hosts.h"
 #include "keys.h"
 #include "mail_fixture.h"
 #include "mailstore.h"
@@ -67,6 +68,8 @@ static int setup(void **state)
     signal(SIGPIPE, SIG_IGN);
     if (tf_mail_setup(state) || tf_dovecot_start(&dove, "test", "secret", MESSAGES))
         return -1;
+    env.hosts = tf_loopback_hosts();
+    env.allow_insecure = true;
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tf_free_port());
     sh_error err;

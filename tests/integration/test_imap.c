@@ -26,6 +26,7 @@
 #include "dovecot_fixture.h"
 #include "fixture.h"
 #include "imap.h"
+#include "shared/hostpolicy.h"
 #include "shared/util.h"
 #include "strict_fixture.h"
 
@@ -34,7 +35,9 @@
 #define LIT_USER "lit"
 #define LIT_PASS "p\xc3\xa4ss w\"rd"
 
-static tf_dovecot dove, strict, plain;
+static tf_dovecot dove, strict, plain, tls;
+/* Loopback allowed: every fixture listens on 127.0.0.1. */
+static sh_hostpolicy *loopback;
 
 static int group_setup(void **state)
 {
@@ -46,6 +49,15 @@ static int group_setup(void **state)
         return -1;
     if (tf_strict_start(&strict, "test", "secret", NMSG, &sopts))
         return -1;
+    char tls_dir[300];
+    snprintf(tls_dir, sizeof tls_dir, "%s/tls", dove.dir);
+    const tf_strict_opts topts = {.tls_dir = tls_dir};
+    if (tf_strict_start(&tls, "test", "secret", NMSG, &topts))
+        return -1;
+    sh_error err;
+    if (sh_hostpolicy_new("127.0.0.0/8,::1", NULL, SH_IMAP_ALLOW_HOSTS, SH_IMAP_DENY_HOSTS,
+                          &loopback, &err))
+        return -1;
     return tf_strict_start(&plain, "test", "secret", NMSG, &popts);
 }
 
@@ -55,6 +67,8 @@ static int group_teardown(void **state)
     tf_dovecot_stop(&dove);
     tf_dovecot_stop(&strict);
     tf_dovecot_stop(&plain);
+    tf_dovecot_stop(&tls);
+    sh_hostpolicy_free(loopback);
     return 0;
 }
 
@@ -64,7 +78,9 @@ static sync_imap_opts opts_for(int port)
                             .port = port,
                             .security = SYNC_SEC_NONE,
                             .connect_timeout_s = 5,
-                            .command_timeout_s = 5};
+                            .command_timeout_s = 5,
+                            .hosts = loopback,
+                            .allow_insecure = true};
 }
 
 /* session opens and logs in to a server of the fixture, or fails the test. */
@@ -163,8 +179,8 @@ static void test_open_errors(void **state)
 
     /* Nothing listens. */
     o = opts_for(tf_free_port());
-    char want[64];
-    snprintf(want, sizeof want, "cannot connect to 127.0.0.1:%d (code", o.port);
+    char want[160];
+    snprintf(want, sizeof want, "cannot connect to 127.0.0.1:%d (Connection refused)", o.port);
     assert_int_equal(sync_imap_open(&o, &s, &err), SH_EUNAVAIL);
     assert_null(s);
     expect_msg(&err, want);
@@ -173,17 +189,19 @@ static void test_open_errors(void **state)
     o.security = SYNC_SEC_TLS;
     o.tls_verify = false;
     assert_int_equal(sync_imap_open(&o, &s, &err), SH_EUNAVAIL);
-    expect_msg(&err, " with TLS");
+    expect_msg(&err, " with TLS (handshake failed)");
     /* A server that never greets: the connect timeout bounds the wait. */
     int port, fd = silent_listener(&port);
     o = opts_for(port);
     o.connect_timeout_s = 1;
     long long t0 = sh_mono_ms();
-    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EUNAVAIL);
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_ETIMEDOUT);
     long long took = sh_mono_ms() - t0;
     close(fd);
     assert_true(took >= 900 && took < 5000);
-    expect_msg(&err, "cannot connect to 127.0.0.1");
+    snprintf(want, sizeof want,
+             "IMAP server stalled: no complete greeting from 127.0.0.1:%d within 1 s", port);
+    expect_msg(&err, want);
     sync_imap_free(NULL);
 }
 
@@ -260,7 +278,7 @@ static void test_fetch(void **state)
     for (uint32_t u = 1; u <= 3; u++) {
         int i = index_of(c, u);
         assert_true(i >= 0);
-        char want[64];
+        char want[160];
         snprintf(want, sizeof want, "Message %u", (unsigned)u);
         assert_string_equal(c->subject[i], want);
         snprintf(want, sizeof want, "sender%u@example.com", (unsigned)u);
@@ -584,6 +602,265 @@ static void test_hostile(void **state)
     assert_int_equal(tf_strict_log_count(&strict, "hostile answer "), 11);
 }
 
+/* A reply that trickles in, a byte every 2 s: every read succeeds within
+ * the idle timeout, so only the whole reply's deadline ends it. */
+static void test_trickle(void **state)
+{
+    (void)state;
+    sync_imap_opts o = opts_for(strict.port);
+    o.command_timeout_s = 5;
+    o.command_deadline_s = 3;
+    sync_imap *s = NULL;
+    sh_error err;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    assert_int_equal(sync_imap_login(s, "test", "secret", &err), SH_OK);
+    sync_folder_info info;
+    select_inbox(s, &info);
+    control(&strict, "XSTRICT HOSTILE FETCH TRICKLE");
+    seen_msgs *c = calloc(1, sizeof *c);
+    const uint32_t one = 1;
+    long long t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_fetch(s, &one, 1, true, 0, collect, c, &err), SH_ETIMEDOUT);
+    long long took = sh_mono_ms() - t0;
+    assert_string_equal(err.msg, "IMAP server stalled: no complete reply to UID FETCH within 3 s");
+    assert_true(took >= 2900 && took < 5000);
+    free(c);
+    t0 = sh_mono_ms();
+    sync_imap_free(s);
+    assert_true(sh_mono_ms() - t0 < 1000);
+
+    /* The run's deadline comes first: it cuts the reply there. */
+    o.command_deadline_s = 30;
+    o.run_deadline_ms = sh_mono_ms() + 2500;
+    o.run_deadline_s = 42;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    assert_int_equal(sync_imap_login(s, "test", "secret", &err), SH_OK);
+    select_inbox(s, &info);
+    control(&strict, "XSTRICT HOSTILE FETCH TRICKLE");
+    c = calloc(1, sizeof *c);
+    t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_fetch(s, &one, 1, true, 0, collect, c, &err), SH_ETIMEDOUT);
+    took = sh_mono_ms() - t0;
+    expect_msg(&err, "sync run deadline of 42 s (SYNC_RUN_DEADLINE_SECONDS) reached during IMAP "
+                     "UID FETCH");
+    assert_true(took < 4000);
+    free(c);
+    sync_imap_free(s);
+    /* Deadlines changed on an open session (a caller that waits on
+     * purpose): the shorter one cuts the reply. */
+    o.run_deadline_ms = 0;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    assert_int_equal(sync_imap_login(s, "test", "secret", &err), SH_OK);
+    select_inbox(s, &info);
+    sync_imap_set_deadlines(s, 0, 2, 0);
+    control(&strict, "XSTRICT HOSTILE FETCH TRICKLE");
+    c = calloc(1, sizeof *c);
+    t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_fetch(s, &one, 1, true, 0, collect, c, &err), SH_ETIMEDOUT);
+    took = sh_mono_ms() - t0;
+    assert_string_equal(err.msg, "IMAP server stalled: no complete reply to UID FETCH within 2 s");
+    assert_true(took >= 1900 && took < 4000);
+    free(c);
+    sync_imap_free(s);
+    o.run_deadline_ms = sh_mono_ms() - 1;
+    /* Past the run's deadline nothing is even connected to. */
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_ETIMEDOUT);
+    expect_msg(&err, "sync run deadline of 42 s");
+    assert_int_equal(tf_strict_log_count(&strict, "hostile answer TRICKLE"), 3);
+}
+
+/* rss_kb reads a size of /proc/self/status: "VmRSS" (now) or "VmHWM" (the
+ * peak since reset_peak). */
+static long rss_kb(const char *what)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128], fmt[32];
+    long kb = -1;
+    snprintf(fmt, sizeof fmt, "%s: %%ld kB", what);
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, fmt, &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* reset_peak makes VmHWM start again from the current size (Linux). */
+static void reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    assert_non_null(f);
+    assert_true(fputs("5", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Greetings that never end: cut by the connect timeout, or by the cap on
+ * a reply before login from the first byte, holding no more than it. */
+static void test_greeting(void **state)
+{
+    (void)state;
+    sync_imap_opts o = opts_for(strict.port);
+    o.connect_timeout_s = 3;
+    sync_imap *s = (sync_imap *)1;
+    sh_error err;
+    char want[160];
+    control(&strict, "XSTRICT GREETING TRICKLE");
+    long long t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_ETIMEDOUT);
+    long long took = sh_mono_ms() - t0;
+    assert_null(s);
+    snprintf(want, sizeof want,
+             "IMAP server stalled: no complete greeting from 127.0.0.1:%d within 3 s", strict.port);
+    assert_string_equal(err.msg, want);
+    assert_true(took >= 2900 && took < 5000);
+
+    reset_peak();
+    long before = rss_kb("VmRSS");
+    control(&strict, "XSTRICT GREETING HUGE");
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EPROTO);
+    assert_null(s);
+    snprintf(want, sizeof want,
+             "IMAP server 127.0.0.1:%d: its greeting is larger than 64 KiB; refused", strict.port);
+    assert_string_equal(err.msg, want);
+    /* 100 MB were offered; well under 8 MB more was ever held. */
+    long after = rss_kb("VmHWM");
+    fprintf(stderr, "100 MB greeting refused; peak RSS grew %ld kB\n", after - before);
+    assert_true(before > 0 && after - before < 8 * 1024);
+    assert_int_equal(tf_strict_log_count(&strict, "hostile greeting"), 2);
+    /* The next connection is greeted as usual. */
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    sync_imap_free(s);
+}
+
+/* The host name goes in the TLS handshake (SNI), with implicit TLS and
+ * with STARTTLS; an IP literal does not (RFC 6066). */
+static void test_sni(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *host;
+        sync_security sec;
+        const char *logged;
+    } cases[] = {
+        {"localhost", SYNC_SEC_TLS, "sni localhost"},
+        {"localhost", SYNC_SEC_STARTTLS, "sni localhost"},
+        {"127.0.0.1", SYNC_SEC_TLS, "sni none"},
+        {"127.0.0.1", SYNC_SEC_STARTTLS, "sni none"},
+    };
+    sh_hostpolicy *p = NULL;
+    sh_error err;
+    assert_int_equal(sh_hostpolicy_new("localhost,127.0.0.1", NULL, SH_IMAP_ALLOW_HOSTS,
+                                       SH_IMAP_DENY_HOSTS, &p, &err),
+                     SH_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sync_imap_opts o = opts_for(cases[i].sec == SYNC_SEC_TLS ? tls.tls_port : tls.port);
+        o.host = cases[i].host;
+        o.security = cases[i].sec;
+        o.tls_verify = true;
+        o.ca_file = tls.ca_file;
+        o.hosts = p;
+        o.allow_insecure = false;
+        int seen = tf_strict_log_count(&tls, cases[i].logged);
+        int handshakes = tf_strict_log_count(&tls, "sni ");
+        sync_imap *s = NULL;
+        if (sync_imap_open(&o, &s, &err) != SH_OK)
+            fail_msg("%s: %s", cases[i].host, err.msg);
+        assert_int_equal(sync_imap_login(s, "test", "secret", &err), SH_OK);
+        sync_imap_free(s);
+        assert_int_equal(tf_strict_log_count(&tls, cases[i].logged), seen + 1);
+        assert_int_equal(tf_strict_log_count(&tls, "sni "), handshakes + 1);
+    }
+    sh_hostpolicy_free(p);
+    assert_int_equal(tf_strict_log_count(&tls, "BAD"), 0);
+}
+
+/* A greeting whose TLS record comes a byte every 2 s: libetpan's TLS read
+ * waits inside one read, which the watchdog cancels at the deadline. */
+static void test_tls_trickle(void **state)
+{
+    (void)state;
+    sync_imap_opts o = opts_for(tls.tls_port);
+    o.security = SYNC_SEC_TLS;
+    o.tls_verify = true;
+    o.ca_file = tls.ca_file;
+    o.allow_insecure = false;
+    o.connect_timeout_s = 3;
+    control(&tls, "XSTRICT GREETING TLS-TRICKLE");
+    sync_imap *s = (sync_imap *)1;
+    sh_error err;
+    long long t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_ETIMEDOUT);
+    long long took = sh_mono_ms() - t0;
+    assert_null(s);
+    char want[160];
+    snprintf(want, sizeof want,
+             "IMAP server stalled: no complete greeting from 127.0.0.1:%d within 3 s",
+             tls.tls_port);
+    assert_string_equal(err.msg, want);
+    assert_true(took >= 2900 && took < 5000);
+    assert_int_equal(tf_strict_log_count(&tls, "hostile greeting TLS-TRICKLE"), 1);
+    /* The next one is greeted as usual. */
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    sync_imap_free(s);
+}
+
+/* The host policy after resolution, and the insecure modes. */
+static void test_policy(void **state)
+{
+    (void)state;
+    sync_imap *s = (sync_imap *)1;
+    sh_error err;
+    sync_imap_opts o = opts_for(dove.port);
+    o.hosts = NULL;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EINVAL);
+    assert_null(s);
+    expect_msg(&err, "host 127.0.0.1 is a loopback address; refused unless");
+    /* A name resolving to loopback is caught once resolved. */
+    o.host = "localhost";
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EINVAL);
+    expect_msg(&err, "host localhost resolves to ");
+    expect_msg(&err, "a loopback address; refused unless IMAP_ALLOW_HOSTS");
+    /* Denied, although loopback is allowed. */
+    sh_hostpolicy *p = NULL;
+    assert_int_equal(
+        sh_hostpolicy_new("::1", "127.0.0.1", SH_IMAP_ALLOW_HOSTS, SH_IMAP_DENY_HOSTS, &p, &err),
+        SH_OK);
+    o.host = "127.0.0.1";
+    o.hosts = p;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EINVAL);
+    expect_msg(&err, "host 127.0.0.1 is listed in IMAP_DENY_HOSTS; refused");
+    sh_hostpolicy_free(p);
+    /* Metadata addresses never, whatever is allowed. */
+    assert_int_equal(sh_hostpolicy_new("169.254.0.0/16", NULL, SH_IMAP_ALLOW_HOSTS,
+                                       SH_IMAP_DENY_HOSTS, &p, &err),
+                     SH_OK);
+    o.hosts = p;
+    o.host = "169.254.169.254";
+    long long t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EINVAL);
+    assert_true(sh_mono_ms() - t0 < 1000);
+    assert_string_equal(err.msg, "host 169.254.169.254 is a link-local or metadata address; never "
+                                 "connected to");
+    sh_hostpolicy_free(p);
+
+    /* Cleartext and unverified TLS need IMAP_ALLOW_INSECURE. */
+    o = opts_for(dove.port);
+    o.allow_insecure = false;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EINVAL);
+    assert_string_equal(err.msg, "security \"none\" sends the password in clear; refused unless "
+                                 "IMAP_ALLOW_INSECURE=true");
+    o = opts_for(dove.tls_port);
+    o.security = SYNC_SEC_TLS;
+    o.tls_verify = false;
+    o.allow_insecure = false;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_EINVAL);
+    assert_string_equal(err.msg, "tlsVerify false accepts any server's certificate; refused "
+                                 "unless IMAP_ALLOW_INSECURE=true");
+    o.allow_insecure = true;
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_OK);
+    sync_imap_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +874,11 @@ int main(void)
         cmocka_unit_test(test_literal_login),
         cmocka_unit_test(test_store_refusals),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_trickle),
+        cmocka_unit_test(test_greeting),
+        cmocka_unit_test(test_sni),
+        cmocka_unit_test(test_tls_trickle),
+        cmocka_unit_test(test_policy),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

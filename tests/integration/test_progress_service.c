@@ -30,6 +30,7 @@
 #include "shared/rpc.h"
 #include "shared/store.h"
 #include "shared/util.h"
+#include "signing.h"
 
 #define TTL     100
 #define LOG_CAP 20
@@ -401,18 +402,25 @@ static void raw_call(const void *data, size_t len, char *code, size_t cap)
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
     assert_int_equal(nng_dial(s, rpc_url, NULL, 0), 0);
     code[0] = '\0';
-    if (nng_send(s, (void *)data, len, 0) == 0) {
+    sh_buf req;
+    sh_buf_init(&req);
+    tf_sign(SH_MSGMAC_CALL, data, len, 0, NULL, &req);
+    if (nng_send(s, req.data, req.len, 0) == 0) {
         void *buf;
         size_t blen;
         if (nng_recv(s, &buf, &blen, NNG_FLAG_ALLOC) == 0) {
             sh_reply_env env;
             sh_error err;
-            if (sh_reply_decode(buf, blen, NULL, &env, &err) == SH_OK && !env.ok)
+            const void *body = buf;
+            size_t rlen = blen;
+            tf_unsign(&body, &rlen);
+            if (sh_reply_decode(body, rlen, NULL, &env, &err) == SH_OK && !env.ok)
                 snprintf(code, cap, "%s", sh_err_name(env.code));
             sh_reply_env_fini(&env);
             nng_free(buf, blen);
         }
     }
+    sh_buf_fini(&req);
     nng_close(s);
 }
 

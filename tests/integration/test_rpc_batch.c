@@ -26,6 +26,7 @@
 #include "shared/msg.h"
 #include "shared/rpc.h"
 #include "shared/util.h"
+#include "signing.h"
 
 static tf_redis redis;
 static pid_t svc;
@@ -152,15 +153,22 @@ static void raw_batch(sh_buf *const *items, size_t n, sh_reply_env *envs)
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000);
     assert_int_equal(nng_dial(s, rpc_url, NULL, 0), 0);
-    assert_int_equal(nng_send(s, b.data, b.len, 0), 0);
+    sh_buf req;
+    sh_buf_init(&req);
+    tf_sign(SH_MSGMAC_CALL, b.data, b.len, 0, NULL, &req);
+    assert_int_equal(nng_send(s, req.data, req.len, 0), 0);
+    sh_buf_fini(&req);
     void *buf;
     size_t blen;
     assert_int_equal(nng_recv(s, &buf, &blen, NNG_FLAG_ALLOC), 0);
-    assert_true(sh_batch_is(buf, blen));
+    const void *body = buf;
+    size_t len = blen;
+    tf_unsign(&body, &len);
+    assert_true(sh_batch_is(body, len));
     sh_slice *sl;
     size_t got;
     sh_error err;
-    assert_int_equal(sh_batch_split(buf, blen, &sl, &got, &err), SH_OK);
+    assert_int_equal(sh_batch_split(body, len, &sl, &got, &err), SH_OK);
     assert_int_equal(got, n);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(sh_reply_decode(sl[i].data, sl[i].len, NULL, &envs[i], &err), SH_OK);

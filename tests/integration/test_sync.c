@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "dovecot_fixture.h"
+#include "hosts.h"
 #include "keys.h"
 #include "mail_fixture.h"
 #include "mailstore.h"
@@ -88,6 +89,8 @@ static int setup(void **state)
     signal(SIGPIPE, SIG_IGN);
     if (tf_mail_setup(state) || tf_dovecot_start(&dove, "test", "secret", MESSAGES))
         return -1;
+    env.hosts = tf_loopback_hosts();
+    env.allow_insecure = true;
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tf_free_port());
     sh_error err;
@@ -307,7 +310,9 @@ static sync_imap *session_on(const char *acct, int port, sync_folder_info *info)
                         .port = port,
                         .security = SYNC_SEC_NONE,
                         .connect_timeout_s = 5,
-                        .command_timeout_s = 5};
+                        .command_timeout_s = 5,
+                        .hosts = tf_loopback_hosts(),
+                        .allow_insecure = true};
     sync_imap *imap = NULL;
     sh_error err;
     assert_int_equal(sync_imap_open(&o, &imap, &err), SH_OK);
@@ -521,6 +526,21 @@ static void test_account_refused(void **state)
     longname[201] = '\0';
     a = account("none", dove.port, longname);
     assert_int_equal(sync_account_rc(a, msg, sizeof msg), SH_EINVAL);
+    assert_int_equal(tf_mail_keys(ST, "s1"), 0);
+
+    /* An account stored before the policy: refused when it syncs. */
+    env.allow_insecure = false;
+    a = account("none", dove.port, "INBOX");
+    assert_int_equal(sync_account_rc(a, msg, sizeof msg), SH_EINVAL);
+    assert_string_equal(msg, "security \"none\" sends the password in clear; refused unless "
+                             "IMAP_ALLOW_INSECURE=true");
+    env.allow_insecure = true;
+    env.hosts = NULL;
+    a = account("none", dove.port, "INBOX");
+    assert_int_equal(sync_account_rc(a, msg, sizeof msg), SH_EINVAL);
+    assert_non_null(strstr(msg, "host 127.0.0.1 is a loopback address; refused unless "
+                                "IMAP_ALLOW_HOSTS allows it"));
+    env.hosts = tf_loopback_hosts();
     assert_int_equal(tf_mail_keys(ST, "s1"), 0);
 
     /* The same account with a name that fits is synced. */

@@ -13,12 +13,17 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "calls.h"
+#include "hosts.h"
 #include "mail_fixture.h"
 #include "shared/util.h"
 #include "sync_stack.h"
@@ -54,8 +59,14 @@ static int setup(void **state)
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", coord_events_url);
     snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", progress_url);
     snprintf(p_ev, sizeof p_ev, "PROGRESS_EVENTS_URL=tcp://127.0.0.1:%d", tf_free_port());
-    const char *cenv[] = {
-        e_redis, c_rpc, c_ev, "ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false", NULL};
+    const char *cenv[] = {e_redis,
+                          c_rpc,
+                          c_ev,
+                          "ENCRYPTION_KEY=" TF_STACK_KEY,
+                          "SCHED_AUTO_TICK=false",
+                          TF_ALLOW_LOOPBACK,
+                          TF_ALLOW_INSECURE,
+                          NULL};
     const char *penv[] = {e_redis, p_rpc, p_ev, NULL};
     snprintf(log, sizeof log, "%s/coordinator.log", tf_mail_the()->redis.dir);
     coord_pid = tf_spawn(tf_build_path("services/coordinator/coordinator"), cenv, log);
@@ -79,6 +90,8 @@ static int setup(void **state)
     env.progress_rpc = progress_url;
     env.connect_timeout_s = 2;
     env.command_timeout_s = 2;
+    env.hosts = tf_loopback_hosts();
+    env.allow_insecure = true;
     env.fetch_batch = 100;
     env.fetch_budget = 1000;
     env.renew_s = 30;
@@ -105,20 +118,26 @@ static void start(int n)
     assert_int_equal(sync_workers_start(&redis_url, NULL, &env, &err), SH_OK);
 }
 
-/* create makes an account on an IMAP port nothing listens on (a run fails
- * at once); its id goes to id. */
-static void create(char *id, size_t len)
+/* create_on makes an account on IMAP port port; its id goes to id. */
+static void create_on(int port, char *id, size_t len)
 {
     sh_val *a = sh_val_new_map(), *res = NULL;
     sh_val_set_cstr(a, "emailAddress", sh_val_new_cstr("w@example.com"));
     sh_val_set_cstr(a, "imapHost", sh_val_new_cstr("127.0.0.1"));
-    sh_val_set_cstr(a, "imapPort", sh_val_new_int(tf_free_port()));
+    sh_val_set_cstr(a, "imapPort", sh_val_new_int(port));
     sh_val_set_cstr(a, "security", sh_val_new_cstr("none"));
     sh_val_set_cstr(a, "username", sh_val_new_cstr("w"));
     sh_val_set_cstr(a, "password", sh_val_new_cstr("secret"));
     assert_int_equal(tf_call(coord, "account.create", a, 5000, &res, NULL), SH_OK);
     snprintf(id, len, "%s", sh_val_get_str(res, "id", NULL));
     sh_val_free(res);
+}
+
+/* create makes an account on an IMAP port nothing listens on (a run fails
+ * at once); its id goes to id. */
+static void create(char *id, size_t len)
+{
+    create_on(tf_free_port(), id, len);
 }
 
 /* status copies the account's syncStatus (and errorMessage into msg),
@@ -175,6 +194,38 @@ static void test_lease_run_completes(void **state)
     wait_status(id, "error", msg, sizeof msg);
     assert_non_null(strstr(msg, "connect"));
     sync_workers_stop();
+}
+
+/* A run is held to SYNC_RUN_DEADLINE_SECONDS: a server that accepts and
+ * never greets ends it at the run's deadline, before the connect timeout. */
+static void test_run_deadline(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    char id[64], msg[512], want[200];
+    create_on(ntohs(a.sin_port), id, sizeof id);
+    sync_env saved = env;
+    env.connect_timeout_s = 30;
+    env.run_deadline_s = 1;
+    start(1);
+    int64_t t0 = sh_mono_ms();
+    sync_now(id);
+    wait_status(id, "error", msg, sizeof msg);
+    int64_t took = sh_mono_ms() - t0;
+    snprintf(want, sizeof want,
+             "sync run deadline of 1 s (SYNC_RUN_DEADLINE_SECONDS) reached waiting for greeting "
+             "of 127.0.0.1:%d",
+             ntohs(a.sin_port));
+    assert_string_equal(msg, want);
+    assert_true(took < 4000);
+    sync_workers_stop();
+    env = saved;
+    close(fd);
 }
 
 /* An idle thread asks for a lease when the coordinator announces a queued
@@ -330,6 +381,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lease_run_completes),
+        cmocka_unit_test(test_run_deadline),
         cmocka_unit_test(test_queued_wakes_idle_thread),
         cmocka_unit_test(test_deleted_account_mail_dropped),
         cmocka_unit_test(test_kick),

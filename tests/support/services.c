@@ -7,6 +7,17 @@
 #include <stdlib.h>
 
 #include "fixture.h"
+#include "shared/msgmac.h"
+
+__attribute__((constructor)) static void services_sign(void)
+{
+    setenv("RPC_SECRET", TF_RPC_SECRET, 0);
+    sh_error err;
+    if (sh_msgmac_setup(getenv("RPC_SECRET"), SH_MSGMAC_WINDOW_DEFAULT, &err) != SH_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        abort();
+    }
+}
 
 /* services_var writes "<NAME>_<what>=value": the service's name in upper
  * case, '-' as '_' (sync-worker: SYNC_WORKER_RPC_URL). */

@@ -1,13 +1,21 @@
 /* services.h - the services a test starts by hand from the build tree,
  * each with its Redis, its URLs and its own settings and logging to a file;
  * waiting for one to answer ping; and stopping them, with their logs shown
- * when one did not exit cleanly. */
+ * when one did not exit cleanly.
+ *
+ * Internal traffic is signed in every test that links this file: before
+ * main, RPC_SECRET is set in the environment (to TF_RPC_SECRET unless it is
+ * set already), so every process a test starts inherits it, and the test's
+ * own RPC clients, publishers and subscribers sign with it. A service given
+ * "RPC_SECRET=" in its env runs unsigned. */
 #ifndef TESTS_SERVICES_H
 #define TESTS_SERVICES_H
 
 #include <sys/types.h>
 
 #include "shared/rpc.h"
+
+#define TF_RPC_SECRET "3c9f1e7a5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0c1a3b5d7f9e2c4a6b8d0f1e3a"
 
 /* A service to start. */
 typedef struct tf_service {

@@ -69,6 +69,20 @@ int tf_strict_start(tf_dovecot *d, const char *user, const char *password, int c
         argv[n++] = "--capability";
         argv[n++] = opts->capability;
     }
+    char tls_port[16], cert[400], key[400];
+    if (opts && opts->tls_dir) {
+        d->tls_port = tf_free_port();
+        snprintf(tls_port, sizeof tls_port, "%d", d->tls_port);
+        snprintf(cert, sizeof cert, "%s/server.pem", opts->tls_dir);
+        snprintf(key, sizeof key, "%s/server.key", opts->tls_dir);
+        snprintf(d->ca_file, sizeof d->ca_file, "%s/ca.pem", opts->tls_dir);
+        argv[n++] = "--tls-port";
+        argv[n++] = tls_port;
+        argv[n++] = "--tls-cert";
+        argv[n++] = cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = key;
+    }
     argv[n] = NULL;
     return tf_imap_launch(d, argv, out, "the strict IMAP server");
 }

@@ -17,6 +17,11 @@ typedef struct tf_strict_opts {
                                        for a special-use folder */
     int folder_messages;            /* generated messages in each of them */
     const char *const *extra_users; /* NULL-terminated "user:password" (UTF-8) */
+    /* A directory holding ca.pem, server.pem and server.key (a Dovecot
+     * fixture's <dir>/tls): the server then also listens with implicit
+     * TLS on tls_port, offers STARTTLS, and logs the name each handshake
+     * asked for by SNI ("sni localhost", or "sni none"); NULL for none. */
+    const char *tls_dir;
 } tf_strict_opts;
 
 /* tf_strict_start starts strict_imap.py on a free port with user:password

@@ -18,7 +18,10 @@ last word of it (FETCH for UID FETCH), is answered as no real server would,
 and its connection ends: HUGE-LITERAL (a {999999999} literal, then bytes
 until the client gives up), GARBAGE (an unparsable line, then OK), STALL (no
 answer at all), CLOSE (the connection closed at once), CLOSE-IN-LITERAL
-(closed inside a literal)).
+(closed inside a literal), TRICKLE (the start of an answer, then one byte
+every 2 s, never complete); XSTRICT GREETING mode: the next connection is
+greeted so: TRICKLE (a byte every 2 s), HUGE (one line of 100 MB),
+TLS-TRICKLE (on the TLS port: the greeting's TLS record a byte every 2 s)).
 
 State lives in memory: mailboxes with UIDVALIDITY, UIDNEXT, mod-sequences,
 flags and expunge tombstones. Usage:
@@ -30,6 +33,7 @@ import argparse
 import base64
 import re
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -201,6 +205,7 @@ class State:
         self.boxes = {"INBOX": Mailbox("INBOX")}
         self.fail_store = {}  # uid -> [count, state, code]
         self.hostile = {}  # command name -> mode (XSTRICT HOSTILE)
+        self.greeting = None  # the next connection's greeting (XSTRICT GREETING)
         fill(self.boxes["INBOX"], args.messages, args.message_format)
         for spec in args.folder:
             name, _, special = spec.partition("=")
@@ -412,13 +417,62 @@ class Session(socketserver.StreamRequestHandler):
             if len(buf) > 20 * 1024 * 1024:
                 raise Bad("command too long")
 
+    def start_tls(self):
+        """Wraps the connection in TLS (implicit, or after STARTTLS) and
+        logs the name the client asked for by SNI."""
+        self.wfile.flush()
+        self.request = self.state.tls.wrap_socket(self.request, server_side=True)
+        self.rfile = self.request.makefile("rb")
+        self.wfile = self.request.makefile("wb")
+
+    def tls_trickle(self):
+        """Completes the TLS handshake, then sends the greeting's TLS record
+        a byte every 2 s: the client's TLS layer waits inside one read."""
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = self.state.tls.wrap_bio(inc, out, server_side=True)
+        sock = self.request
+        try:
+            while True:
+                try:
+                    obj.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(out.read())
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    inc.write(data)
+            sock.sendall(out.read())
+            obj.write(b"* OK trickled at the TLS layer\r\n")
+            for b in out.read():
+                sock.sendall(bytes([b]))
+                time.sleep(2)
+            while sock.recv(65536):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+
     def handle(self):
         st = self.state
+        with st.lock:
+            greeting, st.greeting = st.greeting, None
+        if greeting == "TLS-TRICKLE" and self.server.server_address[1] == st.tls_port:
+            st.say("hostile greeting TLS-TRICKLE")
+            return self.tls_trickle()
+        if self.server.server_address[1] == st.tls_port:
+            try:
+                self.start_tls()
+            except (ssl.SSLError, OSError) as e:
+                st.say("TLS handshake failed: %s" % e)
+                return
         self.authed = False
         self.selected = None
         self.readonly = False
         self.condstore = False
         self.qresync = False
+        if greeting:
+            st.say("hostile greeting %s" % greeting)
+            return self.hostile(b"*", "GREETING-" + greeting)
         self.send("* OK [CAPABILITY %s] strict test server ready\r\n" % " ".join(self.caps()))
         while True:
             tag = b"*"
@@ -472,12 +526,24 @@ class Session(socketserver.StreamRequestHandler):
                 return
             elif how == "CLOSE":
                 return
+            elif how in ("TRICKLE", "GREETING-TRICKLE"):
+                self.send("* OK " if how == "GREETING-TRICKLE" else "* 1 FETCH (UID 1 FLAGS (")
+                while True:
+                    time.sleep(2)
+                    self.send("x")
+            elif how == "GREETING-HUGE":
+                self.send("* OK ")
+                chunk = b"x" * (1024 * 1024)
+                for _ in range(100):
+                    self.send(chunk)
             while self.rfile.readline(65536):  # STALL, and after the others
                 pass
         except (ConnectionError, OSError):
             pass
 
     def caps(self):
+        if self.state.tls and not isinstance(self.request, ssl.SSLSocket):
+            return self.state.caps + ["STARTTLS"]
         return self.state.caps
 
     def box(self):
@@ -498,6 +564,13 @@ class Session(socketserver.StreamRequestHandler):
         if name == "NOOP":
             p.end(name)
             return ok()
+        if name == "STARTTLS":
+            p.end(name)
+            if not st.tls:
+                raise Bad("STARTTLS not offered")
+            ok("begin TLS")
+            self.start_tls()
+            return None
         if name == "LOGOUT":
             p.end(name)
             self.send("* BYE logging out\r\n")
@@ -525,9 +598,18 @@ class Session(socketserver.StreamRequestHandler):
                 p.sp()
                 how = p.atom().decode().upper()
                 p.end(name)
-                if how not in ("HUGE-LITERAL", "GARBAGE", "STALL", "CLOSE", "CLOSE-IN-LITERAL"):
+                if how not in ("HUGE-LITERAL", "GARBAGE", "STALL", "CLOSE", "CLOSE-IN-LITERAL",
+                               "TRICKLE"):
                     raise Bad("unknown HOSTILE mode %s" % how)
                 st.hostile[cmd] = how
+                return ok()
+            if control == "GREETING":
+                p.sp()
+                how = p.atom().decode().upper()
+                p.end(name)
+                if how not in ("TRICKLE", "HUGE", "TLS-TRICKLE"):
+                    raise Bad("unknown GREETING mode %s" % how)
+                st.greeting = how
                 return ok()
             if control != "FAIL-STORE":
                 raise Bad("unknown XSTRICT control %s" % control)
@@ -803,10 +885,25 @@ def main():
     ap.add_argument("--folder", action="append", default=[])
     ap.add_argument("--folder-messages", type=int, default=0)
     ap.add_argument("--message-format", required=True)
+    ap.add_argument("--tls-port", type=int, default=0)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
-    Session.state = State(args)
+    st = Session.state = State(args)
+    st.tls, st.tls_port = None, args.tls_port
+    if args.tls_cert:
+        st.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        st.tls.load_cert_chain(args.tls_cert, args.tls_key)
+
+        def sni(sock, name, ctx):
+            st.say("sni %s" % (name or "none"))
+
+        st.tls.sni_callback = sni
     srv = Server(("127.0.0.1", args.port), Session)
-    Session.state.say("listening on %d" % args.port)
+    if args.tls_port:
+        tls_srv = Server(("127.0.0.1", args.tls_port), Session)
+        threading.Thread(target=tls_srv.serve_forever, daemon=True).start()
+    st.say("listening on %d" % args.port)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

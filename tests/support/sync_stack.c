@@ -8,6 +8,8 @@
 
 #include "sync_stack.h"
 
+#include "hosts.h"
+
 #include "services.h"
 
 /* stack_setting adds "name=value" (written to buf) to env at n when value
@@ -60,19 +62,28 @@ static void stack_url(char *url, size_t len)
 int tf_stack_start_worker(tf_stack *s, bool with_ca)
 {
     char p_rpc[96], c_rpc[96], c_ev[96], ca[400], name[32];
-    char batch[48], renew[48], timeout[64];
+    char batch[48], renew[48], timeout[64], deadline[64];
     snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", s->progress_url);
     snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", s->coord_url);
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", s->coord_events_url);
     /* Set even when empty, so that one from the environment is not used. */
     snprintf(ca, sizeof ca, "IMAP_CA_FILE=%s", with_ca ? s->dove.ca_file : "");
-    const char *env[16] = {p_rpc, c_rpc, c_ev, "ENCRYPTION_KEY=" TF_STACK_KEY, "SYNC_CONCURRENCY=2",
-                           ca};
-    size_t n = 6;
+    const char *env[20] = {p_rpc,
+                           c_rpc,
+                           c_ev,
+                           "ENCRYPTION_KEY=" TF_STACK_KEY,
+                           "SYNC_CONCURRENCY=2",
+                           ca,
+                           TF_ALLOW_LOOPBACK};
+    size_t n = 7;
+    if (!s->opts.secure_only)
+        env[n++] = TF_ALLOW_INSECURE;
     n = stack_setting(env, n, batch, sizeof batch, "SYNC_FETCH_BATCH", s->opts.fetch_batch);
     n = stack_setting(env, n, renew, sizeof renew, "SYNC_RENEW_SECONDS", s->opts.renew_seconds);
     n = stack_setting(env, n, timeout, sizeof timeout, "IMAP_COMMAND_TIMEOUT_SECONDS",
                       s->opts.command_timeout);
+    n = stack_setting(env, n, deadline, sizeof deadline, "IMAP_COMMAND_DEADLINE_SECONDS",
+                      s->opts.command_deadline);
     if (s->worker_env)
         env[n++] = s->worker_env;
     snprintf(name, sizeof name, "sync-worker-%d", s->workers_started++);
@@ -110,8 +121,12 @@ static int stack_start_services(tf_stack *s)
     stack_url(s->coord_events_url, sizeof s->coord_events_url);
     stack_url(s->worker_url, sizeof s->worker_url);
     stack_url(s->worker_events_url, sizeof s->worker_events_url);
-    const char *cenv[4] = {"ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false"};
-    stack_setting(cenv, 2, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
+    const char *cenv[8] = {"ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false",
+                           TF_ALLOW_LOOPBACK};
+    size_t cn = 3;
+    if (!s->opts.secure_only)
+        cenv[cn++] = TF_ALLOW_INSECURE;
+    stack_setting(cenv, cn, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
     s->progress_pid =
         stack_service(s, "progress", "progress", s->progress_url, s->progress_events_url, NULL);
     s->coord_pid =

@@ -41,7 +41,9 @@ typedef struct tf_stack_opts {
     int fetch_batch;              /* the sync-worker's SYNC_FETCH_BATCH */
     int renew_seconds;            /* the sync-worker's SYNC_RENEW_SECONDS */
     int command_timeout;          /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
+    int command_deadline;         /* the sync-worker's IMAP_COMMAND_DEADLINE_SECONDS */
     bool worker_ca;               /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
+    bool secure_only;             /* no IMAP_ALLOW_INSECURE (loopback is always allowed) */
     bool gateway;                 /* start the gateway on http_port too */
     const char *imap_capability;  /* Dovecot's CAPABILITY after login, NULL
                                      for its own (tf_dovecot_start_caps) */

@@ -31,6 +31,7 @@ static const struct {
     {SH_ENOOP, "unknown_operation"},
     {SH_ECLOSED, "closed"},
     {SH_ELIMIT, "limit_exceeded"},
+    {SH_EAUTH, "unauthenticated"},
 };
 #define NWIRE (sizeof wire / sizeof wire[0])
 
@@ -63,7 +64,7 @@ static void test_every_code_has_its_own_name_and_text(void **state)
 static void test_unknown_codes(void **state)
 {
     (void)state;
-    int unknown[] = {1, 42, -14, -1000, INT32_MIN, INT32_MAX};
+    int unknown[] = {1, 42, -15, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         assert_string_equal(sh_strerror(unknown[i]), "unknown error");
         /* Sent on the wire as an internal error: the peer knows the name. */

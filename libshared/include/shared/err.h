@@ -23,6 +23,7 @@ enum {
     SH_ENOOP = -11,     /* "unknown_operation" */
     SH_ECLOSED = -12,   /* "closed": the object is shutting down */
     SH_ELIMIT = -13,    /* "limit_exceeded": too many items (fields, entries) */
+    SH_EAUTH = -14,     /* "unauthenticated": a message between services without a valid MAC */
 };
 
 /* sh_error carries a code and a human-readable message naming what is wrong.

@@ -84,6 +84,9 @@ bool sh_mac_verify(const sh_key *key, const void *data, size_t len,
 
 /* sh_random_hex and sh_secret_equal are declared in util.h. */
 
+/* sh_random_bytes fills out with len bytes of cryptographic randomness. */
+void sh_random_bytes(void *out, size_t len);
+
 /* sh_wipe overwrites memory that held a secret. */
 void sh_wipe(void *p, size_t len);
 

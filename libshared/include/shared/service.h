@@ -4,8 +4,8 @@
  *
  * A service's main() fills an sh_service_def and returns
  * sh_service_main(&def). The common settings are REDIS_URL (alias KV_URL),
- * RPC_WORKERS, RPC_MAX_MSG and LOG_LEVEL, plus the two URL variables the
- * definition names. */
+ * RPC_WORKERS, RPC_MAX_MSG, RPC_BATCH_*, RPC_SECRET, RPC_MAC_WINDOW_SECONDS
+ * and LOG_LEVEL, plus the two URL variables the definition names. */
 #ifndef SHARED_SERVICE_H
 #define SHARED_SERVICE_H
 
