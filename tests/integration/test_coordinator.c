@@ -216,6 +216,7 @@ typedef struct block {
 
 typedef struct reserver {
     int idx;
+    const char *log; /* NULL: racelog */
     block blocks[RES_PER_CLIENT];
     int n, errors;
     char first_error[256];
@@ -239,7 +240,7 @@ static void *reserver_main(void *p)
         int64_t rows = 1 + rand_r(&seed) % 25;
         sh_val *a = item_args(sq, bot, 0), *res = NULL;
         tf_put_int(a, "rowCount", rows);
-        tf_put_str(a, "log", "racelog");
+        tf_put_str(a, "log", r->log ? r->log : "racelog");
         if (tf_call(c, "reserve", a, 5000, &res, &err) != SH_OK ||
             !sh_val_bool(sh_val_get(res, "reserved"))) {
             if (!r->errors++)
@@ -264,31 +265,41 @@ static int block_cmp(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static void test_reservations_disjoint_without_gaps(void **state)
+/* race_reservers runs n reservers (ids from idx0) on log, and checks their
+ * blocks are disjoint and follow each other from row 1 without gaps. r
+ * keeps each reserver's blocks. */
+static void race_reservers(reserver *r, int n, int idx0, const char *log)
 {
     pthread_t t[CLIENTS];
-    static reserver r[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++) {
+    assert_true(n <= CLIENTS);
+    for (int i = 0; i < n; i++) {
         memset(&r[i], 0, sizeof r[i]);
-        r[i].idx = i + 1;
+        r[i].idx = idx0 + i;
+        r[i].log = log;
         pthread_create(&t[i], NULL, reserver_main, &r[i]);
     }
     static block all[CLIENTS * RES_PER_CLIENT];
-    size_t n = 0;
-    for (int i = 0; i < CLIENTS; i++) {
+    size_t got = 0;
+    for (int i = 0; i < n; i++) {
         pthread_join(t[i], NULL);
         if (r[i].errors)
             fail_msg("client %d: %d errors, first: %s", i, r[i].errors, r[i].first_error);
-        memcpy(all + n, r[i].blocks, (size_t)r[i].n * sizeof(block));
-        n += (size_t)r[i].n;
+        memcpy(all + got, r[i].blocks, (size_t)r[i].n * sizeof(block));
+        got += (size_t)r[i].n;
     }
-    assert_int_equal(n, CLIENTS * RES_PER_CLIENT);
-    qsort(all, n, sizeof all[0], block_cmp);
+    assert_int_equal(got, (size_t)n * RES_PER_CLIENT);
+    qsort(all, got, sizeof all[0], block_cmp);
     assert_int_equal(all[0].start, 1);
-    for (size_t i = 1; i < n; i++)
+    for (size_t i = 1; i < got; i++)
         if (all[i].start != all[i - 1].start + all[i - 1].count)
-            fail_msg("block %zu starts at %lld, previous ended at %lld", i, (long long)all[i].start,
-                     (long long)(all[i - 1].start + all[i - 1].count));
+            fail_msg("%s: block %zu starts at %lld, previous ended at %lld", log, i,
+                     (long long)all[i].start, (long long)(all[i - 1].start + all[i - 1].count));
+}
+
+static void test_reservations_disjoint_without_gaps(void **state)
+{
+    static reserver r[CLIENTS];
+    race_reservers(r, CLIENTS, 1, "racelog");
 
     /* The same item and owner get the same block back; another owner a
      * conflict naming the holder. */
@@ -572,6 +583,45 @@ static void test_lost_row_counter_never_reissues_rows(void **state)
     sh_rpc_client_free(c);
 }
 
+/* Shared by the lossy race: the deleter runs until told to stop. */
+static volatile int deleter_stop;
+static int deletions;
+
+static void *deleter_main(void *p)
+{
+    (void)p;
+    sh_store *s = tf_redis_store(&redis);
+    sh_error err;
+    while (s && !deleter_stop) {
+        sh_cmd *c = sh_cmd_new("DEL");
+        sh_cmd_str(c, "refund:rows:lossylog");
+        sh_reply *r = NULL;
+        if (sh_store_run(s, c, &r, &err) == SH_OK && sh_reply_integer(r) == 1)
+            deletions++;
+        sh_reply_free(r);
+        sh_cmd_free(c);
+        tf_sleep_ms(1);
+    }
+    sh_store_free(s);
+    return NULL;
+}
+
+/* Concurrent reservers while the counter keeps vanishing: still disjoint,
+ * and (the high-water mark standing in for it) still without gaps. */
+static void test_reservations_disjoint_while_counter_vanishes(void **state)
+{
+    static reserver r[CLIENTS / 2];
+    pthread_t d;
+    deleter_stop = 0;
+    deletions = 0;
+    pthread_create(&d, NULL, deleter_main, NULL);
+    race_reservers(r, CLIENTS / 2, 100, "lossylog");
+    deleter_stop = 1;
+    pthread_join(d, NULL);
+    if (deletions < 10)
+        fail_msg("the counter was deleted only %d times during the race", deletions);
+}
+
 /* spawn_coord starts one more coordinator with the given first row. */
 static pid_t spawn_coord(const char *first_row, const char *logname, char *url, size_t urllen)
 {
@@ -642,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_listing_sweeps_expired),
         cmocka_unit_test(test_bad_input_changes_nothing),
         cmocka_unit_test(test_lost_row_counter_never_reissues_rows),
+        cmocka_unit_test(test_reservations_disjoint_while_counter_vanishes),
         cmocka_unit_test(test_lowered_first_row_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
