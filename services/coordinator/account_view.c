@@ -46,18 +46,62 @@ static sh_val *acc_time(const sh_reply *hash, const char *name)
     return sh_val_new_cstr(iso);
 }
 
+/* acc_folders reads the msgpack list of folder names field; ["INBOX"]
+ * when the hash has none (accounts made before the field existed). */
+static sh_val *acc_folders(const sh_reply *hash, const char *field)
+{
+    size_t len;
+    const char *f = acc_field(hash, field, &len);
+    sh_val *folders = NULL;
+    if (!f || sh_msg_unpack(f, len, NULL, &folders, NULL) != SH_OK ||
+        sh_val_type_of(folders) != SH_VAL_ARRAY) {
+        sh_val_free(folders);
+        folders = sh_val_new_array();
+        sh_val_push(folders, sh_val_new_cstr("INBOX"));
+    }
+    return folders;
+}
+
+/* acc_watch is the account's IDLE watch: {state, error?, since}. The state
+ * a sync worker last reported holds while its watch lease lives; without a
+ * live lease (no worker has taken the watch yet, or its worker went away)
+ * or with no folder to watch, the state is "off". */
+static sh_val *acc_watch(const sh_reply *hash, const sh_val *watch_folders)
+{
+    sh_val *w = sh_val_new_map();
+    if (!w)
+        return NULL;
+    bool live;
+    long long exp = sh_reply_ll(acc_value(hash, "watchExpires"), &live);
+    size_t len;
+    const char *st = acc_field(hash, "watchState", &len);
+    const char *e = acc_field(hash, "watchError", NULL);
+    bool on = live && exp > sh_now_ms() && sh_val_len(watch_folders) > 0 && st && len > 0;
+    int rc = sh_val_set_cstr(w, "state", on ? sh_val_new_str(st, len) : sh_val_new_cstr("off"));
+    if (on && e && e[0])
+        rc |= sh_val_set_cstr(w, "error", acc_str(hash, "watchError", false));
+    sh_val *since = acc_time(hash, "watchSince");
+    if (sh_val_type_of(since) == SH_VAL_NIL) {
+        sh_val_free(since);
+        since = acc_time(hash, "createdAt");
+    }
+    rc |= sh_val_set_cstr(w, "since", since);
+    if (rc) {
+        sh_val_free(w);
+        return NULL;
+    }
+    return w;
+}
+
 sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
 {
     sh_val *m = sh_val_new_map();
     if (!m)
         return NULL;
     size_t len;
-    const char *f = acc_field(hash, "folders", &len);
-    sh_val *folders = NULL;
-    if (!f || sh_msg_unpack(f, len, NULL, &folders, NULL) != SH_OK) {
-        folders = sh_val_new_array();
-        sh_val_push(folders, sh_val_new_cstr("INBOX"));
-    }
+    sh_val *folders = acc_folders(hash, "folders");
+    sh_val *watch_folders = acc_folders(hash, "watchFolders");
+    sh_val *watch = acc_watch(hash, watch_folders);
     const char *tls = acc_field(hash, "tlsVerify", NULL);
     int rc = sh_val_set_cstr(m, "id", acc_str(hash, "id", false));
     rc |= sh_val_set_cstr(m, "emailAddress", acc_str(hash, "emailAddress", false));
@@ -67,6 +111,8 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
     rc |= sh_val_set_cstr(m, "security", acc_str(hash, "security", false));
     rc |= sh_val_set_cstr(m, "username", acc_str(hash, "username", false));
     rc |= sh_val_set_cstr(m, "folders", folders);
+    rc |= sh_val_set_cstr(m, "watchFolders", watch_folders);
+    rc |= sh_val_set_cstr(m, "watch", watch);
     rc |= sh_val_set_cstr(m, "tlsVerify", sh_val_new_bool(!tls || tls[0] != '0'));
     rc |= sh_val_set_cstr(m, "syncStatus", acc_str(hash, "status", false));
     rc |= sh_val_set_cstr(m, "errorMessage", acc_str(hash, "error", true));
@@ -80,6 +126,8 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
         const char *pw = sh_reply_string(secret, &len);
         rc |= sh_val_set_cstr(m, "passwordSealed", sh_val_new_bin(pw ? pw : "", pw ? len : 0));
         rc |= sh_val_set_cstr(m, "progressId", acc_str(hash, "progressId", true));
+        if (acc_field(hash, "syncFirst", NULL))
+            rc |= sh_val_set_cstr(m, "syncFirst", acc_str(hash, "syncFirst", false));
     }
     if (rc) {
         sh_val_free(m);

@@ -69,13 +69,35 @@ static bool acc_utf8_text(const char *s, size_t len)
     return true;
 }
 
+/* acc_check_folders checks the optional list of folder names field: min..
+ * ACC_FOLDERS_MAX names of 1..ACC_FOLDER_NAME_MAX bytes. */
+static int acc_check_folders(const sh_val *fields, const char *field, size_t min, sh_error *err)
+{
+    const sh_val *v = sh_val_get(fields, field);
+    if (!v)
+        return SH_OK;
+    if (sh_val_type_of(v) != SH_VAL_ARRAY || sh_val_len(v) < min || sh_val_len(v) > ACC_FOLDERS_MAX)
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be an array of %zu..%d folder names",
+                            field, min, ACC_FOLDERS_MAX);
+    for (size_t i = 0; i < sh_val_len(v); i++) {
+        size_t len;
+        const char *s = sh_val_str(sh_val_at(v, i), &len);
+        if (sh_val_type_of(sh_val_at(v, i)) != SH_VAL_STR || len == 0 ||
+            len > ACC_FOLDER_NAME_MAX || !acc_utf8_text(s, len))
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"%s\": entry %zu must be a name of 1..%d characters", field,
+                                i, ACC_FOLDER_NAME_MAX);
+    }
+    return SH_OK;
+}
+
 /* acc_check validates fields for a create (all required fields present) or
  * an update (any subset); unknown fields are refused. */
 static int acc_check(const sh_val *fields, bool create, sh_error *err)
 {
-    static const char *const known[] = {"emailAddress", "imapHost",  "imapPort",
-                                        "security",     "username",  "password",
-                                        "folders",      "tlsVerify", NULL};
+    static const char *const known[] = {"emailAddress", "imapHost", "imapPort", "security",
+                                        "username",     "password", "folders",  "tlsVerify",
+                                        "watchFolders", NULL};
     if (sh_val_type_of(fields) != SH_VAL_MAP)
         return sh_error_set(err, SH_EINVAL, "an account must be an object, got %s",
                             sh_val_type_name(sh_val_type_of(fields)));
@@ -87,7 +109,8 @@ static int acc_check(const sh_val *fields, bool create, sh_error *err)
         if (!ok)
             return sh_error_set(err, SH_EINVAL,
                                 "unknown field \"%.40s\" (allowed: emailAddress, imapHost, "
-                                "imapPort, security, username, password, folders, tlsVerify)",
+                                "imapPort, security, username, password, folders, tlsVerify, "
+                                "watchFolders)",
                                 k);
     }
     static const char *const required[] = {"emailAddress", "imapHost", "imapPort", "security",
@@ -97,6 +120,7 @@ static int acc_check(const sh_val *fields, bool create, sh_error *err)
             return sh_error_set(err, SH_EINVAL, "field \"%s\" is required", required[j]);
     size_t len;
     const sh_val *v;
+    int rc;
     if ((v = sh_val_get(fields, "emailAddress"))) {
         const char *s = sh_val_str(v, &len);
         if (sh_val_type_of(v) != SH_VAL_STR || !acc_email_ok(s, len))
@@ -140,22 +164,9 @@ static int acc_check(const sh_val *fields, bool create, sh_error *err)
                                 "bytes",
                                 ACC_PASSWORD_MAX);
     }
-    if ((v = sh_val_get(fields, "folders"))) {
-        if (sh_val_type_of(v) != SH_VAL_ARRAY || sh_val_len(v) == 0 ||
-            sh_val_len(v) > ACC_FOLDERS_MAX)
-            return sh_error_set(err, SH_EINVAL,
-                                "field \"folders\" must be an array of 1..%d folder names",
-                                ACC_FOLDERS_MAX);
-        for (size_t i = 0; i < sh_val_len(v); i++) {
-            const char *s = sh_val_str(sh_val_at(v, i), &len);
-            if (sh_val_type_of(sh_val_at(v, i)) != SH_VAL_STR || len == 0 ||
-                len > ACC_FOLDER_NAME_MAX || !acc_utf8_text(s, len))
-                return sh_error_set(err, SH_EINVAL,
-                                    "field \"folders\": entry %zu must be a name of 1..%d "
-                                    "characters",
-                                    i, ACC_FOLDER_NAME_MAX);
-        }
-    }
+    if ((rc = acc_check_folders(fields, "folders", 1, err)) ||
+        (rc = acc_check_folders(fields, "watchFolders", 0, err)))
+        return rc;
     if ((v = sh_val_get(fields, "tlsVerify")) && sh_val_type_of(v) != SH_VAL_BOOL)
         return sh_error_set(err, SH_EINVAL, "field \"tlsVerify\" must be true or false");
     return SH_OK;
@@ -186,7 +197,7 @@ static void acc_add_fields(sh_cmd *c, const sh_val *fields)
         if (strcmp(k, "password") == 0)
             continue;
         sh_cmd_arg(c, k, klen);
-        if (strcmp(k, "folders") == 0) {
+        if (strcmp(k, "folders") == 0 || strcmp(k, "watchFolders") == 0) {
             /* INBOX is a name in any case (RFC 3501 5.1): stored as
              * "INBOX", so that every view of the folder agrees. */
             sh_val *names = sh_val_new_array();
@@ -369,9 +380,9 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
         rc = coord_account_policy(coord_env_of(w), fields, err);
     if (rc)
         return rc;
-    const char *const keys[] = {k.due, k.errors};
+    const char *const keys[] = {k.due, k.errors, k.watchers};
     sh_cmd *c;
-    if ((rc = acc_write_cmd(w, &coord_script_account_update, id, keys, 2, fields, &c, err)))
+    if ((rc = acc_write_cmd(w, &coord_script_account_update, id, keys, 3, fields, &c, err)))
         return rc;
     acc_add_fields(c, fields);
     sh_reply *r;
@@ -393,8 +404,8 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
         return rc;
     char skey[COORD_KEY_MAX];
     coord_key_account_secret(skey, sizeof skey, id);
-    const char *const keys[] = {key,     k.ids,    k.due, k.queue, k.leases,
-                                k.slots, k.errors, skey,  NULL};
+    const char *const keys[] = {key,     k.ids,    k.due, k.queue,    k.leases,
+                                k.slots, k.errors, skey,  k.watchers, NULL};
     sh_cmd *c = sh_cmd_new_eval_keys(&coord_script_account_delete, keys);
     sh_cmd_str(c, id);
     sh_reply *r;

@@ -33,6 +33,20 @@ int coord_run_script(sh_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
     return rc;
 }
 
+sh_val *coord_ids_val(const sh_reply *arr)
+{
+    sh_val *a = sh_val_new_array();
+    for (size_t i = 0; a && i < sh_reply_count(arr); i++) {
+        size_t len;
+        const char *s = sh_reply_string(sh_reply_elem(arr, i), &len);
+        if (s && sh_val_push(a, sh_val_new_str(s, len)) != SH_OK) {
+            sh_val_free(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len)
 {
     size_t n;

@@ -9,28 +9,6 @@
 /* The arguments an operation takes: a NULL-terminated list of names. */
 typedef const char *const arg_names[];
 
-static int args_known(const sh_val *args, arg_names names, sh_error *err)
-{
-    if (sh_val_type_of(args) != SH_VAL_MAP)
-        return sh_error_set(err, SH_EINVAL, "arguments must be an object, got %s",
-                            sh_val_type_name(sh_val_type_of(args)));
-    for (size_t i = 0; i < sh_val_len(args); i++) {
-        const char *k = sh_val_key_at(args, i, NULL);
-        bool ok = false;
-        for (size_t j = 0; names[j] && !ok; j++)
-            ok = strcmp(k, names[j]) == 0;
-        if (!ok) {
-            char list[256] = "";
-            for (size_t j = 0; names[j]; j++) {
-                strncat(list, j ? ", " : "", sizeof list - strlen(list) - 1);
-                strncat(list, names[j], sizeof list - strlen(list) - 1);
-            }
-            return sh_error_set(err, SH_EINVAL, "unknown field \"%.40s\" (allowed: %s)", k, list);
-        }
-    }
-    return SH_OK;
-}
-
 /* arg_id reads a required id-syntax string of at most max bytes. */
 static int arg_id(const sh_val *args, const char *name, size_t max, const char **out, sh_error *err)
 {
@@ -188,7 +166,7 @@ static int claim_read(void *state, const sh_val *args, item_args *a, const char 
                       sh_error *err)
 {
     static arg_names names = {"sq", "botId", "ttlSeconds", "status", "namespace", NULL};
-    int rc = args_known(args, names, err);
+    int rc = coord_args_known(args, names, err);
     if (!rc)
         rc = item_read(args, state, "namespace", "sq", false, true, a, err);
     if (!rc)
@@ -228,11 +206,11 @@ static int holder_read(coord_holder_op op, void *state, const sh_val *args, item
     static arg_names renew = {"sq", "botId", "token", "ttlSeconds", "namespace", NULL};
     static arg_names release = {"sq", "botId", "token", "namespace", NULL};
     static arg_names status = {"sq", "botId", "token", "status", "namespace", NULL};
-    int rc = args_known(args,
-                        op == COORD_RENEW     ? renew
-                        : op == COORD_RELEASE ? release
-                                              : status,
-                        err);
+    int rc = coord_args_known(args,
+                              op == COORD_RENEW     ? renew
+                              : op == COORD_RELEASE ? release
+                                                    : status,
+                              err);
     if (!rc)
         rc = item_read(args, state, "namespace", "sq", true, op == COORD_RENEW, a, err);
     extra[0] = '\0';
@@ -295,7 +273,7 @@ static int reserve_read(void *state, const sh_val *args, item_args *a, long long
                         sh_error *err)
 {
     static arg_names names = {"sq", "botId", "rowCount", "ttlSeconds", "log", NULL};
-    int rc = args_known(args, names, err);
+    int rc = coord_args_known(args, names, err);
     if (!rc)
         rc = item_read(args, state, "log", "refund", false, true, a, err);
     if (!rc)
@@ -331,7 +309,7 @@ static int h_reserve_release(void *state, const sh_val *args, sh_val **result, s
     static arg_names names = {"sq", "botId", "log", NULL};
     item_args a;
     coord_reservation r;
-    int rc = args_known(args, names, err);
+    int rc = coord_args_known(args, names, err);
     if (!rc)
         rc = item_read(args, state, "log", "refund", false, false, &a, err);
     if (!rc)
@@ -343,7 +321,7 @@ static int h_list(void *state, const sh_val *args, sh_val **result, sh_error *er
 {
     static arg_names names = {"namespace", "log", NULL};
     const char *ns = "sq", *log = "refund";
-    int rc = sh_val_type_of(args) == SH_VAL_NIL ? SH_OK : args_known(args, names, err);
+    int rc = sh_val_type_of(args) == SH_VAL_NIL ? SH_OK : coord_args_known(args, names, err);
     if (!rc && sh_val_type_of(args) == SH_VAL_MAP) {
         rc = arg_name(args, "namespace", "sq", &ns, err);
         if (!rc)
@@ -374,5 +352,9 @@ const sh_rpc_op coord_ops[] = {
     {"sync.lease", coord_h_lease, NULL, NULL},
     {"sync.renew", coord_h_lease_renew, NULL, NULL},
     {"sync.complete", coord_h_lease_complete, NULL, NULL},
+    {"watch.lease", coord_h_watch_lease, NULL, NULL},
+    {"watch.renew", coord_h_watch_renew, NULL, NULL},
+    {"watch.release", coord_h_watch_release, NULL, NULL},
+    {"watch.report", coord_h_watch_report, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };

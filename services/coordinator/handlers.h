@@ -9,6 +9,10 @@
 
 extern const sh_rpc_op coord_ops[];
 
+/* coord_args_known refuses args unless it is a map whose keys are all in
+ * names (NULL-terminated), naming the unknown one and the allowed ones. */
+int coord_args_known(const sh_val *args, const char *const *names, sh_error *err);
+
 /* Account and schedule handlers (handlers_accounts.c). */
 int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_account_get(void *state, const sh_val *args, sh_val **result, sh_error *err);
@@ -21,5 +25,10 @@ int coord_h_sched_status(void *state, const sh_val *args, sh_val **result, sh_er
 int coord_h_lease(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_lease_renew(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_lease_complete(void *state, const sh_val *args, sh_val **result, sh_error *err);
+/* IDLE watch handlers (handlers_watch.c). */
+int coord_h_watch_lease(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_watch_renew(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_watch_release(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_watch_report(void *state, const sh_val *args, sh_val **result, sh_error *err);
 
 #endif

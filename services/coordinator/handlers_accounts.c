@@ -87,11 +87,30 @@ int coord_h_account_delete(void *state, const sh_val *args, sh_val **result, sh_
     return SH_OK;
 }
 
+/* The longest folder name an account may list (accounts.c). */
+#define HA_FOLDER_MAX 200
+
 int coord_h_sync_now(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const char *id;
     int rc = ha_id(args, "id", &id, err);
-    return rc ? rc : coord_sync_now(state, id, result, err);
+    if (rc)
+        return rc;
+    const sh_val *f = sh_val_get(args, "folder");
+    const char *folder = NULL;
+    if (f && sh_val_type_of(f) != SH_VAL_NIL) {
+        size_t len = 0;
+        folder = sh_val_str(f, &len);
+        bool ok = sh_val_type_of(f) == SH_VAL_STR && len > 0 && len <= HA_FOLDER_MAX &&
+                  strlen(folder) == len;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = (unsigned char)folder[i] >= 0x20 && folder[i] != 0x7f;
+        if (!ok)
+            return sh_error_set(err, SH_EINVAL,
+                                "field \"folder\" must be a folder name of 1..%d characters",
+                                HA_FOLDER_MAX);
+    }
+    return coord_sync_now(state, id, folder, result, err);
 }
 
 int coord_h_tick(void *state, const sh_val *args, sh_val **result, sh_error *err)

@@ -120,6 +120,7 @@ void coord_sched_keys_init(coord_sched_keys *k)
     snprintf(k->slots, sizeof k->slots, "%sslots", SH_KEY_SCHED);
     snprintf(k->errors, sizeof k->errors, "%serrors", SH_KEY_SCHED);
     snprintf(k->tick, sizeof k->tick, "%stick", SH_KEY_SCHED);
+    snprintf(k->watchers, sizeof k->watchers, "%swatchers", SH_KEY_SCHED);
     snprintf(k->account_prefix, sizeof k->account_prefix, "%s", SH_KEY_ACCOUNT);
 }
 

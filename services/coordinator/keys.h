@@ -20,6 +20,7 @@
  *   sched:slots             hash: minute of the interval -> accounts in it
  *   sched:errors            set of account ids in error or auth_error
  *   sched:tick              the last minute a tick queued accounts
+ *   sched:watchers          sorted set of account ids by IDLE watch lease expiry
  * Builders return the key's length, or -1 for an invalid name or id. */
 #ifndef COORDINATOR_KEYS_H
 #define COORDINATOR_KEYS_H
@@ -54,7 +55,7 @@ int coord_key_account_secret(char *buf, size_t len, const char *id);
 
 /* The fixed keys of the schedule and the account index. */
 typedef struct coord_sched_keys {
-    char ids[32], due[32], queue[32], leases[32], slots[32], errors[32], tick[32];
+    char ids[32], due[32], queue[32], leases[32], slots[32], errors[32], tick[32], watchers[32];
     char account_prefix[32]; /* "account:", for scripts that walk ids */
 } coord_sched_keys;
 void coord_sched_keys_init(coord_sched_keys *k);

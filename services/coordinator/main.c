@@ -12,7 +12,7 @@
 #include "ticker.h"
 
 static long long cfg_ttl, cfg_max_ttl, cfg_max_rows, cfg_first_row, cfg_list_max;
-static long long cfg_interval, cfg_batch, cfg_lease;
+static long long cfg_interval, cfg_batch, cfg_lease, cfg_watch_lease;
 static const char *cfg_key, *cfg_key_prev, *cfg_allow_hosts, *cfg_deny_hosts;
 static bool cfg_auto_tick, cfg_allow_insecure;
 static sh_hostpolicy *hosts;
@@ -40,6 +40,8 @@ static const sh_setting coord_settings[] = {
      "most accounts queued per minute"},
     {"SYNC_LEASE_SECONDS", NULL, SH_SET_INT, "120", 5, 3600, &cfg_lease, false,
      "a sync worker's lease on an account unless renewed"},
+    {"WATCH_LEASE_SECONDS", NULL, SH_SET_INT, "60", 3, 3600, &cfg_watch_lease, false,
+     "a sync worker's lease on an account's IDLE watch, unless renewed"},
     {"SCHED_AUTO_TICK", NULL, SH_SET_BOOL, "true", 0, 0, &cfg_auto_tick, false,
      "tick the schedule every minute"},
     {"IMAP_ALLOW_HOSTS", NULL, SH_SET_STR, NULL, 0, 0, &cfg_allow_hosts, false,
@@ -64,6 +66,7 @@ static int coord_validate(sh_error *err)
     env.interval_min = cfg_interval;
     env.batch = cfg_batch;
     env.lease_s = cfg_lease;
+    env.watch_lease_s = cfg_watch_lease;
     env.allow_insecure = cfg_allow_insecure;
     int prc = sh_hostpolicy_new(cfg_allow_hosts, cfg_deny_hosts, SH_IMAP_ALLOW_HOSTS,
                                 SH_IMAP_DENY_HOSTS, &hosts, err);

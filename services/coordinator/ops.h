@@ -27,6 +27,7 @@ typedef struct coord_env {
     long long interval_min;     /* SYNC_INTERVAL_MINUTES */
     long long batch;            /* EMAIL_SYNC_BATCH_SIZE */
     long long lease_s;          /* SYNC_LEASE_SECONDS */
+    long long watch_lease_s;    /* WATCH_LEASE_SECONDS */
     const sh_hostpolicy *hosts; /* IMAP_ALLOW_HOSTS, IMAP_DENY_HOSTS */
     bool allow_insecure;        /* IMAP_ALLOW_INSECURE */
 } coord_env;
@@ -114,8 +115,8 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
                          sh_error *err);
 int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *err);
 /* coord_account_view turns an account hash (HGETALL) into its public map;
- * given the sealed password (for sync workers), it adds passwordSealed and
- * progressId. */
+ * given the sealed password (for sync workers), it adds passwordSealed,
+ * progressId and syncFirst (when a folder was asked for first). */
 sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret);
 
 /* The sync schedule (schedule.c). now_ms < 0 uses Redis's clock; batch 0
@@ -123,11 +124,38 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret);
 int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_val **out,
                sh_error *err);
 int coord_sched_status(sh_worker *w, sh_val **out, sh_error *err);
-int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err);
+/* coord_sync_now queues account id; folder (NULL: none), a folder that
+ * changed, is synced first by the run (syncFirst in the lease's account). */
+int coord_sync_now(sh_worker *w, const char *id, const char *folder, sh_val **out, sh_error *err);
 int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err);
 int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **out, sh_error *err);
 int coord_lease_complete(sh_worker *w, const char *id, const char *token, const char *outcome,
                          const char *message, sh_val **out, sh_error *err);
+/* IDLE watches (watch.c): one sync worker at a time holds the watch of an
+ * account with folders to watch, under a lease with a fencing token that
+ * grows with every new lease of the account. One watch lease as the
+ * worker names it: */
+typedef struct coord_watch_ref {
+    const char *id;
+    long long token;
+} coord_watch_ref;
+/* coord_watch_lease hands worker up to max accounts nobody watches:
+ * {leases: [{accountId, token, leaseExpiresAt, host, port, security,
+ * tlsVerify, username, passwordSealed, watchFolders}]}. */
+int coord_watch_lease(sh_worker *w, const char *worker, long long max, sh_val **out, sh_error *err);
+/* coord_watch_renew extends the n leases of refs that worker still holds:
+ * {held: [id], lost: [id]}. */
+int coord_watch_renew(sh_worker *w, const char *worker, const coord_watch_ref *refs, size_t n,
+                      sh_val **out, sh_error *err);
+/* coord_watch_release gives the n leases of refs back: {released: [id]}. */
+int coord_watch_release(sh_worker *w, const char *worker, const coord_watch_ref *refs, size_t n,
+                        sh_val **out, sh_error *err);
+/* coord_watch_report records the watch's state ("idle", "polling",
+ * "connecting" or "error") and error text; SH_ELEASE for a token that is
+ * not the account's live lease. */
+int coord_watch_report(sh_worker *w, const char *id, long long token, const char *state,
+                       const char *error, sh_val **out, sh_error *err);
+
 /* What coord_rotate did: secrets read, re-sealed (and read back opening
  * with the new key alone), already current, and failed (not opening with
  * either key, or not checking out after re-sealing). */
@@ -160,6 +188,9 @@ void coord_publish(sh_worker *w, const char *topic, const char *kind, sh_val *bo
 void coord_account_event(sh_worker *w, const char *kind, const char *id, const sh_val *view);
 void coord_account_status_ids(sh_worker *w, const sh_val *ids);
 void coord_reply_str(const sh_reply *r, size_t i, char *buf, size_t len);
+/* coord_ids_val turns an array reply of ids into a new array of strings
+ * (NULL when out of memory). */
+sh_val *coord_ids_val(const sh_reply *arr);
 /* coord_row_scan reads the elements of a script's reply row in order, one
  * a letter of spec: 's' into the next two arguments (char *buf, size_t
  * len), 'l' into the next (long long *) as a number. */

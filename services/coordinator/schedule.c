@@ -13,20 +13,6 @@ static int sched_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
     return sh_store_call(w->store, c, out, err);
 }
 
-static sh_val *sched_ids(const sh_reply *arr)
-{
-    sh_val *a = sh_val_new_array();
-    for (size_t i = 0; a && i < sh_reply_count(arr); i++) {
-        size_t len;
-        const char *s = sh_reply_string(sh_reply_elem(arr, i), &len);
-        if (s && sh_val_push(a, sh_val_new_str(s, len)) != SH_OK) {
-            sh_val_free(a);
-            return NULL;
-        }
-    }
-    return a;
-}
-
 /* sched_effective: how often each of n scheduled accounts is really synced
  * with this batch size, and the batch that would keep the interval. */
 static void sched_effective(long long n, long long batch, long long interval, long long *eff,
@@ -80,8 +66,8 @@ int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_v
     }
     long long eff, rec;
     sched_effective(sh_reply_integer(r[1]), batch, env->interval_min, &eff, &rec);
-    sh_val *queued = sched_ids(sh_reply_elem(r[0], 0));
-    sh_val *requeued = sched_ids(sh_reply_elem(r[0], 1));
+    sh_val *queued = coord_ids_val(sh_reply_elem(r[0], 0));
+    sh_val *requeued = coord_ids_val(sh_reply_elem(r[0], 1));
     size_t nq = sh_val_len(queued), nr = sh_val_len(requeued);
     sh_val *m = sh_val_new_map();
     if (!m || sh_val_set_cstr(m, "queued", queued) || sh_val_set_cstr(m, "requeued", requeued) ||
@@ -164,7 +150,7 @@ static void sched_announce_queued(sh_worker *w, const char *id)
     coord_publish(w, COORD_TOPIC_QUEUED, SH_EVENT_QUEUED, ev);
 }
 
-int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
+int coord_sync_now(sh_worker *w, const char *id, const char *folder, sh_val **out, sh_error *err)
 {
     *out = NULL;
     char key[COORD_KEY_MAX], pid[96], rnd[17];
@@ -179,6 +165,7 @@ int coord_sync_now(sh_worker *w, const char *id, sh_val **out, sh_error *err)
     sh_cmd_str(c, k.queue);
     sh_cmd_str(c, pid);
     sh_cmd_str(c, id);
+    sh_cmd_str(c, folder ? folder : "");
     sh_reply *r;
     rc = sched_run(w, c, &r, err);
     if (rc)

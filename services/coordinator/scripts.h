@@ -30,4 +30,10 @@ extern sh_script coord_script_lease_complete;
 extern sh_script coord_script_sync_now;
 extern sh_script coord_script_reseal;
 
+/* IDLE watch leases (scripts_watch.c). */
+extern sh_script coord_script_watch_lease;
+extern sh_script coord_script_watch_renew;
+extern sh_script coord_script_watch_release;
+extern sh_script coord_script_watch_report;
+
 #endif

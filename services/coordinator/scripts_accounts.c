@@ -43,15 +43,18 @@ sh_script coord_script_account_create = SH_SCRIPT(
     "redis.call('ZADD', KEYS[2], now, ARGV[1])\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: account, due, errors, secret. ARGV: id, now ms, interval minutes,
- * sealed password ("" keeps it), then field/value pairs. An update lifts an auth_error block: the
- * account is scheduled again in its minute. Returns nil when there is no account. */
+/* KEYS: account, due, errors, watchers, secret. ARGV: id, now ms, interval
+ * minutes, sealed password ("" keeps it), then field/value pairs. An update lifts an auth_error
+ * block: the account is scheduled again in its minute. It also ends the account's IDLE watch
+ * lease (its fencing token is kept), so that the watch is taken again with the new settings.
+ * Returns nil when there is no account. */
 sh_script coord_script_account_update = SH_SCRIPT(
     "account_update", LUA_NUM LUA_NEXT_SLOT
     "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
     "if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
-    "if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[4]) end\n"
-    "redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])\n"
+    "if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4]) end\n"
+    "redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2], 'watchWorker', '', 'watchExpires', '')\n"
+    "redis.call('ZREM', KEYS[4], ARGV[1])\n"
     "if redis.call('HGET', KEYS[1], 'status') == 'auth_error' then\n"
     "  local slot = tonumber(redis.call('HGET', KEYS[1], 'slot') or '0')\n"
     "  local due = next_slot_time(slot % tonumber(ARGV[3]), tonumber(ARGV[3]), "
@@ -63,7 +66,8 @@ sh_script coord_script_account_update = SH_SCRIPT(
     "end\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: account, ids, due, queue, leases, slots, errors, secret. ARGV: id. */
+/* KEYS: account, ids, due, queue, leases, slots, errors, secret, watchers.
+ * ARGV: id. */
 sh_script coord_script_account_delete =
     SH_SCRIPT("account_delete", "local slot = redis.call('HGET', KEYS[1], 'slot')\n"
                                 "if not slot then return 0 end\n"
@@ -74,6 +78,7 @@ sh_script coord_script_account_delete =
                                 "redis.call('LREM', KEYS[4], 0, ARGV[1])\n"
                                 "redis.call('ZREM', KEYS[5], ARGV[1])\n"
                                 "redis.call('SREM', KEYS[7], ARGV[1])\n"
+                                "redis.call('ZREM', KEYS[9], ARGV[1])\n"
                                 "return 1\n");
 
 /* KEYS: ids. ARGV: account prefix, status filter ("" = all, "error" =
@@ -172,7 +177,9 @@ sh_script coord_script_lease = SH_SCRIPT(
     "    end\n"
     "    redis.call('HSET', k, 'status', 'syncing', 'leaseToken', ARGV[3], 'leaseExpires', exp)\n"
     "    redis.call('ZADD', KEYS[2], exp, id)\n"
-    "    return {id, exp, redis.call('HGETALL', k), redis.call('GET', k .. ':secret')}\n"
+    "    local h = redis.call('HGETALL', k)\n"
+    "    redis.call('HDEL', k, 'syncFirst')\n"
+    "    return {id, exp, h, redis.call('GET', k .. ':secret')}\n"
     "  end\n"
     "end\n");
 
@@ -227,13 +234,15 @@ sh_script coord_script_lease_complete = SH_SCRIPT(
     "end\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: account, queue. ARGV: progress id, account id. Queues the account now, at the
+/* KEYS: account, queue. ARGV: progress id, account id, the folder to sync
+ * first ("" for none: kept by the next lease, which hands it on). Queues the account now, at the
  * front. Returns {1, progressId} when queued, {0, progressId} when it
  * already was (or is syncing: then another run follows this one, for what
  * was asked while it ran), nil when there is no account. */
 sh_script coord_script_sync_now = SH_SCRIPT(
     "sync_now", "local st = redis.call('HGET', KEYS[1], 'status')\n"
                 "if not st then return false end\n"
+                "if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'syncFirst', ARGV[3]) end\n"
                 "if st == 'queued' or st == 'syncing' then\n"
                 "  local pid = redis.call('HGET', KEYS[1], 'progressId') or ''\n"
                 "  if pid == '' then pid = ARGV[1]; redis.call('HSET', KEYS[1], 'progressId', pid) "

@@ -13,7 +13,7 @@
 #include "shared/log.h"
 #include "shared/msgmac.h"
 
-#define CONFIG_ROWS 34 /* rows, the NULL row included; unused rows are NULL too */
+#define CONFIG_ROWS 36 /* rows, the NULL row included; unused rows are NULL too */
 
 static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
 {
@@ -70,6 +70,10 @@ static void config_table(gw_config *c, sh_setting rows[CONFIG_ROWS])
          false, "bytes each connection has for its request head and reply headers"},
         {"SSE_HEARTBEAT_SECONDS", NULL, SH_SET_INT, "15", 1, 3600, &c->heartbeat_s, false,
          "period of heartbeats on event streams"},
+        {"WS_PING_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &c->ws_ping_s, false,
+         "period of pings on WebSockets"},
+        {"WS_PONG_TIMEOUT_SECONDS", NULL, SH_SET_INT, "10", 1, 3600, &c->ws_pong_s, false,
+         "a WebSocket whose pong does not come this long after a ping is closed (1001)"},
         {"GATEWAY_DRAIN_MS", NULL, SH_SET_INT, "500", 0, 5000, &c->drain_ms, false,
          "after SIGTERM, new connections are still served this long (/readyz: 503)"},
         {"CORS_ORIGINS", NULL, SH_SET_STR, NULL, 0, 8192, &c->cors_origins, false,

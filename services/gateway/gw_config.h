@@ -43,6 +43,8 @@ typedef struct gw_config {
     long long stream_buffer;        /* bytes a stream holds unread */
     long long head_timeout_s;       /* a request head arrives within this */
     long long heartbeat_s;          /* SSE heartbeat period */
+    long long ws_ping_s;            /* WebSocket ping period */
+    long long ws_pong_s;            /* a ping's pong awaited this long */
     long long conn_timeout_s;       /* idle HTTP connections */
     long long drain_ms;             /* after SIGTERM, connections still accepted this long */
     const char *cors_origins;       /* CORS_ORIGINS as given, NULL when unset */

@@ -365,7 +365,7 @@ void gw__sse_mail_replay(gw__sse_mail *m, gw__sse_stream *st);
  * id that does not parse is older than any. */
 int gw__sse_mail_id_cmp(const char *a, const char *b);
 /* gw__sse_mail_text appends the SSE text of an event (a map with id and
- * type; its kind left out); SH_EINVAL for one without them. */
+ * type; its kind and prevId left out); SH_EINVAL for one without them. */
 int gw__sse_mail_text(const sh_val *ev, sh_buf *out);
 
 /* ---- sse_probe.c: health, metrics, streams ------------------------------- */

@@ -16,7 +16,9 @@
 #include "gw_sse.h"
 #include "shared/err.h"
 
-int gw_ws_new(gw_sse *sse, gw_ws **out, sh_error *err);
+/* gw_ws_new: every WebSocket is pinged every ping_ms and closed (1001)
+ * when a ping's pong does not come within pong_ms. */
+int gw_ws_new(gw_sse *sse, int64_t ping_ms, int64_t pong_ms, gw_ws **out, sh_error *err);
 
 /* gw_ws_requested reports whether r asks for a WebSocket (its Upgrade
  * header names websocket). */

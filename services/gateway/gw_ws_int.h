@@ -40,7 +40,6 @@ int gw__ws_accept_key(const char *key, char out[GW__WS_ACCEPT_LEN + 1]);
 
 #define GW__WS_MAX_MESSAGE 4096   /* a client's message or frame: bigger is closed 1009 */
 #define GW__WS_MAX_QUEUED  262144 /* bytes of frames queued to one client before taking more */
-#define GW__WS_PING_MS     30000  /* a ping this often; no pong by the next one: closed */
 #define GW__WS_CLOSE_MS    5000   /* a close not answered in this long: the socket is closed */
 
 typedef struct gw__ws_conn gw__ws_conn;
@@ -53,8 +52,10 @@ int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dl
                     size_t *idlen);
 
 /* gw__ws_conn_new makes a WebSocket on sock (non-blocking) that has already
- * received extra (n bytes), reading tap (taken); NULL out of memory. */
-gw__ws_conn *gw__ws_conn_new(int sock, const char *extra, size_t n, gw_sse_tap *tap, void *user);
+ * received extra (n bytes), reading tap (taken), pinged every ping_ms and
+ * closed when a pong does not come within pong_ms; NULL out of memory. */
+gw__ws_conn *gw__ws_conn_new(int sock, const char *extra, size_t n, gw_sse_tap *tap,
+                             int64_t ping_ms, int64_t pong_ms, void *user);
 /* gw__ws_conn_free frees c and its tap, not its socket. */
 void gw__ws_conn_free(gw__ws_conn *c);
 void *gw__ws_conn_user(gw__ws_conn *c);

@@ -88,7 +88,7 @@ int main(void)
         goto done;
     }
     app.sse = sse;
-    if (gw_ws_new(sse, &ws, &err) != SH_OK) {
+    if (gw_ws_new(sse, cfg.ws_ping_s * 1000, cfg.ws_pong_s * 1000, &ws, &err) != SH_OK) {
         sh_log_error("config", "%s", err.msg);
         goto done;
     }

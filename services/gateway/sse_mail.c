@@ -9,7 +9,11 @@
  * is sent, then the held events newer than the last one sent; past that
  * point a live event goes out only when its id is newer than the last one
  * sent. Held events dropped for room make the replay read the log again
- * from the last id sent. */
+ * from the last id sent.
+ *
+ * Nor a gap live: each live event names the one logged before it
+ * (prevId); a stream whose last sent is older missed some and is refilled
+ * from the log the same way. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +62,9 @@ int gw__sse_mail_text(const sh_val *ev, sh_buf *out)
     for (size_t i = 0; rc == SH_OK && i < sh_val_len(ev); i++) {
         size_t kl;
         const char *k = sh_val_key_at(ev, i, &kl);
-        if (kl == 4 && memcmp(k, "kind", 4) == 0)
+        /* kind and prevId are for the gateway: the log's own events
+         * (a replay) have neither. */
+        if ((kl == 4 && memcmp(k, "kind", 4) == 0) || (kl == 6 && memcmp(k, "prevId", 6) == 0))
             continue;
         if (!first)
             rc = sh_buf_puts(out, ",");
@@ -95,12 +101,58 @@ static void sse_mail_typed(gw__sse_mail *m, const char *topic, const sh_val *ev)
     sh_buf_fini(&fields);
 }
 
+/* Streams found behind by a live event, to refill from the log. */
+typedef struct sse_mail_gaps {
+    gw__sse_stream **v;
+    size_t n, cap;
+} sse_mail_gaps;
+
+/* sse_mail_hold keeps a live event for after the replay (stream lock
+ * held); an event dropped for room makes the replay read the log again. */
+static void sse_mail_hold(gw__sse_stream *st, const char *id, const sh_buf *text)
+{
+    if (st->mail_held.len + text->len + strlen(id) + 2 > SSE_MAIL_HELD_MAX ||
+        sh_buf_append(&st->mail_held, id, strlen(id) + 1) ||
+        sh_buf_append(&st->mail_held, text->data, text->len + 1))
+        st->mail_overflow = true;
+}
+
+/* sse_mail_gap tells whether st, which sent mail_last, missed the events
+ * between it and prev, the id of the one logged before this event (stream
+ * lock held). A stream that has sent nothing yet has nothing to compare. */
+static bool sse_mail_gap(const gw__sse_stream *st, const char *prev)
+{
+    return prev && prev[0] && st->mail_last[0] && gw__sse_mail_id_cmp(prev, st->mail_last) > 0;
+}
+
+/* sse_mail_gap_add marks st as replaying, holding this event, and keeps a
+ * reference to it for the refill; false without memory. */
+static bool sse_mail_gap_add(sse_mail_gaps *g, gw__sse_stream *st)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 8;
+        gw__sse_stream **v = realloc(g->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        g->v = v;
+        g->cap = cap;
+    }
+    gw__sse_stream_ref(st);
+    g->v[g->n++] = st;
+    st->mail_replaying = true;
+    return true;
+}
+
 /* sse_mail_live hands one live event to the streams of its account, and
- * to the typed event streams. */
+ * to the typed event streams. A stream whose last event sent is older than
+ * the event's prevId missed some (pub/sub drops them): it holds this one
+ * and reads the log from its last, as a resuming stream does, on this
+ * thread (the live events wait meanwhile, for one events.read). */
 static void sse_mail_live(gw__sse_mail *m, const char *topic, const sh_val *ev)
 {
     const char *acct = sh_val_get_str(ev, "accountId", NULL);
     const char *id = sh_val_get_str(ev, "id", NULL);
+    const char *prev = sh_val_get_str(ev, "prevId", NULL);
     sh_buf text;
     sh_buf_init(&text);
     if (!acct || gw__sse_mail_text(ev, &text) != SH_OK) {
@@ -110,24 +162,32 @@ static void sse_mail_live(gw__sse_mail *m, const char *topic, const sh_val *ev)
     }
     gw__sse_wake w;
     gw__sse_wake_init(&w);
+    sse_mail_gaps gaps = {0};
     pthread_mutex_lock(&m->reg->mu);
     for (gw__sse_stream *st = m->reg->typed; st; st = st->next) {
         if (st->types != GW__SSE_MAIL_STREAM || strcmp(st->id, acct) != 0)
             continue;
         pthread_mutex_lock(&st->mu);
-        if (!st->mail_replaying) {
+        if (st->mail_replaying) {
+            sse_mail_hold(st, id, &text);
+        } else if (sse_mail_gap(st, prev) && !st->finishing && !st->failed &&
+                   sse_mail_gap_add(&gaps, st)) {
+            sh_log_info("sse_mail_gap", "account=%s: events after %s missed, read from the log",
+                        acct, st->mail_last);
+            sse_mail_hold(st, id, &text);
+        } else {
             sse_mail_send_locked(st, id, text.data, text.len, &w);
-        } else if (st->mail_held.len + text.len + strlen(id) + 2 > SSE_MAIL_HELD_MAX) {
-            st->mail_overflow = true;
-        } else if (sh_buf_append(&st->mail_held, id, strlen(id) + 1) ||
-                   sh_buf_append(&st->mail_held, text.data, text.len + 1)) {
-            st->mail_overflow = true;
         }
         pthread_mutex_unlock(&st->mu);
     }
     pthread_mutex_unlock(&m->reg->mu);
     gw__sse_wake_run(&w);
     sh_buf_fini(&text);
+    for (size_t i = 0; i < gaps.n; i++) {
+        gw__sse_mail_replay(m, gaps.v[i]);
+        gw__sse_stream_unref(gaps.v[i]);
+    }
+    free(gaps.v);
     sse_mail_typed(m, topic, ev);
 }
 

@@ -45,10 +45,12 @@ static const sse_type_row sse_types[GW__SSE_TYPE_COUNT] = {
 static const char *const sse_status_fields[] = {"syncStatus", "errorMessage", "lastSyncedAt",
                                                 "nextSyncAt", NULL};
 static const char *const sse_account_fields[] = {
-    "emailAddress", "imapHost",     "imapPort",   "security",
-    "username",     "folders",      "tlsVerify",  "syncStatus",
-    "errorMessage", "lastSyncedAt", "nextSyncAt", "consecutiveFailures",
-    "createdAt",    "updatedAt",    NULL};
+    "emailAddress", "imapHost",   "imapPort",
+    "security",     "username",   "folders",
+    "tlsVerify",    "syncStatus", "errorMessage",
+    "lastSyncedAt", "nextSyncAt", "consecutiveFailures",
+    "createdAt",    "updatedAt",  "watchFolders",
+    "watch",        NULL};
 
 const char *gw__sse_type_name(int type)
 {
@@ -173,7 +175,7 @@ int gw__sse_type_fields(int type, const sh_val *payload, sh_buf *out)
     if (fam == GW_SSE_FAMILY_MAIL) {
         /* The stream's own id, type and createdAt come first; the log's id
          * stays as eventId. */
-        static const char *const mail_skip[] = {"kind", "id", "type", "createdAt", NULL};
+        static const char *const mail_skip[] = {"kind", "prevId", "id", "type", "createdAt", NULL};
         size_t idlen;
         const char *id = sh_val_get_str(payload, "id", &idlen);
         if (!id || !sh_val_get_str(payload, "accountId", NULL))

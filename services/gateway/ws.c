@@ -60,6 +60,7 @@ typedef struct ws_link {
 
 struct gw_ws {
     gw_sse *sse;
+    int64_t ping_ms, pong_ms;
     int ep, efd;
     pthread_t thread;
     bool started;
@@ -120,7 +121,7 @@ static void ws_adopt(gw_ws *ws, ws_new *n, int64_t now)
     ws_link *l = calloc(1, sizeof *l);
     int fl = fcntl(n->fd, F_GETFL);
     if (l && fl >= 0 && fcntl(n->fd, F_SETFL, fl | O_NONBLOCK) == 0) {
-        l->c = gw__ws_conn_new(n->fd, n->extra, n->extra_len, n->tap, l);
+        l->c = gw__ws_conn_new(n->fd, n->extra, n->extra_len, n->tap, ws->ping_ms, ws->pong_ms, l);
         n->tap = NULL; /* taken, even when that failed */
     }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = l};
@@ -342,13 +343,15 @@ void gw_ws_open_mail(gw_ws *ws, gw_req *r)
     ws_reply(ws, r, tap, accept);
 }
 
-int gw_ws_new(gw_sse *sse, gw_ws **out, sh_error *err)
+int gw_ws_new(gw_sse *sse, int64_t ping_ms, int64_t pong_ms, gw_ws **out, sh_error *err)
 {
     *out = NULL;
     gw_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     ws->sse = sse;
+    ws->ping_ms = ping_ms;
+    ws->pong_ms = pong_ms;
     pthread_mutex_init(&ws->mu, NULL);
     ws->ep = epoll_create1(EPOLL_CLOEXEC);
     ws->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

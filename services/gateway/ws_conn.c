@@ -31,10 +31,12 @@ struct gw__ws_conn {
     void *user;
     char *extra; /* what MHD read past the request head */
     size_t extra_len, extra_off;
-    sh_buf in; /* tap text not yet a whole event */
+    sh_buf in;                /* tap text not yet a whole event */
+    int64_t ping_ms, pong_ms; /* WS_PING_SECONDS, WS_PONG_TIMEOUT_SECONDS */
     int64_t next_ping_ms;
-    bool ping_out;    /* a ping awaits its pong */
-    int64_t close_ms; /* when a close was queued; 0: none */
+    bool ping_out;        /* a ping awaits its pong */
+    int64_t pong_late_ms; /* when that pong is late */
+    int64_t close_ms;     /* when a close was queued; 0: none */
 };
 
 int gw__ws_event_of(const char *block, size_t len, const char **data, size_t *dlen, const char **id,
@@ -119,7 +121,8 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         gw__ws_conn_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary messages are not accepted", 0);
 }
 
-gw__ws_conn *gw__ws_conn_new(int sock, const char *extra, size_t n, gw_sse_tap *tap, void *user)
+gw__ws_conn *gw__ws_conn_new(int sock, const char *extra, size_t n, gw_sse_tap *tap,
+                             int64_t ping_ms, int64_t pong_ms, void *user)
 {
     static const struct wslay_event_callbacks cbs = {
         .recv_callback = ws_recv_cb,
@@ -132,6 +135,8 @@ gw__ws_conn *gw__ws_conn_new(int sock, const char *extra, size_t n, gw_sse_tap *
         return NULL;
     }
     c->fd = sock;
+    c->ping_ms = ping_ms;
+    c->pong_ms = pong_ms;
     c->tap = tap;
     c->user = user;
     sh_buf_init(&c->in);
@@ -284,7 +289,7 @@ bool gw__ws_conn_io(gw__ws_conn *c, int64_t now_ms)
     if (c->lingering)
         return ws_conn_linger(c, now_ms);
     if (!c->next_ping_ms)
-        c->next_ping_ms = now_ms + GW__WS_PING_MS;
+        c->next_ping_ms = now_ms + c->ping_ms;
     if (wslay_event_want_read(c->ctx) && wslay_event_recv(c->ctx) != 0)
         return false;
     if (c->failed)
@@ -313,14 +318,16 @@ void gw__ws_conn_tick(gw__ws_conn *c, int64_t now_ms)
             c->failed = true;
         return;
     }
-    if (!c->next_ping_ms || now_ms < c->next_ping_ms)
-        return;
-    if (c->ping_out) {
+    if (c->ping_out && now_ms >= c->pong_late_ms) {
         gw__ws_conn_close(c, WSLAY_CODE_GOING_AWAY, "no pong to the last ping", now_ms);
         return;
     }
+    if (!c->next_ping_ms || now_ms < c->next_ping_ms || c->ping_out)
+        return;
     struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"", 0};
-    if (wslay_event_queue_msg(c->ctx, &m) == 0)
+    if (wslay_event_queue_msg(c->ctx, &m) == 0) {
         c->ping_out = true;
-    c->next_ping_ms = now_ms + GW__WS_PING_MS;
+        c->pong_late_ms = now_ms + c->pong_ms;
+    }
+    c->next_ping_ms = now_ms + c->ping_ms;
 }

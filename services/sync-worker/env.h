@@ -28,6 +28,11 @@ typedef struct sync_env {
     int renew_s;                /* seconds between two lease renewals */
     long long events_max_len;   /* MAIL_EVENTS_MAX_LEN: entries kept per account's log */
     long long events_max_age_s; /* MAIL_EVENTS_MAX_AGE_SECONDS: age kept */
+    int max_watches;            /* IMAP_MAX_WATCHES: watched folders (0: no watching) */
+    int max_per_host;           /* IMAP_MAX_CONNECTIONS_PER_HOST */
+    int idle_renew_s;           /* IMAP_IDLE_RENEW_SECONDS: IDLE restarted this often */
+    int poll_s;                 /* IMAP_POLL_SECONDS: NOOP check without IDLE */
+    int watch_renew_s;          /* WATCH_RENEW_SECONDS: watch lease renewals */
 } sync_env;
 
 #endif

@@ -19,15 +19,12 @@
 
 /* KEYS[1] the stream, KEYS[2] (sync.status only) the last status.
  * ARGV: max length, min id (ms), the entry, the status to compare.
- * Returns the new id, or false when the status was unchanged. */
+ * Returns {id, prevId}, or false when the status was unchanged. */
 static sh_script evlog_append_script = SH_SCRIPT("evlog_append", "\
 if #KEYS == 2 then\n\
   if redis.call('GET', KEYS[2]) == ARGV[4] then return false end\n\
   redis.call('SET', KEYS[2], ARGV[4])\n\
-end\n\
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])\n\
-redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])\n\
-return id\n");
+end\n" SYNC_EVLOG_LUA_ADD "return {id, prev}\n");
 
 /* KEYS[1] the stream. ARGV: after ("" for the oldest), count.
  * Returns {reset, lastId, entries}. Events were lost after `after` when
@@ -60,9 +57,7 @@ end\n\
 local start = after == '' and '-' or ('(' .. after)\n\
 return {0, last, redis.call('XRANGE', key, start, '+', 'COUNT', ARGV[2])}\n");
 
-/* evlog_entry packs {type, accountId, createdAt, ...fields} into blob and
- * returns the event map (caller frees) or NULL without memory. */
-static sh_val *evlog_entry(const char *acct, const char *type, const sh_val *fields, sh_buf *blob)
+sh_val *sync_evlog_entry(const char *acct, const char *type, const sh_val *fields, sh_buf *blob)
 {
     char iso[SH_ISO_LEN];
     sh_iso8601(sh_now_ms(), iso);
@@ -84,18 +79,31 @@ static sh_val *evlog_entry(const char *acct, const char *type, const sh_val *fie
     return ev;
 }
 
-/* evlog_publish sets the event's id and publishes it. */
-static void evlog_publish(sh_pub *pub, const char *acct, sh_val *ev, const sh_reply *id)
+bool sync_evlog_publish(sh_pub *pub, const char *acct, sh_val *ev, const sh_reply *r)
 {
-    size_t len;
-    const char *s = sh_reply_string(id, &len);
-    if (!pub || sh_reply_kind(id) != SH_REPLY_STRING || !s)
-        return;
+    size_t len, pl = 0;
+    const char *id = sh_reply_string(sh_reply_elem(r, 0), &len);
+    const char *prev = sh_reply_string(sh_reply_elem(r, 1), &pl);
+    if (sh_reply_kind(r) != SH_REPLY_ARRAY || !id)
+        return false;
+    if (!pub)
+        return true;
     char topic[SH_ID_MAX + 32];
     snprintf(topic, sizeof topic, "%s%s", SH_TOPIC_MAIL_EVENT, acct);
-    if (sh_val_set_cstr(ev, "id", sh_val_new_str(s, len)) == SH_OK &&
+    if (sh_val_set_cstr(ev, "id", sh_val_new_str(id, len)) == SH_OK &&
+        sh_val_set_cstr(ev, "prevId", sh_val_new_str(prev ? prev : "", prev ? pl : 0)) == SH_OK &&
         sh_val_set_cstr(ev, "kind", sh_val_clone(sh_val_get(ev, "type"))) == SH_OK)
         sh_pub_send(pub, topic, ev);
+    return true;
+}
+
+int sync_evlog_trim_args(sh_cmd *c, const sync_env *env)
+{
+    /* A zeroed env (a test's) keeps the defaults. */
+    long long max_len = env && env->events_max_len ? env->events_max_len : SYNC_EVLOG_MAX_LEN;
+    long long age = env && env->events_max_age_s ? env->events_max_age_s : SYNC_EVLOG_MAX_AGE;
+    long long min_ms = sh_now_ms() - age * 1000;
+    return sh_cmd_int(c, max_len) || sh_cmd_int(c, min_ms > 0 ? min_ms : 0) ? SH_ENOMEM : SH_OK;
 }
 
 /* evlog_cmd makes the append of one event (status: compare with the last
@@ -109,19 +117,15 @@ static sh_cmd *evlog_cmd(const sync_env *env, const char *acct, const sh_buf *bl
         return NULL;
     const char *keys[] = {key, status ? skey : NULL, NULL};
     sh_cmd *c = sh_cmd_new_eval_keys(&evlog_append_script, keys);
-    /* A zeroed env (a test's) keeps the defaults. */
-    long long max_len = env && env->events_max_len ? env->events_max_len : SYNC_EVLOG_MAX_LEN;
-    long long age = env && env->events_max_age_s ? env->events_max_age_s : SYNC_EVLOG_MAX_AGE;
-    long long min_ms = sh_now_ms() - age * 1000;
-    if (sh_cmd_int(c, max_len) || sh_cmd_int(c, min_ms > 0 ? min_ms : 0) ||
-        sh_cmd_arg(c, blob->data, blob->len) || sh_cmd_str(c, status ? status : "")) {
+    if (sync_evlog_trim_args(c, env) || sh_cmd_arg(c, blob->data, blob->len) ||
+        sh_cmd_str(c, status ? status : "")) {
         sh_cmd_free(c);
         return NULL;
     }
     return c;
 }
 
-/* evlog_run appends the n events (their blobs made by evlog_entry) and
+/* evlog_run appends the n events (their blobs made by sync_evlog_entry) and
  * publishes each appended one. */
 static int evlog_run(sh_store *st, sh_pub *pub, const char *acct, sh_cmd **cmds, sh_val **evs,
                      size_t n, sh_error *err)
@@ -132,7 +136,7 @@ static int evlog_run(sh_store *st, sh_pub *pub, const char *acct, sh_cmd **cmds,
     for (size_t i = 0; !rc && i < n; i++)
         rc = sh_store_reply_check(outs[i], err);
     for (size_t i = 0; !rc && i < n; i++)
-        evlog_publish(pub, acct, evs[i], outs[i]);
+        sync_evlog_publish(pub, acct, evs[i], outs[i]);
     for (size_t i = 0; outs && i < n; i++)
         sh_reply_free(outs[i]);
     free(outs);
@@ -150,7 +154,7 @@ int sync_evlog_add(sh_store *st, sh_pub *pub, const sync_env *env, const char *a
     for (size_t i = 0; !rc && i < n; i++) {
         sh_buf blob;
         sh_buf_init(&blob);
-        evs[i] = evlog_entry(acct, types[i], fields[i], &blob);
+        evs[i] = sync_evlog_entry(acct, types[i], fields[i], &blob);
         cmds[i] = evs[i] ? evlog_cmd(env, acct, &blob, NULL) : NULL;
         sh_buf_fini(&blob);
         if (!cmds[i])
@@ -176,7 +180,7 @@ int sync_evlog_status(sh_store *st, sh_pub *pub, const sync_env *env, const char
         sh_val_set_cstr(f, "errorMessage", message ? sh_val_new_cstr(message) : sh_val_new_nil());
     sh_buf blob;
     sh_buf_init(&blob);
-    sh_val *ev = rc ? NULL : evlog_entry(acct, SYNC_EV_SYNC_STATUS, f, &blob);
+    sh_val *ev = rc ? NULL : sync_evlog_entry(acct, SYNC_EV_SYNC_STATUS, f, &blob);
     /* What is compared is the status and its message, not the time. */
     char last[512];
     snprintf(last, sizeof last, "%s\n%s", status, message ? message : "");
@@ -188,7 +192,7 @@ int sync_evlog_status(sh_store *st, sh_pub *pub, const sync_env *env, const char
         rc = sh_store_call(st, c, &r, err);
         c = NULL;
         if (!rc)
-            evlog_publish(pub, acct, ev, r);
+            sync_evlog_publish(pub, acct, ev, r);
         sh_reply_free(r);
     }
     sh_cmd_free(c);

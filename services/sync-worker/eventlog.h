@@ -9,9 +9,11 @@
 #ifndef SYNC_EVENTLOG_H
 #define SYNC_EVENTLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "env.h"
+#include "shared/buf.h"
 #include "shared/events.h"
 #include "shared/store.h"
 #include "shared/val.h"
@@ -29,6 +31,38 @@
 
 /* The most events sync_evlog_read returns at once. */
 #define SYNC_EVLOG_READ_MAX 1000
+
+/* SYNC_EVLOG_LUA_ADD is the part of a Lua script that appends ARGV[3]
+ * (an entry made by sync_evlog_entry) to the stream KEYS[1], trimmed to
+ * ARGV[1] entries and ids from ARGV[2] (ms; sync_evlog_trim_args), leaving
+ * in the locals id its id and prev the id of the event appended before it
+ * ("" for the first), so a subscriber that missed one sees the gap. The
+ * script returns {id, prev}; every append goes through it, so prev always
+ * names the log's previous event. */
+#define SYNC_EVLOG_LUA_ADD                                                                         \
+    "local prev = ''\n"                                                                            \
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"                                                 \
+    "  local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"                                      \
+    "  for i = 1, #info, 2 do\n"                                                                   \
+    "    if info[i] == 'last-generated-id' then prev = info[i + 1] end\n"                          \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])\n"          \
+    "redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])\n"
+
+/* sync_evlog_entry packs the event {type, accountId, createdAt,
+ * ...fields} into blob, the stream entry, and returns the event (caller
+ * frees), or NULL without memory. */
+sh_val *sync_evlog_entry(const char *acct, const char *type, const sh_val *fields, sh_buf *blob);
+/* sync_evlog_trim_args adds ARGV[1] and ARGV[2] of SYNC_EVLOG_LUA_ADD
+ * (MAIL_EVENTS_MAX_LEN and the oldest id MAIL_EVENTS_MAX_AGE_SECONDS
+ * keeps; the defaults when env leaves them 0) to c. */
+int sync_evlog_trim_args(sh_cmd *c, const sync_env *env);
+/* sync_evlog_publish publishes ev (made by sync_evlog_entry) on
+ * SH_TOPIC_MAIL_EVENT with the id and prevId of r, the reply {id, prev} of a
+ * script using SYNC_EVLOG_LUA_ADD (pub may be NULL); false when r is no
+ * such reply (nothing was appended). */
+bool sync_evlog_publish(sh_pub *pub, const char *acct, sh_val *ev, const sh_reply *r);
 
 /* sync_evlog_add appends n events of the account in one pipeline: event i
  * has type types[i] and the fields of the map fields[i] (borrowed; NULL for

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 
 #include "dial.h"
+#include "hostcap.h"
 #include "imap_int.h"
 #include "imap_wire.h"
 #include "shared/buf.h"
@@ -162,6 +163,14 @@ int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
         .command_s = connect_s,
         .run_end_ms = o->run_deadline_ms,
     };
+    rc = sync_hostcap_take(o->host, o->max_per_host, err);
+    if (rc)
+        goto fail;
+    if (!(s->counted_host = strdup(o->host))) {
+        sync_hostcap_give(o->host);
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+        goto fail;
+    }
     mailimap_set_timeout(s->m, connect_s);
     int fd;
     rc = sync_dial(o->hosts, o->host, o->port, connect_s, &fd, err);
@@ -241,6 +250,9 @@ void sync_imap_free(sync_imap *s)
         }
         mailimap_free(s->m);
     }
+    if (s->counted_host)
+        sync_hostcap_give(s->counted_host);
+    free(s->counted_host);
     free(s);
 }
 

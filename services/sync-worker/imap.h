@@ -58,6 +58,7 @@ typedef struct sync_imap_opts {
     const sh_hostpolicy *hosts;
     /* security NONE and tls_verify false are refused unless this is set. */
     bool allow_insecure;
+    int max_per_host; /* open no more than this many sessions to host (0: no cap) */
 } sync_imap_opts;
 
 typedef struct sync_folder_info {
@@ -89,8 +90,10 @@ typedef struct sync_imap sync_imap;
  * mode says (naming the host by SNI unless it is an IP literal), verifies
  * the certificate unless tls_verify is false, and switches to the command
  * timeout and deadline. From the first byte, a reply before login is capped
- * at 64 KiB and must be complete within the connect timeout. SH_EINVAL for
- * a refused host or insecure options. *out is freed with sync_imap_free. */
+ * at 64 KiB and must be complete within the connect timeout. Every session
+ * counts against the connections to its host (hostcap.h): with max_per_host
+ * sessions open, SH_ELIMIT. SH_EINVAL for a refused host or insecure
+ * options. *out is freed with sync_imap_free. */
 int sync_imap_open(const sync_imap_opts *opts, sync_imap **out, sh_error *err);
 /* sync_imap_set_deadlines changes, for the replies read from now on, the
  * longest silence (idle_s) and the longest whole reply (command_s; 0

@@ -70,6 +70,7 @@ typedef struct sync__imap_cap {
 struct sync_imap {
     mailimap *m;
     const char *host;
+    char *counted_host;    /* the host counted in hostcap.h, NULL when not */
     sync__imap_cap *cap;   /* owned by the stream */
     sync__imap_cap limits; /* what cap starts from, kept across STARTTLS */
     int run_deadline_s;    /* for messages */

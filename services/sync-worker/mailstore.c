@@ -99,6 +99,40 @@ static sh_cmd *mail_unseen_cmd(const char *acct, const char *folder, uint32_t ui
     return c;
 }
 
+void sync__mail_fields(const char *folder, uint32_t uidvalidity, const sync_msg *m,
+                       sync__mail_field *out)
+{
+    const sync__mail_field fields[SYNC__MAIL_FIELDS] = {
+        {"uid", NULL, m->uid},
+        {"uidvalidity", NULL, uidvalidity},
+        {"size", NULL, (long long)m->size},
+        {"folder", folder, 0},
+        {"subject", m->subject, 0},
+        {"from", m->from, 0},
+        {"to", m->to, 0},
+        {"cc", m->cc, 0},
+        {"date", m->date, 0},
+        {"messageId", m->message_id, 0},
+        {"flags", m->flags, 0},
+        {"internalDate", m->internal_date, 0},
+    };
+    for (size_t i = 0; i < SYNC__MAIL_FIELDS; i++) {
+        out[i] = fields[i];
+        if (i >= 3 && !out[i].str)
+            out[i].str = "";
+    }
+}
+
+int sync__mail_fields_args(sh_cmd *c, const sync__mail_field *f)
+{
+    int rc = SH_OK;
+    for (size_t i = 0; !rc && i < SYNC__MAIL_FIELDS; i++) {
+        rc = sh_cmd_str(c, f[i].name);
+        rc = rc ? rc : f[i].str ? sh_cmd_str(c, f[i].str) : sh_cmd_int(c, f[i].num);
+    }
+    return rc;
+}
+
 int sync_mail_put_cmds(const char *acct, const char *folder, uint32_t uidvalidity,
                        const sync_msg *m, sh_cmd **cmds)
 {
@@ -109,30 +143,10 @@ int sync_mail_put_cmds(const char *acct, const char *folder, uint32_t uidvalidit
         return SH_EINVAL;
     sh_cmd *h = sh_cmd_new("HSET"), *z = sh_cmd_new("ZADD");
     int rc = h && z ? SH_OK : SH_ENOMEM;
-    const struct {
-        const char *name, *value;
-    } fields[] = {
-        {"folder", folder},
-        {"subject", m->subject},
-        {"from", m->from},
-        {"to", m->to},
-        {"cc", m->cc},
-        {"date", m->date},
-        {"messageId", m->message_id},
-        {"flags", m->flags},
-        {"internalDate", m->internal_date},
-    };
+    sync__mail_field fields[SYNC__MAIL_FIELDS];
+    sync__mail_fields(folder, uidvalidity, m, fields);
     rc = rc ? rc : sh_cmd_str(h, key);
-    rc = rc ? rc : sh_cmd_str(h, "uid");
-    rc = rc ? rc : sh_cmd_int(h, m->uid);
-    rc = rc ? rc : sh_cmd_str(h, "uidvalidity");
-    rc = rc ? rc : sh_cmd_int(h, uidvalidity);
-    rc = rc ? rc : sh_cmd_str(h, "size");
-    rc = rc ? rc : sh_cmd_int(h, m->size);
-    for (size_t i = 0; !rc && i < sizeof fields / sizeof fields[0]; i++) {
-        rc = sh_cmd_str(h, fields[i].name);
-        rc = rc ? rc : sh_cmd_str(h, fields[i].value ? fields[i].value : "");
-    }
+    rc = rc ? rc : sync__mail_fields_args(h, fields);
     rc = rc ? rc : sh_cmd_str(z, idx);
     rc = rc ? rc : sh_cmd_int(z, m->uid);
     rc = rc ? rc : sh_cmd_int(z, m->uid);

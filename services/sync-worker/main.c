@@ -9,7 +9,8 @@
 static const char *cfg_key, *cfg_key_prev, *cfg_coord_rpc, *cfg_coord_events, *cfg_progress_rpc,
     *cfg_ca_file, *cfg_allow_hosts, *cfg_deny_hosts;
 static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_budget,
-    cfg_renew, cfg_events_len, cfg_events_age, cfg_command_deadline, cfg_run_deadline;
+    cfg_renew, cfg_events_len, cfg_events_age, cfg_command_deadline, cfg_run_deadline,
+    cfg_max_watches, cfg_per_host, cfg_idle_renew, cfg_poll, cfg_watch_renew;
 static bool cfg_allow_insecure;
 static sh_hostpolicy *hosts;
 static sh_key key, key_prev;
@@ -54,6 +55,17 @@ static const sh_setting sync_settings[] = {
      "events kept in each account's event log (about: whole stream nodes are trimmed)"},
     {"MAIL_EVENTS_MAX_AGE_SECONDS", NULL, SH_SET_INT, "604800", 1, 31536000, &cfg_events_age, false,
      "seconds an event is kept in the account's event log"},
+    {"IMAP_MAX_WATCHES", NULL, SH_SET_INT, "1000", 0, 100000, &cfg_max_watches, false,
+     "folders this worker holds under IDLE (one IMAP connection each; 0: no watching)"},
+    {"IMAP_MAX_CONNECTIONS_PER_HOST", NULL, SH_SET_INT, "50", 0, 100000, &cfg_per_host, false,
+     "IMAP connections (sync and watch) this worker opens to one host (0: no cap)"},
+    {"IMAP_IDLE_RENEW_SECONDS", NULL, SH_SET_INT, "1500", 5, 1740, &cfg_idle_renew, false,
+     "seconds after which an IDLE is ended and started again"},
+    {"IMAP_POLL_SECONDS", NULL, SH_SET_INT, "60", 1, 3600, &cfg_poll, false,
+     "seconds between two checks (NOOP) of a watched folder on a server without IDLE"},
+    {"WATCH_RENEW_SECONDS", NULL, SH_SET_INT, "15", 1, 3600, &cfg_watch_renew, false,
+     "seconds between two renewals of the watch leases (keep under a third of the "
+     "coordinator's WATCH_LEASE_SECONDS)"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
 
@@ -92,6 +104,11 @@ static int sync_validate(sh_error *err)
     env.renew_s = (int)cfg_renew;
     env.events_max_len = cfg_events_len;
     env.events_max_age_s = cfg_events_age;
+    env.max_watches = (int)cfg_max_watches;
+    env.max_per_host = (int)cfg_per_host;
+    env.idle_renew_s = (int)cfg_idle_renew;
+    env.poll_s = (int)cfg_poll;
+    env.watch_renew_s = (int)cfg_watch_renew;
     return SH_OK;
 }
 

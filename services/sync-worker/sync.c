@@ -32,9 +32,9 @@ static int sync_put(void *arg, const sync_msg *m)
     sync_folder *f = arg;
     if (f->nbatch >= f->batch_cap)
         return SH_EPROTO; /* more messages than asked for */
-    if (sync_mail_put_cmds(f->run->acct, f->folder, f->uidvalidity, m, f->cmds + f->ncmds))
+    if (sync_change_new(f->run->env, f->run->acct, f->folder, f->uidvalidity, m,
+                        f->changes + f->nbatch))
         return SH_ENOMEM;
-    f->ncmds += SYNC_MAIL_PUT_CMDS;
     f->batch_uids[f->nbatch++] = m->uid;
     return SH_OK;
 }
@@ -55,123 +55,56 @@ static size_t sync_batch_size(const sync_env *env, size_t left)
     return (size_t)k < left ? (size_t)k : left;
 }
 
-/* A batch written to Redis whose replies are not read yet. */
-typedef struct sync_inflight {
-    uint32_t *uids; /* for its events */
-    size_t nuids;
-    size_t ncmds; /* 0: none in flight */
-    long long count;
-} sync_inflight;
-
-/* sync_log_new appends a mail.new event per message just stored, with the
- * message as the API shows it. */
-static int sync_log_new(sync_folder *f, const uint32_t *uids, size_t n, sh_error *err)
+/* sync_landed stores the batch's messages with their events, then reports
+ * the progress of the k asked for. */
+static int sync_landed(sync_folder *f, size_t k, sh_error *err)
 {
     sync_run *run = f->run;
-    sh_val **views = NULL;
+    size_t n = f->nbatch;
+    f->nbatch = 0;
     int rc =
-        sync_mail_views(run->store, run->acct, f->folder, f->uidvalidity, uids, n, &views, err);
-    const char **types = rc || !n ? NULL : calloc(n, sizeof *types);
-    size_t k = 0;
-    if (!rc && n && !types)
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < n; i++)
-        if (views[i]) { /* gone meanwhile: its removal is the next event */
-            views[k] = views[i];
-            views[i] = k == i ? views[i] : NULL;
-            types[k++] = SYNC_EV_MAIL_NEW;
-        }
-    if (!rc)
-        rc = sync_evlog_add(run->store, run->pub, run->env, run->acct, types, views, k, err);
-    free(types);
-    sync_mail_views_free(views, views ? n : 0);
-    return rc;
-}
-
-/* sync_landed reads the replies of the batch in flight, then announces its
- * messages and the progress. */
-static int sync_landed(sync_folder *f, sync_inflight *b, sh_error *err)
-{
-    sync_run *run = f->run;
-    if (!b->ncmds)
-        return SH_OK;
-    int rc = sync_mail_recv(run->store, b->ncmds, err);
-    b->ncmds = 0;
+        sync__changes_apply(f, f->changes, f->batch_uids, NULL, n, SH_EVENT_MAIL_ADDED, NULL, err);
     if (rc)
         return rc;
-    for (size_t i = 0; i < b->nuids; i++)
-        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_ADDED, f->folder, f->uidvalidity,
-                     b->uids[i], NULL);
-    rc = sync_log_new(f, b->uids, b->nuids, err);
-    if (rc)
-        return rc;
-    f->done += b->count;
-    run->fetched += b->count;
+    f->done += (long long)k;
+    run->fetched += (long long)k;
     sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done, f->total);
     return SH_OK;
 }
 
-/* sync_new fetches and stores the n new UIDs in batches. A batch is sent
- * to Redis without waiting, and its replies read once the next one has
- * been fetched from the IMAP server, so the two round trips overlap. */
+/* sync_new fetches and stores the n new UIDs in batches: each batch's
+ * messages are stored, with their mail.new events, by one pipeline. */
 static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n, sh_error *err)
 {
     sync_run *run = f->run;
     size_t batch = (size_t)run->env->fetch_batch;
-    sync_inflight sent = {0};
-    f->cmds = calloc(SYNC_MAIL_PUT_CMDS * batch, sizeof *f->cmds);
+    f->changes = calloc(batch, sizeof *f->changes);
     f->batch_uids = calloc(batch, sizeof *f->batch_uids);
-    sent.uids = calloc(batch, sizeof *sent.uids);
-    if (!f->cmds || !f->batch_uids || !sent.uids) {
-        free(sent.uids);
+    if (!f->changes || !f->batch_uids)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
     f->batch_cap = batch;
     atomic_fetch_add(&sync_fetchers, 1);
     int rc = SH_OK;
     size_t k = 0;
     for (size_t base = 0; base < n && !rc; base += k) {
         k = sync_batch_size(run->env, n - base);
-        f->ncmds = f->nbatch = 0;
+        f->nbatch = 0;
         sh_error_clear(err);
         rc = sync_imap_fetch(imap, uids + base, k, true, 0, sync_put, f, err);
         if (rc == SH_OK)
-            rc = sync_landed(f, &sent, err);
-        if (rc == SH_OK) {
-            rc = sync_mail_send(run->store, f->cmds, f->ncmds, err);
-            sent.ncmds = rc ? 0 : f->ncmds;
-            uint32_t *t = sent.uids;
-            sent.uids = f->batch_uids;
-            f->batch_uids = t;
-            sent.nuids = f->nbatch;
-            sent.count = (long long)k;
-        }
-        for (size_t i = 0; i < f->ncmds; i++) {
-            sh_cmd_free(f->cmds[i]);
-            f->cmds[i] = NULL;
-        }
-        f->ncmds = 0;
+            rc = sync_landed(f, k, err);
         if (rc == SH_OK && run->keepalive)
             rc = run->keepalive(run->keepalive_arg, err);
     }
-    if (rc == SH_OK) {
-        rc = sync_landed(f, &sent, err);
-    } else if (sent.ncmds) {
-        /* The replies still come: read them so the store can be used. */
-        sh_error ignored;
-        sync_mail_recv(run->store, sent.ncmds, &ignored);
-    }
-    free(sent.uids);
     atomic_fetch_sub(&sync_fetchers, 1);
     return rc;
 }
 
 static void sync_folder_fini(sync_folder *f)
 {
-    if (f->cmds)
-        for (size_t i = 0; i < f->ncmds; i++)
-            sh_cmd_free(f->cmds[i]);
-    free(f->cmds);
+    for (size_t i = 0; f->changes && i < f->nbatch; i++)
+        sync_change_fini(&f->changes[i]);
+    free(f->changes);
     free(f->batch_uids);
     for (size_t i = 0; i < f->nf; i++)
         free(f->f_flags[i]);
@@ -179,17 +112,29 @@ static void sync_folder_fini(sync_folder *f)
     free(f->f_uids);
 }
 
-/* sync_remove deletes the n stored messages of gone and announces them. */
+/* The removals applied per pipeline. */
+#define SYNC_REMOVE_CHUNK 500
+
+/* sync_remove deletes the n stored messages of gone with their events. */
 static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error *err)
 {
-    if (n == 0)
-        return SH_OK;
     sync_run *run = f->run;
-    int rc = sync_mail_remove(run->store, run->acct, f->folder, f->uidvalidity, gone, n, err);
-    for (size_t i = 0; !rc && i < n; i++)
-        sync_publish(run->pub, run->acct, SH_EVENT_MAIL_REMOVED, f->folder, f->uidvalidity, gone[i],
-                     NULL);
-    return rc ? rc : sync__log_msgs(run, SYNC_EV_MAIL_REMOVED, f->folder, gone, NULL, n, err);
+    sync_change c[SYNC_REMOVE_CHUNK];
+    int rc = SH_OK;
+    for (size_t base = 0; !rc && base < n; base += SYNC_REMOVE_CHUNK) {
+        size_t k = n - base < SYNC_REMOVE_CHUNK ? n - base : SYNC_REMOVE_CHUNK, made = 0;
+        for (; !rc && made < k; made++)
+            if (sync_change_removed(run->env, run->acct, f->folder, f->uidvalidity,
+                                    gone[base + made], &c[made]))
+                rc = sh_error_set(err, SH_ENOMEM, "cannot build the removal of a message");
+        if (rc) {
+            for (size_t i = 0; i + 1 < made; i++)
+                sync_change_fini(&c[i]);
+            break;
+        }
+        rc = sync__changes_apply(f, c, gone + base, NULL, k, SH_EVENT_MAIL_REMOVED, NULL, err);
+    }
+    return rc;
 }
 
 /* sync_check_flags gathers the flags changed on the server since modseq
@@ -394,7 +339,7 @@ done:
     return rc;
 }
 
-static int sync_security_of(const char *s, sync_security *out)
+int sync_security_of(const char *s, sync_security *out)
 {
     if (!s)
         return -1;
@@ -444,6 +389,7 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     o.run_deadline_s = run->env->run_deadline_s;
     o.hosts = run->env->hosts;
     o.allow_insecure = run->env->allow_insecure;
+    o.max_per_host = run->env->max_per_host;
 
     sync_report_update(run->report, 0, "connecting", NULL, 0, 0);
     sync_imap *imap = NULL;
@@ -459,7 +405,17 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     const sh_val *folders = sh_val_get(account, "folders");
     size_t nf = sh_val_type_of(folders) == SH_VAL_ARRAY ? sh_val_len(folders) : 0;
     size_t nown = nf ? nf : 1;
-    for (size_t i = 0; !rc && i < nown + nspecial; i++) {
+    /* The folder a watch saw change goes first, so that its change is
+     * logged without waiting for the others. */
+    size_t first = 0;
+    const char *want = sh_val_get_str(account, "syncFirst", NULL);
+    for (size_t k = 0; want && k < nf; k++) {
+        const char *name = sh_val_str(sh_val_at(folders, k), NULL);
+        if (name && strcmp(name, want) == 0)
+            first = k;
+    }
+    for (size_t j = 0; !rc && j < nown + nspecial; j++) {
+        size_t i = j >= nown ? j : j == 0 ? first : j <= first ? j - 1 : j;
         size_t len = 5;
         const char *name = i >= nown ? special[i - nown]
                            : nf      ? sh_val_str(sh_val_at(folders, i), &len)

@@ -40,6 +40,10 @@ typedef struct sync_run {
  * code with err saying what failed. */
 int sync_account(sync_run *run, const sh_val *account, const char *password, sh_error *err);
 
+/* sync_security_of reads an account's security ("tls", "starttls",
+ * "none"); -1 for anything else. */
+int sync_security_of(const char *s, sync_security *out);
+
 /* sync_publish publishes {kind, accountId, folder, uid, uidvalidity, flags?}
  * on topic "mail:<acct>". */
 void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *folder,

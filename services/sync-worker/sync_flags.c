@@ -1,6 +1,7 @@
 /* sync_flags.c - what the syncs of a folder and its pushes both build on:
- * the "mail:<account>" events, and the flags a scan gathers, stored where
- * they differ from the stored ones (sync_int.h). sync.c and sync_push.c
+ * the changes of the stored mail applied with their events (and announced
+ * on "mail:<account>"), and the flags a scan gathers, stored where they
+ * differ from the stored ones (sync_int.h). sync.c and sync_push.c
  * call these; nothing here calls back into them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,30 +34,17 @@ void sync_publish(sh_pub *pub, const char *acct, const char *kind, const char *f
     sh_val_free(m);
 }
 
-int sync__log_msgs(sync_run *run, const char *type, const char *folder, const uint32_t *uids,
-                   char *const *flags, size_t n, sh_error *err)
+int sync__changes_apply(sync_folder *f, sync_change *c, const uint32_t *uids, char *const *flags,
+                        size_t n, const char *kind, size_t *applied, sh_error *err)
 {
-    if (n == 0)
-        return SH_OK;
-    const char **types = calloc(n, sizeof *types);
-    sh_val **fields = calloc(n, sizeof *fields);
-    int rc = types && fields ? SH_OK : SH_ENOMEM;
-    for (size_t i = 0; !rc && i < n; i++) {
-        types[i] = type;
-        sh_val *m = fields[i] = sh_val_new_map();
-        rc = !m || sh_val_set_cstr(m, "uid", sh_val_new_int(uids[i])) ||
-             sh_val_set_cstr(m, "folder", sh_val_new_cstr(folder)) ||
-             (flags && sh_val_set_cstr(m, "flags", sync_mail_flags_val(flags[i])));
+    sync_run *run = f->run;
+    int rc = sync_change_run(run->store, run->pub, run->acct, c, n, applied, err);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && c[i].applied)
+            sync_publish(run->pub, run->acct, kind, f->folder, f->uidvalidity, uids[i],
+                         flags ? flags[i] : NULL);
+        sync_change_fini(&c[i]);
     }
-    if (rc)
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-    else
-        rc = sync_evlog_add(run->store, run->pub, run->env, run->acct, types,
-                            (sh_val *const *)fields, n, err);
-    for (size_t i = 0; fields && i < n; i++)
-        sh_val_free(fields[i]);
-    free(fields);
-    free(types);
     return rc;
 }
 
@@ -113,44 +101,31 @@ int sync__flags_apply(sync_folder *f, sh_error *err)
                              &stored, err);
     if (rc)
         return rc;
-    sh_cmd **cmds = calloc(SYNC_MAIL_FLAGS_CMDS * f->nf, sizeof *cmds);
-    size_t nc = 0;
-    if (!cmds) {
-        sync_mail_flags_free(stored, f->nf);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < f->nf; i++) {
+    sync_change *c = calloc(f->nf, sizeof *c);
+    uint32_t *uids = malloc(f->nf * sizeof *uids);
+    char **flags = malloc(f->nf * sizeof *flags);
+    size_t n = 0;
+    if (!c || !uids || !flags)
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < f->nf; i++) {
         /* A message not stored yet is the next run's new message. */
         if (!stored[i] || strcmp(stored[i], f->f_flags[i]) == 0)
             continue;
-        if (sync_mail_flags_cmds(run->acct, f->folder, f->uidvalidity, f->f_uids[i], f->f_flags[i],
-                                 cmds + nc)) {
+        if (sync_change_flags(run->env, run->acct, f->folder, f->uidvalidity, f->f_uids[i],
+                              f->f_flags[i], &c[n])) {
             rc = sh_error_set(err, SH_ENOMEM, "out of memory");
             break;
         }
-        nc += SYNC_MAIL_FLAGS_CMDS;
-        f->changed++;
+        uids[n] = f->f_uids[i];
+        flags[n++] = f->f_flags[i];
     }
+    size_t applied = 0;
     if (!rc)
-        rc = sync_mail_run(run->store, cmds, nc, err);
-    else
-        for (size_t i = 0; i < nc; i++)
-            sh_cmd_free(cmds[i]);
-    free(cmds);
-    uint32_t *uids = rc ? NULL : malloc(f->nf * sizeof *uids);
-    char **flags = rc ? NULL : malloc(f->nf * sizeof *flags);
-    size_t n = 0;
-    if (!rc && (!uids || !flags))
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < f->nf; i++)
-        if (stored[i] && strcmp(stored[i], f->f_flags[i]) != 0) {
-            sync_publish(run->pub, run->acct, SH_EVENT_MAIL_CHANGED, f->folder, f->uidvalidity,
-                         f->f_uids[i], f->f_flags[i]);
-            uids[n] = f->f_uids[i];
-            flags[n++] = f->f_flags[i];
-        }
-    if (!rc)
-        rc = sync__log_msgs(run, SYNC_EV_MAIL_FLAGS, f->folder, uids, flags, n, err);
+        rc = sync__changes_apply(f, c, uids, flags, n, SH_EVENT_MAIL_CHANGED, &applied, err);
+    for (size_t i = 0; c && i < n; i++)
+        sync_change_fini(&c[i]);
+    f->changed += applied;
+    free(c);
     free(uids);
     free(flags);
     sync_mail_flags_free(stored, f->nf);

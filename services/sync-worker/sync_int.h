@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "imap.h"
+#include "mail_change.h"
 #include "shared/store.h"
 #include "sync.h"
 
@@ -19,9 +20,8 @@ typedef struct sync_folder {
     const char *folder;
     int step;
     uint32_t uidvalidity;
-    sh_cmd **cmds; /* the batch's commands, SYNC_MAIL_PUT_CMDS per message */
-    size_t ncmds;
-    uint32_t *batch_uids; /* UIDs written by the batch, for events */
+    sync_change *changes; /* the batch's stores, one per message */
+    uint32_t *batch_uids; /* their UIDs */
     size_t nbatch, batch_cap;
     long long done, total;
     /* flag scan results */
@@ -31,11 +31,12 @@ typedef struct sync_folder {
     size_t changed; /* messages whose stored flags were changed */
 } sync_folder;
 
-/* sync__log_msgs appends one event of type per message to the account's
- * log: {uid, folder}, with flags (space-separated, shown as an array) when
- * flags is not NULL. */
-int sync__log_msgs(sync_run *run, const char *type, const char *folder, const uint32_t *uids,
-                   char *const *flags, size_t n, sh_error *err);
+/* sync__changes_apply applies the n changes (finished here, applied or
+ * not) of the messages uids of the folder, and announces each one applied
+ * also on the "mail:<account>" topic as kind (with flags[i] when flags is
+ * not NULL); *applied (may be NULL) counts them. */
+int sync__changes_apply(sync_folder *f, sync_change *c, const uint32_t *uids, char *const *flags,
+                        size_t n, const char *kind, size_t *applied, sh_error *err);
 /* sync__log_counts appends the folder's folder.counts event. */
 int sync__log_counts(sync_run *run, const char *folder, uint32_t uidvalidity, sh_error *err);
 /* sync__flag_seen is a fetch callback gathering each message's flags in

@@ -19,6 +19,7 @@
 #include "shared/rpc.h"
 #include "shared/util.h"
 #include "sync.h"
+#include "watcher.h"
 
 #define WORKER_RPC_TIMEOUT_MS 5000
 #define WORKER_IDLE_MS        1000
@@ -323,6 +324,9 @@ static void *worker_sub_main(void *arg)
         } else if (rc == SH_OK) {
             const char *kind = sh_val_get_str(payload, "kind", NULL);
             const char *id = topic + strlen(SH_TOPIC_ACCOUNT);
+            if (kind &&
+                (strcmp(kind, SH_EVENT_CREATED) == 0 || strcmp(kind, SH_EVENT_UPDATED) == 0))
+                sync_watcher_poke(); /* a watch to take, or one whose lease the update ended */
             if (kind && strcmp(kind, SH_EVENT_DELETED) == 0 &&
                 strncmp(topic, SH_TOPIC_ACCOUNT, strlen(SH_TOPIC_ACCOUNT)) == 0 &&
                 sh_id_valid(id, strlen(id))) {
@@ -382,13 +386,20 @@ int sync_workers_start(const sh_redis_url *url, sh_pub *pub, const sync_env *env
         goto fail;
     }
     wk.sub_started = true;
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    for (char *p = host; *p; p++)
+        if (!sh_id_valid(p, 1))
+            *p = '-';
+    char watcher_name[96];
+    snprintf(watcher_name, sizeof watcher_name, "%.60s-%ld-watch", host, (long)getpid());
+    if ((rc = sync_watcher_start(env, watcher_name, err)))
+        goto fail;
     wk.threads = calloc(env->concurrency ? (size_t)env->concurrency : 1, sizeof *wk.threads);
     if (!wk.threads) {
         rc = sh_error_set(err, SH_ENOMEM, "out of memory");
         goto fail;
     }
-    char host[64] = "host";
-    gethostname(host, sizeof host - 1);
     for (int i = 0; i < env->concurrency; i++) {
         worker_thread *t = &wk.threads[i];
         t->idx = i;
@@ -411,6 +422,8 @@ fail:
 
 void sync_workers_stop(void)
 {
+    /* First, so that its leases go back while the coordinator is there. */
+    sync_watcher_stop();
     pthread_mutex_lock(&wk.lock);
     __atomic_store_n(&wk.stop, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&wk.wake);

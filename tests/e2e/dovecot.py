@@ -176,13 +176,7 @@ class Dovecot:
     def stop(self):
         """Stop the server (its children leave with the master) and remove
         its directory."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        self.end_process()
         self.proc = None
         if self.port:
             deadline = time.monotonic() + 5
@@ -191,6 +185,25 @@ class Dovecot:
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+    def restart(self, timeout=30.0):
+        """Stop the server and start it again on the same port, with the
+        same mail: its clients lose their connections meanwhile."""
+        self.end_process()
+        deadline = time.monotonic() + 5
+        while self.greets() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.launch(timeout)
+
+    def end_process(self):
+        """SIGTERM the master (its children leave with it) and wait."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
     def logins(self):
         """Every login so far: a list of (UTC datetime, user), in log order."""

@@ -15,7 +15,7 @@ TOKEN = "e2e-accounts-token-0123456789"
 
 # The public view of an account (services/coordinator/README.md).
 ACCOUNT_KEYS = {"id", "emailAddress", "imapHost", "imapPort", "security", "username", "folders",
-                "tlsVerify", "syncStatus", "errorMessage", "lastSyncedAt", "nextSyncAt",
+                "watchFolders", "watch", "tlsVerify", "syncStatus", "errorMessage", "lastSyncedAt", "nextSyncAt",
                 "consecutiveFailures", "createdAt", "updatedAt"}
 
 
@@ -28,6 +28,8 @@ def account_body(n=0, **over):
         "username": "user%d" % n,
         "password": "pw-%d-%s" % (n, os.urandom(6).hex()),
         "folders": ["INBOX"],
+        # The host does not exist: no IDLE watch, whose state would move.
+        "watchFolders": [],
         "tlsVerify": True,
     }
     body.update(over)
@@ -79,6 +81,10 @@ class AccountsTestBase(StackTestCase):
             self.assertEqual(acc[k], body[k], k)
         self.assertEqual(acc["folders"], body.get("folders", ["INBOX"]))
         self.assertIs(acc["tlsVerify"], body.get("tlsVerify", True))
+        self.assertEqual(acc["watchFolders"], body.get("watchFolders", ["INBOX"]))
+        if acc["watchFolders"] == []:
+            self.assertEqual(acc["watch"]["state"], "off", acc)
+        self.assertIsoUtc(acc["watch"]["since"])
         self.assertIsoUtc(acc["createdAt"])
         self.assertIsoUtc(acc["updatedAt"])
 
@@ -129,9 +135,10 @@ class AccountsTest(AccountsTestBase):
 
     def test_defaults(self):
         body = account_body(2)
-        del body["folders"], body["tlsVerify"]
+        del body["folders"], body["tlsVerify"], body["watchFolders"]
         acc = self.create(body)
         self.assertEqual(acc["folders"], ["INBOX"])
+        self.assertEqual(acc["watchFolders"], ["INBOX"])
         self.assertIs(acc["tlsVerify"], True)
         body = account_body(3, security="none", tlsVerify=False, imapPort=143)
         acc = self.create(body)
@@ -244,6 +251,9 @@ class AccountsBadInputTest(AccountsTestBase):
             ({"folders": ["f" * 300]}, "folders"),
             ({"folders": [""]}, "folders"),
             ({"folders": [7]}, "folders"),
+            ({"watchFolders": "INBOX"}, "watchFolders"),
+            ({"watchFolders": [""]}, "watchFolders"),
+            ({"watchFolders": ["F%d" % i for i in range(40)]}, "watchFolders"),
             ({"tlsVerify": "yes"}, "tlsVerify"),
             ({"tlsVerify": 1}, "tlsVerify"),
             ({"colour": "red"}, "colour"),
@@ -281,6 +291,7 @@ class AccountsBadInputTest(AccountsTestBase):
             ({"emailAddress": "no-at-sign"}, "emailAddress"),
             ({"password": ""}, "password"),
             ({"folders": []}, "folders"),
+            ({"watchFolders": ["f" * 300]}, "watchFolders"),
             ({"tlsVerify": "no"}, "tlsVerify"),
             ({"id": "other"}, r"\bid\b"),
             ({"syncStatus": "ok"}, "syncStatus"),

@@ -9,7 +9,10 @@ messages arrive and comes back with Last-Event-ID: k gets exactly those ten
 mail.new, in order; an id older than the log keeps (MAIL_EVENTS_MAX_LEN=30,
 Redis's stream nodes cut to 5 entries so that the log is trimmed at this
 size, 40 new messages) gets event: reset; an account:<id> token opens its
-account's stream and not another's."""
+account's stream and not another's. An event logged but never published (a
+pub/sub message dropped) still reaches a live stream and a live WebSocket,
+read from the log when the next event names it as its prevId: every event
+once, in order."""
 
 import imaplib
 import json
@@ -19,10 +22,11 @@ import time
 import e2ebase
 from dovecot import Dovecot, message
 from stack import SSEReader
+from test_websocket import WS
 
 RW = "mail-events-rw-token-0123456789"
 KEY = "4d" * 32
-USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"}
 
 
 def id_of(s):
@@ -32,6 +36,22 @@ def id_of(s):
 
 def data(ev):
     return json.loads(ev["data"])
+
+
+def msgpack(v):
+    """The msgpack encoding of str, int (0..2^31), list and dict values: the
+    sync-worker's stream entries are such maps."""
+    if isinstance(v, str):
+        b = v.encode()
+        assert len(b) < 256
+        return (bytes([0xa0 | len(b)]) if len(b) < 32 else bytes([0xd9, len(b)])) + b
+    if isinstance(v, int):
+        return bytes([v]) if 0 <= v < 128 else b"\xce" + v.to_bytes(4, "big")
+    if isinstance(v, list):
+        assert len(v) < 16
+        return bytes([0x90 | len(v)]) + b"".join(msgpack(x) for x in v)
+    assert isinstance(v, dict) and len(v) < 16
+    return bytes([0x80 | len(v)]) + b"".join(msgpack(k) + msgpack(x) for k, x in v.items())
 
 
 class MailEventsTest(e2ebase.StackTestCase):
@@ -257,3 +277,53 @@ class MailEventsTest(e2ebase.StackTestCase):
             self.assertEqual(every.status, 200)
         finally:
             every.close()
+
+    def test_5_event_missed_live_is_read_from_the_log(self):
+        acct = self.accounts["dave"]
+        reader = self.stream("dave")
+        ws = WS(self.stack.http_port, "/api/accounts/%s/events" % acct, token=RW)
+        try:
+            self.assertEqual((reader.status, ws.status), (200, 101))
+            self.sync("dave")
+            # The run's last event is its sync.status: after it, nothing
+            # more is logged until the next sync.
+            self.assertTrue(self.wait_events(
+                reader, lambda evs: len(self.typed(evs, "sync.status")) >= 1), reader.events)
+            first = [ws.next_event(lambda e: e["type"] == "mail.new", 10) for _ in range(2)]
+            ws.next_event(lambda e: e["type"] == "sync.status", 10)
+            # An event appended to the log and never published: what a
+            # subscriber sees when pub/sub drops one.
+            key = "mail:{%s}:events" % acct
+            entry = msgpack({"type": "mail.flags", "accountId": acct,
+                             "createdAt": "2026-12-01T00:00:00.000Z", "uid": 1,
+                             "folder": "INBOX", "flags": ["\\Seen"]})
+            out = subprocess.run(["redis-cli", "-u", self.stack.redis.url, "-x", "XADD", key,
+                                  "*", "e"], input=entry, capture_output=True, timeout=10)
+            missed = out.stdout.decode().strip()
+            self.assertRegex(missed, r"^\d+-\d+$", out)
+            time.sleep(0.5)
+            self.assertEqual(self.typed(reader.events, "mail.flags"), [])
+            # The next event names it as its prevId: both streams read it.
+            self.append("dave", 3)
+            self.sync("dave")
+            got = self.wait_events(reader, lambda evs: len(self.typed(evs, "mail.new")) >= 3)
+            self.assertTrue(got, reader.events)
+            evs = [e for e in reader.events if e["event"] and e["event"] != "sync.status"]
+            types = [e["event"] for e in evs]
+            self.assertEqual(types[:5], ["mail.new", "mail.new", "folder.counts", "mail.flags",
+                                         "mail.new"], types)
+            self.assertEqual(evs[3]["id"], missed)
+            self.assertEqual(data(evs[3])["uid"], 1)
+            self.assertNotIn("prevId", data(evs[4]))
+            ids = [e["id"] for e in reader.events if e["event"]]
+            self.assertEqual(len(ids), len(set(ids)), ids)
+            self.assertEqual(ids, sorted(ids, key=id_of))
+            got = ws.next_event(lambda e: e["type"] not in ("sync.status",), 10)
+            self.assertEqual((got["type"], got["id"]), ("mail.flags", missed))
+            new = ws.next_event(lambda e: e["type"] not in ("sync.status",), 10)
+            self.assertEqual(new["type"], "mail.new")
+            self.assertEqual(new["id"], evs[4]["id"])
+            self.assertNotIn(new["id"], [e["id"] for e in first])
+        finally:
+            ws.close()
+            reader.close()

@@ -3,7 +3,9 @@ small client written here (masked frames, as a browser sends) checks the
 handshake and its refusals, events as text frames (a claim made through the
 API arrives as claim.claimed), pings answered, the close codes of oversized
 and malformed frames (that socket only: another WebSocket and an SSE stream
-keep working), the close (1001) when the gateway stops, and an account's
+keep working), the close (1001) when the gateway stops, pings every
+WS_PING_SECONDS and the close (1001) of a client that does not answer one
+within WS_PONG_TIMEOUT_SECONDS, and an account's
 mail events (GET /api/accounts/:id/events, against a real Dovecot) live
 and resumed with ?lastEventId=: exactly the events after it, in order."""
 
@@ -367,7 +369,10 @@ class WebSocketMailTest(StackTestCase):
         r = cls.http.post("/api/accounts", {
             "emailAddress": "dora@example.com", "imapHost": "127.0.0.1",
             "imapPort": cls.dovecot.port, "security": "none", "username": "dora",
-            "password": cls.USERS["dora"]})
+            "password": cls.USERS["dora"],
+            # The test syncs by hand and needs the first run's events live: no
+            # IDLE watch may sync the account before the socket is open.
+            "watchFolders": []})
         assert r.status == 201, r
         cls.acct = r.json["id"]
 
@@ -429,6 +434,63 @@ class WebSocketMailTest(StackTestCase):
         w = WS(self.stack.http_port, self.path(), token=None)
         self.addCleanup(w.close)
         self.assertEqual(w.status, 401)
+
+
+class WebSocketKeepaliveTest(StackTestCase):
+    """WS_PING_SECONDS and WS_PONG_TIMEOUT_SECONDS: a ping every second; a
+    client that does not answer it within two is closed with 1001, one
+    that answers stays."""
+    STACK_ENV = {"API_TOKEN": TOKEN, "WS_PING_SECONDS": "1", "WS_PONG_TIMEOUT_SECONDS": "2"}
+
+    def ws(self):
+        w = WS(self.stack.http_port)
+        self.addCleanup(w.close)
+        self.assertEqual(w.status, 101)
+        return w
+
+    def test_silent_client_closed_1001(self):
+        w = self.ws()
+        start = time.monotonic()
+        op, _ = w.recv_frame()
+        while op != PING:
+            op, _ = w.recv_frame()
+        pinged = time.monotonic()
+        self.assertLess(pinged - start, 3.0)
+        code = w.expect_close(timeout=6)
+        self.assertEqual(code, 1001)
+        late = time.monotonic() - pinged
+        self.assertGreater(late, 1.5)
+        self.assertLess(late, 5.0)
+
+    def test_answering_client_kept(self):
+        w = self.ws()
+        end = time.monotonic() + 6
+        pings = 0
+        while time.monotonic() < end:
+            w.sock.settimeout(max(0.05, end - time.monotonic()))
+            try:
+                op, data = w.recv_frame()
+            except socket.timeout:
+                break
+            self.assertNotEqual(op, CLOSE, data)
+            if op == PING:
+                pings += 1
+                w.send_frame(PONG, data)
+        self.assertGreaterEqual(pings, 4)
+        # Still open: a claim made now arrives.
+        sq = "keepalive-%d" % int(time.time() * 1000)
+        r = self.http.post("/api/queue/claim", {"sq": sq, "botId": "BOTKA", "ttlSeconds": 60})
+        self.assertEqual(r.status, 200, r.json)
+        w.sock.settimeout(WAIT)
+        while True:
+            op, data = w.recv_frame()
+            if op == PING:
+                w.send_frame(PONG, data)
+                continue
+            self.assertEqual(op, TEXT)
+            ev = json.loads(data)
+            if ev.get("type") == "claim.claimed" and ev.get("sq") == sq:
+                break
 
 
 if __name__ == "__main__":

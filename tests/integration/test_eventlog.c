@@ -125,17 +125,7 @@ static int each(void **state)
 static void sync_now(const char *acct)
 {
     sync_run run = {.env = &env, .store = ST, .pub = pub, .report = &report, .acct = acct};
-    sh_val *a = sh_val_new_map();
-    sh_val_set_cstr(a, "imapHost", sh_val_new_cstr("127.0.0.1"));
-    sh_val_set_cstr(a, "imapPort", sh_val_new_int(dove.port));
-    sh_val_set_cstr(a, "security", sh_val_new_cstr("none"));
-    sh_val_set_cstr(a, "username", sh_val_new_cstr("test"));
-    sh_error err;
-    int rc = sync_account(&run, a, "secret", &err);
-    if (rc)
-        fprintf(stderr, "sync: %s\n", err.msg);
-    assert_int_equal(rc, SH_OK);
-    sh_val_free(a);
+    tf_mail_sync(&run, dove.port);
 }
 
 static sh_val *read_log(const char *acct, const char *after, long long count)

@@ -4,7 +4,8 @@
  * scan and stored only where they differ (one event per change), which
  * pending read/unread changes are pushed, dropped, or kept when the
  * connection fails, a conflict announced once, the stored UIDs compared
- * with the server's, and accounts refused before anything is synced. */
+ * with the server's, accounts refused before anything is synced, and the
+ * folder a watch saw change synced first. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -598,6 +599,35 @@ static void test_full_compare(void **state)
     assert_int_equal(added, 1);
 }
 
+/* syncFirst (set by a watch through account.sync_now) puts its folder
+ * ahead of the others. */
+static void test_changed_folder_first(void **state)
+{
+    (void)state;
+    char msg[1024], append[1200];
+    size_t len = tf_dovecot_message(900, msg, sizeof msg);
+    snprintf(append, sizeof append, "APPEND Archive {%zu+}\r\n%s", len, msg);
+    const char *cmds[] = {"CREATE Archive", append, NULL};
+    assert_int_equal(tf_dovecot_imap(&dove, cmds, NULL, 0), 0);
+    const char *order[2][2] = {{"o1", NULL}, {"o2", "Archive"}};
+    for (int k = 0; k < 2; k++) {
+        sync_run run = new_run(order[k][0]);
+        sh_val *a = account("none", dove.port, NULL), *both = sh_val_new_array();
+        sh_val_push(both, sh_val_new_cstr("INBOX"));
+        sh_val_push(both, sh_val_new_cstr("Archive"));
+        sh_val_set_cstr(a, "folders", both);
+        if (order[k][1])
+            sh_val_set_cstr(a, "syncFirst", sh_val_new_cstr(order[k][1]));
+        sh_error err;
+        assert_int_equal(sync_account(&run, a, "secret", &err), SH_OK);
+        sh_val_free(a);
+        event e[16];
+        assert_true(events(e, 16) == MESSAGES + 1);
+        assert_string_equal(e[0].folder, k ? "Archive" : "INBOX");
+        assert_string_equal(e[MESSAGES].folder, k ? "INBOX" : "Archive");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +638,7 @@ int main(void)
         cmocka_unit_test_setup(test_push_connection_lost, tf_mail_each),
         cmocka_unit_test_setup(test_full_compare, tf_mail_each),
         cmocka_unit_test_setup(test_account_refused, tf_mail_each),
+        cmocka_unit_test_setup(test_changed_folder_first, tf_mail_each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

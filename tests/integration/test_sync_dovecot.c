@@ -137,7 +137,7 @@ static void expect_gone(int64_t uid)
 static void test_initial_sync(void **state)
 {
     tf_sync_end end;
-    const tf_account acct = {.password = "secret"};
+    const tf_account acct = {.password = "secret", .unwatched = true};
     tf_stack_create_account(&st, &acct, account_id, sizeof account_id);
     int64_t t0 = sh_mono_ms();
     tf_stack_sync_and_wait(&st, account_id, "ok", &end);

@@ -5,6 +5,7 @@
 #include "dovecot_fixture.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -320,12 +321,45 @@ int tf_dovecot_add_user(const tf_dovecot *d, const char *user, const char *passw
     return 0;
 }
 
+/* dovecot_children lists (up to max) the processes whose parent is pid. */
+static int dovecot_children(pid_t pid, pid_t *out, int max)
+{
+    DIR *dir = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (dir && n < max && (e = readdir(dir))) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = e->d_name[0] >= '1' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *close_paren = strrchr(buf, ')');
+        int ppid = 0;
+        char state;
+        if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 && ppid == pid)
+            out[n++] = (pid_t)atoi(e->d_name);
+    }
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
 int tf_dovecot_halt(tf_dovecot *d)
 {
+    /* Its imap processes serve their clients on after the master has gone
+     * (an IDLE for as long as the client likes): a halt ends them too, as a
+     * server going down would. */
+    pid_t kids[256];
+    int nkids = d->pid > 0 ? dovecot_children(d->pid, kids, 256) : 0;
     if (d->pid > 0)
         tf_stop(d->pid, SIGTERM, 10000);
     d->pid = 0;
-    /* The master's children leave with it; wait until the port is closed. */
+    for (int i = 0; i < nkids; i++)
+        kill(kids[i], SIGKILL);
+    /* Wait until the port is closed. */
     for (int i = 0; i < 250; i++) {
         int fd = tf_imap_connect(d->port);
         if (fd < 0)

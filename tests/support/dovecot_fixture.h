@@ -50,9 +50,9 @@ int tf_dovecot_start_caps(tf_dovecot *d, const char *user, const char *password,
  * the passwd file when it changes, looking at most once a second, so this
  * takes a second). Returns 0 or -1. */
 int tf_dovecot_add_user(const tf_dovecot *d, const char *user, const char *password, int count);
-/* tf_dovecot_halt stops the server but keeps its directory and mail;
- * returns 0 once the port is closed. tf_dovecot_resume starts it again on
- * the same ports and mail; returns 0 or -1. */
+/* tf_dovecot_halt stops the server, its processes serving clients too, but
+ * keeps its directory and mail; returns 0 once the port is closed. tf_dovecot_resume starts it
+ * again on the same ports and mail; returns 0 or -1. */
 int tf_dovecot_halt(tf_dovecot *d);
 int tf_dovecot_resume(tf_dovecot *d);
 /* tf_dovecot_stop stops the server and removes its directory. */

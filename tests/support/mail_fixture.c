@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eventlog.h"
+#include "fixture.h"
 #include "keys.h"
 #include "mail_fixture.h"
 #include "mailstore.h"
@@ -154,4 +156,61 @@ void tf_mail_flush(sh_store *st)
     sh_error err;
     assert_int_equal(sh_store_call(st, sh_cmd_new("FLUSHALL"), &r, &err), SH_OK);
     sh_reply_free(r);
+}
+
+int tf_mail_events(sh_store *st, sh_pub **pub, sh_sub **sub)
+{
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tf_free_port());
+    sh_error err;
+    if (sh_pub_new(url, pub, &err) || sh_sub_new(url, 0, sub, &err) ||
+        sh_sub_subscribe(*sub, SH_TOPIC_MAIL_EVENT))
+        return -1;
+    /* Until the subscriber is connected, events are lost. */
+    for (int i = 0; i < 100; i++) {
+        const char *type = "probe";
+        sh_val *none = sh_val_new_map();
+        sync_evlog_add(st, *pub, NULL, "probe", &type, &none, 1, &err);
+        sh_val_free(none);
+        char *topic = NULL;
+        sh_val *p = NULL;
+        int ms = 100;
+        while (sh_sub_recv(*sub, ms, &topic, &p) == SH_OK) {
+            free(topic);
+            sh_val_free(p);
+            ms = 300;
+        }
+        if (ms == 300)
+            return 0;
+    }
+    fprintf(stderr, "the subscriber never connected\n");
+    return -1;
+}
+
+sh_val *tf_mail_account(int port)
+{
+    sh_val *a = sh_val_new_map();
+    sh_val_set_cstr(a, "imapHost", sh_val_new_cstr("127.0.0.1"));
+    sh_val_set_cstr(a, "imapPort", sh_val_new_int(port));
+    sh_val_set_cstr(a, "security", sh_val_new_cstr("none"));
+    sh_val_set_cstr(a, "username", sh_val_new_cstr("test"));
+    return a;
+}
+
+long long tf_mail_xlen(sh_store *st, const char *acct)
+{
+    char key[SYNC_KEY_MAX];
+    assert_true(sync_key_events(key, sizeof key, acct) > 0);
+    return tf_mail_int(st, tf_mail_cmd1("XLEN", key));
+}
+
+void tf_mail_sync(sync_run *run, int port)
+{
+    sh_val *a = tf_mail_account(port);
+    sh_error err;
+    int rc = sync_account(run, a, "secret", &err);
+    if (rc)
+        fprintf(stderr, "sync: %s\n", err.msg);
+    assert_int_equal(rc, SH_OK);
+    sh_val_free(a);
 }

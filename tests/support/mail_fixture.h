@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include "fixture.h"
+#include "shared/events.h"
 #include "shared/store.h"
+#include "sync.h"
 
 typedef struct tf_mail {
     tf_redis redis;
@@ -50,5 +52,20 @@ int tf_mail_hget(sh_store *st, const char *key, const char *field, char *buf, si
 long long tf_mail_keys(sh_store *st, const char *acct);
 /* tf_mail_flush empties Redis. */
 void tf_mail_flush(sh_store *st);
+
+/* tf_mail_events opens a publisher and a subscriber to the mail events
+ * (SH_TOPIC_MAIL_EVENT) on a free loopback port, and returns 0 once the
+ * subscriber receives (probe events of account "probe", drained), -1
+ * otherwise. */
+int tf_mail_events(sh_store *st, sh_pub **pub, sh_sub **sub);
+/* tf_mail_account returns the account of user "test" on a plain IMAP
+ * server at 127.0.0.1:port (caller frees). */
+sh_val *tf_mail_account(int port);
+/* tf_mail_sync runs a sync of that account (password "secret") with run,
+ * failing the test unless it succeeds. */
+void tf_mail_sync(sync_run *run, int port);
+
+/* tf_mail_xlen returns the length of the account's event log. */
+long long tf_mail_xlen(sh_store *st, const char *acct);
 
 #endif

@@ -83,6 +83,8 @@ int tf_strict_start(tf_dovecot *d, const char *user, const char *password, int c
         argv[n++] = "--tls-key";
         argv[n++] = key;
     }
+    if (opts && opts->idle_untagged_first)
+        argv[n++] = "--idle-untagged-first";
     argv[n] = NULL;
     return tf_imap_launch(d, argv, out, "the strict IMAP server");
 }

@@ -7,6 +7,8 @@
 #ifndef TESTS_STRICT_FIXTURE_H
 #define TESTS_STRICT_FIXTURE_H
 
+#include <stdbool.h>
+
 #include "dovecot_fixture.h"
 
 /* What the strict server holds besides INBOX's generated messages. */
@@ -22,6 +24,7 @@ typedef struct tf_strict_opts {
      * TLS on tls_port, offers STARTTLS, and logs the name each handshake
      * asked for by SNI ("sni localhost", or "sni none"); NULL for none. */
     const char *tls_dir;
+    bool idle_untagged_first; /* answer IDLE with untagged data before "+ idling" */
 } tf_strict_opts;
 
 /* tf_strict_start starts strict_imap.py on a free port with user:password

@@ -11,7 +11,7 @@ Real servers differ in how much they forgive; this one forgives nothing.
 It serves what the sync-worker and the tests use: LOGIN, CAPABILITY, NOOP,
 LOGOUT, ENABLE, LIST, SELECT/EXAMINE (CONDSTORE), CREATE, DELETE, APPEND,
 UID SEARCH, UID FETCH (CHANGEDSINCE, VANISHED), UID STORE (UNCHANGEDSINCE),
-UID EXPUNGE, and XSTRICT, a test control (XSTRICT FAIL-STORE uid count
+UID EXPUNGE, IDLE (RFC 2177, when IDLE is in --capability), and XSTRICT, a test control (XSTRICT FAIL-STORE uid count
 NO|BAD [code]: the next count STOREs of that UID are refused; XSTRICT
 HOSTILE command mode: the next command of that name on any connection, the
 last word of it (FETCH for UID FETCH), is answered as no real server would,
@@ -23,15 +23,26 @@ every 2 s, never complete); XSTRICT GREETING mode: the next connection is
 greeted so: TRICKLE (a byte every 2 s), HUGE (one line of 100 MB),
 TLS-TRICKLE (on the TLS port: the greeting's TLS record a byte every 2 s)).
 
+A session with a mailbox selected is told, on NOOP and while in IDLE, what
+other sessions changed in it since it last looked: `* n EXISTS` for new
+messages, `* n EXPUNGE` (`* VANISHED uids` with QRESYNC enabled) for removed
+ones, `* n FETCH (UID u FLAGS (...))` for flag changes. Its own changes are
+not reported back. With --idle-untagged-first, IDLE is answered with
+untagged data before its `+ idling` continuation, as some servers do (and
+as libetpan 1.9.4's mailimap_idle cannot take): the pending changes, then
+`* n EXISTS` with the current count, then `+ idling`.
+
 State lives in memory: mailboxes with UIDVALIDITY, UIDNEXT, mod-sequences,
 flags and expunge tombstones. Usage:
   strict_imap.py --port P --log FILE --user U:PW [--user U2:PW2] [--messages N]
                  [--capability "IMAP4rev1 ..."] [--folder NAME[=\\Special]] ...
+                 [--idle-untagged-first]
 Folder names are given in UTF-8 and held in modified UTF-7.
 """
 import argparse
 import base64
 import re
+import select
 import socketserver
 import ssl
 import sys
@@ -201,6 +212,7 @@ class State:
         self.lock = threading.RLock()
         self.users = dict(u.split(":", 1) for u in args.user)
         self.caps = args.capability.split()
+        self.idle_untagged_first = args.idle_untagged_first
         self.log = open(args.log, "a", buffering=1)
         self.boxes = {"INBOX": Mailbox("INBOX")}
         self.fail_store = {}  # uid -> [count, state, code]
@@ -470,6 +482,7 @@ class Session(socketserver.StreamRequestHandler):
         self.readonly = False
         self.condstore = False
         self.qresync = False
+        self.known = None  # the selected mailbox as this session last saw it
         if greeting:
             st.say("hostile greeting %s" % greeting)
             return self.hostile(b"*", "GREETING-" + greeting)
@@ -497,8 +510,13 @@ class Session(socketserver.StreamRequestHandler):
                 if how:
                     st.say("hostile answer %s to %s" % (how, name))
                     return self.hostile(tag, how)
+                if name == "IDLE":
+                    self.idle(p, tag)
+                    continue
                 with st.lock:
                     done = self.dispatch(name, p, tag)
+                    if name != "NOOP":
+                        self.snapshot()
                 if done == "bye":
                     return
             except Bad as e:
@@ -546,6 +564,64 @@ class Session(socketserver.StreamRequestHandler):
             return self.state.caps + ["STARTTLS"]
         return self.state.caps
 
+    def snapshot(self):
+        """Takes the selected mailbox's state as seen (holding the lock)."""
+        b = self.state.boxes.get(self.selected) if self.selected else None
+        self.known = None if b is None else (
+            [m.uid for m in b.messages], b.modseq)
+
+    def report_changes(self):
+        """Sends what other sessions changed since the last look (holding
+        the lock)."""
+        b = self.state.boxes.get(self.selected) if self.selected else None
+        if b is None or self.known is None:
+            return
+        uids, modseq = self.known
+        now = [m.uid for m in b.messages]
+        gone = [u for u in uids if u not in set(now)]
+        if gone and self.qresync:
+            self.send("* VANISHED %s\r\n" % uid_set_text(gone))
+        elif gone:
+            seqs = [i + 1 for i, u in enumerate(uids) if u in set(gone)]
+            for s in reversed(seqs):
+                self.send("* %d EXPUNGE\r\n" % s)
+        if len(now) != len(uids) - len(gone):
+            self.send("* %d EXISTS\r\n" % len(now))
+        old = set(uids)
+        for i, m in enumerate(b.messages):
+            if m.uid in old and m.modseq > modseq:
+                self.send("* %d FETCH (UID %d FLAGS (%s))\r\n" %
+                          (i + 1, m.uid, " ".join(sorted(m.flags))))
+        self.snapshot()
+
+    def idle(self, p, tag):
+        """IDLE: changes are sent as they happen until the client's DONE."""
+        st = self.state
+        p.end("IDLE")
+        if "IDLE" not in self.caps():
+            raise Bad("IDLE is not offered")
+        with st.lock:
+            if st.idle_untagged_first:
+                self.report_changes()
+                b = st.boxes.get(self.selected) if self.selected else None
+                self.send("* %d EXISTS\r\n" % (len(b.messages) if b else 0))
+            self.send("+ idling\r\n")
+        while True:
+            r, _, _ = select.select([self.connection], [], [], 0.05)
+            if r:
+                line = self.rfile.readline(65536)
+                if not line:
+                    raise ConnectionError("closed while idling")
+                st.say("C: %r" % (line[:300],))
+                if line != b"DONE\r\n":
+                    raise Bad("expected DONE to end IDLE")
+                with st.lock:
+                    self.report_changes()
+                self.send(b"%s OK IDLE terminated\r\n" % tag)
+                return
+            with st.lock:
+                self.report_changes()
+
     def box(self):
         if self.selected is None:
             raise Bad("no mailbox selected")
@@ -563,6 +639,7 @@ class Session(socketserver.StreamRequestHandler):
             return ok()
         if name == "NOOP":
             p.end(name)
+            self.report_changes()
             return ok()
         if name == "STARTTLS":
             p.end(name)
@@ -888,6 +965,7 @@ def main():
     ap.add_argument("--tls-port", type=int, default=0)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--idle-untagged-first", action="store_true")
     args = ap.parse_args()
     st = Session.state = State(args)
     st.tls, st.tls_port = None, args.tls_port

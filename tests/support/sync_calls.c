@@ -52,6 +52,8 @@ void tf_stack_create_account(tf_stack *s, const tf_account *acct, char *id, size
         sh_val_push(f, sh_val_new_cstr(acct->folder));
         sh_val_set_cstr(a, "folders", f);
     }
+    if (acct->unwatched)
+        sh_val_set_cstr(a, "watchFolders", sh_val_new_array());
     assert_int_equal(tf_stack_call(s->coord, "account.create", a, &res), SH_OK);
     const char *got = sh_val_get_str(res, "id", NULL);
     assert_non_null(got);

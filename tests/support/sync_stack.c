@@ -59,10 +59,13 @@ static void stack_url(char *url, size_t len)
     snprintf(url, len, "tcp://127.0.0.1:%d", tf_free_port());
 }
 
-int tf_stack_start_worker(tf_stack *s, bool with_ca)
+/* stack_worker starts a sync-worker answering on rpc_url (events on
+ * events_url) and waits until c answers ping; returns its pid, or -1. */
+static pid_t stack_worker(tf_stack *s, bool with_ca, const char *rpc_url, const char *events_url,
+                          sh_rpc_client *c)
 {
     char p_rpc[96], c_rpc[96], c_ev[96], ca[400], name[32];
-    char batch[48], renew[48], timeout[64], deadline[64];
+    char batch[48], renew[48], timeout[64], deadline[64], wrenew[48], poll[48], cap[64];
     snprintf(p_rpc, sizeof p_rpc, "PROGRESS_RPC_URL=%s", s->progress_url);
     snprintf(c_rpc, sizeof c_rpc, "COORDINATOR_RPC_URL=%s", s->coord_url);
     snprintf(c_ev, sizeof c_ev, "COORDINATOR_EVENTS_URL=%s", s->coord_events_url);
@@ -84,15 +87,39 @@ int tf_stack_start_worker(tf_stack *s, bool with_ca)
                       s->opts.command_timeout);
     n = stack_setting(env, n, deadline, sizeof deadline, "IMAP_COMMAND_DEADLINE_SECONDS",
                       s->opts.command_deadline);
+    n = stack_setting(env, n, wrenew, sizeof wrenew, "WATCH_RENEW_SECONDS",
+                      s->opts.watch_renew_seconds);
+    n = stack_setting(env, n, poll, sizeof poll, "IMAP_POLL_SECONDS", s->opts.poll_seconds);
+    n = stack_setting(env, n, cap, sizeof cap, "IMAP_MAX_CONNECTIONS_PER_HOST",
+                      s->opts.max_per_host);
     if (s->worker_env)
         env[n++] = s->worker_env;
+    if (s->opts.worker_setting)
+        env[n++] = s->opts.worker_setting;
     snprintf(name, sizeof name, "sync-worker-%d", s->workers_started++);
-    s->worker_pid = stack_service(s, "sync-worker", name, s->worker_url, s->worker_events_url, env);
-    if (s->worker_pid <= 0 || tf_stack_wait_ping(s->worker) != 0) {
+    pid_t pid = stack_service(s, "sync-worker", name, rpc_url, events_url, env);
+    if (pid <= 0 || tf_stack_wait_ping(c) != 0) {
         fprintf(stderr, "%s did not answer; logs in %s\n", name, s->redis.dir);
-        return -1;
+        return pid > 0 ? pid : -1;
     }
-    return 0;
+    return pid;
+}
+
+int tf_stack_start_worker(tf_stack *s, bool with_ca)
+{
+    s->worker_pid = stack_worker(s, with_ca, s->worker_url, s->worker_events_url, s->worker);
+    return s->worker_pid > 0 && tf_stack_wait_ping(s->worker) == 0 ? 0 : -1;
+}
+
+pid_t tf_stack_start_extra_worker(tf_stack *s, sh_rpc_client **c)
+{
+    char url[64], ev[64];
+    stack_url(url, sizeof url);
+    stack_url(ev, sizeof ev);
+    sh_error err;
+    if (sh_rpc_client_new(url, 10000, 0, c, &err))
+        return -1;
+    return stack_worker(s, s->opts.worker_ca, url, ev, *c);
 }
 
 /* stack_start_gateway starts the gateway on a free HTTP port. */
@@ -114,19 +141,21 @@ static int stack_start_gateway(tf_stack *s)
  * clients, then starts the sync-worker and the gateway. */
 static int stack_start_services(tf_stack *s)
 {
-    char lease[48];
+    char lease[48], wlease[48];
     stack_url(s->progress_url, sizeof s->progress_url);
     stack_url(s->progress_events_url, sizeof s->progress_events_url);
     stack_url(s->coord_url, sizeof s->coord_url);
     stack_url(s->coord_events_url, sizeof s->coord_events_url);
     stack_url(s->worker_url, sizeof s->worker_url);
     stack_url(s->worker_events_url, sizeof s->worker_events_url);
-    const char *cenv[8] = {"ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false",
-                           TF_ALLOW_LOOPBACK};
+    const char *cenv[10] = {"ENCRYPTION_KEY=" TF_STACK_KEY, "SCHED_AUTO_TICK=false",
+                            TF_ALLOW_LOOPBACK};
     size_t cn = 3;
     if (!s->opts.secure_only)
         cenv[cn++] = TF_ALLOW_INSECURE;
-    stack_setting(cenv, cn, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
+    cn = stack_setting(cenv, cn, lease, sizeof lease, "SYNC_LEASE_SECONDS", s->opts.lease_seconds);
+    stack_setting(cenv, cn, wlease, sizeof wlease, "WATCH_LEASE_SECONDS",
+                  s->opts.watch_lease_seconds);
     s->progress_pid =
         stack_service(s, "progress", "progress", s->progress_url, s->progress_events_url, NULL);
     s->coord_pid =

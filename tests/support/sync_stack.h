@@ -42,6 +42,11 @@ typedef struct tf_stack_opts {
     int renew_seconds;            /* the sync-worker's SYNC_RENEW_SECONDS */
     int command_timeout;          /* the sync-worker's IMAP_COMMAND_TIMEOUT_SECONDS */
     int command_deadline;         /* the sync-worker's IMAP_COMMAND_DEADLINE_SECONDS */
+    int watch_lease_seconds;      /* the coordinator's WATCH_LEASE_SECONDS */
+    int watch_renew_seconds;      /* the sync-worker's WATCH_RENEW_SECONDS */
+    int poll_seconds;             /* the sync-worker's IMAP_POLL_SECONDS */
+    int max_per_host;             /* the sync-worker's IMAP_MAX_CONNECTIONS_PER_HOST */
+    const char *worker_setting;   /* one more "K=V" for every sync-worker, or NULL */
     bool worker_ca;               /* IMAP_CA_FILE names the Dovecot's CA (else empty) */
     bool secure_only;             /* no IMAP_ALLOW_INSECURE (loopback is always allowed) */
     bool gateway;                 /* start the gateway on http_port too */
@@ -79,6 +84,11 @@ int tf_stack_start(tf_stack *s, const tf_stack_opts *opts);
  * Dovecot's CA when with_ca, and waits until it answers ping. Each one logs to
  * sync-worker-<n>.log. Returns 0 or -1. */
 int tf_stack_start_worker(tf_stack *s, bool with_ca);
+/* tf_stack_start_extra_worker starts one more sync-worker beside the
+ * stack's, on RPC and event URLs of its own, and waits until *c (a client
+ * of it, made here: the caller frees it) answers ping. Returns its pid
+ * (the caller stops it), or -1. */
+pid_t tf_stack_start_extra_worker(tf_stack *s, sh_rpc_client **c);
 /* tf_stack_wait_ping waits up to 5 s for c to answer ping; returns 0 or -1. */
 int tf_stack_wait_ping(sh_rpc_client *c);
 /* tf_stack_stop stops the services (SIGTERM), keeps their logs and stops
@@ -135,6 +145,8 @@ typedef struct tf_account {
     const char *security; /* ["none"] */
     tf_verify verify;     /* [tlsVerify left out] */
     const char *folder;   /* the one folder to sync [none named: INBOX] */
+    bool unwatched;       /* watchFolders [] (tests of the syncs themselves,
+                             which a watch would sync once more) [INBOX watched] */
 } tf_account;
 
 /* tf_stack_create_account creates the account (address test@example.com

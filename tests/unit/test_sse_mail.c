@@ -49,6 +49,7 @@ static void test_text(void **state)
 {
     (void)state;
     sh_val *ev = event("17-2", "mail.flags");
+    sh_val_set_cstr(ev, "prevId", sh_val_new_cstr("17-1"));
     sh_val *flags = sh_val_new_array();
     sh_val_push(flags, sh_val_new_cstr("\\Seen"));
     sh_val_set_cstr(ev, "flags", flags);
@@ -68,6 +69,7 @@ static void test_text(void **state)
     char msg[128];
     assert_int_equal(gw_json_parse(json, strlen(json) - 2, &back, msg, sizeof msg), SH_OK);
     assert_null(sh_val_get(back, "kind"));
+    assert_null(sh_val_get(back, "prevId"));
     assert_string_equal(sh_val_get_str(back, "id", NULL), "17-2");
     assert_string_equal(sh_val_get_str(back, "type", NULL), "mail.flags");
     assert_string_equal(sh_val_get_str(back, "accountId", NULL), "a1");
