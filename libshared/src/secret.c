@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "shared/util.h"
@@ -47,6 +48,25 @@ int sh_key_parse(const char *hex, const char *name, sh_key *out, sh_error *err)
     crypto_generichash(h, sizeof h, out->bytes, sizeof out->bytes, NULL, 0);
     out->id = h[0];
     sodium_memzero(h, sizeof h);
+    static const char label[] = "sealed-secret key id";
+    crypto_generichash(out->kid, sizeof out->kid, (const unsigned char *)label, sizeof label - 1,
+                       out->bytes, sizeof out->bytes);
+    return SH_OK;
+}
+
+int sh_key_pair_check(const sh_key *cur, const char *cur_name, const sh_key *prev,
+                      const char *prev_name, sh_error *err)
+{
+    if (!cur || !prev)
+        return SH_OK;
+    if (sodium_memcmp(cur->bytes, prev->bytes, sizeof cur->bytes) == 0)
+        return sh_error_set(err, SH_EINVAL, "%s is the same key as %s: set %s to the former key",
+                            prev_name, cur_name, prev_name);
+    if (cur->id == prev->id || memcmp(cur->kid, prev->kid, sizeof cur->kid) == 0)
+        return sh_error_set(err, SH_EINVAL,
+                            "%s and %s have the same key id (%u), so sealed secrets could not "
+                            "tell them apart: generate another %s with `openssl rand -hex 32`",
+                            cur_name, prev_name, (unsigned)cur->id, cur_name);
     return SH_OK;
 }
 
@@ -56,6 +76,27 @@ int sh_seal(const sh_key *key, const void *plain, size_t len, const char *ad, sh
         return SH_EINTERNAL;
     size_t need = SH_SEAL_OVERHEAD + len;
     int rc = sh_buf_reserve(out, need);
+    if (rc)
+        return rc;
+    unsigned char *p = (unsigned char *)out->data + out->len;
+    memcpy(p, SH_SEAL_MAGIC, 4);
+    memcpy(p + 4, key->kid, SH_SEAL_KID_BYTES);
+    unsigned char *nonce = p + 4 + SH_SEAL_KID_BYTES;
+    randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + 24, &clen, plain, len,
+                                               (const unsigned char *)ad, ad ? strlen(ad) : 0, NULL,
+                                               nonce, key->bytes);
+    out->len += (size_t)(nonce + 24 - p) + (size_t)clen;
+    out->data[out->len] = '\0';
+    return SH_OK;
+}
+
+int sh_seal_v1(const sh_key *key, const void *plain, size_t len, const char *ad, sh_buf *out)
+{
+    if (secret_init())
+        return SH_EINTERNAL;
+    int rc = sh_buf_reserve(out, SH_SEAL_V1_OVERHEAD + len);
     if (rc)
         return rc;
     unsigned char *p = (unsigned char *)out->data + out->len;
@@ -70,9 +111,33 @@ int sh_seal(const sh_key *key, const void *plain, size_t len, const char *ad, sh
     return SH_OK;
 }
 
-int sh_seal_key_id(const void *blob, size_t len)
+static bool secret_is_v2(const unsigned char *p, size_t len)
 {
-    return len < SH_SEAL_OVERHEAD ? -1 : ((const unsigned char *)blob)[0];
+    return len >= SH_SEAL_OVERHEAD && memcmp(p, SH_SEAL_MAGIC, 4) == 0;
+}
+
+bool sh_seal_is_current(const sh_key *key, const void *blob, size_t len)
+{
+    const unsigned char *p = blob;
+    return key && secret_is_v2(p, len) && memcmp(p + 4, key->kid, SH_SEAL_KID_BYTES) == 0;
+}
+
+/* secret_try opens the nonce-and-ciphertext part (n bytes at p) with key,
+ * appending the plaintext to out. */
+static int secret_try(const sh_key *key, const unsigned char *p, size_t n, const char *ad,
+                      sh_buf *out)
+{
+    size_t clen = n - 24;
+    if (sh_buf_reserve(out, clen))
+        return SH_ENOMEM;
+    unsigned long long plen = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out->data + out->len, &plen,
+                                                   NULL, p + 24, clen, (const unsigned char *)ad,
+                                                   ad ? strlen(ad) : 0, p, key->bytes) != 0)
+        return SH_EINVAL;
+    out->len += (size_t)plen;
+    out->data[out->len] = '\0';
+    return SH_OK;
 }
 
 int sh_open(const sh_key *const *keys, size_t nkeys, const void *blob, size_t len, const char *ad,
@@ -80,33 +145,49 @@ int sh_open(const sh_key *const *keys, size_t nkeys, const void *blob, size_t le
 {
     if (secret_init())
         return sh_error_set(err, SH_EINTERNAL, "libsodium failed to initialise");
-    int id = sh_seal_key_id(blob, len);
-    if (id < 0)
-        return sh_error_set(err, SH_EPROTO, "sealed secret is truncated (%zu bytes)", len);
     const unsigned char *p = blob;
-    size_t clen = len - 1 - 24;
+    if (len < SH_SEAL_V1_OVERHEAD)
+        return sh_error_set(err, SH_EPROTO, "sealed secret is truncated (%zu bytes)", len);
     bool tried = false;
-    for (size_t k = 0; k < nkeys; k++) {
-        if (!keys[k] || keys[k]->id != id)
-            continue;
-        tried = true;
-        int rc = sh_buf_reserve(out, clen);
-        if (rc)
-            return sh_error_set(err, rc, "out of memory");
-        unsigned long long plen = 0;
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-                (unsigned char *)out->data + out->len, &plen, NULL, p + 1 + 24, clen,
-                (const unsigned char *)ad, ad ? strlen(ad) : 0, p + 1, keys[k]->bytes) == 0) {
-            out->len += (size_t)plen;
-            out->data[out->len] = '\0';
-            return SH_OK;
+    /* Version 2 names its key by 8 bytes. A version 1 blob starts with the
+     * magic 1 time in 2^32; if so it fails here and opens as version 1. */
+    if (secret_is_v2(p, len)) {
+        for (size_t k = 0; k < nkeys; k++) {
+            if (!keys[k] || memcmp(keys[k]->kid, p + 4, SH_SEAL_KID_BYTES) != 0)
+                continue;
+            tried = true;
+            int rc = secret_try(keys[k], p + 4 + SH_SEAL_KID_BYTES, len - 4 - SH_SEAL_KID_BYTES, ad,
+                                out);
+            if (rc == SH_ENOMEM)
+                return sh_error_set(err, rc, "out of memory");
+            if (rc == SH_OK)
+                return SH_OK;
         }
     }
-    if (!tried)
+    /* Version 1: every key with the blob's id byte, since two keys share
+     * it 1 time in 256. */
+    bool v1_tried = false;
+    for (size_t k = 0; k < nkeys; k++) {
+        if (!keys[k] || keys[k]->id != p[0])
+            continue;
+        v1_tried = true;
+        int rc = secret_try(keys[k], p + 1, len - 1, ad, out);
+        if (rc == SH_ENOMEM)
+            return sh_error_set(err, rc, "out of memory");
+        if (rc == SH_OK)
+            return SH_OK;
+    }
+    if (!tried && !v1_tried) {
+        char id[2 * SH_SEAL_KID_BYTES + 1];
+        if (secret_is_v2(p, len))
+            sodium_bin2hex(id, sizeof id, p + 4, SH_SEAL_KID_BYTES);
+        else
+            snprintf(id, sizeof id, "%u", (unsigned)p[0]);
         return sh_error_set(err, SH_EINVAL,
-                            "secret was sealed with another key (key id %d): set the key that "
+                            "secret was sealed with another key (key id %s): set the key that "
                             "sealed it as ENCRYPTION_KEY or ENCRYPTION_KEY_PREVIOUS",
                             id);
+    }
     return sh_error_set(err, SH_EINVAL,
                         "secret does not decrypt: wrong ENCRYPTION_KEY, or the data was "
                         "altered or moved to another account");

@@ -66,6 +66,22 @@ int coord_key_rows(char *buf, size_t len, const char *log)
     return coord_name_valid(log) ? keys_fmt(buf, len, "%srows:%s", SH_KEY_REFUND, log) : -1;
 }
 
+int coord_key_rows_max(char *buf, size_t len, const char *log)
+{
+    return coord_name_valid(log) ? keys_fmt(buf, len, "%s" COORD_ROWS_MAX "%s", SH_KEY_REFUND, log)
+                                 : -1;
+}
+
+int coord_key_rows_max_prefix(char *buf, size_t len)
+{
+    return keys_fmt(buf, len, "%s" COORD_ROWS_MAX "%s", SH_KEY_REFUND, "");
+}
+
+int coord_key_reservation_logs(char *buf, size_t len)
+{
+    return keys_fmt(buf, len, "%s%s", SH_KEY_REFUND, "logs");
+}
+
 int coord_key_reservation_index(char *buf, size_t len, const char *log)
 {
     return coord_name_valid(log) ? keys_fmt(buf, len, "%sindex:%s", SH_KEY_REFUND, log) : -1;

@@ -7,7 +7,10 @@
  *   refund:{id}             reservation of item id in log "refund" (the seed's key)
  *   refund:<log>:{id}       reservation in another log
  *   refund:rows:<log>       rows handed out so far in that log
+ *   refund:rowsmax:<log>    hash: first (the log's first row), next (one past
+ *                           the highest row ever handed out): the counter's floor
  *   refund:index:<log>      sorted set of reservation keys by expiry
+ *   refund:logs             set of the logs that handed out rows
  *   account:{id}            an email account (hash)
  *   account:{id}:secret     its sealed password (kept apart so the hash stays small)
  *   account:ids             sorted set of account ids by creation time
@@ -39,6 +42,12 @@ int coord_key_fence(char *buf, size_t len, const char *ns, const char *id);
 int coord_key_claim_index(char *buf, size_t len, const char *ns);
 int coord_key_reservation(char *buf, size_t len, const char *log, const char *id);
 int coord_key_rows(char *buf, size_t len, const char *log);
+#define COORD_ROWS_MAX "rowsmax:"
+int coord_key_rows_max(char *buf, size_t len, const char *log);
+/* What every log's rowsmax key starts with (the log name follows). */
+int coord_key_rows_max_prefix(char *buf, size_t len);
+/* The set of every log that handed out rows. */
+int coord_key_reservation_logs(char *buf, size_t len);
 int coord_key_reservation_index(char *buf, size_t len, const char *log);
 
 int coord_key_account(char *buf, size_t len, const char *id);

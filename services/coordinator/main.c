@@ -88,11 +88,24 @@ static int coord_validate(sh_error *err)
             return rc;
         env.key_prev = &key_prev;
     }
-    return SH_OK;
+    return sh_key_pair_check(env.key, "ENCRYPTION_KEY", env.key_prev, "ENCRYPTION_KEY_PREVIOUS",
+                             err);
 }
 
 static int coord_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 {
+    sh_store *store = NULL;
+    int rc = sh_store_new(url, NULL, &store, err);
+    if (rc == SH_OK)
+        rc = coord_rows_check_first(store, cfg_first_row, err);
+    sh_store_free(store);
+    /* Redis down: the reserve script's floor still keeps rows apart. */
+    if (rc == SH_EUNAVAIL || rc == SH_ETIMEDOUT) {
+        sh_log_warn("rows_check", "RESERVE_FIRST_ROW not checked: %s", err->msg);
+        rc = SH_OK;
+    }
+    if (rc)
+        return rc;
     return cfg_auto_tick ? coord_ticker_start(url, pub, &env, err) : SH_OK;
 }
 
@@ -105,11 +118,11 @@ static void coord_stop(void)
 
 static int coord_rotate_command(sh_store *store, const void *e, sh_error *err)
 {
-    long long resealed, current;
-    int rc = coord_rotate(store, e, &resealed, &current, err);
-    if (rc == SH_OK)
-        printf("rotate-keys: %lld accounts re-sealed, %lld already under the current key\n",
-               resealed, current);
+    coord_rotate_counts n;
+    int rc = coord_rotate(store, e, &n, err);
+    printf("rotate-keys: %lld scanned, %lld re-sealed, %lld already current, %lld failed\n",
+           n.scanned, n.resealed, n.current, n.failed);
+    fflush(stdout);
     return rc;
 }
 

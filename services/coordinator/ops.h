@@ -92,6 +92,10 @@ int coord_reserve_reply(sh_worker *w, const char *log, const char *id, const sh_
 int coord_reserve_release(sh_worker *w, const char *log, const char *id, const char *bot,
                           coord_reservation *out, sh_error *err);
 
+/* coord_rows_check_first refuses (SH_EINVAL, naming the log and its first
+ * row) a first_row below the first row of a log that handed rows out. */
+int coord_rows_check_first(sh_store *store, long long first_row, sh_error *err);
+
 /* coord_list returns {claims: {id: claim}, reservations: {id: reservation}}
  * for namespace ns and log, removing expired entries from the indexes (and
  * publishing "expired" for each). */
@@ -152,11 +156,18 @@ int coord_watch_release(sh_worker *w, const char *worker, const coord_watch_ref 
 int coord_watch_report(sh_worker *w, const char *id, long long token, const char *state,
                        const char *error, sh_val **out, sh_error *err);
 
-/* coord_rotate re-seals every account's password with env->key; blobs
- * sealed with env->key_prev (or already with env->key) open. Counts what it
- * re-sealed and what was already current. */
-int coord_rotate(sh_store *store, const coord_env *env, long long *resealed, long long *current,
-                 sh_error *err);
+/* What coord_rotate did: secrets read, re-sealed (and read back opening
+ * with the new key alone), already current, and failed (not opening with
+ * either key, or not checking out after re-sealing). */
+typedef struct coord_rotate_counts {
+    long long scanned, resealed, current, failed;
+} coord_rotate_counts;
+
+/* coord_rotate re-seals every account's password not yet sealed in the
+ * newest format under env->key; blobs sealed with env->key_prev (or already
+ * with env->key) open. SH_OK only when every secret ends opening with
+ * env->key alone; failures are counted and the error names the first. */
+int coord_rotate(sh_store *store, const coord_env *env, coord_rotate_counts *n, sh_error *err);
 
 /* Map forms of a claim and a reservation, as RPC results and event bodies
  * carry them (times as ISO 8601 strings). */

@@ -51,11 +51,12 @@ static void res_event(sh_worker *w, const char *kind, const coord_reservation *r
         coord_publish(w, topic, kind, coord_reservation_val(res));
 }
 
-static int res_keys(const char *log, const char *id, char *key, char *rows, char *idx,
-                    sh_error *err)
+static int res_keys(const char *log, const char *id, char *key, char *rows, char *rows_max,
+                    char *idx, sh_error *err)
 {
     if (coord_key_reservation(key, COORD_KEY_MAX, log, id) < 0 ||
         (rows && coord_key_rows(rows, COORD_KEY_MAX, log) < 0) ||
+        (rows_max && coord_key_rows_max(rows_max, COORD_KEY_MAX, log) < 0) ||
         coord_key_reservation_index(idx, COORD_KEY_MAX, log) < 0)
         return sh_error_set(err, SH_EINVAL, "invalid log \"%.40s\" or id \"%.40s\"", log, id);
     return SH_OK;
@@ -65,22 +66,27 @@ int coord_reserve_cmd(sh_worker *w, const char *log, const char *id, const char 
                       long long rows, long long ttl_s, sh_cmd **cmd, sh_error *err)
 {
     *cmd = NULL;
-    char key[COORD_KEY_MAX], rowkey[COORD_KEY_MAX], idx[COORD_KEY_MAX];
-    int rc = res_keys(log, id, key, rowkey, idx, err);
+    char key[COORD_KEY_MAX], rowkey[COORD_KEY_MAX], maxkey[COORD_KEY_MAX], idx[COORD_KEY_MAX];
+    char logs[COORD_KEY_MAX];
+    int rc = res_keys(log, id, key, rowkey, maxkey, idx, err);
     if (rc)
         return rc;
     if (ttl_s <= 0)
         ttl_s = coord_env_of(w)->default_ttl;
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_reserve, 3);
+    coord_key_reservation_logs(logs, sizeof logs);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_reserve, 5);
     sh_cmd_str(c, key);
     sh_cmd_str(c, rowkey);
     sh_cmd_str(c, idx);
+    sh_cmd_str(c, maxkey);
+    sh_cmd_str(c, logs);
     sh_cmd_str(c, bot);
     sh_cmd_int(c, rows);
     sh_cmd_int(c, ttl_s * 1000);
     sh_cmd_str(c, id);
     sh_cmd_int(c, coord_env_of(w)->first_row);
-    if (sh_cmd_str(c, "WRITING") != SH_OK) {
+    sh_cmd_str(c, "WRITING");
+    if (sh_cmd_str(c, log) != SH_OK) {
         sh_cmd_free(c);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     }
@@ -111,7 +117,7 @@ int coord_reserve_release(sh_worker *w, const char *log, const char *id, const c
 {
     memset(out, 0, sizeof *out);
     char key[COORD_KEY_MAX], idx[COORD_KEY_MAX];
-    int rc = res_keys(log, id, key, NULL, idx, err);
+    int rc = res_keys(log, id, key, NULL, NULL, idx, err);
     if (rc)
         return rc;
     sh_cmd *c = sh_cmd_new_eval(&coord_script_reserve_release, 2);

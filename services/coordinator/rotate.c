@@ -1,8 +1,11 @@
 /* rotate.c - re-sealing every account's password under a new key: run as
  * `coordinator rotate-keys` with ENCRYPTION_KEY set to the new key and
- * ENCRYPTION_KEY_PREVIOUS to the old one. Each password is opened, sealed
- * again and written only if nobody changed it meanwhile; running it twice
- * is harmless. */
+ * ENCRYPTION_KEY_PREVIOUS to the old one. Every blob not in the newest
+ * format under the new key is opened, sealed again, checked to open with
+ * the new key alone, and written only if nobody changed it meanwhile; what
+ * was written is read back and checked again. Running it twice is
+ * harmless. */
+#include <stdio.h>
 #include <string.h>
 
 #include "ops.h"
@@ -10,59 +13,146 @@
 #include "shared/buf.h"
 #include "shared/log.h"
 
-static int rot_one(sh_store *store, const coord_env *env, const char *id, sh_buf *plain,
-                   sh_buf *blob, long long *resealed, long long *current, sh_error *err)
+#define ROT_ATTEMPTS 3
+
+typedef struct rot_ctx {
+    sh_store *store;
+    const coord_env *env;
+    sh_buf plain, check, blob;
+    coord_rotate_counts *n;
+    char first_failure[256];
+} rot_ctx;
+
+/* rot_get reads key into *r; *blob is NULL when it is gone. */
+static int rot_get(rot_ctx *x, const char *key, sh_reply **r, const char **blob, size_t *len,
+                   sh_error *err)
 {
-    char key[COORD_KEY_MAX];
-    if (coord_key_account_secret(key, sizeof key, id) < 0)
-        return SH_OK;
     sh_cmd *c = sh_cmd_new("GET");
     sh_cmd_str(c, key);
-    sh_reply *r = NULL;
-    int rc = sh_store_run(store, c, &r, err);
+    *r = NULL;
+    int rc = sh_store_run(x->store, c, r, err);
     sh_cmd_free(c);
     if (rc)
         return rc;
-    size_t len;
-    const char *old = sh_reply_string(r, &len);
-    if (!old || sh_reply_kind(r) != SH_REPLY_STRING) {
-        sh_reply_free(r);
-        return SH_OK; /* deleted meanwhile */
-    }
-    if (sh_seal_key_id(old, len) == env->key->id) {
-        (*current)++;
-        sh_reply_free(r);
-        return SH_OK;
-    }
-    const sh_key *keys[] = {env->key, env->key_prev};
-    sh_buf_reset(plain);
-    sh_buf_reset(blob);
-    rc = sh_open(keys, 2, old, len, id, plain, err);
-    if (rc == SH_OK)
-        rc = sh_seal(env->key, plain->data, plain->len, id, blob);
-    sh_wipe(plain->data, plain->len);
-    if (rc) {
-        sh_reply_free(r);
-        return sh_error_set(err, rc, "account %s: %s", id, err->msg);
-    }
-    c = sh_cmd_new_eval(&coord_script_reseal, 1);
+    *blob = sh_reply_kind(*r) == SH_REPLY_STRING ? sh_reply_string(*r, len) : NULL;
+    return SH_OK;
+}
+
+/* rot_opens_with_new reports whether blob opens with the new key alone,
+ * and (want non-NULL) gives want's bytes back. */
+static bool rot_opens_with_new(rot_ctx *x, const char *blob, size_t len, const char *id,
+                               const sh_buf *want, sh_error *err)
+{
+    const sh_key *only[] = {x->env->key};
+    sh_buf_reset(&x->check);
+    bool ok =
+        sh_open(only, 1, blob, len, id, &x->check, err) == SH_OK &&
+        (!want || (x->check.len == want->len && memcmp(x->check.data, want->data, want->len) == 0));
+    sh_wipe(x->check.data, x->check.len);
+    if (!ok && err->code == SH_OK)
+        sh_error_set(err, SH_EINTERNAL, "re-sealed secret opens to other bytes");
+    return ok;
+}
+
+static void rot_failed(rot_ctx *x, const char *id, const char *why)
+{
+    x->n->failed++;
+    sh_log_error("rotate_failed", "account %s: %s", id, why);
+    if (!x->first_failure[0])
+        snprintf(x->first_failure, sizeof x->first_failure, "account %s: %s", id, why);
+}
+
+/* rot_reseal seals plain (the password of id) under the new key and writes
+ * it in place of old unless old changed. *written: 1 done, 0 changed. */
+static int rot_reseal(rot_ctx *x, const char *key, const char *id, const char *old, size_t len,
+                      int *written, sh_error *err)
+{
+    *written = 0;
+    sh_buf_reset(&x->blob);
+    int rc = sh_seal(x->env->key, x->plain.data, x->plain.len, id, &x->blob);
+    if (rc)
+        return sh_error_set(err, rc, "out of memory");
+    if (!rot_opens_with_new(x, x->blob.data, x->blob.len, id, &x->plain, err))
+        return SH_EINTERNAL;
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_reseal, 1);
     sh_cmd_str(c, key);
     sh_cmd_arg(c, old, len);
-    sh_cmd_arg(c, blob->data, blob->len);
-    sh_reply_free(r);
-    r = NULL;
-    rc = sh_store_run(store, c, &r, err);
+    sh_cmd_arg(c, x->blob.data, x->blob.len);
+    sh_reply *r = NULL;
+    rc = sh_store_run(x->store, c, &r, err);
     sh_cmd_free(c);
-    if (rc == SH_OK && sh_reply_integer(r) == 1)
-        (*resealed)++;
+    if (rc == SH_OK)
+        *written = sh_reply_integer(r) == 1;
     sh_reply_free(r);
     return rc;
 }
 
-int coord_rotate(sh_store *store, const coord_env *env, long long *resealed, long long *current,
-                 sh_error *err)
+/* rot_one brings the secret of account id to the new key. Only Redis
+ * errors are returned; a blob that cannot be brought over is counted. */
+static int rot_one(rot_ctx *x, const char *id, sh_error *err)
 {
-    *resealed = *current = 0;
+    char key[COORD_KEY_MAX];
+    if (coord_key_account_secret(key, sizeof key, id) < 0)
+        return SH_OK;
+    const sh_key *keys[] = {x->env->key, x->env->key_prev};
+    bool counted = false;
+    for (int attempt = 0; attempt < ROT_ATTEMPTS; attempt++) {
+        sh_reply *r;
+        const char *old;
+        size_t len = 0;
+        int rc = rot_get(x, key, &r, &old, &len, err);
+        if (rc)
+            return rc;
+        if (!old) {
+            sh_reply_free(r);
+            return SH_OK; /* deleted meanwhile */
+        }
+        if (!counted)
+            x->n->scanned++;
+        counted = true;
+        sh_error e = {0};
+        if (sh_seal_is_current(x->env->key, old, len)) {
+            if (rot_opens_with_new(x, old, len, id, NULL, &e))
+                x->n->current++;
+            else
+                rot_failed(x, id, e.msg);
+            sh_reply_free(r);
+            return SH_OK;
+        }
+        sh_buf_reset(&x->plain);
+        rc = sh_open(keys, 2, old, len, id, &x->plain, &e);
+        int written = 0;
+        if (rc == SH_OK)
+            rc = rot_reseal(x, key, id, old, len, &written, &e);
+        sh_wipe(x->plain.data, x->plain.len);
+        sh_reply_free(r);
+        if (rc == SH_EUNAVAIL || rc == SH_ETIMEDOUT) {
+            *err = e;
+            return rc;
+        }
+        if (rc) {
+            rot_failed(x, id, e.msg);
+            return SH_OK;
+        }
+        if (!written)
+            continue; /* changed meanwhile: look again */
+        /* Read back what Redis holds now. */
+        if ((rc = rot_get(x, key, &r, &old, &len, err)))
+            return rc;
+        if (old && !rot_opens_with_new(x, old, len, id, NULL, &e))
+            rot_failed(x, id, e.msg);
+        else
+            x->n->resealed++;
+        sh_reply_free(r);
+        return SH_OK;
+    }
+    rot_failed(x, id, "changed during every attempt to re-seal it");
+    return SH_OK;
+}
+
+int coord_rotate(sh_store *store, const coord_env *env, coord_rotate_counts *n, sh_error *err)
+{
+    memset(n, 0, sizeof *n);
     if (!env->key)
         return sh_error_set(err, SH_EINVAL, "ENCRYPTION_KEY (the new key) is not set");
     coord_sched_keys k;
@@ -76,9 +166,10 @@ int coord_rotate(sh_store *store, const coord_env *env, long long *resealed, lon
     sh_cmd_free(c);
     if (rc)
         return rc;
-    sh_buf plain, blob;
-    sh_buf_init(&plain);
-    sh_buf_init(&blob);
+    rot_ctx x = {.store = store, .env = env, .n = n};
+    sh_buf_init(&x.plain);
+    sh_buf_init(&x.check);
+    sh_buf_init(&x.blob);
     for (size_t i = 0; rc == SH_OK && i < sh_reply_count(ids); i++) {
         size_t len;
         const char *s = sh_reply_string(sh_reply_elem(ids, i), &len);
@@ -87,10 +178,16 @@ int coord_rotate(sh_store *store, const coord_env *env, long long *resealed, lon
             continue;
         memcpy(id, s, len);
         id[len] = '\0';
-        rc = rot_one(store, env, id, &plain, &blob, resealed, current, err);
+        rc = rot_one(&x, id, err);
     }
-    sh_buf_fini(&plain);
-    sh_buf_fini(&blob);
+    sh_buf_fini(&x.plain);
+    sh_buf_fini(&x.check);
+    sh_buf_fini(&x.blob);
     sh_reply_free(ids);
+    if (rc == SH_OK && n->failed)
+        rc = sh_error_set(err, SH_EINVAL,
+                          "%lld secrets were not re-sealed under the new key (first: %s); keep "
+                          "ENCRYPTION_KEY_PREVIOUS until they are",
+                          n->failed, x.first_failure);
     return rc;
 }

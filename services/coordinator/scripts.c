@@ -73,33 +73,60 @@ sh_script coord_script_status =
               LUA_HOLDER_CHECK "redis.call('HSET', KEYS[1], 'status', ARGV[3])\n"
                                "return {'status', cur[1], cur[2], ARGV[3], cur[4], cur[5]}\n");
 
-/* KEYS: reservation, rows, index. ARGV: owner, row count, ttl ms, item id,
- * first row, status. Rows come from one counter per log, so blocks never
- * overlap and follow each other without gaps. */
-sh_script coord_script_reserve =
-    SH_SCRIPT("coord_reserve", LUA_NOW
-              "local ttl = tonumber(ARGV[3])\n"
-              "local exp = num(now + ttl)\n"
-              "local cur = redis.call('HMGET', KEYS[1], 'botId', 'startRow', 'rowCount', 'status', "
-              "'timestamp', 'expiresAt')\n"
-              "if cur[1] then\n"
-              "  if cur[1] ~= ARGV[1] then\n"
-              "    return {'conflict', cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]}\n"
-              "  end\n"
-              "  redis.call('HSET', KEYS[1], 'expiresAt', exp)\n"
-              "  redis.call('PEXPIRE', KEYS[1], ttl)\n"
-              "  redis.call('ZADD', KEYS[3], exp, KEYS[1])\n"
-              "  return {'renewed', cur[1], cur[2], cur[3], cur[4], cur[5], exp}\n"
-              "end\n"
-              "local n = tonumber(ARGV[2])\n"
-              "local last = redis.call('INCRBY', KEYS[2], n)\n"
-              "local start = num(last - n + tonumber(ARGV[5]))\n"
-              "local ts = num(now)\n"
-              "redis.call('HSET', KEYS[1], 'item', ARGV[4], 'botId', ARGV[1], 'startRow', start, "
-              "'rowCount', ARGV[2], 'status', ARGV[6], 'timestamp', ts, 'expiresAt', exp)\n"
-              "redis.call('PEXPIRE', KEYS[1], ttl)\n"
-              "redis.call('ZADD', KEYS[3], exp, KEYS[1])\n"
-              "return {'reserved', ARGV[1], start, ARGV[2], ARGV[6], ts, exp}\n");
+/* KEYS: reservation, rows, index, rows max, logs. ARGV: owner, row count,
+ * ttl ms, item id, first row, status, log. Rows come from one counter per log, so blocks
+ * never overlap and follow each other without gaps. The counter has a
+ * floor: one past the highest row ever handed out (rows max), and when the
+ * counter itself is gone, past every live reservation too. So a counter lost
+ * to eviction or to writes lost in a crash or fail-over, or a lowered first
+ * row, never hands a row out twice. */
+sh_script coord_script_reserve = SH_SCRIPT(
+    "coord_reserve", LUA_NOW
+    "local ttl = tonumber(ARGV[3])\n"
+    "local exp = num(now + ttl)\n"
+    "local cur = redis.call('HMGET', KEYS[1], 'botId', 'startRow', 'rowCount', 'status', "
+    "'timestamp', 'expiresAt')\n"
+    "if cur[1] then\n"
+    "  if cur[1] ~= ARGV[1] then\n"
+    "    return {'conflict', cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]}\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[1], 'expiresAt', exp)\n"
+    "  redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "  redis.call('ZADD', KEYS[3], exp, KEYS[1])\n"
+    "  return {'renewed', cur[1], cur[2], cur[3], cur[4], cur[5], exp}\n"
+    "end\n"
+    "local n = tonumber(ARGV[2])\n"
+    "local first = tonumber(ARGV[5])\n"
+    "local count = redis.call('GET', KEYS[2])\n"
+    "local floor = tonumber(redis.call('HGET', KEYS[4], 'next') or '0')\n"
+    "if not count then\n"
+    "  for _, k in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"
+    "    local v = redis.call('HMGET', k, 'startRow', 'rowCount')\n"
+    "    if v[1] and v[2] then floor = math.max(floor, tonumber(v[1]) + tonumber(v[2])) end\n"
+    "  end\n"
+    "end\n"
+    "local s = math.max(tonumber(count or '0') + first, floor)\n"
+    "local start = num(s)\n"
+    "redis.call('SET', KEYS[2], num(s + n - first))\n"
+    "redis.call('HSET', KEYS[4], 'next', num(s + n))\n"
+    "redis.call('HSETNX', KEYS[4], 'first', ARGV[5])\n"
+    "redis.call('SADD', KEYS[5], ARGV[7])\n"
+    "local ts = num(now)\n"
+    "redis.call('HSET', KEYS[1], 'item', ARGV[4], 'botId', ARGV[1], 'startRow', start, "
+    "'rowCount', ARGV[2], 'endRow', num(s + n - 1), 'status', ARGV[6], 'timestamp', ts, "
+    "'expiresAt', exp)\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "redis.call('ZADD', KEYS[3], exp, KEYS[1])\n"
+    "return {'reserved', ARGV[1], start, ARGV[2], ARGV[6], ts, exp}\n");
+
+/* KEYS: logs. ARGV: rows max key prefix, first row. Answers {log, its
+ * first row} for a log whose first row is above ARGV[2], or {}. */
+sh_script coord_script_rows_first = SH_SCRIPT(
+    "coord_rows_first", "for _, log in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                        "  local f = redis.call('HGET', ARGV[1] .. log, 'first')\n"
+                        "  if f and tonumber(f) > tonumber(ARGV[2]) then return {log, f} end\n"
+                        "end\n"
+                        "return {}\n");
 
 /* KEYS: reservation, index. ARGV: owner. */
 sh_script coord_script_reserve_release = SH_SCRIPT(

@@ -14,6 +14,7 @@ extern sh_script coord_script_release;
 extern sh_script coord_script_status;
 extern sh_script coord_script_reserve;
 extern sh_script coord_script_reserve_release;
+extern sh_script coord_script_rows_first;
 extern sh_script coord_script_list;
 
 /* Accounts and the sync schedule (scripts_accounts.c). */

@@ -80,6 +80,9 @@ static int sync_validate(sh_error *err)
         if (rc)
             return rc;
         env.keys[env.nkeys++] = &key_prev;
+        rc = sh_key_pair_check(&key, "ENCRYPTION_KEY", &key_prev, "ENCRYPTION_KEY_PREVIOUS", err);
+        if (rc)
+            return rc;
     }
     env.coordinator_rpc = cfg_coord_rpc;
     env.coordinator_events = cfg_coord_events;

@@ -1,7 +1,8 @@
 /* test_coordinator.c - three coordinator processes on one private Redis:
  * claims never overlap and tokens only grow, whatever the concurrency;
  * reservations are disjoint and gap-free; expiry hands an item over with a
- * higher token and the old holder gets lease_lost; bad input is refused. */
+ * higher token and the old holder gets lease_lost; bad input is refused;
+ * a lost row counter or a lowered first row never hands a row out twice. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -215,6 +216,7 @@ typedef struct block {
 
 typedef struct reserver {
     int idx;
+    const char *log; /* NULL: racelog */
     block blocks[RES_PER_CLIENT];
     int n, errors;
     char first_error[256];
@@ -238,7 +240,7 @@ static void *reserver_main(void *p)
         int64_t rows = 1 + rand_r(&seed) % 25;
         sh_val *a = item_args(sq, bot, 0), *res = NULL;
         tf_put_int(a, "rowCount", rows);
-        tf_put_str(a, "log", "racelog");
+        tf_put_str(a, "log", r->log ? r->log : "racelog");
         if (tf_call(c, "reserve", a, 5000, &res, &err) != SH_OK ||
             !sh_val_bool(sh_val_get(res, "reserved"))) {
             if (!r->errors++)
@@ -263,31 +265,41 @@ static int block_cmp(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static void test_reservations_disjoint_without_gaps(void **state)
+/* race_reservers runs n reservers (ids from idx0) on log, and checks their
+ * blocks are disjoint and follow each other from row 1 without gaps. r
+ * keeps each reserver's blocks. */
+static void race_reservers(reserver *r, int n, int idx0, const char *log)
 {
     pthread_t t[CLIENTS];
-    static reserver r[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++) {
+    assert_true(n <= CLIENTS);
+    for (int i = 0; i < n; i++) {
         memset(&r[i], 0, sizeof r[i]);
-        r[i].idx = i + 1;
+        r[i].idx = idx0 + i;
+        r[i].log = log;
         pthread_create(&t[i], NULL, reserver_main, &r[i]);
     }
     static block all[CLIENTS * RES_PER_CLIENT];
-    size_t n = 0;
-    for (int i = 0; i < CLIENTS; i++) {
+    size_t got = 0;
+    for (int i = 0; i < n; i++) {
         pthread_join(t[i], NULL);
         if (r[i].errors)
             fail_msg("client %d: %d errors, first: %s", i, r[i].errors, r[i].first_error);
-        memcpy(all + n, r[i].blocks, (size_t)r[i].n * sizeof(block));
-        n += (size_t)r[i].n;
+        memcpy(all + got, r[i].blocks, (size_t)r[i].n * sizeof(block));
+        got += (size_t)r[i].n;
     }
-    assert_int_equal(n, CLIENTS * RES_PER_CLIENT);
-    qsort(all, n, sizeof all[0], block_cmp);
+    assert_int_equal(got, (size_t)n * RES_PER_CLIENT);
+    qsort(all, got, sizeof all[0], block_cmp);
     assert_int_equal(all[0].start, 1);
-    for (size_t i = 1; i < n; i++)
+    for (size_t i = 1; i < got; i++)
         if (all[i].start != all[i - 1].start + all[i - 1].count)
-            fail_msg("block %zu starts at %lld, previous ended at %lld", i, (long long)all[i].start,
-                     (long long)(all[i - 1].start + all[i - 1].count));
+            fail_msg("%s: block %zu starts at %lld, previous ended at %lld", log, i,
+                     (long long)all[i].start, (long long)(all[i - 1].start + all[i - 1].count));
+}
+
+static void test_reservations_disjoint_without_gaps(void **state)
+{
+    static reserver r[CLIENTS];
+    race_reservers(r, CLIENTS, 1, "racelog");
 
     /* The same item and owner get the same block back; another owner a
      * conflict naming the holder. */
@@ -487,6 +499,191 @@ static void test_bad_input_changes_nothing(void **state)
     sh_rpc_client_free(c);
 }
 
+/* ---- a floor under the row counter -------------------------------------- */
+
+/* redis_do runs one command on the private Redis and returns its integer
+ * reply (or -1 for another reply). */
+static long long redis_do(const char *const *argv)
+{
+    sh_store *s = tf_redis_store(&redis);
+    sh_error err;
+    assert_non_null(s);
+    sh_cmd *c = sh_cmd_new(argv[0]);
+    for (int i = 1; argv[i]; i++)
+        sh_cmd_str(c, argv[i]);
+    sh_reply *r = NULL;
+    assert_int_equal(sh_store_run(s, c, &r, &err), SH_OK);
+    long long v = sh_reply_kind(r) == SH_REPLY_INTEGER ? sh_reply_integer(r) : -1;
+    sh_reply_free(r);
+    sh_cmd_free(c);
+    sh_store_free(s);
+    return v;
+}
+
+/* reserve_block reserves rows rows of log for sq and returns the block. */
+static block reserve_block(sh_rpc_client *c, const char *log, const char *sq, int64_t rows)
+{
+    sh_val *a = item_args(sq, "BOTF", 0), *res = NULL;
+    tf_put_int(a, "rowCount", rows);
+    tf_put_str(a, "log", log);
+    sh_error err;
+    if (tf_call(c, "reserve", a, 5000, &res, &err) != SH_OK)
+        fail_msg("reserve %s: %s", sq, err.msg);
+    assert_true(sh_val_bool(sh_val_get(res, "reserved")));
+    const sh_val *rv = sh_val_get(res, "reservation");
+    block b = {sh_val_int(sh_val_get(rv, "startRow")), sh_val_int(sh_val_get(rv, "rowCount"))};
+    sh_val_free(res);
+    return b;
+}
+
+static void release_block(sh_rpc_client *c, const char *log, const char *sq)
+{
+    sh_val *a = item_args(sq, "BOTF", 0);
+    tf_put_str(a, "log", log);
+    assert_int_equal(tf_call(c, "reserve.release", a, 5000, NULL, NULL), SH_OK);
+}
+
+static void assert_after(block earlier, block later)
+{
+    if (later.start < earlier.start + earlier.count)
+        fail_msg("rows %lld..%lld overlap rows %lld..%lld handed out before",
+                 (long long)later.start, (long long)(later.start + later.count - 1),
+                 (long long)earlier.start, (long long)(earlier.start + earlier.count - 1));
+}
+
+/* A counter lost (eviction, a crash losing its last writes, a replica
+ * promoted without them) never hands out a row again: the log's high-water
+ * mark, and failing that its live reservations, put a floor under it. */
+static void test_lost_row_counter_never_reissues_rows(void **state)
+{
+    sh_rpc_client *c = tf_client(urls);
+    const char *del_counter[] = {"DEL", "refund:rows:lostlog", NULL};
+    const char *del_all[] = {"DEL", "refund:rows:lostlog", "refund:rowsmax:lostlog", NULL};
+    block a = reserve_block(c, "lostlog", "lost-a", 10);
+    assert_int_equal(a.start, 1);
+    /* Counter gone while a's reservation is live. */
+    assert_int_equal(redis_do(del_counter), 1);
+    block b = reserve_block(c, "lostlog", "lost-b", 5);
+    assert_after(a, b);
+    /* Counter gone after b's reservation was released: nothing live
+     * remembers b's rows but the high-water mark. */
+    release_block(c, "lostlog", "lost-b");
+    assert_int_equal(redis_do(del_counter), 1);
+    block d = reserve_block(c, "lostlog", "lost-d", 7);
+    assert_after(b, d);
+    /* Counter and high-water mark both gone: the live reservations
+     * (a and d) still hold the floor. */
+    assert_int_equal(redis_do(del_all), 2);
+    block e = reserve_block(c, "lostlog", "lost-e", 3);
+    assert_after(a, e);
+    assert_after(d, e);
+    /* Without losses, blocks still follow each other without gaps. */
+    block f = reserve_block(c, "lostlog", "lost-f", 4);
+    assert_int_equal(f.start, e.start + e.count);
+    sh_rpc_client_free(c);
+}
+
+/* Shared by the lossy race: the deleter runs until told to stop. */
+static volatile int deleter_stop;
+static int deletions;
+
+static void *deleter_main(void *p)
+{
+    (void)p;
+    sh_store *s = tf_redis_store(&redis);
+    sh_error err;
+    while (s && !deleter_stop) {
+        sh_cmd *c = sh_cmd_new("DEL");
+        sh_cmd_str(c, "refund:rows:lossylog");
+        sh_reply *r = NULL;
+        if (sh_store_run(s, c, &r, &err) == SH_OK && sh_reply_integer(r) == 1)
+            deletions++;
+        sh_reply_free(r);
+        sh_cmd_free(c);
+        tf_sleep_ms(1);
+    }
+    sh_store_free(s);
+    return NULL;
+}
+
+/* Concurrent reservers while the counter keeps vanishing: still disjoint,
+ * and (the high-water mark standing in for it) still without gaps. */
+static void test_reservations_disjoint_while_counter_vanishes(void **state)
+{
+    static reserver r[CLIENTS / 2];
+    pthread_t d;
+    deleter_stop = 0;
+    deletions = 0;
+    pthread_create(&d, NULL, deleter_main, NULL);
+    race_reservers(r, CLIENTS / 2, 100, "lossylog");
+    deleter_stop = 1;
+    pthread_join(d, NULL);
+    if (deletions < 10)
+        fail_msg("the counter was deleted only %d times during the race", deletions);
+}
+
+/* spawn_coord starts one more coordinator with the given first row. */
+static pid_t spawn_coord(const char *first_row, const char *logname, char *url, size_t urllen)
+{
+    char logpath[400], setting[64];
+    snprintf(url, urllen, "tcp://127.0.0.1:%d", tf_free_port());
+    snprintf(logpath, sizeof logpath, "%s/%s", logdir, logname);
+    snprintf(setting, sizeof setting, "RESERVE_FIRST_ROW=%s", first_row);
+    const char *env[] = {setting, NULL};
+    tf_service svc = {.name = "coordinator",
+                      .redis_url = redis.url,
+                      .rpc_url = url,
+                      .env = env,
+                      .log_path = logpath};
+    return tf_service_spawn(&svc);
+}
+
+static bool file_has(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[2048];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* A lowered RESERVE_FIRST_ROW would hand out a log's first rows again:
+ * start-up refuses it, naming the log and its first row. A raised one is
+ * accepted, and a replica still running with the lower one continues from
+ * the log's high-water mark. */
+static void test_lowered_first_row_refused(void **state)
+{
+    char url[64], path[400];
+    /* lostlog, racelog and lossylog began at row 1. */
+    pid_t p = spawn_coord("0", "coordinator-low.log", url, sizeof url);
+    assert_true(p > 0);
+    int st = tf_stop(p, 0, 15000);
+    snprintf(path, sizeof path, "%s/coordinator-low.log", logdir);
+    assert_true(st > 0 && st < 128); /* exited by itself, refusing */
+    assert_true(file_has(path, "RESERVE_FIRST_ROW (0) is below row 1, the first row of log"));
+    assert_true(file_has(path, "lostlog") || file_has(path, "racelog") ||
+                file_has(path, "lossylog"));
+
+    /* A higher first row starts; its new log begins there. */
+    p = spawn_coord("1000", "coordinator-high.log", url, sizeof url);
+    assert_true(p > 0);
+    sh_rpc_client *hc = tf_client(url);
+    assert_int_equal(tf_wait_ping(hc, 1), 0);
+    block h = reserve_block(hc, "highlog", "high-a", 5);
+    assert_int_equal(h.start, 1000);
+    sh_rpc_client_free(hc);
+    assert_int_equal(tf_stop(p, SIGTERM, 10000), 0);
+    /* The replicas at first row 1 continue after it, not at row 1. */
+    sh_rpc_client *c = tf_client(urls);
+    block l = reserve_block(c, "highlog", "high-b", 5);
+    assert_int_equal(l.start, 1005);
+    sh_rpc_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +692,9 @@ int main(void)
         cmocka_unit_test(test_expiry_hands_over_with_higher_token),
         cmocka_unit_test(test_listing_sweeps_expired),
         cmocka_unit_test(test_bad_input_changes_nothing),
+        cmocka_unit_test(test_lost_row_counter_never_reissues_rows),
+        cmocka_unit_test(test_reservations_disjoint_while_counter_vanishes),
+        cmocka_unit_test(test_lowered_first_row_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

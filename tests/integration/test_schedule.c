@@ -1,7 +1,8 @@
 /* test_schedule.c - email accounts and the sync schedule on two coordinator
  * processes and a private Redis, with the clock driven by the test: spread
  * and batch limits, effective interval, missed intervals, leases, backoff,
- * auth failures, concurrent ticks, sealed secrets and key rotation. */
+ * auth failures, concurrent ticks, sealed secrets and key rotation (also of
+ * blobs in the format of earlier releases). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include "fixture.h"
 #include "services.h"
 #include "shared/events.h"
+#include "shared/keys.h"
 #include "shared/rpc.h"
 #include "shared/secret.h"
 #include "shared/store.h"
@@ -832,6 +834,162 @@ static void test_secrets_never_stored_and_rotation(void **state)
     sh_buf_fini(&plain);
 }
 
+/* ---- rotation of old-format blobs ----------------------------------------- */
+
+#define K3 "5b1e9d7c3a2f4e6d8c0b1a2f3e4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d"
+
+static void secret_key_of(const char *id, char *key, size_t len)
+{
+    assert_true(sh_key_build(key, len, SH_KEY_ACCOUNT, id, ":secret") > 0);
+}
+
+static void secret_get(sh_store *s, const char *id, sh_buf *out)
+{
+    char key[128];
+    secret_key_of(id, key, sizeof key);
+    sh_cmd *c = sh_cmd_new("GET");
+    sh_cmd_str(c, key);
+    sh_reply *r = NULL;
+    sh_error err;
+    assert_int_equal(sh_store_run(s, c, &r, &err), SH_OK);
+    sh_cmd_free(c);
+    size_t len;
+    const char *v = sh_reply_string(r, &len);
+    assert_non_null(v);
+    sh_buf_reset(out);
+    sh_buf_append(out, v, len);
+    sh_reply_free(r);
+}
+
+static void secret_put(sh_store *s, const char *id, const sh_buf *blob)
+{
+    char key[128];
+    secret_key_of(id, key, sizeof key);
+    sh_cmd *c = sh_cmd_new("SET");
+    sh_cmd_str(c, key);
+    sh_cmd_arg(c, blob->data, blob->len);
+    sh_reply *r = NULL;
+    sh_error err;
+    assert_int_equal(sh_store_run(s, c, &r, &err), SH_OK);
+    sh_cmd_free(c);
+    sh_reply_free(r);
+}
+
+/* reseal_as writes account i's password sealed by key in version 1 or 2. */
+static void reseal_as(sh_store *s, const char *id, int i, const sh_key *key, int version)
+{
+    char pw[32];
+    snprintf(pw, sizeof pw, "pw-%d-secret", i);
+    sh_buf b;
+    sh_buf_init(&b);
+    if (version == 1)
+        assert_int_equal(sh_seal_v1(key, pw, strlen(pw), id, &b), SH_OK);
+    else
+        assert_int_equal(sh_seal(key, pw, strlen(pw), id, &b), SH_OK);
+    secret_put(s, id, &b);
+    sh_buf_fini(&b);
+}
+
+/* rotate runs `coordinator rotate-keys` to key from prev; returns its exit
+ * status and its last report line in line. */
+static int rotate(const char *key, const char *prev, char *line, size_t len)
+{
+    pid_t p = start_coord(0, key, prev, "rotate-keys");
+    int st = tf_stop(p, 0, 30000);
+    char path[400], buf[1024];
+    snprintf(path, sizeof path, "%s/coordinator0-cmd.log", logdir);
+    FILE *f = fopen(path, "r");
+    line[0] = '\0';
+    while (f && fgets(buf, sizeof buf, f))
+        if (strncmp(buf, "rotate-keys:", 12) == 0 || strstr(buf, "same key id"))
+            snprintf(line, len, "%s", buf);
+    if (f)
+        fclose(f);
+    return st;
+}
+
+/* Blobs of earlier releases (one-byte key id) are brought to the newest
+ * format under the new key, with counts printed; a blob that opens with
+ * neither key fails the run; keys whose ids collide are refused before
+ * anything is touched; afterwards every blob opens with the new key
+ * alone. */
+static void test_rotation_of_old_format_blobs(void **state)
+{
+    flush_redis();
+    static char ids[12][32];
+    create_accounts(12, ids);
+    sh_key k1, k3;
+    sh_error err;
+    assert_int_equal(sh_key_parse(K1, "K1", &k1, &err), SH_OK);
+    assert_int_equal(sh_key_parse(K3, "K3", &k3, &err), SH_OK);
+    assert_int_not_equal(k1.id, k3.id);
+    sh_store *s = tf_redis_store(&redis);
+    assert_non_null(s);
+    /* 0-3: version 1 under the old key; 4-5: version 1 under the new key;
+     * 6: current; 7-11: version 2 under the old key (as created). */
+    for (int i = 0; i < 4; i++)
+        reseal_as(s, ids[i], i, &k1, 1);
+    reseal_as(s, ids[4], 4, &k3, 1);
+    reseal_as(s, ids[5], 5, &k3, 1);
+    reseal_as(s, ids[6], 6, &k3, 2);
+    sh_buf before, blob, plain;
+    sh_buf_init(&before);
+    sh_buf_init(&blob);
+    sh_buf_init(&plain);
+    secret_get(s, ids[0], &before);
+
+    /* A previous key whose one-byte id is the new key's: refused, nothing
+     * written. */
+    char kc_hex[65], line[512];
+    sh_key kc;
+    for (unsigned i = 1;; i++) {
+        snprintf(kc_hex, sizeof kc_hex, "%064x", i);
+        assert_int_equal(sh_key_parse(kc_hex, "KC", &kc, &err), SH_OK);
+        if (kc.id == k3.id)
+            break;
+    }
+    assert_int_not_equal(rotate(K3, kc_hex, line, sizeof line), 0);
+    assert_non_null(
+        strstr(line, "ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS have the same key id"));
+    secret_get(s, ids[0], &blob);
+    assert_int_equal(blob.len, before.len);
+    assert_memory_equal(blob.data, before.data, blob.len);
+
+    /* A damaged blob fails the run, which still brings over the rest. */
+    secret_get(s, ids[11], &blob);
+    blob.data[blob.len - 1] ^= 1;
+    secret_put(s, ids[11], &blob);
+    assert_int_not_equal(rotate(K3, K1, line, sizeof line), 0);
+    assert_string_equal(line,
+                        "rotate-keys: 12 scanned, 10 re-sealed, 1 already current, 1 failed\n");
+
+    /* Repaired (the password set again), a second run finishes the job. */
+    reseal_as(s, ids[11], 11, &k1, 1);
+    assert_int_equal(rotate(K3, K1, line, sizeof line), 0);
+    assert_string_equal(line,
+                        "rotate-keys: 12 scanned, 1 re-sealed, 11 already current, 0 failed\n");
+    assert_int_equal(rotate(K3, K1, line, sizeof line), 0);
+    assert_string_equal(line,
+                        "rotate-keys: 12 scanned, 0 re-sealed, 12 already current, 0 failed\n");
+
+    const sh_key *only3[] = {&k3}, *only1[] = {&k1};
+    for (int i = 0; i < 12; i++) {
+        char pw[32];
+        snprintf(pw, sizeof pw, "pw-%d-secret", i);
+        secret_get(s, ids[i], &blob);
+        assert_true(sh_seal_is_current(&k3, blob.data, blob.len));
+        sh_buf_reset(&plain);
+        assert_int_equal(sh_open(only3, 1, blob.data, blob.len, ids[i], &plain, &err), SH_OK);
+        assert_string_equal(plain.data, pw);
+        sh_buf_reset(&plain);
+        assert_int_equal(sh_open(only1, 1, blob.data, blob.len, ids[i], &plain, &err), SH_EINVAL);
+    }
+    sh_buf_fini(&before);
+    sh_buf_fini(&blob);
+    sh_buf_fini(&plain);
+    sh_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -845,6 +1003,7 @@ int main(void)
         cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),
         cmocka_unit_test(test_backoff_and_auth_failures),
         cmocka_unit_test(test_secrets_never_stored_and_rotation),
+        cmocka_unit_test(test_rotation_of_old_format_blobs),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -3,7 +3,8 @@
  * processes: a lease run to its end, idle threads woken by the
  * coordinator's sync:queued rather than their idle poll, the mail of a
  * deleted account dropped, a kick queuing a sync, a start that cannot
- * complete, and a prompt stop. */
+ * complete, a prompt stop, and keys whose ids collide refused at
+ * start-up. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -335,6 +336,47 @@ static void test_stop_is_prompt(void **state)
     }
 }
 
+/* worker_refuses runs the sync-worker with ENCRYPTION_KEY_PREVIOUS=prev and
+ * checks that it exits at once with an error holding what. */
+static void worker_refuses(const char *prev, const char *what)
+{
+    char e_redis[160], e_prev[120], e_rpc[96], log[400], line[1024];
+    snprintf(e_redis, sizeof e_redis, "REDIS_URL=%s", tf_mail_the()->redis.url);
+    snprintf(e_prev, sizeof e_prev, "ENCRYPTION_KEY_PREVIOUS=%s", prev);
+    snprintf(e_rpc, sizeof e_rpc, "SYNC_WORKER_RPC_URL=tcp://127.0.0.1:%d", tf_free_port());
+    const char *wenv[] = {e_redis, e_rpc, "ENCRYPTION_KEY=" TF_STACK_KEY, e_prev, NULL};
+    snprintf(log, sizeof log, "%s/sync-worker-keys.log", tf_mail_the()->redis.dir);
+    pid_t p = tf_spawn(tf_build_path("services/sync-worker/sync-worker"), wenv, log);
+    assert_true(p > 0);
+    int st = tf_stop(p, 0, 15000);
+    assert_true(st > 0 && st < 128);
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    fclose(f);
+    if (!found)
+        fail_msg("the sync-worker's log %s does not say \"%s\"", log, what);
+}
+
+/* Start-up refuses a previous key that is the current one, or whose key id
+ * collides with it (found by trying keys). */
+static void test_colliding_keys_refused(void **state)
+{
+    worker_refuses(TF_STACK_KEY, "ENCRYPTION_KEY_PREVIOUS is the same key as ENCRYPTION_KEY");
+    char hex[65];
+    sh_key kc;
+    sh_error err;
+    for (unsigned i = 1;; i++) {
+        snprintf(hex, sizeof hex, "%064x", i);
+        assert_int_equal(sh_key_parse(hex, "KC", &kc, &err), SH_OK);
+        if (kc.id == key.id)
+            break;
+    }
+    worker_refuses(hex, "ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS have the same key id");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_kick),
         cmocka_unit_test(test_start_fails_cleanly),
         cmocka_unit_test(test_stop_is_prompt),
+        cmocka_unit_test(test_colliding_keys_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

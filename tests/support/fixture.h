@@ -23,6 +23,9 @@ int tf_redis_start(tf_redis *r, int port);
  * password when given. */
 int tf_redis_start_args(tf_redis *r, int port, const char *const *extra, const char *user,
                         const char *password);
+/* tf_redis_store returns a new store on r (the caller frees it with
+ * sh_store_free), or NULL with a message on stderr. */
+struct sh_store *tf_redis_store(const tf_redis *r);
 /* tf_redis_kill stops it at once (SIGKILL) and reaps it. */
 void tf_redis_kill(tf_redis *r);
 /* tf_redis_stop stops it and removes its directory. */

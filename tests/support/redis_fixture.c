@@ -99,3 +99,16 @@ void tf_redis_stop(tf_redis *r)
         r->dir[0] = '\0';
     }
 }
+
+struct sh_store *tf_redis_store(const tf_redis *r)
+{
+    sh_redis_url u;
+    sh_store *s = NULL;
+    sh_error err;
+    if (sh_redis_url_parse(r->url, &u, &err) != SH_OK ||
+        sh_store_new(&u, NULL, &s, &err) != SH_OK) {
+        fprintf(stderr, "store on %s: %s\n", r->url, err.msg);
+        return NULL;
+    }
+    return s;
+}

@@ -1,5 +1,6 @@
 /* test_secret.c - sealing secrets: round trips, wrong keys, wrong owners,
- * tampering, key parsing and rotation; keyed BLAKE2b MACs against known values. */
+ * tampering, key parsing and rotation; version 1 blobs and colliding key ids; keyed BLAKE2b MACs
+ * against known values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,7 +40,9 @@ static void test_round_trip_and_binding(void **state)
     assert_int_equal(sh_seal(&k1, pw, strlen(pw), "acct-1", &blob), SH_OK);
     assert_int_equal(blob.len, strlen(pw) + SH_SEAL_OVERHEAD);
     assert_false(contains(blob.data, blob.len, pw));
-    assert_int_equal(sh_seal_key_id(blob.data, blob.len), k1.id);
+    assert_memory_equal(blob.data, SH_SEAL_MAGIC, 4);
+    assert_true(sh_seal_is_current(&k1, blob.data, blob.len));
+    assert_false(sh_seal_is_current(&k2, blob.data, blob.len));
 
     const sh_key *keys[] = {&k1};
     assert_int_equal(sh_open(keys, 1, blob.data, blob.len, "acct-1", &plain, &err), SH_OK);
@@ -69,6 +72,97 @@ static void test_round_trip_and_binding(void **state)
     assert_string_equal(plain.data, pw);
     sh_buf_fini(&blob);
     sh_buf_fini(&plain);
+}
+
+/* collide_with finds a key whose one-byte (version 1) id equals k's, by
+ * trying keys in turn: about 256 tries. */
+static void collide_with(const sh_key *k, char hex[65], sh_key *out)
+{
+    sh_error err;
+    for (unsigned i = 0; i < 100000; i++) {
+        snprintf(hex, 65, "%064x", i + 1);
+        assert_int_equal(sh_key_parse(hex, "K", out, &err), SH_OK);
+        if (out->id == k->id && memcmp(out->bytes, k->bytes, SH_KEY_BYTES) != 0)
+            return;
+    }
+    fail_msg("no colliding key found");
+}
+
+/* Blobs sealed by earlier releases (one key-id byte) still open, also
+ * when two keys share that byte: authentication tells which sealed it. */
+static void test_version_1_blobs_open(void **state)
+{
+    sh_key k1, k2, kc;
+    char hex[65];
+    sh_error err;
+    assert_int_equal(sh_key_parse(K1, "ENCRYPTION_KEY", &k1, &err), SH_OK);
+    assert_int_equal(sh_key_parse(K2, "ENCRYPTION_KEY", &k2, &err), SH_OK);
+    collide_with(&k1, hex, &kc);
+    assert_int_equal(kc.id, k1.id);
+    sh_buf blob, plain;
+    sh_buf_init(&blob);
+    sh_buf_init(&plain);
+    const char *pw = "old-format-password";
+    assert_int_equal(sh_seal_v1(&k1, pw, strlen(pw), "acct-1", &blob), SH_OK);
+    assert_int_equal(blob.len, strlen(pw) + SH_SEAL_V1_OVERHEAD);
+    assert_int_equal((unsigned char)blob.data[0], k1.id);
+    assert_false(sh_seal_is_current(&k1, blob.data, blob.len));
+    const sh_key *only1[] = {&k1}, *only2[] = {&k2};
+    assert_int_equal(sh_open(only1, 1, blob.data, blob.len, "acct-1", &plain, &err), SH_OK);
+    assert_string_equal(plain.data, pw);
+    sh_buf_reset(&plain);
+    assert_int_equal(sh_open(only2, 1, blob.data, blob.len, "acct-1", &plain, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "another key"));
+    /* The colliding key is tried first, fails authentication, and the
+     * right one opens it. */
+    const sh_key *ambiguous[] = {&kc, &k1};
+    sh_buf_reset(&plain);
+    assert_int_equal(sh_open(ambiguous, 2, blob.data, blob.len, "acct-1", &plain, &err), SH_OK);
+    assert_string_equal(plain.data, pw);
+    /* A version 1 blob of the colliding key, with k1 first. */
+    sh_buf_reset(&blob);
+    sh_buf_reset(&plain);
+    assert_int_equal(sh_seal_v1(&kc, pw, strlen(pw), "acct-1", &blob), SH_OK);
+    const sh_key *ambiguous2[] = {&k1, &kc};
+    assert_int_equal(sh_open(ambiguous2, 2, blob.data, blob.len, "acct-1", &plain, &err), SH_OK);
+    assert_string_equal(plain.data, pw);
+    sh_buf_reset(&plain);
+    assert_int_equal(sh_open(only1, 1, blob.data, blob.len, "acct-1", &plain, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "does not decrypt"));
+    /* Keys that collide in one byte still differ in the 8-byte id. */
+    assert_memory_not_equal(k1.kid, kc.kid, SH_SEAL_KID_BYTES);
+    sh_buf_fini(&blob);
+    sh_buf_fini(&plain);
+}
+
+/* Start-up refuses a previous key equal to the current one, or one whose
+ * key id collides with it; distinct ids pass. */
+static void test_colliding_keys_refused(void **state)
+{
+    sh_key k1, k2, kc;
+    char hex[65];
+    sh_error err;
+    assert_int_equal(sh_key_parse(K1, "ENCRYPTION_KEY", &k1, &err), SH_OK);
+    assert_int_equal(sh_key_parse(K2, "ENCRYPTION_KEY", &k2, &err), SH_OK);
+    assert_int_not_equal(k1.id, k2.id);
+    assert_int_equal(sh_key_pair_check(&k1, "ENCRYPTION_KEY", &k2, "ENCRYPTION_KEY_PREVIOUS", &err),
+                     SH_OK);
+    assert_int_equal(
+        sh_key_pair_check(&k1, "ENCRYPTION_KEY", NULL, "ENCRYPTION_KEY_PREVIOUS", &err), SH_OK);
+    collide_with(&k1, hex, &kc);
+    assert_int_equal(sh_key_pair_check(&k1, "ENCRYPTION_KEY", &kc, "ENCRYPTION_KEY_PREVIOUS", &err),
+                     SH_EINVAL);
+    assert_non_null(
+        strstr(err.msg, "ENCRYPTION_KEY and ENCRYPTION_KEY_PREVIOUS have the same key id"));
+    assert_non_null(strstr(err.msg, "generate another ENCRYPTION_KEY"));
+    assert_int_equal(sh_key_pair_check(&kc, "ENCRYPTION_KEY", &k1, "ENCRYPTION_KEY_PREVIOUS", &err),
+                     SH_EINVAL);
+    sh_key same;
+    assert_int_equal(sh_key_parse(K1, "ENCRYPTION_KEY_PREVIOUS", &same, &err), SH_OK);
+    assert_int_equal(
+        sh_key_pair_check(&k1, "ENCRYPTION_KEY", &same, "ENCRYPTION_KEY_PREVIOUS", &err),
+        SH_EINVAL);
+    assert_non_null(strstr(err.msg, "ENCRYPTION_KEY_PREVIOUS is the same key as ENCRYPTION_KEY"));
 }
 
 static void test_key_parsing(void **state)
@@ -140,10 +234,9 @@ static void test_mac(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_and_binding),
-        cmocka_unit_test(test_key_parsing),
-        cmocka_unit_test(test_random_and_compare),
-        cmocka_unit_test(test_mac),
+        cmocka_unit_test(test_round_trip_and_binding), cmocka_unit_test(test_version_1_blobs_open),
+        cmocka_unit_test(test_colliding_keys_refused), cmocka_unit_test(test_key_parsing),
+        cmocka_unit_test(test_random_and_compare),     cmocka_unit_test(test_mac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
