@@ -59,7 +59,7 @@ static void rot_failed(rot_ctx *x, const char *id, const char *why)
     x->n->failed++;
     sh_log_error("rotate_failed", "account %s: %s", id, why);
     if (!x->first_failure[0])
-        snprintf(x->first_failure, sizeof x->first_failure, "account %s: %s", id, why);
+        snprintf(x->first_failure, sizeof x->first_failure, "account %.64s: %.160s", id, why);
 }
 
 /* rot_reseal seals plain (the password of id) under the new key and writes

@@ -901,8 +901,11 @@ static int rotate(const char *key, const char *prev, char *line, size_t len)
     FILE *f = fopen(path, "r");
     line[0] = '\0';
     while (f && fgets(buf, sizeof buf, f))
-        if (strncmp(buf, "rotate-keys:", 12) == 0 || strstr(buf, "same key id"))
-            snprintf(line, len, "%s", buf);
+        if (strncmp(buf, "rotate-keys:", 12) == 0 || strstr(buf, "same key id")) {
+            size_t n = strlen(buf) < len ? strlen(buf) : len - 1;
+            memcpy(line, buf, n);
+            line[n] = '\0';
+        }
     if (f)
         fclose(f);
     return st;
