@@ -3,6 +3,7 @@
  * them is kept (the sync that follows reads the folder afresh). */
 #include "imap_idle.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,23 @@ static int idle_skip_literal(sync_imap *s, const char *line, sh_error *err)
     return sh_error_set(err, SH_EPROTO, "IMAP IDLE: a response with too many literals");
 }
 
+/* idle_uid_count is how many UIDs the set at p names ("3,7:9" is 4). */
+static uint32_t idle_uid_count(const char *p)
+{
+    uint64_t n = 0;
+    while (*p >= '0' && *p <= '9') {
+        char *end;
+        unsigned long a = strtoul(p, &end, 10), b = a;
+        if (*end == ':')
+            b = strtoul(end + 1, &end, 10);
+        n += (a > b ? a - b : b - a) + 1;
+        if (*end != ',')
+            break;
+        p = end + 1;
+    }
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 /* idle_untagged counts the untagged response line ("* ...") in seen; a BYE
  * is SH_EUNAVAIL. */
 static int idle_untagged(sync_imap *s, const char *line, sync_idle_seen *seen, sh_error *err)
@@ -71,7 +89,18 @@ static int idle_untagged(sync_imap *s, const char *line, sync_idle_seen *seen, s
     if (strncasecmp(p, "BYE", 3) == 0)
         return sh_error_set(err, SH_EUNAVAIL, "IMAP server ended the session: %.160s", p);
     if (strncasecmp(p, "VANISHED", 8) == 0) {
+        /* Removed messages lower the count, so that an EXISTS bringing it
+         * back (mail added after) is still seen as the change it is. */
         seen->woken = true;
+        p += 8;
+        while (*p == ' ')
+            p++;
+        if (strncasecmp(p, "(EARLIER)", 9) == 0)
+            p += 9;
+        while (*p == ' ')
+            p++;
+        uint32_t gone = idle_uid_count(p);
+        seen->exists = gone < seen->exists ? seen->exists - gone : 0;
     } else if (*p >= '0' && *p <= '9') {
         char *end;
         unsigned long n = strtoul(p, &end, 10);
