@@ -253,6 +253,14 @@ static mailstream_low_driver sock_driver = {
     .mailstream_get_certificate_chain = sock_chain,
 };
 
+bool sync__imap_sock_pending(mailstream_low *low)
+{
+    if (!low || low->driver != &sock_driver)
+        return false;
+    imap_sock *k = low->data;
+    return k->ssl && SSL_pending(k->ssl) > 0;
+}
+
 /* sock_nonblock puts fd in non-blocking mode: 0, or -1 when it fails. */
 static int sock_nonblock(int fd)
 {

@@ -31,6 +31,11 @@ mailstream_low *sync__imap_sock_open(int fd);
  * memory runs out; fd is left open then. */
 mailstream_low *sync__imap_sock_tls_open(int fd, const char *host, int timeout_s);
 
+/* sync__imap_sock_pending tells whether low, when it is one of these
+ * drivers, holds bytes TLS has decrypted and no read has taken yet (the
+ * rest of a record larger than the last read). */
+bool sync__imap_sock_pending(mailstream_low *low);
+
 /* sync__imap_is_ip tells an IP literal ("192.0.2.1", "::1", "[::1]") from
  * a host name. */
 bool sync__imap_is_ip(const char *host);
