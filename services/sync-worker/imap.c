@@ -11,11 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-
 #include "dial.h"
 #include "hostcap.h"
 #include "imap_int.h"
+#include "imap_sock.h"
 #include "imap_wire.h"
 #include "shared/buf.h"
 #include "shared/log.h"
@@ -48,30 +47,6 @@ static int imap_check_cert(sync_imap *s, const sync_imap_opts *o, sh_error *err)
     return rc;
 }
 
-/* imap_is_ip tells an IP literal from a host name (RFC 6066: no SNI for
- * an address). */
-static bool imap_is_ip(const char *host)
-{
-    unsigned char buf[16];
-    char v6[INET6_ADDRSTRLEN];
-    size_t len = strlen(host);
-    if (len >= 2 && len - 2 < sizeof v6 && host[0] == '[' && host[len - 1] == ']') {
-        memcpy(v6, host + 1, len - 2);
-        v6[len - 2] = '\0';
-        return inet_pton(AF_INET6, v6, buf) == 1;
-    }
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-/* imap_sni names the host in the TLS handshake (Server Name Indication),
- * so a server that picks its certificate by name shows the right one. */
-static void imap_sni(struct mailstream_ssl_context *ctx, void *data)
-{
-    const char *host = data;
-    if (!imap_is_ip(host))
-        mailstream_ssl_set_server_name(ctx, (char *)host);
-}
-
 /* imap_insecure refuses what sends a password in clear or to anyone. */
 static int imap_insecure(const sync_imap_opts *o, sh_error *err)
 {
@@ -88,17 +63,16 @@ static int imap_insecure(const sync_imap_opts *o, sh_error *err)
     return SH_OK;
 }
 
-/* imap_stream_open wraps the connected socket fd in libetpan's stream,
- * with the TLS handshake (and SNI) for implicit TLS, and the counting
- * stream in front. fd is the stream's (or closed) afterwards. */
+/* imap_stream_open wraps the connected socket fd in our stream driver
+ * (imap_sock.c), with the TLS handshake (and SNI) for implicit TLS, and
+ * the counting stream in front. fd is the stream's (or closed) afterwards. */
 static int imap_stream_open(sync_imap *s, const sync_imap_opts *o, int fd, mailstream **out,
                             sh_error *err)
 {
     *out = NULL;
     mailstream_low *low = o->security == SYNC_SEC_TLS
-                              ? mailstream_low_ssl_open_with_callback_timeout(
-                                    fd, s->limits.command_s, imap_sni, (void *)o->host)
-                              : mailstream_low_socket_open(fd);
+                              ? sync__imap_sock_tls_open(fd, o->host, s->limits.command_s)
+                              : sync__imap_sock_open(fd);
     if (!low) {
         close(fd);
         return sh_error_set(err, SH_EUNAVAIL, "cannot connect to %s:%d%s", o->host, o->port,
@@ -138,6 +112,35 @@ static int imap_greeting_error(const sync_imap *s, const sync_imap_opts *o, cons
                             o->port, what, SYNC__IMAP_GREETING_MAX >> 10);
     return sh_error_set(err, SH_EUNAVAIL, "cannot connect to %s:%d: no %s (code %d)", o->host,
                         o->port, what, r);
+}
+
+/* imap_starttls sends STARTTLS and, once the server agrees, puts the TLS
+ * driver over the same socket in place of the plain one (as libetpan's
+ * mailimap_socket_starttls does with its own drivers), with the counting
+ * stream in front again. */
+static int imap_starttls(sync_imap *s, const sync_imap_opts *o, sh_error *err)
+{
+    int r = mailimap_starttls(s->m);
+    if (r != MAILIMAP_NO_ERROR)
+        return s->cap && (s->cap->stalled || s->cap->tripped || s->cap->run_over)
+                   ? imap_greeting_error(s, o, "answer to STARTTLS", r, err)
+                   : sh_error_set(err, SH_EUNAVAIL, "STARTTLS with %s:%d failed (code %d)", o->host,
+                                  o->port, r);
+    mailstream *st = s->m->imap_stream;
+    mailstream_low *old = mailstream_get_low(st);
+    int fd = mailstream_low_get_fd(old);
+    mailstream_low *low =
+        fd >= 0 ? sync__imap_sock_tls_open(fd, o->host, s->limits.command_s) : NULL;
+    if (!low)
+        return sh_error_set(err, SH_EUNAVAIL, "STARTTLS with %s:%d failed (handshake failed)",
+                            o->host, o->port);
+    /* Freeing the old drivers leaves the socket open: it is the new one's. */
+    mailstream_set_low(st, low);
+    s->cap = NULL;
+    mailstream_low_free(old);
+    if (sync__imap_cap_install(s, st))
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    return SH_OK;
 }
 
 int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
@@ -187,19 +190,9 @@ int sync_imap_open(const sync_imap_opts *o, sync_imap **out, sh_error *err)
         goto fail;
     }
     if (o->security == SYNC_SEC_STARTTLS) {
-        r = mailimap_socket_starttls_with_callback(s->m, imap_sni, (void *)o->host);
-        if (r != MAILIMAP_NO_ERROR) {
-            rc = s->cap && (s->cap->stalled || s->cap->tripped || s->cap->run_over)
-                     ? imap_greeting_error(s, o, "answer to STARTTLS", r, err)
-                     : sh_error_set(err, SH_EUNAVAIL, "STARTTLS with %s:%d failed (code %d)",
-                                    o->host, o->port, r);
+        rc = imap_starttls(s, o, err);
+        if (rc)
             goto fail;
-        }
-        /* The TLS stream replaced the counting one: in front again. */
-        if (sync__imap_cap_install(s, s->m->imap_stream)) {
-            rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-            goto fail;
-        }
     }
     if (o->security != SYNC_SEC_NONE && o->tls_verify) {
         rc = imap_check_cert(s, o, err);

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "imap_int.h"
+#include "imap_sock.h"
 
 /* The most lines read before an expected answer: a server that talks on
  * and on without ever answering is dropped. */
@@ -29,7 +30,11 @@ int sync_imap_fd(sync_imap *s)
 bool sync_imap_line_ready(sync_imap *s)
 {
     mailstream *st = s && s->m ? s->m->imap_stream : NULL;
-    return st && st->read_buffer_len > 0 && memchr(st->read_buffer, '\n', st->read_buffer_len);
+    if (!st)
+        return false;
+    if (st->read_buffer_len > 0 && memchr(st->read_buffer, '\n', st->read_buffer_len))
+        return true;
+    return s->cap && sync__imap_sock_pending(s->cap->inner);
 }
 
 /* idle_skip_literal reads the literal a line announces at its end ({n}),

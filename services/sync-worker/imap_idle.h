@@ -29,7 +29,8 @@ bool sync_imap_has_idle(sync_imap *s);
 /* sync_imap_fd is the session's socket, to poll for reading. */
 int sync_imap_fd(sync_imap *s);
 /* sync_imap_line_ready tells whether a whole line the server sent is
- * already read into libetpan's buffer: poll would not report it. */
+ * already read into libetpan's buffer, or TLS holds decrypted bytes not
+ * read yet: poll would not report either. */
 bool sync_imap_line_ready(sync_imap *s);
 
 /* sync_imap_idle_start sends IDLE and reads up to the server's "+"

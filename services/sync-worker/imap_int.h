@@ -1,7 +1,7 @@
 /* imap_int.h - what the files of the IMAP module share: imap.c (the session
  * and its commands), imap_exec.c (running one command), imap_stream.c (the
- * reply-size cap and deadlines under the session, with imap_watchdog.c)
- * and imap_decode.c (the replies' text
+ * reply-size cap and deadlines under the session, with imap_watchdog.c),
+ * imap_sock.c (the socket and TLS driver under it) and imap_decode.c (the replies' text
  * and messages). Only these files and this header include libetpan; the
  * sync_ names of imap.h are the module's interface, the sync__imap_ names
  * here are its internals. */

@@ -1,10 +1,10 @@
 /* imap_watchdog.c - one thread that cancels a read still running at its
- * deadline. The stream of imap_stream.c checks the deadline between reads,
- * but libetpan's TLS read waits for a whole TLS record, one poll per piece,
- * so a server sending a record a byte at a time would keep a thread inside
- * one read past any deadline. Cancelling the stream (libetpan wakes its
- * poll through a pipe) ends that read. The lock is held while cancelling,
- * so once sync__imap_watch_disarm returns the stream is not touched. */
+ * deadline. The stream of imap_stream.c checks the deadline between reads
+ * and the socket driver (imap_sock.c) holds each read to its timeout, but
+ * a read past its deadline for any other reason would keep a thread; the
+ * cancel (the driver shuts the socket down, which wakes its poll) ends it.
+ * The lock is held while cancelling, so once sync__imap_watch_disarm
+ * returns the stream is not touched. */
 #include <pthread.h>
 #include <time.h>
 

@@ -1,5 +1,7 @@
 /* main.c - the sync-worker: its settings, RPC operations and background
  * sync threads, run by the common service loop of libshared. */
+#include <sys/resource.h>
+
 #include "env.h"
 #include "handlers.h"
 #include "shared/log.h"
@@ -112,8 +114,32 @@ static int sync_validate(sh_error *err)
     return SH_OK;
 }
 
+/* sync_raise_fd_limit lifts the soft limit on open files to the hard one:
+ * each watch holds a socket, and the usual soft limit of 1,024 is below
+ * IMAP_MAX_WATCHES' default. */
+static void sync_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    unsigned long long cur = rl.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long long)rl.rlim_cur;
+    sh_log_info("fd_limit", "open files limit %llu (hard limit %llu)", cur,
+                rl.rlim_max == RLIM_INFINITY ? 0 : (unsigned long long)rl.rlim_max);
+    if (cur && cur < (unsigned long long)cfg_max_watches + 64)
+        sh_log_warn("fd_limit_low",
+                    "open files limit %llu is below IMAP_MAX_WATCHES=%lld plus the sync "
+                    "threads' connections; raise the hard limit (LimitNOFILE, ulimit -Hn)",
+                    cur, cfg_max_watches);
+}
+
 static int sync_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 {
+    sync_raise_fd_limit();
     return sync_workers_start(url, pub, &env, err);
 }
 

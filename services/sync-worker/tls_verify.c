@@ -1,5 +1,6 @@
 /* tls_verify.c - verification of an IMAP server's certificate chain and
- * host name with OpenSSL (the only file of the service that includes it). */
+ * host name with OpenSSL (imap_sock.c, the TLS stream, is the only other
+ * file of the service that includes it). */
 #include "tls_verify.h"
 
 #include <arpa/inet.h>

