@@ -30,31 +30,55 @@ sh_script prog_script_update = SH_SCRIPT(
     "redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: record, log. ARGV: ttl, cap, entry. Appends, keeps the newest cap
- * entries and refreshes both TTLs. Returns the log's length. */
-sh_script prog_script_log_append =
-    SH_SCRIPT("progress_log_append",
-              "local n = redis.call('RPUSH', KEYS[2], ARGV[3])\n"
-              "if n > tonumber(ARGV[2]) then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) "
-              "end\n"
-              "redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
-              "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-              "return n\n");
+/* KEYS: record, log, request record. ARGV: ttl, cap, entry, request ttl.
+ * Appends, keeps the newest cap entries and refreshes both TTLs. Returns
+ * the log's length. The request record makes a second run of the same
+ * append (a resend after a lost reply) store nothing. */
+sh_script prog_script_log_append = SH_SCRIPT_RETRY_SAFE(
+    "progress_log_append",
+    "if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then\n"
+    "  return redis.call('LLEN', KEYS[2])\n"
+    "end\n"
+    "local n = redis.call('RPUSH', KEYS[2], ARGV[3])\n"
+    "if n > tonumber(ARGV[2]) then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) "
+    "end\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "return n\n");
 
-/* KEYS: job, job index. ARGV: ttl, max fields, jobId, then field/value
- * pairs. Creates the job (version 1) and points the index at it. */
-sh_script prog_script_job_create =
-    SH_SCRIPT("job_create", LUA_FIELD_LIMIT
-              "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-              "  return redis.error_reply('EXISTS job id already taken')\n"
-              "end\n"
-              "if over(KEYS[1], 4, tonumber(ARGV[2])) then\n"
-              "  return redis.error_reply('LIMIT a job holds at most ' .. ARGV[2] .. ' fields')\n"
-              "end\n"
-              "redis.call('HSET', KEYS[1], 'version', 1, unpack(ARGV, 4))\n"
-              "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-              "redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[1])\n"
-              "return redis.call('HGETALL', KEYS[1])\n");
+/* KEYS: job, job index, request record. ARGV: ttl, max fields, jobId,
+ * request ttl, job key prefix, n, then field/value pairs: the n values of
+ * the client's first, then the server's. Creates the job (version 1),
+ * points the index at it and records "<sha1 of the client's fields>
+ * <jobId>" under the request id. A request id seen before answers the job
+ * it created (while that job exists) instead of creating another, or a
+ * CONFLICT error when the fields differ. */
+sh_script prog_script_job_create = SH_SCRIPT_RETRY_SAFE(
+    "job_create", LUA_FIELD_LIMIT
+    "local n = tonumber(ARGV[6])\n"
+    "local parts = {}\n"
+    "for i = 7, 6 + n do parts[#parts + 1] = #ARGV[i] .. ':' .. ARGV[i] end\n"
+    "local fp = redis.sha1hex(table.concat(parts))\n"
+    "local prev = redis.call('GET', KEYS[3])\n"
+    "if prev then\n"
+    "  if string.sub(prev, 1, 40) ~= fp then\n"
+    "    return redis.error_reply('CONFLICT this Idempotency-Key was already used with a '\n"
+    "      .. 'different request body')\n"
+    "  end\n"
+    "  local job = redis.call('HGETALL', ARGV[5] .. '{' .. string.sub(prev, 42) .. '}')\n"
+    "  if #job > 0 then return job end\n"
+    "end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  return redis.error_reply('EXISTS job id already taken')\n"
+    "end\n"
+    "if over(KEYS[1], 7, tonumber(ARGV[2])) then\n"
+    "  return redis.error_reply('LIMIT a job holds at most ' .. ARGV[2] .. ' fields')\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'version', 1, unpack(ARGV, 7))\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[1])\n"
+    "redis.call('SET', KEYS[3], fp .. ' ' .. ARGV[3], 'EX', ARGV[4])\n"
+    "return redis.call('HGETALL', KEYS[1])\n");
 
 /* KEYS: job. ARGV: ttl, max fields, index key prefix, updatedAt, then
  * field/value pairs. Returns nil when the job does not exist. The index of
