@@ -1,7 +1,7 @@
 """End to end over HTTP: creates and log appends while Redis stalls
 (DEBUG SLEEP 3, past the services' 2 s command timeout). A create retried
-with the same Idempotency-Key answers 201 with the job the first attempt
-made, and exactly one exists; the same key with another body answers
+with the same Idempotency-Key answers 201 with the job (or account) the first
+attempt made, and exactly one exists; the same key with another body answers
 409; a malformed key 400. A log append in a stall is stored once."""
 
 import threading
@@ -123,6 +123,41 @@ class StallTest(StackTestCase):
             self.assertStatus(log, 200)
             self.assertEqual([e["error"] for e in log.json], ["e%d" % i for i in range(n + 1)])
         self.assertEqual(self.stack.redis.command("LLEN", "progress:{%s}:log" % sid), 2)
+
+    def account_body(self, email):
+        return {"emailAddress": email, "imapHost": "127.0.0.1", "imapPort": 1143,
+                "security": "none", "username": "u", "password": "p"}
+
+    def account_ids(self):
+        r = self.http.get("/api/accounts")
+        self.assertStatus(r, 200)
+        items = r.json if isinstance(r.json, list) else r.json.get("accounts", [])
+        return {a["id"] for a in items}
+
+    def test_account_create_retried_with_its_key(self):
+        before = self.account_ids()
+        key = str(uuid.uuid4())
+        body = self.account_body("%s@example.com" % self.new_id("acct"))
+        t = self.stall()
+        first = self.post_lost("/api/accounts", body, {"Idempotency-Key": key})
+        r = self.http.post("/api/accounts", body, headers={"Idempotency-Key": key}, timeout=20)
+        t.join()
+        if r.status == 503:
+            self.assertRegex(r.error(), "outcome unknown|unavailable|timed out")
+            r = self.http.post("/api/accounts", body, headers={"Idempotency-Key": key})
+        self.assertStatus(r, 201)
+        acct = r.json
+        self.assertNotIn("password", acct)
+        if first is not None and first.status == 201:
+            self.assertEqual(first.json["id"], acct["id"])
+        again = self.http.post("/api/accounts", body, headers={"Idempotency-Key": key})
+        self.assertStatus(again, 201)
+        self.assertEqual(again.json["id"], acct["id"])
+        self.assertEqual(self.account_ids() - before, {acct["id"]})
+        other = dict(body, username="someone-else")
+        r = self.http.post("/api/accounts", other, headers={"Idempotency-Key": key})
+        self.assertJsonError(r, 409, "Idempotency-Key.*different request body")
+        self.assertEqual(self.account_ids() - before, {acct["id"]})
 
 
 if __name__ == "__main__":
