@@ -83,33 +83,35 @@ def redis_command(port, *args, timeout=10.0):
             a = a if isinstance(a, bytes) else str(a).encode()
             out += b"$%d\r\n%s\r\n" % (len(a), a)
         s.sendall(out)
-        f = s.makefile("rb")
+        with s.makefile("rb") as f:
+            return _resp_read(f)
 
-        def read():
-            line = f.readline()
-            if not line:
-                raise RuntimeError("Redis closed the connection")
-            kind, rest = line[:1], line[1:-2]
-            if kind == b"+":
-                return rest.decode()
-            if kind == b"-":
-                raise RuntimeError(rest.decode())
-            if kind == b":":
-                return int(rest)
-            if kind == b"$":
-                n = int(rest)
-                if n < 0:
-                    return None
-                data = f.read(n + 2)[:-2]
-                try:
-                    return data.decode()
-                except UnicodeDecodeError:
-                    return data
-            if kind == b"*":
-                n = int(rest)
-                return None if n < 0 else [read() for _ in range(n)]
-            raise RuntimeError("unexpected reply from Redis: %r" % line)
-        return read()
+
+def _resp_read(f):
+    """One reply of the Redis protocol from the file f (see redis_command)."""
+    line = f.readline()
+    if not line:
+        raise RuntimeError("Redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            return data
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise RuntimeError("unexpected reply from Redis: %r" % line)
 
 
 def redis_ping(port, timeout=0.5):
