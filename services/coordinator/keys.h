@@ -23,6 +23,7 @@
  *   sched:errors            set of account ids in error or auth_error
  *   sched:tick              the last minute a tick queued accounts
  *   sched:watchers          sorted set of account ids by IDLE watch lease expiry
+ *   sched:lease:{token}     the account a lease took (5 min), for its resend
  * Builders return the key's length, or -1 for an invalid name or id. */
 #ifndef COORDINATOR_KEYS_H
 #define COORDINATOR_KEYS_H
@@ -55,6 +56,7 @@ int coord_key_reservation_index(char *buf, size_t len, const char *log);
 int coord_key_account(char *buf, size_t len, const char *id);
 int coord_key_account_secret(char *buf, size_t len, const char *id);
 int coord_key_account_req(char *buf, size_t len, const char *request_id);
+int coord_key_lease_req(char *buf, size_t len, const char *token);
 
 /* The fixed keys of the schedule and the account index. */
 typedef struct coord_sched_keys {

@@ -175,11 +175,22 @@ sh_script coord_script_sched_status =
               "redis.call('ZCARD', KEYS[3]), redis.call('SCARD', KEYS[4]), "
               "redis.call('ZCOUNT', KEYS[5], '-inf', ARGV[1]), redis.call('ZCARD', KEYS[5])}\n");
 
-/* KEYS: queue, leases. ARGV: now ms, lease ms, token, account prefix,
- * progress id for scheduled runs. Takes the first queued account: {id,
- * lease expiry, account hash, sealed password}. */
-sh_script coord_script_lease = SH_SCRIPT(
+/* KEYS: queue, leases, request record. ARGV: now ms, lease ms, token,
+ * account prefix, progress id for scheduled runs, request ttl. Takes the
+ * first queued account: {id, lease expiry, account hash, sealed password},
+ * and records its id under the lease's token (new for each lease), so that
+ * a second run of the same lease (a resend after a lost reply) hands back
+ * that account while the lease holds instead of leasing another and
+ * leaving the first one leased to nobody until it expires. */
+sh_script coord_script_lease = SH_SCRIPT_RETRY_SAFE(
     "sync_lease", LUA_NUM
+    "local prev = redis.call('GET', KEYS[3])\n"
+    "if prev then\n"
+    "  local k = ARGV[4] .. '{' .. prev .. '}'\n"
+    "  local cur = redis.call('HMGET', k, 'status', 'leaseToken', 'leaseExpires')\n"
+    "  if cur[1] ~= 'syncing' or cur[2] ~= ARGV[3] then return false end\n"
+    "  return {prev, cur[3], redis.call('HGETALL', k), redis.call('GET', k .. ':secret')}\n"
+    "end\n"
     "while true do\n"
     "  local id = redis.call('LPOP', KEYS[1])\n"
     "  if not id then return false end\n"
@@ -191,14 +202,16 @@ sh_script coord_script_lease = SH_SCRIPT(
     "    end\n"
     "    redis.call('HSET', k, 'status', 'syncing', 'leaseToken', ARGV[3], 'leaseExpires', exp)\n"
     "    redis.call('ZADD', KEYS[2], exp, id)\n"
+    "    redis.call('SET', KEYS[3], id, 'EX', ARGV[6])\n"
     "    local h = redis.call('HGETALL', k)\n"
     "    redis.call('HDEL', k, 'syncFirst')\n"
     "    return {id, exp, h, redis.call('GET', k .. ':secret')}\n"
     "  end\n"
     "end\n");
 
-/* KEYS: account, leases. ARGV: id, token, now ms, lease ms. */
-sh_script coord_script_lease_renew = SH_SCRIPT(
+/* KEYS: account, leases. ARGV: id, token, now ms, lease ms. Running it
+ * twice sets the same expiry. */
+sh_script coord_script_lease_renew = SH_SCRIPT_RETRY_SAFE(
     "sync_renew", LUA_NUM "local cur = redis.call('HMGET', KEYS[1], 'status', 'leaseToken')\n"
                           "if cur[1] ~= 'syncing' or cur[2] ~= ARGV[2] then return false end\n"
                           "local exp = num(tonumber(ARGV[3]) + tonumber(ARGV[4]))\n"
