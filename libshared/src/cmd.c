@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A command's arguments sit one after another in data, their lengths in
  * lens: two allocations per command however many arguments it has. */
@@ -16,17 +17,86 @@ struct sh_cmd {
     char *data;
     size_t dlen, dcap;
     int oom;
+    int retry_safe;    /* a read, or marked with sh_cmd_retry_safe */
     sh_script *script; /* set for EVALSHA commands */
 };
+
+/* Commands that only read: running one twice changes nothing, so the store
+ * may send it again when its reply was lost. Any command not listed is
+ * taken to write. */
+static const char *const cmd_reads[] = {
+    "GET",
+    "MGET",
+    "STRLEN",
+    "GETRANGE",
+    "EXISTS",
+    "TYPE",
+    "TTL",
+    "PTTL",
+    "HGET",
+    "HMGET",
+    "HGETALL",
+    "HLEN",
+    "HEXISTS",
+    "HKEYS",
+    "HVALS",
+    "HSTRLEN",
+    "HSCAN",
+    "LRANGE",
+    "LLEN",
+    "LINDEX",
+    "SMEMBERS",
+    "SCARD",
+    "SISMEMBER",
+    "SMISMEMBER",
+    "SSCAN",
+    "ZRANGE",
+    "ZREVRANGE",
+    "ZRANGEBYSCORE",
+    "ZREVRANGEBYSCORE",
+    "ZRANGEBYLEX",
+    "ZSCORE",
+    "ZMSCORE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZRANK",
+    "ZREVRANK",
+    "ZSCAN",
+    "XRANGE",
+    "XREVRANGE",
+    "XLEN",
+    "SCAN",
+    "DBSIZE",
+    "PING",
+    "TIME",
+    "ROLE",
+    NULL,
+};
+
+static int cmd_is_read(const char *name)
+{
+    for (size_t i = 0; cmd_reads[i]; i++)
+        if (strcasecmp(cmd_reads[i], name) == 0)
+            return 1;
+    return 0;
+}
 
 /* ---- commands ---------------------------------------------------------- */
 
 sh_cmd *sh_cmd_new(const char *name)
 {
     sh_cmd *c = calloc(1, sizeof *c);
-    if (c && name)
+    if (c && name) {
         sh_cmd_str(c, name);
+        c->retry_safe = cmd_is_read(name);
+    }
     return c;
+}
+
+void sh_cmd_retry_safe(sh_cmd *c)
+{
+    if (c)
+        c->retry_safe = 1;
 }
 
 sh_cmd *sh_cmd_new_eval(sh_script *script, int nkeys)
@@ -35,6 +105,7 @@ sh_cmd *sh_cmd_new_eval(sh_script *script, int nkeys)
     if (!c)
         return NULL;
     c->script = script;
+    c->retry_safe = script->retry_safe;
     sh_cmd_str(c, "-"); /* the SHA1, filled in when the command is sent */
     sh_cmd_int(c, nkeys);
     return c;
@@ -172,4 +243,9 @@ sh_script *sh__cmd_script(const sh_cmd *c)
 int sh__cmd_argc(const sh_cmd *c)
 {
     return c ? c->argc : 0;
+}
+
+int sh__cmd_retry_safe(const sh_cmd *c)
+{
+    return c && c->retry_safe;
 }

@@ -17,5 +17,9 @@ int sh__cmd_oom(const sh_cmd *c);
 /* sh__cmd_script is the script of an EVALSHA command, else NULL. */
 sh_script *sh__cmd_script(const sh_cmd *c);
 int sh__cmd_argc(const sh_cmd *c);
+/* sh__cmd_retry_safe tells whether c may run twice with the effect of
+ * once: a read, a script declared with SH_SCRIPT_RETRY_SAFE, or a command
+ * marked with sh_cmd_retry_safe. */
+int sh__cmd_retry_safe(const sh_cmd *c);
 
 #endif

@@ -27,6 +27,7 @@ static const struct {
     {SH_ECLOSED, "closed", "closed"},
     {SH_ELIMIT, "limit_exceeded", "limit exceeded"},
     {SH_EAUTH, "unauthenticated", "unauthenticated message"},
+    {SH_EUNKNOWN, "outcome_unknown", "outcome unknown, safe to retry with the same request id"},
     {0, NULL, NULL},
 };
 

@@ -8,6 +8,7 @@ const sh_key_prefix sh_key_prefixes[] = {
     {SH_KEY_PROGRESS, SH_OWNER_PROGRESS, "progress records and their error logs"},
     {SH_KEY_JOB, SH_OWNER_PROGRESS, "job records"},
     {SH_KEY_JOB_INDEX, SH_OWNER_PROGRESS, "conversation -> job index"},
+    {SH_KEY_JOB_REQ, SH_OWNER_PROGRESS, "request ids of job creates"},
     {SH_KEY_SQ, SH_OWNER_COORDINATOR, "claims of work items"},
     {SH_KEY_REFUND, SH_OWNER_COORDINATOR, "row reservations"},
     {SH_KEY_ACCOUNT, SH_OWNER_COORDINATOR, "email accounts"},

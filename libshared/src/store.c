@@ -4,6 +4,7 @@
 #include "shared/store.h"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 
 #define STORE_BACKOFF_MIN_MS 50
 #define STORE_BACKOFF_MAX_MS 1000
+#define STORE_WHERE_MAX      128 /* "host:port" in messages */
 
 struct sh_store {
     sh_redis_url url;
@@ -26,8 +28,10 @@ struct sh_store {
     int backoff_ms;
     int was_down; /* to log the recovery once */
     char last_err[300];
-    sh_buf resp;    /* the commands of a pipeline in the Redis protocol */
-    size_t pending; /* replies of sh_store_send not read yet */
+    sh_buf resp;      /* the commands of a pipeline in the Redis protocol */
+    size_t pending;   /* replies of sh_store_send not read yet */
+    int pending_safe; /* every one of those commands is retry-safe */
+    int cur;          /* the host of url.hosts tried first: the last master */
 };
 
 /* The largest pipeline buffer kept for the next call. */
@@ -57,6 +61,12 @@ int sh_store_new(const sh_redis_url *url, const sh_store_opts *opts, sh_store **
     if (!s)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     s->url = *url;
+    if (!s->url.unix_socket && s->url.nhosts < 1) {
+        /* A URL filled in by hand: its one host. */
+        memcpy(s->url.hosts[0].host, s->url.host, sizeof s->url.host);
+        s->url.hosts[0].port = s->url.port;
+        s->url.nhosts = 1;
+    }
     sh_buf_init(&s->resp);
     s->opts.connect_timeout_ms =
         opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
@@ -127,8 +137,69 @@ static int store_handshake(sh_store *s)
     return 0;
 }
 
+/* store_where names host i of the URL (or the socket) for messages. */
+static void store_where(const sh_store *s, int i, char *buf, size_t len)
+{
+    if (s->url.unix_socket)
+        snprintf(buf, len, "%.100s", s->url.path);
+    else if (strchr(s->url.hosts[i].host, ':'))
+        snprintf(buf, len, "[%.100s]:%d", s->url.hosts[i].host, s->url.hosts[i].port);
+    else
+        snprintf(buf, len, "%.100s:%d", s->url.hosts[i].host, s->url.hosts[i].port);
+}
+
+/* store_open makes a link to host i and authenticates it; 0, or -1 with
+ * last_err set and no link. */
+static int store_open(sh_store *s, int i)
+{
+    char where[STORE_WHERE_MAX];
+    store_where(s, i, where, sizeof where);
+    struct timeval tv = store_tv(s->opts.connect_timeout_ms);
+    s->c = s->url.unix_socket
+               ? redisConnectUnixWithTimeout(s->url.path, tv)
+               : redisConnectWithTimeout(s->url.hosts[i].host, s->url.hosts[i].port, tv);
+    if (!s->c || s->c->err) {
+        char why[300];
+        snprintf(why, sizeof why, "connect to %.100s: %.120s", where,
+                 s->c ? s->c->errstr : "out of memory");
+        store_drop(s, why);
+        return -1;
+    }
+    redisSetTimeout(s->c, store_tv(s->opts.command_timeout_ms));
+    if (!s->url.unix_socket)
+        redisEnableKeepAlive(s->c);
+    if (store_handshake(s) != 0) {
+        redisFree(s->c);
+        s->c = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* store_is_master asks the server of a new link for its ROLE: 1 master,
+ * 0 not (a replica, or no answer: last_err says which). */
+static int store_is_master(sh_store *s, int i)
+{
+    char where[STORE_WHERE_MAX];
+    store_where(s, i, where, sizeof where);
+    redisReply *r = redisCommand(s->c, "ROLE");
+    int master = 0;
+    if (!r)
+        snprintf(s->last_err, sizeof s->last_err, "ROLE at %s: %.100s", where, s->c->errstr);
+    else if (r->type == REDIS_REPLY_ERROR)
+        snprintf(s->last_err, sizeof s->last_err, "ROLE at %s refused: %.100s", where, r->str);
+    else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             r->element[0]->type == REDIS_REPLY_STRING)
+        master = strcmp(r->element[0]->str, "master") == 0;
+    if (r && !master && r->type == REDIS_REPLY_ARRAY)
+        snprintf(s->last_err, sizeof s->last_err, "Redis at %s is a replica", where);
+    freeReplyObject(r);
+    return master;
+}
+
 /* store_connect makes sure there is a live link, honouring the backoff
- * unless force is set. */
+ * unless force is set. With several hosts it tries each once, from the
+ * last master on, and keeps the first whose ROLE is master. */
 static int store_connect(sh_store *s, int force, sh_error *err)
 {
     if (s->c && !s->c->err)
@@ -139,37 +210,40 @@ static int store_connect(sh_store *s, int force, sh_error *err)
     if (!force && now < s->next_attempt_ms)
         return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s (next attempt in %lld ms)",
                             s->last_err, (long long)(s->next_attempt_ms - now));
-    struct timeval tv = store_tv(s->opts.connect_timeout_ms);
-    s->c = s->url.unix_socket ? redisConnectUnixWithTimeout(s->url.path, tv)
-                              : redisConnectWithTimeout(s->url.host, s->url.port, tv);
-    if (!s->c || s->c->err) {
-        char where[SH_URL_FIELD_MAX + 16];
-        if (s->url.unix_socket)
-            snprintf(where, sizeof where, "%s", s->url.path);
-        else
-            snprintf(where, sizeof where, "%s:%d", s->url.host, s->url.port);
-        char why[256];
-        snprintf(why, sizeof why, "connect to %.100s: %.120s", where,
-                 s->c ? s->c->errstr : "out of memory");
-        store_drop(s, why);
-        goto down;
+    int n = s->url.unix_socket ? 1 : s->url.nhosts;
+    for (int k = 0; k < n; k++) {
+        int i = (s->cur + k) % n;
+        if (store_open(s, i) != 0 || (n > 1 && !store_is_master(s, i))) {
+            if (s->c) {
+                redisFree(s->c);
+                s->c = NULL;
+            }
+            if (n > 1 && k + 1 < n && !s->was_down) {
+                char next[STORE_WHERE_MAX];
+                store_where(s, (i + 1) % n, next, sizeof next);
+                sh_log_warn("redis_try_next", "%s; trying %s", s->last_err, next);
+            }
+            continue;
+        }
+        if (n > 1 && (i != s->cur || s->was_down)) {
+            char where[STORE_WHERE_MAX];
+            store_where(s, i, where, sizeof where);
+            sh_log_info("redis_master", "using the Redis master at %s", where);
+        }
+        s->cur = i;
+        s->backoff_ms = 0;
+        s->next_attempt_ms = 0;
+        if (s->was_down) {
+            sh_log_info("redis_reconnected", "connection to Redis restored");
+            s->was_down = 0;
+        }
+        return SH_OK;
     }
-    redisSetTimeout(s->c, store_tv(s->opts.command_timeout_ms));
-    if (!s->url.unix_socket)
-        redisEnableKeepAlive(s->c);
-    if (store_handshake(s) != 0) {
-        redisFree(s->c);
-        s->c = NULL;
-        goto down;
+    if (n > 1) {
+        char why[sizeof s->last_err];
+        snprintf(why, sizeof why, "no master among the %d hosts (last: %.200s)", n, s->last_err);
+        memcpy(s->last_err, why, sizeof why);
     }
-    s->backoff_ms = 0;
-    s->next_attempt_ms = 0;
-    if (s->was_down) {
-        sh_log_info("redis_reconnected", "connection to Redis restored");
-        s->was_down = 0;
-    }
-    return SH_OK;
-down:
     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : STORE_BACKOFF_MIN_MS;
     if (s->backoff_ms > STORE_BACKOFF_MAX_MS)
         s->backoff_ms = STORE_BACKOFF_MAX_MS;
@@ -178,6 +252,61 @@ down:
         sh_log_warn("redis_down", "Redis unavailable: %s", s->last_err);
     s->was_down = 1;
     return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+}
+
+/* store_idle_closed tells whether the server closed a link that awaits no
+ * reply (a restart, a failover, an idle timeout): such a link has nothing
+ * to read, so readable means EOF, an error, or bytes nobody asked for. It
+ * is found before a command is written, so that command needs no resend. */
+static int store_idle_closed(sh_store *s)
+{
+    if (!s->c || s->c->err || s->pending)
+        return 0;
+    struct pollfd p = {.fd = s->c->fd, .events = POLLIN};
+    int n = poll(&p, 1, 0);
+    return n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* store_check_idle drops an idle link the server closed, for store_connect
+ * to make a new one at once. */
+static void store_check_idle(sh_store *s)
+{
+    if (!store_idle_closed(s))
+        return;
+    char where[STORE_WHERE_MAX];
+    store_where(s, s->cur, where, sizeof where);
+    sh_log_info("redis_link_closed", "the idle link to Redis at %s was closed; reconnecting",
+                where);
+    store_drop(s, "the server closed the link");
+    /* Not a failure of the server: reconnect now, not after a backoff. */
+    s->next_attempt_ms = 0;
+}
+
+/* store_redirect tells whether an error reply says that this server did not
+ * run the command and cannot now (a demoted primary, a replica without its
+ * master, a server still loading its data): another link, maybe to another
+ * host, is needed. */
+static int store_redirect(const redisReply *r)
+{
+    static const char *const words[] = {"READONLY", "MASTERDOWN", "LOADING", NULL};
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return 0;
+    for (int i = 0; words[i]; i++)
+        if (strncmp(r->str, words[i], strlen(words[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* store_lost is the error of a reply lost after its command was written:
+ * SH_EUNAVAIL when every command was retry-safe, else SH_EUNKNOWN. */
+static int store_lost(sh_store *s, int safe, sh_error *err)
+{
+    if (safe)
+        return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+    return sh_error_set(err, SH_EUNKNOWN,
+                        "Redis: the reply of a write was lost (%s); outcome unknown, safe to retry "
+                        "with the same request id",
+                        s->last_err);
 }
 
 /* store_script_sha returns the SHA1 of script, loading it on this link the
@@ -277,21 +406,49 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
         sh_error_set(err, SH_ENOMEM, "out of memory");
         goto done;
     }
-    /* A link that was idle may have died with the server (restart, failover):
-     * that shows only when a command is sent. Such a command never reached
-     * the new server, so it is sent once more on a fresh link. */
+    int safe = 1;
+    for (size_t i = 0; i < n; i++)
+        safe = safe && sh__cmd_retry_safe(cmds[i]);
+    store_check_idle(s);
+    /* Attempt 2 follows a reply lost after sending (only when every command
+     * is retry-safe) or a redirect reply (the commands did not run). */
     for (int attempt = 0; attempt < 2; attempt++) {
-        int fresh = !(s->c && !s->c->err);
         rc = store_connect(s, attempt > 0, err);
         if (rc)
             goto done;
         for (size_t i = 0; i < n && rc == SH_OK; i++)
             if (sh__cmd_script(cmds[i]))
                 rc = store_script_sha(s, sh__cmd_script(cmds[i]), shas + 41 * i, err);
-        if (rc == SH_OK)
-            rc = store_send_read(s, cmds, n, shas, NULL, r, err);
-        if (rc != SH_EUNAVAIL || fresh)
+        if (rc == SH_EUNAVAIL && attempt == 0)
+            continue; /* SCRIPT LOAD failed: nothing of ours was sent yet */
+        if (rc)
+            goto done;
+        rc = store_send_read(s, cmds, n, shas, NULL, r, err);
+        if (rc == SH_EUNAVAIL) {
+            if (safe && attempt == 0)
+                continue;
+            rc = store_lost(s, safe, err);
+            goto done;
+        }
+        if (rc)
+            goto done;
+        size_t k = 0;
+        while (k < n && !store_redirect(r[k]))
+            k++;
+        if (k == n)
             break;
+        char why[sizeof s->last_err];
+        char where[STORE_WHERE_MAX];
+        store_where(s, s->cur, where, sizeof where);
+        snprintf(why, sizeof why, "Redis at %s answered %.100s", where, r[k]->str);
+        sh_log_warn("redis_redirect", "%s; dropping the link", why);
+        store_drop(s, why);
+        if (attempt > 0)
+            break; /* the error replies are the answer; the next call reconnects */
+        for (size_t j = 0; j < n; j++) {
+            freeReplyObject(r[j]);
+            r[j] = NULL;
+        }
     }
     if (rc)
         goto done;
@@ -315,6 +472,8 @@ int sh_store_pipeline(sh_store *s, sh_cmd *const *cmds, size_t n, sh_reply **out
                     again[k++] = cmds[i];
             memset(all, 1, nredo);
             rc = store_send_read(s, again, nredo, shas2, all, rr, err);
+            if (rc == SH_EUNAVAIL)
+                rc = store_lost(s, safe, err);
             if (rc == SH_OK) {
                 k = 0;
                 for (size_t i = 0; i < n; i++) {
@@ -347,15 +506,18 @@ int sh_store_send(sh_store *s, sh_cmd *const *cmds, size_t n, sh_error *err)
     if (s->pending)
         return sh_error_set(err, SH_EINTERNAL, "Redis: %zu replies of an earlier send not read",
                             s->pending);
-    for (size_t i = 0; i < n; i++)
+    int safe = 1;
+    for (size_t i = 0; i < n; i++) {
         if (!cmds[i] || sh__cmd_oom(cmds[i]) || sh__cmd_script(cmds[i]))
             return sh_error_set(err, cmds[i] && sh__cmd_script(cmds[i]) ? SH_EINVAL : SH_ENOMEM,
                                 "a command that cannot be sent ahead of its reply");
+        safe = safe && sh__cmd_retry_safe(cmds[i]);
+    }
     if (n == 0)
         return SH_OK;
+    store_check_idle(s);
     int rc = SH_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
-        int fresh = !(s->c && !s->c->err);
         rc = store_connect(s, attempt > 0, err);
         if (rc)
             return rc;
@@ -365,14 +527,19 @@ int sh_store_send(sh_store *s, sh_cmd *const *cmds, size_t n, sh_error *err)
         while (!done && rc == SH_OK) {
             if (redisBufferWrite(s->c, &done) != REDIS_OK) {
                 store_drop(s, s->c->errstr[0] ? s->c->errstr : "connection lost");
-                rc = sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+                rc = SH_EUNAVAIL;
             }
         }
-        if (rc != SH_EUNAVAIL || fresh)
+        if (rc != SH_EUNAVAIL)
             break;
+        /* Part of the bytes may have gone out: only reads are sent again. */
+        if (!safe || attempt > 0)
+            return store_lost(s, safe, err);
     }
-    if (rc == SH_OK)
+    if (rc == SH_OK) {
         s->pending = n;
+        s->pending_safe = safe;
+    }
     return rc;
 }
 
@@ -385,6 +552,7 @@ int sh_store_recv(sh_store *s, sh_reply **outs, size_t n, sh_error *err)
         return sh_error_set(err, SH_EINTERNAL, "Redis: %zu replies awaited, %zu asked for",
                             s->pending, n);
     s->pending = 0;
+    int redirect = 0;
     for (size_t i = 0; i < n; i++) {
         void *one = NULL;
         if (!s->c || redisGetReply(s->c, &one) != REDIS_OK || !one) {
@@ -393,10 +561,14 @@ int sh_store_recv(sh_store *s, sh_reply **outs, size_t n, sh_error *err)
                 r[j] = NULL;
             }
             store_drop(s, s->c && s->c->errstr[0] ? s->c->errstr : "connection lost");
-            return sh_error_set(err, SH_EUNAVAIL, "Redis unavailable: %s", s->last_err);
+            return store_lost(s, s->pending_safe, err);
         }
         r[i] = one;
+        redirect = redirect || store_redirect(one);
     }
+    /* The error replies are the caller's answer; the next call reconnects. */
+    if (redirect)
+        store_drop(s, "Redis answered READONLY, MASTERDOWN or LOADING");
     return SH_OK;
 }
 
@@ -414,6 +586,8 @@ int sh_store_reply_check(const sh_reply *r, sh_error *err)
     static const char *const down[] = {"OOM", "LOADING", "READONLY", "BUSY", "MASTERDOWN", NULL};
     if (len >= 6 && memcmp(e, "LIMIT ", 6) == 0)
         return sh_error_set(err, SH_ELIMIT, "%.*s", (int)(len - 6), e + 6);
+    if (len >= 9 && memcmp(e, "CONFLICT ", 9) == 0)
+        return sh_error_set(err, SH_ECONFLICT, "%.*s", (int)(len - 9), e + 9);
     int rc = SH_EINTERNAL;
     for (int i = 0; down[i] && rc == SH_EINTERNAL; i++)
         if (len >= strlen(down[i]) && memcmp(e, down[i], strlen(down[i])) == 0)

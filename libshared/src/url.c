@@ -56,6 +56,52 @@ static int url_parse_int(const char *s, size_t len, long lo, long hi, long *out)
     return 0;
 }
 
+/* url_parse_hostport reads "host[:port]" or "[v6]:port" in p..end, the
+ * nth host of the URL (counted from 1 in messages). */
+static int url_parse_hostport(const char *p, const char *end, sh_redis_host *h, int nth,
+                              sh_error *err)
+{
+    const char *portp = NULL;
+    size_t hlen;
+    h->port = 6379;
+    if (p < end && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (!close)
+            return sh_error_set(err, SH_EINVAL, "REDIS_URL: unclosed '[' in IPv6 host");
+        hlen = (size_t)(close - p - 1);
+        if (hlen >= sizeof h->host)
+            return sh_error_set(err, SH_EINVAL, "REDIS_URL: host is too long");
+        memcpy(h->host, p + 1, hlen);
+        h->host[hlen] = '\0';
+        if (close + 1 < end) {
+            if (close[1] != ':')
+                return sh_error_set(err, SH_EINVAL, "REDIS_URL: junk after IPv6 host");
+            portp = close + 2;
+        }
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        hlen = (size_t)((colon ? colon : end) - p);
+        if (hlen >= sizeof h->host)
+            return sh_error_set(err, SH_EINVAL, "REDIS_URL: host is too long");
+        memcpy(h->host, p, hlen);
+        h->host[hlen] = '\0';
+        if (colon)
+            portp = colon + 1;
+    }
+    if (!h->host[0])
+        return sh_error_set(
+            err, SH_EINVAL,
+            nth > 1 ? "REDIS_URL: host %d of the list is empty" : "REDIS_URL has no host", nth);
+    if (portp) {
+        long port;
+        if (url_parse_int(portp, (size_t)(end - portp), 1, 65535, &port))
+            return sh_error_set(err, SH_EINVAL, "REDIS_URL: port must be 1..65535, got \"%.*s\"",
+                                (int)(end - portp), portp);
+        h->port = (int)port;
+    }
+    return SH_OK;
+}
+
 /* url_parse_query handles "db=N&password=P&user=U" of unix socket URLs. */
 static int url_parse_query(const char *q, sh_redis_url *u, sh_error *err)
 {
@@ -148,39 +194,22 @@ int sh_redis_url_parse(const char *url, sh_redis_url *u, sh_error *err)
             return rc;
         hostpart = at + 1;
     }
-    const char *portp = NULL;
-    size_t hlen;
-    if (*hostpart == '[') {
-        const char *close = memchr(hostpart, ']', (size_t)(end - hostpart));
-        if (!close)
-            return sh_error_set(err, SH_EINVAL, "REDIS_URL: unclosed '[' in IPv6 host");
-        hlen = (size_t)(close - hostpart - 1);
-        if (hlen >= sizeof u->host)
-            return sh_error_set(err, SH_EINVAL, "REDIS_URL: host is too long");
-        memcpy(u->host, hostpart + 1, hlen);
-        if (close + 1 < end) {
-            if (close[1] != ':')
-                return sh_error_set(err, SH_EINVAL, "REDIS_URL: junk after IPv6 host");
-            portp = close + 2;
-        }
-    } else {
-        const char *colon = memchr(hostpart, ':', (size_t)(end - hostpart));
-        hlen = (size_t)((colon ? colon : end) - hostpart);
-        if (hlen >= sizeof u->host)
-            return sh_error_set(err, SH_EINVAL, "REDIS_URL: host is too long");
-        memcpy(u->host, hostpart, hlen);
-        if (colon)
-            portp = colon + 1;
-    }
-    if (!u->host[0])
+    if (hostpart == end)
         return sh_error_set(err, SH_EINVAL, "REDIS_URL has no host");
-    if (portp) {
-        long port;
-        if (url_parse_int(portp, (size_t)(end - portp), 1, 65535, &port))
-            return sh_error_set(err, SH_EINVAL, "REDIS_URL: port must be 1..65535, got \"%.*s\"",
-                                (int)(end - portp), portp);
-        u->port = (int)port;
+    while (hostpart <= end) {
+        const char *comma = memchr(hostpart, ',', (size_t)(end - hostpart));
+        const char *seg_end = comma ? comma : end;
+        if (u->nhosts == SH_URL_HOSTS_MAX)
+            return sh_error_set(err, SH_EINVAL, "REDIS_URL lists more than %d hosts",
+                                SH_URL_HOSTS_MAX);
+        int rc = url_parse_hostport(hostpart, seg_end, &u->hosts[u->nhosts], u->nhosts + 1, err);
+        if (rc)
+            return rc;
+        u->nhosts++;
+        hostpart = seg_end + 1;
     }
+    memcpy(u->host, u->hosts[0].host, sizeof u->host);
+    u->port = u->hosts[0].port;
     if (*end == '/') {
         const char *db = end + 1;
         size_t dlen = strcspn(db, "?");
@@ -204,10 +233,22 @@ void sh_redis_url_display(const sh_redis_url *u, char *buf, size_t len)
     char cred[SH_URL_FIELD_MAX + 8] = "";
     if (u->user[0] || u->password[0])
         snprintf(cred, sizeof cred, "%.200s%s@", u->user, u->password[0] ? ":***" : "");
-    if (u->unix_socket)
+    if (u->unix_socket) {
         snprintf(buf, len, "unix://%s?db=%d%s", u->path, u->db,
                  cred[0] ? " (with credentials)" : "");
-    else
-        snprintf(buf, len, "%s://%s%s:%d/%d", u->tls ? "rediss" : "redis", cred, u->host, u->port,
-                 u->db);
+        return;
+    }
+    char hosts[1024] = "";
+    size_t o = 0;
+    int n = u->nhosts > 0 ? u->nhosts : 1;
+    for (int i = 0; i < n && o < sizeof hosts; i++) {
+        const char *h = u->nhosts > 0 ? u->hosts[i].host : u->host;
+        int port = u->nhosts > 0 ? u->hosts[i].port : u->port;
+        int w = snprintf(hosts + o, sizeof hosts - o,
+                         strchr(h, ':') ? "%s[%.200s]:%d" : "%s%.200s:%d", i ? "," : "", h, port);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+    snprintf(buf, len, "%s://%s%s/%d", u->tls ? "rediss" : "redis", cred, hosts, u->db);
 }

@@ -9,8 +9,10 @@
 #include "ops.h"
 #include "scripts.h"
 #include "shared/buf.h"
+#include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/msg.h"
+#include "shared/secret.h"
 #include "shared/util.h"
 
 #define ACC_EMAIL_MAX       254
@@ -277,7 +279,32 @@ static int acc_view_reply(sh_reply *r, sh_val **out, sh_error *err)
     return rc;
 }
 
-int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_error *err)
+/* acc_fingerprint writes the hex MAC (under the encryption key, as the
+ * fields hold the password) of the fields of a create: what a request id is
+ * recorded with, so that a repeat with other fields is told apart. */
+static int acc_fingerprint(sh_worker *w, const sh_val *fields, char hex[2 * SH_MAC_BYTES + 1],
+                           sh_error *err)
+{
+    sh_buf b;
+    sh_buf_init_secret(&b);
+    if (sh_msg_pack(fields, &b) != SH_OK) {
+        sh_buf_fini(&b);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    unsigned char mac[SH_MAC_BYTES];
+    sh_mac(coord_env_of(w)->key, b.data, b.len, mac);
+    sh_buf_fini(&b);
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < SH_MAC_BYTES; i++) {
+        hex[2 * i] = digits[mac[i] >> 4];
+        hex[2 * i + 1] = digits[mac[i] & 15];
+    }
+    hex[2 * SH_MAC_BYTES] = '\0';
+    return SH_OK;
+}
+
+int coord_account_create(sh_worker *w, const sh_val *fields, const char *request_id, sh_val **out,
+                         sh_error *err)
 {
     *out = NULL;
     int rc = acc_key_required(w, err);
@@ -290,12 +317,23 @@ int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_er
     char id[25];
     id[0] = 'a';
     sh_random_hex(id + 1, 11);
+    /* Without the client's request id the account's own id serves: the
+     * store may then resend the create, which finds its own record. */
+    char reqkey[COORD_KEY_MAX], fp[2 * SH_MAC_BYTES + 1];
+    if (coord_key_account_req(reqkey, sizeof reqkey, request_id ? request_id : id) < 0)
+        return sh_error_set(err, SH_EINVAL,
+                            "invalid request id: must match [A-Za-z0-9._:-]{1,128}");
+    if ((rc = acc_fingerprint(w, fields, fp, err)))
+        return rc;
     coord_sched_keys k;
     coord_sched_keys_init(&k);
-    const char *const keys[] = {k.ids, k.due, k.slots};
+    const char *const keys[] = {k.ids, k.due, k.slots, reqkey};
     sh_cmd *c;
-    if ((rc = acc_write_cmd(w, &coord_script_account_create, id, keys, 3, fields, &c, err)))
+    if ((rc = acc_write_cmd(w, &coord_script_account_create, id, keys, 4, fields, &c, err)))
         return rc;
+    sh_cmd_str(c, fp);
+    sh_cmd_int(c, request_id ? SH_REQUEST_TTL : SH_REQUEST_TTL_INTERNAL);
+    sh_cmd_str(c, SH_KEY_ACCOUNT);
     sh_cmd_str(c, "id");
     sh_cmd_str(c, id);
     if (!sh_val_get(fields, "folders")) {
@@ -314,7 +352,9 @@ int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_er
     if ((rc = acc_run(w, c, &r, err)))
         return rc;
     rc = acc_view_reply(r, out, err);
-    if (rc == SH_OK) {
+    /* A repeated request answers the account it created, already announced. */
+    const char *got = rc == SH_OK ? sh_val_get_str(*out, "id", NULL) : NULL;
+    if (got && strcmp(got, id) == 0) {
         sh_log_info("account_created", "id=%s", id);
         coord_account_event(w, SH_EVENT_CREATED, id, *out);
     }

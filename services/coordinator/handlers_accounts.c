@@ -28,9 +28,25 @@ static int ha_id(const sh_val *args, const char *name, const char **out, sh_erro
     return SH_OK;
 }
 
+/* The arguments are the account's fields, plus the request id if any. */
 int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
-    return coord_account_create(state, args, result, err);
+    if (sh_val_type_of(args) != SH_VAL_MAP || !sh_val_get(args, "requestId"))
+        return coord_account_create(state, args, NULL, result, err);
+    const char *rid;
+    int rc = ha_id(args, "requestId", &rid, err);
+    if (rc)
+        return rc;
+    sh_val *fields = sh_val_clone(args);
+    sh_val *idv = fields ? sh_val_take(fields, "requestId") : NULL;
+    if (!idv) {
+        sh_val_free(fields);
+        return sh_error_set(err, SH_ENOMEM, "out of memory");
+    }
+    rc = coord_account_create(state, fields, sh_val_str(idv, NULL), result, err);
+    sh_val_free(idv);
+    sh_val_free(fields);
+    return rc;
 }
 
 int coord_h_account_get(void *state, const sh_val *args, sh_val **result, sh_error *err)

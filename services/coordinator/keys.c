@@ -106,6 +106,16 @@ int coord_key_account(char *buf, size_t len, const char *id)
     return sh_key_build(buf, len, SH_KEY_ACCOUNT, id, NULL);
 }
 
+int coord_key_account_req(char *buf, size_t len, const char *request_id)
+{
+    return sh_key_build(buf, len, SH_KEY_ACCOUNT "req:", request_id, NULL);
+}
+
+int coord_key_lease_req(char *buf, size_t len, const char *token)
+{
+    return sh_key_build(buf, len, SH_KEY_SCHED "lease:", token, NULL);
+}
+
 int coord_key_account_secret(char *buf, size_t len, const char *id)
 {
     return sh_key_build(buf, len, SH_KEY_ACCOUNT, id, ":secret");

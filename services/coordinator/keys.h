@@ -13,6 +13,8 @@
  *   refund:logs             set of the logs that handed out rows
  *   account:{id}            an email account (hash)
  *   account:{id}:secret     its sealed password (kept apart so the hash stays small)
+ *   account:req:{requestId} "<fingerprint> <id>": the account a create with
+ *                           that request id made (24 h; 5 min for the id's own)
  *   account:ids             sorted set of account ids by creation time
  *   sched:due               sorted set of account ids by next sync time
  *   sched:queue             list of account ids waiting for a sync worker
@@ -21,6 +23,7 @@
  *   sched:errors            set of account ids in error or auth_error
  *   sched:tick              the last minute a tick queued accounts
  *   sched:watchers          sorted set of account ids by IDLE watch lease expiry
+ *   sched:lease:{token}     the account a lease took (5 min), for its resend
  * Builders return the key's length, or -1 for an invalid name or id. */
 #ifndef COORDINATOR_KEYS_H
 #define COORDINATOR_KEYS_H
@@ -52,6 +55,8 @@ int coord_key_reservation_index(char *buf, size_t len, const char *log);
 
 int coord_key_account(char *buf, size_t len, const char *id);
 int coord_key_account_secret(char *buf, size_t len, const char *id);
+int coord_key_account_req(char *buf, size_t len, const char *request_id);
+int coord_key_lease_req(char *buf, size_t len, const char *token);
 
 /* The fixed keys of the schedule and the account index. */
 typedef struct coord_sched_keys {

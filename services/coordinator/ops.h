@@ -108,7 +108,11 @@ int coord_list(sh_worker *w, const char *ns, const char *log, sh_val **out, sh_e
  * resolve passes, to be checked at connect time), and security "none" or
  * tlsVerify false without IMAP_ALLOW_INSECURE. */
 int coord_account_policy(const coord_env *env, const sh_val *fields, sh_error *err);
-int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_error *err);
+/* coord_account_create takes the client's request id (NULL: none): a create
+ * repeated with it answers the account it made, one with other fields
+ * SH_ECONFLICT. */
+int coord_account_create(sh_worker *w, const sh_val *fields, const char *request_id, sh_val **out,
+                         sh_error *err);
 int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err);
 /* coord_account_list (account_list.c) reads the accounts oldest first, at
  * most QUEUE_LIST_MAX, in pages; "error" and "auth_error" read only the

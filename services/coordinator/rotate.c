@@ -126,7 +126,9 @@ static int rot_one(rot_ctx *x, const char *id, sh_error *err)
             rc = rot_reseal(x, key, id, old, len, &written, &e);
         sh_wipe(x->plain.data, x->plain.len);
         sh_reply_free(r);
-        if (rc == SH_EUNAVAIL || rc == SH_ETIMEDOUT) {
+        /* Redis down, or a reseal's reply lost (running it again is
+         * harmless): the pass stops here and the next one goes on. */
+        if (rc == SH_EUNAVAIL || rc == SH_ETIMEDOUT || rc == SH_EUNKNOWN) {
             *err = e;
             return rc;
         }

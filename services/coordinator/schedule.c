@@ -204,15 +204,19 @@ int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err)
     long long now = sh_now_ms();
     coord_sched_keys k;
     coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_lease, 2);
+    char req[COORD_KEY_MAX];
+    coord_key_lease_req(req, sizeof req, token);
+    sh_cmd *c = sh_cmd_new_eval(&coord_script_lease, 3);
     sh_cmd_str(c, k.queue);
     sh_cmd_str(c, k.leases);
+    sh_cmd_str(c, req);
     sh_cmd_int(c, now);
     sh_cmd_int(c, env->lease_s * 1000);
     sh_cmd_str(c, token);
     sh_cmd_str(c, k.account_prefix);
     snprintf(pid, sizeof pid, "sync-%lld-%.8s", now, token);
     sh_cmd_str(c, pid);
+    sh_cmd_int(c, SH_REQUEST_TTL_INTERNAL);
     sh_reply *r;
     int rc = sched_run(w, c, &r, err);
     if (rc)

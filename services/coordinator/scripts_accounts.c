@@ -17,11 +17,24 @@
     "  return m * 60000\n"                                                                         \
     "end\n"
 
-/* KEYS: account, ids, due, slots, secret. ARGV: id, now ms, interval
- * minutes, sealed password, then field/value pairs. Puts the account in the least loaded minute of
- * the interval (the lowest such minute), so accounts spread evenly. */
-sh_script coord_script_account_create = SH_SCRIPT(
+/* KEYS: account, ids, due, slots, request record, secret. ARGV: id, now ms,
+ * interval minutes, sealed password, request fingerprint (64 hex), request
+ * ttl, account key prefix, then field/value pairs. Puts the account in the
+ * least loaded minute of the interval (the lowest such minute), so accounts
+ * spread evenly, and records "<fingerprint> <id>" under the request id. A
+ * request id seen before answers the account it created (while it exists),
+ * or a CONFLICT error when the fingerprint differs. */
+sh_script coord_script_account_create = SH_SCRIPT_RETRY_SAFE(
     "account_create", LUA_NUM LUA_NEXT_SLOT
+    "local prev = redis.call('GET', KEYS[5])\n"
+    "if prev then\n"
+    "  if string.sub(prev, 1, 64) ~= ARGV[5] then\n"
+    "    return redis.error_reply('CONFLICT this Idempotency-Key was already used with a '\n"
+    "      .. 'different request body')\n"
+    "  end\n"
+    "  local acct = redis.call('HGETALL', ARGV[7] .. '{' .. string.sub(prev, 66) .. '}')\n"
+    "  if #acct > 0 then return acct end\n"
+    "end\n"
     "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS account') end\n"
     "local interval = tonumber(ARGV[3])\n"
     "local now = tonumber(ARGV[2])\n"
@@ -35,12 +48,13 @@ sh_script coord_script_account_create = SH_SCRIPT(
     "end\n"
     "redis.call('HINCRBY', KEYS[4], best, 1)\n"
     "local due = next_slot_time(best, interval, now)\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 5))\n"
-    "redis.call('SET', KEYS[5], ARGV[4])\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 8))\n"
+    "redis.call('SET', KEYS[6], ARGV[4])\n"
     "redis.call('HSET', KEYS[1], 'slot', best, 'nextSyncAt', num(due), 'status', 'idle', "
     "'failures', 0, 'createdAt', ARGV[2], 'updatedAt', ARGV[2])\n"
     "redis.call('ZADD', KEYS[3], due, ARGV[1])\n"
     "redis.call('ZADD', KEYS[2], now, ARGV[1])\n"
+    "redis.call('SET', KEYS[5], ARGV[5] .. ' ' .. ARGV[1], 'EX', ARGV[6])\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
 /* KEYS: account, due, errors, watchers, secret. ARGV: id, now ms, interval
@@ -164,11 +178,22 @@ sh_script coord_script_sched_status =
               "redis.call('ZCARD', KEYS[3]), redis.call('SCARD', KEYS[4]), "
               "redis.call('ZCOUNT', KEYS[5], '-inf', ARGV[1]), redis.call('ZCARD', KEYS[5])}\n");
 
-/* KEYS: queue, leases. ARGV: now ms, lease ms, token, account prefix,
- * progress id for scheduled runs. Takes the first queued account: {id,
- * lease expiry, account hash, sealed password}. */
-sh_script coord_script_lease = SH_SCRIPT(
+/* KEYS: queue, leases, request record. ARGV: now ms, lease ms, token,
+ * account prefix, progress id for scheduled runs, request ttl. Takes the
+ * first queued account: {id, lease expiry, account hash, sealed password},
+ * and records its id under the lease's token (new for each lease), so that
+ * a second run of the same lease (a resend after a lost reply) hands back
+ * that account while the lease holds instead of leasing another and
+ * leaving the first one leased to nobody until it expires. */
+sh_script coord_script_lease = SH_SCRIPT_RETRY_SAFE(
     "sync_lease", LUA_NUM
+    "local prev = redis.call('GET', KEYS[3])\n"
+    "if prev then\n"
+    "  local k = ARGV[4] .. '{' .. prev .. '}'\n"
+    "  local cur = redis.call('HMGET', k, 'status', 'leaseToken', 'leaseExpires')\n"
+    "  if cur[1] ~= 'syncing' or cur[2] ~= ARGV[3] then return false end\n"
+    "  return {prev, cur[3], redis.call('HGETALL', k), redis.call('GET', k .. ':secret')}\n"
+    "end\n"
     "while true do\n"
     "  local id = redis.call('LPOP', KEYS[1])\n"
     "  if not id then return false end\n"
@@ -180,14 +205,16 @@ sh_script coord_script_lease = SH_SCRIPT(
     "    end\n"
     "    redis.call('HSET', k, 'status', 'syncing', 'leaseToken', ARGV[3], 'leaseExpires', exp)\n"
     "    redis.call('ZADD', KEYS[2], exp, id)\n"
+    "    redis.call('SET', KEYS[3], id, 'EX', ARGV[6])\n"
     "    local h = redis.call('HGETALL', k)\n"
     "    redis.call('HDEL', k, 'syncFirst')\n"
     "    return {id, exp, h, redis.call('GET', k .. ':secret')}\n"
     "  end\n"
     "end\n");
 
-/* KEYS: account, leases. ARGV: id, token, now ms, lease ms. */
-sh_script coord_script_lease_renew = SH_SCRIPT(
+/* KEYS: account, leases. ARGV: id, token, now ms, lease ms. Running it
+ * twice sets the same expiry. */
+sh_script coord_script_lease_renew = SH_SCRIPT_RETRY_SAFE(
     "sync_renew", LUA_NUM "local cur = redis.call('HMGET', KEYS[1], 'status', 'leaseToken')\n"
                           "if cur[1] ~= 'syncing' or cur[2] ~= ARGV[2] then return false end\n"
                           "local exp = num(tonumber(ARGV[3]) + tonumber(ARGV[4]))\n"

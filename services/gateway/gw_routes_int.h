@@ -34,6 +34,16 @@ bool gw__routes_account_status_ok(const char *s);
  * without folders lists INBOX. Returns SH_OK or SH_ENOMEM. */
 int gw__routes_folder_counts(sh_val *view, const sh_val *counts);
 
+/* gw__routes_request_id_check returns NULL for a valid Idempotency-Key
+ * value (the syntax of ids: [A-Za-z0-9._:-]{1,128}), else what is wrong. */
+const char *gw__routes_request_id_check(const char *key);
+
+struct gw_req;
+/* gw__routes_add_request_id sets args' "requestId" to the request's
+ * Idempotency-Key header, if it has one. False when it has already
+ * answered: 400 naming what is wrong with the header (nothing is called). */
+bool gw__routes_add_request_id(struct gw_req *r, sh_val *args);
+
 /* gw__routes_uid_parse reads the :uid segment: a UID is 1..4294967295 in
  * decimal digits without a leading zero. False for anything else. */
 bool gw__routes_uid_parse(const char *s, long long *uid);

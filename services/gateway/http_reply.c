@@ -120,6 +120,11 @@ void gw_req_reply_rpc_error(gw_req *r, int rc, const sh_error *err, const char *
         /* The service's own words, e.g. that Redis is down. */
         gw_req_reply_error(r, 503, "%s", msg);
         break;
+    case SH_EUNKNOWN:
+        /* A write whose reply was lost: the client may retry it with the
+         * same Idempotency-Key and get the first outcome. */
+        gw_req_reply_error(r, 503, "%s", msg);
+        break;
     case SH_ETIMEDOUT:
     case SH_ECLOSED:
         gw_req_reply_error(r, 503, "%s service unavailable: %s", gw_service_name(r->svc), msg);

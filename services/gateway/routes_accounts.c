@@ -153,9 +153,21 @@ static void accounts_call(gw_req *r, const char *op, bool with_id, const char *k
 void gw_route_account_create(gw_req *r)
 {
     /* The body is the arguments, as they are: the coordinator refuses
-     * unknown fields and names the one that is wrong. */
-    gw_req_call_svc(r, GW_SVC_COORDINATOR, "account.create", gw_req_take_body(r), 0, 201, NULL,
-                    accounts_created);
+     * unknown fields and names the one that is wrong. The request id joins
+     * them, from the Idempotency-Key header only. */
+    sh_val *args = gw_req_take_body(r);
+    if (sh_val_type_of(args) == SH_VAL_MAP && sh_val_get(args, "requestId")) {
+        sh_val_free(args);
+        gw_req_reply_error(r, 400,
+                           "unknown field \"requestId\" (a request id goes in the "
+                           "Idempotency-Key header)");
+        return;
+    }
+    if (sh_val_type_of(args) == SH_VAL_MAP && !gw__routes_add_request_id(r, args)) {
+        sh_val_free(args);
+        return;
+    }
+    gw_req_call_svc(r, GW_SVC_COORDINATOR, "account.create", args, 0, 201, NULL, accounts_created);
 }
 
 void gw_route_account_list(gw_req *r)

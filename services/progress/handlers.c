@@ -98,13 +98,25 @@ static int h_log_list(void *state, const sh_val *args, sh_val **result, sh_error
     return rc ? rc : prog_log_list(state, id, result, err);
 }
 
+/* handler_request_id fetches the optional "requestId" argument. */
+static int handler_request_id(const sh_val *args, const char **out, sh_error *err)
+{
+    *out = NULL;
+    if (sh_val_type_of(args) != SH_VAL_MAP || !sh_val_get(args, "requestId"))
+        return SH_OK;
+    return handler_id(args, "requestId", out, err);
+}
+
 static int h_job_create(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const sh_val *fields;
+    const char *rid;
     if (sh_val_type_of(args) != SH_VAL_MAP)
         return sh_error_set(err, SH_EINVAL, "arguments must be a map");
     int rc = handler_map(args, "fields", &fields, err);
-    return rc ? rc : prog_job_create(state, fields, result, err);
+    if (!rc)
+        rc = handler_request_id(args, &rid, err);
+    return rc ? rc : prog_job_create(state, fields, rid, result, err);
 }
 
 static int h_job_update(void *state, const sh_val *args, sh_val **result, sh_error *err)
@@ -202,12 +214,15 @@ static int f_log_list(void *state, const sh_val *args, sh_val *ctx, const sh_rep
 static int p_job_create(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)
 {
     const sh_val *fields;
+    const char *rid;
     char jid[33];
     if (sh_val_type_of(args) != SH_VAL_MAP)
         return sh_error_set(err, SH_EINVAL, "arguments must be a map");
     int rc = handler_map(args, "fields", &fields, err);
     if (!rc)
-        rc = prog_job_create_cmd(state, fields, cmd, jid, err);
+        rc = handler_request_id(args, &rid, err);
+    if (!rc)
+        rc = prog_job_create_cmd(state, fields, rid, cmd, jid, err);
     if (!rc && !(*ctx = sh_val_new_cstr(jid)))
         rc = sh_error_set(err, SH_ENOMEM, "out of memory");
     return rc;
@@ -217,7 +232,7 @@ static int f_job_create(void *state, const sh_val *args, sh_val *ctx, const sh_r
                         sh_val **result, sh_error *err)
 {
     (void)args;
-    return prog_job_write_reply(state, sh_val_str(ctx, NULL), reply, result, err);
+    return prog_job_create_reply(state, sh_val_str(ctx, NULL), reply, result, err);
 }
 
 static int p_job_update(void *state, const sh_val *args, sh_cmd **cmd, sh_val **ctx, sh_error *err)

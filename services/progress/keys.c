@@ -1,6 +1,9 @@
 /* keys.c - builders of the progress service's Redis keys. */
 #include "keys.h"
 
+#include <stdio.h>
+#include <string.h>
+
 int prog_key_record(char *buf, size_t len, const char *id)
 {
     return sh_key_build(buf, len, SH_KEY_PROGRESS, id, NULL);
@@ -19,6 +22,20 @@ int prog_key_log_seq(char *buf, size_t len, const char *id)
 int prog_key_job(char *buf, size_t len, const char *job_id)
 {
     return sh_key_build(buf, len, SH_KEY_JOB, job_id, NULL);
+}
+
+int prog_key_job_req(char *buf, size_t len, const char *request_id)
+{
+    return sh_key_build(buf, len, SH_KEY_JOB_REQ, request_id, NULL);
+}
+
+int prog_key_log_req(char *buf, size_t len, const char *id, const char *request_id)
+{
+    char suffix[SH_ID_MAX + 8];
+    if (!sh_id_valid(request_id, strlen(request_id)))
+        return -1;
+    snprintf(suffix, sizeof suffix, ":req:%s", request_id);
+    return sh_key_build(buf, len, SH_KEY_PROGRESS, id, suffix);
 }
 
 int prog_key_job_index(char *buf, size_t len, const char *conversation_id)

@@ -8,13 +8,17 @@
 
 #include "shared/keys.h"
 
-/* Large enough for any prefix + "{" + 128-byte id + "}" + suffix. */
-#define PROG_KEY_MAX (SH_ID_MAX + 32)
+/* Large enough for any prefix + "{" + 128-byte id + "}" + suffix (which
+ * may hold a request id). */
+#define PROG_KEY_MAX (2 * SH_ID_MAX + 32)
 
 int prog_key_record(char *buf, size_t len, const char *id);  /* progress:{id} */
 int prog_key_log(char *buf, size_t len, const char *id);     /* progress:{id}:log */
 int prog_key_log_seq(char *buf, size_t len, const char *id); /* progress:{id}:logseq */
 int prog_key_job(char *buf, size_t len, const char *job_id); /* job:{id} */
 int prog_key_job_index(char *buf, size_t len, const char *conversation_id); /* job_index:{id} */
+int prog_key_job_req(char *buf, size_t len, const char *request_id);        /* job_req:{id} */
+/* progress:{id}:req:<requestId>, the request record of a log append */
+int prog_key_log_req(char *buf, size_t len, const char *id, const char *request_id);
 
 #endif

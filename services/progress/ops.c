@@ -241,16 +241,22 @@ int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_
     int rc = ops_record_keys(id, &k, err);
     if (rc)
         return rc;
+    /* An id of the append's own: the script stores nothing when it meets it
+     * again, so the store may resend the append after a lost reply. */
+    char rid[33], reqkey[PROG_KEY_MAX];
+    sh_random_hex(rid, 16);
+    if (prog_key_log_req(reqkey, sizeof reqkey, id, rid) < 0)
+        return ops_bad_id("id", id, err);
     char now[SH_ISO_LEN];
     sh_iso8601(sh_now_ms(), now);
     sh_val *e;
     if ((rc = prog_make_log_entry(entry, now, &e, err)))
         return rc;
-    const char *const keys[] = {k.record, k.log, k.seq, NULL};
+    const char *const keys[] = {k.record, k.log, k.seq, reqkey, NULL};
     sh_cmd *c = sh_cmd_new_eval_keys(&prog_script_log_append, keys);
     sh_cmd_int(c, prog_env_of(w)->ttl);
     sh_cmd_int(c, prog_env_of(w)->log_cap);
-    if (prog_cmd_add_value(c, NULL, 0, e) != SH_OK) {
+    if (prog_cmd_add_value(c, NULL, 0, e) != SH_OK || sh_cmd_int(c, SH_REQUEST_TTL_INTERNAL)) {
         sh_cmd_free(c);
         sh_val_free(e);
         return sh_error_set(err, SH_ENOMEM, "out of memory");
@@ -364,15 +370,22 @@ static int ops_job_reply(prog_worker *w, sh_reply *r, const char *id, sh_val **j
     return rc;
 }
 
-int prog_job_create_cmd(prog_worker *w, const sh_val *fields, sh_cmd **cmd, char jid[33],
-                        sh_error *err)
+int prog_job_create_cmd(prog_worker *w, const sh_val *fields, const char *request_id, sh_cmd **cmd,
+                        char jid[33], sh_error *err)
 {
     *cmd = NULL;
     int rc = prog_check_job_fields(fields, true, err);
     if (rc)
         return rc;
-    char key[PROG_KEY_MAX], idx[PROG_KEY_MAX];
+    char key[PROG_KEY_MAX], idx[PROG_KEY_MAX], reqkey[PROG_KEY_MAX];
     sh_random_hex(jid, 16);
+    /* Without the client's request id the job's own id serves: the store
+     * may then resend the create, which finds its own record. */
+    long long req_ttl = request_id ? SH_REQUEST_TTL : SH_REQUEST_TTL_INTERNAL;
+    if (request_id && prog_key_job_req(reqkey, sizeof reqkey, request_id) < 0)
+        return ops_bad_id("request id", request_id, err);
+    if (!request_id)
+        prog_key_job_req(reqkey, sizeof reqkey, jid);
     const char *conv = sh_val_get_str(fields, "conversationId", NULL);
     if (prog_key_job(key, sizeof key, jid) < 0 || prog_key_job_index(idx, sizeof idx, conv) < 0)
         return ops_bad_id("conversationId", conv, err);
@@ -386,12 +399,16 @@ int prog_job_create_cmd(prog_worker *w, const sh_val *fields, sh_cmd **cmd, char
         sh_val_set_cstr(server, "createdAt", sh_val_new_cstr(now));
         sh_val_set_cstr(server, "updatedAt", sh_val_new_cstr(now));
     }
-    sh_cmd *c = sh_cmd_new_eval(&prog_script_job_create, 2);
+    sh_cmd *c = sh_cmd_new_eval(&prog_script_job_create, 3);
     sh_cmd_str(c, key);
     sh_cmd_str(c, idx);
+    sh_cmd_str(c, reqkey);
     sh_cmd_int(c, prog_env_of(w)->ttl);
     sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
     sh_cmd_str(c, jid);
+    sh_cmd_int(c, req_ttl);
+    sh_cmd_str(c, SH_KEY_JOB);
+    sh_cmd_int(c, 2 * (long long)sh_val_len(fields));
     rc = server ? prog_cmd_add_fields(c, fields) : SH_ENOMEM;
     if (rc == SH_OK)
         rc = prog_cmd_add_fields(c, server);
@@ -404,16 +421,34 @@ int prog_job_create_cmd(prog_worker *w, const sh_val *fields, sh_cmd **cmd, char
     return SH_OK;
 }
 
-int prog_job_create(prog_worker *w, const sh_val *fields, sh_val **job, sh_error *err)
+int prog_job_create_reply(prog_worker *w, const char *jid, const sh_reply *r, sh_val **job,
+                          sh_error *err)
+{
+    *job = NULL;
+    int rc = prog_record_from_hash(r, job, err);
+    if (rc)
+        return rc;
+    /* A repeated request answers the job it created, already announced. */
+    size_t len;
+    const char *got = sh_val_get_str(*job, "jobId", &len);
+    if (got && len == strlen(jid) && memcmp(got, jid, len) == 0)
+        ops_publish(w, SH_TOPIC_JOB, SH_EVENT_JOB, jid, (ops_order){0}, "record", job);
+    return SH_OK;
+}
+
+int prog_job_create(prog_worker *w, const sh_val *fields, const char *request_id, sh_val **job,
+                    sh_error *err)
 {
     *job = NULL;
     char jid[33];
     sh_cmd *c;
     sh_reply *r;
-    int rc = prog_job_create_cmd(w, fields, &c, jid, err);
+    int rc = prog_job_create_cmd(w, fields, request_id, &c, jid, err);
     if (rc || (rc = ops_run(w, c, &r, err)))
         return rc;
-    return ops_job_reply(w, r, jid, job, err);
+    rc = prog_job_create_reply(w, jid, r, job, err);
+    sh_reply_free(r);
+    return rc;
 }
 
 int prog_job_update_cmd(prog_worker *w, const char *id, const sh_val *fields, sh_cmd **cmd,

@@ -32,7 +32,11 @@ int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val 
                     sh_error *err);
 int prog_log_list(prog_worker *w, const char *id, sh_val **entries, sh_error *err);
 
-int prog_job_create(prog_worker *w, const sh_val *fields, sh_val **job, sh_error *err);
+/* prog_job_create takes the client's request id (NULL: none; else an id
+ * by the syntax of ids): a create repeated with it answers the job it
+ * created, and one with other fields SH_ECONFLICT. */
+int prog_job_create(prog_worker *w, const sh_val *fields, const char *request_id, sh_val **job,
+                    sh_error *err);
 int prog_job_update(prog_worker *w, const char *id, const sh_val *fields, sh_val **job,
                     sh_error *err);
 int prog_job_get(prog_worker *w, const char *id, sh_val **job, sh_error *err);
@@ -59,9 +63,13 @@ int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_
 void prog_log_append_reply(prog_worker *w, const char *id, const sh_reply *r, sh_val **stored);
 int prog_log_list_cmd(const char *id, sh_cmd **cmd, sh_error *err);
 int prog_log_list_reply(const char *id, const sh_reply *r, sh_val **entries, sh_error *err);
-/* prog_job_create_cmd picks the new job's id into jid. */
-int prog_job_create_cmd(prog_worker *w, const sh_val *fields, sh_cmd **cmd, char jid[33],
-                        sh_error *err);
+/* prog_job_create_cmd picks the new job's id into jid; prog_job_create_reply
+ * reads the job (the one created earlier under the same request id, or
+ * the new one, whose event it publishes). */
+int prog_job_create_cmd(prog_worker *w, const sh_val *fields, const char *request_id, sh_cmd **cmd,
+                        char jid[33], sh_error *err);
+int prog_job_create_reply(prog_worker *w, const char *jid, const sh_reply *r, sh_val **job,
+                          sh_error *err);
 int prog_job_update_cmd(prog_worker *w, const char *id, const sh_val *fields, sh_cmd **cmd,
                         sh_error *err);
 /* prog_job_write_reply reads the reply of job create or update of job id. */

@@ -31,19 +31,25 @@ sh_script prog_script_update = SH_SCRIPT(
     "redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: record, log, log sequence. ARGV: ttl, cap, entry. Appends, keeps
- * the newest cap entries and refreshes the TTLs. Returns the entry's
- * sequence number: 1 for the record's first, +1 for each. */
-sh_script prog_script_log_append =
-    SH_SCRIPT("progress_log_append",
-              "local n = redis.call('RPUSH', KEYS[2], ARGV[3])\n"
-              "if n > tonumber(ARGV[2]) then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) "
-              "end\n"
-              "local seq = redis.call('INCR', KEYS[3])\n"
-              "redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
-              "redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
-              "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-              "return seq\n");
+/* KEYS: record, log, log sequence, request record. ARGV: ttl, cap, entry,
+ * request ttl. Appends, keeps the newest cap entries and refreshes the
+ * TTLs. Returns the entry's sequence number: 1 for the record's first, +1
+ * for each. The request record keeps that number, so a second run of the
+ * same append (a resend after a lost reply) stores nothing and answers it
+ * again. */
+sh_script prog_script_log_append = SH_SCRIPT_RETRY_SAFE(
+    "progress_log_append",
+    "local done = redis.call('GET', KEYS[4])\n"
+    "if done then return tonumber(done) end\n"
+    "local n = redis.call('RPUSH', KEYS[2], ARGV[3])\n"
+    "if n > tonumber(ARGV[2]) then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) "
+    "end\n"
+    "local seq = redis.call('INCR', KEYS[3])\n"
+    "redis.call('SET', KEYS[4], seq, 'EX', ARGV[4])\n"
+    "redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
+    "redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "return seq\n");
 
 /* KEYS: record, log, log sequence. Deletes them. Returns {keys deleted,
  * the record's last version (false without one)}. */
@@ -52,20 +58,39 @@ sh_script prog_script_delete =
                                  "local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
                                  "return {n, v or false}\n");
 
-/* KEYS: job, job index. ARGV: ttl, max fields, jobId, then field/value
- * pairs. Creates the job (version 1) and points the index at it. */
-sh_script prog_script_job_create =
-    SH_SCRIPT("job_create", LUA_FIELD_LIMIT
-              "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-              "  return redis.error_reply('EXISTS job id already taken')\n"
-              "end\n"
-              "if over(KEYS[1], 4, tonumber(ARGV[2])) then\n"
-              "  return redis.error_reply('LIMIT a job holds at most ' .. ARGV[2] .. ' fields')\n"
-              "end\n"
-              "redis.call('HSET', KEYS[1], 'version', 1, unpack(ARGV, 4))\n"
-              "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-              "redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[1])\n"
-              "return redis.call('HGETALL', KEYS[1])\n");
+/* KEYS: job, job index, request record. ARGV: ttl, max fields, jobId,
+ * request ttl, job key prefix, n, then field/value pairs: the n values of
+ * the client's first, then the server's. Creates the job (version 1),
+ * points the index at it and records "<sha1 of the client's fields>
+ * <jobId>" under the request id. A request id seen before answers the job
+ * it created (while that job exists) instead of creating another, or a
+ * CONFLICT error when the fields differ. */
+sh_script prog_script_job_create = SH_SCRIPT_RETRY_SAFE(
+    "job_create", LUA_FIELD_LIMIT
+    "local n = tonumber(ARGV[6])\n"
+    "local parts = {}\n"
+    "for i = 7, 6 + n do parts[#parts + 1] = #ARGV[i] .. ':' .. ARGV[i] end\n"
+    "local fp = redis.sha1hex(table.concat(parts))\n"
+    "local prev = redis.call('GET', KEYS[3])\n"
+    "if prev then\n"
+    "  if string.sub(prev, 1, 40) ~= fp then\n"
+    "    return redis.error_reply('CONFLICT this Idempotency-Key was already used with a '\n"
+    "      .. 'different request body')\n"
+    "  end\n"
+    "  local job = redis.call('HGETALL', ARGV[5] .. '{' .. string.sub(prev, 42) .. '}')\n"
+    "  if #job > 0 then return job end\n"
+    "end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  return redis.error_reply('EXISTS job id already taken')\n"
+    "end\n"
+    "if over(KEYS[1], 7, tonumber(ARGV[2])) then\n"
+    "  return redis.error_reply('LIMIT a job holds at most ' .. ARGV[2] .. ' fields')\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'version', 1, unpack(ARGV, 7))\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[1])\n"
+    "redis.call('SET', KEYS[3], fp .. ' ' .. ARGV[3], 'EX', ARGV[4])\n"
+    "return redis.call('HGETALL', KEYS[1])\n");
 
 /* KEYS: job. ARGV: ttl, max fields, index key prefix, updatedAt, then
  * field/value pairs. Returns nil when the job does not exist. The index of

@@ -73,6 +73,47 @@ def redis_server_path():
     return p
 
 
+def redis_command(port, *args, timeout=10.0):
+    """Send one command to the Redis on 127.0.0.1:port over a connection of
+    its own and return the reply: str/bytes for bulk strings (bytes when not
+    UTF-8), int, list, None; an error reply raises RuntimeError."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        with s.makefile("rb") as f:
+            return _resp_read(f)
+
+
+def _resp_read(f):
+    """One reply of the Redis protocol from the file f (see redis_command)."""
+    line = f.readline()
+    if not line:
+        raise RuntimeError("Redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            return data
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise RuntimeError("unexpected reply from Redis: %r" % line)
+
+
 def redis_ping(port, timeout=0.5):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -90,6 +131,9 @@ class Redis:
         self.port = port or free_port()
         self.proc = None
         self.log_path = os.path.join(workdir, "redis-%d.log" % self.port)
+        # Its own directory: a replica beside it must not share dump files.
+        self.dir = os.path.join(workdir, "redis-%d" % self.port)
+        os.makedirs(self.dir, exist_ok=True)
 
     @property
     def url(self):
@@ -99,8 +143,11 @@ class Redis:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [redis_server_path(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.workdir,
-             "--daemonize", "no", "--protected-mode", "yes"],
+             "--save", "", "--appendonly", "no", "--dir", self.dir,
+             "--daemonize", "no", "--protected-mode", "yes",
+             # Tests stall it with DEBUG SLEEP, and start replicas that
+             # should get their data at once (not after the default 5 s).
+             "--enable-debug-command", "local", "--repl-diskless-sync-delay", "0"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout
@@ -113,6 +160,9 @@ class Redis:
             time.sleep(0.05)
         raise RuntimeError("redis-server did not answer PING on port %d within %.0f s:\n%s"
                            % (self.port, timeout, read_tail(self.log_path)))
+
+    def command(self, *args, timeout=10.0):
+        return redis_command(self.port, *args, timeout=timeout)
 
     def kill(self):
         """SIGKILL, as a crash would."""

@@ -72,7 +72,9 @@ static pid_t start_coord(int i, const char *key, const char *prev, const char *c
 static int group_setup(void **state)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (tf_redis_start(&redis, 0) != 0)
+    /* DEBUG SLEEP stalls it in the lease test. */
+    const char *const debug[] = {"--enable-debug-command", "local", NULL};
+    if (tf_redis_start_args(&redis, 0, debug, NULL, NULL) != 0)
         return -1;
     snprintf(logdir, sizeof logdir, "%s", redis.dir);
     sh_error err;
@@ -630,6 +632,29 @@ static void test_lease_expiry_requeues_and_stale_token_refused(void **state)
     sh_val_free(l2);
 }
 
+/* A lease whose reply is lost in a stall (DEBUG SLEEP 3, past the 2 s
+ * command timeout) is sent again and hands back the account it took: the
+ * account is not left leased to nobody until the lease expires. */
+static void test_lease_in_a_stall_is_not_lost(void **state)
+{
+    flush_redis();
+    static char ids[1][32];
+    create_accounts(1, ids);
+    sync_now(ids[0]);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d DEBUG SLEEP 3 >/dev/null 2>&1 &", redis.port);
+    assert_int_equal(system(cmd), 0);
+    tf_sleep_ms(300);
+    sh_val *l = lease_one(c0);
+    assert_int_equal(sh_val_type_of(l), SH_VAL_MAP);
+    assert_string_equal(sh_val_get_str(l, "accountId", NULL), ids[0]);
+    sh_val *acc = NULL;
+    assert_int_equal(complete(l, sh_val_get_str(l, "leaseToken", NULL), "ok", &acc), SH_OK);
+    assert_string_equal(sh_val_get_str(acc, "syncStatus", NULL), "ok");
+    sh_val_free(acc);
+    sh_val_free(l);
+}
+
 static void test_backoff_and_auth_failures(void **state)
 {
     flush_redis();
@@ -1134,6 +1159,7 @@ int main(void)
         cmocka_unit_test(test_missed_intervals_are_skipped_not_made_up),
         cmocka_unit_test(test_sync_asked_while_syncing_follows),
         cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),
+        cmocka_unit_test(test_lease_in_a_stall_is_not_lost),
         cmocka_unit_test(test_backoff_and_auth_failures),
         cmocka_unit_test(test_listing_pages_and_the_error_index),
         cmocka_unit_test(test_secrets_never_stored_and_rotation),

@@ -121,6 +121,37 @@ static void test_null_and_overlong(void **state)
     sh_cmd_free(NULL);
 }
 
+/* Which commands the store may send again: reads by name (any case),
+ * scripts by their declaration, others when marked. */
+static void test_retry_safety(void **state)
+{
+    (void)state;
+    static sh_script plain = SH_SCRIPT("plain", "return 1");
+    static sh_script safe = SH_SCRIPT_RETRY_SAFE("safe", "return 1");
+    const char *const reads[] = {"GET", "hgetall", "LRANGE", "Scan", "ROLE", NULL};
+    const char *const writes[] = {"SET", "INCR", "RPUSH", "DEL", "EVAL", "DEBUG", NULL};
+    for (int i = 0; reads[i]; i++) {
+        sh_cmd *c = sh_cmd_new(reads[i]);
+        assert_true(sh__cmd_retry_safe(c));
+        sh_cmd_free(c);
+    }
+    for (int i = 0; writes[i]; i++) {
+        sh_cmd *c = sh_cmd_new(writes[i]);
+        assert_false(sh__cmd_retry_safe(c));
+        sh_cmd_retry_safe(c);
+        assert_true(sh__cmd_retry_safe(c));
+        sh_cmd_free(c);
+    }
+    sh_cmd *c = sh_cmd_new_eval(&plain, 0);
+    assert_false(sh__cmd_retry_safe(c));
+    sh_cmd_free(c);
+    c = sh_cmd_new_eval(&safe, 0);
+    assert_true(sh__cmd_retry_safe(c));
+    sh_cmd_free(c);
+    assert_false(sh__cmd_retry_safe(NULL));
+    sh_cmd_retry_safe(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_script_as_evalsha_and_eval),
         cmocka_unit_test(test_script_with_its_keys),
         cmocka_unit_test(test_null_and_overlong),
+        cmocka_unit_test(test_retry_safety),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

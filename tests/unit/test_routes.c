@@ -292,13 +292,37 @@ static void test_cron_batch(void **state)
             fail_msg("batchSize \"%s\" taken", bad[i]);
 }
 
+/* Idempotency-Key values: the syntax of ids, else a message naming the
+ * header and what is wrong. */
+static void test_request_id(void **state)
+{
+    (void)state;
+    assert_null(gw__routes_request_id_check("6f1c2a9e-3b7d-4c1a-9e2f-0a1b2c3d4e5f"));
+    assert_null(gw__routes_request_id_check("a"));
+    assert_null(gw__routes_request_id_check("job.create:42_x"));
+    char big[130];
+    memset(big, 'k', 128);
+    big[128] = '\0';
+    assert_null(gw__routes_request_id_check(big));
+    big[128] = 'k';
+    big[129] = '\0';
+    assert_non_null(strstr(gw__routes_request_id_check(big), "1 to 128"));
+    assert_non_null(strstr(gw__routes_request_id_check(""), "1 to 128"));
+    const char *const bad[] = {"a b", "a/b", "k\xc3\xbc", "{x}", "a\tb", NULL};
+    for (int i = 0; bad[i]; i++) {
+        const char *why = gw__routes_request_id_check(bad[i]);
+        assert_non_null(why);
+        assert_non_null(strstr(why, "Idempotency-Key"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pick),          cmocka_unit_test(test_copy),
         cmocka_unit_test(test_account_view),  cmocka_unit_test(test_account_status),
         cmocka_unit_test(test_folder_counts), cmocka_unit_test(test_uid),
-        cmocka_unit_test(test_cron_batch),
+        cmocka_unit_test(test_cron_batch),    cmocka_unit_test(test_request_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

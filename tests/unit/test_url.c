@@ -100,6 +100,34 @@ static void test_display_masks_password(void **state)
     assert_non_null(strstr(buf, "user"));
 }
 
+/* A primary and its replicas: every host:port kept in order, the first
+ * also in host/port; a single host is a list of one. */
+static void test_several_hosts(void **state)
+{
+    sh_redis_url u = parse_ok("redis://svc:pw@10.0.0.1:7000,[::1]:7001,r3/2");
+    assert_int_equal(u.nhosts, 3);
+    assert_string_equal(u.hosts[0].host, "10.0.0.1");
+    assert_int_equal(u.hosts[0].port, 7000);
+    assert_string_equal(u.hosts[1].host, "::1");
+    assert_int_equal(u.hosts[1].port, 7001);
+    assert_string_equal(u.hosts[2].host, "r3");
+    assert_int_equal(u.hosts[2].port, 6379);
+    assert_string_equal(u.host, "10.0.0.1");
+    assert_int_equal(u.port, 7000);
+    assert_string_equal(u.user, "svc");
+    assert_int_equal(u.db, 2);
+    char buf[512];
+    sh_redis_url_display(&u, buf, sizeof buf);
+    assert_string_equal(buf, "redis://svc:***@10.0.0.1:7000,[::1]:7001,r3:6379/2");
+    u = parse_ok("redis://h:1");
+    assert_int_equal(u.nhosts, 1);
+    assert_string_equal(u.hosts[0].host, "h");
+    expect_bad("redis://h:1,", "host 2 of the list is empty");
+    expect_bad("redis://h:1,,h:2", "host 2 of the list is empty");
+    expect_bad("redis://h:1,h:0", "port");
+    expect_bad("redis://a,b,c,d,e,f,g,h,i", "more than 8 hosts");
+}
+
 static void test_tls_refused_without_support(void **state)
 {
     sh_redis_url u = parse_ok("rediss://h:6380");
@@ -113,11 +141,9 @@ static void test_tls_refused_without_support(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tcp_forms),
-        cmocka_unit_test(test_unix_forms),
-        cmocka_unit_test(test_bad_urls),
-        cmocka_unit_test(test_display_masks_password),
-        cmocka_unit_test(test_tls_refused_without_support),
+        cmocka_unit_test(test_tcp_forms),     cmocka_unit_test(test_unix_forms),
+        cmocka_unit_test(test_bad_urls),      cmocka_unit_test(test_display_masks_password),
+        cmocka_unit_test(test_several_hosts), cmocka_unit_test(test_tls_refused_without_support),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

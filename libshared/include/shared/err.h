@@ -24,6 +24,10 @@ enum {
     SH_ECLOSED = -12,   /* "closed": the object is shutting down */
     SH_ELIMIT = -13,    /* "limit_exceeded": too many items (fields, entries) */
     SH_EAUTH = -14,     /* "unauthenticated": a message between services without a valid MAC */
+    /* "outcome_unknown": a write was sent but its reply was lost (a stall, a
+     * dropped link), so it may or may not have taken effect; safe to retry
+     * with the same request id (Idempotency-Key). */
+    SH_EUNKNOWN = -15,
 };
 
 /* sh_error carries a code and a human-readable message naming what is wrong.

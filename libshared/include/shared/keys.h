@@ -17,9 +17,10 @@
 #define SH_KEY_PROGRESS  "progress:"  /* progress:{id} hash, progress:{id}:log list */
 #define SH_KEY_JOB       "job:"       /* job:{id} hash */
 #define SH_KEY_JOB_INDEX "job_index:" /* job_index:{conversationId} -> jobId */
+#define SH_KEY_JOB_REQ   "job_req:"   /* job_req:{requestId} -> "<body sha1> <jobId>" */
 #define SH_KEY_SQ        "sq:"        /* claims of work items */
 #define SH_KEY_REFUND    "refund:"    /* row reservations */
-#define SH_KEY_ACCOUNT   "account:"   /* email accounts */
+#define SH_KEY_ACCOUNT   "account:"   /* email accounts; account:req:{requestId} */
 #define SH_KEY_SCHED     "sched:"     /* sync schedule */
 #define SH_KEY_MAIL      "mail:"      /* synced mail */
 
@@ -72,6 +73,13 @@
 #define SH_EVENT_MAIL_REMOVED  "removed"
 #define SH_EVENT_MAIL_CONFLICT "conflict"
 #define SH_EVENT_MAIL_RESET    "reset"
+
+/* Request records: a create remembers its request id (the client's
+ * Idempotency-Key, or one the service made up) with its outcome, so that
+ * the same request sent again answers that outcome instead of running
+ * twice. Kept this long (seconds): */
+#define SH_REQUEST_TTL          86400 /* a client's Idempotency-Key: 24 h */
+#define SH_REQUEST_TTL_INTERNAL 300   /* an id of the service's own, for its resends */
 
 typedef struct sh_key_prefix {
     const char *prefix;
