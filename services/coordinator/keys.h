@@ -12,7 +12,9 @@
  *   refund:index:<log>      sorted set of reservation keys by expiry
  *   refund:logs             set of the logs that handed out rows
  *   account:{id}            an email account (hash)
- *   account:{id}:secret     its sealed password (kept apart so the hash stays small)
+ *   account:{id}:secret     its sealed password or OAuth2 secrets (kept apart so the hash
+ *                           stays small)
+ *   account:{id}:refresh    the sync worker refreshing its OAuth2 token (a lease, PX)
  *   account:ids             sorted set of account ids by creation time
  *   sched:due               sorted set of account ids by next sync time
  *   sched:queue             list of account ids waiting for a sync worker
@@ -52,6 +54,7 @@ int coord_key_reservation_index(char *buf, size_t len, const char *log);
 
 int coord_key_account(char *buf, size_t len, const char *id);
 int coord_key_account_secret(char *buf, size_t len, const char *id);
+int coord_key_account_refresh(char *buf, size_t len, const char *id);
 
 /* The fixed keys of the schedule and the account index. */
 typedef struct coord_sched_keys {
