@@ -4,6 +4,7 @@
 
 #include "env.h"
 #include "handlers.h"
+#include "oauth_http.h"
 #include "shared/log.h"
 #include "shared/service.h"
 #include "worker.h"
@@ -140,12 +141,14 @@ static void sync_raise_fd_limit(void)
 static int sync_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 {
     sync_raise_fd_limit();
-    return sync_workers_start(url, pub, &env, err);
+    int rc = sync_oauth_http_init(err);
+    return rc ? rc : sync_workers_start(url, pub, &env, err);
 }
 
 static void sync_stop(void)
 {
     sync_workers_stop();
+    sync_oauth_http_fini();
     sh_hostpolicy_free(hosts);
     hosts = NULL;
 }
