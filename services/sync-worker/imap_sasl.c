@@ -71,7 +71,7 @@ static int sasl_send(mailstream *st, const char *const *parts)
  * challenge after the response is a refusal, acknowledged with %x01 as
  * RFC 7628 3.2.3 asks. Returns libetpan's code: MAILIMAP_ERROR_LOGIN when
  * refused. */
-static int sasl_oauthbearer(sync_imap *s, const char *user, const char *token)
+static int sasl_oauthbearer(sync_imap *s, const char *user, const char *token, bool ir)
 {
     sh_buf msg, b64;
     sh_buf_init_secret(&msg);
@@ -89,7 +89,6 @@ static int sasl_oauthbearer(sync_imap *s, const char *user, const char *token)
         return MAILIMAP_ERROR_MEMORY;
     }
     mailstream *st = s->m->imap_stream;
-    bool ir = sync__imap_has_cap(s, "SASL-IR");
     mailstream_set_privacy(st, 0);
     int r = mailimap_send_current_tag(s->m);
     if (r == MAILIMAP_NO_ERROR) {
@@ -160,6 +159,7 @@ int sync_imap_login_oauth(sync_imap *s, const char *user, const char *token, con
         return sh_error_set(err, SYNC_EAUTH,
                             "the IMAP server offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER: it "
                             "takes no OAuth2 sign-in");
+    bool ir = sync__imap_has_cap(s, "SASL-IR");
     /* As for LOGIN: the capabilities of the authenticated state are read
      * afresh. */
     ci = s->m->imap_connection_info;
@@ -168,7 +168,7 @@ int sync_imap_login_oauth(sync_imap *s, const char *user, const char *token, con
         ci->imap_capability = NULL;
     }
     int r = strcmp(mech, "XOAUTH2") == 0 ? mailimap_oauth2_authenticate(s->m, user, token)
-                                         : sasl_oauthbearer(s, user, token);
+                                         : sasl_oauthbearer(s, user, token, ir);
     if (r == MAILIMAP_ERROR_LOGIN) {
         char said[SASL_CHALLENGE_MAX];
         const MMAPString *b = s->m->imap_stream_buffer;

@@ -147,7 +147,7 @@ static int oauth_wait_turn(sync_auth *a, bool *granted, sh_error *err)
 {
     *granted = false;
     int64_t until = sh_mono_ms() + OAUTH_WAIT_MS;
-    for (;;) {
+    for (int round = 0;; round++) {
         sh_val *res;
         int rc = oauth_call(a, "oauth.refresh_begin", oauth_args(a), &res, err);
         const char *state = rc ? NULL : sh_val_get_str(res, "state", NULL);
@@ -166,6 +166,9 @@ static int oauth_wait_turn(sync_auth *a, bool *granted, sh_error *err)
         sh_val_free(res);
         if (rc || !busy)
             return rc;
+        if (round == 0)
+            sh_log_debug("oauth_refresh_wait", "account=%s: another worker refreshes the token",
+                         a->acct);
         if (sh_mono_ms() > until)
             return sh_error_set(err, SH_EUNAVAIL,
                                 "another sync worker has been refreshing the OAuth2 token for "

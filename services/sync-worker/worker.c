@@ -147,6 +147,9 @@ static const char *worker_fix(int rc, const char *msg)
                "updating the account retries the sync.";
     if (rc == SYNC_EAUTH)
         return "Check the username and password; updating the account retries the sync.";
+    if (strstr(msg, "OAuth2 token refresh"))
+        return "The token endpoint failed or could not be reached; the refresh is tried again "
+               "after its backoff.";
     if (rc == SH_EUNAVAIL)
         return "Check that the IMAP server is up and reachable at the account's host and port.";
     if (rc == SH_ETIMEDOUT)

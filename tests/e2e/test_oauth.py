@@ -276,6 +276,14 @@ class OAuthTest(e2ebase.StackTestCase):
             self.assertEqual(p.refresh_count(), before + 1)
             logins = [m for m in self.dovecot.login_methods() if m[0] == "erin"]
             self.assertGreaterEqual(len(logins), 2, "both sessions signed in")
+            # One of them waited for the other's refresh.
+            waited = False
+            for name in os.listdir(self.stack.workdir):
+                if name.startswith("sync-worker") and name.endswith(".log"):
+                    with open(os.path.join(self.stack.workdir, name), encoding="utf-8") as f:
+                        waited = waited or ("event=oauth_refresh_wait msg=\"account=%s"
+                                            % acct["id"]) in f.read()
+            self.assertTrue(waited, "no session waited for the refresh")
         finally:
             p.delay = 0.0
             self.call("DELETE", "/api/accounts/%s" % acct["id"])
