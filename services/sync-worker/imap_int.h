@@ -148,4 +148,10 @@ int sync__imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, s
  * authenticated state read, QRESYNC enabled when offered. */
 int sync__imap_logged_in(sync_imap *s, sh_error *err);
 
+/* sync__imap_sasl_challenge (imap_sasl.c) finds the server's "+ <base64>"
+ * line in buf (the reply text libetpan's parser kept, len bytes) and copies
+ * its decoded text, control characters as spaces, to out ("" when there is
+ * none). */
+void sync__imap_sasl_challenge(const char *buf, size_t len, char *out, size_t outlen);
+
 #endif

@@ -14,10 +14,7 @@
 
 #define SASL_CHALLENGE_MAX 300
 
-/* sasl_challenge finds the server's "+ <base64>" line in buf (the reply
- * text libetpan's parser kept) and copies its decoded text, printable
- * characters only, to out ("" when there is none). */
-static void sasl_challenge(const char *buf, size_t len, char *out, size_t outlen)
+void sync__imap_sasl_challenge(const char *buf, size_t len, char *out, size_t outlen)
 {
     out[0] = '\0';
     const char *p = buf;
@@ -172,7 +169,7 @@ int sync_imap_login_oauth(sync_imap *s, const char *user, const char *token, con
     if (r == MAILIMAP_ERROR_LOGIN) {
         char said[SASL_CHALLENGE_MAX];
         const MMAPString *b = s->m->imap_stream_buffer;
-        sasl_challenge(b ? b->str : "", b ? b->len : 0, said, sizeof said);
+        sync__imap_sasl_challenge(b ? b->str : "", b ? b->len : 0, said, sizeof said);
         return sh_error_set(err, SYNC_EAUTH, "IMAP %s sign-in refused: %.200s%s%s", mech,
                             sync__imap_said(s), said[0] ? "; the server said: " : "", said);
     }
