@@ -35,6 +35,19 @@ void sh_iso8601(int64_t ms, char out[SH_ISO_LEN])
     out[SH_ISO_LEN - 1] = '\0';
 }
 
+bool sh_is_ip_literal(const char *host)
+{
+    unsigned char buf[16];
+    char v6[INET6_ADDRSTRLEN];
+    size_t len = strlen(host);
+    if (len >= 2 && len - 2 < sizeof v6 && host[0] == '[' && host[len - 1] == ']') {
+        memcpy(v6, host + 1, len - 2);
+        v6[len - 2] = '\0';
+        return inet_pton(AF_INET6, v6, buf) == 1;
+    }
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 bool sh_is_loopback_host(const char *host)
 {
     if (strcasecmp(host, "localhost") == 0)

@@ -341,36 +341,6 @@ int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err)
     return rc ? rc : acc_view_reply(r, out, err);
 }
 
-int coord_account_list(sh_worker *w, const char *status, sh_val **out, sh_error *err)
-{
-    *out = NULL;
-    coord_sched_keys k;
-    coord_sched_keys_init(&k);
-    sh_cmd *c = sh_cmd_new_eval(&coord_script_account_list, 1);
-    sh_cmd_str(c, k.ids);
-    sh_cmd_str(c, k.account_prefix);
-    sh_cmd_str(c, status ? status : "");
-    sh_cmd_int(c, coord_env_of(w)->list_max);
-    sh_reply *r;
-    int rc = acc_run(w, c, &r, err);
-    if (rc)
-        return rc;
-    sh_val *arr = sh_val_new_array();
-    for (size_t i = 0; arr && i < sh_reply_count(r); i++)
-        if (sh_val_push(arr, coord_account_view(sh_reply_elem(r, i), NULL)) != SH_OK) {
-            sh_val_free(arr);
-            arr = NULL;
-        }
-    sh_reply_free(r);
-    sh_val *m = sh_val_new_map();
-    if (!arr || !m || sh_val_set_cstr(m, "accounts", arr)) {
-        sh_val_free(m);
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    }
-    *out = m;
-    return SH_OK;
-}
-
 int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_val **out,
                          sh_error *err)
 {

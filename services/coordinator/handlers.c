@@ -344,6 +344,7 @@ const sh_rpc_op coord_ops[] = {
     {"account.create", coord_h_account_create, NULL, NULL},
     {"account.get", coord_h_account_get, NULL, NULL},
     {"account.list", coord_h_account_list, NULL, NULL},
+    {"account.exists", coord_h_account_exists, NULL, NULL},
     {"account.update", coord_h_account_update, NULL, NULL},
     {"account.delete", coord_h_account_delete, NULL, NULL},
     {"account.sync_now", coord_h_sync_now, NULL, NULL},

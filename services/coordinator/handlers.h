@@ -17,6 +17,7 @@ int coord_args_known(const sh_val *args, const char *const *names, sh_error *err
 int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_account_get(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_account_list(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_account_exists(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_account_update(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_account_delete(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_sync_now(void *state, const sh_val *args, sh_val **result, sh_error *err);

@@ -58,6 +58,12 @@ int coord_h_account_list(void *state, const sh_val *args, sh_val **result, sh_er
     return coord_account_list(state, status, result, err);
 }
 
+int coord_h_account_exists(void *state, const sh_val *args, sh_val **result, sh_error *err)
+{
+    int rc = ha_map(args, err);
+    return rc ? rc : coord_account_exists(state, sh_val_get(args, "ids"), result, err);
+}
+
 int coord_h_account_update(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const char *id;

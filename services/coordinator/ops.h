@@ -110,7 +110,14 @@ int coord_list(sh_worker *w, const char *ns, const char *log, sh_val **out, sh_e
 int coord_account_policy(const coord_env *env, const sh_val *fields, sh_error *err);
 int coord_account_create(sh_worker *w, const sh_val *fields, sh_val **out, sh_error *err);
 int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err);
+/* coord_account_list (account_list.c) reads the accounts oldest first, at
+ * most QUEUE_LIST_MAX, in pages; "error" and "auth_error" read only the
+ * accounts of the error index. */
 int coord_account_list(sh_worker *w, const char *status, sh_val **out, sh_error *err);
+/* coord_account_exists answers {exists: [bool]} for an array of up to
+ * COORD_EXISTS_MAX account ids, in their order (account_list.c). */
+#define COORD_EXISTS_MAX 1000
+int coord_account_exists(sh_worker *w, const sh_val *ids, sh_val **out, sh_error *err);
 int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_val **out,
                          sh_error *err);
 int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *err);

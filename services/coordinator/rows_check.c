@@ -17,8 +17,7 @@ int coord_rows_check_first(sh_store *store, long long first_row, sh_error *err)
     sh_cmd_str(c, prefix);
     sh_cmd_int(c, first_row);
     sh_reply *r = NULL;
-    int rc = sh_store_run(store, c, &r, err);
-    sh_cmd_free(c);
+    int rc = sh_store_call(store, c, &r, err);
     if (rc)
         return rc;
     if (sh_reply_count(r) == 2) {

@@ -21,7 +21,7 @@ extern sh_script coord_script_list;
 extern sh_script coord_script_account_create;
 extern sh_script coord_script_account_update;
 extern sh_script coord_script_account_delete;
-extern sh_script coord_script_account_list;
+extern sh_script coord_script_account_rows;
 extern sh_script coord_script_tick;
 extern sh_script coord_script_sched_status;
 extern sh_script coord_script_lease;

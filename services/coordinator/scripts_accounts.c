@@ -82,18 +82,21 @@ sh_script coord_script_account_delete =
                                 "return 1\n");
 
 /* KEYS: ids. ARGV: account prefix, status filter ("" = all, "error" =
- * error or auth_error, else that status), max. Every account's public
- * fields, oldest first. */
-sh_script coord_script_account_list =
-    SH_SCRIPT("account_list",
+ * error or auth_error, else that status), then account ids. For each
+ * listed account that exists and matches: its creation time (its score in
+ * ids) and its hash. One page of a listing: the caller bounds the ids. */
+sh_script coord_script_account_rows =
+    SH_SCRIPT("account_rows",
               "local out = {}\n"
-              "for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-              "  if #out >= tonumber(ARGV[3]) then break end\n"
-              "  local k = ARGV[1] .. '{' .. id .. '}'\n"
+              "for i = 3, #ARGV do\n"
+              "  local k = ARGV[1] .. '{' .. ARGV[i] .. '}'\n"
               "  local st = redis.call('HGET', k, 'status')\n"
               "  local want = ARGV[2] == '' or st == ARGV[2] or (ARGV[2] == 'error' and st == "
               "'auth_error')\n"
-              "  if st and want then table.insert(out, redis.call('HGETALL', k)) end\n"
+              "  if st and want then\n"
+              "    table.insert(out, redis.call('ZSCORE', KEYS[1], ARGV[i]) or '0')\n"
+              "    table.insert(out, redis.call('HGETALL', k))\n"
+              "  end\n"
               "end\n"
               "return out\n");
 

@@ -57,7 +57,7 @@ sh_script coord_script_watch_lease = SH_SCRIPT(
     "local function held(id, tok)\n"                                                               \
     "  local k = ARGV[2] .. '{' .. id .. '}'\n"                                                    \
     "  local h = redis.call('HMGET', k, 'watchWorker', 'watchToken')\n"                            \
-    "  if h[1] == ARGV[1] and h[2] == tok and wanted(k) then return k end\n"                       \
+    "  if h[1] == ARGV[1] and h[2] == tok then return k end\n"                                     \
     "  return nil\n"                                                                               \
     "end\n"
 
@@ -71,7 +71,7 @@ sh_script coord_script_watch_renew =
               "local e = num(now + tonumber(ARGV[3]))\n"
               "for i = 4, #ARGV - 1, 2 do\n"
               "  local k = held(ARGV[i], ARGV[i + 1])\n"
-              "  if k then\n"
+              "  if k and wanted(k) then\n"
               "    redis.call('HSET', k, 'watchExpires', e)\n"
               "    redis.call('ZADD', KEYS[1], e, ARGV[i])\n"
               "    table.insert(ok, ARGV[i])\n"
@@ -85,13 +85,7 @@ sh_script coord_script_watch_renew =
  * the leases worker holds (the token stays, for the next lease's); returns
  * the ids released. */
 sh_script coord_script_watch_release =
-    SH_SCRIPT("watch_release", LUA_WATCH_NOW LUA_WATCH_WANTED
-              "local function held(id, tok)\n"
-              "  local k = ARGV[2] .. '{' .. id .. '}'\n"
-              "  local h = redis.call('HMGET', k, 'watchWorker', 'watchToken')\n"
-              "  if h[1] == ARGV[1] and h[2] == tok then return k end\n"
-              "  return nil\n"
-              "end\n"
+    SH_SCRIPT("watch_release", LUA_WATCH_NOW LUA_WATCH_HELD
               "local out = {}\n"
               "for i = 3, #ARGV - 1, 2 do\n"
               "  local k = held(ARGV[i], ARGV[i + 1])\n"

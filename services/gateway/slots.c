@@ -2,6 +2,7 @@
  * table of counts by client address (gw_slots.h). An address's entry lives
  * while it has streams. */
 #include "gw_slots.h"
+#include "shared/secret.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -79,12 +80,11 @@ static bool slots_key(const struct sockaddr *sa, unsigned char key[SLOTS_KEY])
     return false;
 }
 
+/* Clients choose their addresses (a /48 holds many /64s): the bucket is a
+ * keyed hash, so they cannot crowd one chain. */
 static size_t slots_hash(const unsigned char key[SLOTS_KEY])
 {
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (size_t i = 0; i < SLOTS_KEY; i++)
-        h = (h ^ key[i]) * 1099511628211u;
-    return (size_t)(h % SLOTS_BUCKETS);
+    return (size_t)(sh_hash(key, SLOTS_KEY) % SLOTS_BUCKETS);
 }
 
 int gw_slots_take(gw_slots *s, const struct sockaddr *sa, gw_slot **out)

@@ -176,11 +176,10 @@ static int p_log_append(void *state, const sh_val *args, sh_cmd **cmd, sh_val **
 static int f_log_append(void *state, const sh_val *args, sh_val *ctx, const sh_reply *reply,
                         sh_val **result, sh_error *err)
 {
-    (void)reply;
     sh_val *e = sh_val_clone(ctx);
     if (!e)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
-    prog_log_append_reply(state, sh_val_get_str(args, "id", NULL), &e);
+    prog_log_append_reply(state, sh_val_get_str(args, "id", NULL), reply, &e);
     *result = e;
     return SH_OK;
 }

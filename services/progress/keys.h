@@ -11,9 +11,10 @@
 /* Large enough for any prefix + "{" + 128-byte id + "}" + suffix. */
 #define PROG_KEY_MAX (SH_ID_MAX + 32)
 
-int prog_key_record(char *buf, size_t len, const char *id);                 /* progress:{id} */
-int prog_key_log(char *buf, size_t len, const char *id);                    /* progress:{id}:log */
-int prog_key_job(char *buf, size_t len, const char *job_id);                /* job:{id} */
+int prog_key_record(char *buf, size_t len, const char *id);  /* progress:{id} */
+int prog_key_log(char *buf, size_t len, const char *id);     /* progress:{id}:log */
+int prog_key_log_seq(char *buf, size_t len, const char *id); /* progress:{id}:logseq */
+int prog_key_job(char *buf, size_t len, const char *job_id); /* job:{id} */
 int prog_key_job_index(char *buf, size_t len, const char *conversation_id); /* job_index:{id} */
 
 #endif

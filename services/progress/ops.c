@@ -22,6 +22,21 @@ static int ops_bad_id(const char *what, const char *id, sh_error *err)
                         what, id ? id : "");
 }
 
+/* The keys of one progress record: the record, its log and the sequence
+ * of its log entries. */
+typedef struct ops_keys {
+    char record[PROG_KEY_MAX], log[PROG_KEY_MAX], seq[PROG_KEY_MAX];
+} ops_keys;
+
+static int ops_record_keys(const char *id, ops_keys *k, sh_error *err)
+{
+    if (prog_key_record(k->record, sizeof k->record, id) < 0 ||
+        prog_key_log(k->log, sizeof k->log, id) < 0 ||
+        prog_key_log_seq(k->seq, sizeof k->seq, id) < 0)
+        return ops_bad_id("id", id, err);
+    return SH_OK;
+}
+
 static int ops_run(prog_worker *w, sh_cmd *cmd, sh_reply **out, sh_error *err)
 {
     return sh_store_call(w->store, cmd, out, err);
@@ -46,10 +61,19 @@ static int ops_hgetall(prog_worker *w, const char *key, const char *missing, sh_
     return rc;
 }
 
-/* ops_publish sends {kind, id, version?, <key>: value} on topic; value is
- * lent to the event and handed back. */
+/* Events of one record can leave out of order when several writers write
+ * it at once, so each carries what orders it: the version of the record
+ * written (or deleted), or the sequence number of a log entry. An order
+ * names one of those for an event whose value does not hold its version. */
+typedef struct ops_order {
+    const char *name; /* "version" or "seq"; NULL: the value's version */
+    long long n;
+} ops_order;
+
+/* ops_publish sends {kind, id, version or seq, <key>: value} on topic;
+ * value is lent to the event and handed back. */
 static void ops_publish(prog_worker *w, const char *topic_prefix, const char *kind, const char *id,
-                        const char *key, sh_val **value)
+                        ops_order order, const char *key, sh_val **value)
 {
     if (!w->pub)
         return;
@@ -62,7 +86,8 @@ static void ops_publish(prog_worker *w, const char *topic_prefix, const char *ki
         return;
     }
     const sh_val *version = value ? sh_val_get(*value, "version") : NULL;
-    if (version && sh_val_set_cstr(ev, "version", sh_val_clone(version))) {
+    sh_val *ord = order.name ? sh_val_new_int(order.n) : version ? sh_val_clone(version) : NULL;
+    if (ord && sh_val_set_cstr(ev, order.name ? order.name : "version", ord)) {
         sh_val_free(ev);
         return;
     }
@@ -127,29 +152,26 @@ int prog_progress_update_cmd(prog_worker *w, const char *id, const sh_val *field
                              sh_error *err)
 {
     *cmd = NULL;
-    char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
-    if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
-        return ops_bad_id("id", id, err);
-    int rc = prog_check_progress_fields(id, fields, err);
-    if (rc)
+    ops_keys k;
+    int rc = ops_record_keys(id, &k, err);
+    if (rc || (rc = prog_check_progress_fields(id, fields, err)))
         return rc;
     char now[SH_ISO_LEN];
     sh_iso8601(sh_now_ms(), now);
     sh_val *nowv = sh_val_new_cstr(now), *idv = sh_val_new_cstr(id);
-    sh_cmd *c = sh_cmd_new_eval(&prog_script_update, 2);
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, logkey);
+    const char *const keys[] = {k.record, k.log, k.seq, NULL};
+    sh_cmd *c = sh_cmd_new_eval_keys(&prog_script_update, keys);
     sh_cmd_int(c, prog_env_of(w)->ttl);
     sh_cmd_int(c, PROG_MAX_FIELDS + PROG_SERVER_FIELDS);
     rc = prog_cmd_add_value(c, NULL, 0, nowv); /* ARGV[3]: createdAt of a new record */
     /* The server's fields go last so they win over anything the client sent. */
     for (size_t i = 0; i < sh_val_len(fields) && rc == SH_OK; i++) {
         size_t klen;
-        const char *k = sh_val_key_at(fields, i, &klen);
-        if ((klen == 9 && memcmp(k, "timestamp", 9) == 0) ||
-            (klen == 9 && memcmp(k, "sessionId", 9) == 0))
+        const char *name = sh_val_key_at(fields, i, &klen);
+        if ((klen == 9 && memcmp(name, "timestamp", 9) == 0) ||
+            (klen == 9 && memcmp(name, "sessionId", 9) == 0))
             continue;
-        rc = prog_cmd_add_value(c, k, klen, sh_val_value_at(fields, i));
+        rc = prog_cmd_add_value(c, name, klen, sh_val_value_at(fields, i));
     }
     if (rc == SH_OK)
         rc = prog_cmd_add_value(c, "sessionId", 9, idv);
@@ -170,7 +192,8 @@ int prog_progress_update_reply(prog_worker *w, const char *id, const sh_reply *r
 {
     int rc = prog_record_from_hash(r, record, err);
     if (rc == SH_OK)
-        ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_UPDATE, id, "record", record);
+        ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_UPDATE, id, (ops_order){0}, "record",
+                    record);
     return rc;
 }
 
@@ -191,20 +214,19 @@ int prog_progress_update(prog_worker *w, const char *id, const sh_val *fields, s
 int prog_progress_delete(prog_worker *w, const char *id, bool *deleted, sh_error *err)
 {
     *deleted = false;
-    char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
-    if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
-        return ops_bad_id("id", id, err);
-    sh_cmd *c = sh_cmd_new("DEL");
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, logkey);
-    sh_reply *r;
-    int rc = ops_run(w, c, &r, err);
+    ops_keys k;
+    int rc = ops_record_keys(id, &k, err);
     if (rc)
         return rc;
-    *deleted = sh_reply_integer(r) > 0;
+    const char *const keys[] = {k.record, k.log, k.seq, NULL};
+    sh_reply *r;
+    if ((rc = ops_run(w, sh_cmd_new_eval_keys(&prog_script_delete, keys), &r, err)))
+        return rc;
+    *deleted = sh_reply_integer(sh_reply_elem(r, 0)) > 0;
+    ops_order order = {"version", sh_reply_ll(sh_reply_elem(r, 1), NULL)};
     sh_reply_free(r);
     if (*deleted)
-        ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_DELETE, id, NULL, NULL);
+        ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_DELETE, id, order, NULL, NULL);
     return SH_OK;
 }
 
@@ -215,18 +237,17 @@ int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_
 {
     *cmd = NULL;
     *stored = NULL;
-    char key[PROG_KEY_MAX], logkey[PROG_KEY_MAX];
-    if (prog_key_record(key, sizeof key, id) < 0 || prog_key_log(logkey, sizeof logkey, id) < 0)
-        return ops_bad_id("id", id, err);
+    ops_keys k;
+    int rc = ops_record_keys(id, &k, err);
+    if (rc)
+        return rc;
     char now[SH_ISO_LEN];
     sh_iso8601(sh_now_ms(), now);
     sh_val *e;
-    int rc = prog_make_log_entry(entry, now, &e, err);
-    if (rc)
+    if ((rc = prog_make_log_entry(entry, now, &e, err)))
         return rc;
-    sh_cmd *c = sh_cmd_new_eval(&prog_script_log_append, 2);
-    sh_cmd_str(c, key);
-    sh_cmd_str(c, logkey);
+    const char *const keys[] = {k.record, k.log, k.seq, NULL};
+    sh_cmd *c = sh_cmd_new_eval_keys(&prog_script_log_append, keys);
     sh_cmd_int(c, prog_env_of(w)->ttl);
     sh_cmd_int(c, prog_env_of(w)->log_cap);
     if (prog_cmd_add_value(c, NULL, 0, e) != SH_OK) {
@@ -239,9 +260,10 @@ int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_
     return SH_OK;
 }
 
-void prog_log_append_reply(prog_worker *w, const char *id, sh_val **stored)
+void prog_log_append_reply(prog_worker *w, const char *id, const sh_reply *r, sh_val **stored)
 {
-    ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_LOG, id, "entry", stored);
+    ops_order order = {"seq", sh_reply_integer(r)};
+    ops_publish(w, SH_TOPIC_PROGRESS, SH_EVENT_PROGRESS_LOG, id, order, "entry", stored);
 }
 
 int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val **stored,
@@ -258,8 +280,8 @@ int prog_log_append(prog_worker *w, const char *id, const sh_val *entry, sh_val 
         sh_val_free(e);
         return rc;
     }
+    prog_log_append_reply(w, id, r, &e);
     sh_reply_free(r);
-    prog_log_append_reply(w, id, &e);
     *stored = e;
     return SH_OK;
 }
@@ -331,7 +353,7 @@ int prog_job_write_reply(prog_worker *w, const char *id, const sh_reply *r, sh_v
     else
         rc = prog_record_from_hash(r, job, err);
     if (rc == SH_OK)
-        ops_publish(w, SH_TOPIC_JOB, SH_EVENT_JOB, id, "record", job);
+        ops_publish(w, SH_TOPIC_JOB, SH_EVENT_JOB, id, (ops_order){0}, "record", job);
     return rc;
 }
 

@@ -52,10 +52,11 @@ int prog_progress_update_cmd(prog_worker *w, const char *id, const sh_val *field
 int prog_progress_update_reply(prog_worker *w, const char *id, const sh_reply *r, sh_val **record,
                                sh_error *err);
 /* prog_log_append_cmd also makes the entry to store (*stored, new), which
- * prog_log_append_reply publishes and hands back in *stored. */
+ * prog_log_append_reply publishes, with the sequence number of reply r,
+ * and hands back in *stored. */
 int prog_log_append_cmd(prog_worker *w, const char *id, const sh_val *entry, sh_cmd **cmd,
                         sh_val **stored, sh_error *err);
-void prog_log_append_reply(prog_worker *w, const char *id, sh_val **stored);
+void prog_log_append_reply(prog_worker *w, const char *id, const sh_reply *r, sh_val **stored);
 int prog_log_list_cmd(const char *id, sh_cmd **cmd, sh_error *err);
 int prog_log_list_reply(const char *id, const sh_reply *r, sh_val **entries, sh_error *err);
 /* prog_job_create_cmd picks the new job's id into jid. */

@@ -15,9 +15,9 @@
     "  return len + new > max\n"                                                                   \
     "end\n"
 
-/* KEYS: record, log. ARGV: ttl, max fields, createdAt, then field/value
- * pairs. Merges the fields, bumps the version, refreshes both TTLs and
- * returns the whole record. */
+/* KEYS: record, log, log sequence. ARGV: ttl, max fields, createdAt, then
+ * field/value pairs. Merges the fields, bumps the version, refreshes the
+ * TTLs and returns the whole record. */
 sh_script prog_script_update = SH_SCRIPT(
     "progress_update", LUA_FIELD_LIMIT
     "if over(KEYS[1], 4, tonumber(ARGV[2])) then\n"
@@ -28,18 +28,29 @@ sh_script prog_script_update = SH_SCRIPT(
     "if #ARGV >= 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 4)) end\n"
     "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
     "redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
+    "redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
     "return redis.call('HGETALL', KEYS[1])\n");
 
-/* KEYS: record, log. ARGV: ttl, cap, entry. Appends, keeps the newest cap
- * entries and refreshes both TTLs. Returns the log's length. */
+/* KEYS: record, log, log sequence. ARGV: ttl, cap, entry. Appends, keeps
+ * the newest cap entries and refreshes the TTLs. Returns the entry's
+ * sequence number: 1 for the record's first, +1 for each. */
 sh_script prog_script_log_append =
     SH_SCRIPT("progress_log_append",
               "local n = redis.call('RPUSH', KEYS[2], ARGV[3])\n"
               "if n > tonumber(ARGV[2]) then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) "
               "end\n"
+              "local seq = redis.call('INCR', KEYS[3])\n"
+              "redis.call('EXPIRE', KEYS[3], ARGV[1])\n"
               "redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
               "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-              "return n\n");
+              "return seq\n");
+
+/* KEYS: record, log, log sequence. Deletes them. Returns {keys deleted,
+ * the record's last version (false without one)}. */
+sh_script prog_script_delete =
+    SH_SCRIPT("progress_delete", "local v = redis.call('HGET', KEYS[1], 'version')\n"
+                                 "local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
+                                 "return {n, v or false}\n");
 
 /* KEYS: job, job index. ARGV: ttl, max fields, jobId, then field/value
  * pairs. Creates the job (version 1) and points the index at it. */

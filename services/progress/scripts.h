@@ -6,6 +6,7 @@
 
 extern sh_script prog_script_update;
 extern sh_script prog_script_log_append;
+extern sh_script prog_script_delete;
 extern sh_script prog_script_job_create;
 extern sh_script prog_script_job_update;
 

@@ -33,6 +33,7 @@ typedef struct sync_env {
     int idle_renew_s;           /* IMAP_IDLE_RENEW_SECONDS: IDLE restarted this often */
     int poll_s;                 /* IMAP_POLL_SECONDS: NOOP check without IDLE */
     int watch_renew_s;          /* WATCH_RENEW_SECONDS: watch lease renewals */
+    int sweep_s;                /* MAIL_SWEEP_SECONDS: sweeps of deleted accounts' mail */
 } sync_env;
 
 #endif

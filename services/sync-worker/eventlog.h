@@ -38,10 +38,15 @@
  * in the locals id its id and prev the id of the event appended before it
  * ("" for the first), so a subscriber that missed one sees the gap. The
  * script returns {id, prev}; every append goes through it, so prev always
- * names the log's previous event. */
+ * names the log's previous event: the newest entry, read with one
+ * XREVRANGE (trimming by length or age keeps it, but for a stream trimmed
+ * empty, whose last id XINFO still knows). */
 #define SYNC_EVLOG_LUA_ADD                                                                         \
     "local prev = ''\n"                                                                            \
-    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"                                                 \
+    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"                        \
+    "if last[1] then\n"                                                                            \
+    "  prev = last[1][1]\n"                                                                        \
+    "elseif redis.call('EXISTS', KEYS[1]) == 1 then\n"                                             \
     "  local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"                                      \
     "  for i = 1, #info, 2 do\n"                                                                   \
     "    if info[i] == 'last-generated-id' then prev = info[i + 1] end\n"                          \

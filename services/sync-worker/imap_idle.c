@@ -144,14 +144,13 @@ static int idle_send(sync_imap *s, const char *cmd, sh_error *err)
 }
 
 /* idle_until reads lines up to the "+" continuation (plus true) or the
- * tagged answer of the last command, counting the untagged ones in seen.
- * *tagged_ok tells how a tagged answer went. */
+ * tagged OK of the last command, counting the untagged ones in seen; any
+ * other tagged answer is an error. */
 static int idle_until(sync_imap *s, bool plus, const char *what, sync_idle_seen *seen,
-                      bool *got_plus, sh_error *err)
+                      sh_error *err)
 {
     char tag[16];
     idle_tag(s, tag);
-    *got_plus = false;
     for (int i = 0; i < IDLE_LINES_MAX; i++) {
         const char *line = mailimap_read_line(s->m);
         if (!line)
@@ -163,10 +162,8 @@ static int idle_until(sync_imap *s, bool plus, const char *what, sync_idle_seen 
             continue;
         }
         if (line[0] == '+') {
-            if (plus) {
-                *got_plus = true;
+            if (plus)
                 return SH_OK;
-            }
             continue;
         }
         if (strncmp(line, tag, strlen(tag)) == 0) {
@@ -184,9 +181,8 @@ static int idle_until(sync_imap *s, bool plus, const char *what, sync_idle_seen 
 
 int sync_imap_idle_start(sync_imap *s, sync_idle_seen *seen, sh_error *err)
 {
-    bool plus;
     int rc = idle_send(s, "IDLE", err);
-    return rc ? rc : idle_until(s, true, "IDLE", seen, &plus, err);
+    return rc ? rc : idle_until(s, true, "IDLE", seen, err);
 }
 
 int sync_imap_idle_read(sync_imap *s, sync_idle_seen *seen, sh_error *err)
@@ -207,13 +203,11 @@ int sync_imap_idle_done(sync_imap *s, sync_idle_seen *seen, sh_error *err)
     mailstream *st = s->m->imap_stream;
     if (!st || mailstream_write(st, "DONE\r\n", 6) < 0 || mailstream_flush(st) == -1)
         return sh_error_set(err, SH_EUNAVAIL, "IMAP DONE: connection lost");
-    bool plus;
-    return idle_until(s, false, "IDLE", seen, &plus, err);
+    return idle_until(s, false, "IDLE", seen, err);
 }
 
 int sync_imap_noop(sync_imap *s, sync_idle_seen *seen, sh_error *err)
 {
-    bool plus;
     int rc = idle_send(s, "NOOP", err);
-    return rc ? rc : idle_until(s, false, "NOOP", seen, &plus, err);
+    return rc ? rc : idle_until(s, false, "NOOP", seen, err);
 }

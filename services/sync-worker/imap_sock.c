@@ -53,19 +53,6 @@ static void sock_ctx_make(void)
     sock_ctx = ctx;
 }
 
-bool sync__imap_is_ip(const char *host)
-{
-    unsigned char buf[16];
-    char v6[INET6_ADDRSTRLEN];
-    size_t len = strlen(host);
-    if (len >= 2 && len - 2 < sizeof v6 && host[0] == '[' && host[len - 1] == ']') {
-        memcpy(v6, host + 1, len - 2);
-        v6[len - 2] = '\0';
-        return inet_pton(AF_INET6, v6, buf) == 1;
-    }
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 /* sock_deadline is the end of a call starting now on s. */
 static int64_t sock_deadline(const mailstream_low *s)
 {
@@ -297,7 +284,7 @@ mailstream_low *sync__imap_sock_tls_open(int fd, const char *host, int timeout_s
     SSL *ssl =
         sock_ctx && fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? SSL_new(sock_ctx) : NULL;
     if (!ssl || SSL_set_fd(ssl, fd) != 1 ||
-        (!sync__imap_is_ip(host) && SSL_set_tlsext_host_name(ssl, host) != 1))
+        (!sh_is_ip_literal(host) && SSL_set_tlsext_host_name(ssl, host) != 1))
         goto fail;
     /* The handshake waits on the socket as a read does. */
     imap_sock k = {.fd = fd, .ssl = ssl};

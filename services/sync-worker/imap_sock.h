@@ -36,8 +36,4 @@ mailstream_low *sync__imap_sock_tls_open(int fd, const char *host, int timeout_s
  * rest of a record larger than the last read). */
 bool sync__imap_sock_pending(mailstream_low *low);
 
-/* sync__imap_is_ip tells an IP literal ("192.0.2.1", "::1", "[::1]") from
- * a host name. */
-bool sync__imap_is_ip(const char *host);
-
 #endif

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* keys_with builds mail:{acct} then the suffix. */
 static int keys_with(char *buf, size_t len, const char *acct, const char *suffix)
@@ -71,4 +72,25 @@ int sync_key_events_status(char *buf, size_t len, const char *acct)
 int sync_key_account_pattern(char *buf, size_t len, const char *acct)
 {
     return keys_with(buf, len, acct, ":*");
+}
+
+int sync_key_all_pattern(char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s{*", SH_KEY_MAIL);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+int sync_key_account_of(const char *key, size_t len, char *id, size_t cap)
+{
+    size_t plen = strlen(SH_KEY_MAIL);
+    if (len < plen + 3 || memcmp(key, SH_KEY_MAIL, plen) != 0 || key[plen] != '{')
+        return -1;
+    const char *open = key + plen + 1;
+    const char *close = memchr(open, '}', len - plen - 1);
+    size_t n = close ? (size_t)(close - open) : 0;
+    if (n == 0 || n >= cap || !sh_id_valid(open, n))
+        return -1;
+    memcpy(id, open, n);
+    id[n] = '\0';
+    return (int)n;
 }

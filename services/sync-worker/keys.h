@@ -37,5 +37,10 @@ int sync_key_events(char *buf, size_t len, const char *acct);
 int sync_key_events_status(char *buf, size_t len, const char *acct);
 /* mail:{acct}:* - the SCAN pattern of every key of an account */
 int sync_key_account_pattern(char *buf, size_t len, const char *acct);
+/* mail:{* - the SCAN pattern of every key of every account */
+int sync_key_all_pattern(char *buf, size_t len);
+/* sync_key_account_of writes the account id of a mail key (its hash tag)
+ * into id and returns its length, or -1 when key is no key of an account. */
+int sync_key_account_of(const char *key, size_t len, char *id, size_t cap);
 
 #endif

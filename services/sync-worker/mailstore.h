@@ -69,9 +69,15 @@ int sync_mail_remove(sh_store *st, const char *acct, const char *folder, uint32_
 /* sync_mail_drop_folder deletes every message of folder under uidvalidity. */
 int sync_mail_drop_folder(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                           sh_error *err);
-/* sync_mail_drop_account deletes every mail:{acct}:* key (SCAN + UNLINK) and
- * counts them in *deleted. */
+/* Removing mail (mail_drop.c). sync_mail_drop_account deletes every
+ * mail:{acct}:* key (SCAN + UNLINK) and counts them in *deleted. */
 int sync_mail_drop_account(sh_store *st, const char *acct, long long *deleted, sh_error *err);
+/* sync_mail_accounts walks every mail key and returns the ids of the
+ * accounts they belong to as the keys of a map (values nil; caller frees). */
+int sync_mail_accounts(sh_store *st, sh_val **accts, sh_error *err);
+/* sync_mail_drop_accounts deletes every key of the accounts named by the
+ * keys of the map accts, in one walk of the mail keys. */
+int sync_mail_drop_accounts(sh_store *st, const sh_val *accts, long long *deleted, sh_error *err);
 
 /* sync_mail_list returns {messages: [...], nextCursor} of a folder, newest
  * first: at most limit messages with a UID below cursor (0: from the top);

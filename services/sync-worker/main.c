@@ -7,13 +7,14 @@
 #include "oauth_http.h"
 #include "shared/log.h"
 #include "shared/service.h"
+#include "sweeper.h"
 #include "worker.h"
 
 static const char *cfg_key, *cfg_key_prev, *cfg_coord_rpc, *cfg_coord_events, *cfg_progress_rpc,
     *cfg_ca_file, *cfg_allow_hosts, *cfg_deny_hosts;
 static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_budget,
     cfg_renew, cfg_events_len, cfg_events_age, cfg_command_deadline, cfg_run_deadline,
-    cfg_max_watches, cfg_per_host, cfg_idle_renew, cfg_poll, cfg_watch_renew;
+    cfg_max_watches, cfg_per_host, cfg_idle_renew, cfg_poll, cfg_watch_renew, cfg_sweep;
 static bool cfg_allow_insecure;
 static sh_hostpolicy *hosts;
 static sh_key key, key_prev;
@@ -69,6 +70,9 @@ static const sh_setting sync_settings[] = {
     {"WATCH_RENEW_SECONDS", NULL, SH_SET_INT, "15", 1, 3600, &cfg_watch_renew, false,
      "seconds between two renewals of the watch leases (keep under a third of the "
      "coordinator's WATCH_LEASE_SECONDS)"},
+    {"MAIL_SWEEP_SECONDS", NULL, SH_SET_INT, "3600", 0, 604800, &cfg_sweep, false,
+     "seconds between two sweeps removing the mail of deleted accounts (also run at start; "
+     "0: never)"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
 
@@ -112,6 +116,7 @@ static int sync_validate(sh_error *err)
     env.idle_renew_s = (int)cfg_idle_renew;
     env.poll_s = (int)cfg_poll;
     env.watch_renew_s = (int)cfg_watch_renew;
+    env.sweep_s = (int)cfg_sweep;
     return SH_OK;
 }
 
@@ -142,11 +147,16 @@ static int sync_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 {
     sync_raise_fd_limit();
     int rc = sync_oauth_http_init(err);
-    return rc ? rc : sync_workers_start(url, pub, &env, err);
+    if (rc == SH_OK)
+        rc = sync_workers_start(url, pub, &env, err);
+    if (rc == SH_OK && (rc = sync_sweeper_start(url, &env, err)) != SH_OK)
+        sync_workers_stop();
+    return rc;
 }
 
 static void sync_stop(void)
 {
+    sync_sweeper_stop();
     sync_workers_stop();
     sync_oauth_http_fini();
     sh_hostpolicy_free(hosts);

@@ -10,18 +10,14 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "shared/util.h"
+
 static X509 *tls_parse(const sync_der *d)
 {
     const unsigned char *p = d->data;
     if (!d->data || d->len == 0 || d->len > 1024 * 1024)
         return NULL;
     return d2i_X509(NULL, &p, (long)d->len);
-}
-
-static int tls_is_ip(const char *host)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
 int sync_tls_verify(const sync_der *chain, size_t n, const char *host, const char *ca_file,
@@ -72,8 +68,8 @@ int sync_tls_verify(const sync_der *chain, size_t n, const char *host, const cha
                      host, X509_verify_cert_error_string(code));
         goto fail;
     }
-    int named = tls_is_ip(host) ? X509_check_ip_asc(leaf, host, 0)
-                                : X509_check_host(leaf, host, strlen(host), 0, NULL);
+    int named = sh_is_ip_literal(host) ? X509_check_ip_asc(leaf, host, 0)
+                                       : X509_check_host(leaf, host, strlen(host), 0, NULL);
     if (named != 1) {
         sh_error_set(err, SH_EINVAL, "TLS certificate does not name the host %s", host);
         goto fail;

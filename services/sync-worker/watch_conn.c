@@ -33,11 +33,10 @@ void sync_watch_conn_fail(sync_watch_conn *c, const char *msg)
     sync_watch_conn_close(c);
     snprintf(c->error, sizeof c->error, "%s: %s", c->folder, msg);
     int wait = c->backoff_ms ? c->backoff_ms : WATCH_BACKOFF_FIRST_MS;
-    char hex[3] = "80";
-    sh_random_hex(hex, 1);
-    int r = (int)strtol(hex, NULL, 16);
+    unsigned char r = 0;
+    sh_random_bytes(&r, 1);
     /* +-25 %: watches that failed together do not come back together. */
-    int jitter = (int)((long)wait * (r - 128) / 512);
+    int jitter = (int)((long)wait * ((int)r - 128) / 512);
     c->due_ms = sh_mono_ms() + wait + jitter;
     c->backoff_ms = wait * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS : wait * 2;
 }

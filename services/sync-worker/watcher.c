@@ -50,6 +50,13 @@ static struct {
      * wait until then (kept for later), so that a coordinator that is down
      * does not hold up every session for the length of a call timeout. */
     int64_t coord_quiet_until;
+    /* watcher_wait's poll set, made once for IMAP_MAX_WATCHES sessions:
+     * fds[0] is the wake-up pipe, fds[j] the session of idling[j]. */
+    struct pollfd *fds;
+    struct watch_idling {
+        sync_watch_conn *conn;
+        watch_acct *acct;
+    } * idling;
 } wt = {.wake = {-1, -1}};
 
 static bool watcher_stopping(void)
@@ -308,16 +315,8 @@ static void watcher_due(int64_t now)
  * buffered already) and handles what they sent. */
 static void watcher_wait(int64_t now)
 {
-    struct pollfd *fds = calloc(wt.nconns + 1, sizeof *fds);
-    sync_watch_conn **who = calloc(wt.nconns + 1, sizeof *who);
-    watch_acct **whose = calloc(wt.nconns + 1, sizeof *whose);
-    if (!fds || !who || !whose) {
-        free(fds);
-        free(who);
-        free(whose);
-        usleep(100 * 1000);
-        return;
-    }
+    struct pollfd *fds = wt.fds;
+    struct watch_idling *idling = wt.idling;
     nfds_t n = 1;
     fds[0] = (struct pollfd){.fd = wt.wake[0], .events = POLLIN};
     int64_t wait = WATCHER_WAIT_MAX_MS;
@@ -331,8 +330,7 @@ static void watcher_wait(int64_t now)
             if (sync_imap_line_ready(c->imap))
                 wait = 0;
             fds[n] = (struct pollfd){.fd = sync_imap_fd(c->imap), .events = POLLIN};
-            who[n] = c;
-            whose[n++] = wt.accts[i];
+            idling[n++] = (struct watch_idling){c, wt.accts[i]};
         }
     int64_t renew = __atomic_load_n(&wt.next_renew, __ATOMIC_ACQUIRE);
     if (renew - now < wait)
@@ -344,22 +342,20 @@ static void watcher_wait(int64_t now)
                 ;
         }
         for (nfds_t j = 1; j < n && !watcher_stopping(); j++) {
-            if (!fds[j].revents && !sync_imap_line_ready(who[j]->imap))
+            sync_watch_conn *c = idling[j].conn;
+            if (!fds[j].revents && !sync_imap_line_ready(c->imap))
                 continue;
             bool woken = false;
             sh_error err;
-            if (sync_watch_conn_readable(who[j], wt.env, &woken, &err) != SH_OK) {
-                sh_log_warn("watch_lost", "account=%s folder=%s: %s", whose[j]->id, who[j]->folder,
+            if (sync_watch_conn_readable(c, wt.env, &woken, &err) != SH_OK) {
+                sh_log_warn("watch_lost", "account=%s folder=%s: %s", idling[j].acct->id, c->folder,
                             err.msg);
-                sync_watch_conn_fail(who[j], err.msg);
+                sync_watch_conn_fail(c, err.msg);
             } else if (woken) {
-                watcher_kick(whose[j], who[j]->folder, "changed");
+                watcher_kick(idling[j].acct, c->folder, "changed");
             }
         }
     }
-    free(fds);
-    free(who);
-    free(whose);
 }
 
 static void *watcher_main(void *arg)
@@ -414,6 +410,13 @@ int sync_watcher_start(const sync_env *env, const char *worker, sh_error *err)
     int rc = sh_rpc_client_new(env->coordinator_rpc, SYNC_WC_TIMEOUT_MS, 0, &wt.coord, err);
     if (rc)
         return rc;
+    /* Never more sessions than IMAP_MAX_WATCHES (watcher_lease_more). */
+    wt.fds = calloc((size_t)env->max_watches + 1, sizeof *wt.fds);
+    wt.idling = calloc((size_t)env->max_watches + 1, sizeof *wt.idling);
+    if (!wt.fds || !wt.idling) {
+        rc = sh_error_set(err, SH_ENOMEM, "out of memory for %d watches", env->max_watches);
+        goto fail;
+    }
     if (pipe(wt.wake) != 0 || fcntl(wt.wake[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(wt.wake[1], F_SETFL, O_NONBLOCK) != 0) {
         rc = sh_error_set(err, SH_EINTERNAL, "cannot make the watcher's wake-up pipe");
@@ -449,4 +452,8 @@ void sync_watcher_stop(void)
     wt.coord = NULL;
     free(wt.accts);
     wt.accts = NULL;
+    free(wt.fds);
+    free(wt.idling);
+    wt.fds = NULL;
+    wt.idling = NULL;
 }

@@ -327,3 +327,38 @@ class MailEventsTest(e2ebase.StackTestCase):
         finally:
             ws.close()
             reader.close()
+
+    def mail_keys(self, acct):
+        out = subprocess.run(["redis-cli", "-u", self.stack.redis.url, "--scan", "--pattern",
+                              "mail:{%s}:*" % acct], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out)
+        return out.stdout.split()
+
+    def test_6_mail_of_an_account_deleted_while_no_worker_runs_is_swept(self):
+        r = self.http.post("/api/accounts", {
+            "emailAddress": "carol2@example.com", "imapHost": "127.0.0.1",
+            "imapPort": self.dovecot.port, "security": "none", "username": "carol",
+            "password": USERS["carol"]})
+        self.assertStatus(r, 201)
+        acct = r.json["id"]
+        self.assertStatus(self.http.post("/api/accounts/%s/sync" % acct), 202)
+        deadline = time.monotonic() + 20
+        while not any(":m:" in k for k in self.mail_keys(acct)):
+            self.assertLess(time.monotonic(), deadline, "the account's mail was never stored")
+            time.sleep(0.2)
+        kept = self.accounts["carol"]
+        kept_keys = sorted(self.mail_keys(kept))
+        worker = self.stack.sync_worker
+        self.assertEqual(worker.stop(), 0)
+        self.assertStatus(self.http.delete("/api/accounts/%s" % acct), 200)
+        time.sleep(1)
+        # Nobody heard the deletion: the mail is still there.
+        self.assertTrue(self.mail_keys(acct))
+        worker.start()
+        deadline = time.monotonic() + 20
+        while self.mail_keys(acct):
+            self.assertLess(time.monotonic(), deadline, "the deleted account's mail stayed")
+            time.sleep(0.2)
+        # The mail of an account that still exists is left alone.
+        self.assertEqual(sorted(self.mail_keys(kept)), kept_keys)
+        self.assertIn("mail_swept", open(worker.log_path).read())

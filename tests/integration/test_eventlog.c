@@ -70,31 +70,7 @@ static int setup(void **state)
         return -1;
     env.hosts = tf_loopback_hosts();
     env.allow_insecure = true;
-    char url[64];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", tf_free_port());
-    sh_error err;
-    if (sh_pub_new(url, &pub, &err) || sh_sub_new(url, 0, &sub, &err) ||
-        sh_sub_subscribe(sub, SH_TOPIC_MAIL_EVENT))
-        return -1;
-    /* Until the subscriber is connected, events are lost. */
-    for (int i = 0; i < 100; i++) {
-        const char *type = "probe";
-        sh_val *none = sh_val_new_map();
-        sync_evlog_add(ST, pub, &env, "probe", &type, &none, 1, &err);
-        sh_val_free(none);
-        char *topic = NULL;
-        sh_val *p = NULL;
-        if (sh_sub_recv(sub, 100, &topic, &p) == SH_OK) {
-            free(topic);
-            sh_val_free(p);
-            sh_val *drain = sh_val_new_array();
-            published(drain);
-            sh_val_free(drain);
-            return 0;
-        }
-    }
-    fprintf(stderr, "the subscriber never connected\n");
-    return -1;
+    return tf_mail_events(ST, &pub, &sub);
 }
 
 static int teardown(void **state)

@@ -337,6 +337,50 @@ static void test_drop_account(void **state)
     assert_int_equal(tf_mail_int(ST, sh_cmd_new("DBSIZE")), 9);
 }
 
+/* The accounts with mail are found in one walk, keys of other prefixes
+ * aside; the drop of a set of them takes every key of each and nothing of
+ * the rest. */
+static void test_accounts_and_their_drop(void **state)
+{
+    (void)state;
+    sh_error err;
+    for (uint32_t u = 1; u <= 1200; u++)
+        tf_mail_put(ST, "a1", "INBOX", 1, u, "");
+    tf_mail_put(ST, "a10", "INBOX", 1, 1, "");
+    tf_mail_put(ST, "a2", "INBOX", 1, 1, "");
+    tf_mail_put(ST, "b", "Archive", 7, 3, "");
+    sh_cmd *c = sh_cmd_new("SET");
+    sh_cmd_str(c, "account:{a1}");
+    sh_cmd_str(c, "not mail");
+    tf_mail_int(ST, c);
+    sh_val *accts = NULL;
+    assert_int_equal(sync_mail_accounts(ST, &accts, &err), SH_OK);
+    assert_int_equal(sh_val_len(accts), 4);
+    const char *want[] = {"a1", "a10", "a2", "b"};
+    for (size_t i = 0; i < 4; i++)
+        assert_non_null(sh_val_get(accts, want[i]));
+    sh_val_free(accts);
+    long long before = tf_mail_int(ST, sh_cmd_new("DBSIZE"));
+    sh_val *gone = sh_val_new_map();
+    sh_val_set_cstr(gone, "a1", sh_val_new_nil());
+    sh_val_set_cstr(gone, "b", sh_val_new_nil());
+    long long deleted = -1;
+    assert_int_equal(sync_mail_drop_accounts(ST, gone, &deleted, &err), SH_OK);
+    sh_val_free(gone);
+    /* a1: 1,200 hashes, index, unseen; b: one hash, index, unseen */
+    assert_int_equal(deleted, 1205);
+    assert_int_equal(tf_mail_int(ST, sh_cmd_new("DBSIZE")), before - 1205);
+    assert_int_equal(sync_mail_accounts(ST, &accts, &err), SH_OK);
+    assert_int_equal(sh_val_len(accts), 2);
+    assert_non_null(sh_val_get(accts, "a10"));
+    assert_non_null(sh_val_get(accts, "a2"));
+    sh_val_free(accts);
+    gone = sh_val_new_map();
+    assert_int_equal(sync_mail_drop_accounts(ST, gone, &deleted, &err), SH_OK);
+    assert_int_equal(deleted, 0);
+    sh_val_free(gone);
+}
+
 /* Ids and names that do not fit a key are refused with a message, and
  * nothing is written; the largest ones that fit and long, odd text are
  * stored intact. */
@@ -501,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup(test_remove, tf_mail_each),
         cmocka_unit_test_setup(test_drop_folder, tf_mail_each),
         cmocka_unit_test_setup(test_drop_account, tf_mail_each),
+        cmocka_unit_test_setup(test_accounts_and_their_drop, tf_mail_each),
         cmocka_unit_test_setup(test_hostile_ids_and_sizes, tf_mail_each),
         cmocka_unit_test_setup(test_error_reply, tf_mail_each),
         cmocka_unit_test_setup(test_redis_gone_and_back, tf_mail_each),

@@ -156,39 +156,48 @@ static void test_concurrent_writers_lose_nothing(void **state)
 
 /* ---- versions and events ----------------------------------------------- */
 
-static void test_versions_increase_and_events_carry_them(void **state)
+/* subscribe_probed subscribes to the events of record id and returns once
+ * they come through (a subscriber sees nothing sent before it connected),
+ * the probe writes' events drained; *seen is the version they left. */
+static sh_sub *subscribe_probed(const char *id, int64_t *seen)
 {
     sh_sub *sub = NULL;
     sh_error err;
+    char topic_of[64];
+    snprintf(topic_of, sizeof topic_of, "progress:%s\n", id);
     assert_int_equal(sh_sub_new(ev_url, 0, &sub, &err), SH_OK);
-    assert_int_equal(sh_sub_subscribe(sub, "progress:evt\n"), SH_OK);
-    /* A subscriber sees nothing sent before it connected: wait until a
-     * probe write comes through. */
-    int64_t seen = 0;
-    for (int i = 0; i < 100 && seen == 0; i++) {
+    assert_int_equal(sh_sub_subscribe(sub, topic_of), SH_OK);
+    *seen = 0;
+    for (int i = 0; i < 100 && *seen == 0; i++) {
         sh_val *rec = NULL;
-        assert_int_equal(update_one("evt", "probe", i, &rec), SH_OK);
+        assert_int_equal(update_one(id, "probe", i, &rec), SH_OK);
         sh_val_free(rec);
         char *topic = NULL;
         sh_val *ev = NULL;
         if (sh_sub_recv(sub, 100, &topic, &ev) == SH_OK)
-            seen = sh_val_int(sh_val_get(ev, "version"));
+            *seen = sh_val_int(sh_val_get(ev, "version"));
         free(topic);
         sh_val_free(ev);
     }
-    assert_true(seen > 0);
-    /* Drain what the probes left behind. */
+    assert_true(*seen > 0);
     for (;;) {
         char *topic = NULL;
         sh_val *ev = NULL;
         int rc = sh_sub_recv(sub, 200, &topic, &ev);
         if (rc == SH_OK)
-            seen = sh_val_int(sh_val_get(ev, "version"));
+            *seen = sh_val_int(sh_val_get(ev, "version"));
         free(topic);
         sh_val_free(ev);
         if (rc != SH_OK)
             break;
     }
+    return sub;
+}
+
+static void test_versions_increase_and_events_carry_them(void **state)
+{
+    int64_t seen;
+    sh_sub *sub = subscribe_probed("evt", &seen);
     int64_t last = seen;
     for (int i = 0; i < 100; i++) {
         sh_val *rec = NULL;
@@ -216,6 +225,72 @@ static void test_versions_increase_and_events_carry_them(void **state)
         sh_val_free(ev);
     }
     assert_int_equal(prev, last);
+    sh_sub_free(sub);
+}
+
+#define APPENDERS 4
+#define APPENDS   50
+
+static void *appender_main(void *arg)
+{
+    int *failures = arg;
+    for (int i = 0; i < APPENDS; i++) {
+        sh_val *a = tf_id_args("ord"), *e = sh_val_new_map();
+        sh_val_set_cstr(e, "error", sh_val_new_cstr("boom"));
+        sh_val_set_cstr(a, "entry", e);
+        if (tf_call(cli, "log.append", a, 5000, NULL, NULL) != SH_OK)
+            (*failures)++;
+    }
+    return NULL;
+}
+
+/* Writers racing on one record can publish out of order; every event
+ * carries what orders it: a log entry its sequence number (each once, 1
+ * up), a delete the version it removed. */
+static void test_events_carry_their_order(void **state)
+{
+    int64_t version;
+    sh_sub *sub = subscribe_probed("ord", &version);
+    pthread_t t[APPENDERS];
+    int failures[APPENDERS] = {0};
+    for (int i = 0; i < APPENDERS; i++)
+        pthread_create(&t[i], NULL, appender_main, &failures[i]);
+    for (int i = 0; i < APPENDERS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(failures[i], 0);
+    }
+    static char seqs[APPENDERS * APPENDS + 1];
+    memset(seqs, 0, sizeof seqs);
+    for (int got = 0; got < APPENDERS * APPENDS; got++) {
+        char *topic = NULL;
+        sh_val *ev = NULL;
+        assert_int_equal(sh_sub_recv(sub, 2000, &topic, &ev), SH_OK);
+        assert_string_equal(sh_val_get_str(ev, "kind", NULL), "log");
+        int64_t seq = sh_val_int(sh_val_get(ev, "seq"));
+        assert_true(seq >= 1 && seq <= APPENDERS * APPENDS && !seqs[seq]);
+        seqs[seq] = 1;
+        free(topic);
+        sh_val_free(ev);
+    }
+    /* The sequence lives as long as the record: an update keeps it. */
+    redis_do("EXPIRE", "progress:{ord}:logseq", "7");
+    sh_val *rec = NULL;
+    assert_int_equal(update_one("ord", "currentStep", 1, &rec), SH_OK);
+    version = sh_val_int(sh_val_get(rec, "version"));
+    sh_val_free(rec);
+    assert_true(redis_int("TTL", "progress:{ord}:logseq") > TTL - 5);
+    char *topic = NULL;
+    sh_val *ev = NULL;
+    assert_int_equal(sh_sub_recv(sub, 2000, &topic, &ev), SH_OK);
+    free(topic);
+    sh_val_free(ev);
+    assert_int_equal(tf_call(cli, "progress.delete", tf_id_args("ord"), 5000, NULL, NULL), SH_OK);
+    assert_int_equal(sh_sub_recv(sub, 2000, &topic, &ev), SH_OK);
+    assert_string_equal(sh_val_get_str(ev, "kind", NULL), "delete");
+    assert_int_equal(sh_val_int(sh_val_get(ev, "version")), version);
+    free(topic);
+    sh_val_free(ev);
+    assert_int_equal(redis_int("EXISTS", "progress:{ord}:logseq"), 0);
     sh_sub_free(sub);
 }
 
@@ -538,6 +613,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_writers_lose_nothing),
         cmocka_unit_test(test_versions_increase_and_events_carry_them),
+        cmocka_unit_test(test_events_carry_their_order),
         cmocka_unit_test(test_ttl_set_and_refreshed),
         cmocka_unit_test(test_script_flush_falls_back_to_eval),
         cmocka_unit_test(test_log_cap_keeps_newest),

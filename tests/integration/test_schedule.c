@@ -688,6 +688,136 @@ static void test_backoff_and_auth_failures(void **state)
 
 /* ---- secrets ----------------------------------------------------------------- */
 
+/* calls_of reads how many times Redis ran cmd (INFO commandstats), the
+ * commands of scripts included. */
+static long long calls_of(const char *cmd)
+{
+    sh_redis_url u;
+    sh_store *s = NULL;
+    sh_error err;
+    assert_int_equal(sh_redis_url_parse(redis.url, &u, &err), SH_OK);
+    assert_int_equal(sh_store_new(&u, NULL, &s, &err), SH_OK);
+    sh_cmd *c = sh_cmd_new("INFO");
+    sh_cmd_str(c, "commandstats");
+    sh_reply *r = NULL;
+    assert_int_equal(sh_store_run(s, c, &r, &err), SH_OK);
+    char needle[64];
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+    const char *text = sh_reply_string(r, NULL), *at = text ? strstr(text, needle) : NULL;
+    long long n = at ? atoll(at + strlen(needle)) : 0;
+    sh_reply_free(r);
+    sh_cmd_free(c);
+    sh_store_free(s);
+    return n;
+}
+
+static sh_val *list_accounts(const char *status)
+{
+    sh_val *a = sh_val_new_map(), *res = NULL;
+    if (status)
+        sh_val_set_cstr(a, "status", sh_val_new_cstr(status));
+    assert_int_equal(tf_call(c1, "account.list", a, 10000, &res, NULL), SH_OK);
+    return res;
+}
+
+/* assert_oldest_first_each_once checks that accs lists exactly the n
+ * accounts of ids, by creation time. */
+static void assert_oldest_first_each_once(const sh_val *accs, char ids[][32], int n)
+{
+    assert_int_equal(sh_val_len(accs), n);
+    static char seen[NACC];
+    memset(seen, 0, sizeof seen);
+    const char *prev = "";
+    for (size_t i = 0; i < sh_val_len(accs); i++) {
+        const sh_val *acc = sh_val_at(accs, i);
+        int at = index_of(ids, n, sh_val_get_str(acc, "id", NULL));
+        assert_true(at >= 0 && !seen[at]);
+        seen[at] = 1;
+        const char *created = sh_val_get_str(acc, "createdAt", NULL);
+        assert_non_null(created);
+        assert_true(strcmp(prev, created) <= 0);
+        prev = created;
+    }
+}
+
+/* The list reads accounts in pages (300 accounts span two), oldest first
+ * and each once; the error filters read only the accounts of the error
+ * index, not every account; account.exists tells which ids are left. */
+static void test_listing_pages_and_the_error_index(void **state)
+{
+    flush_redis();
+    static char ids[NACC][32];
+    create_accounts(NACC, ids);
+    sh_val *res = list_accounts(NULL);
+    const sh_val *accs = sh_val_get(res, "accounts");
+    assert_int_equal(sh_val_len(accs), NACC);
+    assert_oldest_first_each_once(accs, ids, NACC);
+    sh_val_free(res);
+
+    /* Accounts 10..14 fail, 20 and 21 are refused their login. */
+    int failed[] = {10, 11, 12, 13, 14, 20, 21};
+    for (size_t i = 0; i < sizeof failed / sizeof *failed; i++) {
+        sync_now(ids[failed[i]]);
+        sh_val *l = lease_one(c0);
+        assert_string_equal(sh_val_get_str(l, "accountId", NULL), ids[failed[i]]);
+        assert_int_equal(complete(l, sh_val_get_str(l, "leaseToken", NULL),
+                                  failed[i] >= 20 ? "auth_error" : "error", NULL),
+                         SH_OK);
+        sh_val_free(l);
+    }
+    long long before = calls_of("hget");
+    res = list_accounts("error");
+    long long hgets = calls_of("hget") - before;
+    accs = sh_val_get(res, "accounts");
+    assert_int_equal(sh_val_len(accs), 7);
+    static char failed_ids[7][32];
+    for (size_t i = 0; i < 7; i++)
+        snprintf(failed_ids[i], 32, "%s", ids[failed[i]]);
+    assert_oldest_first_each_once(accs, failed_ids, 7);
+    sh_val_free(res);
+    assert_true(hgets >= 7 && hgets < 20);
+    res = list_accounts("auth_error");
+    accs = sh_val_get(res, "accounts");
+    assert_int_equal(sh_val_len(accs), 2);
+    assert_oldest_first_each_once(accs, failed_ids + 5, 2);
+    sh_val_free(res);
+    res = list_accounts("idle");
+    assert_int_equal(sh_val_len(sh_val_get(res, "accounts")), NACC - 7);
+    sh_val_free(res);
+
+    /* A failed account that syncs again leaves the error listing. */
+    sync_now(ids[12]);
+    sh_val *l = lease_one(c0);
+    assert_int_equal(complete(l, sh_val_get_str(l, "leaseToken", NULL), "ok", NULL), SH_OK);
+    sh_val_free(l);
+    res = list_accounts("error");
+    assert_int_equal(sh_val_len(sh_val_get(res, "accounts")), 6);
+    sh_val_free(res);
+
+    sh_val *a = sh_val_new_map(), *q = sh_val_new_array();
+    sh_val_push(q, sh_val_new_cstr(ids[0]));
+    sh_val_push(q, sh_val_new_cstr("a0000000000000000000000"));
+    sh_val_push(q, sh_val_new_cstr(ids[NACC - 1]));
+    sh_val_set_cstr(a, "ids", q);
+    assert_int_equal(tf_call(c0, "account.exists", a, 10000, &res, NULL), SH_OK);
+    const sh_val *ex = sh_val_get(res, "exists");
+    assert_int_equal(sh_val_len(ex), 3);
+    assert_true(sh_val_bool(sh_val_at(ex, 0)));
+    assert_false(sh_val_bool(sh_val_at(ex, 1)));
+    assert_true(sh_val_bool(sh_val_at(ex, 2)));
+    sh_val_free(res);
+    a = sh_val_new_map();
+    q = sh_val_new_array();
+    sh_val_push(q, sh_val_new_cstr("no spaces"));
+    sh_val_set_cstr(a, "ids", q);
+    sh_error e;
+    assert_int_equal(tf_call(c0, "account.exists", a, 10000, &res, &e), SH_EINVAL);
+    assert_non_null(strstr(e.msg, "\"ids\"[0]"));
+    a = sh_val_new_map();
+    sh_val_set_cstr(a, "ids", sh_val_new_array());
+    assert_int_equal(tf_call(c0, "account.exists", a, 10000, &res, &e), SH_EINVAL);
+}
+
 static void hexof(const char *s, char *out)
 {
     for (size_t i = 0; s[i]; i++)
@@ -1005,6 +1135,7 @@ int main(void)
         cmocka_unit_test(test_sync_asked_while_syncing_follows),
         cmocka_unit_test(test_lease_expiry_requeues_and_stale_token_refused),
         cmocka_unit_test(test_backoff_and_auth_failures),
+        cmocka_unit_test(test_listing_pages_and_the_error_index),
         cmocka_unit_test(test_secrets_never_stored_and_rotation),
         cmocka_unit_test(test_rotation_of_old_format_blobs),
     };

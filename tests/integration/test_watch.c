@@ -84,11 +84,9 @@ static int group_teardown(void **state)
 
 static void redis_cmd(const char *a, const char *b, const char *c)
 {
-    sh_redis_url u;
-    sh_store *s = NULL;
+    sh_store *s = tf_redis_store(&redis);
+    assert_non_null(s);
     sh_error err;
-    assert_int_equal(sh_redis_url_parse(redis.url, &u, &err), SH_OK);
-    assert_int_equal(sh_store_new(&u, NULL, &s, &err), SH_OK);
     sh_cmd *cmd = sh_cmd_new(a);
     if (b)
         sh_cmd_str(cmd, b);

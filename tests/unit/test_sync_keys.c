@@ -51,6 +51,26 @@ static void test_names(void **state)
 
 /* Ids outside [A-Za-z0-9._:-]{1,128} are refused by every builder, above
  * all those that would move the hash tag or widen the SCAN pattern. */
+/* The account of a mail key is its hash tag; keys of other prefixes, and
+ * tags that make no id, have none. */
+static void test_account_of(void **state)
+{
+    (void)state;
+    char id[32], k[SYNC_KEY_MAX];
+    expect_key(sync_key_all_pattern(k, sizeof k), k, "mail:{*");
+    assert_int_equal(sync_key_account_of("mail:{a1}:m:INBOX:1:2", 21, id, sizeof id), 2);
+    assert_string_equal(id, "a1");
+    assert_int_equal(sync_key_account_of("mail:{a.b-c}:folders", 20, id, sizeof id), 5);
+    assert_string_equal(id, "a.b-c");
+    const char *bad[] = {"mail:a1:x",    "mail:{}:x",    "mail:{a1",
+                         "account:{a1}", "mail:{a b}:x", "mail:"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(sync_key_account_of(bad[i], strlen(bad[i]), id, sizeof id), -1);
+    /* The length given is the key's, NUL or not. */
+    assert_int_equal(sync_key_account_of("mail:{a1}", 8, id, sizeof id), -1);
+    assert_int_equal(sync_key_account_of("mail:{abcdef}", 13, id, 4), -1);
+}
+
 static void test_hostile_ids(void **state)
 {
     (void)state;
@@ -126,6 +146,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_account_of),
         cmocka_unit_test(test_hostile_ids),
         cmocka_unit_test(test_lengths),
     };

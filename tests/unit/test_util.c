@@ -125,6 +125,22 @@ static void test_other_hosts_are_not_loopback(void **state)
     }
 }
 
+static void test_ip_literals(void **state)
+{
+    (void)state;
+    const char *yes[] = {"192.0.2.1",   "::1",           "[::1]",
+                         "2001:db8::7", "[2001:db8::7]", "::ffff:10.0.0.1"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!sh_is_ip_literal(yes[i]))
+            fail_msg("\"%s\" not taken for an address", yes[i]);
+    const char *no[] = {
+        "",          "imap.example.com", "[192.0.2.1]", "192.0.2",           "[::1", "::1]", "[]",
+        "1.2.3.4.5", " 1.2.3.4",         "localhost",   "[imap.example.com]"};
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (sh_is_ip_literal(no[i]))
+            fail_msg("\"%s\" taken for an address", no[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -134,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_iso8601_of_now_matches_the_clock),
         cmocka_unit_test(test_loopback_hosts),
         cmocka_unit_test(test_other_hosts_are_not_loopback),
+        cmocka_unit_test(test_ip_literals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

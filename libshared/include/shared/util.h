@@ -28,4 +28,8 @@ bool sh_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
  * "localhost") is a loopback address. */
 bool sh_is_loopback_host(const char *host);
 
+/* sh_is_ip_literal tells an IP address ("192.0.2.1", "::1", or "[::1]"
+ * bracketed as in a URL) from a host name. */
+bool sh_is_ip_literal(const char *host);
+
 #endif
