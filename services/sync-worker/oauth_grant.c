@@ -64,8 +64,8 @@ static char *grant_dup(const char *s)
     return s && s[0] ? strdup(s) : NULL;
 }
 
-/* grant_wipe_strings overwrites every string of the parsed answer: the
- * parser's copies of the tokens. */
+/* grant_wipe_strings overwrites every string of the parsed answer: json-c's
+ * copies of the tokens. */
 static void grant_wipe_strings(json_object *o)
 {
     json_object_object_foreach(o, k, v)
@@ -82,6 +82,10 @@ int sync_oauth_grant_read(long status, const char *body, size_t len, sync_oauth_
     memset(g, 0, sizeof *g);
     json_tokener *tok = json_tokener_new();
     json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
+    /* The parser's buffer held the last string read, a token maybe (as
+     * the gateway does with request bodies). */
+    if (tok && tok->pb && tok->pb->buf)
+        sh_wipe(tok->pb->buf, (size_t)tok->pb->size);
     if (tok)
         json_tokener_free(tok);
     if (o && !json_object_is_type(o, json_type_object)) {
