@@ -36,6 +36,7 @@ struct sync_auth {
     sh_val *map; /* the opened secret; s points into it */
     sh_oauth_secret s;
     const char *mechs;
+    int wait_ms;    /* for another worker's refresh */
     bool refreshed; /* by this session */
 };
 
@@ -78,6 +79,7 @@ int sync_auth_new(const sync_env *env, sh_rpc_client *coord, const char *worker,
         return sh_error_set(err, SH_ENOMEM, "out of memory");
     a->env = env;
     a->coord = coord;
+    a->wait_ms = OAUTH_WAIT_MS;
     snprintf(a->acct, sizeof a->acct, "%s", acct);
     snprintf(a->worker, sizeof a->worker, "%s", worker);
     const char *v = sh_val_get_str(account, "authVersion", NULL);
@@ -89,6 +91,11 @@ int sync_auth_new(const sync_env *env, sh_rpc_client *coord, const char *worker,
     }
     *out = a;
     return SH_OK;
+}
+
+void sync_auth_set_wait(sync_auth *a, int wait_ms)
+{
+    a->wait_ms = wait_ms;
 }
 
 void sync_auth_free(sync_auth *a)
@@ -146,7 +153,7 @@ static int oauth_open_fresh(sync_auth *a, const sh_val *res, sh_error *err)
 static int oauth_wait_turn(sync_auth *a, bool *granted, sh_error *err)
 {
     *granted = false;
-    int64_t until = sh_mono_ms() + OAUTH_WAIT_MS;
+    int64_t until = sh_mono_ms() + a->wait_ms;
     for (int round = 0;; round++) {
         sh_val *res;
         int rc = oauth_call(a, "oauth.refresh_begin", oauth_args(a), &res, err);
@@ -173,7 +180,7 @@ static int oauth_wait_turn(sync_auth *a, bool *granted, sh_error *err)
             return sh_error_set(err, SH_EUNAVAIL,
                                 "another sync worker has been refreshing the OAuth2 token for "
                                 "over %d s",
-                                OAUTH_WAIT_MS / 1000);
+                                a->wait_ms / 1000);
         struct timespec ts = {0, 200 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

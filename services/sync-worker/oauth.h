@@ -33,6 +33,10 @@ int sync_auth_new(const sync_env *env, sh_rpc_client *coord, const char *worker,
                   const sh_val *account, const void *plain, size_t len, sync_auth **out,
                   sh_error *err);
 void sync_auth_free(sync_auth *a);
+/* sync_auth_set_wait bounds the wait for another worker's refresh of the
+ * account's token (30 s unless set): a thread that serves other sessions
+ * meanwhile waits less. */
+void sync_auth_set_wait(sync_auth *a, int wait_ms);
 
 /* sync_auth_login signs imap in as user. SYNC_EAUTH when the token or its
  * refresh was refused (err says by whom, with the server's or provider's

@@ -20,6 +20,8 @@
 /* How long past IMAP_IDLE_RENEW_SECONDS an IDLE may run before the server
  * is taken to have stalled. */
 #define WATCH_IDLE_SLACK_S 60
+/* How long a watch session waits for another worker's token refresh. */
+#define WATCH_AUTH_WAIT_MS 5000
 
 void sync_watch_conn_close(sync_watch_conn *c)
 {
@@ -81,6 +83,10 @@ static int watch_login(sync_imap *imap, const sh_val *lease, const char *acct, c
     sync_auth *auth = NULL;
     if (!rc && sync_auth_is_oauth(lease))
         rc = sync_auth_new(env, coord, worker, acct, lease, pw.data, pw.len, &auth, err);
+    /* The watcher thread waits on every session: it waits little for
+     * another worker's refresh, and tries again after its backoff. */
+    if (auth)
+        sync_auth_set_wait(auth, WATCH_AUTH_WAIT_MS);
     if (!rc)
         rc = auth ? sync_auth_login(auth, imap, user, err)
                   : sync_imap_login(imap, user, pw.data ? pw.data : "", err);
