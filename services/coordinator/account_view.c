@@ -93,6 +93,27 @@ static sh_val *acc_watch(const sh_reply *hash, const sh_val *watch_folders)
     return w;
 }
 
+int coord_auth_view(sh_val *m, const sh_reply *hash)
+{
+    size_t len;
+    const char *type = acc_field(hash, "authType", &len);
+    if (!type || len != 6 || memcmp(type, "oauth2", 6) != 0)
+        return SH_OK;
+    sh_val *a = sh_val_new_map();
+    const char *exp = acc_field(hash, "authExpiresAt", &len);
+    int rc = a ? SH_OK : SH_ENOMEM;
+    rc |= sh_val_set_cstr(a, "type", sh_val_new_cstr("oauth2"));
+    rc |= sh_val_set_cstr(a, "provider", acc_str(hash, "authProvider", true));
+    rc |= sh_val_set_cstr(a, "expiresAt",
+                          exp && len && strcmp(exp, "0") != 0 ? acc_time(hash, "authExpiresAt")
+                                                              : sh_val_new_nil());
+    if (rc) {
+        sh_val_free(a);
+        return SH_ENOMEM;
+    }
+    return sh_val_set_cstr(m, "auth", a);
+}
+
 sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
 {
     sh_val *m = sh_val_new_map();
@@ -122,10 +143,12 @@ sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret)
                           sh_val_new_int(sh_reply_ll(acc_value(hash, "failures"), NULL)));
     rc |= sh_val_set_cstr(m, "createdAt", acc_time(hash, "createdAt"));
     rc |= sh_val_set_cstr(m, "updatedAt", acc_time(hash, "updatedAt"));
+    rc |= coord_auth_view(m, hash);
     if (secret) {
         const char *pw = sh_reply_string(secret, &len);
         rc |= sh_val_set_cstr(m, "passwordSealed", sh_val_new_bin(pw ? pw : "", pw ? len : 0));
         rc |= sh_val_set_cstr(m, "progressId", acc_str(hash, "progressId", true));
+        rc |= sh_val_set_cstr(m, "authVersion", acc_str(hash, "authVersion", false));
         if (acc_field(hash, "syncFirst", NULL))
             rc |= sh_val_set_cstr(m, "syncFirst", acc_str(hash, "syncFirst", false));
     }

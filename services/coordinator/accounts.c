@@ -99,7 +99,7 @@ static int acc_check(const sh_val *fields, bool create, sh_error *err)
 {
     static const char *const known[] = {"emailAddress", "imapHost", "imapPort", "security",
                                         "username",     "password", "folders",  "tlsVerify",
-                                        "watchFolders", NULL};
+                                        "watchFolders", "auth",     NULL};
     if (sh_val_type_of(fields) != SH_VAL_MAP)
         return sh_error_set(err, SH_EINVAL, "an account must be an object, got %s",
                             sh_val_type_name(sh_val_type_of(fields)));
@@ -111,18 +111,20 @@ static int acc_check(const sh_val *fields, bool create, sh_error *err)
         if (!ok)
             return sh_error_set(err, SH_EINVAL,
                                 "unknown field \"%.40s\" (allowed: emailAddress, imapHost, "
-                                "imapPort, security, username, password, folders, tlsVerify, "
-                                "watchFolders)",
+                                "imapPort, security, username, password, auth, folders, "
+                                "tlsVerify, watchFolders)",
                                 k);
     }
-    static const char *const required[] = {"emailAddress", "imapHost", "imapPort", "security",
-                                           "username",     "password", NULL};
+    static const char *const required[] = {"emailAddress", "imapHost", "imapPort",
+                                           "security",     "username", NULL};
     for (size_t j = 0; create && required[j]; j++)
         if (!sh_val_get(fields, required[j]))
             return sh_error_set(err, SH_EINVAL, "field \"%s\" is required", required[j]);
     size_t len;
     const sh_val *v;
-    int rc;
+    int rc = coord_auth_check(fields, create, err);
+    if (rc)
+        return rc;
     if ((v = sh_val_get(fields, "emailAddress"))) {
         const char *s = sh_val_str(v, &len);
         if (sh_val_type_of(v) != SH_VAL_STR || !acc_email_ok(s, len))
@@ -181,7 +183,10 @@ static int acc_seal(sh_worker *w, const char *id, const sh_val *fields, sh_buf *
 {
     size_t len;
     const char *pw = sh_val_get_str(fields, "password", &len);
-    *present = pw != NULL;
+    const sh_val *auth = sh_val_get(fields, "auth");
+    *present = pw != NULL || auth != NULL;
+    if (auth)
+        return coord_auth_seal(coord_env_of(w)->key, id, auth, blob, err);
     if (!pw)
         return SH_OK;
     int rc = sh_seal(coord_env_of(w)->key, pw, len, id, blob);
@@ -196,7 +201,7 @@ static void acc_add_fields(sh_cmd *c, const sh_val *fields)
         size_t klen, len;
         const char *k = sh_val_key_at(fields, i, &klen);
         const sh_val *v = sh_val_value_at(fields, i);
-        if (strcmp(k, "password") == 0)
+        if (strcmp(k, "password") == 0 || strcmp(k, "auth") == 0)
             continue;
         sh_cmd_arg(c, k, klen);
         if (strcmp(k, "folders") == 0 || strcmp(k, "watchFolders") == 0) {
@@ -225,6 +230,7 @@ static void acc_add_fields(sh_cmd *c, const sh_val *fields)
             sh_cmd_arg(c, str, len);
         }
     }
+    coord_auth_add_fields(c, fields);
 }
 
 /* ---- operations -------------------------------------------------------- */

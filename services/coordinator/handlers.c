@@ -357,5 +357,7 @@ const sh_rpc_op coord_ops[] = {
     {"watch.renew", coord_h_watch_renew, NULL, NULL},
     {"watch.release", coord_h_watch_release, NULL, NULL},
     {"watch.report", coord_h_watch_report, NULL, NULL},
+    {"oauth.refresh_begin", coord_h_oauth_begin, NULL, NULL},
+    {"oauth.refresh_end", coord_h_oauth_end, NULL, NULL},
     {NULL, NULL, NULL, NULL},
 };

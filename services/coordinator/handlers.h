@@ -32,4 +32,8 @@ int coord_h_watch_renew(void *state, const sh_val *args, sh_val **result, sh_err
 int coord_h_watch_release(void *state, const sh_val *args, sh_val **result, sh_error *err);
 int coord_h_watch_report(void *state, const sh_val *args, sh_val **result, sh_error *err);
 
+/* OAuth2 token refresh (handlers_oauth.c). */
+int coord_h_oauth_begin(void *state, const sh_val *args, sh_val **result, sh_error *err);
+int coord_h_oauth_end(void *state, const sh_val *args, sh_val **result, sh_error *err);
+
 #endif

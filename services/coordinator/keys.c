@@ -121,6 +121,11 @@ int coord_key_account_secret(char *buf, size_t len, const char *id)
     return sh_key_build(buf, len, SH_KEY_ACCOUNT, id, ":secret");
 }
 
+int coord_key_account_refresh(char *buf, size_t len, const char *id)
+{
+    return sh_key_build(buf, len, SH_KEY_ACCOUNT, id, ":refresh");
+}
+
 void coord_sched_keys_init(coord_sched_keys *k)
 {
     snprintf(k->ids, sizeof k->ids, "%sids", SH_KEY_ACCOUNT);

@@ -12,7 +12,9 @@
  *   refund:index:<log>      sorted set of reservation keys by expiry
  *   refund:logs             set of the logs that handed out rows
  *   account:{id}            an email account (hash)
- *   account:{id}:secret     its sealed password (kept apart so the hash stays small)
+ *   account:{id}:secret     its sealed password or OAuth2 secrets (kept apart so the hash
+ *                           stays small)
+ *   account:{id}:refresh    the sync worker refreshing its OAuth2 token (a lease, PX)
  *   account:req:{requestId} "<fingerprint> <id>": the account a create with
  *                           that request id made (24 h; 5 min for the id's own)
  *   account:ids             sorted set of account ids by creation time
@@ -57,6 +59,7 @@ int coord_key_account(char *buf, size_t len, const char *id);
 int coord_key_account_secret(char *buf, size_t len, const char *id);
 int coord_key_account_req(char *buf, size_t len, const char *request_id);
 int coord_key_lease_req(char *buf, size_t len, const char *token);
+int coord_key_account_refresh(char *buf, size_t len, const char *id);
 
 /* The fixed keys of the schedule and the account index. */
 typedef struct coord_sched_keys {

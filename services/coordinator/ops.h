@@ -130,6 +130,34 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
  * progressId and syncFirst (when a folder was asked for first). */
 sh_val *coord_account_view(const sh_reply *hash, const sh_reply *secret);
 
+/* OAuth2 sign-in (account_auth.c). coord_auth_check refuses (naming the
+ * field) a bad `auth` object, `auth` with `password`, and, for a create,
+ * neither. coord_auth_seal seals the secrets of auth for account id into
+ * blob. coord_auth_add_fields appends the public auth fields of the hash
+ * (authType, authProvider, authExpiresAt, a new authVersion) when fields
+ * set a password or an auth. */
+int coord_auth_check(const sh_val *fields, bool create, sh_error *err);
+int coord_auth_seal(const sh_key *key, const char *id, const sh_val *auth, sh_buf *blob,
+                    sh_error *err);
+void coord_auth_add_fields(sh_cmd *c, const sh_val *fields);
+/* coord_auth_view adds auth: {type, provider, expiresAt} to the view m of
+ * an OAuth2 account's hash (nothing for a password account). */
+int coord_auth_view(sh_val *m, const sh_reply *hash);
+
+/* OAuth2 token refresh (oauth_refresh.c). coord_oauth_begin: worker asks
+ * to refresh account id's token from version: {state: "granted" | "busy"
+ * | "fresh" (with secretSealed, the newer secret) | "backoff" (with
+ * retryAt), version}; SH_ENOTFOUND for no OAuth2 account. coord_oauth_end
+ * ends the refresh: with sealed (len > 0) the new secret, stored if the
+ * version still holds ({state: "stored", version: the new one}); without,
+ * a failed refresh, transient ones counted for the backoff. SH_ELEASE when
+ * the lease or the version is no longer the worker's. */
+int coord_oauth_begin(sh_worker *w, const char *id, const char *worker, const char *version,
+                      sh_val **out, sh_error *err);
+int coord_oauth_end(sh_worker *w, const char *id, const char *worker, const char *version,
+                    const void *sealed, size_t len, long long expires_ms, bool transient,
+                    sh_val **out, sh_error *err);
+
 /* The sync schedule (schedule.c). now_ms < 0 uses Redis's clock; batch 0
  * the configured batch size. */
 int coord_tick(sh_worker *w, long long now_ms, long long batch, bool force, sh_val **out,

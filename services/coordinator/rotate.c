@@ -1,4 +1,5 @@
-/* rotate.c - re-sealing every account's password under a new key: run as
+/* rotate.c - re-sealing every account's secret (its password, or its
+ * OAuth2 secrets: one sealed blob either way) under a new key: run as
  * `coordinator rotate-keys` with ENCRYPTION_KEY set to the new key and
  * ENCRYPTION_KEY_PREVIOUS to the old one. Every blob not in the newest
  * format under the new key is opened, sealed again, checked to open with

@@ -36,4 +36,8 @@ extern sh_script coord_script_watch_renew;
 extern sh_script coord_script_watch_release;
 extern sh_script coord_script_watch_report;
 
+/* OAuth2 token refresh (scripts_oauth.c). */
+extern sh_script coord_script_oauth_begin;
+extern sh_script coord_script_oauth_end;
+
 #endif

@@ -41,6 +41,11 @@ static sh_val *watch_lease_val(const sh_reply *row)
     }
     for (size_t i = 0; !rc && i < sizeof copy / sizeof copy[0]; i++)
         rc |= sh_val_set_cstr(l, copy[i][1], sh_val_take(acct, copy[i][0]));
+    /* An OAuth2 account's sign-in: passwordSealed holds its secrets. */
+    if (!rc && sh_val_get(acct, "auth")) {
+        rc |= sh_val_set_cstr(l, "auth", sh_val_take(acct, "auth"));
+        rc |= sh_val_set_cstr(l, "authVersion", sh_val_take(acct, "authVersion"));
+    }
     sh_val_free(acct);
     if (rc) {
         sh_val_free(l);

@@ -10,12 +10,12 @@
 static const char accounts_not_found[] = "Account not found";
 
 /* The public view of an account (services/coordinator/README.md). */
-static const char *const accounts_fields[] = {"id",           "emailAddress", "imapHost",
-                                              "imapPort",     "security",     "username",
-                                              "folders",      "watchFolders", "watch",
-                                              "tlsVerify",    "syncStatus",   "errorMessage",
-                                              "lastSyncedAt", "nextSyncAt",   "consecutiveFailures",
-                                              "createdAt",    "updatedAt",    NULL};
+static const char *const accounts_fields[] = {
+    "id",           "emailAddress", "imapHost",   "imapPort",
+    "security",     "username",     "auth",       "folders",
+    "watchFolders", "watch",        "tlsVerify",  "syncStatus",
+    "errorMessage", "lastSyncedAt", "nextSyncAt", "consecutiveFailures",
+    "createdAt",    "updatedAt",    NULL};
 
 /* Filters of GET /api/accounts?status=; "error" also matches auth_error. */
 static const char *const accounts_statuses[] = {"idle",  "queued",     "syncing", "ok",

@@ -50,7 +50,7 @@ static const char *const sse_account_fields[] = {
     "tlsVerify",    "syncStatus", "errorMessage",
     "lastSyncedAt", "nextSyncAt", "consecutiveFailures",
     "createdAt",    "updatedAt",  "watchFolders",
-    "watch",        NULL};
+    "watch",        "auth",       NULL};
 
 const char *gw__sse_type_name(int type)
 {

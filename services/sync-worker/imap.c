@@ -307,6 +307,12 @@ int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_err
         return rc;
     if (a.state != SYNC__IMAP_OK)
         return sh_error_set(err, SYNC_EAUTH, "IMAP login refused: %.200s", sync__imap_said(s));
+    return sync__imap_logged_in(s, err);
+}
+
+int sync__imap_logged_in(sync_imap *s, sh_error *err)
+{
+    struct mailimap_connection_info *ci;
     s->m->imap_state = MAILIMAP_STATE_AUTHENTICATED;
     s->logged_in = true;
     /* Let in: replies may now be as large as a batch of messages. */

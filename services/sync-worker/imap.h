@@ -105,6 +105,13 @@ void sync_imap_set_deadlines(sync_imap *s, int idle_s, int command_s, int64_t ru
 void sync_imap_free(sync_imap *s);
 
 int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_error *err);
+/* sync_imap_login_oauth signs in with an OAuth2 access token: the first
+ * mechanism of prefs ("XOAUTH2 OAUTHBEARER", space separated) the server
+ * offers (AUTH=...), whose name goes to mech. SYNC_EAUTH when the server
+ * offers none or refuses the token, with its decoded challenge (the JSON
+ * of RFC 7628 3.2.2) in err. */
+int sync_imap_login_oauth(sync_imap *s, const char *user, const char *token, const char *prefs,
+                          char mech[16], sh_error *err);
 /* sync_imap_has_condstore reports whether the server advertises CONDSTORE. */
 bool sync_imap_has_condstore(const sync_imap *s);
 /* sync_imap_has_qresync reports whether QRESYNC (RFC 7162) was enabled at

@@ -143,4 +143,15 @@ int sync__imap_vanished(clist *extensions, uint32_t hi, sync_uid_range **gone, s
  * SH_EPROTO for a message without a requested field, or cb's code. */
 int sync__imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, sh_error *err);
 
+/* sync__imap_logged_in finishes a login that the server accepted (LOGIN
+ * or AUTHENTICATE): larger replies allowed, the capabilities of the
+ * authenticated state read, QRESYNC enabled when offered. */
+int sync__imap_logged_in(sync_imap *s, sh_error *err);
+
+/* sync__imap_sasl_challenge (imap_sasl.c) finds the server's "+ <base64>"
+ * line in buf (the reply text libetpan's parser kept, len bytes) and copies
+ * its decoded text, control characters as spaces, to out ("" when there is
+ * none). */
+void sync__imap_sasl_challenge(const char *buf, size_t len, char *out, size_t outlen);
+
 #endif

@@ -4,6 +4,7 @@
 
 #include "env.h"
 #include "handlers.h"
+#include "oauth_http.h"
 #include "shared/log.h"
 #include "shared/service.h"
 #include "sweeper.h"
@@ -145,7 +146,9 @@ static void sync_raise_fd_limit(void)
 static int sync_start(const sh_redis_url *url, sh_pub *pub, sh_error *err)
 {
     sync_raise_fd_limit();
-    int rc = sync_workers_start(url, pub, &env, err);
+    int rc = sync_oauth_http_init(err);
+    if (rc == SH_OK)
+        rc = sync_workers_start(url, pub, &env, err);
     if (rc == SH_OK && (rc = sync_sweeper_start(url, &env, err)) != SH_OK)
         sync_workers_stop();
     return rc;
@@ -155,6 +158,7 @@ static void sync_stop(void)
 {
     sync_sweeper_stop();
     sync_workers_stop();
+    sync_oauth_http_fini();
     sh_hostpolicy_free(hosts);
     hosts = NULL;
 }

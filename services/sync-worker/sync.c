@@ -15,6 +15,7 @@
 
 #include "eventlog.h"
 #include "mailstore.h"
+#include "oauth.h"
 #include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -396,7 +397,8 @@ int sync_account(sync_run *run, const sh_val *account, const char *password, sh_
     int rc = sync_imap_open(&o, &imap, err);
     if (!rc) {
         sync_report_update(run->report, 0, "logging in", NULL, 0, 0);
-        rc = sync_imap_login(imap, user, password, err);
+        rc = run->auth ? sync_auth_login(run->auth, imap, user, err)
+                       : sync_imap_login(imap, user, password, err);
     }
     char **special = NULL;
     size_t nspecial = 0;

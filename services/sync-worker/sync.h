@@ -33,6 +33,9 @@ typedef struct sync_run {
      * refused), shown as the account's errorMessage of an ok run; "" when
      * none. Set by sync_account. */
     char warning[400];
+    /* The OAuth2 sign-in of an OAuth2 account (oauth.h), NULL for a
+     * password account. */
+    struct sync_auth *auth;
 } sync_run;
 
 /* sync_account syncs the account (the lease's account map) with the given

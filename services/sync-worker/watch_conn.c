@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "oauth.h"
 #include "shared/buf.h"
 #include "shared/log.h"
 #include "shared/secret.h"
@@ -19,6 +20,8 @@
 /* How long past IMAP_IDLE_RENEW_SECONDS an IDLE may run before the server
  * is taken to have stalled. */
 #define WATCH_IDLE_SLACK_S 60
+/* How long a watch session waits for another worker's token refresh. */
+#define WATCH_AUTH_WAIT_MS 5000
 
 void sync_watch_conn_close(sync_watch_conn *c)
 {
@@ -63,9 +66,10 @@ static int watch_opts(const sh_val *lease, const sync_env *env, sync_imap_opts *
     return 0;
 }
 
-/* watch_login opens the sealed password and logs in. */
+/* watch_login opens the sealed password (or OAuth2 secrets) and logs in;
+ * coord and worker refresh an OAuth2 token. */
 static int watch_login(sync_imap *imap, const sh_val *lease, const char *acct, const sync_env *env,
-                       sh_error *err)
+                       sh_rpc_client *coord, const char *worker, sh_error *err)
 {
     const char *user = sh_val_get_str(lease, "username", NULL);
     size_t blen = 0;
@@ -76,8 +80,17 @@ static int watch_login(sync_imap *imap, const sh_val *lease, const char *acct, c
     sh_buf pw;
     sh_buf_init(&pw);
     int rc = sh_open(env->keys, env->nkeys, blob, blen, acct, &pw, err);
+    sync_auth *auth = NULL;
+    if (!rc && sync_auth_is_oauth(lease))
+        rc = sync_auth_new(env, coord, worker, acct, lease, pw.data, pw.len, &auth, err);
+    /* The watcher thread waits on every session: it waits little for
+     * another worker's refresh, and tries again after its backoff. */
+    if (auth)
+        sync_auth_set_wait(auth, WATCH_AUTH_WAIT_MS);
     if (!rc)
-        rc = sync_imap_login(imap, user, pw.data ? pw.data : "", err);
+        rc = auth ? sync_auth_login(auth, imap, user, err)
+                  : sync_imap_login(imap, user, pw.data ? pw.data : "", err);
+    sync_auth_free(auth);
     if (pw.data)
         sh_wipe(pw.data, pw.len);
     sh_buf_fini(&pw);
@@ -109,7 +122,8 @@ static int watch_arm(sync_watch_conn *c, const sync_env *env, bool *woken, sh_er
 }
 
 int sync_watch_conn_open(sync_watch_conn *c, const sh_val *lease, const char *acct,
-                         const sync_env *env, bool *resumed, sh_error *err)
+                         const sync_env *env, sh_rpc_client *coord, const char *worker,
+                         bool *resumed, sh_error *err)
 {
     *resumed = false;
     sync_watch_conn_close(c);
@@ -124,7 +138,7 @@ int sync_watch_conn_open(sync_watch_conn *c, const sh_val *lease, const char *ac
         rc = sync_imap_open(&o, &c->imap, err);
     }
     if (!rc)
-        rc = watch_login(c->imap, lease, acct, env, err);
+        rc = watch_login(c->imap, lease, acct, env, coord, worker, err);
     sync_folder_info info;
     if (!rc)
         rc = sync_imap_select(c->imap, c->folder, &info, err);

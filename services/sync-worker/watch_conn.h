@@ -17,6 +17,7 @@
 #include "env.h"
 #include "imap.h"
 #include "imap_idle.h"
+#include "shared/rpc.h"
 #include "shared/val.h"
 
 #define SYNC_WATCH_FOLDER_MAX 200
@@ -43,9 +44,12 @@ typedef struct sync_watch_conn {
  * logs in, selects the folder and starts IDLE (or polling). On failure the
  * connection is closed and due again after its backoff, with err (also in
  * c->error) saying why. *resumed is set when it came back after being up,
- * so that a sync catches what changed meanwhile. */
+ * so that a sync catches what changed meanwhile. An OAuth2 account's lease
+ * (auth, authVersion) signs in with its token, refreshed through coord as
+ * worker when due (oauth.h). */
 int sync_watch_conn_open(sync_watch_conn *c, const sh_val *lease, const char *acct,
-                         const sync_env *env, bool *resumed, sh_error *err);
+                         const sync_env *env, sh_rpc_client *coord, const char *worker,
+                         bool *resumed, sh_error *err);
 /* sync_watch_conn_readable reads what the server sent while idling; on a
  * change it ends IDLE, sets *woken and idles again. */
 int sync_watch_conn_readable(sync_watch_conn *c, const sync_env *env, bool *woken, sh_error *err);

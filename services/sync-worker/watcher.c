@@ -289,7 +289,8 @@ static void watcher_due(int64_t now)
             sh_error err;
             bool woken = false;
             if (c->state == SYNC_WATCH_DOWN && now >= c->due_ms) {
-                if (sync_watch_conn_open(c, a->lease, a->id, wt.env, &woken, &err) != SH_OK)
+                if (sync_watch_conn_open(c, a->lease, a->id, wt.env, wt.coord, wt.worker, &woken,
+                                         &err) != SH_OK)
                     sh_log_warn("watch_connect_failed", "account=%s folder=%s: %s", a->id,
                                 c->folder, err.msg);
                 else if (woken)

@@ -14,6 +14,7 @@
 
 #include "eventlog.h"
 #include "mailstore.h"
+#include "oauth.h"
 #include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/rpc.h"
@@ -138,8 +139,17 @@ static int worker_keepalive(void *arg, sh_error *err)
 
 static const char *worker_fix(int rc, const char *msg)
 {
+    if (rc == SYNC_EAUTH && strstr(msg, "OAuth2"))
+        return "Sign in again and update the account's auth (a new refreshToken, or a new "
+               "accessToken and expiresAt); updating the account retries the sync.";
+    if (rc == SYNC_EAUTH && strstr(msg, "sign-in refused"))
+        return "Check that the token was granted the IMAP scope for the account's username; "
+               "updating the account retries the sync.";
     if (rc == SYNC_EAUTH)
         return "Check the username and password; updating the account retries the sync.";
+    if (strstr(msg, "OAuth2 token refresh"))
+        return "The token endpoint failed or could not be reached; the refresh is tried again "
+               "after its backoff.";
     if (rc == SH_EUNAVAIL)
         return "Check that the IMAP server is up and reachable at the account's host and port.";
     if (rc == SH_ETIMEDOUT)
@@ -245,9 +255,13 @@ static void worker_run(worker_thread *t, const sh_val *lease)
             snprintf(err.msg, sizeof err.msg, "%s", msg);
         }
     }
+    if (!rc && sync_auth_is_oauth(account))
+        rc = sync_auth_new(wk.env, wk.coord, t->name, acct, account, pw.data, pw.len, &run.auth,
+                           &err);
     int64_t started = sh_mono_ms();
     if (!rc)
         rc = sync_account(&run, account, pw.data ? pw.data : "", &err);
+    sync_auth_free(run.auth);
     if (pw.data)
         sh_wipe(pw.data, pw.len);
     sh_buf_fini(&pw);

@@ -28,6 +28,7 @@ DOVECOT_BIN = "/usr/sbin/dovecot"
 # "2024-01-01T10:00:00 imap-login: Info: Login: user=<u01>, method=PLAIN, ..."
 LOGIN_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d) imap-login: Info: Login: user=<([^>]*)>")
+METHOD_LINE = re.compile(r"imap-login: Info: Login: user=<([^>]*)>, method=([A-Z0-9-]+)")
 
 
 def message(user, n):
@@ -51,11 +52,16 @@ def message_seen(n):
 
 class Dovecot:
     """users: {name: password}; messages: how many generated messages each
-    user's INBOX holds."""
+    user's INBOX holds. With oauth2_url, users sign in with OAuth2 instead
+    (Dovecot's oauth2 passdb, built into dovecot-core, asks that
+    introspection URL about each token; oauth_server.py serves one), by the
+    SASL mechanisms listed in mechanisms."""
 
-    def __init__(self, users, messages=3):
+    def __init__(self, users, messages=3, oauth2_url=None, mechanisms="xoauth2 oauthbearer"):
         self.users = dict(users)
         self.messages = messages
+        self.oauth2_url = oauth2_url
+        self.mechanisms = mechanisms
         self.dir = None
         self.port = None
         self.proc = None
@@ -101,6 +107,18 @@ class Dovecot:
             me = pwd.getpwuid(os.getuid()).pw_name
             users = "default_login_user = %s\ndefault_internal_user = %s\n" % (me, me)
         d = self.dir
+        passdb = "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/passwd\n}\n" % d
+        mechanisms = "plain login"
+        if self.oauth2_url:
+            passdb = ("passdb {\n  driver = oauth2\n  mechanisms = %s\n"
+                      "  args = %s/dovecot-oauth2.conf.ext\n}\n" % (self.mechanisms, d))
+            mechanisms = self.mechanisms
+            with open(os.path.join(d, "dovecot-oauth2.conf.ext"), "w") as f:
+                f.write("introspection_mode = post\n"
+                        "introspection_url = %s\n"
+                        "username_attribute = username\n"
+                        "active_attribute = active\n"
+                        "active_value = true\n" % self.oauth2_url)
         conf = (
             "base_dir = {d}/run\n"
             "state_dir = {d}/state\n"
@@ -110,18 +128,19 @@ class Dovecot:
             "protocols = imap\n"
             "listen = 127.0.0.1\n"
             "disable_plaintext_auth = no\n"
-            "auth_mechanisms = plain login\n"
+            "auth_mechanisms = {mechanisms}\n"
             "{users}"
             "first_valid_uid = 1\n"
             "mail_location = maildir:{d}/mail/%u/Maildir\n"
             "namespace inbox {{\n  inbox = yes\n}}\n"
-            "passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {d}/passwd\n}}\n"
+            "{passdb}"
             "userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/mail/%u\n}}\n"
             "service imap-login {{\n  chroot =\n"
             "  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n"
             "  inet_listener imaps {{\n    port = 0\n  }}\n}}\n"
             "service anvil {{\n  chroot =\n}}\n"
-        ).format(d=d, users=users, uid=uid, gid=gid, port=self.port)
+        ).format(d=d, users=users, uid=uid, gid=gid, port=self.port, mechanisms=mechanisms,
+                   passdb=passdb)
         with open(os.path.join(d, "dovecot.conf"), "w") as f:
             f.write(conf)
         with open(os.path.join(d, "passwd"), "w") as f:
@@ -215,6 +234,20 @@ class Dovecot:
                     if m:
                         t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
                         out.append((t.replace(tzinfo=datetime.timezone.utc), m.group(2)))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def login_methods(self):
+        """The SASL mechanism of every login so far: a list of (user,
+        method), in log order."""
+        out = []
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    m = METHOD_LINE.search(line)
+                    if m:
+                        out.append((m.group(1), m.group(2)))
         except FileNotFoundError:
             pass
         return out
