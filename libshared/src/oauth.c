@@ -28,27 +28,35 @@ const sh_oauth_provider *sh_oauth_provider_find(const char *name)
     return NULL;
 }
 
-bool sh_oauth_url_ok(const char *url)
+bool sh_oauth_url_host(const char *url, char *host, size_t cap)
 {
-    if (!url || strpbrk(url, " \t\r\n"))
+    const char *h = NULL;
+    if (url && strncasecmp(url, "https://", 8) == 0)
+        h = url + 8;
+    else if (url && strncasecmp(url, "http://", 7) == 0)
+        h = url + 7;
+    if (!h)
         return false;
-    if (strncasecmp(url, "https://", 8) == 0)
-        return url[8] != '\0' && url[8] != '/';
-    if (strncasecmp(url, "http://", 7) != 0)
-        return false;
-    const char *h = url + 7;
     size_t n = strcspn(h, "/?#");
-    const char *at = memchr(h, '@', n);
-    if (at)
+    if (memchr(h, '@', n) || n == 0 || n >= cap)
         return false; /* no credentials in the URL */
-    char host[64];
-    if (n == 0 || n >= sizeof host)
-        return false;
     memcpy(host, h, n);
     host[n] = '\0';
     char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
     if (colon)
         colon[host[0] == '[' ? 1 : 0] = '\0';
+    return host[0] != '\0';
+}
+
+bool sh_oauth_url_ok(const char *url)
+{
+    if (!url || strpbrk(url, " \t\r\n"))
+        return false;
+    char host[256];
+    if (!sh_oauth_url_host(url, host, sizeof host))
+        return false;
+    if (strncasecmp(url, "https://", 8) == 0)
+        return true;
     if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
         return true;
     unsigned a, b, c, d;

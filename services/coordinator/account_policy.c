@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "ops.h"
+#include "shared/oauth.h"
 #include "shared/util.h"
 
 /* The verdicts of the last names checked, kept a minute: creating many
@@ -61,6 +62,28 @@ static void policy_remember(const char *host, int rc, const sh_error *e)
     pthread_mutex_unlock(&policy_lock);
 }
 
+/* policy_host checks host (NULL: nothing to check), the value of field. */
+static int policy_host(const coord_env *env, const char *field, const char *host, int port,
+                       sh_error *err)
+{
+    if (!host)
+        return SH_OK;
+    sh_hostaddr addrs[SH_HOSTADDR_MAX];
+    size_t n;
+    sh_error e;
+    int rc;
+    if (!policy_cached(host, &rc, &e)) {
+        rc = sh_hostpolicy_resolve(env->hosts, host, port, addrs, &n, &e);
+        if (rc != SH_ENOMEM)
+            policy_remember(host, rc, &e);
+    }
+    /* A name that does not resolve now may later: the sync-worker checks
+     * it when it connects. */
+    if (rc == SH_EINVAL)
+        return sh_error_set(err, SH_EINVAL, "field \"%s\": %s", field, e.msg);
+    return rc == SH_ENOMEM ? sh_error_set(err, SH_ENOMEM, "out of memory") : SH_OK;
+}
+
 int coord_account_policy(const coord_env *env, const sh_val *fields, sh_error *err)
 {
     const char *sec = sh_val_get_str(fields, "security", NULL);
@@ -74,21 +97,12 @@ int coord_account_policy(const coord_env *env, const sh_val *fields, sh_error *e
         return sh_error_set(err, SH_EINVAL,
                             "field \"tlsVerify\": false accepts any server's certificate; refused "
                             "unless IMAP_ALLOW_INSECURE=true");
-    const char *host = sh_val_get_str(fields, "imapHost", NULL);
-    if (!host)
-        return SH_OK;
-    sh_hostaddr addrs[SH_HOSTADDR_MAX];
-    size_t n;
-    sh_error e;
-    int rc;
-    if (!policy_cached(host, &rc, &e)) {
-        rc = sh_hostpolicy_resolve(env->hosts, host, 143, addrs, &n, &e);
-        if (rc != SH_ENOMEM)
-            policy_remember(host, rc, &e);
-    }
-    /* A name that does not resolve now may later: the sync-worker checks
-     * it when it connects. */
-    if (rc == SH_EINVAL)
-        return sh_error_set(err, SH_EINVAL, "field \"imapHost\": %s", e.msg);
-    return rc == SH_ENOMEM ? sh_error_set(err, SH_ENOMEM, "out of memory") : SH_OK;
+    int rc = policy_host(env, "imapHost", sh_val_get_str(fields, "imapHost", NULL), 143, err);
+    /* A token endpoint is held to the rules of an IMAP server: the sync
+     * worker posts the account's refresh token to it. */
+    const char *url = sh_val_get_str(sh_val_get(fields, "auth"), "tokenUrl", NULL);
+    char host[256];
+    if (!rc && url && sh_oauth_url_host(url, host, sizeof host))
+        rc = policy_host(env, "auth.tokenUrl", host, 443, err);
+    return rc;
 }

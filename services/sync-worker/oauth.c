@@ -266,8 +266,8 @@ static int oauth_refresh(sync_auth *a, sh_error *err)
     rc = sync_oauth_grant_form(&a->s, &form);
     if (!rc) {
         atomic_fetch_add(&oauth_refreshes, 1);
-        rc = sync_oauth_http_post(a->s.token_url, form.data, form.len, OAUTH_HTTP_TIMEOUT_S,
-                                  &status, &body, err);
+        rc = sync_oauth_http_post(a->env->hosts, a->s.token_url, form.data, form.len,
+                                  OAUTH_HTTP_TIMEOUT_S, &status, &body, err);
     }
     sh_buf_fini(&form);
     sync_oauth_grant g;

@@ -30,10 +30,53 @@ static size_t oauth_http_write(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-int sync_oauth_http_post(const char *url, const char *form, size_t len, int timeout_s, long *status,
-                         sh_buf *body, sh_error *err)
+/* The connection's host, its policy, and what the policy said of the last
+ * address refused. */
+typedef struct oauth_http_conn {
+    const sh_hostpolicy *hosts;
+    char host[256];
+    bool refused;
+    sh_error why;
+} oauth_http_conn;
+
+/* oauth_http_socket opens the socket of an address curl resolved, unless
+ * the host policy refuses it (curl then tries the next address). */
+static curl_socket_t oauth_http_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    oauth_http_conn *x = arg;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    if (sh_hostpolicy_check_addr(x->hosts, x->host, &a->addr, &x->why) != SH_OK) {
+        x->refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+/* oauth_http_host writes the host of url into x->host; -1 without one. */
+static int oauth_http_host(const char *url, oauth_http_conn *x)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int rc = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+                     curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+                     strlen(host) < sizeof x->host
+                 ? 0
+                 : -1;
+    if (!rc)
+        snprintf(x->host, sizeof x->host, "%s", host);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int sync_oauth_http_post(const sh_hostpolicy *hosts, const char *url, const char *form, size_t len,
+                         int timeout_s, long *status, sh_buf *body, sh_error *err)
 {
     *status = 0;
+    oauth_http_conn conn = {.hosts = hosts};
+    if (oauth_http_host(url, &conn) != 0)
+        return sh_error_set(err, SH_EINVAL, "token endpoint URL without a host");
     CURL *c = curl_easy_init();
     if (!c)
         return sh_error_set(err, SH_ENOMEM, "out of memory");
@@ -52,11 +95,15 @@ int sync_oauth_http_post(const char *url, const char *form, size_t len, int time
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sync-worker");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, oauth_http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, oauth_http_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &conn);
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(c);
+    if (rc == CURLE_COULDNT_CONNECT && conn.refused)
+        return sh_error_set(err, SH_EINVAL, "token endpoint refused: %s", conn.why.msg);
     if (rc != CURLE_OK)
         return sh_error_set(err, SH_EUNAVAIL, "token endpoint unreachable: %s",
                             rc == CURLE_WRITE_ERROR ? "answer too large" : curl_easy_strerror(rc));

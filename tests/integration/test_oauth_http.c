@@ -2,7 +2,8 @@
  * on loopback: the form goes out form-encoded and the answer comes back;
  * a redirect is not followed (its status is the answer); an answer past
  * SYNC_OAUTH_HTTP_MAX is refused; a server that never answers costs no
- * more than the timeout. */
+ * more than the timeout; an address the host policy refuses is never
+ * connected to. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +22,11 @@
 #include <unistd.h>
 
 #include "oauth_http.h"
+#include "shared/hostpolicy.h"
 #include "shared/util.h"
+
+/* The test's server is on loopback, which the policy must allow. */
+static sh_hostpolicy *loopback;
 
 typedef struct http_srv {
     int fd, port;
@@ -90,7 +95,7 @@ static int post(http_srv *s, int timeout_s, long *status, sh_buf *body, sh_error
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/token", s->port);
     const char *form = "grant_type=refresh_token&refresh_token=r%2Bt&client_id=c";
-    return sync_oauth_http_post(url, form, strlen(form), timeout_s, status, body, err);
+    return sync_oauth_http_post(loopback, url, form, strlen(form), timeout_s, status, body, err);
 }
 
 static void test_form_goes_out_and_answer_comes_back(void **state)
@@ -176,18 +181,47 @@ static void test_silent_server_times_out(void **state)
     srv_stop(&s);
 }
 
+/* Without loopback in the allow list, the server is never reached. */
+static void test_refused_address_never_connected(void **state)
+{
+    (void)state;
+    static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+    http_srv s;
+    srv_start(&s, ans, sizeof ans - 1);
+    sh_hostpolicy *none = NULL;
+    sh_error err;
+    assert_int_equal(
+        sh_hostpolicy_new(NULL, NULL, SH_IMAP_ALLOW_HOSTS, SH_IMAP_DENY_HOSTS, &none, &err), SH_OK);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/token", s.port);
+    long status = -1;
+    sh_buf body;
+    sh_buf_init_secret(&body);
+    assert_int_equal(sync_oauth_http_post(none, url, "a=b", 3, 5, &status, &body, &err), SH_EINVAL);
+    assert_non_null(strstr(err.msg, "127.0.0.1"));
+    assert_non_null(strstr(err.msg, "IMAP_ALLOW_HOSTS"));
+    assert_int_equal(status, 0);
+    sh_buf_fini(&body);
+    sh_hostpolicy_free(none);
+    srv_stop(&s);
+    assert_int_equal(s.accepted, 0);
+}
+
 int main(void)
 {
     sh_error err;
-    if (sync_oauth_http_init(&err))
+    if (sync_oauth_http_init(&err) || sh_hostpolicy_new("127.0.0.0/8", NULL, SH_IMAP_ALLOW_HOSTS,
+                                                        SH_IMAP_DENY_HOSTS, &loopback, &err))
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_form_goes_out_and_answer_comes_back),
         cmocka_unit_test(test_redirect_not_followed),
         cmocka_unit_test(test_large_answer_refused),
         cmocka_unit_test(test_silent_server_times_out),
+        cmocka_unit_test(test_refused_address_never_connected),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sh_hostpolicy_free(loopback);
     sync_oauth_http_fini();
     return rc;
 }

@@ -204,6 +204,9 @@ static void test_bad_auth_refused(void **state)
         {"provider", "yahoo", NULL, "auth.provider"},
         {"tokenUrl", "http://example.com/token", NULL, "auth.tokenUrl"},
         {"tokenUrl", "ftp://127.0.0.1/token", NULL, "auth.tokenUrl"},
+        /* The host policy: a private address not allowed, a metadata one. */
+        {"tokenUrl", "https://10.1.2.3/token", NULL, "auth.tokenUrl"},
+        {"tokenUrl", "https://169.254.169.254:8443/token", NULL, "auth.tokenUrl"},
         {NULL, NULL, "tokenUrl", "auth.tokenUrl"},
         {NULL, NULL, "clientId", "auth.clientId"},
         {"type", "basic", NULL, "auth.type"},

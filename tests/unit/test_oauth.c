@@ -45,6 +45,19 @@ static void test_token_urls(void **state)
     assert_false(sh_oauth_url_ok("https://"));
     assert_false(sh_oauth_url_ok("https://a b/"));
     assert_false(sh_oauth_url_ok(NULL));
+    assert_false(sh_oauth_url_ok("https://user:pw@login.example.com/token"));
+    /* The host the policy checks. */
+    char h[64];
+    assert_true(sh_oauth_url_host("https://login.example.com:8443/t?x=1", h, sizeof h));
+    assert_string_equal(h, "login.example.com");
+    assert_true(sh_oauth_url_host("http://[::1]:99/t", h, sizeof h));
+    assert_string_equal(h, "[::1]");
+    assert_true(sh_oauth_url_host("HTTPS://10.1.2.3", h, sizeof h));
+    assert_string_equal(h, "10.1.2.3");
+    assert_false(sh_oauth_url_host("https:///t", h, sizeof h));
+    assert_false(sh_oauth_url_host("file:///etc/passwd", h, sizeof h));
+    assert_false(sh_oauth_url_host("https://a@b/", h, sizeof h));
+    assert_false(sh_oauth_url_host("https://a-rather-long-host.example.com/", h, 8));
 }
 
 static void test_times(void **state)

@@ -35,6 +35,11 @@ const sh_oauth_provider *sh_oauth_provider_find(const char *name);
  * http:// on a loopback host (127.0.0.0/8, [::1], localhost). */
 bool sh_oauth_url_ok(const char *url);
 
+/* sh_oauth_url_host writes the host of an http:// or https:// url (an IPv6
+ * literal keeps its brackets; no port, no credentials) into host and
+ * returns true, or false when url has none or it does not fit in cap. */
+bool sh_oauth_url_host(const char *url, char *host, size_t cap);
+
 /* sh_oauth_parse_time reads an ISO 8601 UTC time ("2026-01-01T10:00:00Z",
  * optional fraction of a second, "Z" or "+00:00") into ms since the epoch;
  * false when s is not one. */
