@@ -31,8 +31,7 @@ static int rot_get(rot_ctx *x, const char *key, sh_reply **r, const char **blob,
     sh_cmd *c = sh_cmd_new("GET");
     sh_cmd_str(c, key);
     *r = NULL;
-    int rc = sh_store_run(x->store, c, r, err);
-    sh_cmd_free(c);
+    int rc = sh_store_call(x->store, c, r, err);
     if (rc)
         return rc;
     *blob = sh_reply_kind(*r) == SH_REPLY_STRING ? sh_reply_string(*r, len) : NULL;
@@ -80,8 +79,7 @@ static int rot_reseal(rot_ctx *x, const char *key, const char *id, const char *o
     sh_cmd_arg(c, old, len);
     sh_cmd_arg(c, x->blob.data, x->blob.len);
     sh_reply *r = NULL;
-    rc = sh_store_run(x->store, c, &r, err);
-    sh_cmd_free(c);
+    rc = sh_store_call(x->store, c, &r, err);
     if (rc == SH_OK)
         *written = sh_reply_integer(r) == 1;
     sh_reply_free(r);
@@ -165,13 +163,13 @@ int coord_rotate(sh_store *store, const coord_env *env, coord_rotate_counts *n, 
     sh_cmd_str(c, "0");
     sh_cmd_str(c, "-1");
     sh_reply *ids = NULL;
-    int rc = sh_store_run(store, c, &ids, err);
-    sh_cmd_free(c);
+    int rc = sh_store_call(store, c, &ids, err);
     if (rc)
         return rc;
     rot_ctx x = {.store = store, .env = env, .n = n};
-    sh_buf_init(&x.plain);
-    sh_buf_init(&x.check);
+    /* plain and check hold opened passwords and tokens. */
+    sh_buf_init_secret(&x.plain);
+    sh_buf_init_secret(&x.check);
     sh_buf_init(&x.blob);
     for (size_t i = 0; rc == SH_OK && i < sh_reply_count(ids); i++) {
         size_t len;
