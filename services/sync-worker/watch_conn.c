@@ -78,7 +78,7 @@ static int watch_login(sync_imap *imap, const sh_val *lease, const char *acct, c
     if (!user || !blob || blen == 0)
         return sh_error_set(err, SH_EINVAL, "the watch lease lacks the username or password");
     sh_buf pw;
-    sh_buf_init(&pw);
+    sh_buf_init_secret(&pw); /* wiped also when sh_open grows it */
     int rc = sh_open(env->keys, env->nkeys, blob, blen, acct, &pw, err);
     sync_auth *auth = NULL;
     if (!rc && sync_auth_is_oauth(lease))
@@ -91,8 +91,6 @@ static int watch_login(sync_imap *imap, const sh_val *lease, const char *acct, c
         rc = auth ? sync_auth_login(auth, imap, user, err)
                   : sync_imap_login(imap, user, pw.data ? pw.data : "", err);
     sync_auth_free(auth);
-    if (pw.data)
-        sh_wipe(pw.data, pw.len);
     sh_buf_fini(&pw);
     return rc;
 }

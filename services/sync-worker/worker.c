@@ -241,7 +241,7 @@ static void worker_run(worker_thread *t, const sh_val *lease)
     sh_error err;
     sh_error_clear(&err);
     sh_buf pw;
-    sh_buf_init(&pw);
+    sh_buf_init_secret(&pw); /* wiped also when sh_open grows it */
     size_t blen = 0;
     const char *blob = sealed ? sh_val_str(sealed, &blen) : NULL;
     int rc;
@@ -262,8 +262,6 @@ static void worker_run(worker_thread *t, const sh_val *lease)
     if (!rc)
         rc = sync_account(&run, account, pw.data ? pw.data : "", &err);
     sync_auth_free(run.auth);
-    if (pw.data)
-        sh_wipe(pw.data, pw.len);
     sh_buf_fini(&pw);
     /* A run that fetched messages freed batches of parsed replies: hand
      * the memory back rather than keep it in this thread's arena. */
