@@ -235,11 +235,6 @@ static void acc_add_fields(sh_cmd *c, const sh_val *fields)
 
 /* ---- operations -------------------------------------------------------- */
 
-static int acc_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
-{
-    return sh_store_call(w->store, c, out, err);
-}
-
 /* acc_write_cmd seals the password of fields (if any) and starts the call
  * of script, the account's create or update: KEYS are the account's hash,
  * then keys, then its secret; ARGV begins with id, the time, the sync
@@ -355,7 +350,7 @@ int coord_account_create(sh_worker *w, const sh_val *fields, const char *request
     }
     acc_add_fields(c, fields);
     sh_reply *r;
-    if ((rc = acc_run(w, c, &r, err)))
+    if ((rc = sh_store_call(w->store, c, &r, err)))
         return rc;
     rc = acc_view_reply(r, out, err);
     /* A repeated request answers the account it created, already announced. */
@@ -377,7 +372,7 @@ int coord_account_get(sh_worker *w, const char *id, sh_val **out, sh_error *err)
     sh_cmd *c = sh_cmd_new("HGETALL");
     sh_cmd_str(c, key);
     sh_reply *r;
-    rc = acc_run(w, c, &r, err);
+    rc = sh_store_call(w->store, c, &r, err);
     return rc ? rc : acc_view_reply(r, out, err);
 }
 
@@ -402,7 +397,7 @@ int coord_account_update(sh_worker *w, const char *id, const sh_val *fields, sh_
         return rc;
     acc_add_fields(c, fields);
     sh_reply *r;
-    if ((rc = acc_run(w, c, &r, err)))
+    if ((rc = sh_store_call(w->store, c, &r, err)))
         return rc;
     rc = acc_view_reply(r, out, err);
     if (rc == SH_OK)
@@ -425,7 +420,7 @@ int coord_account_delete(sh_worker *w, const char *id, bool *deleted, sh_error *
     sh_cmd *c = sh_cmd_new_eval_keys(&coord_script_account_delete, keys);
     sh_cmd_str(c, id);
     sh_reply *r;
-    rc = acc_run(w, c, &r, err);
+    rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     *deleted = sh_reply_integer(r) == 1;

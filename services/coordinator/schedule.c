@@ -8,11 +8,6 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-static int sched_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
-{
-    return sh_store_call(w->store, c, out, err);
-}
-
 /* sched_effective: how often each of n scheduled accounts is really synced
  * with this batch size, and the batch that would keep the interval. */
 static void sched_effective(long long n, long long batch, long long interval, long long *eff,
@@ -115,7 +110,7 @@ int coord_sched_status(sh_worker *w, sh_val **out, sh_error *err)
     sh_cmd_str(c, k.due);
     sh_cmd_int(c, sh_now_ms());
     sh_reply *r;
-    int rc = sched_run(w, c, &r, err);
+    int rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     long long v[6];
@@ -167,7 +162,7 @@ int coord_sync_now(sh_worker *w, const char *id, const char *folder, sh_val **ou
     sh_cmd_str(c, id);
     sh_cmd_str(c, folder ? folder : "");
     sh_reply *r;
-    rc = sched_run(w, c, &r, err);
+    rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     if (sh_reply_kind(r) != SH_REPLY_ARRAY || sh_reply_count(r) != 2) {
@@ -218,7 +213,7 @@ int coord_lease(sh_worker *w, const char *worker, sh_val **out, sh_error *err)
     sh_cmd_str(c, pid);
     sh_cmd_int(c, SH_REQUEST_TTL_INTERNAL);
     sh_reply *r;
-    int rc = sched_run(w, c, &r, err);
+    int rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     sh_val *m = sh_val_new_map(), *lease = NULL;
@@ -271,7 +266,7 @@ int coord_lease_renew(sh_worker *w, const char *id, const char *token, sh_val **
     sh_cmd_int(c, now);
     sh_cmd_int(c, ms);
     sh_reply *r;
-    rc = sched_run(w, c, &r, err);
+    rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     bool lost = sh_reply_kind(r) != SH_REPLY_STRING;
@@ -313,7 +308,7 @@ int coord_lease_complete(sh_worker *w, const char *id, const char *token, const 
     sh_cmd_int(c, coord_env_of(w)->interval_min * 60000);
     sh_cmd_str(c, pid);
     sh_reply *r;
-    rc = sched_run(w, c, &r, err);
+    rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     if (sh_reply_kind(r) != SH_REPLY_ARRAY) {

@@ -9,11 +9,6 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-static int watch_run(sh_worker *w, sh_cmd *c, sh_reply **out, sh_error *err)
-{
-    return sh_store_call(w->store, c, out, err);
-}
-
 /* watch_lease_val makes one lease of a row {id, token, expiry, hash,
  * secret}: what a worker needs to open the sessions, nothing more. */
 static sh_val *watch_lease_val(const sh_reply *row)
@@ -67,7 +62,7 @@ int coord_watch_lease(sh_worker *w, const char *worker, long long max, sh_val **
     sh_cmd_int(c, coord_env_of(w)->watch_lease_s * 1000);
     sh_cmd_str(c, k.account_prefix);
     sh_reply *r;
-    int rc = watch_run(w, c, &r, err);
+    int rc = sh_store_call(w->store, c, &r, err);
     if (rc)
         return rc;
     sh_val *arr = sh_val_new_array(), *m = sh_val_new_map();
@@ -118,7 +113,8 @@ int coord_watch_renew(sh_worker *w, const char *worker, const coord_watch_ref *r
     char ms[32];
     snprintf(ms, sizeof ms, "%lld", coord_env_of(w)->watch_lease_s * 1000);
     sh_reply *r;
-    int rc = watch_run(w, watch_refs_cmd(&coord_script_watch_renew, worker, ms, refs, n), &r, err);
+    int rc = sh_store_call(w->store, watch_refs_cmd(&coord_script_watch_renew, worker, ms, refs, n),
+                           &r, err);
     if (rc)
         return rc;
     sh_val *m = sh_val_new_map();
@@ -139,8 +135,8 @@ int coord_watch_release(sh_worker *w, const char *worker, const coord_watch_ref 
 {
     *out = NULL;
     sh_reply *r;
-    int rc =
-        watch_run(w, watch_refs_cmd(&coord_script_watch_release, worker, NULL, refs, n), &r, err);
+    int rc = sh_store_call(
+        w->store, watch_refs_cmd(&coord_script_watch_release, worker, NULL, refs, n), &r, err);
     if (rc)
         return rc;
     sh_val *m = sh_val_new_map();
@@ -169,7 +165,7 @@ int coord_watch_report(sh_worker *w, const char *id, long long token, const char
     sh_cmd_str(c, state);
     sh_cmd_str(c, error ? error : "");
     sh_reply *r;
-    if ((rc = watch_run(w, c, &r, err)))
+    if ((rc = sh_store_call(w->store, c, &r, err)))
         return rc;
     long long ok = sh_reply_integer(r);
     sh_reply_free(r);
