@@ -12,6 +12,9 @@ extern const sh_rpc_op coord_ops[];
 /* coord_args_known refuses args unless it is a map whose keys are all in
  * names (NULL-terminated), naming the unknown one and the allowed ones. */
 int coord_args_known(const sh_val *args, const char *const *names, sh_error *err);
+/* coord_arg_id reads the id args[name] into *out (borrowed), refusing args
+ * that is no map or an id that is missing or invalid, naming the field. */
+int coord_arg_id(const sh_val *args, const char *name, const char **out, sh_error *err);
 
 /* Account and schedule handlers (handlers_accounts.c). */
 int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_error *err);

@@ -14,27 +14,13 @@ static int ha_map(const sh_val *args, sh_error *err)
     return SH_OK;
 }
 
-static int ha_id(const sh_val *args, const char *name, const char **out, sh_error *err)
-{
-    int rc = ha_map(args, err);
-    if (rc)
-        return rc;
-    size_t len;
-    const char *s = sh_val_get_str(args, name, &len);
-    if (!s || !sh_id_valid(s, len))
-        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be an id ([A-Za-z0-9._:-]{1,128})",
-                            name);
-    *out = s;
-    return SH_OK;
-}
-
 /* The arguments are the account's fields, plus the request id if any. */
 int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     if (sh_val_type_of(args) != SH_VAL_MAP || !sh_val_get(args, "requestId"))
         return coord_account_create(state, args, NULL, result, err);
     const char *rid;
-    int rc = ha_id(args, "requestId", &rid, err);
+    int rc = coord_arg_id(args, "requestId", &rid, err);
     if (rc)
         return rc;
     sh_val *fields = sh_val_clone(args);
@@ -52,7 +38,7 @@ int coord_h_account_create(void *state, const sh_val *args, sh_val **result, sh_
 int coord_h_account_get(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const char *id;
-    int rc = ha_id(args, "id", &id, err);
+    int rc = coord_arg_id(args, "id", &id, err);
     return rc ? rc : coord_account_get(state, id, result, err);
 }
 
@@ -83,7 +69,7 @@ int coord_h_account_exists(void *state, const sh_val *args, sh_val **result, sh_
 int coord_h_account_update(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const char *id;
-    int rc = ha_id(args, "id", &id, err);
+    int rc = coord_arg_id(args, "id", &id, err);
     if (rc)
         return rc;
     const sh_val *fields = sh_val_get(args, "fields");
@@ -96,7 +82,7 @@ int coord_h_account_delete(void *state, const sh_val *args, sh_val **result, sh_
 {
     const char *id;
     bool deleted;
-    int rc = ha_id(args, "id", &id, err);
+    int rc = coord_arg_id(args, "id", &id, err);
     if (!rc)
         rc = coord_account_delete(state, id, &deleted, err);
     if (rc)
@@ -116,7 +102,7 @@ int coord_h_account_delete(void *state, const sh_val *args, sh_val **result, sh_
 int coord_h_sync_now(void *state, const sh_val *args, sh_val **result, sh_error *err)
 {
     const char *id;
-    int rc = ha_id(args, "id", &id, err);
+    int rc = coord_arg_id(args, "id", &id, err);
     if (rc)
         return rc;
     const sh_val *f = sh_val_get(args, "folder");
@@ -176,9 +162,9 @@ int coord_h_lease(void *state, const sh_val *args, sh_val **result, sh_error *er
 
 static int ha_lease_args(const sh_val *args, const char **id, const char **token, sh_error *err)
 {
-    int rc = ha_id(args, "accountId", id, err);
+    int rc = coord_arg_id(args, "accountId", id, err);
     if (!rc)
-        rc = ha_id(args, "leaseToken", token, err);
+        rc = coord_arg_id(args, "leaseToken", token, err);
     return rc;
 }
 

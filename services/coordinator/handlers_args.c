@@ -1,8 +1,23 @@
-/* handlers_args.c - the argument check every handler file shares: below
- * handlers.c and handlers_watch.c. */
+/* handlers_args.c - the argument checks every handler file shares: below
+ * handlers.c, handlers_accounts.c and handlers_watch.c. */
 #include <string.h>
 
 #include "handlers.h"
+#include "shared/keys.h"
+
+int coord_arg_id(const sh_val *args, const char *name, const char **out, sh_error *err)
+{
+    if (sh_val_type_of(args) != SH_VAL_MAP)
+        return sh_error_set(err, SH_EINVAL, "arguments must be an object, got %s",
+                            sh_val_type_name(sh_val_type_of(args)));
+    size_t len;
+    const char *s = sh_val_get_str(args, name, &len);
+    if (!s || !sh_id_valid(s, len))
+        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be an id ([A-Za-z0-9._:-]{1,128})",
+                            name);
+    *out = s;
+    return SH_OK;
+}
 
 int coord_args_known(const sh_val *args, const char *const *names, sh_error *err)
 {

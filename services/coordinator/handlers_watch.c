@@ -10,17 +10,6 @@
 #define HW_LEASES_MAX 10000
 #define HW_ERROR_MAX  1000
 
-static int hw_id(const sh_val *m, const char *name, const char **out, sh_error *err)
-{
-    size_t len;
-    const char *s = sh_val_get_str(m, name, &len);
-    if (!s || !sh_id_valid(s, len))
-        return sh_error_set(err, SH_EINVAL, "field \"%s\" must be an id ([A-Za-z0-9._:-]{1,128})",
-                            name);
-    *out = s;
-    return SH_OK;
-}
-
 static int hw_token(const sh_val *m, long long *out, sh_error *err)
 {
     const sh_val *v = sh_val_get(m, "token");
@@ -49,7 +38,7 @@ static int hw_refs(const sh_val *args, coord_watch_ref **refs, size_t *n, sh_err
         const sh_val *e = sh_val_at(l, i);
         int rc = coord_args_known(e, names, err);
         if (!rc)
-            rc = hw_id(e, "accountId", &r[i].id, err);
+            rc = coord_arg_id(e, "accountId", &r[i].id, err);
         if (!rc)
             rc = hw_token(e, &r[i].token, err);
         if (rc) {
@@ -68,7 +57,7 @@ int coord_h_watch_lease(void *state, const sh_val *args, sh_val **result, sh_err
     const char *worker;
     int rc = coord_args_known(args, names, err);
     if (!rc)
-        rc = hw_id(args, "workerId", &worker, err);
+        rc = coord_arg_id(args, "workerId", &worker, err);
     if (rc)
         return rc;
     const sh_val *v = sh_val_get(args, "max");
@@ -87,7 +76,7 @@ static int hw_held(void *state, const sh_val *args, bool renew, sh_val **result,
     size_t n = 0;
     int rc = coord_args_known(args, names, err);
     if (!rc)
-        rc = hw_id(args, "workerId", &worker, err);
+        rc = coord_arg_id(args, "workerId", &worker, err);
     if (!rc)
         rc = hw_refs(args, &refs, &n, err);
     if (!rc)
@@ -115,7 +104,7 @@ int coord_h_watch_report(void *state, const sh_val *args, sh_val **result, sh_er
     long long token;
     int rc = coord_args_known(args, names, err);
     if (!rc)
-        rc = hw_id(args, "accountId", &id, err);
+        rc = coord_arg_id(args, "accountId", &id, err);
     if (!rc)
         rc = hw_token(args, &token, err);
     if (rc)
