@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,34 +34,36 @@ struct sh_hostpolicy {
     char allow_var[64], deny_var[64];
 };
 
-/* A built-in range and what it is, for messages. */
+/* A built-in range and what it is, for messages; range is cidr parsed,
+ * once per process (hp_builtins_parse). */
 typedef struct hp_builtin {
     const char *cidr;
     const char *what;
+    hp_range range;
 } hp_builtin;
 
 /* Never connected to: instance metadata services and link-local
  * addresses (which they live on), and "this host" addresses. */
-static const hp_builtin hp_never[] = {
-    {"169.254.0.0/16", "a link-local or metadata address"},
-    {"fe80::/10", "a link-local address"},
-    {"100.100.100.200/32", "a metadata address"},
-    {"fd00:ec2::254/128", "a metadata address"},
-    {"0.0.0.0/8", "an unspecified address"},
-    {"::/128", "an unspecified address"},
-    {NULL, NULL},
+static hp_builtin hp_never[] = {
+    {.cidr = "169.254.0.0/16", .what = "a link-local or metadata address"},
+    {.cidr = "fe80::/10", .what = "a link-local address"},
+    {.cidr = "100.100.100.200/32", .what = "a metadata address"},
+    {.cidr = "fd00:ec2::254/128", .what = "a metadata address"},
+    {.cidr = "0.0.0.0/8", .what = "an unspecified address"},
+    {.cidr = "::/128", .what = "an unspecified address"},
+    {.cidr = NULL},
 };
 
 /* Connected to only when the allow list names them. */
-static const hp_builtin hp_private[] = {
-    {"127.0.0.0/8", "a loopback address"},
-    {"::1/128", "a loopback address"},
-    {"10.0.0.0/8", "a private address"},
-    {"172.16.0.0/12", "a private address"},
-    {"192.168.0.0/16", "a private address"},
-    {"100.64.0.0/10", "a shared (carrier-grade NAT) address"},
-    {"fc00::/7", "a private address"},
-    {NULL, NULL},
+static hp_builtin hp_private[] = {
+    {.cidr = "127.0.0.0/8", .what = "a loopback address"},
+    {.cidr = "::1/128", .what = "a loopback address"},
+    {.cidr = "10.0.0.0/8", .what = "a private address"},
+    {.cidr = "172.16.0.0/12", .what = "a private address"},
+    {.cidr = "192.168.0.0/16", .what = "a private address"},
+    {.cidr = "100.64.0.0/10", .what = "a shared (carrier-grade NAT) address"},
+    {.cidr = "fc00::/7", .what = "a private address"},
+    {.cidr = NULL},
 };
 
 /* hp_parse_addr reads an IPv4 or IPv6 literal (brackets allowed around
@@ -237,14 +240,24 @@ static bool hp_list_has(const hp_list *l, const char *host, const unsigned char 
     return false;
 }
 
+static pthread_once_t hp_builtins_once = PTHREAD_ONCE_INIT;
+
+static void hp_builtins_parse(void)
+{
+    hp_builtin *tables[] = {hp_never, hp_private};
+    for (size_t k = 0; k < 2; k++)
+        for (hp_builtin *t = tables[k]; t->cidr; t++)
+            if (!hp_parse_range(t->cidr, strlen(t->cidr), &t->range))
+                abort(); /* a typo in the tables above */
+}
+
 /* hp_builtin_of returns what a built-in table says of a, or NULL. */
 static const char *hp_builtin_of(const hp_builtin *t, const unsigned char a[16])
 {
-    for (size_t i = 0; t[i].cidr; i++) {
-        hp_range r;
-        if (hp_parse_range(t[i].cidr, strlen(t[i].cidr), &r) && hp_in_range(&r, a))
+    pthread_once(&hp_builtins_once, hp_builtins_parse);
+    for (size_t i = 0; t[i].cidr; i++)
+        if (hp_in_range(&t[i].range, a))
             return t[i].what;
-    }
     return NULL;
 }
 
