@@ -469,21 +469,15 @@ static int imap_uid_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh_error *err)
+/* imap_search_run runs the UID SEARCH of w and returns the UIDs found in
+ * lo..hi, ascending and without duplicates, in *uids (caller frees). */
+static int imap_search_run(sync_imap *s, sync_wire *w, uint32_t lo, uint32_t hi, uint32_t **uids,
+                           size_t *n, sh_error *err)
 {
     *uids = NULL;
     *n = 0;
-    sync_wire w;
-    sync__imap_wire_init(s, &w);
-    if (from <= 1) {
-        sync_wire_raw(&w, "UID SEARCH ALL");
-    } else {
-        sync_wire_raw(&w, "UID SEARCH UID ");
-        sync_wire_num(&w, from);
-        sync_wire_raw(&w, ":*");
-    }
-    int rc = sync__imap_simple(s, &w, "UID SEARCH", err);
-    sync_wire_fini(&w);
+    int rc = sync__imap_simple(s, w, "UID SEARCH", err);
+    sync_wire_fini(w);
     struct mailimap_response_info *ri = s->m->imap_response_info;
     clist *res = ri ? ri->rsp_search_result : NULL;
     if (ri)
@@ -503,8 +497,8 @@ int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh
     size_t k = 0;
     for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
         uint32_t *u = clist_content(it);
-        /* "from:*" names the last message even when its UID is below from. */
-        if (u && *u && *u >= from)
+        /* "lo:*" names the last message even when its UID is below lo. */
+        if (u && *u && *u >= lo && *u <= hi)
             v[k++] = *u;
     }
     if (res)
@@ -517,6 +511,58 @@ int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh
     *uids = v;
     *n = o;
     return SH_OK;
+}
+
+/* imap_uid_range appends lo:hi, hi UINT32_MAX written as "*". */
+static void imap_uid_range(sync_wire *w, uint32_t lo, uint32_t hi)
+{
+    sync_wire_num(w, lo ? lo : 1);
+    sync_wire_raw(w, ":");
+    if (hi == UINT32_MAX)
+        sync_wire_raw(w, "*");
+    else
+        sync_wire_num(w, hi);
+}
+
+int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh_error *err)
+{
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    if (from <= 1) {
+        sync_wire_raw(&w, "UID SEARCH ALL");
+    } else {
+        sync_wire_raw(&w, "UID SEARCH UID ");
+        imap_uid_range(&w, from, UINT32_MAX);
+    }
+    return imap_search_run(s, &w, from, UINT32_MAX, uids, n, err);
+}
+
+int sync_imap_search_range(sync_imap *s, uint32_t lo, uint32_t hi, uint32_t **uids, size_t *n,
+                           sh_error *err)
+{
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID SEARCH UID ");
+    imap_uid_range(&w, lo, hi);
+    return imap_search_run(s, &w, lo ? lo : 1, hi, uids, n, err);
+}
+
+int sync_imap_uid_at(sync_imap *s, uint32_t seq, uint32_t *uid, sh_error *err)
+{
+    *uid = 0;
+    if (seq == 0)
+        return SH_OK;
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID SEARCH ");
+    sync_wire_num(&w, seq);
+    uint32_t *v = NULL;
+    size_t n = 0;
+    int rc = imap_search_run(s, &w, 1, UINT32_MAX, &v, &n, err);
+    if (!rc && n)
+        *uid = v[n - 1];
+    free(v);
+    return rc;
 }
 
 /* imap_fetch_cmd composes UID FETCH of the n uids (1:* when NULL), with the
@@ -563,6 +609,26 @@ int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uin
     sync_wire w;
     sync__imap_wire_init(s, &w);
     imap_fetch_cmd(&w, uids, n, full, changedsince ? mod : NULL);
+    clist *res = NULL;
+    int rc = imap_fetch_run(s, &w, "UID FETCH", &res, err);
+    sync_wire_fini(&w);
+    return rc ? rc : sync__imap_fetch_results(res, full, cb, arg, err);
+}
+
+int sync_imap_fetch_range(sync_imap *s, uint32_t lo, uint32_t hi, bool full, uint64_t changedsince,
+                          sync_msg_fn cb, void *arg, sh_error *err)
+{
+    if (hi < lo)
+        return SH_OK;
+    char mod[48];
+    snprintf(mod, sizeof mod, " (CHANGEDSINCE %llu)", (unsigned long long)changedsince);
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID FETCH ");
+    imap_uid_range(&w, lo, hi);
+    sync_wire_raw(&w, full ? " (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)" : " (UID FLAGS)");
+    if (changedsince)
+        sync_wire_raw(&w, mod);
     clist *res = NULL;
     int rc = imap_fetch_run(s, &w, "UID FETCH", &res, err);
     sync_wire_fini(&w);
