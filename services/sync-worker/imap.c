@@ -234,7 +234,7 @@ void sync_imap_free(sync_imap *s)
         /* A server that stalled or overflowed gets no LOGOUT (it would
          * wait out another deadline). */
         bool dead = s->cap && (s->cap->stalled || s->cap->run_over || s->cap->tripped);
-        if (s->logged_in && s->m->imap_stream && !dead)
+        if (s->logged_in && s->m->imap_stream && !dead && !s->ndue)
             mailimap_logout(s->m);
         /* mailimap_free would send LOGOUT itself, whatever the state. */
         if (s->m->imap_stream) {
@@ -547,6 +547,12 @@ int sync_imap_search_range(sync_imap *s, uint32_t lo, uint32_t hi, uint32_t **ui
     return imap_search_run(s, &w, lo ? lo : 1, hi, uids, n, err);
 }
 
+uint32_t sync_imap_exists(const sync_imap *s)
+{
+    const struct mailimap_selection_info *sel = s->m ? s->m->imap_selection_info : NULL;
+    return sel ? sel->sel_exists : 0;
+}
+
 int sync_imap_uid_at(sync_imap *s, uint32_t seq, uint32_t *uid, sh_error *err)
 {
     *uid = 0;
@@ -633,6 +639,48 @@ int sync_imap_fetch_range(sync_imap *s, uint32_t lo, uint32_t hi, bool full, uin
     int rc = imap_fetch_run(s, &w, "UID FETCH", &res, err);
     sync_wire_fini(&w);
     return rc ? rc : sync__imap_fetch_results(res, full, cb, arg, err);
+}
+
+int sync_imap_fetch_send(sync_imap *s, const uint32_t *uids, size_t n, bool full, sh_error *err)
+{
+    if (!uids || n == 0)
+        return sh_error_set(err, SH_EINVAL, "IMAP UID FETCH sent ahead without UIDs");
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    imap_fetch_cmd(&w, uids, n, full, NULL);
+    int rc = sync__imap_send(s, &w, "UID FETCH", err);
+    sync_wire_fini(&w);
+    return rc;
+}
+
+int sync_imap_fetch_recv(sync_imap *s, bool full, sync_msg_fn cb, void *arg, sh_error *err)
+{
+    int rc = SH_OK;
+    /* The messages of every reply read are handed over, whichever fetch
+     * they belong to: a server running both fetches at once mixes them. */
+    while (!rc && s->ndue && !s->due[0].answered) {
+        rc = sync__imap_recv_one(s, "UID FETCH", err);
+        struct mailimap_response_info *ri = s->m->imap_response_info;
+        clist *res = ri ? ri->rsp_fetch_list : NULL;
+        if (ri)
+            ri->rsp_fetch_list = NULL;
+        if (rc && res)
+            mailimap_fetch_list_free(res);
+        else if (!rc)
+            rc = sync__imap_fetch_results(res, full, cb, arg, err);
+    }
+    if (rc)
+        return rc;
+    if (!s->ndue)
+        return sh_error_set(err, SH_EINVAL, "IMAP UID FETCH: no reply is due");
+    sync__imap_answer a;
+    sync__imap_due_pop(s, &a);
+    return a.state == SYNC__IMAP_OK ? SH_OK : sync__imap_refused(s, &a, "UID FETCH", err);
+}
+
+size_t sync_imap_due(const sync_imap *s)
+{
+    return s ? s->ndue : 0;
 }
 
 int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb, void *arg,

@@ -42,10 +42,9 @@ static int sync_range_cmp(const void *a, const void *b)
 }
 
 /* sync_stored_in keeps the stored UIDs that fall in one of the n ranges
- * (sorted here), in place; returns how many. */
-static size_t sync_stored_in(uint32_t *stored, size_t nst, sync_uid_range *r, size_t n)
+ * (sorted by lo), in place; returns how many. */
+static size_t sync_stored_in(uint32_t *stored, size_t nst, const sync_uid_range *r, size_t n)
 {
-    qsort(r, n, sizeof *r, sync_range_cmp);
     size_t k = 0, j = 0;
     uint32_t reach = 0; /* the highest UID covered by the ranges seen so far */
     for (size_t i = 0; i < nst; i++) {
@@ -60,6 +59,38 @@ static size_t sync_stored_in(uint32_t *stored, size_t nst, sync_uid_range *r, si
     return k;
 }
 
+/* sync_remove_vanished removes the stored messages that fall in one of
+ * the n ranges QRESYNC named expunged, reading the stored index of their
+ * span a window at a time; *gone counts them. */
+static int sync_remove_vanished(sync_folder *f, sync_uid_range *r, size_t n, size_t *gone,
+                                sh_error *err)
+{
+    sync_run *run = f->run;
+    qsort(r, n, sizeof *r, sync_range_cmp);
+    uint32_t hi = 0;
+    for (size_t i = 0; i < n; i++)
+        hi = r[i].hi > hi ? r[i].hi : hi;
+    size_t w = sync__window(run->env);
+    int rc = SH_OK;
+    for (uint32_t cursor = r[0].lo; !rc && cursor <= hi;) {
+        uint32_t *stored = NULL;
+        size_t nst = 0;
+        rc = sync_mail_index_range(run->store, run->acct, f->folder, f->uidvalidity, cursor, hi, w,
+                                   &stored, &nst, err);
+        bool last = rc || nst < w || stored[nst - 1] >= hi;
+        if (!last)
+            cursor = stored[nst - 1] + 1;
+        size_t k = rc ? 0 : sync_stored_in(stored, nst, r, n);
+        if (k)
+            rc = sync__remove(f, stored, k, err);
+        *gone += k;
+        free(stored);
+        if (last)
+            break;
+    }
+    return rc;
+}
+
 /* sync_folder_changes brings a folder synced before up to date with QRESYNC:
  * one UID FETCH (CHANGEDSINCE VANISHED) names the flag changes and the
  * expunges among the UIDs known at the last run, and a UID SEARCH from
@@ -69,20 +100,15 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
 {
     sync_run *run = f->run;
     sync_uid_range *ranges = NULL;
-    uint32_t *stored = NULL, *fresh = NULL;
-    size_t nr = 0, nst = 0;
+    uint32_t *fresh = NULL;
+    size_t nr = 0;
     int rc = SH_OK;
     if (fs->uidnext > 1 && fs->highestmodseq != info->highestmodseq) {
         sync_report_update(run->report, f->step, "checking changes", f->folder, 0, 0);
         rc = sync_imap_changes(imap, fs->uidnext - 1, fs->highestmodseq, sync__flag_seen, f,
                                &ranges, &nr, err);
         if (!rc && nr)
-            rc = sync_mail_index(run->store, run->acct, f->folder, info->uidvalidity, &stored, &nst,
-                                 err);
-        if (!rc && nr) {
-            c->gone = sync_stored_in(stored, nst, ranges, nr);
-            rc = sync__remove(f, stored, c->gone, err);
-        }
+            rc = sync_remove_vanished(f, ranges, nr, &c->gone, err);
         if (!rc)
             rc = sync__flags_apply(f, err);
     }
@@ -94,7 +120,6 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
         rc = sync__new(f, imap, fresh, c->fresh, err);
     }
     free(ranges);
-    free(stored);
     free(fresh);
     return rc;
 }

@@ -17,7 +17,7 @@ static int sync_put(void *arg, const sync_msg *m)
 {
     sync_folder *f = arg;
     if (f->nbatch >= f->batch_cap)
-        return SH_EPROTO; /* more messages than asked for */
+        return SH_EPROTO; /* more messages than the two batches asked for */
     if (sync_change_new(f->run->env, f->run->acct, f->folder, f->uidvalidity, m,
                         f->changes + f->nbatch))
         return SH_ENOMEM;
@@ -30,11 +30,12 @@ static atomic_int sync_fetchers;
 
 /* sync_batch_size is the size of the next batch of a thread with left
  * messages to fetch: SYNC_FETCH_BATCH, or less when the threads fetching
- * at once would hold more than SYNC_FETCH_BUDGET messages together. */
+ * at once would hold more than SYNC_FETCH_BUDGET messages together (each
+ * thread has two batches in flight: the one it reads and the next). */
 static size_t sync_batch_size(const sync_env *env, size_t left)
 {
     int fetchers = atomic_load(&sync_fetchers);
-    long long share = env->fetch_budget / (fetchers > 0 ? fetchers : 1);
+    long long share = env->fetch_budget / (2LL * (fetchers > 0 ? fetchers : 1));
     long long k = share < env->fetch_batch ? share : env->fetch_batch;
     if (k < SYNC_BATCH_MIN)
         k = env->fetch_batch < SYNC_BATCH_MIN ? env->fetch_batch : SYNC_BATCH_MIN;
@@ -65,24 +66,37 @@ int sync__new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n, s
     if (n == 0)
         return SH_OK;
     if (!f->changes) {
-        f->changes = calloc(batch, sizeof *f->changes);
-        f->batch_uids = calloc(batch, sizeof *f->batch_uids);
+        /* Room for two batches: a server running the fetch sent ahead at
+         * once with this one hands messages of both in one reply. */
+        f->changes = calloc(2 * batch, sizeof *f->changes);
+        f->batch_uids = calloc(2 * batch, sizeof *f->batch_uids);
         if (!f->changes || !f->batch_uids)
             return sh_error_set(err, SH_ENOMEM, "out of memory");
-        f->batch_cap = batch;
+        f->batch_cap = 2 * batch;
     }
     atomic_fetch_add(&sync_fetchers, 1);
-    int rc = SH_OK;
-    size_t k = 0;
-    for (size_t base = 0; base < n && !rc; base += k) {
-        k = sync_batch_size(run->env, n - base);
+    size_t base = 0, k = sync_batch_size(run->env, n);
+    int rc = sync_imap_fetch_send(imap, uids, k, true, err);
+    while (!rc) {
+        /* The next batch is asked for before this one is read: the server
+         * makes its reply while this one is decoded and stored (libetpan's
+         * parser keeps this thread busy, and the server would wait). A run
+         * that fails here leaves that reply due; the session is then
+         * closed without LOGOUT. */
+        size_t next = base + k < n ? sync_batch_size(run->env, n - base - k) : 0;
+        if (next)
+            rc = sync_imap_fetch_send(imap, uids + base + k, next, true, err);
         f->nbatch = 0;
-        sh_error_clear(err);
-        rc = sync_imap_fetch(imap, uids + base, k, true, 0, sync_put, f, err);
-        if (rc == SH_OK)
+        if (!rc)
+            rc = sync_imap_fetch_recv(imap, true, sync_put, f, err);
+        if (!rc)
             rc = sync_landed(f, k, err);
-        if (rc == SH_OK && run->keepalive)
+        if (!rc && run->keepalive)
             rc = run->keepalive(run->keepalive_arg, err);
+        base += k;
+        k = next;
+        if (k == 0)
+            break;
     }
     atomic_fetch_sub(&sync_fetchers, 1);
     return rc;

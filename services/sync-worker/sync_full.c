@@ -156,7 +156,9 @@ int sync__folder_full(sync_folder *f, sync_imap *imap, const sync_folder_state *
         /* The window ends at the UID of its last message by sequence
          * number; the last window takes whatever is left. */
         uint32_t hi = UINT32_MAX;
-        if ((uint64_t)seq + w - 1 < info->exists) {
+        /* The count as of now: another client's expunge since SELECT
+         * must not make the UID SEARCH below name a message gone. */
+        if ((uint64_t)seq + w - 1 < sync_imap_exists(imap)) {
             rc = sync_imap_uid_at(imap, seq + (uint32_t)w - 1, &hi, err);
             if (!rc && (hi == 0 || hi < lo))
                 hi = hi == 0 ? UINT32_MAX : lo;

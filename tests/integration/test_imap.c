@@ -347,6 +347,38 @@ static void test_fetch(void **state)
     assert_int_equal(sync_imap_fetch(s, some, 1, false, 0, collect, c, &err), SH_OK);
     assert_int_equal(c->n, 1);
     assert_int_equal(c->uid[0], 3);
+
+    /* Fetches sent ahead: every message of both comes once, whichever
+     * reply carries it (Dovecot runs pipelined fetches at once), and the
+     * session goes on after them. */
+    uint32_t first[NMSG / 2], second[NMSG / 2];
+    for (uint32_t i = 0; i < NMSG / 2; i++) {
+        first[i] = i + 1;
+        second[i] = NMSG / 2 + i + 1;
+    }
+    memset(c, 0, sizeof *c);
+    assert_int_equal(sync_imap_fetch_recv(s, true, collect, c, &err), SH_EINVAL);
+    assert_int_equal(sync_imap_fetch_send(s, first, NMSG / 2, true, &err), SH_OK);
+    assert_int_equal(sync_imap_fetch_send(s, second, NMSG / 2, true, &err), SH_OK);
+    assert_int_equal(sync_imap_due(s), 2);
+    assert_int_equal(sync_imap_fetch_recv(s, true, collect, c, &err), SH_OK);
+    assert_true(c->n >= NMSG / 2);
+    assert_int_equal(sync_imap_due(s), 1);
+    assert_int_equal(sync_imap_fetch_recv(s, true, collect, c, &err), SH_OK);
+    assert_int_equal(sync_imap_due(s), 0);
+    assert_int_equal(c->n, NMSG);
+    for (uint32_t u = 1; u <= NMSG; u++) {
+        int i = index_of(c, u);
+        assert_true(i >= 0);
+        char want[32];
+        snprintf(want, sizeof want, "Message %u", (unsigned)u);
+        assert_string_equal(c->subject[i], want);
+    }
+    memset(c, 0, sizeof *c);
+    assert_int_equal(sync_imap_fetch(s, some, 1, false, 0, collect, c, &err), SH_OK);
+    assert_int_equal(c->n, 1);
+    /* A session freed with a fetch still due. */
+    assert_int_equal(sync_imap_fetch_send(s, first, 1, true, &err), SH_OK);
     free(c);
     sync_imap_free(s);
 }
