@@ -71,40 +71,41 @@ static int dovecot_config(tf_dovecot *d)
     char path[400], conf[4096];
     const char *login_user = getuid() == 0 ? "dovenull" : "";
     const char *internal_user = getuid() == 0 ? "dovecot" : "";
-    int n = snprintf(
-        conf, sizeof conf,
-        "base_dir = %s/run\n"
-        "state_dir = %s/state\n"
-        "log_path = %s/dovecot.log\n"
-        "ssl = yes\n"
-        "ssl_cert = <%s/tls/server.pem\n"
-        "ssl_key = <%s/tls/server.key\n"
-        "protocols = imap\n"
-        "listen = 127.0.0.1\n"
-        "disable_plaintext_auth = no\n"
-        "auth_mechanisms = plain login\n"
-        "%s%s%s"
-        "%s%s%s"
-        "first_valid_uid = 1\n"
-        "mail_location = maildir:%s/mail/%%u/Maildir\n"
-        "namespace inbox {\n  inbox = yes\n"
-        "  mailbox Sent {\n    special_use = \\Sent\n  }\n"
-        "  mailbox Drafts {\n    special_use = \\Drafts\n  }\n}\n"
-        "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/passwd\n}\n"
-        "userdb {\n  driver = static\n  args = uid=%u gid=%u home=%s/mail/%%u\n}\n"
-        "service imap-login {\n  chroot =\n"
-        "  service_count = 0\n  process_min_avail = 2\n"
-        "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
-        "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
-        "service imap {\n  service_count = 0\n  process_min_avail = 2\n  vsz_limit = 2G\n}\n"
-        "service anvil {\n  chroot =\n}\n"
-        "%s%s%s",
-        d->dir, d->dir, d->dir, d->dir, d->dir, login_user[0] ? "default_login_user = " : "",
-        login_user, login_user[0] ? "\n" : "", internal_user[0] ? "default_internal_user = " : "",
-        internal_user, internal_user[0] ? "\n" : "", d->dir, d->dir, (unsigned)d->uid,
-        (unsigned)d->gid, d->dir, d->port, d->tls_port,
-        d->capability[0] ? "protocol imap {\n  imap_capability = " : "", d->capability,
-        d->capability[0] ? "\n}\n" : "");
+    int n = snprintf(conf, sizeof conf,
+                     "base_dir = %s/run\n"
+                     "state_dir = %s/state\n"
+                     "log_path = %s/dovecot.log\n"
+                     "ssl = yes\n"
+                     "ssl_cert = <%s/tls/server.pem\n"
+                     "ssl_key = <%s/tls/server.key\n"
+                     "protocols = imap\n"
+                     "listen = 127.0.0.1\n"
+                     "disable_plaintext_auth = no\n"
+                     "auth_mechanisms = plain login\n"
+                     "%s%s%s"
+                     "%s%s%s"
+                     "first_valid_uid = 1\n"
+                     "mail_location = maildir:%s/mail/%%u/Maildir\n"
+                     "namespace inbox {\n  inbox = yes\n"
+                     "  mailbox Sent {\n    special_use = \\Sent\n  }\n"
+                     "  mailbox Drafts {\n    special_use = \\Drafts\n  }\n}\n"
+                     "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/passwd\n}\n"
+                     "userdb {\n  driver = static\n  args = uid=%u gid=%u home=%s/mail/%%u\n}\n"
+                     "service imap-login {\n  chroot =\n"
+                     "  service_count = 0\n  process_min_avail = 2\n"
+                     "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
+                     "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
+                     "service imap {\n  service_count = 0\n  process_min_avail = 2\n"
+                     "  vsz_limit = 2G\n}\n"
+                     "service anvil {\n  chroot =\n}\n"
+                     "%s%s%s",
+                     d->dir, d->dir, d->dir, d->dir, d->dir,
+                     login_user[0] ? "default_login_user = " : "", login_user,
+                     login_user[0] ? "\n" : "", internal_user[0] ? "default_internal_user = " : "",
+                     internal_user, internal_user[0] ? "\n" : "", d->dir, d->dir, (unsigned)d->uid,
+                     (unsigned)d->gid, d->dir, d->port, d->tls_port,
+                     d->capability[0] ? "protocol imap {\n  imap_capability = " : "", d->capability,
+                     d->capability[0] ? "\n}\n" : "");
     if (n < 0 || (size_t)n >= sizeof conf)
         return -1;
     snprintf(path, sizeof path, "%s/dovecot.conf", d->dir);
