@@ -25,6 +25,8 @@ typedef struct sync_env {
     bool allow_insecure;        /* IMAP_ALLOW_INSECURE */
     int fetch_batch;
     int fetch_budget;           /* messages in flight across all sync threads */
+    int check_window;           /* SYNC_CHECK_WINDOW: messages compared per window */
+    long long max_per_folder;   /* MAIL_MAX_MESSAGES_PER_FOLDER (0: no cap) */
     int renew_s;                /* seconds between two lease renewals */
     long long events_max_len;   /* MAIL_EVENTS_MAX_LEN: entries kept per account's log */
     long long events_max_age_s; /* MAIL_EVENTS_MAX_AGE_SECONDS: age kept */

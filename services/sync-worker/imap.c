@@ -234,7 +234,7 @@ void sync_imap_free(sync_imap *s)
         /* A server that stalled or overflowed gets no LOGOUT (it would
          * wait out another deadline). */
         bool dead = s->cap && (s->cap->stalled || s->cap->run_over || s->cap->tripped);
-        if (s->logged_in && s->m->imap_stream && !dead)
+        if (s->logged_in && s->m->imap_stream && !dead && !s->ndue)
             mailimap_logout(s->m);
         /* mailimap_free would send LOGOUT itself, whatever the state. */
         if (s->m->imap_stream) {
@@ -475,21 +475,15 @@ static int imap_uid_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh_error *err)
+/* imap_search_run runs the UID SEARCH of w and returns the UIDs found in
+ * lo..hi, ascending and without duplicates, in *uids (caller frees). */
+static int imap_search_run(sync_imap *s, sync_wire *w, uint32_t lo, uint32_t hi, uint32_t **uids,
+                           size_t *n, sh_error *err)
 {
     *uids = NULL;
     *n = 0;
-    sync_wire w;
-    sync__imap_wire_init(s, &w);
-    if (from <= 1) {
-        sync_wire_raw(&w, "UID SEARCH ALL");
-    } else {
-        sync_wire_raw(&w, "UID SEARCH UID ");
-        sync_wire_num(&w, from);
-        sync_wire_raw(&w, ":*");
-    }
-    int rc = sync__imap_simple(s, &w, "UID SEARCH", err);
-    sync_wire_fini(&w);
+    int rc = sync__imap_simple(s, w, "UID SEARCH", err);
+    sync_wire_fini(w);
     struct mailimap_response_info *ri = s->m->imap_response_info;
     clist *res = ri ? ri->rsp_search_result : NULL;
     if (ri)
@@ -509,8 +503,8 @@ int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh
     size_t k = 0;
     for (clistiter *it = res ? clist_begin(res) : NULL; it; it = clist_next(it)) {
         uint32_t *u = clist_content(it);
-        /* "from:*" names the last message even when its UID is below from. */
-        if (u && *u && *u >= from)
+        /* "lo:*" names the last message even when its UID is below lo. */
+        if (u && *u && *u >= lo && *u <= hi)
             v[k++] = *u;
     }
     if (res)
@@ -523,6 +517,64 @@ int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh
     *uids = v;
     *n = o;
     return SH_OK;
+}
+
+/* imap_uid_range appends lo:hi, hi UINT32_MAX written as "*". */
+static void imap_uid_range(sync_wire *w, uint32_t lo, uint32_t hi)
+{
+    sync_wire_num(w, lo ? lo : 1);
+    sync_wire_raw(w, ":");
+    if (hi == UINT32_MAX)
+        sync_wire_raw(w, "*");
+    else
+        sync_wire_num(w, hi);
+}
+
+int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh_error *err)
+{
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    if (from <= 1) {
+        sync_wire_raw(&w, "UID SEARCH ALL");
+    } else {
+        sync_wire_raw(&w, "UID SEARCH UID ");
+        imap_uid_range(&w, from, UINT32_MAX);
+    }
+    return imap_search_run(s, &w, from, UINT32_MAX, uids, n, err);
+}
+
+int sync_imap_search_range(sync_imap *s, uint32_t lo, uint32_t hi, uint32_t **uids, size_t *n,
+                           sh_error *err)
+{
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID SEARCH UID ");
+    imap_uid_range(&w, lo, hi);
+    return imap_search_run(s, &w, lo ? lo : 1, hi, uids, n, err);
+}
+
+uint32_t sync_imap_exists(const sync_imap *s)
+{
+    const struct mailimap_selection_info *sel = s->m ? s->m->imap_selection_info : NULL;
+    return sel ? sel->sel_exists : 0;
+}
+
+int sync_imap_uid_at(sync_imap *s, uint32_t seq, uint32_t *uid, sh_error *err)
+{
+    *uid = 0;
+    if (seq == 0)
+        return SH_OK;
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID SEARCH ");
+    sync_wire_num(&w, seq);
+    uint32_t *v = NULL;
+    size_t n = 0;
+    int rc = imap_search_run(s, &w, 1, UINT32_MAX, &v, &n, err);
+    if (!rc && n)
+        *uid = v[n - 1];
+    free(v);
+    return rc;
 }
 
 /* imap_fetch_cmd composes UID FETCH of the n uids (1:* when NULL), with the
@@ -573,6 +625,68 @@ int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uin
     int rc = imap_fetch_run(s, &w, "UID FETCH", &res, err);
     sync_wire_fini(&w);
     return rc ? rc : sync__imap_fetch_results(res, full, cb, arg, err);
+}
+
+int sync_imap_fetch_range(sync_imap *s, uint32_t lo, uint32_t hi, bool full, uint64_t changedsince,
+                          sync_msg_fn cb, void *arg, sh_error *err)
+{
+    if (hi < lo)
+        return SH_OK;
+    char mod[48];
+    snprintf(mod, sizeof mod, " (CHANGEDSINCE %llu)", (unsigned long long)changedsince);
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    sync_wire_raw(&w, "UID FETCH ");
+    imap_uid_range(&w, lo, hi);
+    sync_wire_raw(&w, full ? " (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)" : " (UID FLAGS)");
+    if (changedsince)
+        sync_wire_raw(&w, mod);
+    clist *res = NULL;
+    int rc = imap_fetch_run(s, &w, "UID FETCH", &res, err);
+    sync_wire_fini(&w);
+    return rc ? rc : sync__imap_fetch_results(res, full, cb, arg, err);
+}
+
+int sync_imap_fetch_send(sync_imap *s, const uint32_t *uids, size_t n, bool full, sh_error *err)
+{
+    if (!uids || n == 0)
+        return sh_error_set(err, SH_EINVAL, "IMAP UID FETCH sent ahead without UIDs");
+    sync_wire w;
+    sync__imap_wire_init(s, &w);
+    imap_fetch_cmd(&w, uids, n, full, NULL);
+    int rc = sync__imap_send(s, &w, "UID FETCH", err);
+    sync_wire_fini(&w);
+    return rc;
+}
+
+int sync_imap_fetch_recv(sync_imap *s, bool full, sync_msg_fn cb, void *arg, sh_error *err)
+{
+    int rc = SH_OK;
+    /* The messages of every reply read are handed over, whichever fetch
+     * they belong to: a server running both fetches at once mixes them. */
+    while (!rc && s->ndue && !s->due[0].answered) {
+        rc = sync__imap_recv_one(s, "UID FETCH", err);
+        struct mailimap_response_info *ri = s->m->imap_response_info;
+        clist *res = ri ? ri->rsp_fetch_list : NULL;
+        if (ri)
+            ri->rsp_fetch_list = NULL;
+        if (rc && res)
+            mailimap_fetch_list_free(res);
+        else if (!rc)
+            rc = sync__imap_fetch_results(res, full, cb, arg, err);
+    }
+    if (rc)
+        return rc;
+    if (!s->ndue)
+        return sh_error_set(err, SH_EINVAL, "IMAP UID FETCH: no reply is due");
+    sync__imap_answer a;
+    sync__imap_due_pop(s, &a);
+    return a.state == SYNC__IMAP_OK ? SH_OK : sync__imap_refused(s, &a, "UID FETCH", err);
+}
+
+size_t sync_imap_due(const sync_imap *s)
+{
+    return s ? s->ndue : 0;
 }
 
 int sync_imap_changes(sync_imap *s, uint32_t hi, uint64_t modseq, sync_msg_fn cb, void *arg,

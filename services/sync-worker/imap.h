@@ -132,12 +132,40 @@ int sync_imap_select(sync_imap *s, const char *folder, sync_folder_info *info, s
  * number in *n. */
 int sync_imap_search(sync_imap *s, uint32_t from, uint32_t **uids, size_t *n, sh_error *err);
 
+/* sync_imap_search_range returns the UIDs of the selected folder within
+ * lo..hi (hi UINT32_MAX: up to the last), ascending, in *uids (caller
+ * frees) and their number in *n: UID SEARCH UID lo:hi, a reply of at most
+ * the messages in that range. */
+int sync_imap_search_range(sync_imap *s, uint32_t lo, uint32_t hi, uint32_t **uids, size_t *n,
+                           sh_error *err);
+/* sync_imap_exists is the message count of the selected folder as the
+ * server last said (EXISTS and EXPUNGE responses since SELECT counted). */
+uint32_t sync_imap_exists(const sync_imap *s);
+/* sync_imap_uid_at sets *uid to the UID of the message at sequence number
+ * seq of the selected folder (UID SEARCH <seq>), 0 when there is none. */
+int sync_imap_uid_at(sync_imap *s, uint32_t seq, uint32_t *uid, sh_error *err);
+
 /* sync_imap_fetch fetches the n UIDs of uids (any order; n > 0), or 1:* when
  * uids is NULL. full asks for UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE,
  * otherwise UID FLAGS; changedsince > 0 adds CHANGEDSINCE. cb runs once per
  * message. */
 int sync_imap_fetch(sync_imap *s, const uint32_t *uids, size_t n, bool full, uint64_t changedsince,
                     sync_msg_fn cb, void *arg, sh_error *err);
+
+/* sync_imap_fetch_range fetches the messages with a UID in lo..hi (hi
+ * UINT32_MAX: up to the last) as sync_imap_fetch does. */
+int sync_imap_fetch_range(sync_imap *s, uint32_t lo, uint32_t hi, bool full, uint64_t changedsince,
+                          sync_msg_fn cb, void *arg, sh_error *err);
+
+/* sync_imap_fetch_send sends the UID FETCH of sync_imap_fetch (n > 0 UIDs,
+ * no modifier) without waiting; sync_imap_fetch_recv reads the reply of the
+ * oldest fetch so sent and runs cb once per message. The next fetch can so
+ * be on its way, the server making its reply, while this one is decoded
+ * and stored. While a reply is due (sync_imap_due counts them) no other
+ * command may be used on the session. */
+int sync_imap_fetch_send(sync_imap *s, const uint32_t *uids, size_t n, bool full, sh_error *err);
+int sync_imap_fetch_recv(sync_imap *s, bool full, sync_msg_fn cb, void *arg, sh_error *err);
+size_t sync_imap_due(const sync_imap *s);
 
 /* A run of UIDs, lo..hi inclusive. */
 typedef struct sync_uid_range {

@@ -147,6 +147,107 @@ int sync__imap_exec(sync_imap *s, const sync_wire *w, const char *what, sync__im
     return SH_OK;
 }
 
+int sync__imap_send(sync_imap *s, const sync_wire *w, const char *what, sh_error *err)
+{
+    if (w->err)
+        return sh_error_set(err, w->err == SH_ENOMEM ? SH_ENOMEM : SH_EINVAL, "IMAP %s: %s", what,
+                            w->why);
+    if (w->nlits)
+        return sh_error_set(err, SH_EINVAL, "IMAP %s: a literal cannot be sent ahead", what);
+    if (s->ndue == SYNC__IMAP_DUE_MAX)
+        return sh_error_set(err, SH_EINVAL, "IMAP %s: too many commands sent ahead", what);
+    mailstream *st = s->m->imap_stream;
+    int r = mailimap_send_current_tag(s->m);
+    if (r == MAILIMAP_NO_ERROR &&
+        (mailstream_write(st, w->buf.data, w->buf.len) < 0 || mailstream_write(st, "\r\n", 2) < 0 ||
+         mailstream_flush(st) == -1))
+        r = MAILIMAP_ERROR_STREAM;
+    if (r != MAILIMAP_NO_ERROR)
+        return sync__imap_error(s, r, what, err);
+    sync__imap_due *d = &s->due[s->ndue++];
+    memset(d, 0, sizeof *d);
+    d->tag = s->m->imap_tag;
+    return SH_OK;
+}
+
+/* imap_tagged_line reads the tag and state of the tagged line that ended
+ * the response libetpan parsed last: the last line of its buffer. */
+static bool imap_tagged_line(const sync_imap *s, int *tag, sync__imap_state *state)
+{
+    const MMAPString *b = s->m->imap_stream_buffer;
+    if (!b || !b->str || b->len < 2)
+        return false;
+    size_t end = b->len;
+    while (end > 0 && (b->str[end - 1] == '\n' || b->str[end - 1] == '\r'))
+        end--;
+    size_t at = end;
+    while (at > 0 && b->str[at - 1] != '\n')
+        at--;
+    long t = 0;
+    size_t i = at;
+    for (; i < end && b->str[i] >= '0' && b->str[i] <= '9' && t < 1000000000; i++)
+        t = t * 10 + (b->str[i] - '0');
+    if (i == at || i >= end || b->str[i] != ' ')
+        return false;
+    const char *word = b->str + i + 1;
+    size_t left = end - i - 1;
+    if (left >= 2 && strncasecmp(word, "OK", 2) == 0)
+        *state = SYNC__IMAP_OK;
+    else if (left >= 2 && strncasecmp(word, "NO", 2) == 0)
+        *state = SYNC__IMAP_NO;
+    else if (left >= 3 && strncasecmp(word, "BAD", 3) == 0)
+        *state = SYNC__IMAP_BAD;
+    else
+        return false;
+    *tag = (int)t;
+    return true;
+}
+
+int sync__imap_recv_one(sync_imap *s, const char *what, sh_error *err)
+{
+    if (s->ndue == 0)
+        return sh_error_set(err, SH_EINVAL, "IMAP %s: no reply is due", what);
+    /* libetpan checks a reply's tag against the last one it sent: it is
+     * told the oldest due, which ends the reply when the server answers
+     * in order. A server that runs pipelined commands at once (Dovecot
+     * does) may end a younger one first: its tag is then read from the
+     * tagged line. */
+    int last = s->m->imap_tag;
+    s->m->imap_tag = s->due[0].tag;
+    int r = mailimap_read_line(s->m) ? MAILIMAP_NO_ERROR : MAILIMAP_ERROR_STREAM;
+    struct mailimap_response *resp = NULL;
+    if (r == MAILIMAP_NO_ERROR)
+        r = mailimap_parse_response(s->m, &resp);
+    s->m->imap_tag = last;
+    sync__imap_answer a = {.state = SYNC__IMAP_BAD};
+    int tag = s->due[0].tag;
+    if (r == MAILIMAP_NO_ERROR) {
+        imap_answer_of(s, resp, &a);
+        mailimap_response_free(resp);
+    } else if (r == MAILIMAP_ERROR_PROTOCOL) {
+        if (!imap_tagged_line(s, &tag, &a.state))
+            return sh_error_set(err, SH_EPROTO, "IMAP %s: malformed server reply", what);
+    } else {
+        return sync__imap_error(s, r, what, err);
+    }
+    for (size_t i = 0; i < s->ndue; i++) {
+        if (s->due[i].tag == tag && !s->due[i].answered) {
+            s->due[i].answered = true;
+            s->due[i].answer = a;
+            return SH_OK;
+        }
+    }
+    return sh_error_set(err, SH_EPROTO, "IMAP %s: a reply to a command not sent (tag %d)", what,
+                        tag);
+}
+
+void sync__imap_due_pop(sync_imap *s, sync__imap_answer *a)
+{
+    *a = s->due[0].answer;
+    memmove(s->due, s->due + 1, (s->ndue - 1) * sizeof *s->due);
+    s->ndue--;
+}
+
 /* imap_said is the text of the server's last tagged answer. */
 const char *sync__imap_said(const sync_imap *s)
 {

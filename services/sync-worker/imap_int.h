@@ -67,27 +67,6 @@ typedef struct sync__imap_cap {
     sync__imap_watch watch; /* of the read in progress */
 } sync__imap_cap;
 
-struct sync_imap {
-    mailimap *m;
-    const char *host;
-    char *counted_host;    /* the host counted in hostcap.h, NULL when not */
-    sync__imap_cap *cap;   /* owned by the stream */
-    sync__imap_cap limits; /* what cap starts from, kept across STARTTLS */
-    int run_deadline_s;    /* for messages */
-    bool logged_in;
-    bool condstore;
-    bool qresync; /* ENABLE QRESYNC succeeded */
-};
-
-/* sync__imap_cap_install puts the counting stream in front of st, the
- * stream of session s, with the limits of s->limits; s->cap (owned by the
- * stream, freed with it) tells when a reply went over the cap or its
- * deadline. Returns SH_OK or SH_ENOMEM. */
-int sync__imap_cap_install(sync_imap *s, mailstream *st);
-/* sync__imap_cap_begin starts the clock and the count of a reply now, for
- * the greeting (written before anything is sent). */
-void sync__imap_cap_begin(sync__imap_cap *c);
-
 /* An IMAP command's tagged answer. */
 typedef enum sync__imap_state {
     SYNC__IMAP_OK,
@@ -100,6 +79,39 @@ typedef struct sync__imap_answer {
     char code[32]; /* the response code's atom ("UNAVAILABLE"), "" when none */
 } sync__imap_answer;
 
+/* The most commands sent ahead of their replies. */
+#define SYNC__IMAP_DUE_MAX 4
+
+/* A command sent whose reply has not been taken yet. */
+typedef struct sync__imap_due {
+    int tag;
+    bool answered;
+    sync__imap_answer answer;
+} sync__imap_due;
+
+struct sync_imap {
+    mailimap *m;
+    const char *host;
+    char *counted_host;    /* the host counted in hostcap.h, NULL when not */
+    sync__imap_cap *cap;   /* owned by the stream */
+    sync__imap_cap limits; /* what cap starts from, kept across STARTTLS */
+    int run_deadline_s;    /* for messages */
+    bool logged_in;
+    bool condstore;
+    bool qresync;                           /* ENABLE QRESYNC succeeded */
+    sync__imap_due due[SYNC__IMAP_DUE_MAX]; /* sent by sync__imap_send, oldest first */
+    size_t ndue;
+};
+
+/* sync__imap_cap_install puts the counting stream in front of st, the
+ * stream of session s, with the limits of s->limits; s->cap (owned by the
+ * stream, freed with it) tells when a reply went over the cap or its
+ * deadline. Returns SH_OK or SH_ENOMEM. */
+int sync__imap_cap_install(sync_imap *s, mailstream *st);
+/* sync__imap_cap_begin starts the clock and the count of a reply now, for
+ * the greeting (written before anything is sent). */
+void sync__imap_cap_begin(sync__imap_cap *c);
+
 /* sync__imap_exec sends the tag, the command of w and CRLF (waiting for
  * the server at each synchronizing literal), reads the whole reply with
  * libetpan's parser, which files its data in the session (selection info,
@@ -109,6 +121,17 @@ typedef struct sync__imap_answer {
  * the command in them. */
 int sync__imap_exec(sync_imap *s, const sync_wire *w, const char *what, sync__imap_answer *a,
                     sh_error *err);
+/* sync__imap_send sends the tag, the command of w (without a literal) and
+ * CRLF, and does not wait for the reply: the command joins s->due, in the
+ * order sent. sync__imap_recv_one reads one reply, which may end any due
+ * command (a server may run pipelined commands at once), marks that
+ * command answered and leaves the reply's data in the session, as
+ * sync__imap_exec does; the caller repeats it until s->due[0] is answered,
+ * taking each reply's data, then sync__imap_due_pop takes its answer.
+ * While a command is due no other may run on the session. */
+int sync__imap_send(sync_imap *s, const sync_wire *w, const char *what, sh_error *err);
+int sync__imap_recv_one(sync_imap *s, const char *what, sh_error *err);
+void sync__imap_due_pop(sync_imap *s, sync__imap_answer *a);
 /* sync__imap_simple runs a command whose only result is its answer: SH_OK
  * for OK, SH_EPROTO naming the command and the server's words otherwise. */
 int sync__imap_simple(sync_imap *s, const sync_wire *w, const char *what, sh_error *err);

@@ -237,18 +237,10 @@ int sync_mail_recv(sh_store *st, size_t n, sh_error *err)
     return rc;
 }
 
-int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
-                    uint32_t **uids, size_t *n, sh_error *err)
+/* mail_index_read runs c, a ZRANGE or ZRANGEBYSCORE of an index, and
+ * returns the UIDs of its reply in *uids (caller frees). */
+static int mail_index_read(sh_store *st, sh_cmd *c, uint32_t **uids, size_t *n, sh_error *err)
 {
-    *uids = NULL;
-    *n = 0;
-    char idx[SYNC_KEY_MAX];
-    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
-        return sync__mail_key_err(err);
-    sh_cmd *c = sh_cmd_new("ZRANGE");
-    sh_cmd_str(c, idx);
-    sh_cmd_str(c, "0");
-    sh_cmd_str(c, "-1");
     sh_reply *r = NULL;
     int rc = sh_store_call(st, c, &r, err);
     if (rc)
@@ -265,6 +257,42 @@ int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t
     *uids = v;
     *n = count;
     return SH_OK;
+}
+
+int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                    uint32_t **uids, size_t *n, sh_error *err)
+{
+    *uids = NULL;
+    *n = 0;
+    char idx[SYNC_KEY_MAX];
+    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
+        return sync__mail_key_err(err);
+    sh_cmd *c = sh_cmd_new("ZRANGE");
+    sh_cmd_str(c, idx);
+    sh_cmd_str(c, "0");
+    sh_cmd_str(c, "-1");
+    return mail_index_read(st, c, uids, n, err);
+}
+
+int sync_mail_index_range(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                          uint32_t lo, uint32_t hi, size_t max, uint32_t **uids, size_t *n,
+                          sh_error *err)
+{
+    *uids = NULL;
+    *n = 0;
+    char idx[SYNC_KEY_MAX];
+    if (sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) < 0)
+        return sync__mail_key_err(err);
+    if (max == 0)
+        return sh_error_set(err, SH_EINVAL, "an index window of no UIDs");
+    sh_cmd *c = sh_cmd_new("ZRANGEBYSCORE");
+    sh_cmd_str(c, idx);
+    sh_cmd_int(c, lo);
+    sh_cmd_int(c, hi);
+    sh_cmd_str(c, "LIMIT");
+    sh_cmd_str(c, "0");
+    sh_cmd_int(c, (long long)max);
+    return mail_index_read(st, c, uids, n, err);
 }
 
 int sync_mail_count(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
@@ -360,12 +388,17 @@ int sync_mail_remove(sh_store *st, const char *acct, const char *folder, uint32_
 int sync_mail_drop_folder(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                           sh_error *err)
 {
-    uint32_t *uids = NULL;
-    size_t n = 0;
-    int rc = sync_mail_index(st, acct, folder, uidvalidity, &uids, &n, err);
-    if (!rc)
-        rc = sync_mail_remove(st, acct, folder, uidvalidity, uids, n, err);
-    free(uids);
+    /* A chunk at a time, so that a folder of millions of messages is
+     * dropped in bounded memory. */
+    int rc = SH_OK;
+    for (size_t n = MAIL_CHUNK; !rc && n == MAIL_CHUNK;) {
+        uint32_t *uids = NULL;
+        rc = sync_mail_index_range(st, acct, folder, uidvalidity, 0, UINT32_MAX, MAIL_CHUNK, &uids,
+                                   &n, err);
+        if (!rc)
+            rc = sync_mail_remove(st, acct, folder, uidvalidity, uids, n, err);
+        free(uids);
+    }
     char idx[SYNC_KEY_MAX], unseen[SYNC_KEY_MAX], pending[SYNC_KEY_MAX];
     if (!rc && sync_key_index(idx, sizeof idx, acct, folder, uidvalidity) >= 0 &&
         sync_key_unseen(unseen, sizeof unseen, acct, folder, uidvalidity) >= 0 &&

@@ -55,6 +55,12 @@ int sync_mail_recv(sh_store *st, size_t n, sh_error *err);
  * (caller frees). */
 int sync_mail_index(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                     uint32_t **uids, size_t *n, sh_error *err);
+/* sync_mail_index_range returns at most max (> 0) stored UIDs of a folder
+ * within lo..hi, the lowest first, in *uids (caller frees): one window of
+ * the index, so that a large folder is compared in bounded memory. */
+int sync_mail_index_range(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
+                          uint32_t lo, uint32_t hi, size_t max, uint32_t **uids, size_t *n,
+                          sh_error *err);
 /* sync_mail_count sets *n to the number of stored messages of a folder. */
 int sync_mail_count(sh_store *st, const char *acct, const char *folder, uint32_t uidvalidity,
                     long long *n, sh_error *err);

@@ -14,7 +14,8 @@ static const char *cfg_key, *cfg_key_prev, *cfg_coord_rpc, *cfg_coord_events, *c
     *cfg_ca_file, *cfg_allow_hosts, *cfg_deny_hosts;
 static long long cfg_concurrency, cfg_connect_timeout, cfg_command_timeout, cfg_batch, cfg_budget,
     cfg_renew, cfg_events_len, cfg_events_age, cfg_command_deadline, cfg_run_deadline,
-    cfg_max_watches, cfg_per_host, cfg_idle_renew, cfg_poll, cfg_watch_renew, cfg_sweep;
+    cfg_max_watches, cfg_per_host, cfg_idle_renew, cfg_poll, cfg_watch_renew, cfg_sweep, cfg_window,
+    cfg_max_per_folder;
 static bool cfg_allow_insecure;
 static sh_hostpolicy *hosts;
 static sh_key key, key_prev;
@@ -53,6 +54,10 @@ static const sh_setting sync_settings[] = {
      "messages fetched and written per batch"},
     {"SYNC_FETCH_BUDGET", NULL, SH_SET_INT, "1000", 1, 1000000, &cfg_budget, false,
      "messages in flight across all sync threads (bounds memory)"},
+    {"SYNC_CHECK_WINDOW", NULL, SH_SET_INT, "10000", 10, 1000000, &cfg_window, false,
+     "messages per window when a folder's UIDs and flags are compared with the server's"},
+    {"MAIL_MAX_MESSAGES_PER_FOLDER", NULL, SH_SET_INT, "1000000", 0, 1000000000,
+     &cfg_max_per_folder, false, "messages stored per folder, the newest kept (0: no cap)"},
     {"SYNC_RENEW_SECONDS", NULL, SH_SET_INT, "30", 1, 3600, &cfg_renew, false,
      "seconds between two renewals of a lease while syncing"},
     {"MAIL_EVENTS_MAX_LEN", NULL, SH_SET_INT, "10000", 10, 10000000, &cfg_events_len, false,
@@ -108,6 +113,8 @@ static int sync_validate(sh_error *err)
     env.hosts = hosts;
     env.fetch_batch = (int)cfg_batch;
     env.fetch_budget = (int)cfg_budget;
+    env.check_window = (int)cfg_window;
+    env.max_per_folder = cfg_max_per_folder;
     env.renew_s = (int)cfg_renew;
     env.events_max_len = cfg_events_len;
     env.events_max_age_s = cfg_events_age;

@@ -3,9 +3,8 @@
  * Otherwise, where the server has QRESYNC, one UID FETCH (CHANGEDSINCE
  * VANISHED) names the flag changes and expunges and a UID SEARCH the new
  * messages; elsewhere (and once a day regardless) the stored UIDs are
- * compared with the server's whole UID list. New messages are fetched in
- * batches and written with one pipeline per batch; flags are refreshed by
- * CONDSTORE CHANGEDSINCE when the server has it, by a full scan otherwise. */
+ * compared with the server's, a window at a time (sync_full.c). New
+ * messages are fetched in batches (sync_batch.c). */
 #include "sync.h"
 
 #include <stdatomic.h>
@@ -25,82 +24,6 @@
 /* Where QRESYNC reports deletions, every UID is still compared with the
  * server's at least this often. */
 #define SYNC_FULL_CHECK_MS (24LL * 3600 * 1000)
-/* The smallest batch the fetch budget shrinks a batch to. */
-#define SYNC_BATCH_MIN 50
-
-static int sync_put(void *arg, const sync_msg *m)
-{
-    sync_folder *f = arg;
-    if (f->nbatch >= f->batch_cap)
-        return SH_EPROTO; /* more messages than asked for */
-    if (sync_change_new(f->run->env, f->run->acct, f->folder, f->uidvalidity, m,
-                        f->changes + f->nbatch))
-        return SH_ENOMEM;
-    f->batch_uids[f->nbatch++] = m->uid;
-    return SH_OK;
-}
-
-/* The sync threads fetching new messages at the moment. */
-static atomic_int sync_fetchers;
-
-/* sync_batch_size is the size of the next batch of a thread with left
- * messages to fetch: SYNC_FETCH_BATCH, or less when the threads fetching
- * at once would hold more than SYNC_FETCH_BUDGET messages together. */
-static size_t sync_batch_size(const sync_env *env, size_t left)
-{
-    int fetchers = atomic_load(&sync_fetchers);
-    long long share = env->fetch_budget / (fetchers > 0 ? fetchers : 1);
-    long long k = share < env->fetch_batch ? share : env->fetch_batch;
-    if (k < SYNC_BATCH_MIN)
-        k = env->fetch_batch < SYNC_BATCH_MIN ? env->fetch_batch : SYNC_BATCH_MIN;
-    return (size_t)k < left ? (size_t)k : left;
-}
-
-/* sync_landed stores the batch's messages with their events, then reports
- * the progress of the k asked for. */
-static int sync_landed(sync_folder *f, size_t k, sh_error *err)
-{
-    sync_run *run = f->run;
-    size_t n = f->nbatch;
-    f->nbatch = 0;
-    int rc =
-        sync__changes_apply(f, f->changes, f->batch_uids, NULL, n, SH_EVENT_MAIL_ADDED, NULL, err);
-    if (rc)
-        return rc;
-    f->done += (long long)k;
-    run->fetched += (long long)k;
-    sync_report_update(run->report, f->step, "fetching new messages", f->folder, f->done, f->total);
-    return SH_OK;
-}
-
-/* sync_new fetches and stores the n new UIDs in batches: each batch's
- * messages are stored, with their mail.new events, by one pipeline. */
-static int sync_new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n, sh_error *err)
-{
-    sync_run *run = f->run;
-    size_t batch = (size_t)run->env->fetch_batch;
-    f->changes = calloc(batch, sizeof *f->changes);
-    f->batch_uids = calloc(batch, sizeof *f->batch_uids);
-    if (!f->changes || !f->batch_uids)
-        return sh_error_set(err, SH_ENOMEM, "out of memory");
-    f->batch_cap = batch;
-    atomic_fetch_add(&sync_fetchers, 1);
-    int rc = SH_OK;
-    size_t k = 0;
-    for (size_t base = 0; base < n && !rc; base += k) {
-        k = sync_batch_size(run->env, n - base);
-        f->nbatch = 0;
-        sh_error_clear(err);
-        rc = sync_imap_fetch(imap, uids + base, k, true, 0, sync_put, f, err);
-        if (rc == SH_OK)
-            rc = sync_landed(f, k, err);
-        if (rc == SH_OK && run->keepalive)
-            rc = run->keepalive(run->keepalive_arg, err);
-    }
-    atomic_fetch_sub(&sync_fetchers, 1);
-    return rc;
-}
-
 static void sync_folder_fini(sync_folder *f)
 {
     for (size_t i = 0; f->changes && i < f->nbatch; i++)
@@ -113,98 +36,6 @@ static void sync_folder_fini(sync_folder *f)
     free(f->f_uids);
 }
 
-/* The removals applied per pipeline. */
-#define SYNC_REMOVE_CHUNK 500
-
-/* sync_remove deletes the n stored messages of gone with their events. */
-static int sync_remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error *err)
-{
-    sync_run *run = f->run;
-    sync_change c[SYNC_REMOVE_CHUNK];
-    int rc = SH_OK;
-    for (size_t base = 0; !rc && base < n; base += SYNC_REMOVE_CHUNK) {
-        size_t k = n - base < SYNC_REMOVE_CHUNK ? n - base : SYNC_REMOVE_CHUNK, made = 0;
-        for (; !rc && made < k; made++)
-            if (sync_change_removed(run->env, run->acct, f->folder, f->uidvalidity,
-                                    gone[base + made], &c[made]))
-                rc = sh_error_set(err, SH_ENOMEM, "cannot build the removal of a message");
-        if (rc) {
-            for (size_t i = 0; i + 1 < made; i++)
-                sync_change_fini(&c[i]);
-            break;
-        }
-        rc = sync__changes_apply(f, c, gone + base, NULL, k, SH_EVENT_MAIL_REMOVED, NULL, err);
-    }
-    return rc;
-}
-
-/* sync_check_flags gathers the flags changed on the server since modseq
- * (every message's flags when modseq is 0) and stores those that differ. */
-static int sync_check_flags(sync_folder *f, sync_imap *imap, uint64_t modseq, sh_error *err)
-{
-    sync_report_update(f->run->report, f->step, "checking flags", f->folder, f->done, f->total);
-    int rc = sync_imap_fetch(imap, NULL, 0, false, modseq, sync__flag_seen, f, err);
-    return rc ? rc : sync__flags_apply(f, err);
-}
-
-/* What a folder's sync did, for the log. */
-typedef struct sync_counts {
-    size_t fresh, gone;
-    bool full; /* every UID was compared with the server's */
-} sync_counts;
-
-/* sync_folder_full compares every UID of the folder with the stored ones:
- * the missing are fetched, the vanished deleted, and the flags of the rest
- * refreshed (CHANGEDSINCE where CONDSTORE allows, else a full scan). */
-static int sync_folder_full(sync_folder *f, sync_imap *imap, const sync_folder_state *fs,
-                            const sync_folder_info *info, sync_counts *c, sh_error *err)
-{
-    sync_run *run = f->run;
-    uint32_t *server = NULL, *stored = NULL, *gone = NULL, *fresh = NULL;
-    size_t ns = 0, nst = 0, ncommon = 0;
-    int rc = sync_imap_search(imap, 1, &server, &ns, err);
-    if (!rc)
-        rc = sync_mail_index(run->store, run->acct, f->folder, info->uidvalidity, &stored, &nst,
-                             err);
-    if (rc)
-        goto done;
-    gone = malloc((nst ? nst : 1) * sizeof *gone);
-    fresh = malloc((ns ? ns : 1) * sizeof *fresh);
-    if (!gone || !fresh) {
-        rc = sh_error_set(err, SH_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0, j = 0; i < ns || j < nst;) {
-        if (j == nst || (i < ns && server[i] < stored[j]))
-            fresh[c->fresh++] = server[i++];
-        else if (i == ns || stored[j] < server[i])
-            gone[c->gone++] = stored[j++];
-        else
-            i++, j++, ncommon++;
-    }
-    c->full = true;
-    rc = sync_remove(f, gone, c->gone, err);
-    if (rc)
-        goto done;
-    f->total = (long long)c->fresh;
-    sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total);
-    rc = sync_new(f, imap, fresh, c->fresh, err);
-    if (rc || !ncommon)
-        goto done;
-    if (sync_imap_has_condstore(imap) && fs->highestmodseq && info->highestmodseq) {
-        if (fs->highestmodseq != info->highestmodseq)
-            rc = sync_check_flags(f, imap, fs->highestmodseq, err);
-    } else {
-        rc = sync_check_flags(f, imap, 0, err);
-    }
-done:
-    free(server);
-    free(stored);
-    free(gone);
-    free(fresh);
-    return rc;
-}
-
 static int sync_range_cmp(const void *a, const void *b)
 {
     const sync_uid_range *x = a, *y = b;
@@ -212,10 +43,9 @@ static int sync_range_cmp(const void *a, const void *b)
 }
 
 /* sync_stored_in keeps the stored UIDs that fall in one of the n ranges
- * (sorted here), in place; returns how many. */
-static size_t sync_stored_in(uint32_t *stored, size_t nst, sync_uid_range *r, size_t n)
+ * (sorted by lo), in place; returns how many. */
+static size_t sync_stored_in(uint32_t *stored, size_t nst, const sync_uid_range *r, size_t n)
 {
-    qsort(r, n, sizeof *r, sync_range_cmp);
     size_t k = 0, j = 0;
     uint32_t reach = 0; /* the highest UID covered by the ranges seen so far */
     for (size_t i = 0; i < nst; i++) {
@@ -230,6 +60,38 @@ static size_t sync_stored_in(uint32_t *stored, size_t nst, sync_uid_range *r, si
     return k;
 }
 
+/* sync_remove_vanished removes the stored messages that fall in one of
+ * the n ranges QRESYNC named expunged, reading the stored index of their
+ * span a window at a time; *gone counts them. */
+static int sync_remove_vanished(sync_folder *f, sync_uid_range *r, size_t n, size_t *gone,
+                                sh_error *err)
+{
+    sync_run *run = f->run;
+    qsort(r, n, sizeof *r, sync_range_cmp);
+    uint32_t hi = 0;
+    for (size_t i = 0; i < n; i++)
+        hi = r[i].hi > hi ? r[i].hi : hi;
+    size_t w = sync__window(run->env);
+    int rc = SH_OK;
+    for (uint32_t cursor = r[0].lo; !rc && cursor <= hi;) {
+        uint32_t *stored = NULL;
+        size_t nst = 0;
+        rc = sync_mail_index_range(run->store, run->acct, f->folder, f->uidvalidity, cursor, hi, w,
+                                   &stored, &nst, err);
+        bool last = rc || nst < w || stored[nst - 1] >= hi;
+        if (!last)
+            cursor = stored[nst - 1] + 1;
+        size_t k = rc ? 0 : sync_stored_in(stored, nst, r, n);
+        if (k)
+            rc = sync__remove(f, stored, k, err);
+        *gone += k;
+        free(stored);
+        if (last)
+            break;
+    }
+    return rc;
+}
+
 /* sync_folder_changes brings a folder synced before up to date with QRESYNC:
  * one UID FETCH (CHANGEDSINCE VANISHED) names the flag changes and the
  * expunges among the UIDs known at the last run, and a UID SEARCH from
@@ -239,20 +101,15 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
 {
     sync_run *run = f->run;
     sync_uid_range *ranges = NULL;
-    uint32_t *stored = NULL, *fresh = NULL;
-    size_t nr = 0, nst = 0;
+    uint32_t *fresh = NULL;
+    size_t nr = 0;
     int rc = SH_OK;
     if (fs->uidnext > 1 && fs->highestmodseq != info->highestmodseq) {
         sync_report_update(run->report, f->step, "checking changes", f->folder, 0, 0);
         rc = sync_imap_changes(imap, fs->uidnext - 1, fs->highestmodseq, sync__flag_seen, f,
                                &ranges, &nr, err);
         if (!rc && nr)
-            rc = sync_mail_index(run->store, run->acct, f->folder, info->uidvalidity, &stored, &nst,
-                                 err);
-        if (!rc && nr) {
-            c->gone = sync_stored_in(stored, nst, ranges, nr);
-            rc = sync_remove(f, stored, c->gone, err);
-        }
+            rc = sync_remove_vanished(f, ranges, nr, &c->gone, err);
         if (!rc)
             rc = sync__flags_apply(f, err);
     }
@@ -261,12 +118,29 @@ static int sync_folder_changes(sync_folder *f, sync_imap *imap, const sync_folde
     if (!rc && c->fresh) {
         f->total = (long long)c->fresh;
         sync_report_update(run->report, f->step, "fetching new messages", f->folder, 0, f->total);
-        rc = sync_new(f, imap, fresh, c->fresh, err);
+        rc = sync__new(f, imap, fresh, c->fresh, err);
     }
     free(ranges);
-    free(stored);
     free(fresh);
     return rc;
+}
+
+/* sync_cap_warn says, in the run's warning (the account's errorMessage of
+ * an ok run) and the log, that a folder holds more messages than
+ * MAIL_MAX_MESSAGES_PER_FOLDER; every run whose folder is over the cap
+ * says so again. */
+static void sync_cap_warn(sync_run *run, const char *folder, const sync_folder_info *info)
+{
+    long long cap = run->env->max_per_folder;
+    if (cap <= 0 || info->exists <= cap)
+        return;
+    sh_log_warn("folder_capped", "account=%s folder=%s exists=%u cap=%lld", run->acct, folder,
+                (unsigned)info->exists, cap);
+    size_t used = strlen(run->warning);
+    snprintf(run->warning + used, sizeof run->warning - used,
+             "%s%.60s holds %u messages, more than MAIL_MAX_MESSAGES_PER_FOLDER=%lld; the newest "
+             "%lld are kept",
+             used ? "; " : "", folder, (unsigned)info->exists, cap, cap);
 }
 
 /* sync_one_folder brings one folder up to date: nothing to do when its
@@ -302,6 +176,7 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         sync_publish(run->pub, run->acct, SH_EVENT_MAIL_RESET, folder, info.uidvalidity, 0, NULL);
         memset(&fs, 0, sizeof fs);
     }
+    sync_cap_warn(run, folder, &info);
     rc = sync__push_seen(&f, imap, &pushed, err);
     if (rc)
         goto done;
@@ -310,9 +185,9 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
     if (known && !pushed && fs.highestmodseq == info.highestmodseq && fs.uidnext == info.uidnext) {
         /* No message was added (same UIDNEXT) or changed (same
          * HIGHESTMODSEQ); the same count means none was expunged. */
-        long long count = 0;
+        long long count = 0, cap = run->env->max_per_folder;
         rc = sync_mail_count(run->store, run->acct, folder, info.uidvalidity, &count, err);
-        if (rc || count == (long long)info.exists)
+        if (rc || count == (cap > 0 && info.exists > cap ? cap : (long long)info.exists))
             goto done;
     }
     long long now = sh_now_ms();
@@ -320,7 +195,9 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
         now - fs.last_full_check < SYNC_FULL_CHECK_MS)
         rc = sync_folder_changes(&f, imap, &fs, &info, &c, err);
     else
-        rc = sync_folder_full(&f, imap, &fs, &info, &c, err);
+        rc = sync__folder_full(&f, imap, &fs, &info, &c, err);
+    if (!rc)
+        rc = sync__folder_cap(&f, &c, err);
     if (rc)
         goto done;
     sync_folder_state ns_state = {
@@ -333,8 +210,10 @@ static int sync_one_folder(sync_run *run, sync_imap *imap, const char *folder, i
     if (!rc && (c.fresh || c.gone || f.changed))
         rc = sync__log_counts(run, folder, info.uidvalidity, err);
     if (!rc)
-        sh_log_info("folder_synced", "account=%s folder=%s check=%s new=%zu removed=%zu flags=%zu",
-                    run->acct, folder, c.full ? "full" : "qresync", c.fresh, c.gone, f.changed);
+        sh_log_info("folder_synced",
+                    "account=%s folder=%s check=%s new=%zu removed=%zu flags=%zu%s", run->acct,
+                    folder, c.full ? "full" : "qresync", c.fresh, c.gone, f.changed,
+                    c.capped ? " capped=1" : "");
 done:
     sync_folder_fini(&f);
     return rc;

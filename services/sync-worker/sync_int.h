@@ -6,11 +6,13 @@
 #ifndef SYNC_SYNC_INT_H
 #define SYNC_SYNC_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "imap.h"
 #include "mail_change.h"
+#include "mailstore.h"
 #include "shared/store.h"
 #include "sync.h"
 
@@ -30,6 +32,32 @@ typedef struct sync_folder {
     size_t nf, capf;
     size_t changed; /* messages whose stored flags were changed */
 } sync_folder;
+
+/* What a folder's sync did, for the log. */
+typedef struct sync_counts {
+    size_t fresh, gone;
+    bool full;   /* every UID was compared with the server's */
+    bool capped; /* the folder holds more than MAIL_MAX_MESSAGES_PER_FOLDER */
+} sync_counts;
+
+/* sync__new fetches and stores the n new UIDs in batches: each batch's
+ * messages are stored, with their mail.new events, by one pipeline. */
+int sync__new(sync_folder *f, sync_imap *imap, const uint32_t *uids, size_t n, sh_error *err);
+/* sync__remove deletes the n stored messages of gone with their events. */
+int sync__remove(sync_folder *f, const uint32_t *gone, size_t n, sh_error *err);
+/* sync__folder_full compares every UID of the folder with the stored ones,
+ * a window of SYNC_CHECK_WINDOW messages at a time (from the newest
+ * MAIL_MAX_MESSAGES_PER_FOLDER when the folder holds more): the missing
+ * are fetched, the vanished deleted, and the flags of the rest refreshed
+ * (CHANGEDSINCE where CONDSTORE allows, else a full scan). */
+int sync__folder_full(sync_folder *f, sync_imap *imap, const sync_folder_state *fs,
+                      const sync_folder_info *info, sync_counts *c, sh_error *err);
+/* sync__folder_cap removes the oldest stored messages of the folder past
+ * MAIL_MAX_MESSAGES_PER_FOLDER (none without a cap), counting them in
+ * c->gone. */
+int sync__folder_cap(sync_folder *f, sync_counts *c, sh_error *err);
+/* sync__window is the messages compared per window (SYNC_CHECK_WINDOW). */
+size_t sync__window(const sync_env *env);
 
 /* sync__changes_apply applies the n changes (finished here, applied or
  * not) of the messages uids of the folder, and announces each one applied

@@ -38,8 +38,21 @@
  *            p50_ms=... p99_ms=... errors=0
  *   worker run=1 idle_kib=... hwm_kib=...
  *
+ * With -L LARGE, then: a Dovecot without CONDSTORE holding LARGE messages
+ * in one folder and CHECK (-C, 100,000) in another user's, and CHECK more
+ * for a user of the first Dovecot; the bare fetch of the large folder
+ * (after a warm-up), its initial sync by a fresh worker with that worker's
+ * peak RSS, one no-change sync of it, and no-change syncs of the CHECK
+ * folders with and without CONDSTORE:
+ *
+ *   generate messages=... ms=...
+ *   bigfetch messages=... warm_ms=... ms=... per_s=...
+ *   large condstore=0 messages=... ms=... per_s=... idle_kib=... hwm_kib=...
+ *   bigcheck condstore=0|1 messages=... runs=... median_ms=... best_ms=... hwm_kib=...
+ *
  * Usage: bench_sync -b SYNC_WORKER_BIN -l LOG_DIR [-n MESSAGES] [-a ACCOUNTS] [-m SMALL]
- *                   [-r FETCH_RUNS] [-s SYNC_RUNS] [-t CHECK_THREADS] [-p PARALLEL] */
+ *                   [-r FETCH_RUNS] [-s SYNC_RUNS] [-t CHECK_THREADS] [-p PARALLEL]
+ *                   [-k REPEATS] [-L LARGE] [-C CHECK] */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -74,8 +87,8 @@
 #define BS_MAX_RUNS    50
 
 static volatile sig_atomic_t bs_stopping;
-static tf_dovecot dove;
-static bool dove_started;
+static tf_dovecot dove, plain; /* plain: a Dovecot without CONDSTORE */
+static bool dove_started, plain_started;
 static pid_t worker_pid;
 static int worker_runs;
 static const char *worker_bin, *log_dir;
@@ -273,12 +286,15 @@ static int bs_imap_login(bs_imap *c, int port, const char *user, const char *pas
 
 /* bs_fetch_once times one session of the bare client, connect to the UID
  * FETCH's tagged OK; returns the seconds or -1. */
-static double bs_fetch_once(long want)
+static double bs_fetch_of(int port, const char *user, long want, int timeout_s)
 {
     bs_imap c = {.fd = -1};
     long fetched = 0;
     double t0 = bs_now();
-    int rc = bs_imap_login(&c, dove.port, BS_BIG_USER, BS_PASSWORD);
+    int rc = bs_imap_login(&c, port, user, BS_PASSWORD);
+    struct timeval tv = {timeout_s, 0};
+    if (!rc && timeout_s > 0)
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (!rc)
         rc = bs_imap_cmd(&c, "a2", "SELECT INBOX", NULL);
     if (!rc)
@@ -293,6 +309,11 @@ static double bs_fetch_once(long want)
         return -1;
     }
     return secs;
+}
+
+static double bs_fetch_once(long want)
+{
+    return bs_fetch_of(dove.port, BS_BIG_USER, want, 0);
 }
 
 /* The bare no-change check: threads share the account counter. */
@@ -386,14 +407,14 @@ typedef struct bs_acct {
     char status[32];
 } bs_acct;
 
-static int bs_create(bs_acct *a, const char *user)
+static int bs_create_on(bs_acct *a, int port, const char *user)
 {
     char email[96];
     snprintf(email, sizeof email, "%s@example.com", user);
     sh_val *f = sh_val_new_map(), *res = NULL;
     sh_val_set_cstr(f, "emailAddress", sh_val_new_cstr(email));
     sh_val_set_cstr(f, "imapHost", sh_val_new_cstr("127.0.0.1"));
-    sh_val_set_cstr(f, "imapPort", sh_val_new_int(dove.port));
+    sh_val_set_cstr(f, "imapPort", sh_val_new_int(port));
     sh_val_set_cstr(f, "security", sh_val_new_cstr("none"));
     sh_val_set_cstr(f, "username", sh_val_new_cstr(user));
     sh_val_set_cstr(f, "password", sh_val_new_cstr(BS_PASSWORD));
@@ -403,6 +424,11 @@ static int bs_create(bs_acct *a, const char *user)
     snprintf(a->id, sizeof a->id, "%s", id ? id : "");
     sh_val_free(res);
     return id ? 0 : -1;
+}
+
+static int bs_create(bs_acct *a, const char *user)
+{
+    return bs_create_on(a, dove.port, user);
 }
 
 /* bs_sync_now queues a run of the account and notes its progress id. */
@@ -700,6 +726,8 @@ static void bs_pids(void)
         return;
     if (dove_started && dove.pid > 0)
         fprintf(f, "%d\n", (int)dove.pid);
+    if (plain_started && plain.pid > 0)
+        fprintf(f, "%d\n", (int)plain.pid);
     if (worker_pid > 0)
         fprintf(f, "%d\n", (int)worker_pid);
     fclose(f);
@@ -777,8 +805,97 @@ static void bs_nochange_report(bs_series *se)
     fflush(stdout);
 }
 
+/* Dovecot's own CAPABILITY list without CONDSTORE and QRESYNC: every sync
+ * of such a server goes through the full check. */
+#define BS_NO_CONDSTORE                                                                            \
+    "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS SPECIAL-USE"
+#define BS_LARGE_USER "large"
+#define BS_CHECK_USER "hundredk"
+
+/* bs_nochange_of times reps no-change syncs of one account, sync_now to
+ * complete, and prints their median. */
+static int bs_nochange_of(bs_acct *a, int condstore, int messages, int reps)
+{
+    double v[BS_MAX_RUNS];
+    for (int r = 0; r < reps; r++) {
+        double t0 = bs_now();
+        if (bs_sync_now(a) || bs_wait(a, 1, 600) != 0)
+            return -1;
+        v[r] = a->t_done - (a->t_start ? a->t_start : t0);
+    }
+    qsort(v, (size_t)reps, sizeof *v, bs_cmp);
+    printf("bigcheck condstore=%d messages=%d runs=%d median_ms=%.1f best_ms=%.1f hwm_kib=%ld\n",
+           condstore, messages, reps, bs_pct(v, (size_t)reps, 50) * 1e3, v[0] * 1e3,
+           bs_vm_kib(worker_pid, "VmHWM"));
+    fflush(stdout);
+    return bs_stored_is(a, messages);
+}
+
+/* bs_large: a folder of large messages on a Dovecot without CONDSTORE,
+ * synced by a fresh worker (its peak RSS is the folder's), then the
+ * no-change check of a folder of check messages with and without
+ * CONDSTORE. The messages are written as maildir files by the fixture. */
+static int bs_large(int large, int check, int reps)
+{
+    fprintf(stderr, "bench_sync: Dovecot without CONDSTORE, %d + %d messages\n", large, check);
+    double g0 = bs_now();
+    if (tf_dovecot_start_caps(&plain, BS_LARGE_USER, BS_PASSWORD, large, BS_NO_CONDSTORE))
+        return -1;
+    plain_started = true;
+    bs_pids();
+    if (tf_dovecot_add_user(&plain, BS_CHECK_USER, BS_PASSWORD, check) ||
+        tf_dovecot_add_user(&dove, BS_CHECK_USER, BS_PASSWORD, check))
+        return -1;
+    printf("generate messages=%d ms=%.0f\n", large + 2 * check, (bs_now() - g0) * 1e3);
+    fflush(stdout);
+
+    /* The bare fetch, once to warm Dovecot's index and cache, once timed. */
+    fprintf(stderr, "bench_sync: bare UID FETCH of %d messages, 1 + 1 runs\n", large);
+    /* The first SELECT of a fresh maildir of millions of files, and the
+     * first fetch of their envelopes, keep Dovecot silent a long while. */
+    double w = bs_fetch_of(plain.port, BS_LARGE_USER, large, 3600);
+    double f = w < 0 ? -1 : bs_fetch_of(plain.port, BS_LARGE_USER, large, 600);
+    if (f < 0)
+        return -1;
+    printf("bigfetch messages=%d warm_ms=%.0f ms=%.0f per_s=%.0f\n", large, w * 1e3, f * 1e3,
+           large / f);
+    fflush(stdout);
+
+    bs_worker_stop();
+    if (bs_worker_start())
+        return -1;
+    long idle = bs_vm_kib(worker_pid, "VmRSS");
+    fprintf(stderr, "bench_sync: initial sync of %d messages without CONDSTORE\n", large);
+    bs_acct a;
+    memset(&a, 0, sizeof a);
+    double t0 = bs_now();
+    if (bs_create_on(&a, plain.port, BS_LARGE_USER) || bs_sync_now(&a) || bs_wait(&a, 1, 7200))
+        return -1;
+    double s = a.t_done - (a.t_start ? a.t_start : t0);
+    long hwm = bs_vm_kib(worker_pid, "VmHWM");
+    if (bs_stored_is(&a, large))
+        return -1;
+    printf("large condstore=0 messages=%d ms=%.0f per_s=%.0f idle_kib=%ld hwm_kib=%ld\n", large,
+           s * 1e3, large / s, idle, hwm);
+    fflush(stdout);
+    fprintf(stderr, "bench_sync: no-change sync of %d messages without CONDSTORE\n", large);
+    if (bs_nochange_of(&a, 0, large, 1))
+        return -1;
+
+    fprintf(stderr, "bench_sync: no-change sync of %d messages, with and without CONDSTORE\n",
+            check);
+    bs_acct c0, c1;
+    memset(&c0, 0, sizeof c0);
+    memset(&c1, 0, sizeof c1);
+    if (bs_create_on(&c0, plain.port, BS_CHECK_USER) ||
+        bs_create_on(&c1, dove.port, BS_CHECK_USER) || bs_sync_now(&c0) || bs_sync_now(&c1) ||
+        bs_wait(&c0, 1, 1200) || bs_wait(&c1, 1, 1200))
+        return -1;
+    return bs_nochange_of(&c0, 0, check, reps) || bs_nochange_of(&c1, 1, check, reps) ? -1 : 0;
+}
+
 static int bs_main(int messages, int accounts, int small, int fetch_runs, int sync_runs,
-                   int threads, int parallel, int reps)
+                   int threads, int parallel, int reps, int large, int check)
 {
     const char *c_url = getenv("COORDINATOR_RPC_URL"), *p_url = getenv("PROGRESS_RPC_URL");
     const char *e_url = getenv("PROGRESS_EVENTS_URL"), *w_url = getenv("SYNC_WORKER_RPC_URL");
@@ -966,6 +1083,8 @@ static int bs_main(int messages, int accounts, int small, int fetch_runs, int sy
     for (int i = 0; i < accounts; i++)
         if (bs_stored_is(&accts[i], small))
             goto done;
+    if (large > 0 && bs_large(large, check, reps))
+        goto done;
     rc = 0;
 done:
     free(running.lat);
@@ -977,9 +1096,9 @@ done:
 int main(int argc, char **argv)
 {
     int messages = 10000, accounts = 200, small = 20, fetch_runs = 5, sync_runs = 5, threads = 8;
-    int parallel = 8, reps = 3;
+    int parallel = 8, reps = 3, large = 0, check = 100000;
     int opt;
-    while ((opt = getopt(argc, argv, "b:l:n:a:m:r:s:t:p:k:")) != -1) {
+    while ((opt = getopt(argc, argv, "b:l:n:a:m:r:s:t:p:k:L:C:")) != -1) {
         switch (opt) {
         case 'b':
             worker_bin = optarg;
@@ -1011,16 +1130,23 @@ int main(int argc, char **argv)
         case 'k':
             reps = atoi(optarg);
             break;
+        case 'L':
+            large = atoi(optarg);
+            break;
+        case 'C':
+            check = atoi(optarg);
+            break;
         default:
             return 2;
         }
     }
     if (!worker_bin || !log_dir || messages < 1 || accounts < 1 || small < 1 || fetch_runs < 1 ||
         fetch_runs > BS_MAX_RUNS || sync_runs < 1 || sync_runs > BS_MAX_RUNS || threads < 1 ||
-        threads > BS_MAX_THREADS || parallel < 1 || reps < 1 || reps > BS_MAX_RUNS) {
+        threads > BS_MAX_THREADS || parallel < 1 || reps < 1 || reps > BS_MAX_RUNS || large < 0 ||
+        check < 1) {
         fprintf(stderr, "usage: bench_sync -b SYNC_WORKER_BIN -l LOG_DIR [-n MESSAGES] "
                         "[-a ACCOUNTS] [-m SMALL] [-r FETCH_RUNS] [-s SYNC_RUNS] "
-                        "[-t CHECK_THREADS] [-p PARALLEL] [-k REPEATS]\n");
+                        "[-t CHECK_THREADS] [-p PARALLEL] [-k REPEATS] [-L LARGE] [-C CHECK]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -1030,8 +1156,19 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int rc = bs_main(messages, accounts, small, fetch_runs, sync_runs, threads, parallel, reps);
+    int rc = bs_main(messages, accounts, small, fetch_runs, sync_runs, threads, parallel, reps,
+                     large, check);
     bs_worker_stop();
+    if (plain_started) {
+        if (rc) {
+            char cmd[700];
+            snprintf(cmd, sizeof cmd, "cp '%s/dovecot.log' '%s/dovecot-plain.log' 2>/dev/null",
+                     plain.dir, log_dir);
+            if (system(cmd) != 0)
+                fprintf(stderr, "bench_sync: (no log of the Dovecot without CONDSTORE)\n");
+        }
+        tf_dovecot_stop(&plain);
+    }
     if (dove_started) {
         if (rc) {
             char cmd[700];

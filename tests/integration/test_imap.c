@@ -263,6 +263,30 @@ static void test_select_search(void **state)
     assert_int_equal(sync_imap_search(s, NMSG + 1, &uids, &n, &err), SH_OK);
     assert_int_equal(n, 0);
     free(uids);
+    /* Windows of the full check: a UID range, and the UID at a sequence
+     * number. */
+    assert_int_equal(sync_imap_search_range(s, 4, 9, &uids, &n, &err), SH_OK);
+    assert_int_equal(n, 6);
+    assert_int_equal(uids[0], 4);
+    assert_int_equal(uids[5], 9);
+    free(uids);
+    assert_int_equal(sync_imap_search_range(s, NMSG - 1, UINT32_MAX, &uids, &n, &err), SH_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(uids[1], NMSG);
+    free(uids);
+    assert_int_equal(sync_imap_search_range(s, NMSG + 5, UINT32_MAX, &uids, &n, &err), SH_OK);
+    assert_int_equal(n, 0);
+    free(uids);
+    uint32_t uid = 0;
+    assert_int_equal(sync_imap_uid_at(s, 7, &uid, &err), SH_OK);
+    assert_int_equal(uid, 7);
+    assert_int_equal(sync_imap_uid_at(s, 0, &uid, &err), SH_OK);
+    assert_int_equal(uid, 0);
+    seen_msgs *c = calloc(1, sizeof *c);
+    assert_int_equal(sync_imap_fetch_range(s, 3, 5, false, 0, collect, c, &err), SH_OK);
+    assert_int_equal(c->n, 3);
+    assert_true(index_of(c, 3) >= 0 && index_of(c, 5) >= 0 && index_of(c, 6) < 0);
+    free(c);
     sync_imap_free(s);
 }
 
@@ -323,6 +347,38 @@ static void test_fetch(void **state)
     assert_int_equal(sync_imap_fetch(s, some, 1, false, 0, collect, c, &err), SH_OK);
     assert_int_equal(c->n, 1);
     assert_int_equal(c->uid[0], 3);
+
+    /* Fetches sent ahead: every message of both comes once, whichever
+     * reply carries it (Dovecot runs pipelined fetches at once), and the
+     * session goes on after them. */
+    uint32_t first[NMSG / 2], second[NMSG / 2];
+    for (uint32_t i = 0; i < NMSG / 2; i++) {
+        first[i] = i + 1;
+        second[i] = NMSG / 2 + i + 1;
+    }
+    memset(c, 0, sizeof *c);
+    assert_int_equal(sync_imap_fetch_recv(s, true, collect, c, &err), SH_EINVAL);
+    assert_int_equal(sync_imap_fetch_send(s, first, NMSG / 2, true, &err), SH_OK);
+    assert_int_equal(sync_imap_fetch_send(s, second, NMSG / 2, true, &err), SH_OK);
+    assert_int_equal(sync_imap_due(s), 2);
+    assert_int_equal(sync_imap_fetch_recv(s, true, collect, c, &err), SH_OK);
+    assert_true(c->n >= NMSG / 2);
+    assert_int_equal(sync_imap_due(s), 1);
+    assert_int_equal(sync_imap_fetch_recv(s, true, collect, c, &err), SH_OK);
+    assert_int_equal(sync_imap_due(s), 0);
+    assert_int_equal(c->n, NMSG);
+    for (uint32_t u = 1; u <= NMSG; u++) {
+        int i = index_of(c, u);
+        assert_true(i >= 0);
+        char want[32];
+        snprintf(want, sizeof want, "Message %u", (unsigned)u);
+        assert_string_equal(c->subject[i], want);
+    }
+    memset(c, 0, sizeof *c);
+    assert_int_equal(sync_imap_fetch(s, some, 1, false, 0, collect, c, &err), SH_OK);
+    assert_int_equal(c->n, 1);
+    /* A session freed with a fetch still due. */
+    assert_int_equal(sync_imap_fetch_send(s, first, 1, true, &err), SH_OK);
     free(c);
     sync_imap_free(s);
 }

@@ -210,6 +210,23 @@ static void test_index_count_flags(void **state)
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(uids[i], want[i]);
     free(uids);
+    /* One window of the index: by UID, at most max of them. */
+    assert_int_equal(sync_mail_index_range(ST, "a1", "INBOX", 9, 2, 100, 10, &uids, &n, &err),
+                     SH_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(uids[0], 2);
+    assert_int_equal(uids[2], 100);
+    free(uids);
+    assert_int_equal(sync_mail_index_range(ST, "a1", "INBOX", 9, 0, UINT32_MAX, 2, &uids, &n, &err),
+                     SH_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(uids[1], 2);
+    free(uids);
+    assert_int_equal(
+        sync_mail_index_range(ST, "a1", "INBOX", 9, 101, UINT32_MAX, 9, &uids, &n, &err), SH_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(uids[0], UINT32_MAX);
+    free(uids);
     long long count = -1;
     assert_int_equal(sync_mail_count(ST, "a1", "INBOX", 9, &count, &err), SH_OK);
     assert_int_equal(count, 5);

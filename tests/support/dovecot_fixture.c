@@ -95,7 +95,8 @@ static int dovecot_config(tf_dovecot *d)
                      "  service_count = 0\n  process_min_avail = 2\n"
                      "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
                      "  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n  }\n}\n"
-                     "service imap {\n  service_count = 0\n  process_min_avail = 2\n}\n"
+                     "service imap {\n  service_count = 0\n  process_min_avail = 2\n"
+                     "  vsz_limit = 2G\n}\n"
                      "service anvil {\n  chroot =\n}\n"
                      "%s%s%s",
                      d->dir, d->dir, d->dir, d->dir, d->dir,

@@ -5,7 +5,9 @@
  * cannot start. Login and imap processes are reused (Dovecot's
  * "high-performance" mode, service_count = 0): a new process per
  * connection would make the server, which shares this machine's cores
- * with what is measured, the bottleneck of many short sessions. */
+ * with what is measured, the bottleneck of many short sessions. An imap
+ * process may take 2 GB (Dovecot's default is 256 MB), so that a folder of
+ * millions of messages (tests/bench/sync's large folder) can be indexed. */
 #ifndef TESTS_DOVECOT_FIXTURE_H
 #define TESTS_DOVECOT_FIXTURE_H
 
