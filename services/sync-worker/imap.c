@@ -310,23 +310,28 @@ int sync_imap_login(sync_imap *s, const char *user, const char *password, sh_err
     return sync__imap_logged_in(s, err);
 }
 
+int sync__imap_caps_known(sync_imap *s, sh_error *err)
+{
+    struct mailimap_connection_info *ci = s->m->imap_connection_info;
+    if (ci && ci->imap_capability)
+        return SH_OK;
+    struct mailimap_capability_data *caps = NULL;
+    int r = mailimap_capability(s->m, &caps);
+    if (caps)
+        mailimap_capability_data_free(caps);
+    return r == MAILIMAP_NO_ERROR ? SH_OK : sync__imap_error(s, r, "CAPABILITY", err);
+}
+
 int sync__imap_logged_in(sync_imap *s, sh_error *err)
 {
-    struct mailimap_connection_info *ci;
     s->m->imap_state = MAILIMAP_STATE_AUTHENTICATED;
     s->logged_in = true;
     /* Let in: replies may now be as large as a batch of messages. */
     s->limits.limit = SYNC__IMAP_REPLY_MAX;
     s->cap->limit = SYNC__IMAP_REPLY_MAX;
-    ci = s->m->imap_connection_info;
-    if (!ci || !ci->imap_capability) {
-        struct mailimap_capability_data *caps = NULL;
-        int r = mailimap_capability(s->m, &caps);
-        if (caps)
-            mailimap_capability_data_free(caps);
-        if (r != MAILIMAP_NO_ERROR)
-            return sync__imap_error(s, r, "CAPABILITY", err);
-    }
+    int rc = sync__imap_caps_known(s, err);
+    if (rc)
+        return rc;
     s->condstore = mailimap_has_condstore(s->m) != 0;
     if (s->condstore && mailimap_has_qresync(s->m))
         return imap_enable_qresync(s, err);

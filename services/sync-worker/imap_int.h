@@ -166,6 +166,9 @@ int sync__imap_vanished(clist *extensions, uint32_t hi, sync_uid_range **gone, s
  * SH_EPROTO for a message without a requested field, or cb's code. */
 int sync__imap_fetch_results(clist *res, bool full, sync_msg_fn cb, void *arg, sh_error *err);
 
+/* sync__imap_caps_known asks for CAPABILITY unless the session knows the
+ * server's capabilities already. */
+int sync__imap_caps_known(sync_imap *s, sh_error *err);
 /* sync__imap_logged_in finishes a login that the server accepted (LOGIN
  * or AUTHENTICATE): larger replies allowed, the capabilities of the
  * authenticated state read, QRESYNC enabled when offered. */

@@ -143,15 +143,9 @@ int sync_imap_login_oauth(sync_imap *s, const char *user, const char *token, con
                           char mech[16], sh_error *err)
 {
     mech[0] = '\0';
-    struct mailimap_connection_info *ci = s->m->imap_connection_info;
-    if (!ci || !ci->imap_capability) {
-        struct mailimap_capability_data *caps = NULL;
-        int r = mailimap_capability(s->m, &caps);
-        if (caps)
-            mailimap_capability_data_free(caps);
-        if (r != MAILIMAP_NO_ERROR)
-            return sync__imap_error(s, r, "CAPABILITY", err);
-    }
+    int rc = sync__imap_caps_known(s, err);
+    if (rc)
+        return rc;
     if (!sasl_pick(s, prefs, mech, 16))
         return sh_error_set(err, SYNC_EAUTH,
                             "the IMAP server offers neither AUTH=XOAUTH2 nor AUTH=OAUTHBEARER: it "
@@ -159,7 +153,7 @@ int sync_imap_login_oauth(sync_imap *s, const char *user, const char *token, con
     bool ir = sync__imap_has_cap(s, "SASL-IR");
     /* As for LOGIN: the capabilities of the authenticated state are read
      * afresh. */
-    ci = s->m->imap_connection_info;
+    struct mailimap_connection_info *ci = s->m->imap_connection_info;
     if (ci && ci->imap_capability) {
         mailimap_capability_data_free(ci->imap_capability);
         ci->imap_capability = NULL;
