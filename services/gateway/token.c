@@ -8,12 +8,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "shared/b64.h"
 #include "shared/util.h"
 
 #define TOKEN_VERSION '1'
 #define TOKEN_MAC_B64 43 /* 32 bytes in base64url, unpadded */
-
-static const char token_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static const struct {
     const char *name;
@@ -67,68 +66,6 @@ void gw_scope_format(int kind, const char *id, char *out, size_t outlen)
         snprintf(out, outlen, "%s", name);
 }
 
-static int token_b64_put(sh_buf *out, const unsigned char *p, size_t n)
-{
-    char chunk[4];
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        size_t k = n - i >= 3 ? 3 : n - i;
-        if (k > 1)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (k > 2)
-            v |= p[i + 2];
-        for (size_t j = 0; j < 4; j++)
-            chunk[j] = token_b64[(v >> (18 - 6 * j)) & 63];
-        int rc = sh_buf_append(out, chunk, k + 1);
-        if (rc != SH_OK)
-            return rc;
-    }
-    return SH_OK;
-}
-
-static int token_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* token_b64_get decodes n characters of unpadded base64url into out (room
- * for n * 3 / 4 bytes); false on any other character, a length no encoding
- * has, or unused bits that are not zero (so each token has one spelling). */
-static bool token_b64_get(const char *s, size_t n, unsigned char *out, size_t *outlen)
-{
-    if (n % 4 == 1)
-        return false;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = token_b64_value((unsigned char)s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return false;
-    *outlen = o;
-    return true;
-}
-
 int gw_token_mint(const sh_key *key, const gw_token *t, sh_buf *out)
 {
     if (t->n == 0 || t->n > GW_TOKEN_SCOPES_MAX)
@@ -144,7 +81,7 @@ int gw_token_mint(const sh_key *key, const gw_token *t, sh_buf *out)
     }
     size_t start = out->len;
     if (rc == SH_OK)
-        rc = token_b64_put(out, (const unsigned char *)payload.data, payload.len);
+        rc = sh_b64url_encode(payload.data, payload.len, out);
     sh_buf_fini(&payload);
     if (rc != SH_OK)
         return rc;
@@ -152,7 +89,7 @@ int gw_token_mint(const sh_key *key, const gw_token *t, sh_buf *out)
     sh_mac(key, out->data + start, out->len - start, mac);
     if ((rc = sh_buf_append(out, ".", 1)) != SH_OK)
         return rc;
-    return token_b64_put(out, mac, sizeof mac);
+    return sh_b64url_encode(mac, sizeof mac, out);
 }
 
 /* token_int reads a decimal field of s..end up to a comma; false if none. */
@@ -206,8 +143,8 @@ int gw_token_verify(const sh_key *const *keys, size_t nkeys, const char *s, size
     unsigned char mac[SH_MAC_BYTES + 2];
     unsigned char payload[GW_TOKEN_MAX_LEN];
     size_t maclen, n;
-    if (!token_b64_get(s + plen + 1, TOKEN_MAC_B64, mac, &maclen) || maclen != SH_MAC_BYTES ||
-        !token_b64_get(s, plen, payload, &n))
+    if (!sh_b64url_decode(s + plen + 1, TOKEN_MAC_B64, mac, sizeof mac, &maclen) ||
+        maclen != SH_MAC_BYTES || !sh_b64url_decode(s, plen, payload, sizeof payload, &n))
         return GW_TOKEN_BAD;
     /* The key id is read before the MAC is checked only to choose the key;
      * nothing else of the payload is trusted until then. */

@@ -13,26 +13,10 @@
 #include "gw_sse.h"
 #include "gw_sse_int.h"
 #include "gw_token.h"
+#include "shared/b64.h"
 #include "shared/secret.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char fuzz_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* fuzz_b64_put appends p (n bytes) in unpadded base64url to out. */
-static void fuzz_b64_put(sh_buf *out, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = {fuzz_b64[(v >> 18) & 63], fuzz_b64[(v >> 12) & 63], fuzz_b64[(v >> 6) & 63],
-                     fuzz_b64[v & 63]};
-        sh_buf_append(out, q, n - i >= 3 ? 4 : n - i + 1);
-    }
-}
 
 static void fuzz_check_token(const sh_key *key, const char *s, size_t len)
 {
@@ -62,11 +46,11 @@ static void fuzz_signed(const sh_key *key, const uint8_t *payload, size_t n)
 {
     sh_buf tok;
     sh_buf_init(&tok);
-    fuzz_b64_put(&tok, payload, n);
+    sh_b64url_encode(payload, n, &tok);
     unsigned char mac[SH_MAC_BYTES];
     sh_mac(key, tok.data ? tok.data : "", tok.len, mac);
     sh_buf_append(&tok, ".", 1);
-    fuzz_b64_put(&tok, mac, sizeof mac);
+    sh_b64url_encode(mac, sizeof mac, &tok);
     if (tok.data)
         fuzz_check_token(key, tok.data, tok.len);
     sh_buf_fini(&tok);

@@ -53,11 +53,36 @@ static void test_decode_edges(void **state)
     sh_buf_fini(&b);
 }
 
+/* base64url, unpadded, decoded strictly: one spelling per value. */
+static void test_url(void **state)
+{
+    (void)state;
+    const unsigned char raw[] = {0xfb, 0xff, 0xbf, 0x00, 0x3e};
+    sh_buf b;
+    sh_buf_init(&b);
+    assert_int_equal(sh_b64url_encode(raw, sizeof raw, &b), SH_OK);
+    assert_int_equal(b.len, 7);
+    assert_memory_equal(b.data, "-_-_AD4", 7);
+    unsigned char out[8];
+    size_t n = 0;
+    assert_true(sh_b64url_decode(b.data, b.len, out, sizeof out, &n));
+    assert_int_equal(n, sizeof raw);
+    assert_memory_equal(out, raw, n);
+    assert_false(sh_b64url_decode(b.data, b.len, out, 4, &n)); /* no room */
+    assert_false(sh_b64url_decode("-_-_AD5", 7, out, 8, &n));  /* unused bits set */
+    assert_false(sh_b64url_decode("Zm9v+", 5, out, 8, &n));    /* n % 4 == 1 */
+    assert_false(sh_b64url_decode("Zm9vYg==", 8, out, 8, &n)); /* padding */
+    assert_false(sh_b64url_decode("Zm/v", 4, out, 8, &n));     /* standard alphabet */
+    assert_true(sh_b64url_decode("", 0, out, 8, &n) && n == 0);
+    sh_buf_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_decode_edges),
+        cmocka_unit_test(test_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
